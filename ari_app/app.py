@@ -1,0 +1,125 @@
+"""The one place where things are wired together.
+
+`build_app` builds every store, service and adapter, and gives each long-lived resource (Redis,
+the ARI session, the events reader) its own cleanup context, torn down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError
+
+from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
+from ari_app.inbound.stasis import InboundStasis
+from ari_app.inbound.store import CallStore
+from ari_app.operators.service import OperatorService
+from ari_app.policy import Policy
+from ari_app.settings import Settings
+from ari_app import http as api
+from ari_app.keys import (
+    ari_key, events_key, inbound_key, policy_key, redis_key, settings_key, store_key,
+)
+
+__all__ = ["StartupError", "build_app", "redacted"]
+
+logger = structlog.get_logger()
+
+class StartupError(RuntimeError):
+    """The app cannot start; the message says exactly what to fix."""
+
+
+def redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def check_redis(redis: Redis, url: str) -> None:
+    try:
+        await redis.ping()
+    except AuthenticationError as exc:
+        raise StartupError(f"Redis at {redacted(url)} refused the password: {exc}") from exc
+    except (RedisError, OSError) as exc:
+        raise StartupError(f"Redis not reachable at {redacted(url)}: {exc}") from exc
+
+
+async def check_ari(ari: AriClient, user: str) -> None:
+    try:
+        await ari.ping()
+    except AriUnauthorized as exc:
+        raise StartupError(
+            f"ARI at {ari.base_url} rejected user {user!r} ({exc.message}): check the user "
+            "in ari.conf and ETIQUETTE_ARI_USER / ETIQUETTE_ARI_PASSWORD") from exc
+    except AriError as exc:
+        raise StartupError(f"ARI not usable at {ari.base_url}: {exc.message}") from exc
+
+
+def build_app(settings: Settings, policy: Policy) -> web.Application:
+    app = web.Application(middlewares=[api.error_middleware])
+    app[settings_key] = settings
+    app[policy_key] = policy
+    app.add_routes(api.routes)
+
+    async def redis_ctx(app: web.Application):
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+        await check_redis(redis, settings.redis_url)
+        app[redis_key] = redis
+        app[store_key] = CallStore(redis)
+        yield
+        await redis.aclose()
+
+    async def ari_ctx(app: web.Application):
+        ari = AriClient(settings.ari_url, settings.ari_user,
+                        settings.ari_password.get_secret_value(),
+                        request_timeout=settings.ari_request_timeout)
+        try:
+            await check_ari(ari, settings.ari_user)
+        except StartupError:
+            await ari.close()
+            raise
+        app[ari_key] = ari
+        yield
+        await ari.close()
+
+    async def calls_ctx(app: web.Application):
+        ari, redis = app[ari_key], app[redis_key]
+        operators = OperatorService(ari, redis, policy.operators.endpoints)
+        inbound = InboundStasis(
+            ari, app[store_key], operators, app=settings.ari_app,
+            recording_notice=policy.recording.enabled, moh_class=policy.hold.moh_class,
+            ring_timeout=policy.operators.ring_timeout)
+        events = EventStream(ari, settings.ari_app, inbound.on_event,
+                             on_connected=inbound.reconcile)
+        app[inbound_key], app[events_key] = inbound, events
+        reader = asyncio.create_task(events.run(), name="ari-events")
+        try:
+            await asyncio.wait_for(_first_connect(events, reader), timeout=15)
+        except asyncio.TimeoutError as exc:
+            reader.cancel()
+            raise StartupError(f"ARI events WebSocket at {ari.base_url} not answering") from exc
+        logger.info("app ready", ari=settings.ari_url, app_name=settings.ari_app,
+                    operators=list(policy.operators.endpoints))
+        yield
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await inbound.close()
+
+    app.cleanup_ctx.extend([redis_ctx, ari_ctx, calls_ctx])
+    return app
+
+
+async def _first_connect(events: EventStream, reader: asyncio.Task) -> None:
+    """Wait for the first connection, surfacing a reader that died (e.g. a wrong password)."""
+    waiter = asyncio.create_task(events.connected.wait())
+    done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if reader in done:
+        waiter.cancel()
+        exc = reader.exception()
+        raise StartupError(f"ARI events stopped: {exc}") from exc

@@ -1,0 +1,77 @@
+"""Every ARI operation the app uses, as data.
+
+Keeping them in one table lets the contract test check each path, method and parameter against
+the api-docs that the running Asterisk serves, so a typo or an Asterisk upgrade that renames a
+parameter fails a test instead of a live call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Op", "ALL_OPERATIONS"]
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    query: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()  # JSON body fields (ARI takes `variables` that way)
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"{(\w+)}", self.path))
+
+
+PING = Op("GET", "/asterisk/ping")
+ASTERISK_INFO = Op("GET", "/asterisk/info", ("only",))
+MODULES = Op("GET", "/asterisk/modules")
+APPLICATION = Op("GET", "/applications/{applicationName}")
+SUBSCRIBE = Op("POST", "/applications/{applicationName}/subscription", ("eventSource",))
+
+CHANNELS = Op("GET", "/channels")
+CHANNEL = Op("GET", "/channels/{channelId}")
+ORIGINATE = Op("POST", "/channels", (
+    "endpoint", "extension", "context", "priority", "app", "appArgs", "callerId", "timeout",
+    "channelId", "otherChannelId", "originator", "formats"), ("variables",))
+CREATE_CHANNEL = Op("POST", "/channels/create", (
+    "endpoint", "app", "appArgs", "channelId", "otherChannelId", "originator", "formats"),
+    ("variables",))
+DIAL = Op("POST", "/channels/{channelId}/dial", ("caller", "timeout"))
+HANGUP = Op("DELETE", "/channels/{channelId}", ("reason",))
+ANSWER = Op("POST", "/channels/{channelId}/answer")
+RING = Op("POST", "/channels/{channelId}/ring")
+STOP_RING = Op("DELETE", "/channels/{channelId}/ring")
+SEND_DTMF = Op("POST", "/channels/{channelId}/dtmf", ("dtmf", "before", "between", "duration"))
+PLAY = Op("POST", "/channels/{channelId}/play", ("media", "lang", "playbackId"))
+START_MOH = Op("POST", "/channels/{channelId}/moh", ("mohClass",))
+STOP_MOH = Op("DELETE", "/channels/{channelId}/moh")
+SNOOP = Op("POST", "/channels/{channelId}/snoop", ("spy", "whisper", "app", "appArgs", "snoopId"))
+RECORD = Op("POST", "/channels/{channelId}/record", (
+    "name", "format", "maxDurationSeconds", "maxSilenceSeconds", "ifExists", "beep",
+    "terminateOn"))
+GET_VAR = Op("GET", "/channels/{channelId}/variable", ("variable",))
+SET_VAR = Op("POST", "/channels/{channelId}/variable", ("variable", "value"))
+
+BRIDGES = Op("GET", "/bridges")
+BRIDGE = Op("GET", "/bridges/{bridgeId}")
+CREATE_BRIDGE = Op("POST", "/bridges", ("type", "bridgeId", "name"))
+DESTROY_BRIDGE = Op("DELETE", "/bridges/{bridgeId}")
+ADD_TO_BRIDGE = Op("POST", "/bridges/{bridgeId}/addChannel", ("channel", "role"))
+REMOVE_FROM_BRIDGE = Op("POST", "/bridges/{bridgeId}/removeChannel", ("channel",))
+START_BRIDGE_MOH = Op("POST", "/bridges/{bridgeId}/moh", ("mohClass",))
+STOP_BRIDGE_MOH = Op("DELETE", "/bridges/{bridgeId}/moh")
+PLAY_ON_BRIDGE = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playbackId"))
+
+PLAYBACK = Op("GET", "/playbacks/{playbackId}")
+STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")
+STOP_RECORDING = Op("POST", "/recordings/live/{recordingName}/stop")
+ENDPOINTS = Op("GET", "/endpoints")
+ENDPOINT = Op("GET", "/endpoints/{tech}/{resource}")
+SOUND = Op("GET", "/sounds/{soundId}")
+
+ALL_OPERATIONS: dict[str, Op] = {
+    name: value for name, value in globals().items() if isinstance(value, Op)
+}

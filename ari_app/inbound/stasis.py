@@ -1,0 +1,298 @@
+"""ARI adapter for inbound calls: Stasis events -> InboundMachine, its actions -> ARI calls.
+
+Every handler has one shape: load the snapshot, feed the event with `now`, save, carry out the
+actions (whose results may be new events), re-arm the call's single timer.
+
+Ids carry the call they belong to: the caller's channel id is the call id; our operator
+channels, bridges and playbacks are `<call id>~<what>`, so any event routes to its call
+without a lookup table, also after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ari_app.ari import AriClient, AriError, AriNotFound, Lanes
+from ari_app.ari import operations as ops
+from ari_app.inbound import machine as m
+from ari_app.inbound.store import CallStore
+from ari_app.operators.service import OperatorService
+
+__all__ = ["InboundStasis", "call_id_of"]
+
+logger = structlog.get_logger()
+SEP = "~"
+HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted", "PlaybackFinished",
+                     "ChannelEnteredBridge", "ChannelLeftBridge"})
+
+
+def call_id_of(resource_id: str) -> str:
+    return resource_id.split(SEP, 1)[0]
+
+
+class InvalidEvent(ValueError):
+    """An ARI event without the fields this adapter relies on."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The call's timer fired."""
+
+
+@dataclass(frozen=True)
+class Resync:
+    """After a (re)connect: which channels still exist."""
+    live_channels: frozenset[str]
+
+
+class InboundStasis:
+    def __init__(self, ari: AriClient, store: CallStore, operators: OperatorService, *,
+                 app: str, recording_notice: bool, moh_class: str, ring_timeout: int,
+                 seek_retry: float = 3.0, clock: Callable[[], float] = time.time) -> None:
+        self.ari, self.store, self.operators = ari, store, operators
+        self.app, self.recording_notice = app, recording_notice
+        self.moh_class, self.ring_timeout, self.seek_retry = moh_class, ring_timeout, seek_retry
+        self.clock = clock
+        self.lanes = Lanes(self._handle)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    # --- routing (runs in the WebSocket reader: enqueue only) --------------------------------
+    def on_event(self, event: dict) -> None:
+        if event.get("type") not in HANDLED:
+            return
+        resource = _resource_id(event)
+        if resource is None:
+            return
+        self.lanes.submit(call_id_of(resource), event)
+
+    async def reconcile(self) -> None:
+        """Take back the calls we own after a start or a reconnect; clean up what died."""
+        channels = await self.ari.channels()
+        live = frozenset(c["id"] for c in channels)
+        known = set(await self.store.live_calls())
+        for call_id in known:
+            self.lanes.submit(call_id, Resync(live))
+        for c in channels:  # callers that reached Stasis while we were away
+            data = (c.get("dialplan") or {}).get("app_data", "")
+            if c["id"] not in known and SEP not in c["id"] and data.startswith(f"{self.app},inbound"):
+                self.lanes.submit(c["id"], {"type": "StasisStart", "args": ["inbound"], "channel": c})
+        for b in await self.ari.bridges():
+            if SEP in b["id"] and call_id_of(b["id"]) not in known | live:
+                await _quietly(self.ari.destroy_bridge(b["id"]))
+
+    # --- one call's events, in order ----------------------------------------------------------
+    async def _handle(self, call_id: str, item: object) -> None:
+        now = self.clock()
+        machine = await self.store.load(call_id)
+        if isinstance(item, dict):
+            if machine is not None or item.get("type") == "StasisStart":
+                await self._note(call_id, item, now)
+            event = self._translate(call_id, item, machine, now)
+            if event is None:
+                return
+            if machine is None:
+                if not isinstance(event, m.CallerArrived):
+                    return  # an event for a call that already ended
+                machine = m.InboundMachine(call_id, recording_notice=self.recording_notice,
+                                           seek_retry=self.seek_retry,
+                                           operator_count=len(self.operators.endpoints))
+        elif machine is None:
+            return
+        elif isinstance(item, Tick):
+            event = m.TimerFired(now)
+        elif isinstance(item, Resync):
+            event = self._resync_event(call_id, machine, item.live_channels, now)
+            if event is None:
+                self._arm_timer(call_id, machine)
+                return
+        else:
+            raise InvalidEvent(f"unknown lane item {item!r}")
+        await self._feed(machine, [event])
+
+    async def _feed(self, machine: m.InboundMachine, events: list[object]) -> None:
+        while events:
+            actions = machine.handle(events.pop(0))
+            if machine.state not in m.END_STATES:
+                await self.store.save(machine)
+            for action in actions:
+                follow_up = await self._do(machine, action)
+                if follow_up is not None:
+                    events.append(follow_up)
+        self._arm_timer(machine.call_id, machine)
+
+    def _translate(self, call_id: str, event: dict, machine: m.InboundMachine | None,
+                   now: float) -> object | None:
+        kind = event.get("type")
+        try:
+            if kind == "StasisStart":
+                args = event.get("args") or []
+                channel = event["channel"]
+                if args[:1] == ["inbound"] and channel["id"] == call_id:
+                    caller = channel.get("caller") or {}
+                    return m.CallerArrived(now, caller.get("number", ""), caller.get("name", ""),
+                                           channel.get("language") or "en")
+                if args[:1] == ["operator"] and machine is not None:
+                    return m.OperatorAnswered(now, channel["id"])
+                return None
+            # A channel that leaves our app is gone for this call: ARI sends StasisEnd, and
+            # ChannelDestroyed only for legs that never entered Stasis (an unanswered dial).
+            if kind in ("StasisEnd", "ChannelDestroyed") and machine is not None:
+                channel_id = event["channel"]["id"]
+                if channel_id == call_id:
+                    return m.CallerHungUp(now)
+                if channel_id == machine.operator_channel:
+                    return m.OperatorHungUp(now)
+                if channel_id == self._operator_channel_id(machine):
+                    return m.OperatorFailed(now, event.get("cause_txt") or "no answer")
+                return None
+            if kind == "PlaybackFinished":
+                return m.PromptFinished(now, event["playback"]["id"].rsplit(SEP, 1)[-1])
+        except (KeyError, TypeError, IndexError) as exc:
+            raise InvalidEvent(f"{kind} without {exc}") from exc
+        return None
+
+    def _resync_event(self, call_id: str, machine: m.InboundMachine, live: frozenset[str],
+                      now: float) -> object | None:
+        if call_id not in live:
+            return m.CallerHungUp(now)
+        if machine.operator_channel and machine.operator_channel not in live:
+            return m.OperatorHungUp(now)
+        if (machine.state is m.InboundState.RINGING_OPERATOR
+                and self._operator_channel_id(machine) not in live):
+            return m.OperatorFailed(now, "lost while the app was away")
+        return None
+
+    # --- actions -> ARI ------------------------------------------------------------------------
+    async def _do(self, machine: m.InboundMachine, action: object) -> object | None:
+        call_id = machine.call_id
+        try:
+            match action:
+                case m.Answer():
+                    await self.ari.answer(call_id)
+                case m.Play(prompt=prompt):
+                    await self.ari.play(call_id, f"sound:etiquette/{prompt}",
+                                        playback_id=f"{call_id}{SEP}pb{uuid.uuid4().hex[:8]}{SEP}{prompt}",
+                                        lang=machine.language)
+                case m.Ring():
+                    await self.ari.call(ops.RING, channelId=call_id)
+                case m.StopRinging():
+                    await self.ari.call(ops.STOP_RING, channelId=call_id)
+                case m.CreateBridge(bridge=bridge, kind=kind):
+                    await self.ari.create_bridge(f"{call_id}{SEP}{bridge}", kind, name=f"{kind} {call_id}")
+                case m.AddToBridge(bridge=bridge, party=party):
+                    channel = call_id if party == m.CALLER else machine.operator_channel
+                    await self.ari.add_to_bridge(f"{call_id}{SEP}{bridge}", channel)
+                case m.DestroyBridge(bridge=bridge):
+                    await _quietly(self.ari.destroy_bridge(f"{call_id}{SEP}{bridge}"))
+                case m.StartBridgeMoh(bridge=bridge):
+                    await self.ari.start_bridge_moh(f"{call_id}{SEP}{bridge}", self.moh_class)
+                case m.FindOperator(exclude=exclude):
+                    endpoint = await self.operators.reserve_free(call_id, exclude)
+                    if endpoint is None:
+                        return m.NoOperatorFree(self.clock())
+                    await self.store.note(call_id, "operator reserved", endpoint=endpoint)
+                    return m.OperatorFound(self.clock(), endpoint)
+                case m.DialOperator(endpoint=endpoint):
+                    return await self._dial_operator(machine, endpoint)
+                case m.ReleaseOperator(endpoint=endpoint):
+                    await self.operators.release(endpoint, call_id)
+                case m.HangUp(party=party):
+                    channel = call_id if party == m.CALLER else (
+                        machine.operator_channel or self._operator_channel_id(machine))
+                    await _quietly(self.ari.hangup(channel))
+                case m.Finish():
+                    self._cancel_timer(call_id)
+                    await self.store.delete(call_id)
+                    await self.store.note(call_id, "call ended", at=self.clock())
+                case _:
+                    raise InvalidEvent(f"no ARI mapping for {action!r}")
+        except AriNotFound as exc:
+            logger.info("resource already gone", action=type(action).__name__, error=exc.message)
+            if isinstance(action, (m.Answer, m.Play, m.Ring, m.AddToBridge)):
+                return None  # the ChannelDestroyed that explains it is on its way
+        except AriError as exc:
+            logger.error("ari action failed", action=type(action).__name__, error=str(exc))
+        return None
+
+    async def _dial_operator(self, machine: m.InboundMachine, endpoint: str) -> object | None:
+        caller_id = f'"{machine.name or machine.number}" <{machine.number}>' if machine.number else None
+        try:
+            await self.ari.originate(endpoint, app=self.app, app_args=f"operator,{machine.call_id}",
+                                     channel_id=self._operator_channel_id(machine),
+                                     caller_id=caller_id, timeout=self.ring_timeout)
+        except AriError as exc:
+            return m.OperatorFailed(self.clock(), exc.message)
+        await self.store.note(machine.call_id, "operator dialed", endpoint=endpoint,
+                              attempt=machine.attempt)
+        return None
+
+    @staticmethod
+    def _operator_channel_id(machine: m.InboundMachine) -> str:
+        return f"{machine.call_id}{SEP}op{machine.attempt}"
+
+    # --- timeline --------------------------------------------------------------------------------
+    async def _note(self, call_id: str, event: dict, now: float) -> None:
+        kind = event.get("type")
+        if kind in ("PlaybackStarted", "PlaybackFinished"):
+            pb = event.get("playback") or {}
+            await self.store.note(call_id, kind, at=now, prompt=pb.get("id", "").rsplit(SEP, 1)[-1],
+                                  media=pb.get("media_uri"), state=pb.get("state"))
+        elif kind in ("ChannelEnteredBridge", "ChannelLeftBridge"):
+            channel = event.get("channel", {}).get("id", "")
+            party = "caller" if channel == call_id else "operator" if SEP in channel else "other"
+            await self.store.note(call_id, kind, at=now, party=party, channel=channel,
+                                  bridge=event.get("bridge", {}).get("id"))
+        elif kind == "StasisStart" and (event.get("args") or [None])[0] == "inbound":
+            caller = event.get("channel", {}).get("caller") or {}
+            await self.store.note(call_id, "call started", at=now, number=caller.get("number"))
+
+    # --- the single timer ------------------------------------------------------------------------
+    def _arm_timer(self, call_id: str, machine: m.InboundMachine) -> None:
+        self._cancel_timer(call_id)
+        deadline = machine.get_timer()
+        if deadline is None or machine.state in m.END_STATES:
+            return
+        loop = asyncio.get_running_loop()
+        # deadlines are wall-clock (they survive a restart); the loop runs on its own clock
+        at = loop.time() + max(0.0, deadline - self.clock())
+        self._timers[call_id] = loop.call_at(at, self._fire, call_id)
+
+    def _fire(self, call_id: str) -> None:
+        self._timers.pop(call_id, None)
+        self.lanes.submit(call_id, Tick())
+
+    def _cancel_timer(self, call_id: str) -> None:
+        handle = self._timers.pop(call_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    @property
+    def pending_timers(self) -> int:
+        return len(self._timers)
+
+    async def close(self) -> None:
+        for call_id in list(self._timers):
+            self._cancel_timer(call_id)
+        await self.lanes.close()
+
+
+def _resource_id(event: dict) -> str | None:
+    """The id that names the call an event belongs to."""
+    for key in ("playback", "channel", "bridge"):
+        obj = event.get(key)
+        if isinstance(obj, dict) and obj.get("id"):
+            return obj["id"]
+    return None
+
+
+async def _quietly(coro) -> None:
+    try:
+        await coro
+    except AriNotFound:
+        pass

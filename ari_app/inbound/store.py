@@ -1,0 +1,58 @@
+"""Redis persistence of inbound calls: the machine snapshot per call, the set of live calls,
+and the call's etiquette timeline (what the caller heard and when, kept after the call)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from redis.asyncio import Redis
+
+from ari_app.inbound.machine import InboundMachine
+
+__all__ = ["CallStore"]
+
+TIMELINE_TTL = 30 * 24 * 3600  # a month of history for quality review
+
+
+class CallStore:
+    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
+        self.redis, self.prefix = redis, prefix
+        self.live_key = f"{prefix}:calls"
+
+    def _call_key(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}"
+
+    def timeline_key(self, call_id: str) -> str:
+        return f"{self.prefix}:timeline:{call_id}"
+
+    async def load(self, call_id: str) -> InboundMachine | None:
+        raw = await self.redis.get(self._call_key(call_id))
+        return InboundMachine.from_dict(json.loads(raw)) if raw else None
+
+    async def save(self, machine: InboundMachine) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._call_key(machine.call_id), json.dumps(machine.to_dict()))
+            pipe.sadd(self.live_key, machine.call_id)
+            await pipe.execute()
+
+    async def delete(self, call_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._call_key(call_id))
+            pipe.srem(self.live_key, call_id)
+            pipe.expire(self.timeline_key(call_id), TIMELINE_TTL)
+            await pipe.execute()
+
+    async def live_calls(self) -> list[str]:
+        return sorted(m.decode() if isinstance(m, bytes) else m
+                      for m in await self.redis.smembers(self.live_key))
+
+    async def note(self, call_id: str, event: str, rule: str = "inbound", at: float | None = None,
+                   **data: object) -> None:
+        """Append one entry to the call's etiquette timeline."""
+        entry = {"t": round(at if at is not None else time.time(), 3), "rule": rule,
+                 "event": event, **data}
+        await self.redis.rpush(self.timeline_key(call_id), json.dumps(entry))
+
+    async def timeline(self, call_id: str) -> list[dict]:
+        return [json.loads(x) for x in await self.redis.lrange(self.timeline_key(call_id), 0, -1)]

@@ -1,0 +1,20 @@
+"""Typed keys for what `build_app` puts on the aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ari_app.ari import AriClient, EventStream
+from ari_app.inbound.stasis import InboundStasis
+from ari_app.inbound.store import CallStore
+from ari_app.policy import Policy
+from ari_app.settings import Settings
+
+settings_key = web.AppKey("settings", Settings)
+policy_key = web.AppKey("policy", Policy)
+redis_key = web.AppKey("redis", Redis)
+ari_key = web.AppKey("ari", AriClient)
+inbound_key = web.AppKey("inbound", InboundStasis)
+events_key = web.AppKey("events", EventStream)
+store_key = web.AppKey("store", CallStore)

@@ -1,0 +1,60 @@
+"""Who can take a call now. An operator is free when their phone is registered (ARI endpoint
+online), no channel is up on it, and no call of ours has reserved them. The reservation lives
+in Redis (SET NX with an expiry), so two app instances never hand the same operator two calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+from redis.asyncio import Redis
+
+from ari_app.ari import AriClient, AriNotFound
+
+__all__ = ["OperatorService"]
+
+logger = structlog.get_logger()
+
+# compare-and-delete in one step: never free an operator another call has reserved since
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class OperatorService:
+    def __init__(self, ari: AriClient, redis: Redis, endpoints: Sequence[str],
+                 prefix: str = "etq", reservation_ttl: int = 4 * 3600) -> None:
+        self.ari, self.redis = ari, redis
+        self.endpoints = list(endpoints)
+        self.prefix, self.ttl = prefix, reservation_ttl
+
+    def _key(self, endpoint: str) -> str:
+        return f"{self.prefix}:operator:{endpoint}"
+
+    async def is_available(self, endpoint: str) -> bool:
+        tech, _, resource = endpoint.partition("/")
+        try:
+            info = await self.ari.endpoint(tech, resource)
+        except AriNotFound:
+            logger.warning("operator endpoint unknown to Asterisk", endpoint=endpoint)
+            return False
+        return info.get("state") == "online" and not info.get("channel_ids")
+
+    async def reserve_free(self, call_id: str, exclude: Sequence[str] = ()) -> str | None:
+        """Reserve and return the first free operator, or None when nobody is free."""
+        for endpoint in self.endpoints:
+            if endpoint in exclude or not await self.is_available(endpoint):
+                continue
+            if await self.redis.set(self._key(endpoint), call_id, nx=True, ex=self.ttl):
+                return endpoint
+        return None
+
+    async def release(self, endpoint: str, call_id: str) -> None:
+        """Give the operator back, only if this call still holds them."""
+        await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
+
+    async def holder(self, endpoint: str) -> str | None:
+        value = await self.redis.get(self._key(endpoint))
+        return value.decode() if isinstance(value, bytes) else value

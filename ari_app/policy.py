@@ -1,0 +1,574 @@
+"""The etiquette policy: one TOML file, validated once at start.
+
+A bad policy must stop the app before the first call, with messages an
+operator can act on: each names the file, the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "BusinessHours",
+    "CallbackPolicy",
+    "DirectoryEntry",
+    "FeatureCodes",
+    "HoldPolicy",
+    "NoSuchDirectoryEntry",
+    "OperatorsPolicy",
+    "Policy",
+    "PolicyError",
+    "QuietHours",
+    "RecordingPolicy",
+    "SupervisorPolicy",
+    "TimeWindow",
+    "TransferPolicy",
+    "load_policy",
+]
+
+
+class PolicyError(Exception):
+    """Every problem found in a policy file, so one run shows them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class NoSuchDirectoryEntry(KeyError):
+    """A directory id that the policy does not define."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+# --- validation building blocks ---------------------------------------------
+
+_NO_VALUE = object()
+
+
+def _problem(
+    reason: str, *, at: tuple[str | int, ...] = (), value: Any = _NO_VALUE
+) -> PydanticCustomError:
+    """An error that `_format_error` renders as `<key> = <value> <reason>`.
+
+    `at` extends the error location below the validator that raised it, so a
+    check made on a whole section can still name the offending key.
+    """
+    return PydanticCustomError(
+        "policy", "{reason}", {"reason": reason, "at": at, "value": value}
+    )
+
+
+@dataclass(frozen=True)
+class _InRange:
+    """Range check that reports the range in force.
+
+    `test_low` is the lower bound under `test_time_ranges`, so integration
+    tests can run a hold with a 2 s check-in; only time values have one.
+    """
+
+    low: int
+    high: int
+    unit: str | None = None
+    test_low: int | None = None
+
+    def __call__(self, value: int, info: ValidationInfo) -> int:
+        low = self.low
+        if self.test_low is not None and (info.context or {}).get("test_time_ranges"):
+            low = self.test_low
+        if not low <= value <= self.high:
+            unit = f" ({self.unit})" if self.unit else ""
+            raise _problem(f"is outside the allowed range {low}-{self.high}{unit}")
+        return value
+
+
+def _in_range(
+    low: int, high: int, unit: str | None = None, *, test_low: int | None = None
+) -> AfterValidator:
+    return AfterValidator(_InRange(low, high, unit, test_low))
+
+
+def _matching(pattern: str, expected: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _problem(f"is not valid; expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _text(max_length: int) -> AfterValidator:
+    def check(value: str) -> str:
+        value = value.strip()
+        if not 1 <= len(value) <= max_length:
+            raise _problem(f"must be 1-{max_length} characters")
+        return value
+
+    return AfterValidator(check)
+
+
+_TECH_RESOURCE = re.compile(r"[A-Za-z][A-Za-z0-9_]*/[^\s/]+")
+_LOCAL = re.compile(r"Local/[^\s/@]+@[^\s/@]+(/[a-z]+)?")
+
+
+def _check_endpoint(value: str) -> str:
+    # Local channels only work with an explicit dialplan context.
+    if value.startswith("Local/"):
+        valid = _LOCAL.fullmatch(value)
+    else:
+        valid = _TECH_RESOURCE.fullmatch(value)
+    if not valid:
+        raise _problem(
+            'is not a valid endpoint; expected "TECH/resource" such as '
+            '"PJSIP/operator1", or "Local/ext@context"'
+        )
+    return value
+
+
+def _check_unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise _problem(f"lists {json.dumps(value)} twice")
+        seen.add(value)
+    return values
+
+
+Endpoint = Annotated[StrictStr, AfterValidator(_check_endpoint)]
+EndpointList = Annotated[tuple[Endpoint, ...], AfterValidator(_check_unique)]
+LanguageCode = Annotated[
+    StrictStr,
+    _matching(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?", 'a language code such as "en" or "en_US"'),
+]
+PromptName = Annotated[
+    StrictStr, _matching(r"[a-z0-9][a-z0-9-]*", "lowercase letters, digits and dashes")
+]
+Slug = Annotated[
+    StrictStr, _matching(r"[a-z0-9]+(-[a-z0-9]+)*", "lowercase letters, digits and single dashes")
+]
+DtmfCode = Annotated[StrictStr, _matching(r"[0-9*#]{1,4}", "1-4 characters from 0-9, * and #")]
+PhoneNumber = Annotated[
+    StrictStr, _matching(r"\+?[0-9]{3,20}", "3-20 digits with an optional leading +")
+]
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """An `HH:MM-HH:MM` span within one day; `end` is exclusive."""
+
+    start: time
+    end: time
+
+    def __contains__(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def _parse_clock(value: Any) -> time:
+    match = _CLOCK.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise _problem('is not a time; expected "HH:MM" from "00:00" to "23:59"')
+    return time(int(match[1]), int(match[2]))
+
+
+def _parse_span(value: Any, expected: str) -> TimeWindow:
+    parts = value.split("-") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(_CLOCK.fullmatch(part) for part in parts):
+        raise _problem(f"is not a time span; expected {expected}")
+    window = TimeWindow(_parse_clock(parts[0]), _parse_clock(parts[1]))
+    if window.start >= window.end:
+        raise _problem("must start before it ends")
+    return window
+
+
+def _parse_window(value: Any) -> TimeWindow:
+    return _parse_span(value, '"HH:MM-HH:MM" such as "09:00-18:00"')
+
+
+def _parse_day(value: Any) -> TimeWindow | None:
+    if value == "closed":
+        return None
+    return _parse_span(value, '"HH:MM-HH:MM" such as "09:00-18:00", or "closed"')
+
+
+ClockTime = Annotated[
+    time, PlainValidator(_parse_clock), PlainSerializer(lambda t: f"{t:%H:%M}")
+]
+Window = Annotated[TimeWindow, PlainValidator(_parse_window), PlainSerializer(str)]
+DayHours = Annotated[
+    TimeWindow | None,
+    PlainValidator(_parse_day),
+    PlainSerializer(lambda w: "closed" if w is None else str(w)),
+]
+
+
+class _Section(BaseModel):
+    # Frozen: the policy is read once and shared by every call task.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- sections ------------------------------------------------------------------
+
+
+class OperatorsPolicy(_Section):
+    endpoints: EndpointList = ()
+    ring_timeout: Annotated[StrictInt, _in_range(5, 60, "seconds", test_low=1)] = 15
+
+
+class RecordingPolicy(_Section):
+    # The greeting must tell callers when they are recorded.
+    enabled: StrictBool = True
+
+
+class HoldPolicy(_Section):
+    check_in_interval: Annotated[StrictInt, _in_range(20, 30, "seconds", test_low=1)] = 25
+    fallback_after: Annotated[StrictInt, _in_range(120, 180, "seconds", test_low=3)] = 150
+    moh_class: Annotated[StrictStr, _text(80)] = "default"
+    fallback_default: Literal["callback", "voicemail"] = "callback"
+    fallback_choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds")] = 8
+    # A second hold in one call is allowed up to this count, but flagged.
+    max_holds_per_call: Annotated[StrictInt, _in_range(1, 5)] = 1
+    reasons: dict[Slug, PromptName] = Field(
+        default_factory=lambda: {
+            "lookup": "hold-reason-lookup",
+            "consult": "hold-reason-consult",
+            "system": "hold-reason-system",
+        }
+    )
+
+    @model_validator(mode="after")
+    def _fallback_after_a_check_in(self) -> HoldPolicy:
+        # The caller must hear at least one check-in before being offered a way out.
+        if self.fallback_after <= self.check_in_interval:
+            raise _problem(
+                f"must be greater than hold.check_in_interval ({self.check_in_interval})",
+                at=("fallback_after",),
+                value=self.fallback_after,
+            )
+        return self
+
+
+class FeatureCodes(_Section):
+    hold: DtmfCode = "*7"
+    resume: DtmfCode = "*8"
+    transfer: DtmfCode = "*2"
+    supervisor: DtmfCode = "*9"
+
+    @model_validator(mode="after")
+    def _codes_tell_apart(self) -> FeatureCodes:
+        # A code that is a prefix of another could never be finished.
+        codes = list(self.model_dump().items())
+        for index, (name, code) in enumerate(codes):
+            for other_name, other in codes[:index]:
+                if code == other:
+                    reason = f"is already used by feature_codes.{other_name}"
+                elif code.startswith(other) or other.startswith(code):
+                    reason = (
+                        f"clashes with feature_codes.{other_name} ({json.dumps(other)}): "
+                        "one is a prefix of the other"
+                    )
+                else:
+                    continue
+                raise _problem(reason, at=(name,), value=code)
+        return self
+
+
+class TransferPolicy(_Section):
+    ring_timeout: Annotated[StrictInt, _in_range(10, 60, "seconds", test_low=1)] = 20
+    mode: Literal["announced", "attended"] = "announced"
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _problem('is not a known IANA time zone such as "Europe/Moscow"') from None
+    return value
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NINE_TO_SIX = TimeWindow(time(9), time(18))
+
+
+class BusinessHours(_Section):
+    time_zone: Annotated[StrictStr, AfterValidator(_check_time_zone)] = "UTC"
+    mon: DayHours = _NINE_TO_SIX
+    tue: DayHours = _NINE_TO_SIX
+    wed: DayHours = _NINE_TO_SIX
+    thu: DayHours = _NINE_TO_SIX
+    fri: DayHours = _NINE_TO_SIX
+    sat: DayHours = None
+    sun: DayHours = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def hours_on(self, weekday: int) -> TimeWindow | None:
+        """Hours for `weekday` as in `datetime.weekday()`; None when closed."""
+        hours: TimeWindow | None = getattr(self, _WEEKDAYS[weekday])
+        return hours
+
+    def is_open(self, now: datetime) -> bool:
+        """`now` must be timezone-aware; it is read in the company's zone."""
+        if now.tzinfo is None:
+            raise ValueError("is_open needs a timezone-aware datetime")
+        local = now.astimezone(self.zone)
+        hours = self.hours_on(local.weekday())
+        return hours is not None and local.time() in hours
+
+
+class QuietHours(_Section):
+    """When not to call customers back, in the customer's local time."""
+
+    start: ClockTime = time(21)
+    end: ClockTime = time(9)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise _problem(
+                "must differ from quiet_hours.start", at=("end",), value=f"{self.end:%H:%M}"
+            )
+        return self
+
+    def contains(self, local_time: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local_time < self.end
+        return local_time >= self.start or local_time < self.end  # wraps midnight
+
+
+class CallbackPolicy(_Section):
+    max_attempts: Annotated[StrictInt, _in_range(1, 10)] = 3
+    retry_backoff: Annotated[StrictInt, _in_range(60, 3600, "seconds")] = 300
+    dialing: Literal["agent-first", "customer-first"] = "agent-first"
+
+
+class SupervisorPolicy(_Section):
+    escalation_allowed: StrictBool = True
+    endpoints: EndpointList = ()
+    callback_window: Annotated[StrictInt, _in_range(15, 1440, "minutes")] = 60
+    caller_key_allowed: StrictBool = False
+
+
+class DirectoryEntry(_Section):
+    id: Slug
+    kind: Literal["department", "person"]
+    name: Annotated[StrictStr, _text(80)]
+    endpoint: Endpoint
+    # Given to the caller so the next call needs no transfer.
+    direct_number: PhoneNumber
+    name_prompt: PromptName | None = None
+    # Left out in the file: every policy language (filled in by Policy).
+    languages: Annotated[tuple[LanguageCode, ...], AfterValidator(_check_unique)] = ()
+    hours: Window | None = None
+
+
+# --- the policy ----------------------------------------------------------------
+
+
+class Policy(_Section):
+    company: Annotated[StrictStr, _text(80)]
+    languages: Annotated[tuple[LanguageCode, ...], AfterValidator(_check_unique)] = ("en", "ru")
+    default_language: LanguageCode = "en"
+    operators: OperatorsPolicy = Field(default_factory=OperatorsPolicy)
+    recording: RecordingPolicy = Field(default_factory=RecordingPolicy)
+    hold: HoldPolicy = Field(default_factory=HoldPolicy)
+    feature_codes: FeatureCodes = Field(default_factory=FeatureCodes)
+    transfer: TransferPolicy = Field(default_factory=TransferPolicy)
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    callback: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    supervisor: SupervisorPolicy = Field(default_factory=SupervisorPolicy)
+    directory: tuple[DirectoryEntry, ...] = ()
+
+    @field_validator("languages")
+    @classmethod
+    def _at_least_one_language(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise _problem("must name at least one language")
+        return value
+
+    @field_validator("directory")
+    @classmethod
+    def _directory_is_consistent(
+        cls, entries: tuple[DirectoryEntry, ...], info: ValidationInfo
+    ) -> tuple[DirectoryEntry, ...]:
+        languages: tuple[str, ...] | None = info.data.get("languages")
+        seen: dict[str, int] = {}
+        completed = []
+        for index, entry in enumerate(entries):
+            if entry.id in seen:
+                raise _problem(
+                    f"is already used by directory[{seen[entry.id]}]",
+                    at=(index, "id"),
+                    value=entry.id,
+                )
+            seen[entry.id] = index
+            if languages is None:  # top-level languages invalid, already reported
+                completed.append(entry)
+                continue
+            if "languages" not in entry.model_fields_set:
+                entry = entry.model_copy(update={"languages": languages})
+            elif not entry.languages:
+                raise _problem("must name at least one language", at=(index, "languages"), value=[])
+            for language in entry.languages:
+                if language not in languages:
+                    raise _problem(
+                        f"includes {json.dumps(language)}, which is not in the top-level languages",
+                        at=(index, "languages"),
+                        value=list(entry.languages),
+                    )
+            completed.append(entry)
+        return tuple(completed)
+
+    @model_validator(mode="after")
+    def _default_language_is_offered(self) -> Policy:
+        if self.default_language not in self.languages:
+            raise _problem(
+                f"must be one of languages {json.dumps(list(self.languages))}",
+                at=("default_language",),
+                value=self.default_language,
+            )
+        return self
+
+    def directory_entry(self, entry_id: str) -> DirectoryEntry:
+        for entry in self.directory:
+            if entry.id == entry_id:
+                return entry
+        known = ", ".join(entry.id for entry in self.directory) or "none"
+        raise NoSuchDirectoryEntry(f"no directory entry with id {entry_id!r} (known ids: {known})")
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def load_policy(path: str | Path, *, test_time_ranges: bool = False) -> Policy:
+    """Read and validate the policy file, or raise PolicyError listing every problem.
+
+    `test_time_ranges` widens only the time ranges (see `_InRange`); it is for
+    integration tests, never for production.
+    """
+    source = str(path)
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise PolicyError([f"{source}: cannot read the policy file: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise PolicyError([f"{source}: the policy file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError([f"{source}: TOML syntax error: {error}"]) from None
+    try:
+        return Policy.model_validate(data, context={"test_time_ranges": test_time_ranges})
+    except ValidationError as error:
+        problems = [_format_error(source, detail) for detail in error.errors()]
+        raise PolicyError(problems) from None
+
+
+def _format_error(source: str, error: Any) -> str:
+    location = list(error["loc"])
+    context = error.get("ctx") or {}
+    kind = error["type"]
+    if location and location[-1] == "[key]":  # a bad key in a table like hold.reasons
+        location.pop()
+        reason = context.get("reason", error["msg"])
+        return f"{source}: key {_dotted(location)} {reason}"
+    if kind == "policy":
+        location.extend(context["at"])
+        value = error["input"] if context["value"] is _NO_VALUE else context["value"]
+        return f"{source}: {_dotted(location)} = {_show(value)} {context['reason']}"
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key {_dotted(location)}{_key_hint(location)}"
+    if kind == "missing":
+        return f"{source}: {_dotted(location)} is required"
+    if kind == "literal_error":
+        reason = "is not allowed; expected " + context["expected"].replace("'", '"')
+    elif kind in _TOML_TYPES:
+        reason = f"should be {_TOML_TYPES[kind]}"
+    else:
+        reason = error["msg"].replace("Input should", "should", 1)
+    return f"{source}: {_dotted(location)} = {_show(error['input'])} {reason}"
+
+
+# Pydantic names Python types; the person editing the file thinks in TOML.
+_TOML_TYPES = {
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+    "tuple_type": "an array",
+    "list_type": "an array",
+}
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _dotted(location: list[Any]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            text += f".{key}" if text else key
+    return text
+
+
+def _show(value: Any) -> str:
+    """The value roughly as it was written in TOML."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _key_hint(location: list[Any]) -> str:
+    model: type[BaseModel] | None = Policy
+    for part in location[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        candidates = (field.annotation, *get_args(field.annotation)) if field else ()
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    if model is None:
+        return ""
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (allowed keys: {', '.join(known)})"

@@ -1,0 +1,19 @@
+"""Put the catalog's prompts where an Asterisk looks for them: `<sounds>/<lang>/etiquette/`.
+
+Used by the sandbox and docker builds and by admins (`ari-etiquette prompts render`). Files an
+admin dropped in under the same names (studio recordings) are kept, never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ari_app.prompts.catalog import load_catalog
+from ari_app.prompts.render import render_catalog
+
+__all__ = ["install_prompts"]
+
+
+def install_prompts(sounds_dir: Path, values: Mapping[str, str], languages: Sequence[str]):
+    return render_catalog(load_catalog(), Path(sounds_dir), values, languages)

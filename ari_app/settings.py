@@ -1,0 +1,32 @@
+"""Process settings from the environment and `.env` (prefix ETIQUETTE_).
+
+Connection details only; what the etiquette rules say lives in the policy file (policy.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ETIQUETTE_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    ari_url: str = Field("http://127.0.0.1:8088", description="Asterisk HTTP server (no /ari)")
+    ari_user: str = "etiquette"
+    ari_password: SecretStr = Field(..., description="ARI password from ari.conf; no default")
+    ari_app: str = Field("ari-etiquette", description="Stasis application name in the dialplan")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    policy_file: Path = Path("config/policy.example.toml")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8090, ge=0, le=65535, description="the app's own REST API and pages")
+    log_level: str = "INFO"
+    log_format: str = Field("auto", pattern="^(auto|json|console)$")
+    # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.
+    test_time_ranges: bool = False
+    ari_request_timeout: float = Field(5.0, gt=0)

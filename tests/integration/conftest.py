@@ -1,0 +1,175 @@
+"""Integration fixtures: a real sandbox Asterisk 22 and Redis for the session, the app under
+test running in this event loop, and test parties (callers, desk phones, an observer).
+
+Under CI=true a sandbox that cannot start fails the run; elsewhere it skips with the reason.
+After every test: no channel, bridge, call lane, timer, live call or operator reservation left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ari_app.app import build_app
+from ari_app.ari import AriClient
+from ari_app.keys import inbound_key
+from ari_app.policy import load_policy
+from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
+from ari_app.settings import Settings
+
+from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones
+
+TEST_POLICY = """
+company = "Example Corp"
+languages = ["en", "ru"]
+
+[operators]
+endpoints = ["PJSIP/operator1", "PJSIP/operator2"]
+ring_timeout = 4
+
+[recording]
+enabled = true
+
+[hold]
+check_in_interval = 2
+fallback_after = 7
+"""
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    try:
+        sweep_stale()
+        instance = SandboxInstance(f"test-{os.getpid()}")
+        from ari_app.prompts.install import install_prompts
+        state = instance.up(SandboxPorts.free(), phones="stasis",
+                            prompts_dir_hook=lambda sounds: install_prompts(
+                                sounds, {"company": "Example Corp"}, ("en", "ru")))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"sandbox Asterisk/Redis could not start under CI=true: {exc}")
+        pytest.skip(f"no sandbox Asterisk/Redis here: {exc}")
+    _wait_phones_registered(instance)
+    yield instance, state
+    instance.destroy()
+
+
+def _wait_phones_registered(instance: SandboxInstance, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        out = instance.cli("pjsip show contacts")
+        if all(f"{p}/sip:{p}@" in out for p in ("operator1", "operator2", "supervisor1")):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"simulated desk phones did not register:\n{out}")
+
+
+@pytest.fixture
+def settings(sandbox, tmp_path: Path) -> Settings:
+    instance, state = sandbox
+    policy = tmp_path / "policy.toml"
+    policy.write_text(TEST_POLICY)
+    env = instance.app_env(state)
+    return Settings(ari_url=env["ETIQUETTE_ARI_URL"], ari_user=env["ETIQUETTE_ARI_USER"],
+                    ari_password=env["ETIQUETTE_ARI_PASSWORD"],
+                    redis_url=env["ETIQUETTE_REDIS_URL"], policy_file=policy,
+                    test_time_ranges=True, http_port=0, _env_file=None)
+
+
+@pytest.fixture
+def spool(sandbox) -> Path:
+    """Where the sandbox Asterisk writes ARI recordings, seen from the host."""
+    return sandbox[0].dir / "spool" / "recording"
+
+
+@pytest.fixture
+async def redis(settings):
+    client = Redis.from_url(settings.redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def ari(settings):
+    client = AriClient(settings.ari_url, settings.ari_user, settings.ari_password.get_secret_value())
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def parties(ari):
+    callers = await Callers(ari, CALLER_APP).start()
+    phones = await Phones(ari, PHONE_APP).start()
+    observer = await Party(ari, OBSERVER_APP, subscribe_all=True).start()
+    yield callers, phones, observer
+    for party in (callers, phones, observer):
+        await party.stop()
+
+
+@pytest.fixture
+async def app(settings, redis, ari, parties):
+    """The app under test, started exactly as `ari-etiquette run` starts it."""
+    application = build_app(settings, load_policy(settings.policy_file, test_time_ranges=True))
+    runner = web.AppRunner(application)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    application["base_url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield application
+    await _hang_up_everything(ari)
+    inbound = application[inbound_key]
+    await _settle(inbound)
+    leaks = await _leaks(ari, redis, inbound)
+    await runner.cleanup()
+    assert not leaks, f"left behind after the test: {leaks}"
+
+
+async def _hang_up_everything(ari: AriClient) -> None:
+    for channel in await ari.channels():
+        try:
+            await ari.hangup(channel["id"])
+        except Exception:
+            pass
+
+
+async def _settle(inbound, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await inbound.lanes.join()
+        await asyncio.sleep(0.3)
+        if not len(inbound.lanes):
+            return
+
+
+async def _leaks(ari: AriClient, redis: Redis, inbound) -> dict:
+    leaks = {}
+    deadline = time.monotonic() + 5
+    while True:
+        channels = [c["id"] for c in await ari.channels()]
+        bridges = [b["id"] for b in await ari.bridges()]
+        if not channels and not bridges or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    if channels:
+        leaks["channels"] = channels
+    if bridges:
+        leaks["bridges"] = bridges
+    if len(inbound.lanes):
+        leaks["call lanes"] = len(inbound.lanes)
+    if inbound.pending_timers:
+        leaks["timers"] = inbound.pending_timers
+    live = await redis.smembers("etq:calls")
+    if live:
+        leaks["live calls in redis"] = live
+    reserved = [k async for k in redis.scan_iter("etq:operator:*")]
+    if reserved:
+        leaks["operator reservations"] = reserved
+    return leaks

@@ -1,0 +1,165 @@
+"""The first call flow against the real Asterisk: greet, then a free operator, or music in a
+holding bridge until one is free; hang-ups clean everything up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ari_app.keys import store_key
+
+from harness import record_heard
+
+pytestmark = pytest.mark.integration
+
+
+def prompt_of(event: dict) -> str:
+    return event["playback"]["id"].rsplit("~", 1)[-1]
+
+
+async def talk_bridge_with(ari, *channel_ids: str, timeout: float = 10.0) -> dict:
+    """Wait until one bridge holds exactly these channels; return it."""
+    wanted = set(channel_ids)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    bridges = []
+    while loop.time() < end:
+        bridges = await ari.bridges()
+        for bridge in bridges:
+            if set(bridge["channels"]) == wanted:
+                return bridge
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no bridge with exactly {wanted}; bridges: {bridges}")
+
+
+async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged_with_operator(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    _, call_id = await callers.dial_local("100")
+
+    # greeting first, then the recording notice: in that order, each heard to the end
+    finished = []
+    for prompt in ("greeting", "recording-notice"):
+        ev = await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                     and prompt_of(e) == prompt, what=f"{prompt} finished")
+        assert ev["playback"]["state"] == "done", ev["playback"]
+        assert ev["playback"]["target_uri"] == f"channel:{call_id}"
+        finished.append(ev["_t"])
+    assert finished[0] < finished[1]
+    started = [prompt_of(e) for e in observer.of_type("PlaybackStarted")
+               if e["playback"]["target_uri"] == f"channel:{call_id}"]
+    assert started == ["greeting", "recording-notice"]
+
+    # the operator's desk phone rang only after the greeting, and once answered is bridged
+    ring = await phones.wait_for(lambda e: e.get("type") == "StasisStart", what="phone ringing")
+    assert ring["_t"] > finished[1]
+    operator_leg = f"{call_id}~op1"
+    bridge = await talk_bridge_with(ari, call_id, operator_leg)
+    assert bridge["bridge_type"] == "mixing"
+
+    timeline = await app[store_key].timeline(call_id)
+    events = [e["event"] for e in timeline]
+    assert events[0] == "call started"
+    assert "operator dialed" in events
+    assert [e["prompt"] for e in timeline if e["event"] == "PlaybackFinished"] == [
+        "greeting", "recording-notice"]
+    entered = {e["party"] for e in timeline if e["event"] == "ChannelEnteredBridge"
+               and e["bridge"] == bridge["id"]}
+    assert entered == {"caller", "operator"}
+    assert await redis.get("etq:operator:PJSIP/operator1") == call_id.encode()
+
+    # the caller hangs up: the operator's leg goes too, and the call is forgotten
+    await callers.hang_up(call_id.replace("call-", "tc-"))
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == operator_leg, what="operator leg gone")
+    await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed"
+                            and e["bridge"]["id"] == bridge["id"], what="bridge destroyed")
+    timeline = await app[store_key].timeline(call_id)
+    assert timeline[-1]["event"] == "call ended"
+    assert await redis.ttl(f"etq:timeline:{call_id}") > 0
+
+
+async def test_given_no_operator_free_when_caller_dials_in_then_waits_on_music_until_one_frees(
+        app, parties, ari, spool):
+    callers, phones, observer = parties
+    phones.mode.update(operator1="busy", operator2="busy")
+    ours, call_id = await callers.dial_local("100")
+
+    # both operators tried and busy: the caller is told why, then hears music in a holding bridge
+    busy = await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                   and prompt_of(e) == "all-operators-busy", timeout=20,
+                                   what="busy prompt")
+    assert busy["playback"]["state"] == "done"
+    hold_bridge = f"{call_id}~hold"
+    bridge = await observer.wait_for(lambda e: e.get("type") == "ChannelEnteredBridge"
+                                     and e["bridge"]["id"] == hold_bridge, what="holding bridge")
+    assert bridge["bridge"]["bridge_type"] == "holding"
+    assert bridge["channel"]["id"] == call_id
+    assert bridge["_t"] >= busy["_t"], "music must follow the explanation, not cut it"
+    # and the caller really hears music (not silence, not a prompt): measured on their leg
+    levels = await record_heard(callers, ours, 3, spool)
+    assert len(levels) >= 25
+    settled = levels[10:]  # the first second may still be the music fading in
+    music = [x for x in settled if 150 < x < 4000]
+    assert len(music) >= 0.9 * len(settled), f"expected music on hold, heard levels {levels}"
+    rings = phones.of_type("StasisStart")
+    assert {e["args"][1] for e in rings} == {"operator1", "operator2"}
+
+    # an operator becomes free: the waiting caller is connected without doing anything
+    phones.mode["operator2"] = "answer"
+    freed_at = time.time()
+    await phones.wait_for(lambda e: e.get("type") == "StasisStart" and e["args"][1] == "operator2"
+                          and e["_t"] > freed_at, timeout=10, what="operator2 rings again")
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        talk = [b for b in await ari.bridges() if b["id"] == f"{call_id}~talk"]
+        if talk and len(talk[0]["channels"]) == 2:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "caller never connected"
+        await asyncio.sleep(0.1)
+    assert call_id in talk[0]["channels"]
+    assert hold_bridge not in {b["id"] for b in await ari.bridges()}, "holding bridge left over"
+
+
+async def test_given_connected_call_when_operator_hangs_up_then_caller_released_and_cleaned(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    phone_channel = phones.answered["operator1"]
+    await ari.hangup(phone_channel)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller released")
+    await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed", what="bridge gone")
+    assert not await redis.exists(f"etq:call:{call_id}")
+    assert not await redis.exists("etq:operator:PJSIP/operator1")
+
+
+async def test_given_sip_caller_when_dials_inbound_then_hears_greeting_and_talks_to_operator(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    ours = await callers.dial_sip("100")
+    # the PBX side of the SIP call enters the app; its greeting names the call id
+    inbound = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackFinished" and prompt_of(e) == "greeting",
+        timeout=15, what="greeting finished")
+    call_id = inbound["playback"]["target_uri"].split(":", 1)[1]
+    channel = next(c for c in await ari.channels() if c["id"] == call_id)
+    assert channel["name"].startswith("PJSIP/sim-caller-"), channel["name"]
+    assert channel["caller"]["number"] == "+12125550199"
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=15)
+    await callers.hang_up(ours)
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == call_id, what="PBX leg gone")
+
+
+async def test_given_unknown_extension_when_dialed_then_caller_hears_no_service_and_app_untouched(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, other = await callers.dial_local("555")
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, timeout=15, what="call ended")
+    assert not await redis.smembers("etq:calls")
+    assert not phones.of_type("StasisStart")

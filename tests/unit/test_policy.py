@@ -1,0 +1,435 @@
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+import pytest
+
+from ari_app.policy import (
+    BusinessHours,
+    CallbackPolicy,
+    FeatureCodes,
+    HoldPolicy,
+    Policy,
+    PolicyError,
+    QuietHours,
+    TimeWindow,
+    TransferPolicy,
+    load_policy,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "policy.example.toml"
+
+DIRECTORY_ENTRY = """
+[[directory]]
+id = "{id}"
+kind = "department"
+name = "Billing"
+endpoint = "{endpoint}"
+direct_number = "+12125550100"
+"""
+
+
+def write_policy(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, *, test_time_ranges: bool = False) -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path, test_time_ranges=test_time_ranges)
+    return caught.value.problems
+
+
+def entry(id: str = "billing", endpoint: str = "PJSIP/billing") -> str:
+    return DIRECTORY_ENTRY.format(id=id, endpoint=endpoint)
+
+
+# --- the shipped example ---------------------------------------------------------
+
+
+def test_given_example_file_when_load_then_shipped_defaults_and_examples():
+    policy = load_policy(EXAMPLE)
+
+    assert policy.company == "Example Corp"
+    assert policy.languages == ("en", "ru")
+    assert policy.default_language == "en"
+    assert policy.operators.endpoints == ("PJSIP/operator1", "PJSIP/operator2")
+    assert policy.operators.ring_timeout == 15
+    assert policy.recording.enabled is True
+    assert policy.hold == HoldPolicy()
+    assert policy.hold.check_in_interval == 25
+    assert policy.hold.fallback_after == 150
+    assert policy.feature_codes == FeatureCodes()
+    assert policy.transfer == TransferPolicy()
+    assert policy.business_hours == BusinessHours()
+    assert policy.quiet_hours == QuietHours()
+    assert policy.callback == CallbackPolicy()
+    assert policy.supervisor.endpoints == ("PJSIP/supervisor1",)
+    assert policy.supervisor.callback_window == 60
+    assert policy.supervisor.caller_key_allowed is False
+
+
+def test_given_example_file_when_load_then_directory_has_billing_and_anna():
+    policy = load_policy(EXAMPLE)
+
+    billing = policy.directory_entry("billing")
+    anna = policy.directory_entry("anna-petrova")
+    assert (billing.kind, billing.endpoint, billing.direct_number) == (
+        "department",
+        "PJSIP/billing",
+        "+12125550100",
+    )
+    assert (anna.kind, anna.name, anna.endpoint, anna.direct_number) == (
+        "person",
+        "Anna Petrova",
+        "PJSIP/anna",
+        "+12125550101",
+    )
+
+
+def test_given_only_company_when_load_then_every_section_has_its_default(tmp_path):
+    policy = load_policy(write_policy(tmp_path, 'company = "Example Corp"\n'))
+
+    assert policy == Policy(company="Example Corp")
+    assert policy.hold.reasons == {
+        "lookup": "hold-reason-lookup",
+        "consult": "hold-reason-consult",
+        "system": "hold-reason-system",
+    }
+    assert policy.business_hours.hours_on(0) == TimeWindow(time(9), time(18))
+    assert policy.business_hours.hours_on(6) is None
+
+
+# --- ranges ----------------------------------------------------------------------
+
+
+def test_given_check_in_45_when_load_then_error_names_key_and_range(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[hold]\ncheck_in_interval = 45\n')
+
+    assert problems_of(path) == [
+        f"{path}: hold.check_in_interval = 45 is outside the allowed range 20-30 (seconds)"
+    ]
+
+
+RANGES = [
+    ("operators", "ring_timeout", "5-60 (seconds)", 4, 61),
+    ("hold", "check_in_interval", "20-30 (seconds)", 19, 31),
+    ("hold", "fallback_after", "120-180 (seconds)", 119, 181),
+    ("hold", "fallback_choice_timeout", "3-20 (seconds)", 2, 21),
+    ("hold", "max_holds_per_call", "1-5", 0, 6),
+    ("transfer", "ring_timeout", "10-60 (seconds)", 9, 61),
+    ("callback", "max_attempts", "1-10", 0, 11),
+    ("callback", "retry_backoff", "60-3600 (seconds)", 59, 3601),
+    ("supervisor", "callback_window", "15-1440 (minutes)", 14, 1441),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "allowed", "below", "above"), RANGES)
+def test_given_value_outside_range_when_load_then_error_names_key_and_range(
+    tmp_path, section, key, allowed, below, above
+):
+    for value in (below, above):
+        path = write_policy(tmp_path, f'company = "X"\n[{section}]\n{key} = {value}\n')
+
+        assert problems_of(path) == [
+            f"{path}: {section}.{key} = {value} is outside the allowed range {allowed}"
+        ]
+
+
+@pytest.mark.parametrize(("section", "key", "allowed", "below", "above"), RANGES)
+def test_given_range_bounds_when_load_then_accepted(tmp_path, section, key, allowed, below, above):
+    for value in (below + 1, above - 1):
+        body = f'company = "X"\n[{section}]\n{key} = {value}\n'
+        if (section, key) == ("hold", "check_in_interval"):
+            body += "fallback_after = 150\n"
+        policy = load_policy(write_policy(tmp_path, body))
+
+        assert getattr(getattr(policy, section), key) == value
+
+
+# --- test_time_ranges --------------------------------------------------------------
+
+SHORT_HOLD = 'company = "X"\n[hold]\ncheck_in_interval = 2\nfallback_after = 6\n'
+
+
+def test_given_2s_check_in_when_load_by_default_then_rejected(tmp_path):
+    path = write_policy(tmp_path, SHORT_HOLD)
+
+    assert problems_of(path) == [
+        f"{path}: hold.check_in_interval = 2 is outside the allowed range 20-30 (seconds)",
+        f"{path}: hold.fallback_after = 6 is outside the allowed range 120-180 (seconds)",
+    ]
+
+
+def test_given_2s_check_in_when_load_with_test_time_ranges_then_loaded(tmp_path):
+    policy = load_policy(write_policy(tmp_path, SHORT_HOLD), test_time_ranges=True)
+
+    assert policy.hold.check_in_interval == 2
+    assert policy.hold.fallback_after == 6
+
+
+def test_given_1s_ring_timeouts_when_load_with_test_time_ranges_then_loaded(tmp_path):
+    body = 'company = "X"\n[operators]\nring_timeout = 1\n[transfer]\nring_timeout = 1\n'
+
+    policy = load_policy(write_policy(tmp_path, body), test_time_ranges=True)
+
+    assert (policy.operators.ring_timeout, policy.transfer.ring_timeout) == (1, 1)
+
+
+def test_given_test_time_ranges_when_value_below_widened_range_then_error_reports_widened_range(
+    tmp_path,
+):
+    body = 'company = "X"\n[hold]\ncheck_in_interval = 0\nfallback_after = 2\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path, test_time_ranges=True) == [
+        f"{path}: hold.check_in_interval = 0 is outside the allowed range 1-30 (seconds)",
+        f"{path}: hold.fallback_after = 2 is outside the allowed range 3-180 (seconds)",
+    ]
+
+
+def test_given_test_time_ranges_when_non_widened_key_out_of_range_then_still_rejected(tmp_path):
+    body = 'company = "X"\n[hold]\nmax_holds_per_call = 0\ncheck_in_interval = 31\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path, test_time_ranges=True) == [
+        f"{path}: hold.check_in_interval = 31 is outside the allowed range 1-30 (seconds)",
+        f"{path}: hold.max_holds_per_call = 0 is outside the allowed range 1-5",
+    ]
+
+
+# --- cross-field rules ---------------------------------------------------------------
+
+
+def test_given_fallback_not_after_check_in_when_load_then_error_names_both_keys(tmp_path):
+    body = 'company = "X"\n[hold]\ncheck_in_interval = 5\nfallback_after = 5\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path, test_time_ranges=True) == [
+        f"{path}: hold.fallback_after = 5 must be greater than hold.check_in_interval (5)"
+    ]
+
+
+def test_given_default_language_not_offered_when_load_then_error(tmp_path):
+    body = 'company = "X"\nlanguages = ["en"]\ndefault_language = "ru"\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [f'{path}: default_language = "ru" must be one of languages ["en"]']
+
+
+def test_given_duplicate_feature_codes_when_load_then_error_names_both_keys(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[feature_codes]\nresume = "*7"\n')
+
+    assert problems_of(path) == [
+        f'{path}: feature_codes.resume = "*7" is already used by feature_codes.hold'
+    ]
+
+
+def test_given_feature_code_prefix_of_another_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[feature_codes]\nsupervisor = "*71"\n')
+
+    (problem,) = problems_of(path)
+    assert problem.startswith(f'{path}: feature_codes.supervisor = "*71" clashes with feature_codes.hold')
+
+
+def test_given_bad_dtmf_when_load_then_error_names_allowed_characters(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[feature_codes]\nhold = "*7A"\n')
+
+    assert problems_of(path) == [
+        f'{path}: feature_codes.hold = "*7A" is not valid; expected 1-4 characters from 0-9, * and #'
+    ]
+
+
+# --- directory -------------------------------------------------------------------------
+
+
+def test_given_duplicate_directory_ids_when_load_then_error_names_both_entries(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry() + entry())
+
+    assert problems_of(path) == [f'{path}: directory[1].id = "billing" is already used by directory[0]']
+
+
+def test_given_entry_without_languages_when_load_then_it_gets_every_language(tmp_path):
+    body = 'company = "X"\nlanguages = ["en", "ru", "de"]\n' + entry()
+
+    policy = load_policy(write_policy(tmp_path, body))
+
+    assert policy.directory_entry("billing").languages == ("en", "ru", "de")
+
+
+def test_given_entry_language_not_offered_when_load_then_error(tmp_path):
+    body = 'company = "X"\n' + entry() + 'languages = ["en", "de"]\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [
+        f'{path}: directory[0].languages = ["en", "de"] includes "de", '
+        "which is not in the top-level languages"
+    ]
+
+
+def test_given_unknown_id_when_directory_entry_then_key_error_lists_known_ids():
+    policy = load_policy(EXAMPLE)
+
+    with pytest.raises(KeyError) as caught:
+        policy.directory_entry("sales")
+
+    assert str(caught.value) == "no directory entry with id 'sales' (known ids: billing, anna-petrova)"
+
+
+# --- endpoints ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["operator1", "PJSIP/", "PJSIP/op 1", "Local/100", "/x"])
+def test_given_bad_operator_endpoint_when_load_then_error_names_key_and_format(tmp_path, endpoint):
+    path = write_policy(tmp_path, f'company = "X"\n[operators]\nendpoints = ["{endpoint}"]\n')
+
+    assert problems_of(path) == [
+        f'{path}: operators.endpoints[0] = "{endpoint}" is not a valid endpoint; expected '
+        '"TECH/resource" such as "PJSIP/operator1", or "Local/ext@context"'
+    ]
+
+
+def test_given_local_endpoint_without_context_when_load_then_directory_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry(endpoint="Local/200"))
+
+    (problem,) = problems_of(path)
+    assert problem.startswith(f'{path}: directory[0].endpoint = "Local/200" is not a valid endpoint')
+
+
+def test_given_local_endpoint_with_context_when_load_then_accepted(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry(endpoint="Local/200@etiquette"))
+
+    assert load_policy(path).directory_entry("billing").endpoint == "Local/200@etiquette"
+
+
+def test_given_bad_supervisor_endpoint_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[supervisor]\nendpoints = ["supervisor1"]\n')
+
+    (problem,) = problems_of(path)
+    assert problem.startswith(f'{path}: supervisor.endpoints[0] = "supervisor1" is not a valid endpoint')
+
+
+def test_given_repeated_operator_when_load_then_error(tmp_path):
+    body = 'company = "X"\n[operators]\nendpoints = ["PJSIP/a", "PJSIP/a"]\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [
+        f'{path}: operators.endpoints = ["PJSIP/a", "PJSIP/a"] lists "PJSIP/a" twice'
+    ]
+
+
+# --- hours ----------------------------------------------------------------------------------
+
+
+def test_given_bad_time_zone_when_load_then_error_names_key(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[business_hours]\ntime_zone = "Mars/Olympus"\n')
+
+    assert problems_of(path) == [
+        f'{path}: business_hours.time_zone = "Mars/Olympus" is not a known IANA time zone '
+        'such as "Europe/Moscow"'
+    ]
+
+
+def test_given_day_ending_before_it_starts_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[business_hours]\nmon = "18:00-09:00"\n')
+
+    assert problems_of(path) == [f'{path}: business_hours.mon = "18:00-09:00" must start before it ends']
+
+
+def test_given_malformed_day_when_load_then_error_names_format(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[business_hours]\nsat = "9-17"\n')
+
+    assert problems_of(path) == [
+        f'{path}: business_hours.sat = "9-17" is not a time span; expected '
+        '"HH:MM-HH:MM" such as "09:00-18:00", or "closed"'
+    ]
+
+
+def test_given_moscow_hours_when_is_open_then_read_in_company_zone(tmp_path):
+    body = 'company = "X"\n[business_hours]\ntime_zone = "Europe/Moscow"\n'
+    hours = load_policy(write_policy(tmp_path, body)).business_hours
+
+    # Monday 2024-01-01 06:30 UTC is 09:30 in Moscow.
+    assert hours.is_open(datetime(2024, 1, 1, 6, 30, tzinfo=timezone.utc))
+    assert not hours.is_open(datetime(2024, 1, 1, 5, 30, tzinfo=timezone.utc))
+    assert not hours.is_open(datetime(2024, 1, 6, 10, 0, tzinfo=timezone.utc))  # Saturday
+
+
+def test_given_default_quiet_hours_when_contains_then_wraps_midnight():
+    quiet = QuietHours()
+
+    assert quiet.contains(time(23, 0))
+    assert quiet.contains(time(3, 0))
+    assert not quiet.contains(time(9, 0))
+    assert not quiet.contains(time(20, 59))
+
+
+def test_given_bad_quiet_hours_time_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[quiet_hours]\nstart = "24:00"\n')
+
+    assert problems_of(path) == [
+        f'{path}: quiet_hours.start = "24:00" is not a time; expected "HH:MM" from "00:00" to "23:59"'
+    ]
+
+
+# --- file-level problems ------------------------------------------------------------------
+
+
+def test_given_unknown_key_when_load_then_error_names_key(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[hold]\ncheck_in_intervl = 25\n')
+
+    assert problems_of(path) == [
+        f"{path}: unknown key hold.check_in_intervl (did you mean check_in_interval?)"
+    ]
+
+
+def test_given_unknown_section_and_entry_key_when_load_then_each_is_named(tmp_path):
+    body = 'company = "X"\n[greeting]\ntext = "hi"\n' + entry() + "floor = 3\n"
+    path = write_policy(tmp_path, body)
+
+    problems = sorted(problems_of(path))
+
+    assert problems[0].startswith(f"{path}: unknown key directory[0].floor (allowed keys: id, kind,")
+    assert problems[1].startswith(f"{path}: unknown key greeting (allowed keys: company, ")
+
+
+def test_given_toml_syntax_error_when_load_then_error_names_line(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[hold]\ncheck_in_interval = \n')
+
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: TOML syntax error: ")
+    assert "line 3" in problem
+
+
+def test_given_no_company_when_load_then_error_says_required(tmp_path):
+    path = write_policy(tmp_path, "[hold]\ncheck_in_interval = 25\n")
+
+    assert problems_of(path) == [f"{path}: company is required"]
+
+
+def test_given_several_problems_when_load_then_str_lists_one_per_line(tmp_path):
+    body = 'company = ""\n[transfer]\nmode = "blind"\n[recording]\nenabled = "yes"\n'
+    path = write_policy(tmp_path, body)
+
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+
+    assert caught.value.problems == [
+        f'{path}: company = "" must be 1-80 characters',
+        f'{path}: recording.enabled = "yes" should be a valid boolean',
+        f'{path}: transfer.mode = "blind" is not allowed; expected "announced" or "attended"',
+    ]
+    assert str(caught.value) == "\n".join(caught.value.problems)
+
+
+def test_given_string_number_when_load_then_not_coerced(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[hold]\ncheck_in_interval = "25"\n')
+
+    assert problems_of(path) == [f'{path}: hold.check_in_interval = "25" should be a valid integer']
+
+
+def test_given_missing_file_when_load_then_error_names_file(tmp_path):
+    path = tmp_path / "absent.toml"
+
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: cannot read the policy file")
