@@ -8,6 +8,7 @@ a table of operations (operations.py) and one `call()`; errors keep Asterisk's o
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 from urllib.parse import quote
@@ -64,7 +65,9 @@ class AriClient:
                  pool_size: int = 128, request_timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.api = self.base_url + "/ari"
-        self.auth = aiohttp.BasicAuth(user, password)
+        # credentials go in a header on every request and on the WebSocket, never in a URL
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self.request_timeout = request_timeout
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
@@ -75,14 +78,14 @@ class AriClient:
             # Sized for bursts: a 300-call burst must not queue behind a 3-connection pool.
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
                                              keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(auth=self.auth, connector=connector)
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, op: Op, *, timeout: float | None = None, **params: Any) -> Any:
+    async def call(self, op: Op, *, request_timeout: float | None = None, **params: Any) -> Any:
         path = op.path
         for name in op.path_params:
             if name not in params:
@@ -93,7 +96,7 @@ class AriClient:
             raise TypeError(f"{op.method} {op.path}: unknown parameter(s) {sorted(unknown)}")
         query = {k: _wire(v) for k, v in params.items() if k in op.query and v is not None}
         body = {k: v for k, v in params.items() if k in op.body and v is not None} or None
-        limit = aiohttp.ClientTimeout(total=timeout or self.request_timeout)
+        limit = aiohttp.ClientTimeout(total=request_timeout or self.request_timeout)
         try:
             async with self.session.request(op.method, self.api + path, params=query, json=body,
                                             timeout=limit) as resp:

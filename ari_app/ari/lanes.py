@@ -58,9 +58,13 @@ class Lanes:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks.values()):
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # a task cancelled before its first step never ran its own cleanup
+        self._queues.clear()
+        self._tasks.clear()
 
 
 def _describe(item: Any) -> str:

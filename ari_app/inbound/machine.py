@@ -153,6 +153,7 @@ class ReleaseOperator:
 @dataclass(frozen=True)
 class HangUp:
     party: str
+    channel: str | None = None  # a specific leg (a late answer), else the party's current one
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class InboundMachine:
     number: str = ""
     name: str = ""
     language: str = "en"
-    started_at: float = 0.0
+    started_at: float | None = None
     prompts: list[str] = field(default_factory=list)  # still to play, in order
     playing: str | None = None
     bridges: list[str] = field(default_factory=list)
@@ -204,7 +205,7 @@ class InboundMachine:
 
     # --- handlers ----------------------------------------------------------------------------
     def _on_CallerArrived(self, ev: CallerArrived) -> list[object]:
-        if self.started_at:
+        if self.started_at is not None:
             return []  # a replayed StasisStart after a reconnect
         self.started_at, self.number, self.name = ev.now, ev.number, ev.name
         self.language = ev.language or "en"
@@ -220,8 +221,9 @@ class InboundMachine:
                 return [self._play(self.prompts.pop(0))]
             self._set_state(InboundState.SEEKING_OPERATOR)
             return [FindOperator(tuple(self.tried))]
-        if self.state is InboundState.WAITING and HOLD_BRIDGE not in self.bridges:
-            return self._music()
+        if self.told_busy and HOLD_BRIDGE not in self.bridges and self.state in (
+                InboundState.WAITING, InboundState.RINGING_OPERATOR):
+            return self._music()  # told why they wait: music now, also while a phone rings
         return []
 
     def _on_OperatorFound(self, ev: OperatorFound) -> list[object]:
@@ -244,11 +246,11 @@ class InboundMachine:
             return []
         if self.state is not InboundState.SEEKING_OPERATOR:
             raise InvalidTransition(f"NoOperatorFree in {self.state.value}")
-        return self._wait(ev.now)
+        return [*self._stop_ringing(), *self._wait(ev.now)]
 
     def _on_OperatorAnswered(self, ev: OperatorAnswered) -> list[object]:
         if self.state is not InboundState.RINGING_OPERATOR:
-            return [HangUp(OPERATOR)]  # answered after we gave up on it
+            return [HangUp(OPERATOR, ev.channel)]  # answered after we gave up on that leg
         self.operator_channel = ev.channel
         self._set_state(InboundState.CONNECTED)
         actions: list[object] = self._stop_ringing()

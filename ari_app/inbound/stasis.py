@@ -202,9 +202,9 @@ class InboundStasis:
                     return await self._dial_operator(machine, endpoint)
                 case m.ReleaseOperator(endpoint=endpoint):
                     await self.operators.release(endpoint, call_id)
-                case m.HangUp(party=party):
-                    channel = call_id if party == m.CALLER else (
-                        machine.operator_channel or self._operator_channel_id(machine))
+                case m.HangUp(party=party, channel=channel):
+                    channel = channel or (call_id if party == m.CALLER else (
+                        machine.operator_channel or self._operator_channel_id(machine)))
                     await _quietly(self.ari.hangup(channel))
                 case m.Finish():
                     self._cancel_timer(call_id)

@@ -1,0 +1,161 @@
+"""`ari-etiquette`: run the app, manage the sandbox, check a deployment, render prompts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ari_app.log import configure_logging
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace):
+    from ari_app.settings import Settings
+
+    env_file = getattr(args, "env_file", None)
+    try:
+        return Settings(_env_file=env_file) if env_file else Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = "ETIQUETTE_" + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{key}: {'is not set' if err['type'] == 'missing' else err['msg']}")
+        sys.exit("settings: " + "; ".join(problems))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from ari_app.app import StartupError, build_app
+    from ari_app.policy import PolicyError, load_policy
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        policy = load_policy(settings.policy_file, test_time_ranges=settings.test_time_ranges)
+    except PolicyError as exc:
+        print(f"the etiquette policy is invalid:\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"cannot read the policy file {settings.policy_file}: {exc}", file=sys.stderr)
+        return 2
+    app = build_app(settings, policy)
+    try:
+        web.run_app(app, host=settings.http_host, port=settings.http_port, print=None,
+                    access_log=None)
+    except StartupError as exc:
+        print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ari_app.doctor import run_doctor
+
+    settings = _settings(args)
+    checks = asyncio.run(run_doctor(settings))
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.ok is False]
+    passed = [c for c in checks if c.ok]
+    print(f"\ndoctor: {len(passed)} ok, {len(failed)} failing, "
+          f"{len(checks) - len(passed) - len(failed)} not checked")
+    return 1 if failed else 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from ari_app.sandbox.instance import SandboxInstance, SandboxPorts
+    from ari_app.sandbox.rootfs import ensure_rootfs
+
+    configure_logging("INFO", "console")
+    if args.action == "build":
+        print(ensure_rootfs())
+        return 0
+    instance = SandboxInstance(args.name)
+    if args.action == "up":
+        ports = SandboxPorts(http=args.http_port, sip=args.sip_port, redis=args.redis_port)
+        state = instance.up(ports, phones=args.phones,
+                            prompts_dir_hook=_prompt_renderer(args.policy))
+        print(f"sandbox {args.name} is up: ARI http://127.0.0.1:{state.ports.http}, "
+              f"SIP udp 127.0.0.1:{state.ports.sip}, Redis 127.0.0.1:{state.ports.redis}")
+        print(f"app settings: {instance.dir / 'app.env'}")
+        for phone, password in state.phone_passwords.items():
+            print(f"desk phone {phone}: register to 127.0.0.1:{state.ports.sip} as {phone} / {password}")
+    elif args.action == "down":
+        instance.down()
+    elif args.action == "destroy":
+        instance.destroy()
+    elif args.action == "status":
+        status = instance.status()
+        print(json.dumps(status, indent=2))
+        return 0 if status.get("running") else 3
+    elif args.action == "env":
+        print(instance.dir / "app.env")  # the settings file for `run --env-file`
+    return 0
+
+
+def _prompt_renderer(policy_file: str | None):
+    from ari_app.policy import load_policy
+    from ari_app.prompts.install import install_prompts
+
+    path = policy_file or os.environ.get("ETIQUETTE_POLICY_FILE", "config/policy.example.toml")
+    policy = load_policy(path)
+    return lambda out: print(install_prompts(out, {"company": policy.company},
+                                             policy.languages).summary())
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from ari_app.policy import load_policy
+    from ari_app.prompts.install import install_prompts
+
+    policy = load_policy(args.policy)
+    report = install_prompts(Path(args.out), {"company": policy.company}, policy.languages)
+    print(report.summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ari-etiquette",
+        description="Call-center telephone etiquette, enforced inside the call flow (Asterisk ARI).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the app (settings from ETIQUETTE_* and .env)")
+    run.add_argument("--env-file", help="read settings from this file instead of .env")
+    run.set_defaults(func=cmd_run)
+
+    doctor = sub.add_parser("doctor", help="check ARI, credentials, modules, sounds, Redis")
+    doctor.add_argument("--env-file", help="read settings from this file instead of .env")
+    doctor.set_defaults(func=cmd_doctor)
+
+    sandbox = sub.add_parser("sandbox", help="a local Asterisk 22 + Redis for development")
+    sandbox.add_argument("action", choices=["build", "up", "down", "status", "env", "destroy"])
+    sandbox.add_argument("--name", default="default")
+    sandbox.add_argument("--phones", choices=["answer", "none", "stasis"], default="none",
+                         help="simulated operator phones: none (register your own softphones), "
+                              "answer (they pick up), stasis (tests drive them)")
+    sandbox.add_argument("--policy", help="policy file for the company name in the prompts")
+    sandbox.add_argument("--http-port", type=int, default=8088)
+    sandbox.add_argument("--sip-port", type=int, default=5060)
+    sandbox.add_argument("--redis-port", type=int, default=6390)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    prompts = sub.add_parser("prompts", help="render the prompt catalog to sound files")
+    prompts.add_argument("action", choices=["render"])
+    prompts.add_argument("out", help="Asterisk's sounds folder, e.g. /usr/share/asterisk/sounds")
+    prompts.add_argument("--policy", default="config/policy.example.toml")
+    prompts.set_defaults(func=cmd_prompts)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""`ari-etiquette doctor`: check everything the app needs and name exactly what is wrong.
+
+Each check returns a verdict line; later checks that depend on a failed one are skipped with
+the reason, so the first FAIL is the thing to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError
+
+from ari_app.ari import AriClient, AriError, AriNotFound, AriUnauthorized, EventStream
+from ari_app.ari import operations as ops
+from ari_app.app import redacted
+from ari_app.policy import Policy, PolicyError, load_policy
+from ari_app.prompts.catalog import load_catalog
+from ari_app.settings import Settings
+
+__all__ = ["Check", "REQUIRED_MODULES", "run_doctor"]
+
+REQUIRED_MODULES = (
+    "res_ari.so", "res_ari_channels.so", "res_ari_bridges.so", "res_ari_playbacks.so",
+    "res_ari_recordings.so", "res_ari_endpoints.so", "res_ari_events.so", "res_ari_asterisk.so",
+    "res_ari_applications.so", "res_ari_sounds.so", "res_stasis.so", "res_stasis_playback.so",
+    "res_stasis_recording.so", "res_stasis_snoop.so", "res_stasis_answer.so", "app_stasis.so",
+    "res_http_websocket.so", "chan_pjsip.so", "res_musiconhold.so", "bridge_holding.so",
+    "bridge_simple.so", "bridge_softmix.so", "chan_bridge_media.so", "format_wav.so",
+    "format_gsm.so", "codec_ulaw.so", "codec_gsm.so", "codec_resample.so",
+)
+CORE_SOUNDS = ("ss-noservice", "beep", "silence/1")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: skipped
+    detail: str
+
+    def line(self) -> str:
+        tag = {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
+        return f"{tag} {self.name}: {self.detail}"
+
+
+async def run_doctor(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    policy = _check_policy(settings, checks)
+    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password.get_secret_value(),
+                    request_timeout=3)
+    try:
+        if await _check_ari(ari, settings, checks):
+            await _check_modules(ari, checks)
+            await _check_events(ari, settings, checks)
+            await _check_sounds(ari, policy, checks)
+            await _check_operators(ari, policy, checks)
+        else:
+            checks.append(Check("Asterisk modules, sounds, operators", None,
+                                "not checked: ARI is not usable"))
+    finally:
+        await ari.close()
+    await _check_redis(settings, checks)
+    return checks
+
+
+def _check_policy(settings: Settings, checks: list[Check]) -> Policy | None:
+    try:
+        policy = load_policy(settings.policy_file, test_time_ranges=settings.test_time_ranges)
+    except PolicyError as exc:
+        checks.append(Check("policy", False, str(exc).replace("\n", "; ")))
+        return None
+    except OSError as exc:
+        checks.append(Check("policy", False, f"cannot read {settings.policy_file}: {exc}"))
+        return None
+    checks.append(Check("policy", True, f"{settings.policy_file} is valid"))
+    return policy
+
+
+async def _check_ari(ari: AriClient, settings: Settings, checks: list[Check]) -> bool:
+    try:
+        info = await ari.call(ops.ASTERISK_INFO)
+    except AriUnauthorized:
+        checks.append(Check("ARI credentials", False,
+                            f"Asterisk at {settings.ari_url} rejected user {settings.ari_user!r}: "
+                            "wrong password, or the user is missing from ari.conf"))
+        return False
+    except AriError as exc:
+        checks.append(Check("ARI reachable", False, exc.message))
+        return False
+    version = (info.get("system") or {}).get("version", "?")
+    checks.append(Check("ARI reachable", True, f"{settings.ari_url} (Asterisk {version})"))
+    checks.append(Check("ARI credentials", True, f"user {settings.ari_user!r} accepted"))
+    major = version.split(".")[0]
+    if major.isdigit() and int(major) < 22:
+        checks.append(Check("Asterisk version", False, f"{version}: Asterisk 22 or later needed"))
+    return True
+
+
+async def _check_modules(ari: AriClient, checks: list[Check]) -> None:
+    modules = {m["name"]: m.get("status") for m in await ari.call(ops.MODULES)}
+    missing = [m for m in REQUIRED_MODULES if modules.get(m) != "Running"]
+    if missing:
+        checks.append(Check("Asterisk modules", False, "not loaded: " + ", ".join(missing)
+                            + " (add `load = ...` lines to modules.conf)"))
+    else:
+        checks.append(Check("Asterisk modules", True, f"all {len(REQUIRED_MODULES)} loaded"))
+
+
+async def _check_events(ari: AriClient, settings: Settings, checks: list[Check]) -> None:
+    stream = EventStream(ari, settings.ari_app + "-doctor", lambda event: None)
+    try:
+        ws = await stream.connect_once()
+    except AriError as exc:
+        checks.append(Check("ARI events WebSocket", False, exc.message))
+        return
+    await ws.close()
+    checks.append(Check("ARI events WebSocket", True, "connects"))
+
+
+async def _check_sounds(ari: AriClient, policy: Policy | None, checks: list[Check]) -> None:
+    languages = list(policy.languages) if policy else ["en"]
+    catalog = load_catalog()
+    missing = []
+    wanted = [f"etiquette/{name}" for name in catalog.names()] + list(CORE_SOUNDS)
+    results = await asyncio.gather(*(ari.call(ops.SOUND, soundId=s) for s in wanted),
+                                   return_exceptions=True)
+    for sound, result in zip(wanted, results):
+        if isinstance(result, AriNotFound):
+            missing.append(f"{sound} (all languages)")
+            continue
+        if isinstance(result, Exception):
+            missing.append(f"{sound} ({result})")
+            continue
+        have = {f.get("language") for f in result.get("formats", [])}
+        lacking = [lang for lang in languages if lang not in have]
+        if lacking and not sound.startswith(("silence", "beep")):
+            missing.append(f"{sound} ({','.join(lacking)})")
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        checks.append(Check("sound files", False, f"missing: {shown}; run "
+                            "`ari-etiquette prompts render` into Asterisk's sounds folder"))
+    else:
+        checks.append(Check("sound files", True,
+                            f"{len(wanted)} prompts in {', '.join(languages)}"))
+
+
+async def _check_operators(ari: AriClient, policy: Policy | None, checks: list[Check]) -> None:
+    if policy is None:
+        checks.append(Check("operators", None, "not checked: the policy is invalid"))
+        return
+    problems, online = [], 0
+    for endpoint in policy.operators.endpoints:
+        tech, _, resource = endpoint.partition("/")
+        try:
+            info = await ari.endpoint(tech, resource)
+        except AriNotFound:
+            problems.append(f"{endpoint} is not an endpoint in this Asterisk (pjsip.conf)")
+            continue
+        online += info.get("state") == "online"
+    if problems:
+        checks.append(Check("operators", False, "; ".join(problems)))
+    else:
+        checks.append(Check("operators", True, f"{len(policy.operators.endpoints)} configured, "
+                            f"{online} with a phone registered now"))
+
+
+async def _check_redis(settings: Settings, checks: list[Check]) -> None:
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await redis.ping()
+        info = await redis.info("persistence")
+    except AuthenticationError as exc:
+        checks.append(Check("Redis", False, f"{redacted(settings.redis_url)} refused the "
+                            f"password: {exc}"))
+        return
+    except (RedisError, OSError) as exc:
+        checks.append(Check("Redis", False, f"not reachable at {redacted(settings.redis_url)}: {exc}"))
+        return
+    finally:
+        await redis.aclose()
+    aof = "append-only on" if info.get("aof_enabled") else "append-only OFF: accepted requests "\
+        "could be lost on a crash (set appendonly yes)"
+    checks.append(Check("Redis", bool(info.get("aof_enabled")),
+                        f"{redacted(settings.redis_url)}, {aof}"))
+
+
+def default_env_file() -> Path | None:
+    path = Path(".env")
+    return path if path.exists() else None

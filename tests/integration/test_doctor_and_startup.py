@@ -1,0 +1,94 @@
+"""Bad deployments get a clear, specific error: doctor names the fault, the app refuses to
+start with a message saying what to fix (wrong ARI password, Asterisk down, Redis down)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from ari_app.app import StartupError, build_app
+from ari_app.doctor import run_doctor
+from ari_app.policy import load_policy
+
+pytestmark = pytest.mark.integration
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _verdicts(checks) -> dict[str, bool | None]:
+    return {c.name: c.ok for c in checks}
+
+
+async def test_given_sandbox_when_doctor_then_every_check_is_green(settings):
+    checks = await run_doctor(settings)
+    assert all(c.ok for c in checks), "\n".join(c.line() for c in checks)
+    names = {c.name for c in checks}
+    assert {"ARI reachable", "ARI credentials", "Asterisk modules", "ARI events WebSocket",
+            "sound files", "operators", "Redis", "policy"} <= names
+
+
+async def test_given_wrong_ari_password_when_doctor_then_credentials_named(settings):
+    bad = settings.model_copy(update={"ari_password": SecretStr("not-the-password")})
+    checks = await run_doctor(bad)
+    failed = [c for c in checks if c.ok is False]
+    assert [c.name for c in failed] == ["ARI credentials"]
+    assert "rejected user 'etiquette'" in failed[0].detail
+    assert _verdicts(checks)["Redis"] is True
+
+
+async def test_given_stopped_asterisk_and_redis_when_doctor_then_both_named_unreachable(settings):
+    port = _unused_port()
+    bad = settings.model_copy(update={"ari_url": f"http://127.0.0.1:{port}",
+                                      "redis_url": f"redis://127.0.0.1:{_unused_port()}/0"})
+    checks = await run_doctor(bad)
+    failed = {c.name: c.detail for c in checks if c.ok is False}
+    assert set(failed) == {"ARI reachable", "Redis"}
+    assert f"not answering at http://127.0.0.1:{port}" in failed["ARI reachable"]
+    assert "not reachable" in failed["Redis"]
+
+
+def test_given_wrong_password_when_doctor_cli_then_exit_1_and_message(settings, tmp_path):
+    env = tmp_path / "bad.env"
+    env.write_text(f"ETIQUETTE_ARI_URL={settings.ari_url}\nETIQUETTE_ARI_PASSWORD=wrong\n"
+                   f"ETIQUETTE_REDIS_URL={settings.redis_url}\n"
+                   f"ETIQUETTE_POLICY_FILE={settings.policy_file}\nETIQUETTE_TEST_TIME_RANGES=true\n")
+    proc = subprocess.run([sys.executable, "-m", "ari_app.cli", "doctor", "--env-file", str(env)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL ARI credentials" in proc.stdout
+
+
+@pytest.mark.parametrize("fault", ["ari_password", "ari_down", "redis_down"])
+async def test_given_bad_deployment_when_app_starts_then_startup_error_says_what(settings, fault):
+    update = {"ari_password": {"ari_password": SecretStr("wrong")},
+              "ari_down": {"ari_url": f"http://127.0.0.1:{_unused_port()}"},
+              "redis_down": {"redis_url": f"redis://127.0.0.1:{_unused_port()}/0"}}[fault]
+    bad = settings.model_copy(update=update)
+    app = build_app(bad, load_policy(settings.policy_file, test_time_ranges=True))
+    runner = web.AppRunner(app)
+    with pytest.raises(StartupError) as info:
+        await runner.setup()
+    await runner.cleanup()
+    message = str(info.value)
+    expected = {"ari_password": "rejected user 'etiquette'", "ari_down": "not answering",
+                "redis_down": "Redis not reachable"}[fault]
+    assert expected in message, message
+
+
+def test_given_no_ari_password_when_run_then_clear_settings_error(tmp_path):
+    env = tmp_path / "empty.env"
+    env.write_text("ETIQUETTE_ARI_URL=http://127.0.0.1:1\n")
+    proc = subprocess.run([sys.executable, "-m", "ari_app.cli", "run", "--env-file", str(env)],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0
+    assert "ETIQUETTE_ARI_PASSWORD: is not set" in proc.stderr

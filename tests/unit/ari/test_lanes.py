@@ -1,0 +1,204 @@
+"""Lanes: one ordered lane (task) per call, created on demand and gone once drained."""
+
+import asyncio
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from ari_app.ari.lanes import Lanes
+
+
+def lane_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("lane:")]
+
+
+async def test_given_items_on_one_key_when_handled_then_order_is_kept():
+    seen: list[tuple[str, int]] = []
+
+    async def handler(key, item):
+        await asyncio.sleep(0)  # yield between items: other lanes may run, this one may not reorder
+        seen.append((key, item))
+
+    lanes = Lanes(handler)
+    for i in range(5):
+        lanes.submit("a", i)
+        lanes.submit("b", i)
+    await lanes.join()
+
+    assert [i for k, i in seen if k == "a"] == [0, 1, 2, 3, 4]
+    assert [i for k, i in seen if k == "b"] == [0, 1, 2, 3, 4]
+
+
+async def test_given_item_submitted_while_lane_busy_when_drained_then_same_lane_handles_it():
+    tasks: list[asyncio.Task] = []
+    first_started, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(key, item):
+        tasks.append(asyncio.current_task())
+        if item == 1:
+            first_started.set()
+            await release.wait()
+
+    lanes = Lanes(handler)
+    lanes.submit("a", 1)
+    await first_started.wait()
+    lanes.submit("a", 2)
+    assert len(lanes) == 1
+    release.set()
+    await lanes.join()
+
+    assert len(tasks) == 2 and tasks[0] is tasks[1]
+
+
+async def test_given_slow_handler_on_key_a_when_key_b_submitted_then_b_is_not_delayed():
+    a_started, a_release, b_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def handler(key, item):
+        if key == "a":
+            a_started.set()
+            await a_release.wait()
+        else:
+            b_done.set()
+        finished.append(key)
+
+    lanes = Lanes(handler)
+    lanes.submit("a", "slow")
+    await a_started.wait()
+    lanes.submit("b", "quick")
+
+    await asyncio.wait_for(b_done.wait(), timeout=5)  # safety net only: a is still blocked
+    assert not a_release.is_set()
+    assert finished == ["b"]  # b finished while a is still blocked
+    assert len(lanes) == 1
+
+    a_release.set()
+    await lanes.join()
+    assert finished == ["b", "a"]
+
+
+async def test_given_handler_raises_when_lane_continues_then_error_logged_and_next_item_handled():
+    seen: list[str] = []
+
+    async def handler(key, item):
+        if item["type"] == "Boom":
+            raise RuntimeError("kaboom")
+        seen.append(item["type"])
+
+    lanes = Lanes(handler)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        lanes.submit("call-1", {"type": "StasisStart"})
+        lanes.submit("call-1", {"type": "Boom"})
+        lanes.submit("call-1", {"type": "StasisEnd"})
+        await lanes.join()
+
+    assert seen == ["StasisStart", "StasisEnd"]
+    errors = [e for e in logs if e["event"] == "call handler failed"]
+    assert len(errors) == 1
+    assert errors[0]["log_level"] == "error"
+    assert errors[0]["item"] == "Boom"
+    assert errors[0]["call_id"] == "call-1"
+    assert errors[0]["exc_info"] is True
+    assert len(lanes) == 0
+
+
+async def test_given_lanes_with_work_when_joined_then_every_lane_task_has_ended():
+    async def handler(key, item):
+        await asyncio.sleep(0)
+
+    lanes = Lanes(handler)
+    for key in ("a", "b", "c"):
+        lanes.submit(key, 1)
+        lanes.submit(key, 2)
+    assert len(lanes) == 3
+
+    await lanes.join()
+
+    assert len(lanes) == 0
+    assert lane_tasks() == []
+
+
+async def test_given_drained_lane_when_new_item_then_fresh_lane_handles_it():
+    tasks: list[asyncio.Task] = []
+
+    async def handler(key, item):
+        tasks.append(asyncio.current_task())
+
+    lanes = Lanes(handler)
+    lanes.submit("a", 1)
+    await lanes.join()
+    lanes.submit("a", 2)
+    await lanes.join()
+
+    assert len(tasks) == 2 and tasks[0] is not tasks[1]
+    assert len(lanes) == 0
+
+
+async def test_given_handler_running_when_closed_then_cancelled_and_no_lane_left():
+    started = asyncio.Event()
+    outcome: list[str] = []
+    handled: list[int] = []
+
+    async def handler(key, item):
+        handled.append(item)
+        started.set()
+        try:
+            await asyncio.Event().wait()  # never set
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+
+    lanes = Lanes(handler)
+    lanes.submit("a", 1)
+    lanes.submit("a", 2)
+    await started.wait()
+
+    await lanes.close()
+
+    assert outcome == ["cancelled"]
+    assert handled == [1]  # the queued item is dropped, not handled after close
+    assert len(lanes) == 0
+    assert lane_tasks() == []
+
+
+async def test_given_lane_not_started_yet_when_closed_then_no_lane_left_and_key_usable():
+    handled: list[int] = []
+
+    async def handler(key, item):
+        handled.append(item)
+
+    lanes = Lanes(handler)
+    lanes.submit("a", 1)  # task created, not yet run
+    await lanes.close()
+    assert len(lanes) == 0
+
+    lanes.submit("a", 2)
+    await lanes.join()
+    assert handled == [2]
+
+
+async def test_given_handler_when_it_logs_then_call_id_is_the_lane_key():
+    async def handler(key, item):
+        structlog.get_logger().info("handling", item=item)
+
+    lanes = Lanes(handler)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        lanes.submit("call-a", 1)
+        lanes.submit("call-b", 2)
+        await lanes.join()
+
+    assert sorted((e["call_id"], e["item"]) for e in logs if e["event"] == "handling") == [
+        ("call-a", 1), ("call-b", 2)]
+
+
+async def test_given_lane_bound_call_id_when_submitter_logs_then_its_context_is_untouched():
+    async def handler(key, item):
+        pass
+
+    lanes = Lanes(handler)
+    structlog.contextvars.clear_contextvars()
+    lanes.submit("call-a", 1)
+    await lanes.join()
+
+    assert "call_id" not in structlog.contextvars.get_contextvars()
