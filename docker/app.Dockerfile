@@ -17,8 +17,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-RUN groupadd --system --gid 10001 etiquette \
- && useradd --system --uid 10001 --gid etiquette --home-dir /home/etiquette --create-home \
+RUN groupadd --gid 10001 etiquette \
+ && useradd --uid 10001 --gid etiquette --home-dir /home/etiquette --create-home \
       --shell /usr/sbin/nologin etiquette \
  && mkdir -p /etc/ari-etiquette
 

@@ -70,8 +70,8 @@ RUN apt-get update \
  && asterisk -V
 
 # Only Debian's asterisk.conf (the directory layout) stays in /etc/asterisk; its other samples move
-# to /usr/share/asterisk/etc-samples so that nothing we do not ship (the AMI in manager.conf, say) is
-# configured by accident. modules.conf has autoload=no and lists every module the app needs.
+# to /usr/share/asterisk/etc-samples, so only the files we ship configure anything (as in the test
+# sandbox). modules.conf has autoload=no and lists every module the app needs.
 RUN mkdir -p /usr/share/asterisk/etc-samples \
  && find /etc/asterisk -mindepth 1 -maxdepth 1 ! -name asterisk.conf \
       -exec mv -t /usr/share/asterisk/etc-samples/ {} +

@@ -35,6 +35,7 @@ class EventStream:
         self.backoff = backoff
         self.connected = asyncio.Event()
         self.connects = 0  # how many times a socket was established (reconnects = connects - 1)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def connect_once(self) -> aiohttp.ClientWebSocketResponse:
         """Open the socket; credentials travel in the Authorization header, never the URL."""
@@ -72,6 +73,7 @@ class EventStream:
             delay = self.backoff[0]
             self.connects += 1
             logger.info("ari events connected", app=self.app, connects=self.connects)
+            self._ws = ws
             try:
                 if self.on_connected is not None:
                     await self.on_connected()
@@ -79,8 +81,14 @@ class EventStream:
                 await self._read(ws)
             finally:
                 self.connected.clear()
+                self._ws = None
                 await ws.close()
             logger.warning("ari events socket closed; reconnecting", app=self.app)
+
+    async def drop(self) -> None:
+        """Close the current socket as a network failure would; run() reconnects and resyncs."""
+        if self._ws is not None:
+            await self._ws.close()
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:

@@ -114,22 +114,47 @@ async def parties(ari):
         await party.stop()
 
 
+class AppRunner:
+    """Starts the app under test exactly as `ari-etiquette run` builds it; stop() is a clean
+    process exit (state stays in Redis), so a test can start another one to take over."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    async def start(self) -> web.Application:
+        policy = load_policy(self.settings.policy_file, test_time_ranges=True)
+        self.app = build_app(self.settings, policy)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        return self.app
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
 @pytest.fixture
-async def app(settings, redis, ari, parties):
-    """The app under test, started exactly as `ari-etiquette run` starts it."""
-    application = build_app(settings, load_policy(settings.policy_file, test_time_ranges=True))
-    runner = web.AppRunner(application)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    application["base_url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    yield application
+async def app_runner(settings, redis, ari, parties):
+    runner = AppRunner(settings)
+    yield runner
+    if runner.runner is None:  # the test left no app running: start one to clean up after it
+        await runner.start()
     await _hang_up_everything(ari)
-    inbound = application[inbound_key]
+    inbound = runner.app[inbound_key]
     await _settle(inbound)
     leaks = await _leaks(ari, redis, inbound)
-    await runner.cleanup()
+    await runner.stop()
     assert not leaks, f"left behind after the test: {leaks}"
+
+
+@pytest.fixture
+async def app(app_runner):
+    """The app under test, running in this event loop."""
+    return await app_runner.start()
 
 
 async def _hang_up_everything(ari: AriClient) -> None:

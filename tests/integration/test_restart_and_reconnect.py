@@ -1,0 +1,88 @@
+"""Calls outlive the process: a restarted app takes back the calls it owned from Redis, and a
+dropped events WebSocket reconnects and reconciles with the channels that still exist."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ari_app.keys import events_key, inbound_key
+
+from test_first_call import prompt_of, talk_bridge_with
+
+pytestmark = pytest.mark.integration
+
+
+async def test_given_caller_waiting_when_app_restarts_then_call_resumed_and_connected(
+        app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    phones.mode.update(operator1="busy", operator2="busy")
+    await app_runner.start()
+    ours, call_id = await callers.dial_local("100")
+    await observer.wait_for(lambda e: e.get("type") == "ChannelEnteredBridge"
+                            and e["bridge"]["id"] == f"{call_id}~hold", timeout=20,
+                            what="caller waiting in the holding bridge")
+
+    await app_runner.stop()  # the app goes away; the caller stays on the line, on music
+    assert await redis.sismember("etq:calls", call_id)
+    assert call_id in {c["id"] for c in await ari.channels()}
+    phones.mode["operator1"] = "answer"
+    restarted_at = time.time()
+
+    app = await app_runner.start()
+    assert app[events_key].connects == 1
+    deadline = time.monotonic() + 15
+    while True:
+        talk = [b for b in await ari.bridges() if b["id"] == f"{call_id}~talk"]
+        if talk and len(talk[0]["channels"]) == 2:
+            break
+        assert time.monotonic() < deadline, "the restarted app never connected the caller"
+        await asyncio.sleep(0.1)
+    greetings = [e for e in observer.of_type("PlaybackStarted")
+                 if prompt_of(e) == "greeting" and e["_t"] > restarted_at]
+    assert not greetings, "a resumed caller must not be greeted again"
+    assert f"{call_id}~hold" not in {b["id"] for b in await ari.bridges()}
+
+
+async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_restart_cleans_up(
+        app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    await app_runner.start()
+    ours, call_id = await callers.dial_local("100")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=15)
+
+    await app_runner.stop()
+    await callers.hang_up(ours)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")
+    # nobody was there to release the operator: their leg is still up
+    assert f"{call_id}~op1" in {c["id"] for c in await ari.channels()}
+
+    await app_runner.start()
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~op1", timeout=10,
+                            what="operator leg released by the restarted app")
+    await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed"
+                            and e["bridge"]["id"] == f"{call_id}~talk", what="talk bridge gone")
+    assert not await redis.sismember("etq:calls", call_id)
+    assert not await redis.exists("etq:operator:PJSIP/operator1")
+
+
+async def test_given_connected_call_when_websocket_drops_and_caller_hangs_up_then_resync_cleans(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=15)
+    events = app[events_key]
+
+    await events.drop()
+    await callers.hang_up(ours)  # while the app's socket is down or just back
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~op1", timeout=10,
+                            what="operator leg released after the reconnect")
+    assert events.connects == 2
+    await asyncio.wait_for(events.connected.wait(), 5)
+    await app[inbound_key].lanes.join()
+    assert not await redis.sismember("etq:calls", call_id)

@@ -1,0 +1,499 @@
+"""Static checks of docker/: no Docker engine runs where the tests do, so nothing is built here.
+
+What is checked: compose.yaml's paths and variables (with PyYAML, if installed), the Dockerfiles'
+instructions and COPY sources (with a small line parser), the Asterisk image's package list
+against the sandbox's, the entrypoint script (syntax and behaviour), and that no file under
+docker/ holds a password. `docker compose config` runs only where the client has the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
+ENTRYPOINT = DOCKER / "asterisk-entrypoint.sh"
+COMPOSE = DOCKER / "compose.yaml"
+ENV_EXAMPLE = DOCKER / ".env.example"
+
+KNOWN_INSTRUCTIONS = {
+    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+}  # fmt: skip
+
+
+# --- a small Dockerfile parser ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    line: int  # where it starts
+    keyword: str  # upper case
+    args: str  # continuations joined
+
+    def json_args(self) -> list[str] | None:
+        """The exec (JSON) form's list, or None for the shell form."""
+        try:
+            value = json.loads(self.args)
+        except ValueError:
+            return None
+        return value if isinstance(value, list) else None
+
+
+def parse_dockerfile(path: Path) -> list[Instruction]:
+    """Instructions of a Dockerfile: comments dropped, `\\` continuations joined.
+
+    Comment lines inside a continuation are skipped, as Docker does. Heredocs are not supported
+    (their body would show up as unknown instructions).
+    """
+    out: list[Instruction] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not pending):
+            continue
+        if not pending:
+            start = number
+        continued = stripped.endswith("\\")
+        pending.append(stripped[:-1] if continued else stripped)
+        if continued:
+            continue
+        text = " ".join(part for part in pending if part).strip()
+        pending = []
+        keyword, _, args = text.partition(" ")
+        out.append(Instruction(start, keyword.upper(), args.strip()))
+    assert not pending, f"{path.name}: the last instruction ends with a line continuation"
+    return out
+
+
+def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
+    """Instructions grouped per build stage (each starts with its FROM)."""
+    result: list[list[Instruction]] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            result.append([])
+        if result:
+            result[-1].append(ins)
+    return result
+
+
+def stage_name(from_ins: Instruction) -> str | None:
+    words = from_ins.args.split()
+    return words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+
+
+def copy_parts(ins: Instruction) -> tuple[dict[str, str], list[str], str]:
+    """(flags, sources, destination) of a COPY or ADD."""
+    words = ins.json_args() or shlex.split(ins.args)
+    flags = {}
+    while words and words[0].startswith("--"):
+        key, _, value = words.pop(0)[2:].partition("=")
+        flags[key] = value
+    assert len(words) >= 2, f"line {ins.line}: {ins.keyword} needs a source and a destination"
+    return flags, words[:-1], words[-1]
+
+
+def apt_installed(stage: list[Instruction]) -> set[str]:
+    """Package names given to `apt-get install` in a stage's RUN instructions."""
+    packages: set[str] = set()
+    for ins in stage:
+        if ins.keyword != "RUN":
+            continue
+        for command in re.split(r"&&|\|\||;", ins.args):
+            words = command.split()
+            for i in range(len(words) - 1):
+                if words[i] in ("apt-get", "apt") and words[i + 1] == "install":
+                    packages |= {w for w in words[i + 2:] if not w.startswith("-")}
+    return packages
+
+
+def args_defaults(instructions: list[Instruction]) -> dict[str, str]:
+    defaults = {}
+    for ins in instructions:
+        if ins.keyword == "ARG" and "=" in ins.args:
+            key, _, value = ins.args.partition("=")
+            defaults[key.strip()] = value.strip().strip('"')
+    return defaults
+
+
+# --- .dockerignore (the per-Dockerfile kind BuildKit reads) ---------------------------------------
+
+
+def _ignore_regex(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def ignored(rel: str, patterns: list[str]) -> bool:
+    """Whether BuildKit leaves `rel` out of the context: the last matching pattern decides, and a
+    pattern that matches a parent folder matches everything inside it."""
+    parents = ["/".join(rel.split("/")[: i + 1]) for i in range(rel.count("/") + 1)]
+    result = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        regex = _ignore_regex(pattern.lstrip("!").strip("/"))
+        if any(regex.match(p) for p in parents):
+            result = not negated
+    return result
+
+
+def ignore_patterns(dockerfile: Path) -> list[str] | None:
+    path = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    if not path.exists():
+        return None
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+# --- the Dockerfiles ----------------------------------------------------------------------------
+
+
+def test_the_expected_files_exist():
+    names = {p.name for p in DOCKER.iterdir()}
+    assert {"asterisk.Dockerfile", "app.Dockerfile", "asterisk-entrypoint.sh", "compose.yaml",
+            ".env.example"} <= names
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_starts_with_from_and_uses_known_instructions(dockerfile):
+    instructions = parse_dockerfile(dockerfile)
+    assert instructions, f"{dockerfile.name} is empty"
+    unknown = [f"line {i.line}: {i.keyword}" for i in instructions
+               if i.keyword not in KNOWN_INSTRUCTIONS]
+    assert not unknown, f"{dockerfile.name}: unknown instructions {unknown}"
+    # Docker's rule: only ARGs (global build arguments for FROM lines) may come before the first FROM.
+    keywords = [i.keyword for i in instructions]
+    assert "FROM" in keywords, f"{dockerfile.name} has no FROM"
+    before = keywords[: keywords.index("FROM")]
+    assert set(before) <= {"ARG"}, f"{dockerfile.name}: {before} before the first FROM"
+    for ins in instructions:
+        assert ins.args, f"{dockerfile.name} line {ins.line}: {ins.keyword} without arguments"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_copy_sources_exist_in_the_repo(dockerfile):
+    """Build contexts are the repo root (compose.yaml says `context: ..`)."""
+    instructions = parse_dockerfile(dockerfile)
+    names = set()
+    patterns = ignore_patterns(dockerfile)
+    for stage in stages(instructions):
+        for ins in stage:
+            if ins.keyword not in ("COPY", "ADD"):
+                continue
+            flags, sources, _ = copy_parts(ins)
+            if "from" in flags:
+                assert flags["from"] in names, (
+                    f"{dockerfile.name} line {ins.line}: --from={flags['from']} is no earlier stage")
+                continue
+            for source in sources:
+                assert not source.startswith(("/", "..")), f"line {ins.line}: {source} leaves the context"
+                matches = sorted(REPO.glob(source.rstrip("/"))) if any(c in source for c in "*?[") \
+                    else [REPO / source.rstrip("/")]
+                matches = [m for m in matches if m.exists()]
+                assert matches, f"{dockerfile.name} line {ins.line}: COPY source {source} not in the repo"
+                if patterns is None:
+                    continue
+                for match in matches:
+                    files = [match] if match.is_file() else [
+                        f for f in match.rglob("*") if f.is_file()
+                        and "__pycache__" not in f.parts and f.suffix != ".pyc"]
+                    left_out = [str(f.relative_to(REPO)) for f in files
+                                if ignored(str(f.relative_to(REPO)), patterns)]
+                    assert not left_out, (f"{dockerfile.name} line {ins.line}: its .dockerignore "
+                                          f"leaves out {left_out[:3]}")
+        name = stage_name(stage[0])
+        if name:
+            names.add(name)
+
+
+def test_dockerignore_files_keep_secrets_out():
+    for dockerfile in DOCKERFILES:
+        patterns = ignore_patterns(dockerfile)
+        assert patterns is not None, f"{dockerfile.name}.dockerignore is missing"
+        for rel in ("docker/.env", ".git/config", ".venv/bin/python", "ari_app/__pycache__/x.pyc"):
+            assert ignored(rel, patterns), f"{dockerfile.name}.dockerignore lets {rel} in"
+
+
+def test_dockerignore_matcher():
+    patterns = ["**", "!ari_app/", "**/__pycache__"]
+    assert ignored("docker/.env", patterns)
+    assert not ignored("ari_app/prompts/catalog.toml", patterns)
+    assert ignored("ari_app/prompts/__pycache__/a.pyc", patterns)
+    assert not ignored("x", ["**", "!x"]) and ignored("y/z", ["y"])
+
+
+def test_asterisk_image_installs_the_sandbox_packages():
+    from ari_app.sandbox.rootfs import PACKAGES, SUITES
+
+    instructions = parse_dockerfile(DOCKER / "asterisk.Dockerfile")
+    prompts_stage, asterisk_stage = stages(instructions)
+    assert set(PACKAGES) == apt_installed(asterisk_stage), (
+        "docker/asterisk.Dockerfile and ari_app/sandbox/rootfs.py PACKAGES disagree")
+    assert {"festival", "festvox-us-slt-hts", "festvox-ru", "sox", "python3"} <= apt_installed(
+        prompts_stage)
+    assert prompts_stage[0].args.split()[0] == "debian:bookworm-slim"
+    # The Asterisk stage is sid (or testing): the only suites with Asterisk 22.
+    image = asterisk_stage[0].args.split()[0]
+    suite = args_defaults(instructions).get("ASTERISK_SUITE")
+    assert image == "debian:${ASTERISK_SUITE}-slim" and suite in SUITES
+
+
+def test_asterisk_image_details():
+    instructions = parse_dockerfile(DOCKER / "asterisk.Dockerfile")
+    by_keyword = {}
+    for ins in instructions:
+        by_keyword.setdefault(ins.keyword, []).append(ins)
+    cmd = by_keyword["CMD"][-1].json_args()
+    assert cmd and cmd[:3] == ["asterisk", "-f", "-n"]
+    assert not {"-U", "-G"} & set(cmd), "-U makes Asterisk unable to read its 0640 configs"
+    assert by_keyword["ENTRYPOINT"][-1].json_args() == ["/usr/local/bin/asterisk-entrypoint"]
+    exposed = " ".join(i.args for i in by_keyword["EXPOSE"]).split()
+    assert {"8088/tcp", "5060/udp", "10000-10999/udp"} <= set(exposed)
+    runs = " ".join(i.args for i in by_keyword["RUN"])
+    assert "readlink -f" in runs and "/var/spool/asterisk/recording" in runs
+    assert "#include extensions_etiquette.conf" in runs
+    # the RTP range exposed is the one rtp.conf configures
+    rtp = (REPO / "config/asterisk/rtp.conf").read_text()
+    start = re.search(r"(?m)^rtpstart\s*=\s*(\d+)", rtp).group(1)
+    end = re.search(r"(?m)^rtpend\s*=\s*(\d+)", rtp).group(1)
+    assert f"{start}-{end}/udp" in exposed
+
+
+def test_app_image_details():
+    instructions = parse_dockerfile(DOCKER / "app.Dockerfile")
+    assert instructions[0].args.split()[0] == "python:3.11-slim-bookworm"
+    users = [i.args for i in instructions if i.keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the app must not run as root"
+    cmd = [i for i in instructions if i.keyword == "CMD"][-1].json_args()
+    assert cmd == ["ari-etiquette", "run"]
+    assert 'ari-etiquette = "ari_app.cli:main"' in (REPO / "pyproject.toml").read_text()
+    health = [i.args for i in instructions if i.keyword == "HEALTHCHECK"]
+    assert health and "/healthz" in health[-1] and "127.0.0.1" in health[-1]
+    env = " ".join(i.args for i in instructions if i.keyword == "ENV")
+    assert "ETIQUETTE_HTTP_HOST=0.0.0.0" in env
+    assert "ETIQUETTE_POLICY_FILE=/etc/ari-etiquette/policy.toml" in env
+
+
+# --- the entrypoint -----------------------------------------------------------------------------
+
+
+def test_entrypoint_syntax():
+    result = subprocess.run(["bash", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _run_entrypoint(tmp_path: Path, env: dict[str, str], *command: str):
+    etc = tmp_path / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "http.conf").write_text("[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = 8088\n")
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ASTERISK_ETC_DIR": str(etc),
+            "ASTERISK_RUN_DIR": str(tmp_path / "run"), "ASTERISK_SPOOL_DIR": str(tmp_path / "spool")}
+    return subprocess.run(["bash", str(ENTRYPOINT), *command], env={**base, **env},
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("env", [{}, {"ARI_PASSWORD": ""}], ids=["unset", "empty"])
+def test_entrypoint_refuses_to_start_without_a_password(tmp_path, env):
+    result = _run_entrypoint(tmp_path, env, "sh", "-c", "echo started")
+    assert result.returncode != 0
+    assert "started" not in result.stdout
+    assert "ARI_PASSWORD is empty" in result.stderr and "openssl rand" in result.stderr
+    assert not (tmp_path / "etc/ari_users.conf").exists()
+
+
+@pytest.mark.parametrize("bad", ["with space", "semi;colon", "new\nline"])
+def test_entrypoint_refuses_passwords_that_break_the_config(tmp_path, bad):
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD": bad}, "true")
+    assert result.returncode != 0 and "ARI_PASSWORD contains" in result.stderr
+
+
+def test_entrypoint_writes_ari_users_and_runs_the_command(tmp_path):
+    password = secrets.token_hex(24)
+    result = _run_entrypoint(
+        tmp_path, {"ARI_USER": "etiq", "ARI_PASSWORD": password, "ASTERISK_HTTP_BINDADDR": "10.0.0.5"},
+        "sh", "-c", 'echo "started; secret in env: ${ARI_PASSWORD:-no}"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started; secret in env: no"
+    users = tmp_path / "etc/ari_users.conf"
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+    text = users.read_text()
+    assert "[etiq]" in text and "type = user" in text and f"password = {password}" in text
+    assert "bindaddr = 10.0.0.5" in (tmp_path / "etc/http.conf").read_text()
+    assert (tmp_path / "spool/recording").is_dir() and (tmp_path / "run").is_dir()
+
+
+def test_entrypoint_reads_a_password_file(tmp_path):
+    password = secrets.token_hex(24)
+    (tmp_path / "secret").write_text(password + "\n")
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD_FILE": str(tmp_path / "secret")}, "true")
+    assert result.returncode == 0, result.stderr
+    assert f"password = {password}\n" in (tmp_path / "etc/ari_users.conf").read_text()
+
+
+# --- compose.yaml -------------------------------------------------------------------------------
+
+
+def _compose() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example: {line!r} is not KEY=VALUE"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def test_compose_paths_exist():
+    compose = _compose()
+    assert {"asterisk", "redis", "app"} <= set(compose["services"])
+    declared_volumes = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build is not None:
+            context = (COMPOSE.parent / build["context"]).resolve()
+            assert context == REPO, f"{name}: build context should be the repo root"
+            assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']} missing"
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source")
+            if source.startswith((".", "/")):
+                path = (COMPOSE.parent / source).resolve()
+                assert path.exists(), f"{name}: volume source {source} does not exist"
+                assert path.is_relative_to(REPO), f"{name}: {source} is outside the repo"
+            else:
+                assert source in declared_volumes, f"{name}: named volume {source} not declared"
+
+
+def test_compose_wiring():
+    compose = _compose()
+    services = compose["services"]
+    assert services["asterisk"]["network_mode"] == "host"
+    assert set(services["app"]["depends_on"]) >= {"asterisk", "redis"}
+    assert services["redis"]["image"] == "redis:7-bookworm"
+    command = services["redis"]["command"]
+    words = command if isinstance(command, list) else command.split()
+    assert words[words.index("--appendonly") + 1] == "yes"
+    assert words[words.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    env = services["app"]["environment"]
+    assert env["ETIQUETTE_ARI_PASSWORD"].startswith("${ARI_PASSWORD:?")
+    assert services["asterisk"]["environment"]["ARI_PASSWORD"].startswith("${ARI_PASSWORD:?")
+    # the app container finds the policy where its image says (ETIQUETTE_POLICY_FILE)
+    mounts = [v.split(":") for v in services["app"]["volumes"]]
+    assert ["../config/policy.example.toml", "/etc/ari-etiquette/policy.toml", "ro"] in mounts
+
+
+def test_env_example_lists_every_compose_variable_with_empty_secrets():
+    text = "\n".join(line for line in COMPOSE.read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    example = _env_example()
+    assert used <= set(example), f"missing from docker/.env.example: {sorted(used - set(example))}"
+    for key in ("ARI_PASSWORD", "REDIS_PASSWORD"):
+        assert example[key] == "", f".env.example must leave {key} empty"
+        assert re.search(r"\$\{" + key + r":\?", text), f"compose must require {key} (${{{key}:?...}})"
+    assert "openssl rand -hex 24" in ENV_EXAMPLE.read_text()
+
+
+def _compose_command() -> list[str]:
+    """Compose v2 (the docker plugin) or v1 (Debian's docker-compose): both parse without an engine."""
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"],
+                                                 capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("no compose client: scripts/test installs Debian's docker-compose")
+
+
+def test_docker_compose_config(tmp_path):
+    """`compose config` validates the file and its variables; it needs no Docker engine."""
+    compose = _compose_command()
+    empty_env = tmp_path / "empty.env"
+    empty_env.write_text("")
+    base = [k for k in os.environ if k in ("ARI_PASSWORD", "REDIS_PASSWORD")]
+    env = {k: v for k, v in os.environ.items() if k not in base}
+    cmd = [*compose, "--env-file", str(empty_env), "-f", str(COMPOSE), "config"]
+    refused = subprocess.run(cmd + ["--quiet"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert re.search(r"set (ARI|REDIS)_PASSWORD in docker/\.env", refused.stderr), refused.stderr
+    env |= {"ARI_PASSWORD": secrets.token_hex(24), "REDIS_PASSWORD": secrets.token_hex(24)}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert env["REDIS_PASSWORD"] in result.stdout and "network_mode: host" in result.stdout
+
+
+# --- no secrets in docker/ ----------------------------------------------------------------------
+
+_SECRET_KEY = r"\w*(?:password|passwd|secret|_auth)['\"]?"
+_VALUE = r"(?P<value>\"[^\"\n]*\"|'[^'\n]*'|[^\s#]*)"
+# KEY=value anywhere (shell, .env, Dockerfile ENV, Asterisk configs); `key: value` only as a YAML
+# mapping entry at the start of a line, so that prose like "no default password: ..." is fine.
+_KEY_VALUE = re.compile(r"(?i)(?<![{$#\w])" + _SECRET_KEY + r"[ \t]*=[ \t]*" + _VALUE)
+_YAML_KEY_VALUE = re.compile(r"(?i)^[ \t]*(?:-[ \t]+)?['\"]?" + _SECRET_KEY + r"[ \t]*:[ \t]+" + _VALUE)
+_REQUIREPASS = re.compile(r"--requirepass[ \t]+(?P<value>\S+)")
+_URL_PASSWORD = re.compile(r"\w+://[^\s/@:]*:(?P<value>[^\s/@]+)@")
+
+
+def _placeholder(value: str) -> bool:
+    value = value.strip("\"'")
+    return value == "" or value.startswith(("$", "<", "..."))
+
+
+def hardcoded_passwords(text: str) -> list[str]:
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for regex in (_KEY_VALUE, _YAML_KEY_VALUE, _REQUIREPASS, _URL_PASSWORD):
+            for match in regex.finditer(line):
+                if not _placeholder(match.group("value")):
+                    found.append(f"line {number}: {line.strip()}")
+    return found
+
+
+def test_the_password_detector_works():
+    for bad in ("ARI_PASSWORD=hunter2", "password = s3cret", "  ETIQUETTE_ARI_PASSWORD: abc",
+                "--requirepass abc", "ETIQUETTE_REDIS_URL: redis://:abc@127.0.0.1/0",
+                'REDISCLI_AUTH: "x"', "-e ARI_PASSWORD='x'"):
+        assert hardcoded_passwords(bad), bad
+    for fine in ("ARI_PASSWORD=", "password = ${ari_password}", 'ARI_PASSWORD: "${ARI_PASSWORD}"',
+                 "--requirepass ${REDIS_PASSWORD:?set it}", "redis://:${REDIS_PASSWORD}@h:1/0",
+                 'x="${ARI_PASSWORD:-}"', "-e ETIQUETTE_ARI_PASSWORD=...", "password = <secret>",
+                 "# there is no default password: set one"):
+        assert not hardcoded_passwords(fine), fine
+
+
+def test_no_file_in_docker_holds_a_password():
+    checked = []
+    for path in sorted(DOCKER.rglob("*")):
+        if not path.is_file() or path.name == ".env":  # docker/.env: the admin's own, git-ignored
+            continue
+        found = hardcoded_passwords(path.read_text(encoding="utf-8", errors="replace"))
+        assert not found, f"{path.relative_to(REPO)} has what looks like a password: {found}"
+        checked.append(path.name)
+    assert "compose.yaml" in checked and ".env.example" in checked
