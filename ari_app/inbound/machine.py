@@ -200,7 +200,7 @@ class InboundMachine:
         return self.deadline
 
     def _set_state(self, state: InboundState) -> None:
-        logger.debug("inbound transition", old=self.state.value, new=state.value, rule="inbound")
+        logger.debug("inbound transition", old=self.state.value, new=state.value)
         self.state = state
 
     # --- handlers ----------------------------------------------------------------------------

@@ -88,6 +88,10 @@ class InboundStasis:
 
     # --- one call's events, in order ----------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
+        with structlog.contextvars.bound_contextvars(rule="inbound"):
+            await self._handle_item(call_id, item)
+
+    async def _handle_item(self, call_id: str, item: object) -> None:
         now = self.clock()
         machine = await self.store.load(call_id)
         if isinstance(item, dict):

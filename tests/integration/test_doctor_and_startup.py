@@ -92,3 +92,16 @@ def test_given_no_ari_password_when_run_then_clear_settings_error(tmp_path):
                           env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0
     assert "ETIQUETTE_ARI_PASSWORD: is not set" in proc.stderr
+
+
+def test_given_broken_policy_when_run_then_exit_2_naming_key_and_range(settings, tmp_path):
+    policy = tmp_path / "broken.toml"
+    policy.write_text('company = "Example Corp"\n[hold]\ncheck_in_interval = 45\n')
+    env = tmp_path / "app.env"
+    env.write_text(f"ETIQUETTE_ARI_URL={settings.ari_url}\n"
+                   f"ETIQUETTE_ARI_PASSWORD={settings.ari_password.get_secret_value()}\n"
+                   f"ETIQUETTE_REDIS_URL={settings.redis_url}\nETIQUETTE_POLICY_FILE={policy}\n")
+    proc = subprocess.run([sys.executable, "-m", "ari_app.cli", "run", "--env-file", str(env)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "hold.check_in_interval = 45 is outside the allowed range 20-30" in proc.stderr

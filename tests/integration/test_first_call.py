@@ -8,6 +8,9 @@ import time
 
 import pytest
 
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
+
 from ari_app.keys import store_key
 
 from harness import record_heard
@@ -37,7 +40,14 @@ async def talk_bridge_with(ari, *channel_ids: str, timeout: float = 10.0) -> dic
 async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged_with_operator(
         app, parties, ari, redis):
     callers, phones, observer = parties
-    _, call_id = await callers.dial_local("100")
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        _, call_id = await callers.dial_local("100")
+        await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    transitions = [e for e in logs if e["event"] == "inbound transition"]
+    assert [(t["old"], t["new"]) for t in transitions] == [
+        ("greeting", "seeking_operator"), ("seeking_operator", "ringing_operator"),
+        ("ringing_operator", "connected")]
+    assert all(t["call_id"] == call_id and t["rule"] == "inbound" for t in transitions)
 
     # greeting first, then the recording notice: in that order, each heard to the end
     finished = []
