@@ -78,7 +78,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     async def ari_ctx(app: web.Application):
         ari = AriClient(settings.ari_url, settings.ari_user,
                         settings.ari_password.get_secret_value(),
-                        request_timeout=settings.ari_request_timeout)
+                        request_timeout=settings.ari_request_timeout,
+                        pool_size=settings.ari_pool_size)
         try:
             await check_ari(ari, settings.ari_user)
         except StartupError:

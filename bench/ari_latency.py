@@ -5,9 +5,10 @@
 1. REST round trip: sequential GET /asterisk/ping through our client (p50/p99), then the same
    number fired concurrently (the pool must not serialise a burst).
 2. Event-to-action: a burst of N Local-channel callers dials the inbound extension at once. An
-   observer (its own WebSocket, subscribeAll) stamps each caller's StasisStart and the
-   PlaybackStarted of its greeting: the gap is the app's whole reaction (queue, Redis load and
-   save, answer and play over REST) plus Asterisk starting the playback.
+   observer (its own WebSocket, subscribeAll) stamps each caller entering Stasis() (its
+   ChannelDialplan event) and the PlaybackStarted of its greeting: the gap is Asterisk's
+   StasisStart delivery, the app's whole reaction (lane queue, Redis load and save, answer and
+   play over REST) and Asterisk starting the playback.
 Not a test: no assertion on speed. Prints figures and writes JSON to bench/results/.
 """
 
@@ -17,23 +18,18 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from aiohttp import web
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ari_app.app import build_app  # noqa: E402
 from ari_app.ari import AriClient, EventStream  # noqa: E402
-from ari_app.keys import inbound_key  # noqa: E402
+from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
-from ari_app.policy import load_policy  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
 from ari_app.settings import Settings  # noqa: E402
@@ -75,7 +71,12 @@ async def bench_pings(ari: AriClient, n: int) -> dict:
             "concurrent_total_s": round(time.perf_counter() - t0, 3)}
 
 
-async def bench_calls(ari: AriClient, app: web.Application, n: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_calls(ari: AriClient, app_pid: int, n: int, rate: float | None) -> dict:
     starts: dict[str, float] = {}
     greets: dict[str, float] = {}
     done = asyncio.Event()
@@ -83,8 +84,8 @@ async def bench_calls(ari: AriClient, app: web.Application, n: int) -> dict:
     def on_event(e: dict) -> None:
         now = time.perf_counter()
         kind = e.get("type")
-        if kind == "StasisStart" and e.get("application") == "ari-etiquette":
-            starts.setdefault(e["channel"]["id"], now)
+        if kind == "ChannelDialplan" and e.get("dialplan_app") == "Stasis":
+            starts.setdefault(e["channel"]["id"], now)  # the call enters Stasis() right now
         elif kind == "PlaybackStarted" and e["playback"]["id"].endswith("~greeting"):
             greets.setdefault(e["playback"]["target_uri"].split(":", 1)[1], now)
             if len(greets) >= n:
@@ -94,37 +95,43 @@ async def bench_calls(ari: AriClient, app: web.Application, n: int) -> dict:
     callers = EventStream(ari, "bench-caller", lambda e: None)
     tasks = [asyncio.create_task(s.run()) for s in (observer, callers)]
     await asyncio.gather(observer.connected.wait(), callers.connected.wait())
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = cpu_seconds(app_pid)
     t0 = time.perf_counter()
     tags = [uuid.uuid4().hex[:10] for _ in range(n)]
-    await asyncio.gather(*(ari.originate("Local/100@etiquette-inbound/n", app="bench-caller",
-                                         channel_id=f"bc-{t}", other_channel_id=f"call-{t}",
-                                         caller_id=f'"Bench" <+1212555{i:04d}>', timeout=30)
-                           for i, t in enumerate(tags)))
+
+    async def dial(i: int, tag: str) -> None:
+        if rate:
+            await asyncio.sleep(i / rate)
+        await ari.originate("Local/100@etiquette-inbound/n", app="bench-caller",
+                            channel_id=f"bc-{tag}", other_channel_id=f"call-{tag}",
+                            caller_id=f'"Bench" <+1212555{i:04d}>', timeout=30)
+
+    await asyncio.gather(*(dial(i, t) for i, t in enumerate(tags)))
     originated = time.perf_counter() - t0
     try:
         await asyncio.wait_for(done.wait(), 60)
     except asyncio.TimeoutError:
         pass
     elapsed = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    app_cpu = cpu_seconds(app_pid) - cpu0
     gaps = [(greets[c] - starts[c]) * 1000 for c in greets if c in starts]
-    lanes_peak = len(app[inbound_key].lanes)
     await asyncio.gather(*(ari.hangup(f"bc-{t}") for t in tags), return_exceptions=True)
     await asyncio.sleep(2)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"calls": n, "greeted": len(greets), "originate_burst_s": round(originated, 3),
-            "all_greeted_s": round(elapsed, 3), "event_to_greeting": summary(gaps) if gaps else None,
-            "process_cpu_s": round((ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime), 2),
-            "lanes_still_busy_after": lanes_peak}
+    return {"calls": n, "rate_per_s": rate or "all at once", "greeted": len(greets),
+            "originate_s": round(originated, 3), "all_greeted_s": round(elapsed, 3),
+            "event_to_greeting": summary(gaps) if gaps else None,
+            "app_cpu_s": round(app_cpu, 2)}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pings", type=int, default=2000)
-    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=300, help="burst: all dialed at once")
+    parser.add_argument("--paced-calls", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=20.0, help="paced calls per second")
     args = parser.parse_args()
     configure_logging("WARNING", "json")
     instance = SandboxInstance(f"bench-{os.getpid()}")
@@ -137,16 +144,26 @@ async def main() -> None:
     settings = Settings(ari_url=env["ETIQUETTE_ARI_URL"], ari_password=env["ETIQUETTE_ARI_PASSWORD"],
                         redis_url=env["ETIQUETTE_REDIS_URL"], policy_file=policy_file,
                         _env_file=None)
-    app = build_app(settings, load_policy(policy_file))
-    runner = web.AppRunner(app)
-    await runner.setup()
+    env_file = instance.dir / "app.env"
+    app_env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(policy_file), "ETIQUETTE_HTTP_PORT": "0",
+               "ETIQUETTE_LOG_LEVEL": "WARNING", "ETIQUETTE_LOG_FORMAT": "json"}
+    app = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ari_app.cli", "run", "--env-file", str(env_file), env=app_env,
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     ari = AriClient(settings.ari_url, settings.ari_user, env["ETIQUETTE_ARI_PASSWORD"])
     try:
+        for _ in range(100):  # until the app's events socket is registered
+            apps = await ari.call(ops.APPLICATIONS)
+            if any(a["name"] == settings.ari_app for a in apps):
+                break
+            await asyncio.sleep(0.1)
         result = {"asterisk": state.suite, "pings": await bench_pings(ari, args.pings),
-                  "burst": await bench_calls(ari, app, args.calls)}
+                  "paced": await bench_calls(ari, app.pid, args.paced_calls, args.rate),
+                  "burst": await bench_calls(ari, app.pid, args.calls, None)}
     finally:
+        app.terminate()
+        await app.wait()
         await ari.close()
-        await runner.cleanup()
         instance.destroy()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -62,7 +62,7 @@ class AriClient:
     """Thin REST client: `call(op, **params)` plus named helpers the adapters read well with."""
 
     def __init__(self, base_url: str, user: str, password: str, *,
-                 pool_size: int = 128, request_timeout: float = 5.0) -> None:
+                 pool_size: int = 64, request_timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.api = self.base_url + "/ari"
         # credentials go in a header on every request and on the WebSocket, never in a URL
@@ -75,9 +75,11 @@ class AriClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # Sized for bursts: a 300-call burst must not queue behind a 3-connection pool.
+            # Sized for bursts (a 300-call burst must not queue behind a 3-connection pool) but
+            # under Asterisk's HTTP sessionlimit; idle connections are dropped before Asterisk's
+            # own 15 s keep-alive ends, so a reused connection is not one Asterisk just closed.
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
-                                             keepalive_timeout=30)
+                                             keepalive_timeout=10)
             self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
         return self._session
 
@@ -97,18 +99,27 @@ class AriClient:
         query = {k: _wire(v) for k, v in params.items() if k in op.query and v is not None}
         body = {k: v for k, v in params.items() if k in op.body and v is not None} or None
         limit = aiohttp.ClientTimeout(total=request_timeout or self.request_timeout)
-        try:
-            async with self.session.request(op.method, self.api + path, params=query, json=body,
-                                            timeout=limit) as resp:
-                if resp.status >= 400:
-                    raise _error(resp.status, op.method, path, await resp.text())
-                if resp.status == 204 or resp.content_length == 0:
-                    return None
-                return await resp.json(content_type=None)
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise AriUnavailable(0, op.method, path,
-                                 f"Asterisk not answering at {self.base_url}: "
-                                 f"{type(exc).__name__} {exc}".strip()) from exc
+        # A pooled connection Asterisk closed meanwhile fails before any answer: safe to repeat
+        # for reads and deletes (idempotent), never for a POST such as an originate.
+        attempts = 2 if op.method in ("GET", "DELETE") else 1
+        for attempt in range(attempts):
+            try:
+                async with self.session.request(op.method, self.api + path, params=query,
+                                                json=body, timeout=limit) as resp:
+                    if resp.status >= 400:
+                        raise _error(resp.status, op.method, path, await resp.text())
+                    if resp.status == 204 or resp.content_length == 0:
+                        return None
+                    return await resp.json(content_type=None)
+            except aiohttp.ServerDisconnectedError as exc:
+                if attempt + 1 < attempts:
+                    continue
+                raise AriUnavailable(0, op.method, path, f"Asterisk at {self.base_url} closed "
+                                     f"the connection: {exc}") from exc
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                raise AriUnavailable(0, op.method, path,
+                                     f"Asterisk not answering at {self.base_url}: "
+                                     f"{type(exc).__name__} {exc}".strip()) from exc
 
     # --- named helpers (one line each; the table above is the contract) -----------------------
     async def ping(self) -> dict:

@@ -28,6 +28,7 @@ class Op:
 PING = Op("GET", "/asterisk/ping")
 ASTERISK_INFO = Op("GET", "/asterisk/info", ("only",))
 MODULES = Op("GET", "/asterisk/modules")
+APPLICATIONS = Op("GET", "/applications")
 APPLICATION = Op("GET", "/applications/{applicationName}")
 SUBSCRIBE = Op("POST", "/applications/{applicationName}/subscription", ("eventSource",))
 

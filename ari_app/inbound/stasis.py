@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ari_app.ari import AriClient, AriError, AriNotFound, Lanes
+from ari_app.ari import AriClient, AriConflict, AriError, AriNotFound, Lanes
 from ari_app.ari import operations as ops
 from ari_app.inbound import machine as m
 from ari_app.inbound.store import CallStore
@@ -220,6 +220,8 @@ class InboundStasis:
             logger.info("resource already gone", action=type(action).__name__, error=exc.message)
             if isinstance(action, (m.Answer, m.Play, m.Ring, m.AddToBridge)):
                 return None  # the ChannelDestroyed that explains it is on its way
+        except AriConflict as exc:  # typically the channel is leaving the app (a hang-up)
+            logger.warning("ari action refused", action=type(action).__name__, error=exc.message)
         except AriError as exc:
             logger.error("ari action failed", action=type(action).__name__, error=str(exc))
         return None
