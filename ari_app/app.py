@@ -15,8 +15,16 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 
 from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
+from ari_app.callback.service import CallbackRequests
+from ari_app.hold import http as hold_http
+from ari_app.hold.machine import HoldSettings
+from ari_app.hold.stasis import HoldStasis
+from ari_app.hold.store import HoldStore
+from ari_app.inbound.machine import FeatureCodes
 from ari_app.inbound.stasis import InboundStasis
 from ari_app.inbound.store import CallStore
+from ari_app.timeline import Timeline
+from ari_app.voicemail.service import Voicemails
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
 from ari_app.settings import Settings
@@ -62,10 +70,11 @@ async def check_ari(ari: AriClient, user: str) -> None:
 
 
 def build_app(settings: Settings, policy: Policy) -> web.Application:
-    app = web.Application(middlewares=[api.error_middleware])
+    app = web.Application(middlewares=[api.error_middleware, api.auth_middleware])
     app[settings_key] = settings
     app[policy_key] = policy
     app.add_routes(api.routes)
+    app.add_routes(hold_http.routes)
 
     async def redis_ctx(app: web.Application):
         redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
@@ -92,10 +101,21 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     async def calls_ctx(app: web.Application):
         ari, redis = app[ari_key], app[redis_key]
         operators = OperatorService(ari, redis, policy.operators.endpoints)
+        rules = policy.hold
+        hold = HoldStasis(
+            ari, HoldStore(redis), Timeline(redis), CallbackRequests(redis), Voicemails(redis),
+            app=settings.ari_app, moh_class=rules.moh_class, reason_prompts=dict(rules.reasons),
+            settings=HoldSettings(check_in_interval=rules.check_in_interval,
+                                  fallback_after=rules.fallback_after,
+                                  choice_timeout=rules.fallback_choice_timeout,
+                                  fallback_default=rules.fallback_default,
+                                  max_holds_per_call=rules.max_holds_per_call))
+        codes = policy.feature_codes
         inbound = InboundStasis(
-            ari, app[store_key], operators, app=settings.ari_app,
-            recording_notice=policy.recording.enabled, moh_class=policy.hold.moh_class,
-            ring_timeout=policy.operators.ring_timeout)
+            ari, app[store_key], operators, hold, app=settings.ari_app,
+            recording_notice=policy.recording.enabled, moh_class=rules.moh_class,
+            ring_timeout=policy.operators.ring_timeout,
+            codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons)))
         events = EventStream(ari, settings.ari_app, inbound.on_event,
                              on_connected=inbound.reconcile)
         app[inbound_key], app[events_key] = inbound, events

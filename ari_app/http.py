@@ -6,12 +6,14 @@ into JSON answers.
 
 from __future__ import annotations
 
+import hmac
+
 import structlog
 from aiohttp import web
 
-from ari_app.keys import events_key, inbound_key, store_key
+from ari_app.keys import events_key, inbound_key, settings_key, store_key
 
-__all__ = ["ApiError", "error_middleware", "routes"]
+__all__ = ["ApiError", "auth_middleware", "error_middleware", "routes"]
 
 logger = structlog.get_logger()
 routes = web.RouteTableDef()
@@ -24,6 +26,29 @@ class ApiError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Unauthorized(ApiError):
+    status = 401
+    error_id = "unauthorized"
+
+
+class ApiDisabled(ApiError):
+    status = 503
+    error_id = "api-token-not-configured"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    """Requests that change a call need `Authorization: Bearer <ETIQUETTE_API_TOKEN>`."""
+    if request.path.startswith("/api/") and request.method not in ("GET", "HEAD"):
+        token = request.app[settings_key].api_token
+        if token is None:
+            raise ApiDisabled("set ETIQUETTE_API_TOKEN to use the call-control API")
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            raise Unauthorized("missing or wrong bearer token")
+    return await handler(request)
 
 
 @web.middleware

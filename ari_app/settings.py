@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     policy_file: Path = Path("config/policy.example.toml")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8090, ge=0, le=65535, description="the app's own REST API and pages")
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for /api/ calls that act on calls; unset = those refused")
     log_level: str = "INFO"
     log_format: str = Field("auto", pattern="^(auto|json|console)$")
     # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.

@@ -49,6 +49,7 @@ SEND_DTMF = Op("POST", "/channels/{channelId}/dtmf", ("dtmf", "before", "between
 PLAY = Op("POST", "/channels/{channelId}/play", ("media", "lang", "playbackId"))
 START_MOH = Op("POST", "/channels/{channelId}/moh", ("mohClass",))
 STOP_MOH = Op("DELETE", "/channels/{channelId}/moh")
+START_SILENCE = Op("POST", "/channels/{channelId}/silence")
 SNOOP = Op("POST", "/channels/{channelId}/snoop", ("spy", "whisper", "app", "appArgs", "snoopId"))
 RECORD = Op("POST", "/channels/{channelId}/record", (
     "name", "format", "maxDurationSeconds", "maxSilenceSeconds", "ifExists", "beep",
@@ -60,7 +61,7 @@ BRIDGES = Op("GET", "/bridges")
 BRIDGE = Op("GET", "/bridges/{bridgeId}")
 CREATE_BRIDGE = Op("POST", "/bridges", ("type", "bridgeId", "name"))
 DESTROY_BRIDGE = Op("DELETE", "/bridges/{bridgeId}")
-ADD_TO_BRIDGE = Op("POST", "/bridges/{bridgeId}/addChannel", ("channel", "role"))
+ADD_TO_BRIDGE = Op("POST", "/bridges/{bridgeId}/addChannel", ("channel", "role", "absorbDTMF"))
 REMOVE_FROM_BRIDGE = Op("POST", "/bridges/{bridgeId}/removeChannel", ("channel",))
 START_BRIDGE_MOH = Op("POST", "/bridges/{bridgeId}/moh", ("mohClass",))
 STOP_BRIDGE_MOH = Op("DELETE", "/bridges/{bridgeId}/moh")

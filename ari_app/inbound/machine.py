@@ -19,7 +19,11 @@ __all__ = [
     "OperatorFailed", "CallerHungUp", "OperatorHungUp", "TimerFired",
     "Answer", "Play", "Ring", "StopRinging", "CreateBridge", "AddToBridge", "DestroyBridge", "StartBridgeMoh",
     "FindOperator", "DialOperator", "ReleaseOperator", "HangUp", "Finish",
+    "PutOnHold", "TakeOffHold", "OperatorDigit", "HoldEnded", "StartHold", "ResumeHold",
+    "PlayToOperator", "FeatureCodes",
 ]
+
+REASON_WAIT = 1.5  # after the hold code, this long for an optional reason digit
 
 logger = structlog.get_logger()
 
@@ -30,6 +34,8 @@ class InboundState(Enum):
     RINGING_OPERATOR = "ringing_operator"
     WAITING = "waiting"
     CONNECTED = "connected"
+    HELD = "held"            # the hold rule (ari_app/hold) has the caller
+    RELEASING = "releasing"  # caller done (voicemail/callback): the operator is being told
     ENDED = "ended"
 
 
@@ -89,6 +95,33 @@ class OperatorHungUp:
 @dataclass(frozen=True)
 class TimerFired:
     now: float
+
+
+@dataclass(frozen=True)
+class PutOnHold:
+    now: float
+    reason: str | None = None
+    expected_minutes: int | None = None
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class TakeOffHold:
+    now: float
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class OperatorDigit:
+    """A key the operator pressed during the conversation (feature codes)."""
+    now: float
+    digit: str
+
+
+@dataclass(frozen=True)
+class HoldEnded:
+    now: float
+    outcome: str  # resumed | voicemail | callback | caller-hung-up
 
 
 # --- outputs: what to do --------------------------------------------------------------------
@@ -157,12 +190,39 @@ class HangUp:
 
 
 @dataclass(frozen=True)
+class StartHold:
+    reason: str | None
+    expected_minutes: int | None
+    source: str
+    holds_before: int
+
+
+@dataclass(frozen=True)
+class ResumeHold:
+    source: str
+
+
+@dataclass(frozen=True)
+class PlayToOperator:
+    prompt: str
+
+
+@dataclass(frozen=True)
 class Finish:
     """The call is over: forget its state."""
 
 
 class InvalidTransition(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class FeatureCodes:
+    """What the operator dials during a call; a reason digit may follow the hold code
+    (1 = the first reason in the policy, 2 = the second, ...)."""
+    hold: str = "*7"
+    resume: str = "*8"
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass
@@ -186,6 +246,9 @@ class InboundMachine:
     told_busy: bool = False
     ringing: bool = False
     deadline: float | None = None        # wall-clock epoch seconds
+    codes: FeatureCodes = field(default_factory=FeatureCodes)
+    keys: str = ""                       # operator's feature-code digits so far
+    holds: int = 0                       # holds so far in this call
 
     # --- the one entry point ---------------------------------------------------------------
     def handle(self, event: object) -> list[object]:
@@ -213,6 +276,8 @@ class InboundMachine:
         return [Answer(), self._play("greeting")]
 
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if self.state is InboundState.RELEASING and ev.prompt.startswith("operator-freed"):
+            return self._end(hang_up=OPERATOR)
         if ev.prompt != self.playing:
             return []
         self.playing = None
@@ -283,17 +348,77 @@ class InboundMachine:
         self.deadline = None
         if self.state is InboundState.WAITING:
             return [FindOperator(tuple(self.tried))]
+        if self.state is InboundState.CONNECTED and self.keys == self.codes.hold:
+            return self._on_PutOnHold(PutOnHold(ev.now, None, None, "feature-code"))
         return []
 
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
-        return self._end(hang_up=OPERATOR if self.operator else None)
+        if self.state is InboundState.RELEASING:
+            return []  # we hung up the caller ourselves; the operator is still being told
+        return self._end(hang_up=OPERATOR if self.operator_channel or self.operator else None)
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
         if self.state is InboundState.RINGING_OPERATOR:
             return self._on_OperatorFailed(OperatorFailed(ev.now, "hung up"))
+        if self.state is InboundState.HELD:
+            # the caller is not dropped: the hold rule offers voicemail or a callback
+            self.operator_channel = None
+            released = [ReleaseOperator(self.operator)] if self.operator else []
+            self.operator = None
+            return released
+        if self.state is InboundState.RELEASING:
+            return self._end(hang_up=None)
         if self.state is not InboundState.CONNECTED:
             return []
         return self._end(hang_up=CALLER)
+
+    # --- hold hand-off -----------------------------------------------------------------------
+    def _on_PutOnHold(self, ev: PutOnHold) -> list[object]:
+        if self.state is not InboundState.CONNECTED:
+            raise InvalidTransition(f"cannot hold a call that is {self.state.value}")
+        self._set_state(InboundState.HELD)
+        self.keys, self.deadline = "", None
+        self.holds += 1
+        return [StartHold(ev.reason, ev.expected_minutes, ev.source, self.holds - 1)]
+
+    def _on_TakeOffHold(self, ev: TakeOffHold) -> list[object]:
+        if self.state is not InboundState.HELD:
+            raise InvalidTransition(f"the call is {self.state.value}, not on hold")
+        return [ResumeHold(ev.source)]
+
+    def _on_HoldEnded(self, ev: HoldEnded) -> list[object]:
+        if self.state is not InboundState.HELD:
+            return []
+        if ev.outcome == "resumed":
+            self._set_state(InboundState.CONNECTED)
+            return []
+        if ev.outcome == "caller-hung-up":
+            return []  # CallerHungUp ends the call
+        if self.operator_channel is None:
+            return self._end(hang_up=CALLER)
+        self._set_state(InboundState.RELEASING)
+        return [HangUp(CALLER), PlayToOperator(f"operator-freed-{ev.outcome}")]
+
+    def _on_OperatorDigit(self, ev: OperatorDigit) -> list[object]:
+        codes = self.codes
+        if self.state not in (InboundState.CONNECTED, InboundState.HELD):
+            return []
+        self.keys += ev.digit
+        if self.state is InboundState.HELD:
+            if self.keys == codes.resume:
+                self.keys = ""
+                return self._on_TakeOffHold(TakeOffHold(ev.now, "feature-code"))
+        elif self.keys.startswith(codes.hold) and len(self.keys) == len(codes.hold) + 1:
+            index = int(ev.digit) - 1 if ev.digit.isdigit() else -1
+            reason = codes.reasons[index] if 0 <= index < len(codes.reasons) else None
+            return self._on_PutOnHold(PutOnHold(ev.now, reason, None, "feature-code"))
+        elif self.keys == codes.hold:
+            self.deadline = ev.now + REASON_WAIT  # a reason digit may follow
+            return []
+        if not any(code.startswith(self.keys) for code in (codes.hold, codes.resume)):
+            self.keys = ev.digit if any(c.startswith(ev.digit) for c in (codes.hold, codes.resume)) else ""
+        return []
+
 
     # --- helpers ------------------------------------------------------------------------------
     def _play(self, prompt: str) -> Play:
@@ -344,6 +469,9 @@ class InboundMachine:
     def from_dict(cls, data: dict) -> "InboundMachine":
         data = dict(data)
         data["state"] = InboundState(data["state"])
+        codes = data.get("codes") or {}
+        data["codes"] = FeatureCodes(codes.get("hold", "*7"), codes.get("resume", "*8"),
+                                     tuple(codes.get("reasons", ())))
         return cls(**data)
 
     def to_public_dict(self) -> dict:

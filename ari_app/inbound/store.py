@@ -4,27 +4,26 @@ and the call's etiquette timeline (what the caller heard and when, kept after th
 from __future__ import annotations
 
 import json
-import time
 
 from redis.asyncio import Redis
 
 from ari_app.inbound.machine import InboundMachine
+from ari_app.timeline import TIMELINE_TTL, Timeline
 
 __all__ = ["CallStore"]
-
-TIMELINE_TTL = 30 * 24 * 3600  # a month of history for quality review
 
 
 class CallStore:
     def __init__(self, redis: Redis, prefix: str = "etq") -> None:
         self.redis, self.prefix = redis, prefix
         self.live_key = f"{prefix}:calls"
+        self.timeline_log = Timeline(redis, prefix)
 
     def _call_key(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}"
 
     def timeline_key(self, call_id: str) -> str:
-        return f"{self.prefix}:timeline:{call_id}"
+        return self.timeline_log.key(call_id)
 
     async def load(self, call_id: str) -> InboundMachine | None:
         raw = await self.redis.get(self._call_key(call_id))
@@ -50,9 +49,7 @@ class CallStore:
     async def note(self, call_id: str, event: str, rule: str = "inbound", at: float | None = None,
                    **data: object) -> None:
         """Append one entry to the call's etiquette timeline."""
-        entry = {"t": round(at if at is not None else time.time(), 3), "rule": rule,
-                 "event": event, **data}
-        await self.redis.rpush(self.timeline_key(call_id), json.dumps(entry))
+        await self.timeline_log.note(call_id, event, rule, at, **data)
 
     async def timeline(self, call_id: str) -> list[dict]:
-        return [json.loads(x) for x in await self.redis.lrange(self.timeline_key(call_id), 0, -1)]
+        return await self.timeline_log.read(call_id)

@@ -39,7 +39,38 @@ enabled = true
 [hold]
 check_in_interval = 2
 fallback_after = 7
+fallback_choice_timeout = 3
 """
+
+
+def _merge_toml(base: str, extra: str) -> str:
+    """Override keys of TEST_POLICY with a marker's TOML (tables merged key by key)."""
+    import tomllib
+
+    data = tomllib.loads(base)
+    for table, values in tomllib.loads(extra).items():
+        if isinstance(values, dict):
+            data.setdefault(table, {}).update(values)
+        else:
+            data[table] = values
+    lines = []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {_toml(value)}")
+    for table, values in data.items():
+        if isinstance(value := values, dict):
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in value.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value) -> str:
+    import json
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,16 +102,25 @@ def _wait_phones_registered(instance: SandboxInstance, timeout: float = 20.0) ->
     raise RuntimeError(f"simulated desk phones did not register:\n{out}")
 
 
+API_TOKEN = "test-token-" + os.urandom(8).hex()
+
+
 @pytest.fixture
-def settings(sandbox, tmp_path: Path) -> Settings:
+def settings(sandbox, tmp_path: Path, request) -> Settings:
+    """Settings for the app under test; `@pytest.mark.policy("...")` appends TOML to the
+    test policy (a later key in the same table wins)."""
     instance, state = sandbox
     policy = tmp_path / "policy.toml"
-    policy.write_text(TEST_POLICY)
+    text = TEST_POLICY
+    marker = request.node.get_closest_marker("policy")
+    if marker is not None:
+        text = _merge_toml(text, marker.args[0])
+    policy.write_text(text)
     env = instance.app_env(state)
     return Settings(ari_url=env["ETIQUETTE_ARI_URL"], ari_user=env["ETIQUETTE_ARI_USER"],
                     ari_password=env["ETIQUETTE_ARI_PASSWORD"],
                     redis_url=env["ETIQUETTE_REDIS_URL"], policy_file=policy,
-                    test_time_ranges=True, http_port=0, _env_file=None)
+                    test_time_ranges=True, http_port=0, api_token=API_TOKEN, _env_file=None)
 
 
 @pytest.fixture
@@ -128,8 +168,20 @@ class AppRunner:
         self.app = build_app(self.settings, policy)
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         return self.app
+
+    async def api(self, method: str, path: str, json=None, token: str | None = API_TOKEN):
+        """Call the app's REST API as an operator's tool would; returns (status, body)."""
+        import aiohttp
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            async with session.request(method, self.base_url + path, json=json,
+                                       headers=headers) as resp:
+                return resp.status, await resp.json()
 
     async def stop(self) -> None:
         if self.runner is not None:

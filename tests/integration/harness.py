@@ -133,9 +133,10 @@ class Phones(Party):
                 await asyncio.sleep(self.answer_delay)
                 await self.ari.answer(channel_id)
                 self.answered[phone] = channel_id
-                # a real phone sends audio all the time: keep frames flowing toward Asterisk
-                await self.ari.play(channel_id, ["sound:silence/10"] * 30,
-                                    playback_id=f"phone-{channel_id}")
+                # a real phone sends audio all the time: keep frames flowing toward Asterisk.
+                # (A long playback would do it too, but ARI queues every later command on the
+                # channel, DTMF included, behind a running playback.)
+                await self.ari.call(ops.START_SILENCE, channelId=channel_id)
             else:
                 await self.ari.call(ops.RING, channelId=channel_id)
         except AriNotFound:

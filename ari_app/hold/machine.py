@@ -1,0 +1,464 @@
+"""Hold etiquette for one hold of one call. Pure: events in (each with `now`), actions out, one
+deadline (`get_timer`).
+
+The rules decided here:
+- the caller hears that they are being put on hold and why (and for how long, when known)
+  before the music starts; a hold without a reason still happens but is a breach;
+- the check-in cadence: every `check_in_interval` seconds of music the music pauses for a
+  check-in ("thank you for waiting ..."), varied, then resumes; the operator gets a nudge with
+  the time on hold that the caller does not hear;
+- after `fallback_after` seconds on hold the waiting stops: 1 keep holding, 2 voicemail for the
+  operator, 3 a callback (own number, or one typed on the keypad); no choice = policy default;
+- if the operator leaves, the caller is offered voicemail or a callback at once;
+- resume: "thank you for waiting", then back to the operator; music and timers stop at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+import structlog
+
+__all__ = [
+    "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
+    "HoldRequested", "PromptFinished", "TimerFired", "DigitPressed", "ResumeRequested",
+    "CallerHungUp", "OperatorHungUp", "RecordingFinished",
+    "DetachCaller", "ReattachCaller", "StartMusic", "StopMusic", "Play", "StopPlayback",
+    "NudgeOperator", "StartVoicemail", "StopVoicemail", "SaveCallback", "SaveVoicemail", "Note", "EndCall",
+    "Finish",
+]
+
+logger = structlog.get_logger()
+
+
+class HoldState(Enum):
+    ANNOUNCING = "announcing"        # "I'm placing you on hold, because ..."
+    HOLDING = "holding"              # music
+    CHECKING_IN = "checking_in"      # music paused, check-in playing
+    OFFERING = "offering"            # the fallback menu: 1 hold, 2 voicemail, 3 callback
+    CALLBACK_NUMBER = "callback_number"  # 1 = own number, or digits then #
+    VOICEMAIL = "voicemail"          # intro, beep, recording
+    RESUMING = "resuming"            # "thank you for waiting"
+    CLOSING = "closing"              # confirmation and goodbye before the call ends
+    ENDED = "ended"
+
+
+END_STATES = frozenset({HoldState.ENDED})
+CHECK_INS = ("checkin-1", "checkin-2", "checkin-3")  # varied, in turn
+MAX_NUMBER_DIGITS = 15  # E.164
+
+
+@dataclass(frozen=True)
+class HoldSettings:
+    check_in_interval: float = 25.0
+    fallback_after: float = 150.0
+    choice_timeout: float = 8.0
+    fallback_default: str = "callback"   # or "voicemail"
+    voicemail_max: int = 120             # seconds of message
+    max_holds_per_call: int = 1
+
+
+# --- inputs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HoldRequested:
+    now: float
+    reason: str | None = None       # a reason code from the policy; None is a breach
+    reason_prompt: str | None = None
+    expected_minutes: int | None = None
+    source: str = "rest"            # phone | feature-code | rest
+    holds_before: int = 0           # earlier holds in this call
+
+
+@dataclass(frozen=True)
+class PromptFinished:
+    now: float
+    prompt: str
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    now: float
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    now: float
+    digit: str
+
+
+@dataclass(frozen=True)
+class ResumeRequested:
+    now: float
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    now: float
+
+
+@dataclass(frozen=True)
+class OperatorHungUp:
+    now: float
+
+
+@dataclass(frozen=True)
+class RecordingFinished:
+    now: float
+    duration: float
+    saved: bool = True
+
+
+# --- outputs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DetachCaller:
+    """Take the caller out of the conversation (the operator stays in it, unheard)."""
+
+
+@dataclass(frozen=True)
+class ReattachCaller:
+    pass
+
+
+@dataclass(frozen=True)
+class StartMusic:
+    pass
+
+
+@dataclass(frozen=True)
+class StopMusic:
+    pass
+
+
+@dataclass(frozen=True)
+class Play:
+    prompt: str                       # names the playback (PromptFinished carries it back)
+    media: tuple[str, ...] = ()       # what is heard; default: the prompt itself
+    tag: str = ""                     # unique within the hold: the adapter builds ids from it
+
+
+@dataclass(frozen=True)
+class StopPlayback:
+    prompt: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class StopVoicemail:
+    """The caller pressed # to finish their message."""
+
+
+@dataclass(frozen=True)
+class NudgeOperator:
+    held_for: int  # whole seconds
+
+
+@dataclass(frozen=True)
+class StartVoicemail:
+    max_seconds: int
+
+
+@dataclass(frozen=True)
+class SaveCallback:
+    number: str
+    own_number: bool
+    chosen: str  # "caller" or "default"
+
+
+@dataclass(frozen=True)
+class SaveVoicemail:
+    duration: float
+
+
+@dataclass(frozen=True)
+class Note:
+    """An entry for the call's etiquette timeline."""
+    event: str
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """The caller is done (voicemail or callback taken): free the operator, hang up."""
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: str  # resumed | voicemail | callback | caller-hung-up
+
+
+class InvalidHoldEvent(Exception):
+    pass
+
+
+def prompt_media(prompt: str) -> str:
+    return f"sound:etiquette/{prompt}"
+
+
+@dataclass
+class HoldMachine:
+    call_id: str
+    caller_number: str = ""
+    settings: HoldSettings = field(default_factory=HoldSettings)
+    state: HoldState = HoldState.ANNOUNCING
+    reason: str | None = None
+    source: str = ""
+    started_at: float = 0.0
+    operator_present: bool = True
+    playing: str | None = None
+    next_check_in: float | None = None
+    fallback_at: float | None = None
+    choice_deadline: float | None = None
+    check_ins: list[float] = field(default_factory=list)
+    digits: str = ""
+    outcome: str | None = None
+    plays: int = 0  # playbacks so far: tags them so a restart can find the current one
+
+    @property
+    def playing_tag(self) -> str:
+        return f"h{self.plays}"
+
+    # --- the one entry point ------------------------------------------------------------------
+    def handle(self, event: object) -> list[object]:
+        if self.state in END_STATES:
+            return []
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None:
+            raise InvalidHoldEvent(f"{type(event).__name__} is not a hold event")
+        return handler(event)
+
+    def get_timer(self) -> float | None:
+        """The next moment something must happen without any event."""
+        if self.state is HoldState.HOLDING:
+            return min(t for t in (self.next_check_in, self.fallback_at) if t is not None)
+        if self.state in (HoldState.OFFERING, HoldState.CALLBACK_NUMBER):
+            return self.choice_deadline
+        return None
+
+    def _set_state(self, state: HoldState) -> None:
+        logger.debug("hold transition", old=self.state.value, new=state.value)
+        self.state = state
+
+    # --- start --------------------------------------------------------------------------------
+    def _on_HoldRequested(self, ev: HoldRequested) -> list[object]:
+        if self.started_at:
+            return []  # already holding: a repeated request is harmless
+        self.started_at, self.reason, self.source = ev.now, ev.reason, ev.source
+        self.fallback_at = ev.now + self.settings.fallback_after
+        notes = [Note("hold started", (("reason", ev.reason), ("source", ev.source),
+                                       ("expected_minutes", ev.expected_minutes)))]
+        if ev.reason is None:
+            notes.append(Note("breach", (("what", "hold without a reason"),)))
+        if ev.holds_before + 1 > self.settings.max_holds_per_call:
+            notes.append(Note("breach", (("what", "caller put on hold again"),
+                                         ("hold_number", ev.holds_before + 1))))
+        media = [prompt_media("hold-intro"), prompt_media(ev.reason_prompt or "hold-no-reason")]
+        if ev.expected_minutes:
+            media += [prompt_media("hold-expected-duration"), f"number:{ev.expected_minutes}",
+                      prompt_media("minute" if ev.expected_minutes == 1 else "minutes")]
+        return [*notes, DetachCaller(), self._play("hold-intro", tuple(media))]
+
+    # --- prompts ending ---------------------------------------------------------------------
+    def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if ev.prompt != self.playing:
+            return []
+        self.playing = None
+        match self.state:
+            case HoldState.ANNOUNCING | HoldState.CHECKING_IN:
+                if self.state is HoldState.CHECKING_IN and ev.now >= (self.fallback_at or 0):
+                    return self._offer(ev.now)
+                return self._music(ev.now)
+            case HoldState.OFFERING | HoldState.CALLBACK_NUMBER:
+                self.choice_deadline = ev.now + self.settings.choice_timeout
+                return []
+            case HoldState.VOICEMAIL:
+                if ev.prompt == "voicemail-intro":
+                    return [StartVoicemail(self.settings.voicemail_max)]
+                return []
+            case HoldState.RESUMING:
+                self._set_state(HoldState.ENDED)
+                self.outcome = "resumed"
+                return [ReattachCaller(), Note("hold ended", (("outcome", "resumed"),
+                                                              ("held_for", self._held(ev.now)))),
+                        Finish("resumed")]
+            case HoldState.CLOSING:
+                self._set_state(HoldState.ENDED)
+                return [EndCall(self.outcome or ""), Finish(self.outcome or "")]
+        return []
+
+    # --- the clock ----------------------------------------------------------------------------
+    def _on_TimerFired(self, ev: TimerFired) -> list[object]:
+        deadline = self.get_timer()
+        if deadline is None or ev.now < deadline:
+            return []
+        if self.state is HoldState.HOLDING:
+            if self.fallback_at is not None and ev.now >= self.fallback_at:
+                return [StopMusic(), *self._offer(ev.now)]
+            return self._check_in(ev.now)
+        # no choice in time: the policy's default (a callback needs a number to call)
+        self.choice_deadline = None
+        if self.settings.fallback_default == "callback" and self.caller_number:
+            return self._callback(self.caller_number, own=True, chosen="default", now=ev.now)
+        return self._voicemail(ev.now, chosen="default")
+
+    def _check_in(self, now: float) -> list[object]:
+        self._set_state(HoldState.CHECKING_IN)
+        self.check_ins.append(now)
+        prompt = CHECK_INS[(len(self.check_ins) - 1) % len(CHECK_INS)]
+        self.next_check_in = None
+        actions: list[object] = [StopMusic(), self._play(prompt),
+                                 Note("check-in", (("prompt", prompt),
+                                                   ("held_for", self._held(now))))]
+        if self.operator_present:
+            actions.append(NudgeOperator(self._held(now)))
+        return actions
+
+    # --- the caller's keys ------------------------------------------------------------------
+    def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
+        if self.state is HoldState.OFFERING:
+            return self._choose(ev.digit, ev.now)
+        if self.state is HoldState.CALLBACK_NUMBER:
+            return self._number_digit(ev.digit, ev.now)
+        if self.state is HoldState.VOICEMAIL and ev.digit == "#" and self.playing is None:
+            return [StopVoicemail()]
+        return []
+
+    def _choose(self, digit: str, now: float) -> list[object]:
+        stop = self._stop_playing()
+        self.choice_deadline = None
+        if digit == "1" and self.operator_present:
+            self.fallback_at = now + self.settings.fallback_after
+            return [*stop, Note("fallback choice", (("choice", "keep holding"),)),
+                    *self._music(now)]
+        if digit == "2":
+            return [*stop, *self._voicemail(now, chosen="caller")]
+        if digit == "3":
+            self._set_state(HoldState.CALLBACK_NUMBER)
+            self.digits = ""
+            return [*stop, Note("fallback choice", (("choice", "callback"),)),
+                    self._play("callback-own-number")]
+        return [*stop, self._play("invalid-choice", (prompt_media("invalid-choice"),
+                                                     *self._menu_media()))]
+
+    def _number_digit(self, digit: str, now: float) -> list[object]:
+        stop = self._stop_playing()
+        self.choice_deadline = now + self.settings.choice_timeout
+        if digit == "1" and not self.digits and self.caller_number:
+            return [*stop, *self._callback(self.caller_number, own=True, chosen="caller", now=now)]
+        if digit == "#" and self.digits:
+            return [*stop, *self._callback(self.digits, own=False, chosen="caller", now=now)]
+        if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
+            self.digits += digit
+        return stop
+
+    # --- outcomes ---------------------------------------------------------------------------
+    def _voicemail(self, now: float, chosen: str) -> list[object]:
+        self._set_state(HoldState.VOICEMAIL)
+        self.outcome = "voicemail"
+        return [Note("fallback choice", (("choice", "voicemail"), ("chosen", chosen))),
+                self._play("voicemail-intro", (prompt_media("voicemail-intro"), "sound:beep"))]
+
+    def _on_RecordingFinished(self, ev: RecordingFinished) -> list[object]:
+        if self.state is not HoldState.VOICEMAIL:
+            return []
+        self._set_state(HoldState.CLOSING)
+        actions: list[object] = [Note("hold ended", (("outcome", "voicemail"),
+                                                     ("held_for", self._held(ev.now))))]
+        if ev.saved:
+            actions.append(SaveVoicemail(ev.duration))
+        return [*actions, self._play("voicemail-saved", (prompt_media("voicemail-saved"),
+                                                         prompt_media("goodbye")))]
+
+    def _callback(self, number: str, own: bool, chosen: str, now: float) -> list[object]:
+        self._set_state(HoldState.CLOSING)
+        self.outcome = "callback"
+        return [SaveCallback(number, own, chosen),
+                Note("hold ended", (("outcome", "callback"), ("held_for", self._held(now)),
+                                    ("chosen", chosen))),
+                self._play("callback-confirmed", (prompt_media("callback-confirmed"),
+                                                  prompt_media("goodbye")))]
+
+    # --- resume and hang-ups ------------------------------------------------------------------
+    def _on_ResumeRequested(self, ev: ResumeRequested) -> list[object]:
+        if self.state in (HoldState.RESUMING, HoldState.VOICEMAIL, HoldState.CLOSING):
+            return []  # too late to resume: the caller is leaving a message or being told goodbye
+        if not self.operator_present:
+            return []
+        actions: list[object] = [StopMusic()] if self.state is HoldState.HOLDING else []
+        actions += self._stop_playing()
+        self.next_check_in = self.fallback_at = self.choice_deadline = None
+        self._set_state(HoldState.RESUMING)
+        return [*actions, self._play("hold-resume-thanks")]
+
+    def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
+        self._set_state(HoldState.ENDED)
+        self.outcome = self.outcome or "caller-hung-up"
+        return [Note("hold ended", (("outcome", "caller hung up"), ("held_for", self._held(ev.now)))),
+                Finish("caller-hung-up")]
+
+    def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
+        if not self.operator_present:
+            return []
+        self.operator_present = False
+        if self.state in (HoldState.VOICEMAIL, HoldState.CLOSING, HoldState.CALLBACK_NUMBER):
+            return [Note("operator left", ())]
+        actions: list[object] = [Note("operator left", ())]
+        if self.state is HoldState.HOLDING:
+            actions.append(StopMusic())
+        actions += self._stop_playing()
+        # never leave the caller alone: offer voicemail or a callback right away
+        self._set_state(HoldState.OFFERING)
+        self.choice_deadline = None
+        return [*actions, self._play("operator-gone", (prompt_media("operator-gone"),
+                                                       *self._menu_media()))]
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _music(self, now: float) -> list[object]:
+        self._set_state(HoldState.HOLDING)
+        self.next_check_in = now + self.settings.check_in_interval
+        return [StartMusic()]
+
+    def _offer(self, now: float) -> list[object]:
+        self._set_state(HoldState.OFFERING)
+        self.next_check_in = None
+        return [Note("fallback offered", (("held_for", self._held(now)),)),
+                self._play("hold-fallback-menu", self._menu_media())]
+
+    def _menu_media(self) -> tuple[str, ...]:
+        return (prompt_media("hold-fallback-menu" if self.operator_present
+                             else "operator-gone-menu"),)
+
+    def _play(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
+        self.playing = prompt
+        self.plays += 1
+        return Play(prompt, media or (prompt_media(prompt),), self.playing_tag)
+
+    def _stop_playing(self) -> list[object]:
+        if not self.playing:
+            return []
+        stop = StopPlayback(self.playing, self.playing_tag)
+        self.playing = None
+        return [stop]
+
+    def _held(self, now: float) -> int:
+        return int(round(now - self.started_at))
+
+    # --- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HoldMachine":
+        data = dict(data)
+        data["state"] = HoldState(data["state"])
+        data["settings"] = HoldSettings(**data["settings"])
+        return cls(**data)
+
+    def to_public_dict(self) -> dict:
+        return {"status": self.state.value, "reason": self.reason, "source": self.source,
+                "started_at": self.started_at, "check_ins": len(self.check_ins),
+                "outcome": self.outcome}
