@@ -153,6 +153,8 @@ async def _check_operators(ari: AriClient, policy: Policy | None, checks: list[C
     problems, online = [], 0
     for endpoint in policy.operators.endpoints:
         tech, _, resource = endpoint.partition("/")
+        if tech == "Local":
+            continue  # a dialplan destination: nothing to look up
         try:
             info = await ari.endpoint(tech, resource)
         except AriNotFound:

@@ -74,6 +74,7 @@ class HoldRequested:
 class PromptFinished:
     now: float
     prompt: str
+    tag: str = ""  # which playback of that prompt (a stopped one also reports finished)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class HoldMachine:
     state: HoldState = HoldState.ANNOUNCING
     reason: str | None = None
     source: str = ""
-    started_at: float = 0.0
+    started_at: float | None = None
     operator_present: bool = True
     playing: str | None = None
     next_check_in: float | None = None
@@ -222,11 +223,12 @@ class HoldMachine:
 
     # --- the one entry point ------------------------------------------------------------------
     def handle(self, event: object) -> list[object]:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None or type(event).__module__ != __name__:
+            raise InvalidHoldEvent(f"{type(event).__module__}.{type(event).__name__} is not a "
+                                   "hold event")
         if self.state in END_STATES:
             return []
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None:
-            raise InvalidHoldEvent(f"{type(event).__name__} is not a hold event")
         return handler(event)
 
     def get_timer(self) -> float | None:
@@ -243,7 +245,7 @@ class HoldMachine:
 
     # --- start --------------------------------------------------------------------------------
     def _on_HoldRequested(self, ev: HoldRequested) -> list[object]:
-        if self.started_at:
+        if self.started_at is not None:
             return []  # already holding: a repeated request is harmless
         self.started_at, self.reason, self.source = ev.now, ev.reason, ev.source
         self.fallback_at = ev.now + self.settings.fallback_after
@@ -262,7 +264,7 @@ class HoldMachine:
 
     # --- prompts ending ---------------------------------------------------------------------
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
-        if ev.prompt != self.playing:
+        if ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag):
             return []
         self.playing = None
         match self.state:
@@ -363,13 +365,19 @@ class HoldMachine:
     def _on_RecordingFinished(self, ev: RecordingFinished) -> list[object]:
         if self.state is not HoldState.VOICEMAIL:
             return []
+        if not ev.saved:  # nothing recorded: don't say it was; take the number instead
+            note = Note("voicemail failed", (("duration", ev.duration),))
+            if self.caller_number:
+                return [note, *self._callback(self.caller_number, own=True,
+                                              chosen="voicemail-failed", now=ev.now)]
+            self._set_state(HoldState.CLOSING)
+            self.outcome = "voicemail-failed"
+            return [note, self._play("goodbye")]
         self._set_state(HoldState.CLOSING)
-        actions: list[object] = [Note("hold ended", (("outcome", "voicemail"),
-                                                     ("held_for", self._held(ev.now))))]
-        if ev.saved:
-            actions.append(SaveVoicemail(ev.duration))
-        return [*actions, self._play("voicemail-saved", (prompt_media("voicemail-saved"),
-                                                         prompt_media("goodbye")))]
+        return [Note("hold ended", (("outcome", "voicemail"), ("held_for", self._held(ev.now)))),
+                SaveVoicemail(ev.duration),
+                self._play("voicemail-saved", (prompt_media("voicemail-saved"),
+                                               prompt_media("goodbye")))]
 
     def _callback(self, number: str, own: bool, chosen: str, now: float) -> list[object]:
         self._set_state(HoldState.CLOSING)
@@ -443,7 +451,7 @@ class HoldMachine:
         return [stop]
 
     def _held(self, now: float) -> int:
-        return int(round(now - self.started_at))
+        return int(round(now - (self.started_at if self.started_at is not None else now)))
 
     # --- persistence --------------------------------------------------------------------------
     def to_dict(self) -> dict:

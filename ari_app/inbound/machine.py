@@ -252,11 +252,12 @@ class InboundMachine:
 
     # --- the one entry point ---------------------------------------------------------------
     def handle(self, event: object) -> list[object]:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None or type(event).__module__ != __name__:
+            raise InvalidTransition(f"{type(event).__module__}.{type(event).__name__} is not an "
+                                    "inbound-call event")
         if self.state in END_STATES:
             return []  # late events after the end (a second hang-up) are harmless repeats
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None:
-            raise InvalidTransition(f"{type(event).__name__} is not an inbound-call event")
         return handler(event)
 
     def get_timer(self) -> float | None:
@@ -394,10 +395,11 @@ class InboundMachine:
             return []
         if ev.outcome == "caller-hung-up":
             return []  # CallerHungUp ends the call
-        if self.operator_channel is None:
+        told = {"callback": "operator-freed-callback", "voicemail": "operator-freed-voicemail"}
+        if self.operator_channel is None or ev.outcome not in told:
             return self._end(hang_up=CALLER)
         self._set_state(InboundState.RELEASING)
-        return [HangUp(CALLER), PlayToOperator(f"operator-freed-{ev.outcome}")]
+        return [HangUp(CALLER), PlayToOperator(told[ev.outcome])]
 
     def _on_OperatorDigit(self, ev: OperatorDigit) -> list[object]:
         codes = self.codes

@@ -250,8 +250,11 @@ class InboundStasis:
                     return [m.OperatorFailed(now, event.get("cause_txt") or "no answer")]
                 return []
             if kind == "PlaybackFinished":
-                prompt = event["playback"]["id"].rsplit(SEP, 1)[-1]
-                return [ToHold(h.PromptFinished(now, prompt))] if held else [m.PromptFinished(now, prompt)]
+                parts = event["playback"]["id"].split(SEP)
+                prompt, tag = parts[-1], parts[1] if len(parts) == 3 else ""
+                if held:
+                    return [ToHold(h.PromptFinished(now, prompt, tag))]
+                return [m.PromptFinished(now, prompt)]
             if kind == "ChannelDtmfReceived":
                 digit = event["digit"]
                 if channel_id == machine.operator_channel:

@@ -35,6 +35,10 @@ class OperatorService:
 
     async def is_available(self, endpoint: str) -> bool:
         tech, _, resource = endpoint.partition("/")
+        if tech == "Local":
+            # a dialplan destination (a phone elsewhere, a group): Asterisk keeps no state for
+            # it, so only our own reservation says whether it is busy
+            return True
         try:
             info = await self.ari.endpoint(tech, resource)
         except AriNotFound:

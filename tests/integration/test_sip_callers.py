@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ari_app.keys import store_key
+
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -40,3 +42,64 @@ async def test_given_sipp_caller_when_dials_100_then_greeted_bridged_with_operat
     assert sipp.returncode == 0, out.decode(errors="replace")[-2000:]
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator leg gone")
+
+
+async def _sipp(*args: str, cwd) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "sipp", *args, "-nostdin", cwd=cwd, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+
+
+@pytest.mark.policy('[hold]\nfallback_after = 60\n')
+async def test_given_operator_desk_phone_when_hold_button_pressed_then_hold_etiquette_and_back(
+        app, parties, ari, sandbox, tmp_path):
+    """A real SIP desk phone (SIPp, registered as operator2) holds with a re-INVITE
+    a=sendonly and takes the call back with a=sendrecv: ChannelHold/ChannelUnhold drive the
+    same hold flow as the API."""
+    instance, state = sandbox
+    callers, phones, observer = parties
+    phones.mode["operator1"] = "busy"  # so the call lands on the SIPp desk phone
+    port = str(state.ports.sip)
+    phone_port = "5099"
+    reg = await _sipp("-sf", str(SCENARIO.parent / "register.xml"), "-s", "operator2",
+                      "-au", "operator2", "-ap", state.phone_passwords["operator2"],
+                      "-i", "127.0.0.4", "-p", phone_port, "-m", "1", "-timeout", "10",
+                      f"127.0.0.1:{port}", cwd=tmp_path)
+    out, _ = await reg.communicate()
+    assert reg.returncode == 0, out.decode(errors="replace")[-1500:]
+    desk = await _sipp("-sf", str(SCENARIO.parent / "phone_hold.xml"), "-s", "operator2",
+                       "-i", "127.0.0.4", "-p", phone_port, "-m", "1", "-timeout", "60",
+                       cwd=tmp_path)
+    try:
+        ours, call_id = await callers.dial_local("100")
+        operator_leg = await observer.wait_for(
+            lambda e: e.get("type") == "ChannelEnteredBridge"
+            and e["bridge"]["id"] == f"{call_id}~talk" and e["channel"]["id"] != call_id,
+            timeout=30, what="operator2 answered")
+        assert operator_leg["channel"]["name"].startswith("PJSIP/operator2-")
+        hold = await observer.wait_for(lambda e: e.get("type") == "ChannelHold", timeout=10,
+                                       what="ChannelHold")
+        assert hold["channel"]["id"] == operator_leg["channel"]["id"]
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                and prompt_of(e) == "hold-intro", what="hold intro")
+        await observer.wait_for(lambda e: e.get("type") == "ChannelUnhold", timeout=15,
+                                what="ChannelUnhold")
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                and prompt_of(e) == "hold-resume-thanks", what="thanks")
+        await talk_bridge_with(ari, call_id, operator_leg["channel"]["id"])
+        timeline = await app[store_key].timeline(call_id)
+        started = [e for e in timeline if e["event"] == "hold started"]
+        assert started and started[0]["source"] == "phone"
+        await callers.hang_up(ours)
+        out, _ = await asyncio.wait_for(desk.communicate(), 30)
+        assert desk.returncode == 0, out.decode(errors="replace")[-2000:]
+    finally:
+        if desk.returncode is None:
+            desk.kill()
+            await desk.wait()
+        # the simulated desk phone takes operator2 back for the other tests
+        instance.cli("pjsip send register sim-reg-operator2")
+        for _ in range(50):
+            if "operator2/sip:operator2@127.0.0.3" in instance.cli("pjsip show contacts"):
+                break
+            await asyncio.sleep(0.2)

@@ -491,7 +491,7 @@ def test_given_no_operator_leg_when_operator_hangs_up_then_nothing(setup):
 @pytest.mark.parametrize("event", [
     CallerArrived(300.0), PromptFinished(300.0, "greeting"), OperatorFound(300.0, OP2),
     NoOperatorFree(300.0), OperatorAnswered(300.0, "x"), OperatorFailed(300.0, "x"),
-    CallerHungUp(300.0), OperatorHungUp(300.0), TimerFired(300.0), object(),
+    CallerHungUp(300.0), OperatorHungUp(300.0), TimerFired(300.0),
 ], ids=lambda e: type(e).__name__)
 def test_given_ended_when_any_event_then_ignored(event):
     machine = make()
@@ -573,3 +573,11 @@ def test_given_waiting_snapshot_when_restored_then_timer_and_music_survive():
     assert restored.handle(OperatorFound(now, OP1)) == [DialOperator(OP1, 1)]
     assert restored.handle(OperatorAnswered(now + 1.0, OP1_CHANNEL)) == [
         *TALK, DestroyBridge(HOLD_BRIDGE)]
+
+
+def test_given_ended_when_not_an_inbound_event_then_still_refused():
+    machine = make()
+    machine.handle(CallerArrived(0.0, "+1", "", "en"))
+    machine.handle(CallerHungUp(1.0))
+    with pytest.raises(InvalidTransition):
+        machine.handle(object())

@@ -1,0 +1,219 @@
+"""N concurrent callers on hold with check-ins, against a real sandbox Asterisk and Redis.
+
+    sudo ~/.cache/ari-etiquette/venv/bin/python bench/hold_checkins.py --calls 50 200 500
+
+For each N: N Local-channel callers dial in (paced), each is connected to its own operator (a
+Local destination answered by the bench, so N operators exist), then put on hold over the REST
+API. For `--measure` seconds an observer WebSocket stamps every caller's prompts; a check-in's
+lateness is its PlaybackStarted minus (the previous prompt's PlaybackFinished + the interval).
+A missed check-in is a caller whose music ran longer than interval + 1 s with none.
+The app runs as its own process (`ari-etiquette run`); its CPU and memory and Asterisk's CPU
+are read from /proc. Not a test: prints figures and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ari_app.ari import AriClient, EventStream  # noqa: E402
+from ari_app.ari import operations as ops  # noqa: E402
+from ari_app.log import configure_logging  # noqa: E402
+from ari_app.prompts.install import install_prompts  # noqa: E402
+from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts  # noqa: E402
+
+TOKEN = uuid.uuid4().hex
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def asterisk_pid(unshare_pid: int) -> int:
+    """The asterisk process under the sandbox's `unshare` (found through /proc children)."""
+    todo = [unshare_pid]
+    while todo:
+        pid = todo.pop()
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "asterisk":
+            return pid
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            todo += [int(c) for c in (task / "children").read_text().split()]
+    raise RuntimeError("asterisk process not found")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
+    interval = args.interval
+    policy = instance.dir / f"bench-hold-{n}.toml"
+    operators = ", ".join(f'"Local/bop{i}@sandbox-phones"' for i in range(n))
+    policy.write_text(f'company = "Example Corp"\n[operators]\nendpoints = [{operators}]\n'
+                      f"[recording]\nenabled = false\n"
+                      f"[hold]\ncheck_in_interval = {int(interval)}\nfallback_after = 180\n")
+    port = free_port()
+    app_env = {**os.environ, **env, "ETIQUETTE_POLICY_FILE": str(policy),
+               "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(port),
+               "ETIQUETTE_API_TOKEN": TOKEN, "ETIQUETTE_LOG_LEVEL": "WARNING",
+               "ETIQUETTE_LOG_FORMAT": "json"}
+    log = open(f"/tmp/bench-hold-app-{n}.log", "wb")
+    app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
+                                               env=app_env, cwd=ROOT, stdout=log, stderr=log)
+    ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
+    prompts: dict[str, list[tuple[str, str, float]]] = {}
+    connected: set[str] = set()
+
+    def on_observed(e: dict) -> None:
+        now = time.time()
+        kind = e.get("type")
+        if kind in ("PlaybackStarted", "PlaybackFinished"):
+            target = e["playback"]["target_uri"].split(":", 1)[1]
+            if "~" not in target:
+                prompts.setdefault(target, []).append(
+                    (kind, e["playback"]["id"].rsplit("~", 1)[-1], now))
+        elif kind == "ChannelEnteredBridge" and e["bridge"]["id"].endswith("~talk"):
+            if e["channel"]["id"] == e["bridge"]["id"].split("~")[0]:
+                connected.add(e["channel"]["id"])
+
+    def on_phone(e: dict) -> None:
+        if e.get("type") == "StasisStart":
+            asyncio.get_running_loop().create_task(_quiet(ari.answer(e["channel"]["id"])))
+
+    observer = EventStream(ari, "bench-observer", on_observed, subscribe_all=True)
+    phones = EventStream(ari, PHONE_APP, on_phone)
+    callers = EventStream(ari, "bench-caller", lambda e: None)
+    tasks = [asyncio.create_task(s.run()) for s in (observer, phones, callers)]
+    await asyncio.gather(*(s.connected.wait() for s in (observer, phones, callers)))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        rss0 = proc_rss_mb(app.pid)
+        tags = [uuid.uuid4().hex[:10] for _ in range(n)]
+        for i, tag in enumerate(tags):  # paced like real arrivals, not one stampede
+            await ari.originate("Local/100@etiquette-inbound/n", app="bench-caller",
+                                channel_id=f"bc-{tag}", other_channel_id=f"call-{tag}",
+                                caller_id=f'"Bench" <+1212555{i:04d}>', timeout=60)
+            await asyncio.sleep(1 / args.rate)
+        deadline = time.monotonic() + 60
+        while len(connected) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        held = 0
+        for tag in tags:
+            async with http.post(f"http://127.0.0.1:{port}/api/calls/call-{tag}/hold",
+                                 json={"reason": "lookup"}, headers=headers) as r:
+                held += r.status == 202
+        start = time.time()
+        cpu0, ast_pid = proc_cpu(app.pid), asterisk_pid(instance.load_state().asterisk_pid)
+        ast_cpu0 = proc_cpu(ast_pid)
+        await asyncio.sleep(args.measure)
+        elapsed = time.time() - start
+        app_cpu = (proc_cpu(app.pid) - cpu0) / elapsed
+        ast_cpu = (proc_cpu(ast_pid) - ast_cpu0) / elapsed
+        rss1 = proc_rss_mb(app.pid)
+
+    lateness, missed = [], 0
+    for tag in tags:
+        seq = [p for p in prompts.get(f"call-{tag}", []) if p[2] >= start - interval - 10]
+        ended = None
+        for kind, prompt, t in seq:
+            if kind == "PlaybackFinished":
+                ended = t
+            elif prompt.startswith("checkin") and ended is not None and t >= start:
+                lateness.append((t - ended - interval) * 1000)
+                if t - ended > interval + 1.0:
+                    missed += 1
+        if ended is not None and time.time() - ended > interval + 7.5 + 1.0 and seq and \
+                seq[-1][0] == "PlaybackFinished":
+            missed += 1  # music has run past a due check-in that never came
+    for tag in tags:
+        await _quiet(ari.hangup(f"bc-{tag}"))
+    await asyncio.sleep(3)
+    app.terminate()
+    await app.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await ari.close()
+    return {"calls": n, "connected": len(connected), "held": held, "interval_s": interval,
+            "measured_s": round(elapsed, 1), "check_ins": len(lateness),
+            "lateness_p50_ms": round(pct(lateness, 50), 1),
+            "lateness_p99_ms": round(pct(lateness, 99), 1),
+            "lateness_max_ms": round(max(lateness), 1) if lateness else None,
+            "missed_check_ins": missed,
+            "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+            "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
+            "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1)}
+
+
+async def _quiet(coro) -> None:
+    try:
+        await coro
+    except Exception:
+        pass
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=[50, 200, 500])
+    parser.add_argument("--interval", type=float, default=5.0, help="check-in interval (s)")
+    parser.add_argument("--measure", type=float, default=40.0, help="seconds measured on hold")
+    parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
+    args = parser.parse_args()
+    configure_logging("WARNING", "json")
+    instance = SandboxInstance(f"bench-{os.getpid()}")
+    state = instance.up(SandboxPorts.free(), phones="stasis",
+                        prompts_dir_hook=lambda d: install_prompts(d, {"company": "Example Corp"},
+                                                                   ("en", "ru")))
+    env = instance.app_env(state)
+    results = []
+    try:
+        for n in args.calls:
+            result = await run_one(n, args, instance, env)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    finally:
+        instance.destroy()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"hold_checkins-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,111 @@
+"""Restart-safe hold: kill -9 the app while callers are on hold, start it again: every caller is
+still connected, check-ins resume from the state in Redis, and no caller goes longer than one
+interval plus a few seconds without a check-in."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import aiohttp
+import pytest
+
+from conftest import API_TOKEN
+from test_first_call import prompt_of, talk_bridge_with
+
+pytestmark = pytest.mark.integration
+INTERVAL = 2.0
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _start_app(settings, port: int) -> asyncio.subprocess.Process:
+    """`ari-etiquette run`, as a process of its own, so that it can be killed for real."""
+    policy = settings.policy_file.read_text().replace("fallback_after = 7", "fallback_after = 60")
+    settings.policy_file.write_text(policy)
+    env = {**os.environ, "ETIQUETTE_ARI_URL": settings.ari_url,
+           "ETIQUETTE_ARI_PASSWORD": settings.ari_password.get_secret_value(),
+           "ETIQUETTE_REDIS_URL": settings.redis_url, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
+           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(port),
+           "ETIQUETTE_API_TOKEN": API_TOKEN, "ETIQUETTE_LOG_FORMAT": "json"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ari_app.cli", "run", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the app did not come up")
+
+
+async def _hold(port: int, call_id: str) -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as s:
+        async with s.post(f"http://127.0.0.1:{port}/api/calls/{call_id}/hold",
+                          json={"reason": "lookup"}) as resp:
+            assert resp.status == 202, await resp.text()
+
+
+async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_ins_resume(
+        settings, redis, ari, parties, app_runner):
+    callers, phones, observer = parties
+    port = _port()
+    app = await _start_app(settings, port)
+    try:
+        calls = []
+        for _ in range(2):  # both operators busy with a caller each
+            ours, call_id = await callers.dial_local("100")
+            await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+            calls.append((ours, call_id))
+        for _, call_id in calls:
+            await _hold(port, call_id)
+        for _, call_id in calls:
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackFinished"
+                                    and prompt_of(e) == "checkin-1"
+                                    and e["playback"]["target_uri"] == f"channel:{c}",
+                                    timeout=20, what="first check-in")
+
+        app.send_signal(signal.SIGKILL)
+        await app.wait()
+        await asyncio.sleep(1.0)
+        app = await _start_app(settings, port)
+
+        for ours, call_id in calls:  # two more check-ins each, after the restart
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                    and prompt_of(e) == "checkin-3"
+                                    and e["playback"]["target_uri"] == f"channel:{c}",
+                                    timeout=30, what="check-ins after the restart")
+            assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
+            gaps = _music_gaps(observer, call_id)
+            assert len(gaps) >= 2
+            # never longer than one interval plus a few seconds (the restart) without a check-in
+            assert max(gaps) <= INTERVAL + 3.0, gaps
+        assert await redis.exists(f"etq:hold:{calls[0][1]}")
+    finally:
+        app.terminate()
+        await app.wait()
+
+
+def _music_gaps(observer, call_id: str) -> list[float]:
+    """Seconds of music between the end of one prompt and the start of the next check-in."""
+    events = [e for e in observer.events if e.get("type") in ("PlaybackStarted", "PlaybackFinished")
+              and e["playback"]["target_uri"] == f"channel:{call_id}"]
+    gaps, ended = [], None
+    for e in events:
+        if e["type"] == "PlaybackFinished":
+            ended = e["_t"]
+        elif prompt_of(e).startswith("checkin") and ended is not None:
+            gaps.append(e["_t"] - ended)
+    return gaps
