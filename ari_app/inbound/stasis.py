@@ -103,6 +103,8 @@ class InboundStasis:
 
     async def reconcile(self) -> None:
         """Take back the calls we own after a start or a reconnect; clean up what died."""
+        self.store.forget_owned()
+        self.hold.store.forget_owned()
         channels = await self.ari.channels()
         live = frozenset(c["id"] for c in channels)
         known = set(await self.store.live_calls())
@@ -181,9 +183,11 @@ class InboundStasis:
                 follow_up = await self._to_hold(machine, event)
                 events.extend(follow_up)
                 continue
+            before = machine.to_dict()
             actions = machine.handle(event)
-            if machine.state not in m.END_STATES:
-                await self.store.save(machine)
+            after = machine.to_dict()
+            if machine.state not in m.END_STATES and after != before:
+                await self.store.save(machine, after)
             for action in actions:
                 follow_up = await self._do(machine, action)
                 if follow_up is not None:
@@ -389,7 +393,10 @@ class InboundStasis:
         kind = event.get("type")
         if kind in ("PlaybackStarted", "PlaybackFinished"):
             pb = event.get("playback") or {}
-            await self.store.note(call_id, kind, at=now, prompt=pb.get("id", "").rsplit(SEP, 1)[-1],
+            prompt = pb.get("id", "").rsplit(SEP, 1)[-1]
+            if prompt == "nudge":
+                return  # the check-in entry already says the operator was nudged
+            await self.store.note(call_id, kind, at=now, prompt=prompt,
                                   media=pb.get("media_uri"), state=pb.get("state"))
         elif kind in ("ChannelEnteredBridge", "ChannelLeftBridge"):
             channel = event.get("channel", {}).get("id", "")

@@ -14,8 +14,12 @@ __all__ = ["CallStore"]
 
 
 class CallStore:
+    """Redis is the truth; reads come from memory while this process owns the call (its
+    events reach only this process), so a call's event costs no Redis read."""
+
     def __init__(self, redis: Redis, prefix: str = "etq") -> None:
         self.redis, self.prefix = redis, prefix
+        self._owned: dict[str, InboundMachine] = {}
         self.live_key = f"{prefix}:calls"
         self.timeline_log = Timeline(redis, prefix)
 
@@ -26,16 +30,26 @@ class CallStore:
         return self.timeline_log.key(call_id)
 
     async def load(self, call_id: str) -> InboundMachine | None:
-        raw = await self.redis.get(self._call_key(call_id))
-        return InboundMachine.from_dict(json.loads(raw)) if raw else None
+        machine = self._owned.get(call_id)
+        if machine is None:
+            raw = await self.redis.get(self._call_key(call_id))
+            if raw:
+                machine = self._owned[call_id] = InboundMachine.from_dict(json.loads(raw))
+        return machine
 
-    async def save(self, machine: InboundMachine) -> None:
+    async def save(self, machine: InboundMachine, snapshot: dict | None = None) -> None:
+        self._owned[machine.call_id] = machine
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._call_key(machine.call_id), json.dumps(machine.to_dict()))
+            pipe.set(self._call_key(machine.call_id), json.dumps(snapshot or machine.to_dict()))
             pipe.sadd(self.live_key, machine.call_id)
             await pipe.execute()
 
+    def forget_owned(self) -> None:
+        """After a reconnect, read everything from Redis again."""
+        self._owned.clear()
+
     async def delete(self, call_id: str) -> None:
+        self._owned.pop(call_id, None)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._call_key(call_id))
             pipe.srem(self.live_key, call_id)

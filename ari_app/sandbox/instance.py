@@ -308,6 +308,16 @@ direct_media = no
 type = identify
 endpoint = sim-phone
 match = 127.0.0.1
+
+; A hard-wired desk phone at 127.0.0.4:5099 (no registration, no qualify): tests put SIPp
+; there to press a real phone's hold button (re-INVITE a=sendonly).
+[deskphone](phone-endpoint)
+aors = deskphone
+callerid = "Desk Phone" <208>
+[deskphone]
+type = aor
+contact = sip:deskphone@127.0.0.4:5099
+qualify_frequency = 0
 """]
         for phone, pw in state.phone_passwords.items():
             if state.phones == "none":

@@ -144,6 +144,14 @@ class Phones(Party):
 
 
 async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path) -> list[int]:
+    levels, _ = await record_heard_since(party, channel_id, seconds, spool)
+    return levels
+
+
+async def record_heard_since(party: Party, channel_id: str, seconds: int,
+                             spool: Path) -> tuple[list[int], float]:
+    """record_heard, plus the wall-clock time the recording started (to line it up with
+    Playback events)."""
     """What a channel hears, as RMS levels per 100 ms window, from a recording of a snoop on
     it (events alone have reported "played" for audio nobody heard)."""
     tag = uuid.uuid4().hex[:8]
@@ -154,6 +162,8 @@ async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path)
                          and e["channel"]["id"] == snoop_id, what="snoop in stasis")
     await ari.call(ops.RECORD, channelId=snoop_id, name=name, format="wav", ifExists="overwrite",
                    maxDurationSeconds=seconds)
+    started = await party.wait_for(lambda e: e.get("type") == "RecordingStarted"
+                                   and e["recording"]["name"] == name, what="recording started")
     await party.wait_for(lambda e: e.get("type") in ("RecordingFinished", "RecordingFailed")
                          and e["recording"]["name"] == name, timeout=seconds + 10,
                          what="recording finished")
@@ -163,7 +173,7 @@ async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path)
         pass
     path = spool / f"{name}.wav"
     try:
-        return rms_windows(path)
+        return rms_windows(path), started["_t"]
     finally:
         path.unlink(missing_ok=True)
 

@@ -13,7 +13,7 @@ import pytest
 from ari_app.ari import operations as ops
 from ari_app.keys import store_key
 
-from harness import record_heard
+from harness import record_heard_since
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -259,20 +259,24 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
     await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
     await wait_prompt(observer, call_id, "hold-intro")
     # what the caller hears from the end of the intro: ~4 s music, the 6.4 s check-in, music
-    levels = await record_heard(callers, ours, 14, spool)
-    # P: a prompt (~5,000 RMS), M: music (quiet passages included), S: digital silence
-    kind = "".join("P" if x > 2500 else "M" if x > 40 else "S" for x in levels)
-    first = kind.find("P")
-    last = kind.rfind("P", 0, first + 70)  # the 6.4 s check-in (music may peak above 2,500 later)
-    assert first > 20, f"the check-in came too early or music never played: {kind}"
-    before = kind[10:first - 3]  # from 1 s in: the recording itself starts as the music does
-    assert before.count("M") >= 0.8 * len(before), f"music before the check-in: {kind} {levels}"
-    assert len(kind[:first]) - len(kind[:first].rstrip("S")) <= 5, f"dead air before: {kind}"
-    after = kind[last + 1:]
-    assert len(after) - len(after.lstrip("S")) <= 8, f"dead air after the check-in: {kind}"
-    tail = after[8:28]
-    assert len(tail) >= 15 and tail.count("M") >= 0.8 * len(tail), \
-        f"music must come back after the check-in: {kind} {levels}"
+    levels, t0 = await record_heard_since(callers, ours, 14, spool)
+    start = await wait_prompt(observer, call_id, "checkin-1", "PlaybackStarted")
+    end = await wait_prompt(observer, call_id, "checkin-1")
+    i, j = int((start["_t"] - t0) * 10), int((end["_t"] - t0) * 10)  # 100 ms windows
+    assert 20 < i < j < len(levels) - 20, (i, j, len(levels))
+
+    def music(part: list[int], what: str) -> None:
+        ordered = sorted(part)
+        assert 150 < ordered[len(ordered) // 2] < 2500, f"{what}: no music, heard {part}"
+        assert _longest_run(part, lambda x: x < 40) <= 5, f"{what}: dead air, heard {part}"
+
+    music(levels[10:i - 2], "before the check-in")
+    checkin = sorted(levels[i + 2:j - 2])
+    assert checkin[len(checkin) // 2] > 2500, f"the check-in was not heard: {levels[i:j]}"
+    # the switches: music -> prompt and prompt -> music, each with at most 0.5 s of silence
+    assert _longest_run(levels[i - 5:i + 5], lambda x: x < 40) <= 5, levels[i - 5:i + 5]
+    assert _longest_run(levels[j - 3:j + 8], lambda x: x < 40) <= 5, levels[j - 3:j + 8]
+    music(levels[j + 8:], "after the check-in (music must come back)")
 
 
 def _longest_run(values, predicate) -> int:
