@@ -99,9 +99,6 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             if "~" not in target:
                 prompts.setdefault(target, []).append(
                     (kind, e["playback"]["id"].rsplit("~", 1)[-1], now))
-        elif kind == "ChannelEnteredBridge" and e["bridge"]["id"].endswith("~talk"):
-            if e["channel"]["id"] == e["bridge"]["id"].split("~")[0]:
-                connected.add(e["channel"]["id"])
 
     def on_phone(e: dict) -> None:
         if e.get("type") == "StasisStart":
@@ -133,8 +130,12 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
                            eventSource=f"channel:call-{tag}")
             await asyncio.sleep(1 / args.rate)
         deadline = time.monotonic() + 60
-        while len(connected) < n and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        while time.monotonic() < deadline:  # every caller in a talk bridge with an operator
+            connected = {b["id"] for b in await ari.bridges()
+                         if b["id"].endswith("~talk") and len(b["channels"]) == 2}
+            if len(connected) >= n:
+                break
+            await asyncio.sleep(0.5)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         held = 0
         for tag in tags:

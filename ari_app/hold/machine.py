@@ -216,6 +216,7 @@ class HoldMachine:
     digits: str = ""
     outcome: str | None = None
     plays: int = 0  # playbacks so far: tags them so a restart can find the current one
+    recording_since: float | None = None  # the caller's message is being recorded
 
     @property
     def playing_tag(self) -> str:
@@ -277,6 +278,7 @@ class HoldMachine:
                 return []
             case HoldState.VOICEMAIL:
                 if ev.prompt == "voicemail-intro":
+                    self.recording_since = ev.now
                     return [StartVoicemail(self.settings.voicemail_max)]
                 return []
             case HoldState.RESUMING:
@@ -401,9 +403,13 @@ class HoldMachine:
         return [*actions, self._play("hold-resume-thanks")]
 
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
+        # callers often hang up instead of pressing #: a message being recorded is kept
+        kept = ([SaveVoicemail(round(ev.now - self.recording_since, 1))]
+                if self.state is HoldState.VOICEMAIL and self.recording_since is not None else [])
         self._set_state(HoldState.ENDED)
         self.outcome = self.outcome or "caller-hung-up"
-        return [Note("hold ended", (("outcome", "caller hung up"), ("held_for", self._held(ev.now)))),
+        return [*kept, Note("hold ended", (("outcome", "caller hung up"),
+                                           ("held_for", self._held(ev.now)))),
                 Finish("caller-hung-up")]
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:

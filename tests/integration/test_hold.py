@@ -11,7 +11,8 @@ import time
 import pytest
 
 from ari_app.ari import operations as ops
-from ari_app.keys import store_key
+from ari_app.inbound.machine import PutOnHold
+from ari_app.keys import inbound_key, store_key
 
 from harness import record_heard_since
 from test_first_call import prompt_of, talk_bridge_with
@@ -108,9 +109,7 @@ async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_calle
         app, parties, ari, redis):
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
-    await app[__import__("ari_app.keys", fromlist=["inbound_key"]).inbound_key].request(
-        call_id, __import__("ari_app.inbound.machine", fromlist=["PutOnHold"]).PutOnHold(
-            time.time(), "consult", None, "test"))
+    await app[inbound_key].request(call_id, PutOnHold(time.time(), "consult", None, "test"))
 
     menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
     await wait_prompt(observer, call_id, "callback-confirmed", timeout=15, after=menu["_t"])
@@ -285,3 +284,47 @@ def _longest_run(values, predicate) -> int:
         run = run + 1 if predicate(v) else 0
         best = max(best, run)
     return best
+
+
+async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_ins_go_on(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    menu = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted", timeout=30)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="1")
+    stopped = await wait_prompt(observer, call_id, "hold-fallback-menu", after=menu["_t"])
+    assert stopped["playback"]["state"] in ("done", "cancelled", "stopped"), stopped["playback"]
+    nxt = await wait_prompt(observer, call_id, "checkin-2", "PlaybackStarted", after=menu["_t"])
+    assert abs(nxt["_t"] - stopped["_t"] - 2.0) < 0.7, nxt["_t"] - stopped["_t"]
+    choices = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
+    assert [c["choice"] for c in choices] == ["keep holding"]
+    assert await redis.zcard("etq:callbacks:pending") == 0
+
+
+@pytest.mark.parametrize("state, reached", [
+    ("announcing", ("hold-intro", "PlaybackStarted")),
+    ("offering", ("hold-fallback-menu", "PlaybackStarted")),
+    ("callback number", ("callback-own-number", "PlaybackStarted")),
+    ("voicemail", ("voicemail-intro", "PlaybackFinished")),
+])
+async def test_given_hold_in_each_state_when_caller_hangs_up_then_nothing_left(
+        app, app_runner, parties, ari, redis, state, reached):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    if state in ("callback number", "voicemail"):
+        await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted", timeout=30)
+        await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="3" if state == "callback number" else "2")
+    await wait_prompt(observer, call_id, reached[0], reached[1], timeout=30)
+    await callers.hang_up(ours)
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
+    await app[inbound_key].lanes.join()
+    assert not await redis.exists(f"etq:hold:{call_id}")
+    assert not await redis.sismember("etq:calls", call_id)
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"]
+    assert ended and ended[-1]["outcome"] == "caller hung up"
+    if state == "voicemail":  # a caller who hangs up instead of pressing # keeps their message
+        assert await redis.zcard("etq:voicemails") == 1
+    # the app fixture then checks that no channel (snoop included), bridge, lane or timer is left
