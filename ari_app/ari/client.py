@@ -93,11 +93,13 @@ class AriClient:
             if name not in params:
                 raise TypeError(f"{op.method} {op.path}: missing {name}")
             path = path.replace("{" + name + "}", quote(str(params.pop(name)), safe=""))
+        raw = params.pop(op.raw_body, None) if op.raw_body else None
         unknown = set(params) - set(op.query) - set(op.body)
         if unknown:
             raise TypeError(f"{op.method} {op.path}: unknown parameter(s) {sorted(unknown)}")
         query = {k: _wire(v) for k, v in params.items() if k in op.query and v is not None}
-        body = {k: v for k, v in params.items() if k in op.body and v is not None} or None
+        body = raw if raw is not None else (
+            {k: v for k, v in params.items() if k in op.body and v is not None} or None)
         limit = aiohttp.ClientTimeout(total=request_timeout or self.request_timeout)
         # A pooled connection Asterisk closed meanwhile fails before any answer: safe to repeat
         # for reads and deletes (idempotent), never for a POST such as an originate.

@@ -105,7 +105,9 @@ class InboundStasis:
         """Take back the calls we own after a start or a reconnect; clean up what died."""
         self.store.forget_owned()
         self.hold.store.forget_owned()
-        channels = await self.ari.channels()
+        await self.ari.call(ops.EVENT_FILTER, applicationName=self.app,
+                            filter={"allowed": [{"type": t} for t in sorted(HANDLED)]})
+        channels = await self.ari.call(ops.CHANNELS)
         live = frozenset(c["id"] for c in channels)
         known = set(await self.store.live_calls())
         for call_id in known:

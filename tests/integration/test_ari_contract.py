@@ -37,7 +37,7 @@ async def test_given_running_asterisk_when_reading_api_docs_then_every_used_oper
         if params is None:
             problems.append(f"{name}: {op.method} {op.path} is not served")
             continue
-        for param in (*op.path_params, *op.query, *op.body):
+        for param in (*op.path_params, *op.query, *op.body, *([op.raw_body] if op.raw_body else [])):
             if param not in params:
                 problems.append(f"{name}: {op.method} {op.path} has no parameter {param!r}")
     assert not problems, "\n".join(problems)
