@@ -295,7 +295,10 @@ async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_in
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="1")
     stopped = await wait_prompt(observer, call_id, "hold-fallback-menu", after=menu["_t"])
     assert stopped["playback"]["state"] in ("done", "cancelled", "stopped"), stopped["playback"]
-    nxt = await wait_prompt(observer, call_id, "checkin-2", "PlaybackStarted", after=menu["_t"])
+    nxt = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e).startswith("checkin")
+        and e["_t"] > menu["_t"] and e["playback"]["target_uri"] == f"channel:{call_id}",
+        what="a check-in after keep holding")
     assert abs(nxt["_t"] - stopped["_t"] - 2.0) < 0.7, nxt["_t"] - stopped["_t"]
     choices = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
     assert [c["choice"] for c in choices] == ["keep holding"]
