@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
@@ -186,8 +185,3 @@ async def _check_redis(settings: Settings, checks: list[Check]) -> None:
         "could be lost on a crash (set appendonly yes)"
     checks.append(Check("Redis", bool(info.get("aof_enabled")),
                         f"{redacted(settings.redis_url)}, {aof}"))
-
-
-def default_env_file() -> Path | None:
-    path = Path(".env")
-    return path if path.exists() else None

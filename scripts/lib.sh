@@ -41,7 +41,13 @@ ensure_venv() {
     log "installing ari-etiquette and its test tools into $VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]"
     echo "$want" > "$stamp"
-  elif ! "$VENV/bin/python" -c "import ari_app" 2>/dev/null; then
+  fi
+  # the venv is shared by every checkout: point its editable install at this one
+  local here
+  here="$(cd "$VENV" && "$VENV/bin/python" -c \
+    'import ari_app, os; print(os.path.dirname(os.path.dirname(os.path.realpath(ari_app.__file__))))' \
+    2>/dev/null || true)"
+  if [ "$here" != "$(pwd -P)" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
   fi
 }

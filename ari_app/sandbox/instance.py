@@ -27,7 +27,7 @@ from pathlib import Path
 
 import structlog
 
-from ari_app.sandbox.rootfs import cache_dir, ensure_rootfs, rootfs_info
+from ari_app.sandbox.rootfs import ensure_rootfs, rootfs_info
 
 __all__ = ["PHONE_APP", "SandboxError", "SandboxInstance", "SandboxPorts", "repo_root"]
 
@@ -507,16 +507,10 @@ def sweep_stale(prefix: str = "test-") -> list[str]:
     for d in base.iterdir():
         if d.name.startswith(prefix) and d.is_dir():
             inst = SandboxInstance(d.name)
-            st = inst.load_state()
             # a test instance belongs to the pytest process that made it: the name carries its pid
             owner = d.name.rsplit("-", 1)[-1]
             if owner.isdigit() and _alive(int(owner)) and int(owner) != os.getpid():
                 continue
             inst.destroy()
             removed.append(d.name)
-            del st
     return removed
-
-
-def cache_root() -> Path:
-    return cache_dir()

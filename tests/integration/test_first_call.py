@@ -86,6 +86,7 @@ async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged
                             and e["channel"]["id"] == operator_leg, what="operator leg gone")
     await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed"
                             and e["bridge"]["id"] == bridge["id"], what="bridge destroyed")
+    await app[inbound_key].lanes.join()
     timeline = await app[store_key].timeline(call_id)
     assert timeline[-1]["event"] == "call ended"
     assert await redis.ttl(f"etq:timeline:{call_id}") > 0

@@ -60,12 +60,13 @@ async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_res
     # nobody was there to release the operator: their leg is still up
     assert f"{call_id}~op1" in {c["id"] for c in await ari.channels()}
 
-    await app_runner.start()
+    app = await app_runner.start()
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", timeout=10,
                             what="operator leg released by the restarted app")
     await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed"
                             and e["bridge"]["id"] == f"{call_id}~talk", what="talk bridge gone")
+    await app[inbound_key].lanes.join()
     assert not await redis.sismember("etq:calls", call_id)
     assert not await redis.exists("etq:operator:PJSIP/operator1")
 
