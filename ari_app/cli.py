@@ -80,7 +80,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return 0
     instance = SandboxInstance(args.name)
     if args.action == "up":
-        ports = SandboxPorts(http=args.http_port, sip=args.sip_port, redis=args.redis_port)
+        ports = SandboxPorts(http=args.http_port, sip=args.sip_port, redis=args.redis_port,
+                             rtp_start=args.rtp_start, rtp_end=args.rtp_end)
         state = instance.up(ports, phones=args.phones,
                             prompts_dir_hook=_prompt_renderer(args.policy))
         print(f"sandbox {args.name} is up: ARI http://127.0.0.1:{state.ports.http}, "
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--http-port", type=int, default=8088)
     sandbox.add_argument("--sip-port", type=int, default=5060)
     sandbox.add_argument("--redis-port", type=int, default=6390)
+    sandbox.add_argument("--rtp-start", type=int, default=10000)
+    sandbox.add_argument("--rtp-end", type=int, default=10999)
     sandbox.set_defaults(func=cmd_sandbox)
 
     prompts = sub.add_parser("prompts", help="render the prompt catalog to sound files")
