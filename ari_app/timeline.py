@@ -30,6 +30,3 @@ class Timeline:
 
     async def read(self, call_id: str) -> list[dict]:
         return [json.loads(x) for x in await self.redis.lrange(self.key(call_id), 0, -1)]
-
-    async def keep_for_review(self, call_id: str) -> None:
-        await self.redis.expire(self.key(call_id), TIMELINE_TTL)

@@ -1,7 +1,7 @@
 """Our asyncio ARI layer: REST client, events WebSocket, per-call lanes."""
 
 from ari_app.ari.client import (
-    AriClient, AriConflict, AriError, AriNotFound, AriUnauthorized, AriUnavailable,
+    AriClient, AriConflict, AriError, AriNotFound, AriUnauthorized, AriUnavailable, tolerated,
 )
 from ari_app.ari.events import EventStream
 from ari_app.ari.lanes import Lanes
@@ -9,5 +9,5 @@ from ari_app.ari.operations import ALL_OPERATIONS, Op
 
 __all__ = [
     "ALL_OPERATIONS", "AriClient", "AriConflict", "AriError", "AriNotFound", "AriUnauthorized",
-    "AriUnavailable", "EventStream", "Lanes", "Op",
+    "AriUnavailable", "EventStream", "Lanes", "Op", "tolerated",
 ]

@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import structlog
 
 from ari_app.ari import operations as ops
 from ari_app.ari.operations import Op
 
 __all__ = [
     "AriClient", "AriError", "AriNotFound", "AriConflict", "AriUnauthorized", "AriUnavailable",
+    "tolerated",
 ]
 
 
@@ -46,6 +50,8 @@ class AriUnauthorized(AriError):
 class AriUnavailable(AriError):
     """No answer from Asterisk's HTTP server at all (down, wrong port, timeout)."""
 
+
+logger = structlog.get_logger()
 
 _BY_STATUS = {404: AriNotFound, 409: AriConflict, 422: AriConflict, 401: AriUnauthorized}
 
@@ -179,6 +185,21 @@ class AriClient:
 
     async def endpoint(self, tech: str, resource: str) -> dict:
         return await self.call(ops.ENDPOINT, tech=tech, resource=resource)
+
+
+@contextmanager
+def tolerated(action: str) -> Iterator[None]:
+    """Carry out a call's action where failure is part of telephony: a channel already gone
+    is normal, one leaving the app is refused (409), anything else is logged, never raised
+    into the call's lane."""
+    try:
+        yield
+    except AriNotFound as exc:
+        logger.info("resource already gone", action=action, error=exc.message)
+    except AriConflict as exc:
+        logger.warning("ari action refused", action=action, error=exc.message)
+    except AriError as exc:
+        logger.error("ari action failed", action=action, error=str(exc))
 
 
 def _error(status: int, method: str, path: str, text: str) -> AriError:

@@ -30,20 +30,15 @@ PING = Op("GET", "/asterisk/ping")
 ASTERISK_INFO = Op("GET", "/asterisk/info", ("only",))
 MODULES = Op("GET", "/asterisk/modules")
 APPLICATIONS = Op("GET", "/applications")
-APPLICATION = Op("GET", "/applications/{applicationName}")
 # Only the events we use: Asterisk then skips serialising the rest (measured: the app's event
 # queue in Asterisk, not the app, was the bottleneck with hundreds of callers on hold).
 EVENT_FILTER = Op("PUT", "/applications/{applicationName}/eventFilter", raw_body="filter")
 SUBSCRIBE = Op("POST", "/applications/{applicationName}/subscription", ("eventSource",))
 
 CHANNELS = Op("GET", "/channels")
-CHANNEL = Op("GET", "/channels/{channelId}")
 ORIGINATE = Op("POST", "/channels", (
     "endpoint", "extension", "context", "priority", "app", "appArgs", "callerId", "timeout",
     "channelId", "otherChannelId", "originator", "formats"), ("variables",))
-CREATE_CHANNEL = Op("POST", "/channels/create", (
-    "endpoint", "app", "appArgs", "channelId", "otherChannelId", "originator", "formats"),
-    ("variables",))
 DIAL = Op("POST", "/channels/{channelId}/dial", ("caller", "timeout"))
 HANGUP = Op("DELETE", "/channels/{channelId}", ("reason",))
 ANSWER = Op("POST", "/channels/{channelId}/answer")
@@ -58,23 +53,17 @@ SNOOP = Op("POST", "/channels/{channelId}/snoop", ("spy", "whisper", "app", "app
 RECORD = Op("POST", "/channels/{channelId}/record", (
     "name", "format", "maxDurationSeconds", "maxSilenceSeconds", "ifExists", "beep",
     "terminateOn"))
-GET_VAR = Op("GET", "/channels/{channelId}/variable", ("variable",))
-SET_VAR = Op("POST", "/channels/{channelId}/variable", ("variable", "value"))
 
 BRIDGES = Op("GET", "/bridges")
-BRIDGE = Op("GET", "/bridges/{bridgeId}")
 CREATE_BRIDGE = Op("POST", "/bridges", ("type", "bridgeId", "name"))
 DESTROY_BRIDGE = Op("DELETE", "/bridges/{bridgeId}")
 ADD_TO_BRIDGE = Op("POST", "/bridges/{bridgeId}/addChannel", ("channel", "role", "absorbDTMF"))
 REMOVE_FROM_BRIDGE = Op("POST", "/bridges/{bridgeId}/removeChannel", ("channel",))
 START_BRIDGE_MOH = Op("POST", "/bridges/{bridgeId}/moh", ("mohClass",))
-STOP_BRIDGE_MOH = Op("DELETE", "/bridges/{bridgeId}/moh")
-PLAY_ON_BRIDGE = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playbackId"))
 
 PLAYBACK = Op("GET", "/playbacks/{playbackId}")
 STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")
 STOP_RECORDING = Op("POST", "/recordings/live/{recordingName}/stop")
-ENDPOINTS = Op("GET", "/endpoints")
 ENDPOINT = Op("GET", "/endpoints/{tech}/{resource}")
 SOUND = Op("GET", "/sounds/{soundId}")
 

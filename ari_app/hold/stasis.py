@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
-
-from ari_app.ari import AriClient, AriConflict, AriError, AriNotFound
+from ari_app.ari import AriClient, AriNotFound, tolerated
 from ari_app.ari import operations as ops
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.hold import machine as h
@@ -24,7 +22,6 @@ from ari_app.voicemail.service import Voicemail, Voicemails
 
 __all__ = ["CallLegs", "HoldStasis", "HoldResult"]
 
-logger = structlog.get_logger()
 SEP = "~"
 
 
@@ -103,7 +100,7 @@ class HoldStasis:
 
     async def _do(self, legs: CallLegs, machine: h.HoldMachine, action: object) -> None:
         caller = legs.call_id
-        try:
+        with tolerated(type(action).__name__):
             match action:
                 case h.DetachCaller():
                     await self.ari.call(ops.REMOVE_FROM_BRIDGE, bridgeId=legs.talk_bridge,
@@ -149,12 +146,6 @@ class HoldStasis:
                     pass  # the inbound adapter ends the call when it gets the outcome
                 case _:
                     raise TypeError(f"no ARI mapping for {action!r}")
-        except AriNotFound as exc:
-            logger.info("resource already gone", action=type(action).__name__, error=exc.message)
-        except AriConflict as exc:
-            logger.warning("ari action refused", action=type(action).__name__, error=exc.message)
-        except AriError as exc:
-            logger.error("ari action failed", action=type(action).__name__, error=str(exc))
 
     async def record_voicemail(self, legs: CallLegs, snoop_channel: str) -> None:
         """The snoop on the caller is in Stasis: record what the caller says."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ari_app.ari import AriClient, AriConflict, AriError, AriNotFound, Lanes
+from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
 from ari_app.ari import operations as ops
 from ari_app.hold import machine as h
 from ari_app.hold.stasis import CallLegs, HoldStasis
@@ -28,7 +28,6 @@ from ari_app.operators.service import OperatorService
 
 __all__ = ["InboundStasis", "call_id_of"]
 
-logger = structlog.get_logger()
 SEP = "~"
 HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted",
                      "PlaybackFinished", "ChannelEnteredBridge", "ChannelLeftBridge",
@@ -303,7 +302,7 @@ class InboundStasis:
     # --- actions -> ARI ------------------------------------------------------------------------
     async def _do(self, machine: m.InboundMachine, action: object) -> object | None:
         call_id = machine.call_id
-        try:
+        with tolerated(type(action).__name__):
             match action:
                 case m.Answer():
                     await self.ari.answer(call_id)
@@ -364,14 +363,6 @@ class InboundStasis:
                     await self.store.note(call_id, "call ended", at=self.clock())
                 case _:
                     raise InvalidEvent(f"no ARI mapping for {action!r}")
-        except AriNotFound as exc:
-            logger.info("resource already gone", action=type(action).__name__, error=exc.message)
-            if isinstance(action, (m.Answer, m.Play, m.Ring, m.AddToBridge)):
-                return None  # the ChannelDestroyed that explains it is on its way
-        except AriConflict as exc:  # typically the channel is leaving the app (a hang-up)
-            logger.warning("ari action refused", action=type(action).__name__, error=exc.message)
-        except AriError as exc:
-            logger.error("ari action failed", action=type(action).__name__, error=str(exc))
         return None
 
     async def _dial_operator(self, machine: m.InboundMachine, endpoint: str) -> object | None:

@@ -58,7 +58,3 @@ class OperatorService:
     async def release(self, endpoint: str, call_id: str) -> None:
         """Give the operator back, only if this call still holds them."""
         await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
-
-    async def holder(self, endpoint: str) -> str | None:
-        value = await self.redis.get(self._key(endpoint))
-        return value.decode() if isinstance(value, bytes) else value
