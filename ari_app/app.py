@@ -16,6 +16,9 @@ from redis.exceptions import AuthenticationError, RedisError
 
 from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
 from ari_app.callback.service import CallbackRequests
+from ari_app.escalation.service import Complaints, SupervisorDesk
+from ari_app.escalation.stasis import ComplaintStasis
+from ari_app.escalation.store import ComplaintStore
 from ari_app.hold import http as hold_http
 from ari_app.hold.machine import HoldSettings
 from ari_app.hold.stasis import HoldStasis
@@ -24,13 +27,19 @@ from ari_app.inbound.machine import FeatureCodes
 from ari_app.inbound.stasis import InboundStasis
 from ari_app.inbound.store import CallStore
 from ari_app.timeline import Timeline
+from ari_app.transfer import http as transfer_http
+from ari_app.transfer.directory import Directory
+from ari_app.transfer.machine import TransferSettings
+from ari_app.transfer.stasis import TransferStasis
+from ari_app.transfer.store import TransferStore
 from ari_app.voicemail.service import Voicemails
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app import http as api
 from ari_app.keys import (
-    ari_key, events_key, inbound_key, policy_key, redis_key, settings_key, store_key,
+    ari_key, directory_key, events_key, inbound_key, policy_key, redis_key, settings_key,
+    store_key,
 )
 
 __all__ = ["StartupError", "build_app", "redacted"]
@@ -75,6 +84,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app[policy_key] = policy
     app.add_routes(api.routes)
     app.add_routes(hold_http.routes)
+    app.add_routes(transfer_http.routes)
+    app[directory_key] = Directory(policy)
 
     async def redis_ctx(app: web.Application):
         redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
@@ -110,12 +121,28 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                   choice_timeout=rules.fallback_choice_timeout,
                                   fallback_default=rules.fallback_default,
                                   max_holds_per_call=rules.max_holds_per_call))
-        codes = policy.feature_codes
+        codes, moves = policy.feature_codes, policy.transfer
+        timeline, callbacks = Timeline(redis), CallbackRequests(redis)
+        transfer = TransferStasis(
+            ari, TransferStore(redis), timeline, app=settings.ari_app, moh_class=rules.moh_class,
+            settings=TransferSettings(ring_timeout=moves.ring_timeout,
+                                      choice_timeout=moves.choice_timeout,
+                                      accept_timeout=moves.accept_timeout,
+                                      check_in_interval=rules.check_in_interval,
+                                      recording_notice=policy.recording.enabled,
+                                      complete_code=codes.transfer, cancel_code=codes.resume))
+        complaint = ComplaintStasis(
+            ari, ComplaintStore(redis), timeline, Complaints(redis), callbacks,
+            app=settings.ari_app, window_minutes=policy.supervisor.callback_window)
+        desk = SupervisorDesk(policy.supervisor, policy.business_hours,
+                              OperatorService(ari, redis, policy.supervisor.endpoints))
         inbound = InboundStasis(
-            ari, app[store_key], operators, hold, app=settings.ari_app,
-            recording_notice=policy.recording.enabled, moh_class=rules.moh_class,
-            ring_timeout=policy.operators.ring_timeout,
-            codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons)))
+            ari, app[store_key], operators, hold, transfer, complaint, app[directory_key], desk,
+            app=settings.ari_app, recording_notice=policy.recording.enabled,
+            moh_class=rules.moh_class, ring_timeout=policy.operators.ring_timeout,
+            codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,
+                               codes.supervisor, moves.mode,
+                               policy.supervisor.caller_key_allowed))
         events = EventStream(ari, settings.ari_app, inbound.on_event,
                              on_connected=inbound.reconcile)
         app[inbound_key], app[events_key] = inbound, events

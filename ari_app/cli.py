@@ -106,18 +106,24 @@ def _prompt_renderer(policy_file: str | None):
     from ari_app.policy import load_policy
     from ari_app.prompts.install import install_prompts
 
+    from ari_app.transfer.directory import Directory
+
     path = policy_file or os.environ.get("ETIQUETTE_POLICY_FILE", "config/policy.example.toml")
     policy = load_policy(path)
+    names = Directory(policy).rendered_names()
     return lambda out: print(install_prompts(out, {"company": policy.company},
-                                             policy.languages).summary())
+                                             policy.languages, names).summary())
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     from ari_app.policy import load_policy
     from ari_app.prompts.install import install_prompts
 
+    from ari_app.transfer.directory import Directory
+
     policy = load_policy(args.policy)
-    report = install_prompts(Path(args.out), {"company": policy.company}, policy.languages)
+    report = install_prompts(Path(args.out), {"company": policy.company}, policy.languages,
+                             Directory(policy).rendered_names())
     print(report.summary())
     return 0
 

@@ -10,6 +10,7 @@ from ari_app.inbound.stasis import InboundStasis
 from ari_app.inbound.store import CallStore
 from ari_app.policy import Policy
 from ari_app.settings import Settings
+from ari_app.transfer.directory import Directory
 
 settings_key = web.AppKey("settings", Settings)
 policy_key = web.AppKey("policy", Policy)
@@ -18,3 +19,4 @@ ari_key = web.AppKey("ari", AriClient)
 inbound_key = web.AppKey("inbound", InboundStasis)
 events_key = web.AppKey("events", EventStream)
 store_key = web.AppKey("store", CallStore)
+directory_key = web.AppKey("directory", Directory)

@@ -178,6 +178,7 @@ Slug = Annotated[
     StrictStr, _matching(r"[a-z0-9]+(-[a-z0-9]+)*", "lowercase letters, digits and single dashes")
 ]
 DtmfCode = Annotated[StrictStr, _matching(r"[0-9*#]{1,4}", "1-4 characters from 0-9, * and #")]
+DirectoryCode = Annotated[StrictStr, _matching(r"[0-9]{1,6}", "1-6 digits")]
 PhoneNumber = Annotated[
     StrictStr, _matching(r"\+?[0-9]{3,20}", "3-20 digits with an optional leading +")
 ]
@@ -312,6 +313,17 @@ class FeatureCodes(_Section):
 class TransferPolicy(_Section):
     ring_timeout: Annotated[StrictInt, _in_range(10, 60, "seconds", test_low=1)] = 20
     mode: Literal["announced", "attended"] = "announced"
+    # The caller's 1 continue / 2 stay / 3 message after the announcement; no key = continue.
+    choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 6
+    # The target's 1 accept / 2 decline after the introduction; no key = not verified.
+    accept_timeout: Annotated[StrictInt, _in_range(5, 30, "seconds", test_low=1)] = 10
+    # Reason code -> prompt the target hears after who is calling.
+    reasons: dict[Slug, PromptName] = Field(
+        default_factory=lambda: {
+            "question": "transfer-reason-question",
+            "escalation": "transfer-reason-escalation",
+        }
+    )
 
 
 def _check_time_zone(value: str) -> str:
@@ -383,6 +395,10 @@ class CallbackPolicy(_Section):
 class SupervisorPolicy(_Section):
     escalation_allowed: StrictBool = True
     endpoints: EndpointList = ()
+    # Said to the caller with the transfer, so they can call a supervisor directly.
+    direct_number: PhoneNumber | None = None
+    # When supervisors take calls, in the business_hours time zone (default: business hours).
+    hours: Window | None = None
     callback_window: Annotated[StrictInt, _in_range(15, 1440, "minutes")] = 60
     caller_key_allowed: StrictBool = False
 
@@ -394,6 +410,10 @@ class DirectoryEntry(_Section):
     endpoint: Endpoint
     # Given to the caller so the next call needs no transfer.
     direct_number: PhoneNumber
+    # What the operator keys after the transfer code (*2 <code> #); a phone's transfer button
+    # may dial the code, the id or the direct number.
+    code: DirectoryCode | None = None
+    # Left out: "directory-<id>", rendered from `name` at build time (or an admin's recording).
     name_prompt: PromptName | None = None
     # Left out in the file: every policy language (filled in by Policy).
     languages: Annotated[tuple[LanguageCode, ...], AfterValidator(_check_unique)] = ()

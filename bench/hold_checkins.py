@@ -66,6 +66,21 @@ def asterisk_pid(unshare_pid: int) -> int:
     raise RuntimeError("asterisk process not found")
 
 
+def system_cpu() -> dict[str, int]:
+    """Machine-wide jiffies from /proc/stat, to show user, system and steal time."""
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return {"user": f[0] + f[1], "system": f[2] + f[5] + f[6], "idle": f[3] + f[4], "steal": f[7]}
+
+
+async def ping_probe(ari: AriClient, out: list[float]) -> None:
+    """Ten bare ARI pings a second, timed: how long Asterisk itself takes to answer."""
+    while True:
+        t0 = time.perf_counter()
+        await ari.call(ops.PING)
+        out.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,14 +153,25 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             await asyncio.sleep(0.5)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         held = 0
+        # --spread: holds start evenly over one interval, as independent calls would, so the
+        # check-ins arrive at a steady rate; without it all N start at once (worst case)
+        pause = interval / n if args.spread else 0.0
         for tag in tags:
             async with http.post(f"http://127.0.0.1:{port}/api/calls/call-{tag}/hold",
                                  json={"reason": "lookup"}, headers=headers) as r:
                 held += r.status == 202
+            await asyncio.sleep(pause)
         start = time.time()
         cpu0, ast_pid = proc_cpu(app.pid), asterisk_pid(instance.load_state().asterisk_pid)
         ast_cpu0 = proc_cpu(ast_pid)
+        stat0 = system_cpu()
+        pings: list[float] = []
+        probe = asyncio.create_task(ping_probe(ari, pings))
         await asyncio.sleep(args.measure)
+        probe.cancel()
+        await asyncio.gather(probe, return_exceptions=True)
+        system = {k: round(100 * (v - stat0[k]) / max(1, sum(system_cpu().values()) - sum(stat0.values())), 1)
+                  for k, v in system_cpu().items()}
         elapsed = time.time() - start
         app_cpu = (proc_cpu(app.pid) - cpu0) / elapsed
         ast_cpu = (proc_cpu(ast_pid) - ast_cpu0) / elapsed
@@ -174,7 +200,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await ari.close()
-    return {"calls": n, "connected": len(connected), "held": held, "interval_s": interval,
+    return {"calls": n, "spread": bool(args.spread), "connected": len(connected), "held": held, "interval_s": interval,
             "measured_s": round(elapsed, 1), "check_ins": len(lateness),
             "lateness_p50_ms": round(pct(lateness, 50), 1),
             "lateness_p99_ms": round(pct(lateness, 99), 1),
@@ -182,7 +208,11 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             "missed_check_ins": missed,
             "app_cpu_pct_of_core": round(app_cpu * 100, 1),
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
-            "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1)}
+            "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1),
+            # Asterisk's own answer time to a bare GET /asterisk/ping while under this load: a
+            # floor under any check-in's lateness that no app can go below
+            "ari_ping_p50_ms": round(pct(pings, 50), 1), "ari_ping_p99_ms": round(pct(pings, 99), 1),
+            "machine_cpu_pct": system, "cores": os.cpu_count()}
 
 
 async def _quiet(coro) -> None:
@@ -197,6 +227,8 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, nargs="+", default=[50, 200, 500])
     parser.add_argument("--interval", type=float, default=5.0, help="check-in interval (s)")
     parser.add_argument("--measure", type=float, default=40.0, help="seconds measured on hold")
+    parser.add_argument("--spread", action="store_true",
+                        help="start the holds evenly over one interval instead of all at once")
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
     args = parser.parse_args()
     configure_logging("WARNING", "json")

@@ -49,6 +49,8 @@ PLAY = Op("POST", "/channels/{channelId}/play", ("media", "lang", "playbackId"))
 START_MOH = Op("POST", "/channels/{channelId}/moh", ("mohClass",))
 STOP_MOH = Op("DELETE", "/channels/{channelId}/moh")
 START_SILENCE = Op("POST", "/channels/{channelId}/silence")
+# a phone's transfer button (SIP REFER handed to ARI): tell the phone how it went
+TRANSFER_PROGRESS = Op("POST", "/channels/{channelId}/transfer_progress", ("states",))
 SNOOP = Op("POST", "/channels/{channelId}/snoop", ("spy", "whisper", "app", "appArgs", "snoopId"))
 RECORD = Op("POST", "/channels/{channelId}/record", (
     "name", "format", "maxDurationSeconds", "maxSilenceSeconds", "ifExists", "beep",
@@ -60,6 +62,7 @@ DESTROY_BRIDGE = Op("DELETE", "/bridges/{bridgeId}")
 ADD_TO_BRIDGE = Op("POST", "/bridges/{bridgeId}/addChannel", ("channel", "role", "absorbDTMF"))
 REMOVE_FROM_BRIDGE = Op("POST", "/bridges/{bridgeId}/removeChannel", ("channel",))
 START_BRIDGE_MOH = Op("POST", "/bridges/{bridgeId}/moh", ("mohClass",))
+BRIDGE_PLAY = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playbackId"))
 
 PLAYBACK = Op("GET", "/playbacks/{playbackId}")
 STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")

@@ -7,12 +7,13 @@ the caller is told it was taken. The dialer that works through them comes with i
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
+
+from ari_app.records import DurableRecords
 
 __all__ = ["CallbackRequest", "CallbackRequests"]
 
@@ -30,28 +31,14 @@ class CallbackRequest:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
     status: str = "pending"
+    for_whom: str | None = None         # who should call: a directory entry, "supervisor"
+    latest_at: float | None = None      # promised to the customer: call back by then
 
 
-class CallbackRequests:
+class CallbackRequests(DurableRecords[CallbackRequest]):
     def __init__(self, redis: Redis, prefix: str = "etq") -> None:
-        self.redis, self.prefix = redis, prefix
-        self.pending_key = f"{prefix}:callbacks:pending"
-
-    def _key(self, request_id: str) -> str:
-        return f"{self.prefix}:callback:{request_id}"
-
-    async def create(self, request: CallbackRequest) -> CallbackRequest:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(request.id), json.dumps(asdict(request)))
-            pipe.zadd(self.pending_key, {request.id: request.created_at})
-            await pipe.execute()
-        return request
-
-    async def get(self, request_id: str) -> CallbackRequest | None:
-        raw = await self.redis.get(self._key(request_id))
-        return CallbackRequest(**json.loads(raw)) if raw else None
+        super().__init__(redis, "callback", "callbacks:pending", CallbackRequest, prefix)
+        self.pending_key = self.index_key
 
     async def pending(self) -> list[CallbackRequest]:
-        ids = await self.redis.zrange(self.pending_key, 0, -1)
-        found = [await self.get(i.decode() if isinstance(i, bytes) else i) for i in ids]
-        return [r for r in found if r is not None]
+        return await self.all()

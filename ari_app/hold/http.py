@@ -34,12 +34,22 @@ class CallControlFailed(ApiError):
     error_id = "call-control-failed"
 
 
-class InvalidHoldRequest(ApiError):
+class InvalidRequest(ApiError):
     status = 422
-    error_id = "invalid-hold-request"
+    error_id = "invalid-request"
 
 
-async def _apply(request: web.Request, event: object) -> web.Response:
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError as exc:
+        raise InvalidRequest("the body must be JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+async def apply(request: web.Request, event: object) -> web.Response:
     call_id = request.match_info["call_id"]
     try:
         state = await request.app[inbound_key].request(call_id, event)
@@ -54,23 +64,18 @@ async def _apply(request: web.Request, event: object) -> web.Response:
 
 @routes.post("/api/calls/{call_id}/hold")
 async def put_on_hold(request: web.Request) -> web.Response:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError as exc:
-        raise InvalidHoldRequest("the body must be JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidHoldRequest("the body must be a JSON object")
+    body = await read_json(request)
     reasons = request.app[policy_key].hold.reasons
     reason = body.get("reason")
     if reason is not None and reason not in reasons:
-        raise InvalidHoldRequest(f"unknown reason {reason!r}; the policy knows {sorted(reasons)}")
+        raise InvalidRequest(f"unknown reason {reason!r}; the policy knows {sorted(reasons)}")
     minutes = body.get("expected_minutes")
     if minutes is not None and (not isinstance(minutes, int) or isinstance(minutes, bool)
                                 or not 1 <= minutes <= 30):
-        raise InvalidHoldRequest("expected_minutes must be a whole number from 1 to 30")
-    return await _apply(request, m.PutOnHold(time.time(), reason, minutes, "rest"))
+        raise InvalidRequest("expected_minutes must be a whole number from 1 to 30")
+    return await apply(request, m.PutOnHold(time.time(), reason, minutes, "rest"))
 
 
 @routes.delete("/api/calls/{call_id}/hold")
 async def take_off_hold(request: web.Request) -> web.Response:
-    return await _apply(request, m.TakeOffHold(time.time(), "rest"))
+    return await apply(request, m.TakeOffHold(time.time(), "rest"))

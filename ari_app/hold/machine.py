@@ -22,7 +22,7 @@ import structlog
 
 __all__ = [
     "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
-    "HoldRequested", "PromptFinished", "TimerFired", "DigitPressed", "ResumeRequested",
+    "HoldRequested", "FallbackRequested", "PromptFinished", "TimerFired", "DigitPressed", "ResumeRequested",
     "CallerHungUp", "OperatorHungUp", "RecordingFinished",
     "DetachCaller", "ReattachCaller", "StartMusic", "StopMusic", "Play", "StopPlayback",
     "NudgeOperator", "StartVoicemail", "StopVoicemail", "SaveCallback", "SaveVoicemail", "Note", "EndCall",
@@ -68,6 +68,18 @@ class HoldRequested:
     expected_minutes: int | None = None
     source: str = "rest"            # phone | feature-code | rest
     holds_before: int = 0           # earlier holds in this call
+
+
+@dataclass(frozen=True)
+class FallbackRequested:
+    """No hold, just the way out: the caller cannot be served now (a transfer that did not
+    go through, an operator who left). `intro` says why; `preselect` skips the menu."""
+    now: float
+    intro: tuple[str, ...] = ()
+    for_whom: str | None = None     # whom a message or callback is for (default: the operator)
+    preselect: str | None = None    # "voicemail": straight to the message
+    operator_present: bool = False
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,7 @@ class HoldMachine:
     outcome: str | None = None
     plays: int = 0  # playbacks so far: tags them so a restart can find the current one
     recording_since: float | None = None  # the caller's message is being recorded
+    for_whom: str | None = None  # a message or callback for someone else than the operator
 
     @property
     def playing_tag(self) -> str:
@@ -262,6 +275,17 @@ class HoldMachine:
             media += [prompt_media("hold-expected-duration"), f"number:{ev.expected_minutes}",
                       prompt_media("minute" if ev.expected_minutes == 1 else "minutes")]
         return [*notes, DetachCaller(), self._play("hold-intro", tuple(media))]
+
+    def _on_FallbackRequested(self, ev: FallbackRequested) -> list[object]:
+        if self.started_at is not None:
+            return []
+        self.started_at, self.source, self.for_whom = ev.now, "fallback", ev.for_whom
+        self.operator_present = ev.operator_present
+        note = Note("fallback offered", (("why", ev.why), ("for", ev.for_whom)))
+        if ev.preselect == "voicemail":
+            return [note, *self._voicemail(ev.now, chosen="caller", intro=ev.intro)]
+        self._set_state(HoldState.OFFERING)
+        return [note, self._play("hold-fallback-menu", (*ev.intro, *self._menu_media()))]
 
     # --- prompts ending ---------------------------------------------------------------------
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
@@ -358,11 +382,12 @@ class HoldMachine:
         return stop
 
     # --- outcomes ---------------------------------------------------------------------------
-    def _voicemail(self, now: float, chosen: str) -> list[object]:
+    def _voicemail(self, now: float, chosen: str, intro: tuple[str, ...] = ()) -> list[object]:
         self._set_state(HoldState.VOICEMAIL)
         self.outcome = "voicemail"
         return [Note("fallback choice", (("choice", "voicemail"), ("chosen", chosen))),
-                self._play("voicemail-intro", (prompt_media("voicemail-intro"), "sound:beep"))]
+                self._play("voicemail-intro", (*intro, prompt_media("voicemail-intro"),
+                                               "sound:beep"))]
 
     def _on_RecordingFinished(self, ev: RecordingFinished) -> list[object]:
         if self.state is not HoldState.VOICEMAIL:

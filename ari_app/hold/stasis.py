@@ -10,37 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ari_app.ari import AriClient, AriNotFound, tolerated
 from ari_app.ari import operations as ops
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.hold import machine as h
 from ari_app.hold.store import HoldStore
+from ari_app.rules import CallLegs, RuleResult
 from ari_app.timeline import Timeline
 from ari_app.voicemail.service import Voicemail, Voicemails
 
-__all__ = ["CallLegs", "HoldStasis", "HoldResult"]
+__all__ = ["HoldStasis"]
 
 SEP = "~"
-
-
-@dataclass(frozen=True)
-class CallLegs:
-    """What the hold needs to know about the call it runs in."""
-    call_id: str
-    operator_channel: str | None
-    talk_bridge: str
-    number: str = ""
-    name: str = ""
-    language: str = "en"
-    operator: str | None = None
-
-
-@dataclass(frozen=True)
-class HoldResult:
-    outcome: str | None = None      # set once the hold is over
-    deadline: float | None = None   # when the hold's timer must fire next
 
 
 class HoldStasis:
@@ -56,23 +38,28 @@ class HoldStasis:
 
     # --- entry points (called from the call's lane) ------------------------------------------
     async def start(self, legs: CallLegs, reason: str | None, expected_minutes: int | None,
-                    source: str, holds_before: int) -> HoldResult:
+                    source: str, holds_before: int) -> RuleResult:
         machine = h.HoldMachine(legs.call_id, caller_number=legs.number, settings=self.settings)
         event = h.HoldRequested(self.clock(), reason, self.reason_prompts.get(reason or ""),
                                 expected_minutes, source, holds_before)
         return await self._run(legs, machine, event)
 
-    async def feed(self, legs: CallLegs, event: object) -> HoldResult:
+    async def offer(self, legs: CallLegs, request: h.FallbackRequested) -> RuleResult:
+        """The way out without a hold: voicemail or a callback, after `request.intro`."""
+        machine = h.HoldMachine(legs.call_id, caller_number=legs.number, settings=self.settings)
+        return await self._run(legs, machine, request)
+
+    async def feed(self, legs: CallLegs, event: object) -> RuleResult:
         machine = await self.store.load(legs.call_id)
         if machine is None:
-            return HoldResult(outcome="gone")
+            return RuleResult(outcome="gone")
         return await self._run(legs, machine, event)
 
-    async def resync(self, legs: CallLegs, live_channels: frozenset[str]) -> HoldResult:
+    async def resync(self, legs: CallLegs, live_channels: frozenset[str]) -> RuleResult:
         """After a restart: a prompt that ended while we were away counts as finished."""
         machine = await self.store.load(legs.call_id)
         if machine is None:
-            return HoldResult(outcome="gone")
+            return RuleResult(outcome="gone")
         if legs.operator_channel is None and machine.operator_present:
             return await self._run(legs, machine, h.OperatorHungUp(self.clock()))
         if machine.playing:
@@ -81,10 +68,10 @@ class HoldStasis:
                                                                               machine.playing))
             except AriNotFound:
                 return await self._run(legs, machine, h.PromptFinished(self.clock(), machine.playing))
-        return HoldResult(deadline=machine.get_timer())
+        return RuleResult(deadline=machine.get_timer())
 
     # --- one step -------------------------------------------------------------------------------
-    async def _run(self, legs: CallLegs, machine: h.HoldMachine, event: object) -> HoldResult:
+    async def _run(self, legs: CallLegs, machine: h.HoldMachine, event: object) -> RuleResult:
         actions = machine.handle(event)
         if machine.state in h.END_STATES:
             await self.store.delete(legs.call_id)
@@ -96,7 +83,7 @@ class HoldStasis:
                 outcome = action.outcome
             else:
                 await self._do(legs, machine, action)
-        return HoldResult(outcome=outcome, deadline=machine.get_timer())
+        return RuleResult(outcome=outcome, deadline=machine.get_timer())
 
     async def _do(self, legs: CallLegs, machine: h.HoldMachine, action: object) -> None:
         caller = legs.call_id
@@ -129,14 +116,16 @@ class HoldStasis:
                     await self.ari.call(ops.STOP_RECORDING, recordingName=self.recording_name(caller))
                 case h.SaveVoicemail(duration=duration):
                     vm = await self.voicemails.create(Voicemail(
-                        recording=self.recording_name(caller), for_whom=legs.operator or "",
+                        recording=self.recording_name(caller),
+                        for_whom=machine.for_whom or legs.operator or "",
                         caller_number=legs.number, caller_name=legs.name, call_id=caller,
                         reason=machine.reason, duration=duration))
                     await self.timeline.note(caller, "voicemail saved", "hold", voicemail=vm.id)
                 case h.SaveCallback(number=number, own_number=own, chosen=chosen):
                     req = await self.callbacks.create(CallbackRequest(
                         number=number, source="hold-fallback", call_id=caller, name=legs.name,
-                        reason=machine.reason, operator=legs.operator, own_number=own,
+                        reason=machine.reason, operator=legs.operator, for_whom=machine.for_whom,
+                        own_number=own,
                         language=legs.language))
                     await self.timeline.note(caller, "callback requested", "hold", request=req.id,
                                              number=number, chosen=chosen)

@@ -21,6 +21,9 @@ __all__ = [
     "FindOperator", "DialOperator", "ReleaseOperator", "HangUp", "Finish",
     "PutOnHold", "TakeOffHold", "OperatorDigit", "HoldEnded", "StartHold", "ResumeHold",
     "PlayToOperator", "FeatureCodes",
+    "TransferCall", "TransferTargetUnknown", "TransferEnded", "EscalationRequested",
+    "SupervisorOnDuty", "NoSupervisor", "ComplaintEnded", "CallerDigit",
+    "LookUpTarget", "StartTransfer", "FindSupervisor", "StartComplaint", "StartFallback",
 ]
 
 REASON_WAIT = 1.5  # after the hold code, this long for an optional reason digit
@@ -35,6 +38,8 @@ class InboundState(Enum):
     WAITING = "waiting"
     CONNECTED = "connected"
     HELD = "held"            # the hold rule (ari_app/hold) has the caller
+    TRANSFERRING = "transferring"  # the transfer rule (ari_app/transfer) has the caller
+    COMPLAINING = "complaining"    # the complaint (ari_app/escalation) has the caller
     RELEASING = "releasing"  # caller done (voicemail/callback): the operator is being told
     ENDED = "ended"
 
@@ -124,6 +129,67 @@ class HoldEnded:
     outcome: str  # resumed | voicemail | callback | caller-hung-up
 
 
+@dataclass(frozen=True)
+class TransferCall:
+    """Transfer the caller to `target` (a transfer.machine.TransferTarget)."""
+    now: float
+    target: object
+    mode: str = "announced"
+    reason: str | None = None
+    reason_prompt: str | None = None
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class TransferTargetUnknown:
+    """The operator keyed a directory code that names nobody (or nobody available now)."""
+    now: float
+    code: str
+    why: str = "unknown"
+
+
+@dataclass(frozen=True)
+class TransferEnded:
+    now: float
+    outcome: str                   # see transfer.machine.Finish
+    channel: str | None = None     # connected: the target's leg, now the call's operator
+    endpoint: str | None = None
+    fallback_intro: tuple[str, ...] = ()
+    for_whom: str | None = None
+
+
+@dataclass(frozen=True)
+class EscalationRequested:
+    """The caller wants a supervisor (the operator's code, REST, or the caller's own key)."""
+    now: float
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class SupervisorOnDuty:
+    now: float
+    target: object                 # a transfer.machine.TransferTarget, reserved for this call
+
+
+@dataclass(frozen=True)
+class NoSupervisor:
+    now: float
+    why: str
+
+
+@dataclass(frozen=True)
+class ComplaintEnded:
+    now: float
+    outcome: str                   # returned | ended | caller-hung-up
+
+
+@dataclass(frozen=True)
+class CallerDigit:
+    """A key the caller pressed while talking to the operator."""
+    now: float
+    digit: str
+
+
 # --- outputs: what to do --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Answer:
@@ -208,6 +274,40 @@ class PlayToOperator:
 
 
 @dataclass(frozen=True)
+class LookUpTarget:
+    """Resolve a directory code keyed by the operator into a TransferCall."""
+    code: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class StartTransfer:
+    request: TransferCall
+    number: int                    # the call's n-th transfer
+    caller_number: str
+
+
+@dataclass(frozen=True)
+class FindSupervisor:
+    source: str
+
+
+@dataclass(frozen=True)
+class StartComplaint:
+    why: str
+
+
+@dataclass(frozen=True)
+class StartFallback:
+    """The hold rule's way out (voicemail or callback), without a hold."""
+    intro: tuple[str, ...]
+    for_whom: str | None
+    preselect: str | None
+    why: str
+    operator_present: bool = False
+
+
+@dataclass(frozen=True)
 class Finish:
     """The call is over: forget its state."""
 
@@ -223,6 +323,10 @@ class FeatureCodes:
     hold: str = "*7"
     resume: str = "*8"
     reasons: tuple[str, ...] = ()
+    transfer: str = "*2"          # then the directory code and #
+    supervisor: str = "*9"
+    transfer_mode: str = "announced"
+    caller_supervisor: bool = False  # the caller may key the supervisor code too
 
 
 @dataclass
@@ -249,6 +353,9 @@ class InboundMachine:
     codes: FeatureCodes = field(default_factory=FeatureCodes)
     keys: str = ""                       # operator's feature-code digits so far
     holds: int = 0                       # holds so far in this call
+    transfers: int = 0                   # transfers so far: as few as possible
+    caller_keys: str = ""
+    fallback_for: str | None = None      # a message or callback for a transfer target
 
     # --- the one entry point ---------------------------------------------------------------
     def handle(self, event: object) -> list[object]:
@@ -361,8 +468,8 @@ class InboundMachine:
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
         if self.state is InboundState.RINGING_OPERATOR:
             return self._on_OperatorFailed(OperatorFailed(ev.now, "hung up"))
-        if self.state is InboundState.HELD:
-            # the caller is not dropped: the hold rule offers voicemail or a callback
+        if self.state in (InboundState.HELD, InboundState.TRANSFERRING, InboundState.COMPLAINING):
+            # the caller is not dropped: the rule that has them goes on without the operator
             self.operator_channel = None
             released = [ReleaseOperator(self.operator)] if self.operator else []
             self.operator = None
@@ -396,6 +503,8 @@ class InboundMachine:
         if ev.outcome == "caller-hung-up":
             return []  # CallerHungUp ends the call
         told = {"callback": "operator-freed-callback", "voicemail": "operator-freed-voicemail"}
+        if self.fallback_for:  # a message for the person they wanted, not for this operator
+            told["voicemail"] = "operator-freed-message"
         if self.operator_channel is None or ev.outcome not in told:
             return self._end(hang_up=CALLER)
         self._set_state(InboundState.RELEASING)
@@ -410,6 +519,16 @@ class InboundMachine:
             if self.keys == codes.resume:
                 self.keys = ""
                 return self._on_TakeOffHold(TakeOffHold(ev.now, "feature-code"))
+        elif self.keys.startswith(codes.transfer):  # *2, the directory code, #
+            if ev.digit == "#":
+                code, self.keys = self.keys[len(codes.transfer):-1], ""
+                return [LookUpTarget(code, codes.transfer_mode)] if code else []
+            if len(self.keys) > len(codes.transfer) + 8:
+                self.keys = ""
+            return []
+        elif self.keys == codes.supervisor:
+            self.keys = ""
+            return self._on_EscalationRequested(EscalationRequested(ev.now, "feature-code"))
         elif self.keys.startswith(codes.hold) and len(self.keys) == len(codes.hold) + 1:
             index = int(ev.digit) - 1 if ev.digit.isdigit() else -1
             reason = codes.reasons[index] if 0 <= index < len(codes.reasons) else None
@@ -417,10 +536,86 @@ class InboundMachine:
         elif self.keys == codes.hold:
             self.deadline = ev.now + REASON_WAIT  # a reason digit may follow
             return []
-        if not any(code.startswith(self.keys) for code in (codes.hold, codes.resume)):
-            self.keys = ev.digit if any(c.startswith(ev.digit) for c in (codes.hold, codes.resume)) else ""
+        known = (codes.hold, codes.resume, codes.transfer, codes.supervisor)
+        if not any(code.startswith(self.keys) for code in known):
+            self.keys = ev.digit if any(c.startswith(ev.digit) for c in known) else ""
         return []
 
+    def _on_CallerDigit(self, ev: CallerDigit) -> list[object]:
+        code = self.codes.supervisor
+        if not self.codes.caller_supervisor or self.state is not InboundState.CONNECTED:
+            return []
+        self.caller_keys = (self.caller_keys + ev.digit)[-len(code):]
+        if self.caller_keys == code:
+            self.caller_keys = ""
+            return self._on_EscalationRequested(EscalationRequested(ev.now, "caller"))
+        return []
+
+    # --- transfer and supervisor hand-off ------------------------------------------------------
+    def _on_TransferCall(self, ev: TransferCall) -> list[object]:
+        if self.state is not InboundState.CONNECTED:
+            raise InvalidTransition(f"cannot transfer a call that is {self.state.value}")
+        self._set_state(InboundState.TRANSFERRING)
+        self.keys, self.deadline = "", None
+        self.transfers += 1
+        return [StartTransfer(ev, self.transfers, self.number)]
+
+    def _on_TransferTargetUnknown(self, ev: TransferTargetUnknown) -> list[object]:
+        if self.state is not InboundState.CONNECTED:
+            return []
+        return [PlayToOperator("transfer-target-unknown")]
+
+    def _on_TransferEnded(self, ev: TransferEnded) -> list[object]:
+        if self.state is not InboundState.TRANSFERRING:
+            return []
+        if ev.outcome == "caller-hung-up":  # CallerHungUp ends the call
+            return [ReleaseOperator(ev.endpoint)] if ev.endpoint else []  # a reserved supervisor
+        if ev.outcome == "connected" and ev.channel:
+            # the target is now the one the caller talks to: hold, transfer, hang-up follow them
+            actions: list[object] = [ReleaseOperator(self.operator)] if self.operator else []
+            self.operator, self.operator_channel = ev.endpoint, ev.channel
+            self._set_state(InboundState.CONNECTED)
+            return actions
+        released = [ReleaseOperator(ev.endpoint)] if ev.endpoint else []  # a reserved supervisor
+        if ev.outcome in ("declined", "returned") and self.operator_channel:
+            self._set_state(InboundState.CONNECTED)
+            return released
+        # nobody to talk to now: the hold rule's voicemail or callback, for the target
+        self._set_state(InboundState.HELD)
+        self.fallback_for = ev.for_whom
+        message = ev.outcome == "message"  # the caller chose it: the operator is still there
+        return [*released, StartFallback(ev.fallback_intro, ev.for_whom,
+                                         "voicemail" if message else None,
+                                         f"transfer {ev.outcome}", message)]
+
+    def _on_EscalationRequested(self, ev: EscalationRequested) -> list[object]:
+        if self.state is not InboundState.CONNECTED:
+            raise InvalidTransition(f"cannot escalate a call that is {self.state.value}")
+        self._set_state(InboundState.COMPLAINING)  # until the desk says who is on duty
+        self.keys, self.deadline = "", None
+        return [FindSupervisor(ev.source)]
+
+    def _on_SupervisorOnDuty(self, ev: SupervisorOnDuty) -> list[object]:
+        if self.state is not InboundState.COMPLAINING:
+            return [ReleaseOperator(getattr(ev.target, "endpoint", ""))]
+        self._set_state(InboundState.CONNECTED)
+        return self._on_TransferCall(TransferCall(ev.now, ev.target, "announced", "escalation",
+                                                  "transfer-reason-escalation", "escalation"))
+
+    def _on_NoSupervisor(self, ev: NoSupervisor) -> list[object]:
+        if self.state is not InboundState.COMPLAINING:
+            return []
+        return [StartComplaint(ev.why)]
+
+    def _on_ComplaintEnded(self, ev: ComplaintEnded) -> list[object]:
+        if self.state is not InboundState.COMPLAINING:
+            return []
+        if ev.outcome == "returned" and self.operator_channel:
+            self._set_state(InboundState.CONNECTED)
+            return []
+        if ev.outcome == "caller-hung-up":
+            return []
+        return self._end(hang_up=CALLER)
 
     # --- helpers ------------------------------------------------------------------------------
     def _play(self, prompt: str) -> Play:
@@ -472,8 +667,7 @@ class InboundMachine:
         data = dict(data)
         data["state"] = InboundState(data["state"])
         codes = data.get("codes") or {}
-        data["codes"] = FeatureCodes(codes.get("hold", "*7"), codes.get("resume", "*8"),
-                                     tuple(codes.get("reasons", ())))
+        data["codes"] = FeatureCodes(**{**codes, "reasons": tuple(codes.get("reasons", ()))})
         return cls(**data)
 
     def to_public_dict(self) -> dict:

@@ -20,11 +20,18 @@ import structlog
 
 from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
 from ari_app.ari import operations as ops
+from ari_app.escalation import machine as c
+from ari_app.escalation.service import SupervisorDesk
+from ari_app.escalation.stasis import SNOOP_ARG as COMPLAINT_SNOOP, ComplaintStasis
 from ari_app.hold import machine as h
-from ari_app.hold.stasis import CallLegs, HoldStasis
+from ari_app.hold.stasis import HoldStasis
 from ari_app.inbound import machine as m
 from ari_app.inbound.store import CallStore
 from ari_app.operators.service import OperatorService
+from ari_app.rules import CallLegs, RuleResult
+from ari_app.transfer import machine as t
+from ari_app.transfer.directory import Directory
+from ari_app.transfer.stasis import TransferStasis
 
 __all__ = ["InboundStasis", "call_id_of"]
 
@@ -32,7 +39,7 @@ SEP = "~"
 HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted",
                      "PlaybackFinished", "ChannelEnteredBridge", "ChannelLeftBridge",
                      "ChannelDtmfReceived", "ChannelHold", "ChannelUnhold", "RecordingFinished",
-                     "RecordingFailed"})
+                     "RecordingFailed", "ChannelTransfer"})
 
 
 def call_id_of(resource_id: str) -> str:
@@ -62,8 +69,8 @@ class Request:
 
 
 @dataclass(frozen=True)
-class ToHold:
-    """An event for the call's current hold (ari_app/hold)."""
+class ToRule:
+    """An event for the rule that has the caller now: hold, transfer or complaint."""
     event: object
 
 
@@ -73,18 +80,37 @@ class RecordVoicemail:
 
 
 @dataclass(frozen=True)
+class RecordComplaint:
+    snoop: str
+
+
+@dataclass(frozen=True)
 class DropChannel:
     channel: str
 
 
+@dataclass(frozen=True)
+class TransferProgress:
+    """Tell the phone that asked for a transfer (SIP REFER) how it is going."""
+    channel: str
+    state: str  # channel_progress | channel_answered | channel_unavailable | channel_declined
+
+
+RULE_STATES = (m.InboundState.HELD, m.InboundState.TRANSFERRING, m.InboundState.COMPLAINING)
+
+
 class InboundStasis:
     def __init__(self, ari: AriClient, store: CallStore, operators: OperatorService,
-                 hold: HoldStasis, *, app: str, recording_notice: bool, moh_class: str,
-                 ring_timeout: int, codes: m.FeatureCodes = m.FeatureCodes(),
-                 seek_retry: float = 3.0, clock: Callable[[], float] = time.time) -> None:
+                 hold: HoldStasis, transfer: TransferStasis, complaint: ComplaintStasis,
+                 directory: Directory, supervisors: SupervisorDesk, *, app: str,
+                 recording_notice: bool, moh_class: str, ring_timeout: int,
+                 codes: m.FeatureCodes = m.FeatureCodes(), seek_retry: float = 3.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store, self.operators, self.hold = ari, store, operators, hold
+        self.transfer, self.complaint = transfer, complaint
+        self.directory, self.supervisors = directory, supervisors
         self.codes = codes
-        self._hold_deadlines: dict[str, float] = {}
+        self._rule_deadlines: dict[str, float] = {}
         self.app, self.recording_notice = app, recording_notice
         self.moh_class, self.ring_timeout, self.seek_retry = moh_class, ring_timeout, seek_retry
         self.clock = clock
@@ -103,7 +129,8 @@ class InboundStasis:
     async def reconcile(self) -> None:
         """Take back the calls we own after a start or a reconnect; clean up what died."""
         self.store.forget_owned()
-        self.hold.store.forget_owned()
+        for rule in (self.hold, self.transfer, self.complaint):
+            rule.store.forget_owned()
         await self.ari.call(ops.EVENT_FILTER, applicationName=self.app,
                             filter={"allowed": [{"type": t} for t in sorted(HANDLED)]})
         channels = await self.ari.call(ops.CHANNELS)
@@ -148,7 +175,9 @@ class InboundStasis:
         elif isinstance(item, Tick):
             events = [m.TimerFired(now)]
             if machine.state is m.InboundState.HELD:
-                events.append(ToHold(h.TimerFired(now)))
+                events.append(ToRule(h.TimerFired(now)))
+            elif machine.state is m.InboundState.TRANSFERRING:
+                events.append(ToRule(t.TimerFired(now)))
         elif isinstance(item, Resync):
             events = await self._resync_events(call_id, machine, item.live_channels, now)
             if not events:
@@ -180,8 +209,9 @@ class InboundStasis:
     async def _feed(self, machine: m.InboundMachine, events: list[object]) -> None:
         while events:
             event = events.pop(0)
-            if isinstance(event, (ToHold, RecordVoicemail, DropChannel)):
-                follow_up = await self._to_hold(machine, event)
+            if isinstance(event, (ToRule, RecordVoicemail, RecordComplaint, DropChannel,
+                                  TransferProgress)):
+                follow_up = await self._to_rule(machine, event)
                 events.extend(follow_up)
                 continue
             before = machine.to_dict()
@@ -200,33 +230,65 @@ class InboundStasis:
                         f"{machine.call_id}{SEP}{m.TALK_BRIDGE}", machine.number, machine.name,
                         machine.language, machine.operator)
 
-    async def _to_hold(self, machine: m.InboundMachine, item: object) -> list[object]:
+    def _rule(self, machine: m.InboundMachine):
+        """The rule adapter that has the caller now, if any."""
+        return {m.InboundState.HELD: self.hold, m.InboundState.TRANSFERRING: self.transfer,
+                m.InboundState.COMPLAINING: self.complaint}.get(machine.state)
+
+    async def _to_rule(self, machine: m.InboundMachine, item: object) -> list[object]:
         legs = self._legs(machine)
         if isinstance(item, RecordVoicemail):
             await _quietly(self.hold.record_voicemail(legs, item.snoop))
             return []
+        if isinstance(item, RecordComplaint):
+            await _quietly(self.complaint.record(legs, item.snoop))
+            return []
         if isinstance(item, DropChannel):
             await _quietly(self.ari.hangup(item.channel))
             return []
-        result = await self.hold.feed(legs, item.event)
-        return self._hold_result(machine, result)
+        if isinstance(item, TransferProgress):
+            with tolerated("TransferProgress"):
+                await self.ari.call(ops.TRANSFER_PROGRESS, channelId=item.channel,
+                                    states=item.state)
+            return []
+        rule = self._rule(machine)
+        if rule is None:
+            raise m.InvalidTransition(f"nothing in progress to take that: the call is "
+                                      f"{machine.state.value}")
+        try:
+            result = await rule.feed(legs, item.event)
+        except t.InvalidTransferEvent as exc:
+            raise m.InvalidTransition(str(exc)) from exc
+        return self._rule_result(machine, result)
 
-    def _hold_result(self, machine: m.InboundMachine, result) -> list[object]:
-        if result.deadline is None:
-            self._hold_deadlines.pop(machine.call_id, None)
+    def _rule_result(self, machine: m.InboundMachine, result: RuleResult) -> list[object]:
+        """The rule's next deadline joins the call's timer; its end is an event for the call."""
+        if result.deadline is None or result.outcome:
+            self._rule_deadlines.pop(machine.call_id, None)
         else:
-            self._hold_deadlines[machine.call_id] = result.deadline
-        if result.outcome and result.outcome != "gone":
-            self._hold_deadlines.pop(machine.call_id, None)
-            return [m.HoldEnded(self.clock(), result.outcome)]
+            self._rule_deadlines[machine.call_id] = result.deadline
+        if not result.outcome or result.outcome == "gone":
+            return []
+        now = self.clock()
+        match machine.state:
+            case m.InboundState.HELD:
+                return [m.HoldEnded(now, result.outcome)]
+            case m.InboundState.TRANSFERRING:
+                return [m.TransferEnded(now, result.outcome, result.channel, result.endpoint,
+                                        result.fallback_intro, result.for_whom)]
+            case m.InboundState.COMPLAINING:
+                return [m.ComplaintEnded(now, result.outcome)]
         return []
 
     def _translate(self, call_id: str, event: dict, machine: m.InboundMachine | None,
                    now: float) -> list[object]:
-        """Raw ARI event -> the call's events (for the inbound machine, or ToHold)."""
+        """Raw ARI event -> the call's events (for the inbound machine, or ToRule)."""
         kind = event.get("type")
         held = machine is not None and machine.state is m.InboundState.HELD
         try:
+            if machine is not None and machine.state in (m.InboundState.TRANSFERRING,
+                                                         m.InboundState.COMPLAINING):
+                return self._translate_for_rule(call_id, event, machine, now)
             channel_id = (event.get("channel") or {}).get("id")
             if kind == "StasisStart":
                 args = event.get("args") or []
@@ -241,6 +303,8 @@ class InboundStasis:
                     return [m.OperatorAnswered(now, channel["id"])]
                 if args[:1] == ["voicemail"]:
                     return [RecordVoicemail(channel["id"])]
+                if args[:1] == ["transfer-target"]:  # answered after the transfer was over
+                    return [DropChannel(channel["id"])]
                 return []
             if machine is None:
                 return []
@@ -248,9 +312,9 @@ class InboundStasis:
             # ChannelDestroyed only for legs that never entered Stasis (an unanswered dial).
             if kind in ("StasisEnd", "ChannelDestroyed"):
                 if channel_id == call_id:
-                    return [*([ToHold(h.CallerHungUp(now))] if held else []), m.CallerHungUp(now)]
+                    return [*([ToRule(h.CallerHungUp(now))] if held else []), m.CallerHungUp(now)]
                 if channel_id == machine.operator_channel:
-                    return [m.OperatorHungUp(now), *([ToHold(h.OperatorHungUp(now))] if held else [])]
+                    return [m.OperatorHungUp(now), *([ToRule(h.OperatorHungUp(now))] if held else [])]
                 if channel_id == self._operator_channel_id(machine):
                     return [m.OperatorFailed(now, event.get("cause_txt") or "no answer")]
                 return []
@@ -258,15 +322,19 @@ class InboundStasis:
                 parts = event["playback"]["id"].split(SEP)
                 prompt, tag = parts[-1], parts[1] if len(parts) == 3 else ""
                 if held:
-                    return [ToHold(h.PromptFinished(now, prompt, tag))]
+                    return [ToRule(h.PromptFinished(now, prompt, tag))]
                 return [m.PromptFinished(now, prompt)]
             if kind == "ChannelDtmfReceived":
                 digit = event["digit"]
                 if channel_id == machine.operator_channel:
                     return [m.OperatorDigit(now, digit)]
                 if channel_id == call_id and held:
-                    return [ToHold(h.DigitPressed(now, digit))]
+                    return [ToRule(h.DigitPressed(now, digit))]
+                if channel_id == call_id:
+                    return [m.CallerDigit(now, digit)]
                 return []
+            if kind == "ChannelTransfer":  # the operator's phone transfer button (SIP REFER)
+                return self._transfer_button(event, machine, now)
             if kind in ("ChannelHold", "ChannelUnhold") and channel_id == machine.operator_channel:
                 # the operator's own phone hold button
                 if kind == "ChannelHold" and machine.state is m.InboundState.CONNECTED:
@@ -278,25 +346,68 @@ class InboundStasis:
                 rec = event["recording"]
                 snoop = rec.get("target_uri", "").split(":", 1)[-1]
                 saved = kind == "RecordingFinished" and rec.get("duration", 0) > 0
-                return [ToHold(h.RecordingFinished(now, float(rec.get("duration") or 0), saved)),
+                return [ToRule(h.RecordingFinished(now, float(rec.get("duration") or 0), saved)),
                         DropChannel(snoop)]
         except (KeyError, TypeError, IndexError) as exc:
             raise InvalidEvent(f"{kind} without {exc}") from exc
         return []
 
+    def _translate_for_rule(self, call_id: str, event: dict, machine: m.InboundMachine,
+                            now: float) -> list[object]:
+        """During a transfer or a complaint the rule reads the event; hang-ups go to both."""
+        kind = event.get("type")
+        channel_id = (event.get("channel") or {}).get("id")
+        rule = self.transfer if machine.state is m.InboundState.TRANSFERRING else self.complaint
+        ends = kind in ("StasisEnd", "ChannelDestroyed")
+        if ends and channel_id == call_id:
+            return [*self._rule_hangup(machine, "caller", now), m.CallerHungUp(now)]
+        if ends and channel_id == machine.operator_channel:
+            return [m.OperatorHungUp(now), *self._rule_hangup(machine, "operator", now)]
+        if kind == "StasisStart" and (event.get("args") or [None])[0] == COMPLAINT_SNOOP:
+            return [RecordComplaint(channel_id)]
+        events: list[object] = [ToRule(e) for e in rule.translate(self._legs(machine), event, now)]
+        if kind in ("RecordingFinished", "RecordingFailed") and events:
+            events.append(DropChannel(event["recording"].get("target_uri", "").split(":", 1)[-1]))
+        return events
+
+    @staticmethod
+    def _rule_hangup(machine: m.InboundMachine, who: str, now: float) -> list[object]:
+        """The hang-up event of the rule that has the caller (none when no rule has them)."""
+        events = {m.InboundState.HELD: (h.CallerHungUp, h.OperatorHungUp),
+                  m.InboundState.TRANSFERRING: (t.CallerHungUp, t.OperatorHungUp),
+                  m.InboundState.COMPLAINING: (c.CallerHungUp, c.OperatorHungUp)}
+        pair = events.get(machine.state)
+        return [ToRule(pair[0 if who == "caller" else 1](now))] if pair else []
+
+    def _transfer_button(self, event: dict, machine: m.InboundMachine, now: float) -> list[object]:
+        """A blind transfer from the operator's phone: the dialled number names the target."""
+        source = ((event.get("referred_by") or {}).get("source_channel") or {}).get("id")
+        if source != machine.operator_channel or machine.state is not m.InboundState.CONNECTED:
+            return []
+        wanted = ((event.get("refer_to") or {}).get("requested_destination") or {}).get(
+            "destination") or ""
+        entry = self.directory.find(wanted)
+        if entry is None:
+            return [TransferProgress(source, "channel_unavailable"),
+                    m.TransferTargetUnknown(now, wanted)]
+        # the phone keeps its leg: the transfer rule frees the operator when it is time
+        return [TransferProgress(source, "channel_progress"),
+                m.TransferCall(now, self.directory.target(entry), self.codes.transfer_mode,
+                               None, None, "phone")]
+
     async def _resync_events(self, call_id: str, machine: m.InboundMachine,
                              live: frozenset[str], now: float) -> list[object]:
-        held = machine.state is m.InboundState.HELD
         if call_id not in live:
-            return [*([ToHold(h.CallerHungUp(now))] if held else []), m.CallerHungUp(now)]
+            return [*self._rule_hangup(machine, "caller", now), m.CallerHungUp(now)]
         if machine.operator_channel and machine.operator_channel not in live:
-            return [m.OperatorHungUp(now), *([ToHold(h.OperatorHungUp(now))] if held else [])]
+            return [m.OperatorHungUp(now), *self._rule_hangup(machine, "operator", now)]
         if (machine.state is m.InboundState.RINGING_OPERATOR
                 and self._operator_channel_id(machine) not in live):
             return [m.OperatorFailed(now, "lost while the app was away")]
-        if held:  # pick the hold up where it was: its timers, a prompt that ended meanwhile
-            result = await self.hold.resync(self._legs(machine), live)
-            return self._hold_result(machine, result)
+        rule = self._rule(machine)
+        if rule is not None:  # pick the rule up where it was: timers, a prompt that ended
+            result = await rule.resync(self._legs(machine), live)
+            return self._rule_result(machine, result)
         return []
 
     # --- actions -> ARI ------------------------------------------------------------------------
@@ -326,17 +437,49 @@ class InboundStasis:
                                  holds_before=before):
                     result = await self.hold.start(self._legs(machine), reason, minutes, source,
                                                    before)
-                    follow = self._hold_result(machine, result)
+                    follow = self._rule_result(machine, result)
                     return follow[0] if follow else None
                 case m.ResumeHold(source=source):
                     result = await self.hold.feed(self._legs(machine), h.ResumeRequested(self.clock(), source))
-                    follow = self._hold_result(machine, result)
+                    follow = self._rule_result(machine, result)
                     return follow[0] if follow else None
                 case m.PlayToOperator(prompt=prompt):
                     await self.ari.play(machine.operator_channel,
                                         f"sound:etiquette/{prompt}",
                                         playback_id=f"{call_id}{SEP}op{uuid.uuid4().hex[:8]}{SEP}{prompt}",
                                         lang=machine.language)
+                case m.StartTransfer(request=req, number=number, caller_number=caller_number):
+                    result = await self.transfer.start(self._legs(machine), t.TransferRequested(
+                        self.clock(), req.target, req.mode, req.reason, req.reason_prompt,
+                        req.source, number - 1, caller_number,
+                        operator_present=machine.operator_channel is not None), number)
+                    follow = self._rule_result(machine, result)
+                    return follow[0] if follow else None
+                case m.StartFallback(intro=intro, for_whom=for_whom, preselect=preselect, why=why,
+                                     operator_present=present):
+                    result = await self.hold.offer(self._legs(machine), h.FallbackRequested(
+                        self.clock(), intro, for_whom, preselect, present, why))
+                    follow = self._rule_result(machine, result)
+                    return follow[0] if follow else None
+                case m.LookUpTarget(code=code, mode=mode):
+                    entry = self.directory.find(code)
+                    why = self.directory.unavailable(entry, machine.language) if entry else "unknown"
+                    if entry is None or why:
+                        await self.store.note(call_id, "transfer target refused", code=code, why=why)
+                        return m.TransferTargetUnknown(self.clock(), code, why or "unknown")
+                    return m.TransferCall(self.clock(), self.directory.target(entry), mode,
+                                          None, None, "feature-code")
+                case m.FindSupervisor(source=source):
+                    duty = await self.supervisors.on_duty(call_id)
+                    await self.store.note(call_id, "supervisor requested", source=source,
+                                          supervisor=duty.endpoint, why=duty.why or None)
+                    if duty.endpoint is None:
+                        return m.NoSupervisor(self.clock(), duty.why)
+                    return m.SupervisorOnDuty(self.clock(), self.directory.supervisor(duty.endpoint))
+                case m.StartComplaint(why=why):
+                    result = await self.complaint.start(self._legs(machine), why)
+                    follow = self._rule_result(machine, result)
+                    return follow[0] if follow else None
                 case m.DestroyBridge(bridge=bridge):
                     await _quietly(self.ari.destroy_bridge(f"{call_id}{SEP}{bridge}"))
                 case m.StartBridgeMoh(bridge=bridge):
@@ -357,8 +500,9 @@ class InboundStasis:
                     await _quietly(self.ari.hangup(channel))
                 case m.Finish():
                     self._cancel_timer(call_id)
-                    self._hold_deadlines.pop(call_id, None)
-                    await self.hold.store.delete(call_id)
+                    self._rule_deadlines.pop(call_id, None)
+                    for rule in (self.hold, self.transfer, self.complaint):
+                        await rule.store.delete(call_id)
                     await self.store.delete(call_id)
                     await self.store.note(call_id, "call ended", at=self.clock())
                 case _:
@@ -405,7 +549,7 @@ class InboundStasis:
         self._cancel_timer(call_id)
         if machine.state in m.END_STATES:
             return
-        deadlines = [d for d in (machine.get_timer(), self._hold_deadlines.get(call_id))
+        deadlines = [d for d in (machine.get_timer(), self._rule_deadlines.get(call_id))
                      if d is not None]
         if not deadlines:
             return

@@ -2,6 +2,7 @@
 
 Used by the sandbox and docker builds and by admins (`ari-etiquette prompts render`). Files an
 admin dropped in under the same names (studio recordings) are kept, never overwritten.
+`names` adds the policy's own words (a directory entry's name) as prompts of their own.
 """
 
 from __future__ import annotations
@@ -9,11 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ari_app.prompts.catalog import load_catalog
+from ari_app.prompts.catalog import Catalog, Prompt, load_catalog
 from ari_app.prompts.render import render_catalog
 
 __all__ = ["install_prompts"]
 
 
-def install_prompts(sounds_dir: Path, values: Mapping[str, str], languages: Sequence[str]):
-    return render_catalog(load_catalog(), Path(sounds_dir), values, languages)
+def install_prompts(sounds_dir: Path, values: Mapping[str, str], languages: Sequence[str],
+                    names: Mapping[str, str] | None = None):
+    catalog = load_catalog()
+    if names:
+        prompts = {p.name: p for p in catalog}
+        for name, text in names.items():
+            prompts[name] = Prompt(name, {lang: text for lang in catalog.languages},
+                                   "a name from the policy")
+        catalog = Catalog(prompts, catalog.languages, catalog.placeholders)
+    return render_catalog(catalog, Path(sounds_dir), values, languages)

@@ -3,12 +3,13 @@ recordings folder plus who it is for, from whom, when and why, indexed in Redis.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
+
+from ari_app.records import DurableRecords
 
 __all__ = ["Voicemail", "Voicemails"]
 
@@ -27,26 +28,6 @@ class Voicemail:
     heard: bool = False
 
 
-class Voicemails:
+class Voicemails(DurableRecords[Voicemail]):
     def __init__(self, redis: Redis, prefix: str = "etq") -> None:
-        self.redis, self.prefix = redis, prefix
-        self.index_key = f"{prefix}:voicemails"
-
-    def _key(self, voicemail_id: str) -> str:
-        return f"{self.prefix}:voicemail:{voicemail_id}"
-
-    async def create(self, voicemail: Voicemail) -> Voicemail:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(voicemail.id), json.dumps(asdict(voicemail)))
-            pipe.zadd(self.index_key, {voicemail.id: voicemail.created_at})
-            await pipe.execute()
-        return voicemail
-
-    async def get(self, voicemail_id: str) -> Voicemail | None:
-        raw = await self.redis.get(self._key(voicemail_id))
-        return Voicemail(**json.loads(raw)) if raw else None
-
-    async def all(self) -> list[Voicemail]:
-        ids = await self.redis.zrange(self.index_key, 0, -1)
-        found = [await self.get(i.decode() if isinstance(i, bytes) else i) for i in ids]
-        return [v for v in found if v is not None]
+        super().__init__(redis, "voicemail", "voicemails", Voicemail, prefix)

@@ -40,6 +40,25 @@ enabled = true
 check_in_interval = 2
 fallback_after = 7
 fallback_choice_timeout = 3
+
+[transfer]
+ring_timeout = 4
+choice_timeout = 2
+accept_timeout = 3
+
+[supervisor]
+endpoints = ["PJSIP/supervisor1"]
+direct_number = "4190"
+hours = "00:00-23:59"
+callback_window = 60
+
+[[directory]]
+id = "billing"
+kind = "department"
+name = "Billing"
+endpoint = "PJSIP/operator2"
+direct_number = "4100"
+code = "21"
 """
 
 
@@ -70,6 +89,8 @@ def _toml(value) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -81,7 +102,8 @@ def sandbox():
         from ari_app.prompts.install import install_prompts
         state = instance.up(SandboxPorts.free(), phones="stasis",
                             prompts_dir_hook=lambda sounds: install_prompts(
-                                sounds, {"company": "Example Corp"}, ("en", "ru")))
+                                sounds, {"company": "Example Corp"}, ("en", "ru"),
+                                {"directory-billing": "Billing"}))
     except Exception as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"sandbox Asterisk/Redis could not start under CI=true: {exc}")
@@ -249,4 +271,8 @@ async def _leaks(ari: AriClient, redis: Redis, inbound) -> dict:
     reserved = [k async for k in redis.scan_iter("etq:operator:*")]
     if reserved:
         leaks["operator reservations"] = reserved
+    rules = [k for kind in ("hold", "transfer", "complaint-flow")
+             async for k in redis.scan_iter(f"etq:{kind}:*")]
+    if rules:
+        leaks["rule snapshots"] = rules
     return leaks

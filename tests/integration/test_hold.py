@@ -242,7 +242,7 @@ async def test_given_rest_api_when_misused_then_clear_errors(app, app_runner, pa
     ours, call_id = await callers.dial_local("100")
     await wait_prompt(observer, call_id, "greeting", "PlaybackStarted")
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "nap"})
-    assert (status, body["error_id"]) == (422, "invalid-hold-request")
+    assert (status, body["error_id"]) == (422, "invalid-request")
     assert "unknown reason 'nap'" in body["message"]
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/hold", {})
     assert (status, body["error_id"]) == (409, "wrong-call-state")  # still being greeted

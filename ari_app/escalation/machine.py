@@ -1,0 +1,260 @@
+"""A caller's complaint, when their demand for a supervisor cannot be met by a transfer. Pure:
+events in (each with `now`), actions out.
+
+Whether a supervisor takes the call is decided by the policy and who is on duty (the adapter
+checks, then either starts an announced transfer or this). Decided here, for the complaint:
+the caller is never just refused: they hear that no supervisor is available, that their
+complaint will be recorded and passed on, leave it after the tone (# ends it), and are
+promised a callback from a supervisor within the policy's window, said as a number of minutes.
+The complaint and the callback are stored even when nothing was said, because the promise
+was made. Then the caller goes back to their operator, or hears goodbye if the operator left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+import structlog
+
+from ari_app.prompts.catalog import minutes_prompt
+
+__all__ = [
+    "ComplaintState", "ComplaintMachine", "InvalidComplaintEvent",
+    "ComplaintStarted", "PromptFinished", "DigitPressed", "RecordingFinished", "CallerHungUp",
+    "OperatorHungUp",
+    "DetachCaller", "ReattachCaller", "Play", "StartRecording", "StopRecording", "SaveComplaint",
+    "PlayToOperator", "Note", "Finish",
+]
+
+logger = structlog.get_logger()
+
+
+class ComplaintState(Enum):
+    TELLING = "telling"        # no supervisor; recorded and passed on; the tone
+    RECORDING = "recording"
+    PROMISING = "promising"    # thank you; a supervisor calls back within N minutes
+    ENDED = "ended"
+
+
+END_STATES = frozenset({ComplaintState.ENDED})
+
+
+# --- inputs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComplaintStarted:
+    now: float
+    window_minutes: int
+    language: str = "en"
+    operator_present: bool = True
+    why: str = "no supervisor on duty"
+    max_seconds: int = 120
+
+
+@dataclass(frozen=True)
+class PromptFinished:
+    now: float
+    prompt: str
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    now: float
+    digit: str
+
+
+@dataclass(frozen=True)
+class RecordingFinished:
+    now: float
+    duration: float
+    saved: bool = True
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    now: float
+
+
+@dataclass(frozen=True)
+class OperatorHungUp:
+    now: float
+
+
+# --- outputs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DetachCaller:
+    pass
+
+
+@dataclass(frozen=True)
+class ReattachCaller:
+    pass
+
+
+@dataclass(frozen=True)
+class Play:
+    prompt: str
+    media: tuple[str, ...]
+    tag: str
+
+
+@dataclass(frozen=True)
+class PlayToOperator:
+    prompt: str
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    max_seconds: int
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    pass
+
+
+@dataclass(frozen=True)
+class SaveComplaint:
+    """The complaint and a supervisor's callback within `window_minutes`: before the promise."""
+    duration: float
+    recorded: bool
+    window_minutes: int
+
+
+@dataclass(frozen=True)
+class Note:
+    event: str
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Finish:
+    outcome: str  # returned | ended | caller-hung-up
+
+
+class InvalidComplaintEvent(Exception):
+    pass
+
+
+def prompt_media(prompt: str) -> str:
+    return f"sound:etiquette/{prompt}"
+
+
+@dataclass
+class ComplaintMachine:
+    call_id: str
+    state: ComplaintState = ComplaintState.TELLING
+    started_at: float | None = None
+    window_minutes: int = 60
+    language: str = "en"
+    operator_present: bool = True
+    max_seconds: int = 120
+    recording_since: float | None = None
+    saved: bool = False
+    playing: str | None = None
+    plays: int = 0
+    outcome: str | None = None
+
+    @property
+    def playing_tag(self) -> str:
+        return f"c{self.plays}"
+
+    def handle(self, event: object) -> list[object]:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None or type(event).__module__ != __name__:
+            raise InvalidComplaintEvent(f"{type(event).__module__}.{type(event).__name__} is "
+                                        "not a complaint event")
+        if self.state in END_STATES:
+            return []
+        return handler(event)
+
+    def get_timer(self) -> float | None:
+        return None  # Asterisk ends the recording (silence, #, maximum length)
+
+    def _set_state(self, state: ComplaintState) -> None:
+        logger.debug("complaint transition", old=self.state.value, new=state.value)
+        self.state = state
+
+    def _on_ComplaintStarted(self, ev: ComplaintStarted) -> list[object]:
+        if self.started_at is not None:
+            return []
+        self.started_at, self.window_minutes = ev.now, ev.window_minutes
+        self.language, self.operator_present = ev.language, ev.operator_present
+        self.max_seconds = ev.max_seconds
+        media = (prompt_media("supervisor-unavailable"), prompt_media("complaint-record"),
+                 prompt_media("voicemail-intro"), "sound:beep")
+        return [Note("complaint started", (("why", ev.why),)), DetachCaller(),
+                self._play("complaint-record", media)]
+
+    def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag):
+            return []
+        self.playing = None
+        if self.state is ComplaintState.TELLING:
+            self._set_state(ComplaintState.RECORDING)
+            self.recording_since = ev.now
+            return [StartRecording(self.max_seconds)]
+        if self.state is ComplaintState.PROMISING:
+            if self.operator_present:
+                return self._finish("returned", ReattachCaller(),
+                                    PlayToOperator("operator-complaint-recorded"))
+            return self._finish("ended")
+        return []
+
+    def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
+        if self.state is ComplaintState.RECORDING and ev.digit == "#":
+            return [StopRecording()]
+        return []
+
+    def _on_RecordingFinished(self, ev: RecordingFinished) -> list[object]:
+        if self.state is not ComplaintState.RECORDING:
+            return []
+        self._set_state(ComplaintState.PROMISING)
+        # the promise stands even if nothing was recorded: store it before saying it
+        self.saved = True
+        minutes = self.window_minutes
+        media = [prompt_media("complaint-saved"), prompt_media("supervisor-callback-within"),
+                 f"number:{minutes}", prompt_media(minutes_prompt(minutes, self.language))]
+        if not self.operator_present:
+            media.append(prompt_media("goodbye"))
+        return [SaveComplaint(round(ev.duration, 1), ev.saved and ev.duration > 0, minutes),
+                Note("complaint recorded", (("duration", round(ev.duration, 1)),
+                                            ("recorded", ev.saved and ev.duration > 0))),
+                self._play("complaint-saved", tuple(media))]
+
+    def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
+        # a caller who hangs up instead of pressing # still complained: keep it, call back
+        kept: list[object] = []
+        if self.state is ComplaintState.RECORDING and self.recording_since is not None:
+            duration = round(ev.now - self.recording_since, 1)
+            kept = [SaveComplaint(duration, duration > 0, self.window_minutes)]
+        self._set_state(ComplaintState.ENDED)
+        self.outcome = "caller-hung-up"
+        return [*kept, Note("complaint ended", (("outcome", "caller hung up"),)),
+                Finish("caller-hung-up")]
+
+    def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
+        self.operator_present = False
+        return [Note("operator left", (("during", "complaint"),))]
+
+    def _play(self, prompt: str, media: tuple[str, ...]) -> Play:
+        self.playing = prompt
+        self.plays += 1
+        return Play(prompt, media, self.playing_tag)
+
+    def _finish(self, outcome: str, *actions: object) -> list[object]:
+        self._set_state(ComplaintState.ENDED)
+        self.outcome = outcome
+        return [*actions, Note("complaint ended", (("outcome", outcome),)), Finish(outcome)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ComplaintMachine":
+        data = dict(data)
+        data["state"] = ComplaintState(data["state"])
+        return cls(**data)

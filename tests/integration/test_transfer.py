@@ -1,0 +1,349 @@
+"""Announced, verified transfers and supervisor escalation against the real Asterisk, with the
+policy's times shrunk (the caller's choice 2 s, the target rings 4 s, accepts within 3 s).
+
+The directory's "billing" department is the simulated desk phone operator2; the supervisor is
+supervisor1. Every path asserts what the caller, the operator and the target heard (in order),
+who ends up bridged with whom, the timeline, and (in the fixture) that nothing leaked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ari_app.ari import operations as ops
+from ari_app.inbound.machine import TransferCall
+from ari_app.keys import directory_key, inbound_key
+
+from test_first_call import prompt_of, talk_bridge_with
+from test_hold import connected_call, media_of, played, timeline, wait_prompt
+
+pytestmark = pytest.mark.integration
+
+ATTENDED = "[transfer]\nmode = \"attended\"\n"
+
+
+async def press(ari, channel: str, keys: str) -> None:
+    await ari.call(ops.SEND_DTMF, channelId=channel, dtmf=keys, between=150)
+
+
+async def continue_transfer(ari, observer, ours: str, call_id: str) -> None:
+    """The caller presses 1 as soon as the announcement starts (the no-key path is tested
+    once, in full)."""
+    await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted", timeout=15)
+    await asyncio.sleep(0.3)
+    await press(ari, ours, "1")
+
+
+async def target_answers(phones, observer, call_id: str, phone: str = "operator2") -> str:
+    """Wait until the target's desk phone answered and its leg is in the app; its leg id."""
+    leg = f"{call_id}~tx1"
+    await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                            and e["channel"]["id"] == leg and e["channel"]["state"] == "Up",
+                            timeout=40, what="target answered")
+    return leg
+
+
+def heard_in_order(observer, channel: str) -> list[str]:
+    """The prompts a party heard, one entry per playback (a multi-media one counts once)."""
+    seen: list[str] = []
+    ids: set[str] = set()
+    for prompt, _, event in played(observer, channel):
+        if event["playback"]["id"] not in ids:
+            ids.add(event["playback"]["id"])
+            seen.append(prompt)
+    return seen
+
+
+async def transfer_events(app, call_id: str) -> list[str]:
+    return [e["event"] for e in await timeline(app, call_id) if e["rule"] == "transfer"]
+
+
+async def test_given_announced_transfer_when_caller_waits_and_target_accepts_then_caller_is_with_target(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/transfer",
+                                        {"target": "billing", "reason": "question"})
+    assert (status, body["status"]) == (202, "transferring")
+
+    # 1-2: to whom and why, the direct number, and the way to decline
+    announce = await wait_prompt(observer, call_id, "transfer-announce", timeout=40)
+    assert media_of(observer, announce["playback"]["id"]) == [
+        "sound:etiquette/transfer-announce", "sound:etiquette/directory-billing",
+        "sound:etiquette/transfer-why", "sound:etiquette/transfer-direct-number",
+        "digits:4100", "sound:etiquette/transfer-menu"]
+    talk = next(b for b in await ari.bridges() if b["id"] == f"{call_id}~talk")
+    assert talk["channels"] == [f"{call_id}~op1"], "the caller is out of the conversation"
+    # 3: no key = continue: what to expect and thanks; the operator is freed at once
+    expect = await wait_prompt(observer, call_id, "transfer-expect", "PlaybackStarted",
+                               after=announce["_t"])
+    assert 1.5 < expect["_t"] - announce["_t"] < 3.0, "the choice waited for the timeout"
+    await wait_prompt(observer, f"{call_id}~op1", "operator-freed-transfer")
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
+    # 4: the target hears who is calling and why before anybody is connected
+    leg = await target_answers(phones, observer, call_id)
+    intro = await wait_prompt(observer, leg, "transfer-intro-to-target")
+    assert media_of(observer, intro["playback"]["id"]) == [
+        "sound:etiquette/transfer-intro-to-target", "digits:12125550123",
+        "sound:etiquette/transfer-reason-question", "sound:etiquette/transfer-target-menu"]
+    assert not [p for p, _, _ in played(observer, leg) if p != "transfer-intro-to-target"]
+    await press(ari, phones.answered["operator2"], "1")
+    # thanks, then connected with the target; the recording notice is repeated to both
+    await wait_prompt(observer, call_id, "transfer-connecting", after=intro["_t"])
+    await talk_bridge_with(ari, call_id, leg)
+    notice = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e) == "recording-notice"
+        and e["playback"]["target_uri"] == f"bridge:{call_id}~talk", what="notice to both")
+    assert notice["playback"]["media_uri"] == "sound:etiquette/recording-notice"
+
+    heard = heard_in_order(observer, call_id)
+    assert heard[:2] == ["greeting", "recording-notice"] and heard[-1] == "transfer-connecting"
+    middle = heard[2:-1]  # the hold rule's check-ins while the target's phone rang
+    assert middle[:2] == ["transfer-announce", "transfer-expect"], heard
+    assert all(p.startswith("checkin-") for p in middle[2:]), heard
+    await app[inbound_key].lanes.join()
+    call = json.loads(await redis.get(f"etq:call:{call_id}"))
+    assert (call["state"], call["operator_channel"], call["operator"]) == (
+        "connected", leg, "PJSIP/operator2")
+    assert not await redis.exists("etq:operator:PJSIP/operator1"), "operator1 is free again"
+    events = await transfer_events(app, call_id)
+    assert events[:4] == ["transfer started", "transfer choice", "target dialed", "target answered"]
+    assert events[-2:] == ["target accepted", "transfer ended"]
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
+    assert ended["outcome"] == "connected"
+
+
+async def test_given_announcement_when_caller_presses_2_then_stays_with_operator_who_is_told(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "21"})
+    started = await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted")
+    await asyncio.sleep(0.5)
+    await press(ari, ours, "2")
+
+    await wait_prompt(observer, f"{call_id}~op1", "transfer-declined-operator")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    assert not [e for e in observer.of_type("StasisStart") if e["channel"]["id"] == f"{call_id}~tx1"]
+    assert "operator2" not in phones.answered, "nobody was dialed"
+    assert [p for p, t, _ in played(observer, call_id) if t >= started["_t"]] == ["transfer-announce"]
+    await app[inbound_key].lanes.join()
+    choice = [e for e in await timeline(app, call_id) if e["event"] == "transfer choice"][0]
+    assert choice["choice"] == "stay"
+    assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+
+
+async def test_given_announced_transfer_when_target_declines_then_unavailable_number_again_and_callback(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    await wait_prompt(observer, leg, "transfer-intro-to-target", "PlaybackStarted")
+    await press(ari, phones.answered["operator2"], "2")
+
+    # the operator already left: not available, the direct number again, voicemail or callback
+    offer = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              timeout=15)
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                            and e["playback"]["id"] == offer["playback"]["id"], timeout=30,
+                            what="offer")
+    assert media_of(observer, offer["playback"]["id"]) == [
+        "sound:etiquette/transfer-unavailable", "sound:etiquette/transfer-direct-number-again",
+        "digits:4100", "sound:etiquette/operator-gone-menu"]
+    await press(ari, ours, "3")
+    await wait_prompt(observer, call_id, "callback-own-number", "PlaybackStarted")
+    await press(ari, ours, "1")
+    await wait_prompt(observer, call_id, "callback-confirmed", timeout=15)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller released")
+    await app[inbound_key].lanes.join()
+    [request_id] = [i.decode() for i in await redis.zrange("etq:callbacks:pending", 0, -1)]
+    request = json.loads(await redis.get(f"etq:callback:{request_id}"))
+    assert (request["number"], request["for_whom"], request["call_id"]) == (
+        "+12125550123", "billing", call_id)
+    failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
+    assert failed["cause"] == "declined by the target"
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_attended_transfer_when_target_does_not_answer_then_caller_back_with_operator(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    phones.mode["operator2"] = "ignore"
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+
+    back = await wait_prompt(observer, call_id, "transfer-back-to-operator", timeout=40)
+    assert media_of(observer, back["playback"]["id"]) == [
+        "sound:etiquette/transfer-unavailable", "sound:etiquette/transfer-direct-number-again",
+        "digits:4100", "sound:etiquette/transfer-back-to-operator"]
+    await wait_prompt(observer, f"{call_id}~op1", "transfer-failed-operator")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    # music while it rang, then nothing left ringing
+    assert [c["id"] for c in await ari.channels() if c["id"].startswith(f"{call_id}~tx")] == []
+    await app[inbound_key].lanes.join()
+    failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
+    assert failed["cause"] == "no answer" or "answer" in failed["cause"], failed
+    assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_attended_transfer_when_target_busy_then_caller_back_with_operator(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    phones.mode["operator2"] = "busy"
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+
+    await wait_prompt(observer, call_id, "transfer-back-to-operator", timeout=40)
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await app[inbound_key].lanes.join()
+    failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
+    assert failed["cause"] != "no answer (timeout)", failed
+
+
+async def test_given_target_ringing_when_caller_hangs_up_then_target_leg_cancelled(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    phones.mode["operator2"] = "ignore"
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDialplan"
+                            and e["channel"]["name"].startswith("PJSIP/operator2")
+                            or e.get("type") == "ChannelCreated"
+                            and e["channel"]["id"] == f"{call_id}~tx1", timeout=15,
+                            what="target ringing")
+    await callers.hang_up(ours)
+
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~tx1", what="target cancelled")
+    await app[inbound_key].lanes.join()
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][0]
+    assert ended["outcome"] == "caller hung up"
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_consultation_when_operator_hangs_up_then_caller_connected_to_target(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    await talk_bridge_with(ari, f"{call_id}~op1", leg)  # consulting; the caller on music
+    await ari.hangup(phones.answered["operator1"])
+
+    await wait_prompt(observer, call_id, "transfer-connecting", timeout=15)
+    await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()
+    events = await transfer_events(app, call_id)
+    assert "operator left" in events and events[-1] == "transfer ended"
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_consultation_when_operator_completes_by_rest_then_caller_connected_to_target(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    await talk_bridge_with(ari, f"{call_id}~op1", leg)
+    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
+    assert status == 202
+
+    await talk_bridge_with(ari, call_id, leg)
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~op1", what="operator left")
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
+    assert (status, body["error_id"]) == (409, "wrong-call-state")
+
+
+async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_announced_transfer_to_supervisor(
+        app, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await press(ari, phones.answered["operator1"], "*9")
+
+    announce = await wait_prompt(observer, call_id, "transfer-announce", timeout=40)
+    assert media_of(observer, announce["playback"]["id"])[1:5] == [
+        "sound:etiquette/supervisor-name", "sound:etiquette/transfer-why",
+        "sound:etiquette/transfer-direct-number", "digits:4190"]
+    leg = await target_answers(phones, observer, call_id, "supervisor1")
+    intro = await wait_prompt(observer, leg, "transfer-intro-to-target")
+    assert "sound:etiquette/transfer-reason-escalation" in media_of(observer, intro["playback"]["id"])
+    await press(ari, phones.answered["supervisor1"], "1")
+    await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()
+    requested = [e for e in await timeline(app, call_id) if e["event"] == "supervisor requested"][0]
+    assert (requested["source"], requested["supervisor"]) == ("feature-code", "PJSIP/supervisor1")
+
+
+@pytest.mark.policy("[supervisor]\nescalation_allowed = false\n")
+async def test_given_escalation_not_allowed_when_requested_then_complaint_recorded_and_callback_promised(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/escalate")
+    assert status == 202
+
+    told = await wait_prompt(observer, call_id, "complaint-record", timeout=15)
+    assert media_of(observer, told["playback"]["id"]) == [
+        "sound:etiquette/supervisor-unavailable", "sound:etiquette/complaint-record",
+        "sound:etiquette/voicemail-intro", "sound:beep"]
+    await observer.wait_for(lambda e: e.get("type") == "ChannelEnteredBridge"
+                            or e.get("type") == "StasisStart"
+                            and e["channel"]["id"] == f"{call_id}~cpsnoop", what="recording")
+    await asyncio.sleep(1.0)
+    await press(ari, ours, "#")
+    promise = await wait_prompt(observer, call_id, "complaint-saved", timeout=15)
+    assert media_of(observer, promise["playback"]["id"]) == [
+        "sound:etiquette/complaint-saved", "sound:etiquette/supervisor-callback-within",
+        "number:60", "sound:etiquette/minutes"]
+    await wait_prompt(observer, f"{call_id}~op1", "operator-complaint-recorded")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await app[inbound_key].lanes.join()
+    [complaint_id] = [i.decode() for i in await redis.zrange("etq:complaints", 0, -1)]
+    complaint = json.loads(await redis.get(f"etq:complaint:{complaint_id}"))
+    callback = json.loads(await redis.get(f"etq:callback:{complaint['callback_id']}"))
+    assert (callback["for_whom"], callback["number"], callback["source"]) == (
+        "supervisor", "+12125550123", "supervisor")
+    assert 59 * 60 < callback["latest_at"] - callback["created_at"] <= 60 * 60 + 5
+    why = [e for e in await timeline(app, call_id) if e["event"] == "complaint started"][0]
+    assert why["why"] == "escalation not allowed by policy"
+
+
+async def test_given_unknown_target_when_rest_transfer_then_404_and_call_untouched(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/transfer",
+                                        {"target": "nobody"})
+    assert (status, body["error_id"]) == (404, "no-such-transfer-target")
+    assert "billing" in body["message"]
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/transfer",
+                                        {"target": "billing", "mode": "blind"})
+    assert (status, body["error_id"]) == (422, "invalid-request")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+
+
+async def test_given_operator_keys_transfer_code_when_code_known_then_transfer_starts(
+        app, parties, ari):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await press(ari, phones.answered["operator1"], "*299#")
+    await wait_prompt(observer, f"{call_id}~op1", "transfer-target-unknown", timeout=15)
+    await press(ari, phones.answered["operator1"], "*221#")
+    await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted", timeout=15)
+    await press(ari, ours, "2")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
