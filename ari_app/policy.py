@@ -461,6 +461,14 @@ class Policy(_Section):
                     value=entry.id,
                 )
             seen[entry.id] = index
+            if entry.code is not None:
+                if f"code:{entry.code}" in seen:
+                    raise _problem(
+                        f"is already used by directory[{seen[f'code:{entry.code}']}]",
+                        at=(index, "code"),
+                        value=entry.code,
+                    )
+                seen[f"code:{entry.code}"] = index
             if languages is None:  # top-level languages invalid, already reported
                 completed.append(entry)
                 continue

@@ -152,6 +152,7 @@ class ComplaintMachine:
     max_seconds: int = 120
     recording_since: float | None = None
     saved: bool = False
+    goodbye_said: bool = False
     playing: str | None = None
     plays: int = 0
     outcome: str | None = None
@@ -199,6 +200,9 @@ class ComplaintMachine:
             if self.operator_present:
                 return self._finish("returned", ReattachCaller(),
                                     PlayToOperator("operator-complaint-recorded"))
+            if not self.goodbye_said:  # the operator left while the promise was being said
+                self.goodbye_said = True
+                return [self._play("goodbye", (prompt_media("goodbye"),))]
             return self._finish("ended")
         return []
 
@@ -216,7 +220,8 @@ class ComplaintMachine:
         minutes = self.window_minutes
         media = [prompt_media("complaint-saved"), prompt_media("supervisor-callback-within"),
                  f"number:{minutes}", prompt_media(minutes_prompt(minutes, self.language))]
-        if not self.operator_present:
+        self.goodbye_said = not self.operator_present
+        if self.goodbye_said:
             media.append(prompt_media("goodbye"))
         return [SaveComplaint(round(ev.duration, 1), ev.saved and ev.duration > 0, minutes),
                 Note("complaint recorded", (("duration", round(ev.duration, 1)),

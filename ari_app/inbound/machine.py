@@ -520,6 +520,9 @@ class InboundMachine:
                 self.keys = ""
                 return self._on_TakeOffHold(TakeOffHold(ev.now, "feature-code"))
         elif self.keys.startswith(codes.transfer):  # *2, the directory code, #
+            if ev.digit == "*":  # a new code: the transfer code was keyed by mistake
+                self.keys = "*"
+                return []
             if ev.digit == "#":
                 code, self.keys = self.keys[len(codes.transfer):-1], ""
                 return [LookUpTarget(code, codes.transfer_mode)] if code else []

@@ -469,6 +469,8 @@ class TransferMachine:
 
     def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
         if ev.party == CALLER and self.state is TransferState.ANNOUNCING:
+            if ev.digit not in ("1", "2", "3"):
+                return []  # not on the menu; no key at all still means "continue"
             return self._caller_choice(ev.digit, ev.now)
         if ev.party == TARGET and self.state is TransferState.INTRODUCING:
             return self._target_choice(ev.digit, ev.now)
@@ -498,8 +500,9 @@ class TransferMachine:
         self.check_ins += 1
         prompt = CHECK_INS[(self.check_ins - 1) % len(CHECK_INS)]
         self.music, self.next_check_in = False, None
+        started = now if self.started_at is None else self.started_at  # 0.0 is a start time
         return [StopMusic(), self._play(CALLER, prompt),
-                Note("check-in", (("prompt", prompt), ("waited", int(now - (self.started_at or now)))))]
+                Note("check-in", (("prompt", prompt), ("waited", int(now - started))))]
 
     # --- hang-ups -------------------------------------------------------------------------------
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
@@ -511,6 +514,7 @@ class TransferMachine:
         self.target_channel = None
         self._set_state(TransferState.ENDED)
         self.outcome = "caller-hung-up"
+        self.deadline, self.music, self.next_check_in = None, False, None
         return [*actions, Finish("caller-hung-up")]
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
@@ -523,7 +527,10 @@ class TransferMachine:
             return [Note("operator left", (("during", "consultation"),)), EndConsultation(False),
                     Note("transfer completed", (("source", "operator hung up"),)),
                     *self._connect(ev.now)]
-        return [Note("operator left", (("during", self.state.value),))]
+        note = Note("operator left", (("during", self.state.value),))
+        if self.state is TransferState.RETURNING:  # nobody to go back to any more
+            return [note, *self._stop(CALLER), *self._finish("operator-gone")]
+        return [note]
 
     # --- helpers --------------------------------------------------------------------------------
     def _play(self, party: str, prompt: str, media: tuple[str, ...] | list[str] = ()) -> Play:
@@ -555,6 +562,10 @@ class TransferMachine:
         self.outcome = outcome
         self.deadline = None
         self.music, self.next_check_in = False, None
+        if self.playing.get(OPERATOR, [""])[0] == "operator-freed-transfer":
+            # ended before the operator heard they are free (a dial that failed at once): no
+            # PromptFinished is handled after ENDED, so free them now, as they are being told
+            actions = (*actions, HangUpOperator())
         intro: tuple[str, ...] = ()
         if outcome == "unavailable":  # not available; their direct number once more
             intro = (prompt_media("transfer-unavailable"),

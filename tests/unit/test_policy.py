@@ -5,6 +5,7 @@ import pytest
 
 from ari_app.policy import (
     BusinessHours,
+    SupervisorPolicy,
     CallbackPolicy,
     FeatureCodes,
     HoldPolicy,
@@ -118,6 +119,8 @@ RANGES = [
     ("hold", "fallback_choice_timeout", "3-20 (seconds)", 2, 21),
     ("hold", "max_holds_per_call", "1-5", 0, 6),
     ("transfer", "ring_timeout", "10-60 (seconds)", 9, 61),
+    ("transfer", "choice_timeout", "3-20 (seconds)", 2, 21),
+    ("transfer", "accept_timeout", "5-30 (seconds)", 4, 31),
     ("callback", "max_attempts", "1-10", 0, 11),
     ("callback", "retry_backoff", "60-3600 (seconds)", 59, 3601),
     ("supervisor", "callback_window", "15-1440 (minutes)", 14, 1441),
@@ -174,6 +177,36 @@ def test_given_1s_ring_timeouts_when_load_with_test_time_ranges_then_loaded(tmp_
     policy = load_policy(write_policy(tmp_path, body), test_time_ranges=True)
 
     assert (policy.operators.ring_timeout, policy.transfer.ring_timeout) == (1, 1)
+
+
+def test_given_1s_transfer_timeouts_when_load_with_test_time_ranges_then_loaded(tmp_path):
+    body = 'company = "X"\n[transfer]\nchoice_timeout = 1\naccept_timeout = 1\n'
+
+    policy = load_policy(write_policy(tmp_path, body), test_time_ranges=True)
+
+    assert (policy.transfer.choice_timeout, policy.transfer.accept_timeout) == (1, 1)
+
+
+def test_given_1s_transfer_timeouts_when_load_by_default_then_rejected(tmp_path):
+    body = 'company = "X"\n[transfer]\nchoice_timeout = 1\naccept_timeout = 1\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [
+        f"{path}: transfer.choice_timeout = 1 is outside the allowed range 3-20 (seconds)",
+        f"{path}: transfer.accept_timeout = 1 is outside the allowed range 5-30 (seconds)",
+    ]
+
+
+def test_given_test_time_ranges_when_transfer_timeouts_zero_then_error_reports_widened_range(
+    tmp_path,
+):
+    body = 'company = "X"\n[transfer]\nchoice_timeout = 0\naccept_timeout = 31\n'
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path, test_time_ranges=True) == [
+        f"{path}: transfer.choice_timeout = 0 is outside the allowed range 1-20 (seconds)",
+        f"{path}: transfer.accept_timeout = 31 is outside the allowed range 1-30 (seconds)",
+    ]
 
 
 def test_given_test_time_ranges_when_value_below_widened_range_then_error_reports_widened_range(
@@ -318,6 +351,156 @@ def test_given_repeated_operator_when_load_then_error(tmp_path):
     ]
 
 
+# --- transfer reasons -----------------------------------------------------------------------
+
+
+def test_given_no_transfer_reasons_when_load_then_question_and_escalation():
+    assert TransferPolicy().reasons == {
+        "question": "transfer-reason-question",
+        "escalation": "transfer-reason-escalation",
+    }
+    assert (TransferPolicy().choice_timeout, TransferPolicy().accept_timeout) == (6, 10)
+
+
+def test_given_transfer_reasons_when_load_then_they_replace_the_defaults(tmp_path):
+    body = (
+        'company = "X"\n[transfer]\n'
+        'reasons = { billing-question = "transfer-reason-billing", escalation = "escalate-2" }\n'
+    )
+
+    policy = load_policy(write_policy(tmp_path, body))
+
+    assert policy.transfer.reasons == {
+        "billing-question": "transfer-reason-billing",
+        "escalation": "escalate-2",
+    }
+
+
+def test_given_bad_transfer_reason_key_and_prompt_when_load_then_each_is_named(tmp_path):
+    body = (
+        'company = "X"\n[transfer]\n'
+        'reasons = { "Bad Key" = "transfer-reason-question", billing = "Transfer Reason" }\n'
+    )
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [
+        f'{path}: key transfer.reasons."Bad Key" is not valid; '
+        "expected lowercase letters, digits and single dashes",
+        f'{path}: transfer.reasons.billing = "Transfer Reason" is not valid; '
+        "expected lowercase letters, digits and dashes",
+    ]
+
+
+def test_given_transfer_reasons_not_a_table_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[transfer]\nreasons = ["question"]\n')
+
+    assert problems_of(path) == [f'{path}: transfer.reasons = ["question"] should be a table']
+
+
+# --- supervisor ---------------------------------------------------------------------------------
+
+
+def test_given_no_supervisor_section_when_load_then_no_direct_number_and_no_own_hours():
+    assert (SupervisorPolicy().direct_number, SupervisorPolicy().hours) == (None, None)
+
+
+def test_given_supervisor_direct_number_and_hours_when_load_then_parsed(tmp_path):
+    body = 'company = "X"\n[supervisor]\ndirect_number = "+12125550190"\nhours = "08:30-20:00"\n'
+
+    supervisor = load_policy(write_policy(tmp_path, body)).supervisor
+
+    assert supervisor.direct_number == "+12125550190"
+    assert supervisor.hours == TimeWindow(time(8, 30), time(20))
+    assert time(8, 30) in supervisor.hours
+    assert time(20) not in supervisor.hours
+
+
+def test_given_supervisor_number_without_plus_when_load_then_accepted(tmp_path):
+    body = 'company = "X"\n[supervisor]\ndirect_number = "5550190"\n'
+
+    assert load_policy(write_policy(tmp_path, body)).supervisor.direct_number == "5550190"
+
+
+@pytest.mark.parametrize("number", ["12-34", "12", "+", "++123", "555 0190", "1" * 21])
+def test_given_bad_supervisor_direct_number_when_load_then_error_names_format(tmp_path, number):
+    path = write_policy(tmp_path, f'company = "X"\n[supervisor]\ndirect_number = "{number}"\n')
+
+    assert problems_of(path) == [
+        f'{path}: supervisor.direct_number = "{number}" is not valid; '
+        "expected 3-20 digits with an optional leading +"
+    ]
+
+
+def test_given_supervisor_direct_number_as_toml_number_when_load_then_not_coerced(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[supervisor]\ndirect_number = 12125550190\n')
+
+    assert problems_of(path) == [
+        f"{path}: supervisor.direct_number = 12125550190 should be a valid string"
+    ]
+
+
+def test_given_supervisor_hours_ending_before_they_start_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[supervisor]\nhours = "20:00-08:00"\n')
+
+    assert problems_of(path) == [f'{path}: supervisor.hours = "20:00-08:00" must start before it ends']
+
+
+@pytest.mark.parametrize("hours", ["8-20", "closed", "08:00", "08:00-24:00"])
+def test_given_malformed_supervisor_hours_when_load_then_error_names_format(tmp_path, hours):
+    path = write_policy(tmp_path, f'company = "X"\n[supervisor]\nhours = "{hours}"\n')
+
+    assert problems_of(path) == [
+        f'{path}: supervisor.hours = "{hours}" is not a time span; '
+        'expected "HH:MM-HH:MM" such as "09:00-18:00"'
+    ]
+
+
+# --- directory codes ------------------------------------------------------------------------------
+
+
+def test_given_entry_without_code_when_load_then_no_code(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry())
+
+    assert load_policy(path).directory_entry("billing").code is None
+
+
+@pytest.mark.parametrize("code", ["1", "21", "007", "123456"])
+def test_given_directory_code_of_1_to_6_digits_when_load_then_kept_as_text(tmp_path, code):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry() + f'code = "{code}"\n')
+
+    assert load_policy(path).directory_entry("billing").code == code
+
+
+@pytest.mark.parametrize("code", ["12a", "", "1234567", "*21", "2#", " 21"])
+def test_given_bad_directory_code_when_load_then_error_names_entry_and_format(tmp_path, code):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry() + f'code = "{code}"\n')
+
+    assert problems_of(path) == [
+        f'{path}: directory[0].code = "{code}" is not valid; expected 1-6 digits'
+    ]
+
+
+def test_given_bad_code_in_second_entry_when_load_then_error_names_that_entry(tmp_path):
+    body = (
+        'company = "X"\n'
+        + entry()
+        + 'code = "21"\n'
+        + entry(id="sales", endpoint="PJSIP/sales")
+        + 'code = "12a"\n'
+    )
+    path = write_policy(tmp_path, body)
+
+    assert problems_of(path) == [
+        f'{path}: directory[1].code = "12a" is not valid; expected 1-6 digits'
+    ]
+
+
+def test_given_directory_code_as_toml_number_when_load_then_not_coerced(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n' + entry() + "code = 21\n")
+
+    assert problems_of(path) == [f"{path}: directory[0].code = 21 should be a valid string"]
+
+
 # --- hours ----------------------------------------------------------------------------------
 
 
@@ -433,3 +616,13 @@ def test_given_missing_file_when_load_then_error_names_file(tmp_path):
 
     (problem,) = problems_of(path)
     assert problem.startswith(f"{path}: cannot read the policy file")
+
+
+def test_given_two_entries_with_one_code_when_load_then_error_names_the_second(tmp_path):
+    body = ('company = "X"\n'
+            '[[directory]]\nid = "a"\nkind = "department"\nname = "A"\nendpoint = "PJSIP/a"\n'
+            'direct_number = "4100"\ncode = "21"\n'
+            '[[directory]]\nid = "b"\nkind = "department"\nname = "B"\nendpoint = "PJSIP/b"\n'
+            'direct_number = "4101"\ncode = "21"\n')
+    problems = problems_of(write_policy(tmp_path, body))
+    assert any("directory[1].code" in p and "directory[0]" in p for p in problems), problems
