@@ -23,7 +23,7 @@ import structlog
 __all__ = [
     "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
     "HoldRequested", "FallbackRequested", "PromptFinished", "TimerFired", "DigitPressed", "ResumeRequested",
-    "CallerHungUp", "OperatorHungUp", "RecordingFinished",
+    "CallerHungUp", "OperatorHungUp", "RecordingFinished", "HandedOver",
     "DetachCaller", "ReattachCaller", "StartMusic", "StopMusic", "Play", "StopPlayback",
     "NudgeOperator", "StartVoicemail", "StopVoicemail", "SaveCallback", "SaveVoicemail", "Note", "EndCall",
     "Finish",
@@ -104,6 +104,13 @@ class DigitPressed:
 class ResumeRequested:
     now: float
     source: str = "rest"
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """The operator transferred the held caller (their phone holds before it transfers): the
+    transfer rule takes the caller from here, without "thank you for waiting"."""
+    now: float
 
 
 @dataclass(frozen=True)
@@ -426,6 +433,16 @@ class HoldMachine:
         self.next_check_in = self.fallback_at = self.choice_deadline = None
         self._set_state(HoldState.RESUMING)
         return [*actions, self._play("hold-resume-thanks")]
+
+    def _on_HandedOver(self, ev: HandedOver) -> list[object]:
+        actions: list[object] = [StopMusic()] if self.state is HoldState.HOLDING else []
+        actions += self._stop_playing()
+        self.next_check_in = self.fallback_at = self.choice_deadline = None
+        self._set_state(HoldState.ENDED)
+        self.outcome = "handed-over"
+        return [*actions, Note("hold ended", (("outcome", "transferred"),
+                                              ("held_for", self._held(ev.now)))),
+                Finish("handed-over")]
 
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
         # callers often hang up instead of pressing #: a message being recorded is kept

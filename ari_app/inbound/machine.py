@@ -497,7 +497,7 @@ class InboundMachine:
     def _on_HoldEnded(self, ev: HoldEnded) -> list[object]:
         if self.state is not InboundState.HELD:
             return []
-        if ev.outcome == "resumed":
+        if ev.outcome in ("resumed", "handed-over"):  # handed over: a transfer follows
             self._set_state(InboundState.CONNECTED)
             return []
         if ev.outcome == "caller-hung-up":

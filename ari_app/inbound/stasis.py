@@ -27,7 +27,7 @@ from ari_app.hold import machine as h
 from ari_app.hold.stasis import HoldStasis
 from ari_app.inbound import machine as m
 from ari_app.inbound.store import CallStore
-from ari_app.operators.service import OperatorService
+from ari_app.operators.service import OperatorService, desk_phone_variables
 from ari_app.rules import CallLegs, RuleResult
 from ari_app.transfer import machine as t
 from ari_app.transfer.directory import Directory
@@ -211,8 +211,8 @@ class InboundStasis:
             event = events.pop(0)
             if isinstance(event, (ToRule, RecordVoicemail, RecordComplaint, DropChannel,
                                   TransferProgress)):
-                follow_up = await self._to_rule(machine, event)
-                events.extend(follow_up)
+                # what the rule's end means for the call comes before anything queued after
+                events[0:0] = await self._to_rule(machine, event)
                 continue
             before = machine.to_dict()
             actions = machine.handle(event)
@@ -382,16 +382,20 @@ class InboundStasis:
     def _transfer_button(self, event: dict, machine: m.InboundMachine, now: float) -> list[object]:
         """A blind transfer from the operator's phone: the dialled number names the target."""
         source = ((event.get("referred_by") or {}).get("source_channel") or {}).get("id")
-        if source != machine.operator_channel or machine.state is not m.InboundState.CONNECTED:
+        if source != machine.operator_channel:
             return []
+        if machine.state not in (m.InboundState.CONNECTED, m.InboundState.HELD):
+            return [TransferProgress(source, "channel_declined")]  # already being handled
         wanted = ((event.get("refer_to") or {}).get("requested_destination") or {}).get(
             "destination") or ""
         entry = self.directory.find(wanted)
         if entry is None:
             return [TransferProgress(source, "channel_unavailable"),
                     m.TransferTargetUnknown(now, wanted)]
+        # phones hold the caller before they transfer: the hold hands the caller over
+        handed = ([ToRule(h.HandedOver(now))] if machine.state is m.InboundState.HELD else [])
         # the phone keeps its leg: the transfer rule frees the operator when it is time
-        return [TransferProgress(source, "channel_progress"),
+        return [TransferProgress(source, "channel_progress"), *handed,
                 m.TransferCall(now, self.directory.target(entry), self.codes.transfer_mode,
                                None, None, "phone")]
 
@@ -514,7 +518,8 @@ class InboundStasis:
         try:
             await self.ari.originate(endpoint, app=self.app, app_args=f"operator,{machine.call_id}",
                                      channel_id=self._operator_channel_id(machine),
-                                     caller_id=caller_id, timeout=self.ring_timeout)
+                                     caller_id=caller_id, timeout=self.ring_timeout,
+                                     variables=desk_phone_variables(endpoint))
         except AriError as exc:
             return m.OperatorFailed(self.clock(), exc.message)
         await self.store.note(machine.call_id, "operator dialed", endpoint=endpoint,
@@ -587,6 +592,9 @@ def _resource_id(event: dict) -> str | None:
     recording = event.get("recording")
     if isinstance(recording, dict):  # recordings are named after their call
         return recording.get("name")
+    referred_by = event.get("referred_by")  # ChannelTransfer: the phone that sent the REFER
+    if isinstance(referred_by, dict):
+        return (referred_by.get("source_channel") or {}).get("id")
     return None
 
 

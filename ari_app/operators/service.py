@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from ari_app.ari import AriClient, AriNotFound
 
-__all__ = ["OperatorService"]
+__all__ = ["OperatorService", "desk_phone_variables"]
 
 logger = structlog.get_logger()
 
@@ -21,6 +21,15 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def desk_phone_variables(endpoint: str) -> dict[str, str] | None:
+    """Channel variables for a leg we dial to a person's phone: a SIP phone's transfer button
+    (REFER) comes to the app as a ChannelTransfer event instead of being done by Asterisk, so
+    the transfer etiquette applies to it too (Asterisk 22.3 and later)."""
+    if endpoint.split("/", 1)[0].upper() == "PJSIP":
+        return {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
+    return None
 
 
 class OperatorService:

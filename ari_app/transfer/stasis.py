@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ari_app.ari import AriClient, AriError, AriNotFound, tolerated
 from ari_app.ari import operations as ops
+from ari_app.operators.service import desk_phone_variables
 from ari_app.rules import CallLegs, RuleResult
 from ari_app.timeline import Timeline
 from ari_app.transfer import machine as t
@@ -149,7 +150,8 @@ class TransferStasis:
                         await self.ari.originate(endpoint, app=self.app,
                                                  app_args=f"{TARGET_ARG},{caller}",
                                                  channel_id=machine.target_leg,
-                                                 caller_id=caller_id, timeout=timeout)
+                                                 caller_id=caller_id, timeout=timeout,
+                                                 variables=desk_phone_variables(endpoint))
                     except AriError as exc:
                         return t.TargetFailed(self.clock(), exc.message)
                 case t.HangUpTarget():

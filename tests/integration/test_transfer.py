@@ -347,3 +347,56 @@ async def test_given_operator_keys_transfer_code_when_code_known_then_transfer_s
     await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted", timeout=15)
     await press(ari, ours, "2")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+
+
+@pytest.mark.policy('[hold]\nfallback_after = 60\n[operators]\nendpoints = ["PJSIP/deskphone"]\n')
+async def test_given_desk_phone_when_transfer_button_after_hold_then_announced_transfer_to_the_code(
+        app, parties, ari, sandbox, tmp_path):
+    """A real SIP desk phone (SIPp at the sandbox's `deskphone` endpoint) transfers the way desk
+    phones do: hold (re-INVITE a=sendonly), then REFER to the dialled code. Asterisk hands the
+    REFER to the app (PJSIP_TRANSFER_HANDLING()=ari-only on the leg the app dialled): the hold
+    hands the caller over, and the transfer etiquette runs as for any other trigger."""
+    from test_sip_callers import SCENARIO, _sipp
+
+    callers, phones, observer = parties
+    desk = await _sipp("-sf", str(SCENARIO.parent / "phone_transfer.xml"), "-s", "deskphone",
+                       "-i", "127.0.0.4", "-p", "5099", "-m", "1", "-timeout", "60", "-aa",
+                       cwd=tmp_path)
+    try:
+        ours, call_id = await callers.dial_local("100")
+        operator = await observer.wait_for(
+            lambda e: e.get("type") == "ChannelEnteredBridge"
+            and e["bridge"]["id"] == f"{call_id}~talk" and e["channel"]["id"] != call_id,
+            timeout=30, what="the desk phone answered")
+        assert operator["channel"]["name"].startswith("PJSIP/deskphone-")
+        await observer.wait_for(lambda e: e.get("type") == "ChannelHold", timeout=10,
+                                what="the phone holds first")
+        transfer = await observer.wait_for(lambda e: e.get("type") == "ChannelTransfer",
+                                           timeout=15, what="ChannelTransfer (REFER)")
+        assert transfer["refer_to"]["requested_destination"]["destination"] == "21"
+        announce = await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted",
+                                     timeout=15)
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and e["playback"]["id"] == announce["playback"]["id"]
+                                and e["playback"]["media_uri"].endswith("directory-billing"),
+                                what="the target's name")
+        await press(ari, ours, "1")
+        # the operator is told they are free and their phone's leg ends (SIPp gets the BYE)
+        await wait_prompt(observer, operator["channel"]["id"], "operator-freed-transfer",
+                          timeout=15)
+        out, _ = await asyncio.wait_for(desk.communicate(), 30)
+        assert desk.returncode == 0, out.decode(errors="replace")[-2000:]
+        leg = await target_answers(phones, observer, call_id)
+        await wait_prompt(observer, leg, "transfer-intro-to-target", "PlaybackStarted")
+        await press(ari, phones.answered["operator2"], "1")
+        await talk_bridge_with(ari, call_id, leg, timeout=20)
+        events = [e["event"] for e in await timeline(app, call_id)]
+        assert events.index("hold started") < events.index("transfer started")
+        started = [e for e in await timeline(app, call_id) if e["event"] == "transfer started"][0]
+        assert (started["source"], started["target"]) == ("phone", "billing")
+        held = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"][0]
+        assert held["outcome"] == "transferred"
+    finally:
+        if desk.returncode is None:
+            desk.kill()
+            await desk.wait()
