@@ -18,6 +18,7 @@ from ari_app.app import redacted
 from ari_app.policy import Policy, PolicyError, load_policy
 from ari_app.prompts.catalog import load_catalog
 from ari_app.settings import Settings
+from ari_app.transfer.directory import Directory
 
 __all__ = ["Check", "REQUIRED_MODULES", "run_doctor"]
 
@@ -122,7 +123,8 @@ async def _check_sounds(ari: AriClient, policy: Policy | None, checks: list[Chec
     languages = list(policy.languages) if policy else ["en"]
     catalog = load_catalog()
     missing = []
-    wanted = [f"etiquette/{name}" for name in catalog.names()] + list(CORE_SOUNDS)
+    names = Directory(policy).rendered_names() if policy else {}
+    wanted = [f"etiquette/{name}" for name in [*catalog.names(), *names]] + list(CORE_SOUNDS)
     results = await asyncio.gather(*(ari.call(ops.SOUND, soundId=s) for s in wanted),
                                    return_exceptions=True)
     for sound, result in zip(wanted, results):
@@ -146,25 +148,32 @@ async def _check_sounds(ari: AriClient, policy: Policy | None, checks: list[Chec
 
 
 async def _check_operators(ari: AriClient, policy: Policy | None, checks: list[Check]) -> None:
+    """Operators, supervisors and transfer targets must be endpoints this Asterisk knows."""
     if policy is None:
         checks.append(Check("operators", None, "not checked: the policy is invalid"))
         return
-    problems, online = [], 0
-    for endpoint in policy.operators.endpoints:
-        tech, _, resource = endpoint.partition("/")
-        if tech == "Local":
-            continue  # a dialplan destination: nothing to look up
-        try:
-            info = await ari.endpoint(tech, resource)
-        except AriNotFound:
-            problems.append(f"{endpoint} is not an endpoint in this Asterisk (pjsip.conf)")
+    groups = {"operators": policy.operators.endpoints,
+              "supervisors": policy.supervisor.endpoints,
+              "transfer directory": tuple(e.endpoint for e in policy.directory)}
+    for label, endpoints in groups.items():
+        if not endpoints and label != "operators":
             continue
-        online += info.get("state") == "online"
-    if problems:
-        checks.append(Check("operators", False, "; ".join(problems)))
-    else:
-        checks.append(Check("operators", True, f"{len(policy.operators.endpoints)} configured, "
-                            f"{online} with a phone registered now"))
+        problems, online = [], 0
+        for endpoint in endpoints:
+            tech, _, resource = endpoint.partition("/")
+            if tech == "Local":
+                continue  # a dialplan destination: nothing to look up
+            try:
+                info = await ari.endpoint(tech, resource)
+            except AriNotFound:
+                problems.append(f"{endpoint} is not an endpoint in this Asterisk (pjsip.conf)")
+                continue
+            online += info.get("state") == "online"
+        if problems:
+            checks.append(Check(label, False, "; ".join(problems)))
+        else:
+            checks.append(Check(label, True, f"{len(endpoints)} configured, "
+                                f"{online} with a phone registered now"))
 
 
 async def _check_redis(settings: Settings, checks: list[Check]) -> None:

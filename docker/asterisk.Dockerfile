@@ -42,15 +42,19 @@ RUN apt-get update \
       python3 python3-pip python3-venv \
  && rm -rf /var/lib/apt/lists/*
 
+# The policy whose transfer directory names are spoken ("directory-<id>" prompts); rebuild after
+# changing the directory, or drop studio recordings under those names.
+ARG POLICY_FILE=config/policy.example.toml
 COPY pyproject.toml /src/pyproject.toml
 COPY ari_app/ /src/ari_app/
+COPY ${POLICY_FILE} /src/policy.toml
 RUN python3 -m venv /opt/render \
  && /opt/render/bin/pip install --no-cache-dir /src
 
 # Writes /prompts/<lang>/etiquette/<name>.wav (8 kHz mono) for every catalog language; fails the
 # build if a voice is missing instead of shipping silence.
 RUN set -eu; \
-    set -- --value "company=${COMPANY}"; \
+    set -- --value "company=${COMPANY}" --policy /src/policy.toml; \
     if [ -n "${COMPANY_RU}" ]; then set -- "$@" --value "company.ru=${COMPANY_RU}"; fi; \
     /opt/render/bin/python -m ari_app.prompts.render /prompts "$@"; \
     ls /prompts/*/etiquette/*.wav > /dev/null

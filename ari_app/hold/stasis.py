@@ -123,7 +123,8 @@ class HoldStasis:
                     await self.timeline.note(caller, "voicemail saved", "hold", voicemail=vm.id)
                 case h.SaveCallback(number=number, own_number=own, chosen=chosen):
                     req = await self.callbacks.create(CallbackRequest(
-                        number=number, source="hold-fallback", call_id=caller, name=legs.name,
+                        number=number, call_id=caller,
+                        source="transfer-fallback" if machine.for_whom else "hold-fallback", name=legs.name,
                         reason=machine.reason, operator=legs.operator, for_whom=machine.for_whom,
                         own_number=own,
                         language=legs.language))

@@ -169,6 +169,7 @@ class EscalationRequested:
 class SupervisorOnDuty:
     now: float
     target: object                 # a transfer.machine.TransferTarget, reserved for this call
+    reason_prompt: str | None = "transfer-reason-escalation"
 
 
 @dataclass(frozen=True)
@@ -603,7 +604,7 @@ class InboundMachine:
             return [ReleaseOperator(getattr(ev.target, "endpoint", ""))]
         self._set_state(InboundState.CONNECTED)
         return self._on_TransferCall(TransferCall(ev.now, ev.target, "announced", "escalation",
-                                                  "transfer-reason-escalation", "escalation"))
+                                                  ev.reason_prompt, "escalation"))
 
     def _on_NoSupervisor(self, ev: NoSupervisor) -> list[object]:
         if self.state is not InboundState.COMPLAINING:

@@ -389,9 +389,10 @@ class InboundStasis:
         wanted = ((event.get("refer_to") or {}).get("requested_destination") or {}).get(
             "destination") or ""
         entry = self.directory.find(wanted)
-        if entry is None:
+        why = self.directory.unavailable(entry, machine.language) if entry else "unknown"
+        if entry is None or why:
             return [TransferProgress(source, "channel_unavailable"),
-                    m.TransferTargetUnknown(now, wanted)]
+                    m.TransferTargetUnknown(now, wanted, why)]
         # phones hold the caller before they transfer: the hold hands the caller over
         handed = ([ToRule(h.HandedOver(now))] if machine.state is m.InboundState.HELD else [])
         # the phone keeps its leg: the transfer rule frees the operator when it is time
@@ -479,7 +480,8 @@ class InboundStasis:
                                           supervisor=duty.endpoint, why=duty.why or None)
                     if duty.endpoint is None:
                         return m.NoSupervisor(self.clock(), duty.why)
-                    return m.SupervisorOnDuty(self.clock(), self.directory.supervisor(duty.endpoint))
+                    return m.SupervisorOnDuty(self.clock(), self.directory.supervisor(duty.endpoint),
+                                              self.directory.reason_prompt("escalation"))
                 case m.StartComplaint(why=why):
                     result = await self.complaint.start(self._legs(machine), why)
                     follow = self._rule_result(machine, result)

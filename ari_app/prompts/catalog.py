@@ -151,6 +151,15 @@ class Catalog:
                 f"add it to catalog.toml)"
             ) from None
 
+    def with_names(self, names: Mapping[str, str]) -> "Catalog":
+        """This catalog plus the policy's own words (a directory entry's name): one prompt per
+        name, the same text in every language."""
+        prompts = {p.name: p for p in self}
+        for name, text in names.items():
+            prompts[name] = Prompt(name, {lang: text for lang in self.languages},
+                                   "a name from the policy")
+        return Catalog(prompts, self.languages, self.placeholders)
+
     def media(self, name: str) -> str:
         """`media(name)` for a prompt that the catalog defines."""
         return media(self.get(name).name)

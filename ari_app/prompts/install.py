@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ari_app.prompts.catalog import Catalog, Prompt, load_catalog
+from ari_app.prompts.catalog import load_catalog
 from ari_app.prompts.render import render_catalog
 
 __all__ = ["install_prompts"]
@@ -18,11 +18,5 @@ __all__ = ["install_prompts"]
 
 def install_prompts(sounds_dir: Path, values: Mapping[str, str], languages: Sequence[str],
                     names: Mapping[str, str] | None = None):
-    catalog = load_catalog()
-    if names:
-        prompts = {p.name: p for p in catalog}
-        for name, text in names.items():
-            prompts[name] = Prompt(name, {lang: text for lang in catalog.languages},
-                                   "a name from the policy")
-        catalog = Catalog(prompts, catalog.languages, catalog.placeholders)
+    catalog = load_catalog().with_names(names or {})
     return render_catalog(catalog, Path(sounds_dir), values, languages)

@@ -496,6 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--lang", action="append", help="language to render (default: all)")
     parser.add_argument("--catalog", type=Path, help="catalog TOML (default: the packaged one)")
+    parser.add_argument(
+        "--policy", type=Path,
+        help="policy file: its company (unless --value company=...) and its directory's names",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, help="prompts synthesised at once (default: CPUs)")
     args = parser.parse_args(argv)
     values = {}
@@ -505,6 +509,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--value {item!r}: expected KEY=TEXT")
         values[key.strip()] = text
     catalog = load_catalog(args.catalog)
+    if args.policy is not None:
+        from ari_app.policy import PolicyError, load_policy
+        from ari_app.transfer.directory import Directory
+
+        try:
+            policy = load_policy(args.policy)
+        except PolicyError as exc:
+            print(f"render failed: {exc}", file=sys.stderr)
+            return 1
+        values.setdefault("company", policy.company)
+        catalog = catalog.with_names(Directory(policy).rendered_names())
     try:
         report = render_catalog(
             catalog, args.out_dir, values, args.lang or catalog.languages, jobs=args.jobs

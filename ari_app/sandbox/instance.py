@@ -36,7 +36,8 @@ logger = structlog.get_logger()
 PHONE_APP = "etiquette-phones"
 SIM_CALLER_IP = "127.0.0.2"
 SIM_PHONE_IP = "127.0.0.3"
-SIMULATED_PHONES = ("operator1", "operator2", "supervisor1")
+# the example policy's operators, supervisor and transfer directory (config/policy.example.toml)
+SIMULATED_PHONES = ("operator1", "operator2", "supervisor1", "billing", "anna")
 
 
 class SandboxError(RuntimeError):

@@ -50,6 +50,10 @@ class Directory:
         return TransferTarget("supervisor", endpoint, "supervisor-name",
                               self.policy.supervisor.direct_number or "")
 
+    def reason_prompt(self, reason: str) -> str | None:
+        """What the target hears about why the caller comes (the policy's transfer reasons)."""
+        return self.policy.transfer.reasons.get(reason)
+
     def rendered_names(self) -> dict[str, str]:
         """Prompts to render at build time: `directory-<id>` -> the entry's name."""
         return {name_prompt(e): e.name for e in self.policy.directory if e.name_prompt is None}

@@ -59,7 +59,7 @@ END_STATES = frozenset({TransferState.ENDED})
 class TransferSettings:
     ring_timeout: float = 20.0     # how long the target rings
     choice_timeout: float = 6.0    # caller's 1/2/3 after the announcement; no key = continue
-    accept_timeout: float = 8.0    # target's 1/2 after the introduction; no key = not verified
+    accept_timeout: float = 10.0   # target's 1/2 after the introduction; no key = not verified
     check_in_interval: float = 25.0  # the hold rule's cadence, while the caller waits
     recording_notice: bool = True  # repeat the disclosure to the new pair
     complete_code: str = "*2"      # attended: the operator completes (the transfer code again)

@@ -166,8 +166,8 @@ async def test_given_announced_transfer_when_target_declines_then_unavailable_nu
     await app[inbound_key].lanes.join()
     [request_id] = [i.decode() for i in await redis.zrange("etq:callbacks:pending", 0, -1)]
     request = json.loads(await redis.get(f"etq:callback:{request_id}"))
-    assert (request["number"], request["for_whom"], request["call_id"]) == (
-        "+12125550123", "billing", call_id)
+    assert (request["number"], request["for_whom"], request["call_id"], request["source"]) == (
+        "+12125550123", "billing", call_id, "transfer-fallback")
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
     assert failed["cause"] == "declined by the target"
 

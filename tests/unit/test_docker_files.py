@@ -200,8 +200,12 @@ def test_copy_sources_exist_in_the_repo(dockerfile):
     instructions = parse_dockerfile(dockerfile)
     names = set()
     patterns = ignore_patterns(dockerfile)
+    args: dict[str, str] = {}
     for stage in stages(instructions):
         for ins in stage:
+            if ins.keyword == "ARG" and "=" in ins.args:
+                name, _, default = ins.args.partition("=")
+                args[name.strip()] = default.strip().strip('"')
             if ins.keyword not in ("COPY", "ADD"):
                 continue
             flags, sources, _ = copy_parts(ins)
@@ -210,6 +214,8 @@ def test_copy_sources_exist_in_the_repo(dockerfile):
                     f"{dockerfile.name} line {ins.line}: --from={flags['from']} is no earlier stage")
                 continue
             for source in sources:
+                for arg, default in args.items():  # COPY ${ARG}: its default must exist
+                    source = source.replace(f"${{{arg}}}", default)
                 assert not source.startswith(("/", "..")), f"line {ins.line}: {source} leaves the context"
                 matches = sorted(REPO.glob(source.rstrip("/"))) if any(c in source for c in "*?[") \
                     else [REPO / source.rstrip("/")]
