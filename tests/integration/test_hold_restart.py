@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 import aiohttp
 import pytest
@@ -109,3 +110,46 @@ def _music_gaps(observer, call_id: str) -> list[float]:
         elif prompt_of(e).startswith("checkin") and ended is not None:
             gaps.append(e["_t"] - ended)
     return gaps
+
+
+async def test_given_attended_transfer_in_consultation_when_app_killed_and_restarted_then_operator_completes_it(
+        settings, redis, ari, parties, app_runner):
+    """The transfer's state is in Redis too: a restarted app takes the consultation back, keeps
+    the caller's music and check-ins going, and completes the transfer when asked."""
+    callers, phones, observer = parties
+    settings.policy_file.write_text(settings.policy_file.read_text().replace(
+        "[transfer]\n", '[transfer]\nmode = "attended"\n'))
+    port = _port()
+    app = await _start_app(settings, port)
+    try:
+        ours, call_id = await callers.dial_local("100")
+        await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as s:
+            async with s.post(f"http://127.0.0.1:{port}/api/calls/{call_id}/transfer",
+                              json={"target": "billing"}) as resp:
+                assert resp.status == 202, await resp.text()
+        leg = f"{call_id}~tx1"
+        await talk_bridge_with(ari, f"{call_id}~op1", leg, timeout=40)  # consulting
+
+        app.send_signal(signal.SIGKILL)
+        await app.wait()
+        await asyncio.sleep(1.0)
+        app = await _start_app(settings, port)
+        assert await redis.exists(f"etq:transfer:{call_id}")
+        restarted = time.time()
+        # the caller still hears check-ins while the operator consults
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and prompt_of(e).startswith("checkin")
+                                and e["playback"]["target_uri"] == f"channel:{call_id}"
+                                and e["_t"] > restarted, timeout=20,
+                                what="a check-in after the restart")
+
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as s:
+            async with s.post(f"http://127.0.0.1:{port}/api/calls/{call_id}/transfer/complete") \
+                    as resp:
+                assert resp.status == 202, await resp.text()
+        await talk_bridge_with(ari, call_id, leg, timeout=20)
+        assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
+    finally:
+        app.terminate()
+        await app.wait()
