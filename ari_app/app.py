@@ -15,7 +15,14 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 
 from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
+from ari_app.callback import http as callback_http
+from ari_app.callback.intake import RateLimits
+from ari_app.callback.dialer import CallbackDialer
+from ari_app.callback.machine import CallbackCallMachine
 from ari_app.callback.service import CallbackRequests
+from ari_app.callback.stasis import CallbackStasis
+from ari_app.snapshots import SnapshotStore
+from ari_app.customers.service import Customers
 from ari_app.escalation.service import Complaints, SupervisorDesk
 from ari_app.escalation.stasis import ComplaintStasis
 from ari_app.escalation.store import ComplaintStore
@@ -38,8 +45,8 @@ from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app import http as api
 from ari_app.keys import (
-    ari_key, directory_key, events_key, inbound_key, policy_key, redis_key, settings_key,
-    store_key,
+    ari_key, callback_calls_key, callbacks_key, customers_key, directory_key, events_key, inbound_key, policy_key,
+    rate_limits_key, redis_key, settings_key, store_key,
 )
 
 __all__ = ["StartupError", "build_app", "redacted"]
@@ -85,6 +92,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(hold_http.routes)
     app.add_routes(transfer_http.routes)
+    app.add_routes(callback_http.routes)
     app[directory_key] = Directory(policy)
 
     async def redis_ctx(app: web.Application):
@@ -92,6 +100,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         await check_redis(redis, settings.redis_url)
         app[redis_key] = redis
         app[store_key] = CallStore(redis)
+        app[callbacks_key] = CallbackRequests(redis, policy)
+        app[customers_key] = Customers(redis)
+        app[rate_limits_key] = RateLimits(redis, policy.callback)
         yield
         await redis.aclose()
 
@@ -114,7 +125,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         operators = OperatorService(ari, redis, policy.operators.endpoints)
         rules = policy.hold
         hold = HoldStasis(
-            ari, HoldStore(redis), Timeline(redis), CallbackRequests(redis), Voicemails(redis),
+            ari, HoldStore(redis), Timeline(redis), app[callbacks_key], Voicemails(redis),
             app=settings.ari_app, moh_class=rules.moh_class, reason_prompts=dict(rules.reasons),
             settings=HoldSettings(check_in_interval=rules.check_in_interval,
                                   fallback_after=rules.fallback_after,
@@ -122,7 +133,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                   fallback_default=rules.fallback_default,
                                   max_holds_per_call=rules.max_holds_per_call))
         codes, moves = policy.feature_codes, policy.transfer
-        timeline, callbacks = Timeline(redis), CallbackRequests(redis)
+        timeline, callbacks = Timeline(redis), app[callbacks_key]
         transfer = TransferStasis(
             ari, TransferStore(redis), timeline, app=settings.ari_app, moh_class=rules.moh_class,
             settings=TransferSettings(ring_timeout=moves.ring_timeout,
@@ -143,10 +154,25 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,
                                codes.supervisor, moves.mode,
                                policy.supervisor.caller_key_allowed))
-        events = EventStream(ari, settings.ari_app, inbound.on_event,
-                             on_connected=inbound.reconcile)
+        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy)
+        callback_calls = CallbackStasis(
+            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine), timeline,
+            app=settings.ari_app, dial_template=policy.callback.dial,
+            ring_timeout=policy.callback.ring_timeout,
+            operator_ring_timeout=policy.operators.ring_timeout,
+            company_id=f'"{policy.company}"', on_finished=dialer.finished)
+        dialer.stasis = callback_calls
+
+        def on_event(event: dict) -> None:  # callback calls have ids of their own
+            callback_calls.on_event(event)
+            inbound.on_event(event)
+
+        events = EventStream(ari, settings.ari_app, on_event, on_connected=inbound.reconcile)
+        app[callback_calls_key] = callback_calls
         app[inbound_key], app[events_key] = inbound, events
         reader = asyncio.create_task(events.run(), name="ari-events")
+        dialing = (asyncio.create_task(dialer.run(), name="callback-dialer")
+                   if settings.callback_dialer else None)
         try:
             await asyncio.wait_for(_first_connect(events, reader), timeout=15)
         except asyncio.TimeoutError as exc:
@@ -155,8 +181,11 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         logger.info("app ready", ari=settings.ari_url, app_name=settings.ari_app,
                     operators=list(policy.operators.endpoints))
         yield
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        for task in (reader, dialing):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (reader, dialing) if t), return_exceptions=True)
+        await callback_calls.close()
         await inbound.close()
 
     app.cleanup_ctx.extend([redis_ctx, ari_ctx, calls_ctx])

@@ -27,6 +27,23 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def body(self) -> dict:
+        return {"error_id": self.error_id, "message": self.message}
+
+
+def public(handler):
+    """A route anybody may call (the customers' web page): no bearer token needed."""
+    handler.public = True
+    return handler
+
+
+def has_bearer(request: web.Request) -> bool:
+    token = request.app[settings_key].api_token
+    if token is None:
+        return False
+    sent = request.headers.get("Authorization", "")
+    return hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode())
+
 
 class Unauthorized(ApiError):
     status = 401
@@ -40,13 +57,12 @@ class ApiDisabled(ApiError):
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    """Requests that change a call need `Authorization: Bearer <ETIQUETTE_API_TOKEN>`."""
-    if request.path.startswith("/api/") and request.method not in ("GET", "HEAD"):
-        token = request.app[settings_key].api_token
-        if token is None:
+    """The API needs `Authorization: Bearer <ETIQUETTE_API_TOKEN>` (calls and customers' cards
+    are not for everybody), but for the routes marked @public."""
+    if request.path.startswith("/api/") and not getattr(handler, "public", False):
+        if request.app[settings_key].api_token is None:
             raise ApiDisabled("set ETIQUETTE_API_TOKEN to use the call-control API")
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode()):
+        if not has_bearer(request):
             raise Unauthorized("missing or wrong bearer token")
     return await handler(request)
 
@@ -56,8 +72,8 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as exc:
-        return web.json_response({"error_id": exc.error_id, "message": exc.message},
-                                 status=exc.status)
+        headers = {"Retry-After": "60"} if exc.status == 429 else None
+        return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
 @routes.get("/healthz")

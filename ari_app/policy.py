@@ -386,10 +386,29 @@ class QuietHours(_Section):
         return local_time >= self.start or local_time < self.end  # wraps midnight
 
 
+CountryCode = Annotated[StrictStr, _matching(r"[A-Z]{2}", 'an ISO 3166 country code such as "US"')]
+DialPrefix = Annotated[StrictStr, _matching(r"\+[0-9]{1,8}", 'a "+" and 1-8 digits')]
+
+
 class CallbackPolicy(_Section):
     max_attempts: Annotated[StrictInt, _in_range(1, 10)] = 3
-    retry_backoff: Annotated[StrictInt, _in_range(60, 3600, "seconds")] = 300
+    retry_backoff: Annotated[StrictInt, _in_range(60, 3600, "seconds", test_low=1)] = 300
     dialing: Literal["agent-first", "customer-first"] = "agent-first"
+    # How a customer's number is dialled; {number} is the E.164 number without "+".
+    dial: Annotated[StrictStr, _text(120)] = "PJSIP/{number}@trunk"
+    ring_timeout: Annotated[StrictInt, _in_range(10, 60, "seconds", test_low=1)] = 25
+    # The customer's 1 talk now / 2 another time after the introduction; no key = not reached.
+    answer_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 8
+    # Width of the window the customer is promised ("between 14:10 and 14:40").
+    window_minutes: Annotated[StrictInt, _in_range(15, 240, "minutes")] = 30
+    # Backlog estimate: minutes an operator spends per callback.
+    minutes_per_call: Annotated[StrictInt, _in_range(1, 60, "minutes")] = 5
+    # Numbers the web form accepts: countries (empty = any) and refused prefixes.
+    allowed_countries: tuple[CountryCode, ...] = ()
+    refused_prefixes: tuple[DialPrefix, ...] = ("+1900", "+1976")
+    # Abuse limits of the web form and API.
+    requests_per_ip_per_hour: Annotated[StrictInt, _in_range(1, 1000)] = 10
+    requests_per_number_per_day: Annotated[StrictInt, _in_range(1, 50)] = 3
 
 
 class SupervisorPolicy(_Section):

@@ -1,26 +1,59 @@
 """Callback requests: "never say call again later; take the number and call back".
 
-This is the durable intake every source uses (the hold fallback now; transfers, supervisor
-escalation and the web form later): a request is in Redis (append-only persistence) before
-the caller is told it was taken. The dialer that works through them comes with its own issue.
+Every source (the hold fallback, a failed transfer, a supervisor's promise, the web page) comes
+here. A request is in Redis (append-only persistence) before anybody is told it was taken; a
+second request for a number that already has an open one is merged into it (its history
+kept), so nobody is dialled twice; each request carries the window it was promised, which the
+dialer (callback/dialer.py) is held to.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
 
+import phonenumbers
+from phonenumbers import timezone as number_zones
 from redis.asyncio import Redis
 
+from ari_app.callback.window import customer_zone, promise_window
+from ari_app.policy import Policy
 from ari_app.records import DurableRecords
 
-__all__ = ["CallbackRequest", "CallbackRequests"]
+__all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "OPEN"]
+
+OPEN = ("pending", "dialing")
+
+# Create, or merge into the number's open request, in one step: two requests for one number
+# arriving together still make one callback.
+_CREATE_OR_MERGE = """
+local open = redis.call('get', KEYS[1])
+if open then
+  local raw = redis.call('get', ARGV[4] .. open)
+  if raw then
+    local rec = cjson.decode(raw)
+    if rec.status == 'pending' or rec.status == 'dialing' then
+      table.insert(rec.history, cjson.decode(ARGV[2]))
+      local merged = cjson.encode(rec)
+      redis.call('set', ARGV[4] .. open, merged)
+      return merged
+    end
+  end
+end
+redis.call('set', KEYS[2], ARGV[1])
+redis.call('set', KEYS[1], ARGV[5])
+redis.call('zadd', KEYS[3], ARGV[3], ARGV[5])
+return false
+"""
 
 
 @dataclass
 class CallbackRequest:
-    number: str
+    number: str                 # E.164
     source: str                 # hold-fallback | transfer-fallback | supervisor | web
     call_id: str | None = None
     name: str = ""
@@ -30,15 +63,102 @@ class CallbackRequest:
     language: str = "en"
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
-    status: str = "pending"
+    status: str = "pending"     # pending | dialing | done | failed
     for_whom: str | None = None         # who should call: a directory entry, "supervisor"
-    latest_at: float | None = None      # promised to the customer: call back by then
+    latest_at: float | None = None      # promised to the customer: called by then
+    earliest_at: float | None = None    # ... and not before
+    time_zone: str | None = None        # the customer's, for quiet hours
+    topic: str = ""
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    outcome: str | None = None          # why it is done or failed
+    history: list[dict] = field(default_factory=list)
+
+    def to_public_dict(self) -> dict:
+        return {"id": self.id, "status": self.status, "number": self.number,
+                "window": {"earliest": self.earliest_at, "latest": self.latest_at,
+                           "time_zone": self.time_zone},
+                "attempts": self.attempts, "outcome": self.outcome, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    request: CallbackRequest
+    merged: bool  # an open request for this number existed: this one joined it
 
 
 class CallbackRequests(DurableRecords[CallbackRequest]):
-    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
+    def __init__(self, redis: Redis, policy: Policy | None = None, prefix: str = "etq",
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(redis, "callback", "callbacks:pending", CallbackRequest, prefix)
-        self.pending_key = self.index_key
+        self.pending_key = self.index_key  # score: when the request is due
+        self.policy, self.clock = policy, clock
+        self._create_or_merge = redis.register_script(_CREATE_OR_MERGE)
+
+    def _open_key(self, number: str) -> str:
+        return f"{self.prefix}:callback:open:{number}"
+
+    async def accept(self, request: CallbackRequest, preferred: float | None = None) -> Accepted:
+        """Store the request (or merge it into the number's open one) with its promised window."""
+        if request.earliest_at is None and self.policy is not None:
+            await self._promise(request, preferred)
+        request.history.append({"t": round(self.clock(), 3), "event": "requested",
+                                "source": request.source, "call_id": request.call_id,
+                                "topic": request.topic or None})
+        due = request.earliest_at or request.created_at
+        request.next_attempt_at = due
+        merged = await self._create_or_merge(
+            keys=[self._open_key(request.number), self._key(request.id), self.index_key],
+            args=[json.dumps(asdict(request)), json.dumps(request.history[-1]), due,
+                  f"{self.prefix}:callback:", request.id])
+        if merged:
+            return Accepted(CallbackRequest(**json.loads(merged)), True)
+        return Accepted(request, False)
+
+    async def create(self, request: CallbackRequest) -> CallbackRequest:
+        return (await self.accept(request)).request
+
+    async def _promise(self, request: CallbackRequest, preferred: float | None) -> None:
+        policy = self.policy
+        assert policy is not None
+        zone = request_zone(request, policy)
+        request.time_zone = zone.key
+        window = promise_window(
+            self.clock(), zone=zone, business=policy.business_hours, quiet=policy.quiet_hours,
+            backlog=await self.redis.zcard(self.index_key),
+            operators=len(policy.operators.endpoints) or 1,
+            minutes_per_call=policy.callback.minutes_per_call,
+            width_minutes=policy.callback.window_minutes, preferred=preferred)
+        if window is None:
+            return
+        earliest, latest = window.as_epochs()
+        request.earliest_at = earliest
+        request.latest_at = max(latest, request.latest_at or 0) if request.latest_at else latest
 
     async def pending(self) -> list[CallbackRequest]:
         return await self.all()
+
+    async def save(self, request: CallbackRequest) -> None:
+        """Write back a request the dialer changed; due again at `next_attempt_at` while open."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(request.id), json.dumps(asdict(request)))
+            if request.status in OPEN and request.next_attempt_at is not None:
+                pipe.zadd(self.index_key, {request.id: request.next_attempt_at})
+            else:
+                pipe.zrem(self.index_key, request.id)
+                pipe.delete(self._open_key(request.number))
+            await pipe.execute()
+
+    async def due(self, now: float, limit: int) -> list[str]:
+        ids = await self.redis.zrangebyscore(self.index_key, "-inf", now, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
+def request_zone(request: CallbackRequest, policy: Policy) -> ZoneInfo:
+    candidates: tuple[str, ...] = ()
+    try:
+        candidates = tuple(z for z in number_zones.time_zones_for_number(
+            phonenumbers.parse(request.number)) if z != "Etc/Unknown")
+    except phonenumbers.NumberParseException:
+        pass
+    return customer_zone(candidates, request.time_zone, policy.business_hours.zone)

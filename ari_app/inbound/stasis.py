@@ -122,7 +122,7 @@ class InboundStasis:
         if event.get("type") not in HANDLED:
             return
         resource = _resource_id(event)
-        if resource is None:
+        if resource is None or resource.startswith("cb-"):  # callback calls: callback/stasis.py
             return
         self.lanes.submit(call_id_of(resource), event)
 
@@ -143,6 +143,8 @@ class InboundStasis:
             if c["id"] not in known and SEP not in c["id"] and data.startswith(f"{self.app},inbound"):
                 self.lanes.submit(c["id"], {"type": "StasisStart", "args": ["inbound"], "channel": c})
         for b in await self.ari.bridges():
+            if b["id"].startswith("cb-"):
+                continue  # a callback call's: not ours to judge
             if SEP in b["id"] and call_id_of(b["id"]) not in known | live:
                 await _quietly(self.ari.destroy_bridge(b["id"]))
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from ari_app.app import build_app
 from ari_app.ari import AriClient
-from ari_app.keys import inbound_key
+from ari_app.keys import callback_calls_key, inbound_key
 from ari_app.policy import load_policy
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
 from ari_app.settings import Settings
@@ -142,7 +142,9 @@ def settings(sandbox, tmp_path: Path, request) -> Settings:
     return Settings(ari_url=env["ETIQUETTE_ARI_URL"], ari_user=env["ETIQUETTE_ARI_USER"],
                     ari_password=env["ETIQUETTE_ARI_PASSWORD"],
                     redis_url=env["ETIQUETTE_REDIS_URL"], policy_file=policy,
-                    test_time_ranges=True, http_port=0, api_token=API_TOKEN, _env_file=None)
+                    test_time_ranges=True, http_port=0, api_token=API_TOKEN,
+                    callback_dialer=request.node.get_closest_marker("dialer") is not None,
+                    _env_file=None)
 
 
 @pytest.fixture
@@ -220,7 +222,7 @@ async def app_runner(settings, redis, ari, parties):
     await _hang_up_everything(ari)
     inbound = runner.app[inbound_key]
     await _settle(inbound)
-    leaks = await _leaks(ari, redis, inbound)
+    leaks = await _leaks(ari, redis, inbound, runner.app[callback_calls_key])
     await runner.stop()
     assert not leaks, f"left behind after the test: {leaks}"
 
@@ -248,7 +250,7 @@ async def _settle(inbound, timeout: float = 5.0) -> None:
             return
 
 
-async def _leaks(ari: AriClient, redis: Redis, inbound) -> dict:
+async def _leaks(ari: AriClient, redis: Redis, inbound, callback_calls=None) -> dict:
     leaks = {}
     deadline = time.monotonic() + 5
     while True:
@@ -265,13 +267,15 @@ async def _leaks(ari: AriClient, redis: Redis, inbound) -> dict:
         leaks["call lanes"] = len(inbound.lanes)
     if inbound.pending_timers:
         leaks["timers"] = inbound.pending_timers
+    if callback_calls is not None and (len(callback_calls.lanes) or callback_calls.pending_timers):
+        leaks["callback calls"] = (len(callback_calls.lanes), callback_calls.pending_timers)
     live = await redis.smembers("etq:calls")
     if live:
         leaks["live calls in redis"] = live
     reserved = [k async for k in redis.scan_iter("etq:operator:*")]
     if reserved:
         leaks["operator reservations"] = reserved
-    rules = [k for kind in ("hold", "transfer", "complaint-flow")
+    rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call")
              async for k in redis.scan_iter(f"etq:{kind}:*")]
     if rules:
         leaks["rule snapshots"] = rules

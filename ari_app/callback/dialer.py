@@ -1,0 +1,151 @@
+"""The callback dialer: works through due requests, one attempt at a time per request.
+
+Decided here, per request: whether it may ring now (quiet hours in the customer's local time,
+business hours: else it waits for the next allowed moment), whether an operator is free (agent
+-first needs one before dialling; never more callback dials than free operators), and what an
+attempt's outcome means: connected = done; busy, no answer or not reached = retry after
+`retry_backoff` x attempts, until `max_attempts`, then failed with the reason; the customer's
+"another time" = the same time tomorrow; no operator = try again shortly, not counted.
+
+Several app instances may run it: a request is claimed with a Redis lock before it is touched,
+so no request is ever dialled twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import structlog
+from redis.asyncio import Redis
+
+from ari_app.callback import machine as k
+from ari_app.callback.service import OPEN, CallbackRequest, CallbackRequests, request_zone
+from ari_app.callback.stasis import PREFIX, CallbackStasis
+from ari_app.callback.window import callable_at, next_callable
+from ari_app.customers.service import Customers
+from ari_app.operators.service import OperatorService
+from ari_app.policy import Policy
+
+__all__ = ["CallbackDialer"]
+
+logger = structlog.get_logger()
+NO_OPERATOR_RETRY = 15.0
+LEASE = 600  # seconds a claimed request stays ours without news (a crashed instance frees it)
+
+
+class CallbackDialer:
+    def __init__(self, redis: Redis, requests: CallbackRequests, operators: OperatorService,
+                 customers: Customers, policy: Policy, *, tick: float = 1.0,
+                 clock: Callable[[], float] = time.time, owner: str | None = None) -> None:
+        self.redis, self.requests, self.operators = redis, requests, operators
+        self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
+        self.owner = owner or uuid.uuid4().hex[:12]
+        self.stasis: CallbackStasis | None = None  # set by app.py (they need each other)
+
+    def _lock(self, request_id: str) -> str:
+        return f"{self.requests.prefix}:callback:lock:{request_id}"
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.dial_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("callback dialer round failed")
+            await asyncio.sleep(self.tick)
+
+    async def dial_due(self) -> int:
+        """One round: start an attempt for every due request that may ring now. How many."""
+        now = self.clock()
+        started = 0
+        for request_id in await self.requests.due(now, limit=50):
+            if not await self.redis.set(self._lock(request_id), self.owner, nx=True, ex=LEASE):
+                continue  # another instance has it
+            request = await self.requests.get(request_id)
+            if request is None or request.status not in OPEN:
+                await self.redis.zrem(self.requests.index_key, request_id)
+                await self._unlock(request_id)
+                continue
+            if not await self._may_ring(request, now):
+                continue
+            endpoint = await self.operators.reserve_free(f"{PREFIX}{request_id}")
+            if endpoint is None and self.policy.callback.dialing == "agent-first":
+                request.next_attempt_at = now + NO_OPERATOR_RETRY
+                await self.requests.save(request)
+                await self._unlock(request_id)
+                break  # nobody free: no more dials this round
+            await self._start(request, endpoint or "", now)
+            started += 1
+        return started
+
+    async def _may_ring(self, request: CallbackRequest, now: float) -> bool:
+        zone = request_zone(request, self.policy)
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        if callable_at(moment, zone, self.policy.business_hours, self.policy.quiet_hours):
+            return True
+        later = next_callable(moment, zone, self.policy.business_hours, self.policy.quiet_hours)
+        request.next_attempt_at = later.timestamp() if later else now + 86400
+        request.history.append({"t": round(now, 3), "event": "waiting",
+                                "why": "quiet or closed hours", "until": request.next_attempt_at})
+        await self.requests.save(request)
+        await self._unlock(request.id)
+        return False
+
+    async def _start(self, request: CallbackRequest, operator: str, now: float) -> None:
+        request.attempts += 1
+        request.status = "dialing"
+        request.next_attempt_at = now + LEASE  # if this instance dies, it is due again later
+        request.history.append({"t": round(now, 3), "event": "attempt",
+                                "attempt": request.attempts, "operator": operator or None})
+        await self.requests.save(request)
+        call_id = f"{PREFIX}{request.id[:16]}{request.attempts}"
+        machine = k.CallbackCallMachine(call_id, request_id=request.id, number=request.number,
+                                        operator=operator,
+                                        answer_timeout=self.policy.callback.answer_timeout)
+        reason = self.policy.hold.reasons.get(request.reason or "") if request.reason else None
+        await self.customers.note(request.number, "callback attempt", request=request.id,
+                                  attempt=request.attempts)
+        assert self.stasis is not None
+        await self.stasis.start(machine, k.Started(
+            now, self.policy.callback.dialing == "customer-first",
+            "callback-about-request" if reason is None else reason))
+
+    async def finished(self, machine: k.CallbackCallMachine, finish: k.Finish) -> None:
+        """An attempt ended: close, retry or reschedule its request."""
+        now, cb = self.clock(), self.policy.callback
+        if machine.operator:
+            await self.operators.release(machine.operator, f"{PREFIX}{machine.request_id}")
+        request = await self.requests.get(machine.request_id)
+        if request is None:
+            return
+        outcome = finish.outcome
+        request.history.append({"t": round(now, 3), "event": "attempt ended",
+                                "outcome": outcome, "detail": finish.detail})
+        if outcome == "connected":
+            request.status, request.outcome = "done", "connected"
+        elif outcome == "rescheduled":
+            request.status, request.next_attempt_at = "pending", now + 86400
+        elif outcome == "operator-unavailable":
+            request.attempts -= 1  # not the customer's failure
+            request.status, request.next_attempt_at = "pending", now + NO_OPERATOR_RETRY
+        elif request.attempts >= cb.max_attempts:
+            request.status = "failed"
+            request.outcome = f"{outcome} after {request.attempts} attempts ({finish.detail})"
+        else:
+            request.status = "pending"
+            request.next_attempt_at = now + cb.retry_backoff * request.attempts
+        await self.requests.save(request)
+        await self.customers.note(request.number, "callback " + (
+            request.status if request.status != "pending" else "retry"), request=request.id,
+            outcome=outcome)
+        await self._unlock(request.id)
+
+    async def _unlock(self, request_id: str) -> None:
+        await self.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                              "return redis.call('del', KEYS[1]) end return 0", 1,
+                              self._lock(request_id), self.owner)

@@ -1,0 +1,132 @@
+"""The "call me back" page and the callback API.
+
+    GET  /callback                  the page (name, number, preferred time, topic)
+    POST /api/callbacks             {"number": "+12125550100", "name": ..., "topic": ...,
+                                     "preferred_time": ISO 8601, "time_zone": "Europe/Moscow"}
+                                    -> 201 {"id", "status", "window": {"earliest", "latest"}}
+    GET  /api/callbacks/{id}        its status and window
+    GET  /api/customers/{number}    the customer's card (operators)
+
+POST /api/callbacks is public (the page posts to it): a browser must send the page's CSRF
+token (header X-CSRF-Token, matched against its cookie); a server may use the bearer token
+instead. Bad input is a 422 naming the field; abuse is a 429; nothing invalid reaches Redis.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from importlib import resources
+
+from aiohttp import web
+
+from ari_app.callback.intake import InvalidField, RateLimited, RateLimits, check_form
+from ari_app.callback.service import CallbackRequest
+from ari_app.hold.http import read_json
+from ari_app.http import ApiError, has_bearer, public
+from ari_app.keys import callbacks_key, customers_key, policy_key, rate_limits_key
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+CSRF_COOKIE = "etq_csrf"
+_PAGE = resources.files("ari_app.callback").joinpath("page.html").read_text(encoding="utf-8")
+
+
+class InvalidCallbackRequest(ApiError):
+    status = 422
+
+    def __init__(self, problem: InvalidField) -> None:
+        super().__init__(problem.message)
+        self.error_id, self.field = problem.error_id, problem.field
+
+    def body(self) -> dict:
+        return {**super().body(), "field": self.field}
+
+
+class CsrfFailed(ApiError):
+    status = 403
+    error_id = "csrf-token-missing-or-wrong"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    error_id = "too-many-requests"
+
+
+class NoSuchRequest(ApiError):
+    status = 404
+    error_id = "no-such-callback-request"
+
+
+class NoWindow(ApiError):
+    status = 503
+    error_id = "no-callback-window"
+
+
+@routes.get("/callback")
+async def page(request: web.Request) -> web.Response:
+    token = secrets.token_urlsafe(24)
+    html = _PAGE.replace("{{csrf}}", token).replace(
+        "{{company}}", _escape(request.app[policy_key].company))
+    response = web.Response(text=html, content_type="text/html")
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        max_age=3600)
+    return response
+
+
+@routes.post("/api/callbacks")
+@public
+async def create(request: web.Request) -> web.Response:
+    if not has_bearer(request):
+        sent, cookie = request.headers.get("X-CSRF-Token", ""), request.cookies.get(CSRF_COOKIE, "")
+        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+            raise CsrfFailed("reload the page and send the form again")
+    limits = request.app[rate_limits_key]
+    try:
+        await limits.check_ip(request.remote or "unknown")
+        body = await read_json(request)
+        policy = request.app[policy_key]
+        form = check_form(body, policy.callback, policy.languages)
+        await limits.check_number(form.number)
+    except InvalidField as problem:
+        raise InvalidCallbackRequest(problem) from None
+    except RateLimited as exc:
+        raise TooManyRequests(exc.message) from None
+    accepted = await request.app[callbacks_key].accept(CallbackRequest(
+        number=form.number, source="web", name=form.name, topic=form.topic,
+        language=form.language, own_number=False, time_zone=form.time_zone),
+        preferred=form.preferred_at)
+    callback = accepted.request
+    if callback.earliest_at is None:
+        raise NoWindow("no time to call back was found in the next 8 days: check the policy's "
+                       "business and quiet hours")
+    await request.app[customers_key].note(callback.number, "callback requested",
+                                          name=form.name or None, request=callback.id,
+                                          topic=form.topic or None, source="web")
+    return web.json_response({**callback.to_public_dict(), "merged": accepted.merged},
+                             status=200 if accepted.merged else 201)
+
+
+@routes.get("/api/callbacks/{request_id}")
+@public  # the id is the secret: the page that made the request may follow it
+async def status(request: web.Request) -> web.Response:
+    callback = await request.app[callbacks_key].get(request.match_info["request_id"])
+    if callback is None:
+        raise NoSuchRequest(f"no callback request {request.match_info['request_id']}")
+    return web.json_response(callback.to_public_dict())
+
+
+@routes.get("/api/customers/{number}")
+async def card(request: web.Request) -> web.Response:
+    number = request.match_info["number"]
+    found = await request.app[customers_key].card(number if number.startswith("+") else f"+{number}")
+    if found is None:
+        raise NoSuchRequest(f"no customer card for {number}")
+    return web.json_response(found)
+
+
+def _escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))

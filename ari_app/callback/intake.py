@@ -1,0 +1,149 @@
+"""What a "call me back" request must be before it may reach a dialer: checked input, with a
+message a customer can act on for each problem, and limits against abuse. Pure, but for the
+rate limits, which count in Redis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import PhoneNumberType, shortnumberinfo
+from redis.asyncio import Redis
+
+from ari_app.policy import CallbackPolicy
+
+__all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits"]
+
+MAX_NAME, MAX_TOPIC, MAX_NUMBER = 80, 300, 32
+# where a short number is checked for being an emergency one when the policy names no country
+EMERGENCY_REGIONS = ("US", "CA", "GB", "IE", "RU", "DE", "FR", "ES", "IT", "IN", "AU", "NZ")
+REFUSED_TYPES = {PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+                 PhoneNumberType.SHARED_COST: "a shared-cost number",
+                 PhoneNumberType.UAN: "a service number",
+                 PhoneNumberType.VOICEMAIL: "a voicemail access number",
+                 PhoneNumberType.PAGER: "a pager number"}
+
+
+class InvalidField(ValueError):
+    def __init__(self, field: str, message: str, error_id: str = "invalid-request") -> None:
+        super().__init__(message)
+        self.field, self.message, self.error_id = field, message, error_id
+
+
+class RateLimited(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message, self.retry_after = message, retry_after
+
+
+@dataclass(frozen=True)
+class CallbackForm:
+    number: str              # E.164
+    name: str = ""
+    topic: str = ""
+    preferred_at: float | None = None
+    time_zone: str | None = None
+    language: str = "en"
+
+
+def _text(body: dict, field: str, limit: int) -> str:
+    value = body.get(field) or ""
+    if not isinstance(value, str):
+        raise InvalidField(field, f"{field} must be text")
+    value = " ".join(value.split())
+    if len(value) > limit:
+        raise InvalidField(field, f"{field} is too long (at most {limit} characters)")
+    return value
+
+
+def check_form(body: dict, policy: CallbackPolicy, languages: tuple[str, ...],
+               now: float | None = None) -> CallbackForm:
+    """A submitted form -> a request that may be dialled, or InvalidField naming what to fix."""
+    name, topic = _text(body, "name", MAX_NAME), _text(body, "topic", MAX_TOPIC)
+    raw = _text(body, "number", MAX_NUMBER)
+    if not raw:
+        raise InvalidField("number", "Please enter the phone number to call back.")
+    region = policy.allowed_countries[0] if len(policy.allowed_countries) == 1 else None
+    if any(shortnumberinfo.is_emergency_number(raw, r) for r in
+           (policy.allowed_countries or EMERGENCY_REGIONS)):
+        raise InvalidField("number", "We cannot call emergency numbers.", "refused-number")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidField("number", "This is not a phone number. Please enter it with the "
+                           "country code, for example +1 212 555 0100.", "invalid-number") from None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    country = phonenumbers.region_code_for_number(number) or ""
+    if shortnumberinfo.is_emergency_number(raw, country or "US") or \
+            shortnumberinfo.connects_to_emergency_number(raw, country or "US"):
+        raise InvalidField("number", "We cannot call emergency numbers.", "refused-number")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidField("number", "This phone number is not valid. Please check it.",
+                           "invalid-number")
+    kind = phonenumbers.number_type(number)
+    if kind in REFUSED_TYPES:
+        raise InvalidField("number", f"We cannot call {REFUSED_TYPES[kind]}.", "refused-number")
+    if any(e164.startswith(prefix) for prefix in policy.refused_prefixes):
+        raise InvalidField("number", "We cannot call numbers starting with "
+                           f"{next(p for p in policy.refused_prefixes if e164.startswith(p))}.",
+                           "refused-number")
+    if policy.allowed_countries and country not in policy.allowed_countries:
+        raise InvalidField("number", "We can only call numbers in "
+                           f"{', '.join(policy.allowed_countries)}.", "refused-number")
+    zone = body.get("time_zone") or None
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = None  # the browser's guess is only a hint; the number's zone is used
+    preferred = _preferred(body.get("preferred_time"), now or time.time())
+    language = body.get("language") if body.get("language") in languages else languages[0]
+    return CallbackForm(e164, name, topic, preferred, zone, language)
+
+
+def _preferred(value: object, now: float) -> float | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidField("preferred_time", "preferred_time must be a date and time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidField("preferred_time", "Please give the preferred time as a date and "
+                           "time, for example 2026-11-24T15:30.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    at = moment.timestamp()
+    if at < now - 300:
+        raise InvalidField("preferred_time", "The preferred time is in the past.")
+    if at > now + 30 * 86400:
+        raise InvalidField("preferred_time", "Please choose a time within the next 30 days.")
+    return at
+
+
+class RateLimits:
+    """Fixed-window counters in Redis, so every app instance counts together."""
+
+    def __init__(self, redis: Redis, policy: CallbackPolicy, prefix: str = "etq") -> None:
+        self.redis, self.policy, self.prefix = redis, policy, prefix
+
+    async def _hit(self, key: str, limit: int, window: int, what: str) -> None:
+        slot = int(time.time() // window)
+        full = f"{self.prefix}:rate:{key}:{slot}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(full)
+            pipe.expire(full, window)
+            count, _ = await pipe.execute()
+        if count > limit:
+            raise RateLimited(f"Too many callback requests {what}. Please try again later.",
+                              window - int(time.time()) % window)
+
+    async def check_ip(self, ip: str) -> None:
+        await self._hit(f"ip:{ip}", self.policy.requests_per_ip_per_hour, 3600, "from here")
+
+    async def check_number(self, number: str) -> None:
+        await self._hit(f"number:{number}", self.policy.requests_per_number_per_day, 86400,
+                        "for this number")

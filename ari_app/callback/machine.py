@@ -1,0 +1,306 @@
+"""One attempt at one callback: a free operator and the customer, brought together. Pure:
+events in (each with `now`), actions out, one deadline.
+
+Decided here:
+- agent-first (default): the operator is rung first and is on the line before the customer's
+  phone rings, so a customer who answers never waits for a person; customer-first (policy)
+  rings the customer first and the operator once the customer wants to talk;
+- the customer hears who is calling and why ("you asked us to call you back"), then 1 talk
+  now, 2 another time; no key means a machine or a voicemail answered: not reached;
+- the operator hears that a callback is being placed (their card for the customer is on the
+  operator page: GET /api/customers/{number});
+- every way it can end is one outcome, for the dialer to retry, reschedule or close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+import structlog
+
+__all__ = [
+    "CallbackCallState", "CallbackCallMachine", "InvalidCallbackEvent",
+    "Started", "OperatorAnswered", "OperatorFailed", "CustomerAnswered", "CustomerFailed",
+    "PromptFinished", "DigitPressed", "TimerFired", "HungUp",
+    "DialOperator", "DialCustomer", "Play", "Connect", "HangUp", "Note", "Finish",
+    "OPERATOR", "CUSTOMER",
+]
+
+logger = structlog.get_logger()
+OPERATOR, CUSTOMER = "operator", "customer"
+
+
+class CallbackCallState(Enum):
+    DIALING_OPERATOR = "dialing_operator"
+    DIALING_CUSTOMER = "dialing_customer"
+    INTRODUCING = "introducing"      # the customer hears who and why, then 1 / 2
+    JOINING_OPERATOR = "joining_operator"  # customer-first: the customer said 1, operator rings
+    CONNECTED = "connected"
+    CLOSING = "closing"              # the customer hears "we will call you at another time"
+    ENDED = "ended"
+
+
+END_STATES = frozenset({CallbackCallState.ENDED})
+
+
+# --- inputs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Started:
+    now: float
+    customer_first: bool = False
+    reason_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorAnswered:
+    now: float
+
+
+@dataclass(frozen=True)
+class OperatorFailed:
+    now: float
+    cause: str
+
+
+@dataclass(frozen=True)
+class CustomerAnswered:
+    now: float
+
+
+@dataclass(frozen=True)
+class CustomerFailed:
+    now: float
+    cause: str                    # "busy" or "no answer" (or Asterisk's words)
+
+
+@dataclass(frozen=True)
+class PromptFinished:
+    now: float
+    party: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    now: float
+    party: str
+    digit: str
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    now: float
+
+
+@dataclass(frozen=True)
+class HungUp:
+    now: float
+    party: str
+
+
+# --- outputs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DialOperator:
+    pass
+
+
+@dataclass(frozen=True)
+class DialCustomer:
+    pass
+
+
+@dataclass(frozen=True)
+class Play:
+    party: str
+    prompt: str
+    media: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Operator and customer in one bridge."""
+
+
+@dataclass(frozen=True)
+class HangUp:
+    party: str
+
+
+@dataclass(frozen=True)
+class Note:
+    event: str
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Finish:
+    # connected | busy | no-answer | not-reached | rescheduled | operator-unavailable
+    outcome: str
+    detail: str = ""
+
+
+class InvalidCallbackEvent(Exception):
+    pass
+
+
+def prompt_media(prompt: str) -> str:
+    return f"sound:etiquette/{prompt}"
+
+
+@dataclass
+class CallbackCallMachine:
+    call_id: str
+    request_id: str = ""
+    number: str = ""            # the customer's, E.164
+    operator: str = ""          # the endpoint reserved for this attempt
+    answer_timeout: float = 8.0
+    state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
+    customer_first: bool = False
+    reason_prompt: str | None = None
+    up: list[str] = field(default_factory=list)   # parties whose leg is up
+    playing: dict[str, str] = field(default_factory=dict)
+    deadline: float | None = None
+    outcome: str | None = None
+
+    def handle(self, event: object) -> list[object]:
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None or type(event).__module__ != __name__:
+            raise InvalidCallbackEvent(f"{type(event).__name__} is not a callback-call event")
+        if self.state in END_STATES:
+            return []
+        return handler(event)
+
+    def get_timer(self) -> float | None:
+        return self.deadline
+
+    def _set_state(self, state: CallbackCallState) -> None:
+        logger.debug("callback call transition", old=self.state.value, new=state.value)
+        self.state = state
+
+    def _on_Started(self, ev: Started) -> list[object]:
+        self.customer_first, self.reason_prompt = ev.customer_first, ev.reason_prompt
+        if ev.customer_first:
+            self._set_state(CallbackCallState.DIALING_CUSTOMER)
+            return [Note("customer dialed", (("order", "customer-first"),)), DialCustomer()]
+        return [Note("operator dialed", (("order", "agent-first"),)), DialOperator()]
+
+    def _on_OperatorAnswered(self, ev: OperatorAnswered) -> list[object]:
+        self.up.append(OPERATOR)
+        intro = self._play(OPERATOR, "operator-callback-intro")
+        if self.state is CallbackCallState.JOINING_OPERATOR:
+            return [Note("operator answered", ()), intro, *self._connect()]
+        if self.state is not CallbackCallState.DIALING_OPERATOR:
+            return [HangUp(OPERATOR)]
+        self._set_state(CallbackCallState.DIALING_CUSTOMER)
+        return [Note("operator answered", ()), intro, Note("customer dialed", ()), DialCustomer()]
+
+    def _on_OperatorFailed(self, ev: OperatorFailed) -> list[object]:
+        if self.state is CallbackCallState.JOINING_OPERATOR:
+            # the customer wanted to talk: never drop them silently, promise another call
+            return self._close_with(CUSTOMER, "callback-operator-busy", "operator-unavailable",
+                                    ev.cause)
+        if self.state is not CallbackCallState.DIALING_OPERATOR:
+            return []
+        return self._finish("operator-unavailable", ev.cause)
+
+    def _on_CustomerAnswered(self, ev: CustomerAnswered) -> list[object]:
+        if self.state is not CallbackCallState.DIALING_CUSTOMER:
+            return [HangUp(CUSTOMER)]
+        self.up.append(CUSTOMER)
+        self._set_state(CallbackCallState.INTRODUCING)
+        media = (prompt_media("callback-intro"),
+                 *((prompt_media(self.reason_prompt),) if self.reason_prompt else ()),
+                 prompt_media("callback-menu"))
+        return [Note("customer answered", ()), self._play(CUSTOMER, "callback-intro", media)]
+
+    def _on_CustomerFailed(self, ev: CustomerFailed) -> list[object]:
+        if self.state is not CallbackCallState.DIALING_CUSTOMER:
+            return []
+        cause = ev.cause.lower()
+        outcome = "busy" if "busy" in cause else "no-answer"
+        return self._finish(outcome, ev.cause)
+
+    def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if self.playing.get(ev.party) != ev.prompt:
+            return []
+        del self.playing[ev.party]
+        if ev.party == CUSTOMER and self.state is CallbackCallState.INTRODUCING:
+            self.deadline = ev.now + self.answer_timeout
+        elif ev.party == CUSTOMER and self.state is CallbackCallState.CLOSING:
+            return self._finish(self.outcome or "rescheduled")
+        return []
+
+    def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
+        if ev.party != CUSTOMER or self.state is not CallbackCallState.INTRODUCING:
+            return []
+        if ev.digit == "1":
+            self.deadline = None
+            note = Note("customer chose", (("choice", "talk now"),))
+            if self.customer_first:
+                self._set_state(CallbackCallState.JOINING_OPERATOR)
+                return [note, self._play(CUSTOMER, "callback-connecting"), DialOperator()]
+            return [note, *self._connect()]
+        if ev.digit == "2":
+            self.deadline = None
+            return [Note("customer chose", (("choice", "another time"),)),
+                    *self._close_with(CUSTOMER, "callback-rescheduled", "rescheduled",
+                                      "the customer chose another time")]
+        return []
+
+    def _on_TimerFired(self, ev: TimerFired) -> list[object]:
+        if self.deadline is None or ev.now < self.deadline:
+            return []
+        self.deadline = None
+        if self.state is CallbackCallState.INTRODUCING:  # nobody pressed a key: a machine?
+            return self._finish("not-reached", "no key pressed after the introduction")
+        return []
+
+    def _on_HungUp(self, ev: HungUp) -> list[object]:
+        if ev.party in self.up:
+            self.up.remove(ev.party)
+        if self.state is CallbackCallState.CONNECTED:
+            return self._finish("connected", f"{ev.party} hung up")
+        if self.state is CallbackCallState.CLOSING and ev.party == CUSTOMER:
+            return self._finish(self.outcome or "rescheduled")
+        if ev.party == CUSTOMER:
+            return self._finish("not-reached", "the customer hung up before talking")
+        if self.state is CallbackCallState.JOINING_OPERATOR:
+            return self._on_OperatorFailed(OperatorFailed(ev.now, "operator hung up"))
+        if self.customer_first and CUSTOMER not in self.up:
+            return []
+        return self._finish("operator-unavailable", "the operator hung up")
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _connect(self) -> list[object]:
+        self._set_state(CallbackCallState.CONNECTED)
+        return [Note("connected", ()), Connect()]
+
+    def _close_with(self, party: str, prompt: str, outcome: str, detail: str) -> list[object]:
+        self._set_state(CallbackCallState.CLOSING)
+        self.outcome = outcome
+        hang = [HangUp(OPERATOR)] if OPERATOR in self.up else []
+        return [*hang, Note("closing", (("outcome", outcome), ("detail", detail))),
+                self._play(party, prompt, (prompt_media(prompt), prompt_media("goodbye")))]
+
+    def _play(self, party: str, prompt: str, media: tuple[str, ...] = ()) -> Play:
+        self.playing[party] = prompt
+        return Play(party, prompt, media or (prompt_media(prompt),))
+
+    def _finish(self, outcome: str, detail: str = "") -> list[object]:
+        self._set_state(CallbackCallState.ENDED)
+        self.outcome, self.deadline = outcome, None
+        hang = [HangUp(p) for p in (OPERATOR, CUSTOMER) if p in self.up]
+        return [*hang, Note("attempt ended", (("outcome", outcome), ("detail", detail))),
+                Finish(outcome, detail)]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CallbackCallMachine":
+        data = dict(data)
+        data["state"] = CallbackCallState(data["state"])
+        return cls(**data)

@@ -1,0 +1,74 @@
+"""When a callback may ring, and the window a customer is promised. Pure: time passed in.
+
+The rules decided here:
+- never during quiet hours in the customer's local time (default 21:00-09:00), never outside
+  the company's business hours;
+- the promise is a concrete window (earliest .. latest), after the backlog already waiting
+  (requests ahead x minutes per call / operators on duty), or after the customer's preferred
+  time; it is what the web page shows and what the dialer is held to;
+- the customer's time zone: the one they gave, else the one their number belongs to; a number
+  whose country spans several zones (a Russian mobile) takes the company's zone when it is one
+  of them, else the first one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from ari_app.policy import BusinessHours, QuietHours
+
+__all__ = ["PromiseWindow", "callable_at", "next_callable", "promise_window", "customer_zone"]
+
+STEP = timedelta(minutes=5)
+HORIZON = timedelta(days=8)  # a week of closed days and a holiday still finds a slot
+
+
+@dataclass(frozen=True)
+class PromiseWindow:
+    earliest: datetime  # UTC
+    latest: datetime
+
+    def as_epochs(self) -> tuple[float, float]:
+        """Whole seconds: a promise is not more precise than that."""
+        return float(round(self.earliest.timestamp())), float(round(self.latest.timestamp()))
+
+
+def customer_zone(candidates: tuple[str, ...], given: str | None, company: ZoneInfo) -> ZoneInfo:
+    if given:
+        return ZoneInfo(given)
+    if company.key in candidates or not candidates:
+        return company
+    return ZoneInfo(candidates[0])
+
+
+def callable_at(moment: datetime, zone: ZoneInfo, business: BusinessHours,
+                quiet: QuietHours) -> bool:
+    """May a callback ring the customer at `moment` (timezone-aware)?"""
+    return business.is_open(moment) and not quiet.contains(moment.astimezone(zone).time())
+
+
+def next_callable(start: datetime, zone: ZoneInfo, business: BusinessHours,
+                  quiet: QuietHours) -> datetime | None:
+    """The first moment at or after `start` when a callback may ring (None: none within 8 days)."""
+    moment = start
+    while moment - start <= HORIZON:
+        if callable_at(moment, zone, business, quiet):
+            return moment
+        # jump to the next 5-minute mark so windows start at round times
+        moment = (moment + STEP).replace(minute=(moment + STEP).minute // 5 * 5, second=0,
+                                         microsecond=0)
+    return None
+
+
+def promise_window(now: float, *, zone: ZoneInfo, business: BusinessHours, quiet: QuietHours,
+                   backlog: int, operators: int, minutes_per_call: int, width_minutes: int,
+                   preferred: float | None = None) -> PromiseWindow | None:
+    """The window to promise a new request, `backlog` requests being ahead of it."""
+    queue = now + 60 * backlog * minutes_per_call / max(1, operators)  # the ones ahead first
+    start = datetime.fromtimestamp(max(queue, preferred or now), timezone.utc)
+    earliest = next_callable(start, zone, business, quiet)
+    if earliest is None:
+        return None
+    return PromiseWindow(earliest, earliest + timedelta(minutes=width_minutes))

@@ -1,0 +1,260 @@
+"""Callbacks against the real Redis and Asterisk: the web API's promise and its refusals, the
+dialer ringing a free operator and then the customer (a simulated phone that answers and
+presses 1), quiet hours, retries until the final failure, two dialers sharing the work, and
+requests that outlive the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from ari_app.ari import operations as ops
+from ari_app.callback.dialer import CallbackDialer
+from ari_app.callback.service import CallbackRequest, CallbackRequests
+from ari_app.customers.service import Customers
+from ari_app.keys import callback_calls_key, callbacks_key, inbound_key
+from ari_app.operators.service import OperatorService
+from ari_app.policy import load_policy
+
+from conftest import API_TOKEN
+from test_first_call import talk_bridge_with
+
+pytestmark = pytest.mark.integration
+CUSTOMER = "+12125550100"          # New York
+PHONE = CUSTOMER.lstrip("+")        # what the simulated phone is called when dialled
+OPEN_ALL_WEEK = "".join(f'{day} = "00:00-23:59"\n' for day in
+                        ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+
+
+def quiet_hours_away_from_now(zone: str = "America/New_York", inside: bool = False) -> str:
+    """Quiet hours that do (inside) or do not cover this moment in the customer's zone."""
+    local = datetime.now(ZoneInfo(zone))
+    start = local - timedelta(hours=1) if inside else local + timedelta(hours=6)
+    end = start + timedelta(hours=3)
+    return f'[quiet_hours]\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"\n'
+
+
+def callback_policy(settings, *, inside_quiet: bool = False, extra: str = "") -> None:
+    """Rewrite the test policy before the app starts: open all week, quiet hours around now or
+    away from it, customers dialled as simulated phones."""
+    text = settings.policy_file.read_text()
+    text += "\n[business_hours]\ntime_zone = \"UTC\"\n" + OPEN_ALL_WEEK
+    text += quiet_hours_away_from_now(inside=inside_quiet)
+    text += ('[callback]\ndial = "Local/{number}@sandbox-phones"\nring_timeout = 4\n'
+             "answer_timeout = 3\nretry_backoff = 1\nmax_attempts = 2\n" + extra)
+    settings.policy_file.write_text(text)
+
+
+async def page_session(base_url: str) -> tuple[aiohttp.ClientSession, str]:
+    """A browser-like session: GET the page, keep its cookie, read its CSRF token."""
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1
+    async with session.get(base_url + "/callback") as resp:
+        html = await resp.text()
+    token = html.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    return session, token
+
+
+async def post_form(session, base_url: str, token: str | None, body: dict):
+    headers = {"X-CSRF-Token": token} if token else {}
+    async with session.post(base_url + "/api/callbacks", json=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_and_status_readable(
+        app_runner, settings, redis):
+    callback_policy(settings)
+    app = await app_runner.start()
+    session, token = await page_session(app_runner.base_url)
+    try:
+        status, body = await post_form(session, app_runner.base_url, None, {"number": CUSTOMER})
+        assert (status, body["error_id"]) == (403, "csrf-token-missing-or-wrong")
+
+        status, body = await post_form(session, app_runner.base_url, token, {
+            "number": "+1 212 555 0100", "name": "Ann Lee", "topic": "my invoice"})
+        assert status == 201, body
+        window = body["window"]
+        assert body["number"] == CUSTOMER and body["status"] == "pending"
+        assert time.time() - 5 <= window["earliest"] < window["latest"]
+        assert window["latest"] - window["earliest"] == 30 * 60
+        assert window["time_zone"] == "America/New_York"
+        stored = json.loads(await redis.get(f"etq:callback:{body['id']}"))
+        assert (stored["name"], stored["topic"], stored["source"]) == ("Ann Lee", "my invoice", "web")
+
+        # the same number again: merged into the open request, never dialled twice
+        status, again = await post_form(session, app_runner.base_url, token,
+                                        {"number": CUSTOMER, "topic": "also my contract"})
+        assert (status, again["id"], again["merged"]) == (200, body["id"], True)
+        assert await redis.zcard("etq:callbacks:pending") == 1
+        merged = json.loads(await redis.get(f"etq:callback:{body['id']}"))
+        assert [h.get("topic") for h in merged["history"]] == ["my invoice", "also my contract"]
+
+        async with session.get(f"{app_runner.base_url}/api/callbacks/{body['id']}") as resp:
+            assert resp.status == 200 and (await resp.json())["window"] == window
+        status, card = await app_runner.api("GET", f"/api/customers/{CUSTOMER}")
+        assert (status, card["name"], card["callback_requests"]) == (200, "Ann Lee", 2)
+        status, _ = await app_runner.api("GET", f"/api/customers/{CUSTOMER}", token=None)
+        assert status == 401, "customers' cards are for operators only"
+    finally:
+        await session.close()
+
+
+@pytest.mark.parametrize("number,field,error_id", [
+    ("", "number", "invalid-request"),
+    ("call me", "number", "invalid-number"),
+    ("+1 212 555", "number", "invalid-number"),
+    ("911", "number", "refused-number"),
+    ("+1 900 555 0100", "number", "refused-number"),
+])
+async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing_stored(
+        app_runner, settings, redis, number, field, error_id):
+    app = await app_runner.start()
+    session, token = await page_session(app_runner.base_url)
+    try:
+        status, body = await post_form(session, app_runner.base_url, token, {"number": number})
+        assert (status, body["field"], body["error_id"]) == (422, field, error_id), body
+        assert body["message"]
+        assert await redis.zcard("etq:callbacks:pending") == 0
+    finally:
+        await session.close()
+
+
+@pytest.mark.policy("[callback]\nrequests_per_ip_per_hour = 2\n")
+async def test_given_rate_limit_when_exceeded_then_429_with_retry_after(app_runner, redis):
+    await app_runner.start()
+    session, token = await page_session(app_runner.base_url)
+    try:
+        for i in range(2):
+            status, _ = await post_form(session, app_runner.base_url, token,
+                                        {"number": f"+1212555010{i}"})
+            assert status == 201
+        async with session.post(app_runner.base_url + "/api/callbacks",
+                                json={"number": "+12125550109"},
+                                headers={"X-CSRF-Token": token}) as resp:
+            assert resp.status == 429 and "Retry-After" in resp.headers
+            assert (await resp.json())["error_id"] == "too-many-requests"
+    finally:
+        await session.close()
+
+
+@pytest.mark.dialer
+async def test_given_due_request_when_dialer_runs_then_operator_first_customer_presses_1_and_connected(
+        app_runner, settings, redis, parties, ari):
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+    request_id = accepted.request.id
+
+    # agent-first: the operator's phone answers before the customer's rings
+    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~op")
+                                       and e["channel"]["state"] == "Up", timeout=15,
+                                       what="operator answered")
+    call = operator["channel"]["id"].split("~")[0]
+    customer = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"] == f"{call}~cust"
+                                       and e["channel"]["state"] == "Up", timeout=15,
+                                       what="customer answered")
+    assert customer["_t"] > operator["_t"]
+    intro = await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                    and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                                    what="the customer hears who calls")
+    assert intro["playback"]["media_uri"] == "sound:etiquette/callback-intro"
+    await asyncio.sleep(0.5)
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    await ari.hangup(phones.answered[PHONE])  # the conversation ends
+    for _ in range(50):
+        done = json.loads(await redis.get(f"etq:callback:{request_id}"))
+        if done["status"] == "done":
+            break
+        await asyncio.sleep(0.2)
+    assert (done["status"], done["outcome"], done["attempts"]) == ("done", "connected", 1)
+    assert not await redis.exists(f"etq:callback:open:{CUSTOMER}")
+    await app[callback_calls_key].lanes.join()
+
+
+@pytest.mark.dialer
+async def test_given_quiet_hours_in_customer_zone_when_due_then_not_dialled_and_moved_to_their_end(
+        app_runner, settings, redis, ari):
+    callback_policy(settings, inside_quiet=True)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", earliest_at=time.time() - 1))
+    await asyncio.sleep(2.5)  # two dialer rounds
+    request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+    assert request["attempts"] == 0 and request["status"] == "pending"
+    assert request["next_attempt_at"] > time.time() + 3600, "waits for the end of quiet hours"
+    local = datetime.fromtimestamp(request["next_attempt_at"], ZoneInfo("America/New_York"))
+    policy = load_policy(settings.policy_file, test_time_ranges=True)
+    assert local.time() >= policy.quiet_hours.end or local.time() < policy.quiet_hours.start
+    assert not [c for c in await ari.channels() if c["id"].startswith("cb-")]
+
+
+@pytest.mark.dialer
+async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_closed_as_failed(
+        app_runner, settings, redis, parties):
+    callers, phones, observer = parties
+    phones.mode[PHONE] = "busy"
+    callback_policy(settings)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", earliest_at=time.time() - 1))
+    for _ in range(150):
+        request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+        if request["status"] == "failed":
+            break
+        await asyncio.sleep(0.2)
+    assert request["status"] == "failed" and request["attempts"] == 2
+    assert request["outcome"].startswith("busy after 2 attempts"), request["outcome"]
+    attempts = [h for h in request["history"] if h["event"] == "attempt ended"]
+    assert [a["outcome"] for a in attempts] == ["busy", "busy"]
+    await app[callback_calls_key].lanes.join()
+
+
+async def test_given_two_dialers_when_they_run_together_then_no_request_is_dialled_twice(
+        settings, redis):
+    """Real Redis; the attempts are counted where they would reach ARI."""
+    requests = CallbackRequests(redis, load_policy(settings.policy_file, test_time_ranges=True))
+    for i in range(30):
+        await requests.accept(CallbackRequest(number=f"+1212555{i:04d}", source="web",
+                                              earliest_at=time.time() - 1))
+    started: list[str] = []
+
+    class CountingCalls:  # stands where the ARI adapter would place the call
+        async def start(self, machine, event) -> None:
+            started.append(machine.request_id)
+
+    callback_policy(settings)
+    policy = load_policy(settings.policy_file, test_time_ranges=True)
+    dialers = []
+    for _ in range(2):
+        operators = OperatorService(None, redis, [f"Local/op{i}@nowhere" for i in range(40)])
+        dialer = CallbackDialer(redis, requests, operators, Customers(redis), policy)
+        dialer.stasis = CountingCalls()
+        dialers.append(dialer)
+    await asyncio.gather(*(d.dial_due() for d in dialers for _ in range(3)))
+    assert len(started) == 30 and len(set(started)) == 30, "each request dialled exactly once"
+    await redis.flushdb()
+
+
+async def test_given_pending_requests_when_app_restarts_then_every_one_is_kept(
+        app_runner, settings, redis):
+    callback_policy(settings)
+    app = await app_runner.start()
+    ids = [(await app[callbacks_key].accept(CallbackRequest(number=f"+1212555{i:04d}",
+                                                            source="web"))).request.id
+           for i in range(5)]
+    await app_runner.stop()
+    app = await app_runner.start()
+    for request_id in ids:
+        status, body = await app_runner.api("GET", f"/api/callbacks/{request_id}")
+        assert (status, body["status"]) == (200, "pending")
+    assert await redis.zcard("etq:callbacks:pending") == 5
