@@ -39,6 +39,8 @@ from ari_app.transfer.directory import Directory
 from ari_app.transfer.machine import TransferSettings
 from ari_app.transfer.stasis import TransferStasis
 from ari_app.transfer.store import TransferStore
+from ari_app.voicemail import http as voicemail_http
+from ari_app.voicemail.notifier import VoicemailNotifier
 from ari_app.voicemail.service import Voicemails
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
@@ -46,7 +48,7 @@ from ari_app.settings import Settings
 from ari_app import http as api
 from ari_app.keys import (
     ari_key, callback_calls_key, callbacks_key, customers_key, directory_key, events_key, inbound_key, policy_key,
-    rate_limits_key, redis_key, settings_key, store_key,
+    rate_limits_key, redis_key, settings_key, store_key, voicemails_key,
 )
 
 __all__ = ["StartupError", "build_app", "redacted"]
@@ -93,6 +95,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(hold_http.routes)
     app.add_routes(transfer_http.routes)
     app.add_routes(callback_http.routes)
+    app.add_routes(voicemail_http.routes)
     app[directory_key] = Directory(policy)
 
     async def redis_ctx(app: web.Application):
@@ -103,7 +106,11 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         app[callbacks_key] = CallbackRequests(redis, policy)
         app[customers_key] = Customers(redis)
         app[rate_limits_key] = RateLimits(redis, policy.callback)
+        notifier = VoicemailNotifier(settings.voicemail_webhook) if settings.voicemail_webhook else None
+        app[voicemails_key] = Voicemails(redis, on_created=notifier)
         yield
+        if notifier is not None:
+            await notifier.close()
         await redis.aclose()
 
     async def ari_ctx(app: web.Application):
@@ -125,7 +132,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         operators = OperatorService(ari, redis, policy.operators.endpoints)
         rules = policy.hold
         hold = HoldStasis(
-            ari, HoldStore(redis), Timeline(redis), app[callbacks_key], Voicemails(redis),
+            ari, HoldStore(redis), Timeline(redis), app[callbacks_key], app[voicemails_key],
             app=settings.ari_app, moh_class=rules.moh_class, reason_prompts=dict(rules.reasons),
             settings=HoldSettings(check_in_interval=rules.check_in_interval,
                                   fallback_after=rules.fallback_after,

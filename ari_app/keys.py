@@ -15,6 +15,7 @@ from ari_app.inbound.store import CallStore
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.transfer.directory import Directory
+from ari_app.voicemail.service import Voicemails
 
 settings_key = web.AppKey("settings", Settings)
 policy_key = web.AppKey("policy", Policy)
@@ -28,3 +29,4 @@ callbacks_key = web.AppKey("callbacks", CallbackRequests)
 customers_key = web.AppKey("customers", Customers)
 rate_limits_key = web.AppKey("rate_limits", RateLimits)
 callback_calls_key = web.AppKey("callback_calls", CallbackStasis)
+voicemails_key = web.AppKey("voicemails", Voicemails)

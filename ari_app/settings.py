@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.
     test_time_ranges: bool = False
     ari_request_timeout: float = Field(5.0, gt=0)
+    voicemail_webhook: str | None = Field(None, description=(
+        "URL that gets a JSON POST for every new voice message"))
     callback_dialer: bool = Field(True, description=(
         "run the callback dialer in this instance (several may run it at once)"))
     ari_pool_size: int = Field(64, ge=4, le=512,

@@ -116,6 +116,8 @@ class AriClient:
                                                 json=body, timeout=limit) as resp:
                     if resp.status >= 400:
                         raise _error(resp.status, op.method, path, await resp.text())
+                    if op.binary:
+                        return await resp.read()
                     if resp.status == 204 or resp.content_length == 0:
                         return None
                     return await resp.json(content_type=None)

@@ -20,6 +20,7 @@ class Op:
     query: tuple[str, ...] = ()
     body: tuple[str, ...] = ()  # JSON body fields (ARI takes `variables` that way)
     raw_body: str | None = None  # a parameter that is the whole JSON body
+    binary: bool = False  # the answer is a file (bytes), not JSON
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -67,6 +68,8 @@ BRIDGE_PLAY = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playback
 PLAYBACK = Op("GET", "/playbacks/{playbackId}")
 STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")
 STOP_RECORDING = Op("POST", "/recordings/live/{recordingName}/stop")
+STORED_RECORDING_FILE = Op("GET", "/recordings/stored/{recordingName}/file", binary=True)
+DELETE_STORED_RECORDING = Op("DELETE", "/recordings/stored/{recordingName}")
 ENDPOINT = Op("GET", "/endpoints/{tech}/{resource}")
 SOUND = Op("GET", "/sounds/{soundId}")
 

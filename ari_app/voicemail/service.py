@@ -3,8 +3,10 @@ recordings folder plus who it is for, from whom, when and why, indexed in Redis.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
@@ -29,5 +31,34 @@ class Voicemail:
 
 
 class Voicemails(DurableRecords[Voicemail]):
-    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
+    def __init__(self, redis: Redis, prefix: str = "etq",
+                 on_created: Callable[[Voicemail], None] | None = None) -> None:
         super().__init__(redis, "voicemail", "voicemails", Voicemail, prefix)
+        self.on_created = on_created  # e.g. the webhook notifier
+
+    async def create(self, voicemail: Voicemail) -> Voicemail:
+        await super().create(voicemail)
+        if self.on_created is not None:
+            self.on_created(voicemail)
+        return voicemail
+
+    async def listing(self, for_whom: str | None = None, heard: bool | None = None) -> list[Voicemail]:
+        return [v for v in await self.all()
+                if (for_whom is None or v.for_whom == for_whom)
+                and (heard is None or v.heard == heard)]
+
+    async def mark_heard(self, voicemail_id: str) -> Voicemail | None:
+        voicemail = await self.get(voicemail_id)
+        if voicemail is not None and not voicemail.heard:
+            voicemail.heard = True
+            await self.redis.set(self._key(voicemail_id), json.dumps(asdict(voicemail)))
+        return voicemail
+
+    async def delete(self, voicemail_id: str) -> Voicemail | None:
+        voicemail = await self.get(voicemail_id)
+        if voicemail is not None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key(voicemail_id))
+                pipe.zrem(self.index_key, voicemail_id)
+                await pipe.execute()
+        return voicemail
