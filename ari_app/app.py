@@ -103,11 +103,19 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         await check_redis(redis, settings.redis_url)
         app[redis_key] = redis
         app[store_key] = CallStore(redis)
-        app[callbacks_key] = CallbackRequests(redis, policy)
-        app[customers_key] = Customers(redis)
+        app[customers_key] = customers = Customers(redis)
+        app[callbacks_key] = CallbackRequests(redis, policy, customers=customers)
         app[rate_limits_key] = RateLimits(redis, policy.callback)
         notifier = VoicemailNotifier(settings.voicemail_webhook) if settings.voicemail_webhook else None
-        app[voicemails_key] = Voicemails(redis, on_created=notifier)
+
+        def voicemail_left(voicemail) -> None:
+            asyncio.get_running_loop().create_task(customers.note(
+                voicemail.caller_number, "voicemail left", voicemail=voicemail.id,
+                for_whom=voicemail.for_whom, call_id=voicemail.call_id))
+            if notifier is not None:
+                notifier(voicemail)
+
+        app[voicemails_key] = Voicemails(redis, on_created=voicemail_left)
         yield
         if notifier is not None:
             await notifier.close()
@@ -156,6 +164,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                               OperatorService(ari, redis, policy.supervisor.endpoints))
         inbound = InboundStasis(
             ari, app[store_key], operators, hold, transfer, complaint, app[directory_key], desk,
+            customers=app[customers_key],
             app=settings.ari_app, recording_notice=policy.recording.enabled,
             moh_class=rules.moh_class, ring_timeout=policy.operators.ring_timeout,
             codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,

@@ -102,9 +102,6 @@ async def create(request: web.Request) -> web.Response:
     if callback.earliest_at is None:
         raise NoWindow("no time to call back was found in the next 8 days: check the policy's "
                        "business and quiet hours")
-    await request.app[customers_key].note(callback.number, "callback requested",
-                                          name=form.name or None, request=callback.id,
-                                          topic=form.topic or None, source="web")
     return web.json_response({**callback.to_public_dict(), "merged": accepted.merged},
                              status=200 if accepted.merged else 201)
 

@@ -21,6 +21,7 @@ from phonenumbers import timezone as number_zones
 from redis.asyncio import Redis
 
 from ari_app.callback.window import customer_zone, promise_window
+from ari_app.customers.service import Customers
 from ari_app.policy import Policy
 from ari_app.records import DurableRecords
 
@@ -89,10 +90,10 @@ class Accepted:
 
 class CallbackRequests(DurableRecords[CallbackRequest]):
     def __init__(self, redis: Redis, policy: Policy | None = None, prefix: str = "etq",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, customers: Customers | None = None) -> None:
         super().__init__(redis, "callback", "callbacks:pending", CallbackRequest, prefix)
         self.pending_key = self.index_key  # score: when the request is due
-        self.policy, self.clock = policy, clock
+        self.policy, self.clock, self.customers = policy, clock, customers
         self._create_or_merge = redis.register_script(_CREATE_OR_MERGE)
 
     def _open_key(self, number: str) -> str:
@@ -111,9 +112,14 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
             keys=[self._open_key(request.number), self._key(request.id), self.index_key],
             args=[json.dumps(asdict(request)), json.dumps(request.history[-1]), due,
                   f"{self.prefix}:callback:", request.id])
-        if merged:
-            return Accepted(CallbackRequest(**json.loads(merged)), True)
-        return Accepted(request, False)
+        accepted = (Accepted(CallbackRequest(**json.loads(merged)), True) if merged
+                    else Accepted(request, False))
+        if self.customers is not None:  # the operator sees it on the customer's card
+            await self.customers.note(request.number, "callback requested",
+                                      name=request.name or None, request=accepted.request.id,
+                                      source=request.source, topic=request.topic or None,
+                                      call_id=request.call_id, merged=accepted.merged)
+        return accepted
 
     async def create(self, request: CallbackRequest) -> CallbackRequest:
         return (await self.accept(request)).request

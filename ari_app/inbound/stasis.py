@@ -20,6 +20,7 @@ import structlog
 
 from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
 from ari_app.ari import operations as ops
+from ari_app.customers.service import Customers
 from ari_app.escalation import machine as c
 from ari_app.escalation.service import SupervisorDesk
 from ari_app.escalation.stasis import SNOOP_ARG as COMPLAINT_SNOOP, ComplaintStasis
@@ -102,13 +103,14 @@ RULE_STATES = (m.InboundState.HELD, m.InboundState.TRANSFERRING, m.InboundState.
 class InboundStasis:
     def __init__(self, ari: AriClient, store: CallStore, operators: OperatorService,
                  hold: HoldStasis, transfer: TransferStasis, complaint: ComplaintStasis,
-                 directory: Directory, supervisors: SupervisorDesk, *, app: str,
+                 directory: Directory, supervisors: SupervisorDesk, *,
+                 customers: Customers | None = None, app: str,
                  recording_notice: bool, moh_class: str, ring_timeout: int,
                  codes: m.FeatureCodes = m.FeatureCodes(), seek_retry: float = 3.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store, self.operators, self.hold = ari, store, operators, hold
         self.transfer, self.complaint = transfer, complaint
-        self.directory, self.supervisors = directory, supervisors
+        self.directory, self.supervisors, self.customers = directory, supervisors, customers
         self.codes = codes
         self._rule_deadlines: dict[str, float] = {}
         self.app, self.recording_notice = app, recording_notice
@@ -552,6 +554,10 @@ class InboundStasis:
         elif kind == "StasisStart" and (event.get("args") or [None])[0] == "inbound":
             caller = event.get("channel", {}).get("caller") or {}
             await self.store.note(call_id, "call started", at=now, number=caller.get("number"))
+            if self.customers is not None and caller.get("number"):
+                # a repeat caller: the operator's page shows their card (GET /api/customers/...)
+                await self.customers.note(caller["number"], "called in", call_id=call_id,
+                                          name=caller.get("name") or None)
 
     # --- the single timer ------------------------------------------------------------------------
     def _arm_timer(self, call_id: str, machine: m.InboundMachine) -> None:

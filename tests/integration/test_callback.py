@@ -258,3 +258,18 @@ async def test_given_pending_requests_when_app_restarts_then_every_one_is_kept(
         status, body = await app_runner.api("GET", f"/api/callbacks/{request_id}")
         assert (status, body["status"]) == (200, "pending")
     assert await redis.zcard("etq:callbacks:pending") == 5
+
+
+async def test_given_customer_calls_in_twice_when_operator_opens_the_card_then_both_calls_and_requests_shown(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    for _ in range(2):
+        ours, call_id = await callers.dial_local("100", number=CUSTOMER, name="Ann Lee")
+        await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+        await callers.hang_up(ours)
+        await observer.wait_for(lambda e, c=call_id: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == f"{c}~op1", what="call over")
+    await app[inbound_key].lanes.join()
+    status, card = await app_runner.api("GET", f"/api/customers/{CUSTOMER.lstrip('+')}")
+    assert status == 200 and card["name"] == "Ann Lee"
+    assert [e["event"] for e in card["history"]] == ["called in", "called in"]

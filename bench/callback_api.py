@@ -1,0 +1,236 @@
+"""POST /api/callbacks throughput and latency, against a real sandbox Asterisk and Redis.
+
+    sudo ~/.cache/ari-etiquette/venv/bin/python bench/callback_api.py --clients 20 --seconds 10
+
+The app runs as its own process (`python -m ari_app.cli run`) with the callback dialer off
+(ETIQUETTE_CALLBACK_DIALER=false: nothing is dialled) and a bearer token, as a server posting
+requests would use. For `--seconds`, `--clients` concurrent aiohttp clients (a session,
+so a keep-alive connection, each) post valid, distinct New York numbers (+1 212/646/...
+555 xxxx, then other exchanges): one request per number, so the per-number limit never
+counts above 1 and nothing is merged. The per-IP limit counts every request: the policy sets
+requests_per_ip_per_hour = 1000 and the bench deletes the IP's counter
+(etq:rate:ip:127.0.0.1:<hour>) every 1000 - clients - 50 requests, holding the clients at a
+gate while it does, so the counter never reaches the limit (a 429 would show in the error counts).
+
+Reported: requests/s, latency p50/p99/max, responses by status, the app's and Redis's CPU,
+and the durability check: every 201's id is in etq:callbacks:pending (ZMSCORE) with its
+record, and ZCARD etq:callbacks:pending equals the number of 201s. Redis is the sandbox's
+(appendonly yes, appendfsync everysec). The bench's clients share the machine with the app:
+on 2 cores, client CPU is part of what limits the figure. Not a test: prints figures and
+writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ari_app.log import configure_logging  # noqa: E402
+from ari_app.prompts.install import install_prompts  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+
+TOKEN = uuid.uuid4().hex
+AREAS = ("212", "646", "718", "917", "347", "332", "929")  # New York: one zone for every number
+OPEN_ALL_WEEK = "".join(f'{day} = "00:00-23:59"\n' for day in
+                        ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quiet_hours_away_from_now(zone: str = "America/New_York") -> str:
+    start = datetime.now(ZoneInfo(zone)) + timedelta(hours=6)
+    end = start + timedelta(hours=3)
+    return f'[quiet_hours]\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"\n'
+
+
+def write_policy(path: Path) -> None:
+    operators = ", ".join(f'"Local/op{i}@nowhere"' for i in range(10))
+    path.write_text(f'company = "Example Corp"\n[operators]\nendpoints = [{operators}]\n'
+                    '[recording]\nenabled = false\n'
+                    '[business_hours]\ntime_zone = "UTC"\n' + OPEN_ALL_WEEK
+                    + quiet_hours_away_from_now()
+                    + "[callback]\nrequests_per_ip_per_hour = 1000\n"
+                    "requests_per_number_per_day = 3\n")
+
+
+def numbers():
+    """630,000 distinct valid numbers (phonenumbers: fixed line or mobile, America/New_York)."""
+    for exchange in ("555", "201", "202", "203", "204", "205", "206", "207", "208"):
+        for area in AREAS:
+            for i in range(10000):
+                yield f"+1{area}{exchange}{i:04d}"
+
+
+async def run(args, env: dict, instance: SandboxInstance) -> dict:
+    policy = instance.dir / "bench-callback-api.toml"
+    write_policy(policy)
+    port = free_port()
+    app_env = {**os.environ, **env, "ETIQUETTE_POLICY_FILE": str(policy),
+               "ETIQUETTE_HTTP_PORT": str(port), "ETIQUETTE_API_TOKEN": TOKEN,
+               "ETIQUETTE_CALLBACK_DIALER": "false", "ETIQUETTE_LOG_LEVEL": "WARNING",
+               "ETIQUETTE_LOG_FORMAT": "json"}
+    log_path = Path(f"/tmp/bench-callback-api-{os.getpid()}.log")
+    log = open(log_path, "wb")
+    app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
+                                               env=app_env, cwd=ROOT, stdout=log, stderr=log)
+    redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as probe:
+            for _ in range(150):
+                try:
+                    async with probe.get(f"{base}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if app.returncode is not None:
+                    raise RuntimeError(f"the app exited; see {log_path}")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"the app did not answer /healthz; see {log_path}")
+        aof = await redis.config_get("append*")
+        assert await redis.zcard("etq:callbacks:pending") == 0, "a fresh sandbox Redis expected"
+
+        batch = 1000 - args.clients - 50  # in flight at a flush: at most `clients` more
+        gate = asyncio.Lock()
+        issued = {"since_flush": 0, "flushes": 0}
+        pool = numbers()
+        latencies: list[float] = []
+        statuses: Counter = Counter()
+        created: list[str] = []
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def flush_if_due() -> None:
+            if issued["since_flush"] < batch:
+                return
+            async with gate:
+                if issued["since_flush"] >= batch:
+                    slot = int(time.time() // 3600)
+                    await redis.delete(*(f"etq:rate:ip:127.0.0.1:{s}"
+                                         for s in (slot - 1, slot, slot + 1)))
+                    issued["since_flush"] = 0
+                    issued["flushes"] += 1
+
+        async def client(n: int, end: float) -> None:
+            async with aiohttp.ClientSession(headers=headers) as session:
+                while time.perf_counter() < end:
+                    await flush_if_due()
+                    number = next(pool, None)
+                    if number is None:
+                        raise RuntimeError("ran out of distinct numbers: use fewer --seconds")
+                    issued["since_flush"] += 1
+                    body = {"number": number, "name": f"Bench Client {n}", "topic": "bench",
+                            "time_zone": "America/New_York"}
+                    t0 = time.perf_counter()
+                    try:
+                        async with session.post(f"{base}/api/callbacks", json=body) as r:
+                            answer = await r.read()
+                            status: int | str = r.status
+                    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                        status, answer = type(exc).__name__, b""
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    statuses[status] += 1
+                    if status == 201:
+                        created.append(json.loads(answer)["id"])
+
+        cpu0, redis_cpu0 = proc_cpu(app.pid), proc_cpu(instance.load_state().redis_pid)
+        t0 = time.perf_counter()
+        end = t0 + args.seconds
+        await asyncio.gather(*(client(n, end) for n in range(args.clients)))
+        elapsed = time.perf_counter() - t0
+        app_cpu = (proc_cpu(app.pid) - cpu0) / elapsed
+        redis_cpu = (proc_cpu(instance.load_state().redis_pid) - redis_cpu0) / elapsed
+
+        # durability: every 201 is in the pending index, with its record
+        zcard = await redis.zcard("etq:callbacks:pending")
+        missing_index = missing_record = 0
+        for i in range(0, len(created), 500):
+            chunk = created[i:i + 500]
+            scores = await redis.zmscore("etq:callbacks:pending", chunk)
+            missing_index += sum(s is None for s in scores)
+            exists = await redis.exists(*(f"etq:callback:{c}" for c in chunk))
+            missing_record += len(chunk) - exists
+        total = sum(statuses.values())
+        return {
+            "clients": args.clients, "seconds": round(elapsed, 2), "requests": total,
+            "requests_per_s": round(total / elapsed, 1),
+            "created_per_s": round(statuses.get(201, 0) / elapsed, 1),
+            "latency_p50_ms": round(pct(latencies, 50), 2),
+            "latency_p99_ms": round(pct(latencies, 99), 2),
+            "latency_max_ms": round(max(latencies), 2) if latencies else None,
+            "by_status": {str(k): v for k, v in sorted(statuses.items(), key=str)},
+            "errors": sum(v for k, v in statuses.items() if k != 201),
+            "rate_counter_flushes": issued["flushes"], "flush_every": batch,
+            "redis": {"zcard_pending": zcard, "created_201": len(created),
+                      "zcard_equals_201s": zcard == len(created),
+                      "ids_missing_from_index": missing_index,
+                      "ids_missing_record": missing_record,
+                      "appendonly": aof.get("appendonly"), "appendfsync": aof.get("appendfsync")},
+            "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+            "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
+            "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+        }
+    finally:
+        app.terminate()
+        await app.wait()
+        log.close()
+        await redis.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (max 100)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long they post")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 100:
+        parser.error("--clients: 1 to 100 (the per-IP counter is flushed below its limit)")
+    configure_logging("WARNING", "json")
+    instance = SandboxInstance(f"bench-{os.getpid()}")
+    try:
+        state = instance.up(SandboxPorts.free(), phones="none",
+                            prompts_dir_hook=lambda d: install_prompts(
+                                d, {"company": "Example Corp"}, ("en", "ru")))
+        result = await run(args, instance.app_env(state), instance)
+    finally:
+        instance.destroy()
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"callback_api-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
