@@ -18,8 +18,9 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from ari_app.policy import BusinessHours, QuietHours
+from ari_app.prompts.catalog import hours_prompt, minutes_prompt
 
-__all__ = ["PromiseWindow", "callable_at", "next_callable", "promise_window", "customer_zone"]
+__all__ = ["PromiseWindow", "spoken_window", "callable_at", "next_callable", "promise_window", "customer_zone"]
 
 STEP = timedelta(minutes=5)
 HORIZON = timedelta(days=8)  # a week of closed days and a holiday still finds a slot
@@ -72,3 +73,16 @@ def promise_window(now: float, *, zone: ZoneInfo, business: BusinessHours, quiet
     if earliest is None:
         return None
     return PromiseWindow(earliest, earliest + timedelta(minutes=width_minutes))
+
+
+def spoken_window(latest_at: float, now: float, language: str) -> tuple[str, ...]:
+    """What a caller hears about when the callback comes: "we will call you back within 30
+    minutes" (or hours, when it is later than two hours away: at night, over a weekend)."""
+    minutes = max(1, -(-int(latest_at - now) // 60))
+    if minutes <= 120:
+        count, word = minutes, minutes_prompt(minutes, language)
+    else:
+        count = -(-minutes // 60)
+        word = hours_prompt(count, language)
+    return ("sound:etiquette/callback-window-prefix", "sound:etiquette/callback-within",
+            f"number:{count}", f"sound:etiquette/{word}")

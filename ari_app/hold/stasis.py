@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ari_app.ari import AriClient, AriNotFound, tolerated
 from ari_app.ari import operations as ops
 from ari_app.callback.service import CallbackRequest, CallbackRequests
+from ari_app.callback.window import spoken_window
 from ari_app.hold import machine as h
 from ari_app.hold.store import HoldStore
 from ari_app.rules import CallLegs, RuleResult
@@ -35,6 +36,7 @@ class HoldStasis:
         self.callbacks, self.voicemails = callbacks, voicemails
         self.settings, self.reason_prompts, self.moh_class = settings, reason_prompts, moh_class
         self.clock = clock
+        self._promised: dict[str, tuple[str, ...]] = {}  # call -> its callback's window, said
 
     # --- entry points (called from the call's lane) ------------------------------------------
     async def start(self, legs: CallLegs, reason: str | None, expected_minutes: int | None,
@@ -99,6 +101,8 @@ class HoldStasis:
                 case h.StopMusic():
                     await self.ari.stop_moh(caller)
                 case h.Play(prompt=prompt, media=media, tag=tag):
+                    promised = self._promised.pop(caller, ()) if prompt == "callback-confirmed" else ()
+                    media = (media[0], *promised, *media[1:])  # when the callback comes
                     await self.ari.play(caller, list(media), self._playback_id(legs, tag, prompt),
                                         lang=legs.language)
                 case h.StopPlayback(prompt=prompt, tag=tag):
@@ -129,7 +133,11 @@ class HoldStasis:
                         own_number=own,
                         language=legs.language))
                     await self.timeline.note(caller, "callback requested", "hold", request=req.id,
-                                             number=number, chosen=chosen)
+                                             number=number, chosen=chosen,
+                                             window=[req.earliest_at, req.latest_at])
+                    if req.latest_at:
+                        self._promised[caller] = spoken_window(req.latest_at, self.clock(),
+                                                               legs.language)
                 case h.Note(event=event, data=data):
                     await self.timeline.note(caller, event, "hold", **dict(data))
                 case h.EndCall():

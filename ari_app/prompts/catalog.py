@@ -100,6 +100,12 @@ def media(name: str) -> str:
     return f"sound:{SOUND_DIR}/{name}"
 
 
+def hours_prompt(count: int, lang: str) -> str:
+    """Which of `hour`, `hours-few`, `hours` follows the number `count` (as minutes_prompt)."""
+    return {"minute": "hour", "minutes-few": "hours-few", "minutes": "hours"}[
+        minutes_prompt(count, lang)]
+
+
 def minutes_prompt(count: int, lang: str) -> str:
     """Which of `minute`, `minutes-few`, `minutes` follows the number `count`.
 

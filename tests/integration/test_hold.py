@@ -112,7 +112,13 @@ async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_calle
     await app[inbound_key].request(call_id, PutOnHold(time.time(), "consult", None, "test"))
 
     menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
-    await wait_prompt(observer, call_id, "callback-confirmed", timeout=15, after=menu["_t"])
+    confirmed = await wait_prompt(observer, call_id, "callback-confirmed", timeout=20,
+                                  after=menu["_t"])
+    # the caller hears when: "we will call you back within N minutes (or hours)"
+    said = media_of(observer, confirmed["playback"]["id"])
+    assert said[:3] == ["sound:etiquette/callback-confirmed",
+                        "sound:etiquette/callback-window-prefix", "sound:etiquette/callback-within"]
+    assert said[3].startswith("number:") and said[-1] == "sound:etiquette/goodbye", said
     # the operator is told and freed; the caller is let go after the goodbye
     await wait_prompt(observer, f"{call_id}~op1", "operator-freed-callback", timeout=15)
     await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
