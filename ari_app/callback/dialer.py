@@ -73,13 +73,14 @@ class CallbackDialer:
                 continue
             if not await self._may_ring(request, now):
                 continue
+            # never more callback dials than free operators, whichever party rings first
             endpoint = await self.operators.reserve_free(f"{PREFIX}{request_id}")
-            if endpoint is None and self.policy.callback.dialing == "agent-first":
+            if endpoint is None:
                 request.next_attempt_at = now + NO_OPERATOR_RETRY
                 await self.requests.save(request)
                 await self._unlock(request_id)
                 break  # nobody free: no more dials this round
-            await self._start(request, endpoint or "", now)
+            await self._start(request, endpoint, now)
             started += 1
         return started
 

@@ -159,6 +159,7 @@ class CallbackCallMachine:
     customer_first: bool = False
     reason_prompt: str | None = None
     up: list[str] = field(default_factory=list)   # parties whose leg is up
+    ringing: list[str] = field(default_factory=list)  # parties being dialled
     playing: dict[str, str] = field(default_factory=dict)
     deadline: float | None = None
     outcome: str | None = None
@@ -182,10 +183,12 @@ class CallbackCallMachine:
         self.customer_first, self.reason_prompt = ev.customer_first, ev.reason_prompt
         if ev.customer_first:
             self._set_state(CallbackCallState.DIALING_CUSTOMER)
-            return [Note("customer dialed", (("order", "customer-first"),)), DialCustomer()]
-        return [Note("operator dialed", (("order", "agent-first"),)), DialOperator()]
+            return [Note("customer dialed", (("order", "customer-first"),)), self._dial(CUSTOMER)]
+        return [Note("operator dialed", (("order", "agent-first"),)), self._dial(OPERATOR)]
 
     def _on_OperatorAnswered(self, ev: OperatorAnswered) -> list[object]:
+        if OPERATOR in self.ringing:
+            self.ringing.remove(OPERATOR)
         self.up.append(OPERATOR)
         intro = self._play(OPERATOR, "operator-callback-intro")
         if self.state is CallbackCallState.JOINING_OPERATOR:
@@ -193,9 +196,12 @@ class CallbackCallMachine:
         if self.state is not CallbackCallState.DIALING_OPERATOR:
             return [HangUp(OPERATOR)]
         self._set_state(CallbackCallState.DIALING_CUSTOMER)
-        return [Note("operator answered", ()), intro, Note("customer dialed", ()), DialCustomer()]
+        return [Note("operator answered", ()), intro, Note("customer dialed", ()),
+                self._dial(CUSTOMER)]
 
     def _on_OperatorFailed(self, ev: OperatorFailed) -> list[object]:
+        if OPERATOR in self.ringing:
+            self.ringing.remove(OPERATOR)
         if self.state is CallbackCallState.JOINING_OPERATOR:
             # the customer wanted to talk: never drop them silently, promise another call
             return self._close_with(CUSTOMER, "callback-operator-busy", "operator-unavailable",
@@ -207,6 +213,8 @@ class CallbackCallMachine:
     def _on_CustomerAnswered(self, ev: CustomerAnswered) -> list[object]:
         if self.state is not CallbackCallState.DIALING_CUSTOMER:
             return [HangUp(CUSTOMER)]
+        if CUSTOMER in self.ringing:
+            self.ringing.remove(CUSTOMER)
         self.up.append(CUSTOMER)
         self._set_state(CallbackCallState.INTRODUCING)
         media = (prompt_media("callback-intro"),
@@ -215,6 +223,8 @@ class CallbackCallMachine:
         return [Note("customer answered", ()), self._play(CUSTOMER, "callback-intro", media)]
 
     def _on_CustomerFailed(self, ev: CustomerFailed) -> list[object]:
+        if CUSTOMER in self.ringing:
+            self.ringing.remove(CUSTOMER)
         if self.state is not CallbackCallState.DIALING_CUSTOMER:
             return []
         cause = ev.cause.lower()
@@ -239,7 +249,7 @@ class CallbackCallMachine:
             note = Note("customer chose", (("choice", "talk now"),))
             if self.customer_first:
                 self._set_state(CallbackCallState.JOINING_OPERATOR)
-                return [note, self._play(CUSTOMER, "callback-connecting"), DialOperator()]
+                return [note, self._play(CUSTOMER, "callback-connecting"), self._dial(OPERATOR)]
             return [note, *self._connect()]
         if ev.digit == "2":
             self.deadline = None
@@ -263,6 +273,8 @@ class CallbackCallMachine:
             return self._finish("connected", f"{ev.party} hung up")
         if self.state is CallbackCallState.CLOSING and ev.party == CUSTOMER:
             return self._finish(self.outcome or "rescheduled")
+        if self.state is CallbackCallState.CLOSING:
+            return []  # the operator's leg, hung up by _close_with: the customer hears goodbye
         if ev.party == CUSTOMER:
             return self._finish("not-reached", "the customer hung up before talking")
         if self.state is CallbackCallState.JOINING_OPERATOR:
@@ -283,6 +295,10 @@ class CallbackCallMachine:
         return [*hang, Note("closing", (("outcome", outcome), ("detail", detail))),
                 self._play(party, prompt, (prompt_media(prompt), prompt_media("goodbye")))]
 
+    def _dial(self, party: str) -> object:
+        self.ringing.append(party)
+        return DialOperator() if party == OPERATOR else DialCustomer()
+
     def _play(self, party: str, prompt: str, media: tuple[str, ...] = ()) -> Play:
         self.playing[party] = prompt
         return Play(party, prompt, media or (prompt_media(prompt),))
@@ -290,7 +306,9 @@ class CallbackCallMachine:
     def _finish(self, outcome: str, detail: str = "") -> list[object]:
         self._set_state(CallbackCallState.ENDED)
         self.outcome, self.deadline = outcome, None
-        hang = [HangUp(p) for p in (OPERATOR, CUSTOMER) if p in self.up]
+        # a leg still ringing is cancelled too: nobody answers into an attempt that is over
+        hang = [HangUp(p) for p in (OPERATOR, CUSTOMER) if p in self.up or p in self.ringing]
+        self.ringing = []
         return [*hang, Note("attempt ended", (("outcome", outcome), ("detail", detail))),
                 Finish(outcome, detail)]
 
