@@ -170,7 +170,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,
                                codes.supervisor, moves.mode,
                                policy.supervisor.caller_key_allowed))
-        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy)
+        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy,
+                                supervisors=desk.supervisors)
         callback_calls = CallbackStasis(
             ari, SnapshotStore(redis, "callback-call", CallbackCallMachine), timeline,
             app=settings.ari_app, dial_template=policy.callback.dial,

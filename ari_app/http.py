@@ -72,8 +72,8 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as exc:
-        headers = {"Retry-After": "60"} if exc.status == 429 else None
-        return web.json_response(exc.body(), status=exc.status, headers=headers)
+        return web.json_response(exc.body(), status=exc.status,
+                                 headers=getattr(exc, "headers", None))
 
 
 @routes.get("/healthz")

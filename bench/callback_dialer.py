@@ -1,17 +1,18 @@
 """Callback dialers working through 10,000 due requests, against a sandbox's real Redis.
 
-    sudo ~/.cache/ari-etiquette/venv/bin/python bench/callback_dialer.py --requests 10000 --spread 60 --dialers 2
+    sudo ~/.cache/ari-etiquette/venv/bin/python bench/callback_dialer.py --spread 60 --dialers 2
 
 The requests are stored with CallbackRequests.accept and an explicit earliest_at, their due
 times spread evenly over `--spread` seconds starting `--lead` seconds from now (time to store
 them first). `--dialers` CallbackDialer instances then run their real loop (`run()`, tick
-`--tick`), each in its own process as separate app instances would (`--one-process`: all in
-one), each with its own OperatorService over the same `--operators` Local endpoints (always
-"available": the reservation in Redis is what counts). Where an attempt would reach ARI
-(`stasis.start`) a stand-in records (request id, time) and at once, as its own task, calls
-`dialer.finished(machine, Finish("connected"))`, which releases the operator and closes the
-request. Policy: open all week (UTC), quiet hours away from now in New York (the numbers'
-zone). Asterisk is started with the sandbox but not used.
+`--tick`; the app's own dialer uses the default, 1.0 s), each in its own process as separate
+app instances would (`--one-process`: all in one), each with its own OperatorService over the
+same `--operators` Local endpoints (always "available": the reservation in Redis is what
+counts). Where an attempt would reach ARI (`stasis.start`) a stand-in records (request id,
+time) and at once, as its own task, calls `dialer.finished(machine, Finish("connected"))`,
+which releases the operator and closes the request. Policy: open all week (UTC), quiet hours
+away from now in New York (the numbers' zone). Asterisk is started with the sandbox but not
+used.
 
 Reported: lateness = start time - due time (p50, p99, max), requests never started, requests
 started more than once (must be 0), the most requests due but not started at once, the time

@@ -14,6 +14,7 @@ so no request is ever dialled twice at once.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -34,36 +35,53 @@ __all__ = ["CallbackDialer"]
 
 logger = structlog.get_logger()
 NO_OPERATOR_RETRY = 15.0
+ROUND = 50  # requests looked at per round
 LEASE = 600  # seconds a claimed request stays ours without news (a crashed instance frees it)
 
 
 class CallbackDialer:
     def __init__(self, redis: Redis, requests: CallbackRequests, operators: OperatorService,
                  customers: Customers, policy: Policy, *, tick: float = 1.0,
+                 supervisors: OperatorService | None = None,
                  clock: Callable[[], float] = time.time, owner: str | None = None) -> None:
         self.redis, self.requests, self.operators = redis, requests, operators
+        self.supervisors = supervisors
         self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
         self.owner = owner or uuid.uuid4().hex[:12]
         self.stasis: CallbackStasis | None = None  # set by app.py (they need each other)
+
+    def _who_calls(self, request: CallbackRequest) -> OperatorService:
+        """The people who owe this callback: a supervisor's promise is kept by a supervisor,
+        a message for a department by that department; anything else by any operator."""
+        if request.for_whom == "supervisor" and self.supervisors is not None:
+            return self.supervisors
+        entry = next((e for e in self.policy.directory if e.id == request.for_whom), None)
+        if entry is not None:
+            return OperatorService(self.operators.ari, self.redis, [entry.endpoint])
+        return self.operators
 
     def _lock(self, request_id: str) -> str:
         return f"{self.requests.prefix}:callback:lock:{request_id}"
 
     async def run(self) -> None:
         while True:
+            started = 0
             try:
-                await self.dial_due()
+                started = await self.dial_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("callback dialer round failed")
-            await asyncio.sleep(self.tick)
+            if started < ROUND:  # a full round: more may be due, go on at once
+                await asyncio.sleep(self.tick)
 
     async def dial_due(self) -> int:
         """One round: start an attempt for every due request that may ring now. How many."""
         now = self.clock()
         started = 0
-        for request_id in await self.requests.due(now, limit=50):
+        due = await self.requests.due(now, limit=ROUND)
+        random.shuffle(due)  # instances reading the same head of the queue rarely collide
+        for request_id in due:
             if not await self.redis.set(self._lock(request_id), self.owner, nx=True, ex=LEASE):
                 continue  # another instance has it
             request = await self.requests.get(request_id)
@@ -74,12 +92,12 @@ class CallbackDialer:
             if not await self._may_ring(request, now):
                 continue
             # never more callback dials than free operators, whichever party rings first
-            endpoint = await self.operators.reserve_free(f"{PREFIX}{request_id}")
+            endpoint = await self._who_calls(request).reserve_free(f"{PREFIX}{request_id}")
             if endpoint is None:
                 request.next_attempt_at = now + NO_OPERATOR_RETRY
                 await self.requests.save(request)
                 await self._unlock(request_id)
-                break  # nobody free: no more dials this round
+                continue  # nobody free for this one (others may be for someone else)
             await self._start(request, endpoint, now)
             started += 1
         return started
@@ -106,20 +124,18 @@ class CallbackDialer:
         await self.requests.save(request)
         call_id = f"{PREFIX}{request.id[:16]}{request.attempts}"
         machine = k.CallbackCallMachine(call_id, request_id=request.id, number=request.number,
-                                        operator=operator,
+                                        operator=operator, language=request.language,
                                         answer_timeout=self.policy.callback.answer_timeout)
-        reason = self.policy.hold.reasons.get(request.reason or "") if request.reason else None
         await self.customers.note(request.number, "callback attempt", request=request.id,
                                   attempt=request.attempts)
         assert self.stasis is not None
         await self.stasis.start(machine, k.Started(
-            now, self.policy.callback.dialing == "customer-first",
-            "callback-about-request" if reason is None else reason))
+            now, self.policy.callback.dialing == "customer-first", "callback-about-request"))
 
     async def finished(self, machine: k.CallbackCallMachine, finish: k.Finish) -> None:
         """An attempt ended: close, retry or reschedule its request."""
         now, cb = self.clock(), self.policy.callback
-        if machine.operator:
+        if machine.operator:  # the same Redis reservation, whoever's list it came from
             await self.operators.release(machine.operator, f"{PREFIX}{machine.request_id}")
         request = await self.requests.get(machine.request_id)
         if request is None:

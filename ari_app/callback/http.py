@@ -22,7 +22,7 @@ from importlib import resources
 from aiohttp import web
 
 from ari_app.callback.intake import InvalidField, RateLimited, RateLimits, check_form
-from ari_app.callback.service import CallbackRequest
+from ari_app.callback.service import CallbackRequest, NoCallbackWindow
 from ari_app.hold.http import read_json
 from ari_app.http import ApiError, has_bearer, public
 from ari_app.keys import callbacks_key, customers_key, policy_key, rate_limits_key
@@ -53,6 +53,15 @@ class CsrfFailed(ApiError):
 class TooManyRequests(ApiError):
     status = 429
     error_id = "too-many-requests"
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class NoSuchCustomer(ApiError):
+    status = 404
+    error_id = "no-such-customer"
 
 
 class NoSuchRequest(ApiError):
@@ -93,15 +102,15 @@ async def create(request: web.Request) -> web.Response:
     except InvalidField as problem:
         raise InvalidCallbackRequest(problem) from None
     except RateLimited as exc:
-        raise TooManyRequests(exc.message) from None
-    accepted = await request.app[callbacks_key].accept(CallbackRequest(
-        number=form.number, source="web", name=form.name, topic=form.topic,
-        language=form.language, own_number=False, time_zone=form.time_zone),
-        preferred=form.preferred_at)
+        raise TooManyRequests(exc.message, exc.retry_after) from None
+    try:
+        accepted = await request.app[callbacks_key].accept(CallbackRequest(
+            number=form.number, source="web", name=form.name, topic=form.topic,
+            language=form.language, own_number=False, time_zone=form.time_zone),
+            preferred=form.preferred_at, require_window=True)
+    except NoCallbackWindow as exc:
+        raise NoWindow(f"{exc}; please call us instead") from None
     callback = accepted.request
-    if callback.earliest_at is None:
-        raise NoWindow("no time to call back was found in the next 8 days: check the policy's "
-                       "business and quiet hours")
     return web.json_response({**callback.to_public_dict(), "merged": accepted.merged},
                              status=200 if accepted.merged else 201)
 
@@ -120,7 +129,7 @@ async def card(request: web.Request) -> web.Response:
     number = request.match_info["number"]
     found = await request.app[customers_key].card(number if number.startswith("+") else f"+{number}")
     if found is None:
-        raise NoSuchRequest(f"no customer card for {number}")
+        raise NoSuchCustomer(f"no customer card for {number}")
     return web.json_response(found)
 
 

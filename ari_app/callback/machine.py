@@ -154,6 +154,7 @@ class CallbackCallMachine:
     request_id: str = ""
     number: str = ""            # the customer's, E.164
     operator: str = ""          # the endpoint reserved for this attempt
+    language: str = "en"        # the customer's
     answer_timeout: float = 8.0
     state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
     customer_first: bool = False

@@ -25,7 +25,7 @@ from ari_app.customers.service import Customers
 from ari_app.policy import Policy
 from ari_app.records import DurableRecords
 
-__all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "OPEN"]
+__all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow", "OPEN"]
 
 OPEN = ("pending", "dialing")
 
@@ -82,6 +82,10 @@ class CallbackRequest:
                 "attempts": self.attempts, "outcome": self.outcome, "created_at": self.created_at}
 
 
+class NoCallbackWindow(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class Accepted:
     request: CallbackRequest
@@ -99,10 +103,16 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
     def _open_key(self, number: str) -> str:
         return f"{self.prefix}:callback:open:{number}"
 
-    async def accept(self, request: CallbackRequest, preferred: float | None = None) -> Accepted:
-        """Store the request (or merge it into the number's open one) with its promised window."""
+    async def accept(self, request: CallbackRequest, preferred: float | None = None,
+                     require_window: bool = False) -> Accepted:
+        """Store the request (or merge it into the number's open one) with its promised window.
+        `require_window`: refuse (NoCallbackWindow) rather than store a request nobody can be
+        promised a time for (the web form); a caller on the phone is never refused."""
         if request.earliest_at is None and self.policy is not None:
             await self._promise(request, preferred)
+            if request.earliest_at is None and require_window:
+                raise NoCallbackWindow("no time to call back in the next 8 days: the business "
+                                       "hours and the customer's quiet hours never overlap")
         request.history.append({"t": round(self.clock(), 3), "event": "requested",
                                 "source": request.source, "call_id": request.call_id,
                                 "topic": request.topic or None})

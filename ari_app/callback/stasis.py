@@ -128,7 +128,8 @@ class CallbackStasis:
                         return k.CustomerFailed(self.clock(), exc.message)
                 case k.Play(party=party, prompt=prompt, media=media):
                     await self.ari.play(leg[party], list(media),
-                                        f"{call}{SEP}{party}.{uuid.uuid4().hex[:6]}{SEP}{prompt}")
+                                        f"{call}{SEP}{party}.{uuid.uuid4().hex[:6]}{SEP}{prompt}",
+                                        lang=machine.language)
                 case k.Connect():
                     await self.ari.create_bridge(f"{call}{SEP}talk", "mixing", name=f"callback {call}")
                     for channel in leg.values():
