@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ari_app.ari import AriClient, AriNotFound, tolerated
 from ari_app.ari import operations as ops
 from ari_app.callback.service import CallbackRequest, CallbackRequests
+from ari_app.callback.window import spoken_window
 from ari_app.escalation import machine as c
 from ari_app.escalation.service import Complaint, Complaints
 from ari_app.escalation.store import ComplaintStore
@@ -34,6 +35,7 @@ class ComplaintStasis:
         self.complaints, self.callbacks = complaints, callbacks
         self.app, self.window_minutes, self.max_seconds = app, window_minutes, max_seconds
         self.clock = clock
+        self._promised: dict[str, tuple[str, ...]] = {}  # call -> the callback's window, said
 
     async def start(self, legs: CallLegs, why: str) -> RuleResult:
         machine = c.ComplaintMachine(legs.call_id)
@@ -112,6 +114,9 @@ class ComplaintStasis:
                 case c.ReattachCaller():
                     await self.ari.add_to_bridge(legs.talk_bridge, caller)
                 case c.Play(prompt=prompt, media=media, tag=tag):
+                    promised = self._promised.pop(caller, None) if prompt == "complaint-saved" else None
+                    if promised:  # the window really promised: later at night or on a weekend
+                        media = (*media[:2], *promised, *media[4:])
                     await self.ari.play(caller, list(media), self.playback_id(caller, tag, prompt),
                                         lang=legs.language)
                 case c.PlayToOperator(prompt=prompt):
@@ -139,7 +144,10 @@ class ComplaintStasis:
                         callback_id=callback.id, window_minutes=minutes))
                     await self.timeline.note(caller, "complaint saved", "escalation",
                                              complaint=complaint.id, callback=callback.id,
-                                             callback_by=round(now + minutes * 60))
+                                             callback_by=callback.latest_at)
+                    if callback.latest_at:  # "within N minutes (or hours)", as computed
+                        self._promised[caller] = spoken_window(callback.latest_at, now,
+                                                               legs.language)[2:]
                 case c.Note(event=event, data=data):
                     await self.timeline.note(caller, event, "escalation", **dict(data))
                 case _:
