@@ -46,6 +46,7 @@ class CallbackDialer:
                  clock: Callable[[], float] = time.time, owner: str | None = None) -> None:
         self.redis, self.requests, self.operators = redis, requests, operators
         self.supervisors = supervisors
+        self._round_was_full = False
         self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
         self.owner = owner or uuid.uuid4().hex[:12]
         self.stasis: CallbackStasis | None = None  # set by app.py (they need each other)
@@ -65,14 +66,13 @@ class CallbackDialer:
 
     async def run(self) -> None:
         while True:
-            started = 0
             try:
-                started = await self.dial_due()
+                await self.dial_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("callback dialer round failed")
-            if started < ROUND:  # a full round: more may be due, go on at once
+            if not self._round_was_full:  # a full round: more may be due, go on at once
                 await asyncio.sleep(self.tick)
 
     async def dial_due(self) -> int:
@@ -80,6 +80,7 @@ class CallbackDialer:
         now = self.clock()
         started = 0
         due = await self.requests.due(now, limit=ROUND)
+        self._round_was_full = len(due) == ROUND
         random.shuffle(due)  # instances reading the same head of the queue rarely collide
         for request_id in due:
             if not await self.redis.set(self._lock(request_id), self.owner, nx=True, ex=LEASE):
@@ -116,6 +117,15 @@ class CallbackDialer:
         return False
 
     async def _start(self, request: CallbackRequest, operator: str, now: float) -> None:
+        if request.latest_at and now > request.latest_at and not any(
+                h["event"] == "promise missed" for h in request.history):
+            # the window the customer was told is a commitment: a late call is on the record
+            request.history.append({"t": round(now, 3), "event": "promise missed",
+                                    "late_by": round(now - request.latest_at)})
+            await self.customers.note(request.number, "callback promise missed",
+                                      request=request.id, late_by=round(now - request.latest_at))
+            logger.warning("callback promise missed", request=request.id,
+                           late_by=round(now - request.latest_at))
         request.attempts += 1
         request.status = "dialing"
         request.next_attempt_at = now + LEASE  # if this instance dies, it is due again later

@@ -273,3 +273,30 @@ async def test_given_customer_calls_in_twice_when_operator_opens_the_card_then_b
     status, card = await app_runner.api("GET", f"/api/customers/{CUSTOMER.lstrip('+')}")
     assert status == 200 and card["name"] == "Ann Lee"
     assert [e["event"] for e in card["history"]] == ["called in", "called in"]
+
+
+async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_the_record(
+        settings, redis):
+    callback_policy(settings)
+    policy = load_policy(settings.policy_file, test_time_ranges=True)
+    customers = Customers(redis)
+    requests = CallbackRequests(redis, policy, customers=customers)
+    now = time.time()
+    late = (await requests.accept(CallbackRequest(number=CUSTOMER, source="web",
+                                                  earliest_at=now - 1800,
+                                                  latest_at=now - 600))).request
+
+    class CountingCalls:
+        async def start(self, machine, event) -> None:
+            pass
+
+    dialer = CallbackDialer(redis, requests, OperatorService(None, redis, ["Local/op@x"]),
+                            customers, policy)
+    dialer.stasis = CountingCalls()
+    assert await dialer.dial_due() == 1
+    stored = await requests.get(late.id)
+    missed = [h for h in stored.history if h["event"] == "promise missed"]
+    assert len(missed) == 1 and missed[0]["late_by"] >= 600
+    card = await customers.card(CUSTOMER)
+    assert "callback promise missed" in [e["event"] for e in card["history"]]
+    await redis.flushdb()
