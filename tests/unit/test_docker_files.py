@@ -422,7 +422,7 @@ def test_env_example_lists_every_compose_variable_with_empty_secrets():
     used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
     example = _env_example()
     assert used <= set(example), f"missing from docker/.env.example: {sorted(used - set(example))}"
-    for key in ("ARI_PASSWORD", "REDIS_PASSWORD"):
+    for key in ("ARI_PASSWORD", "REDIS_PASSWORD", "API_TOKEN"):
         assert example[key] == "", f".env.example must leave {key} empty"
         assert re.search(r"\$\{" + key + r":\?", text), f"compose must require {key} (${{{key}:?...}})"
     assert "openssl rand -hex 24" in ENV_EXAMPLE.read_text()
@@ -443,13 +443,15 @@ def test_docker_compose_config(tmp_path):
     compose = _compose_command()
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
-    base = [k for k in os.environ if k in ("ARI_PASSWORD", "REDIS_PASSWORD")]
+    base = [k for k in os.environ if k in ("ARI_PASSWORD", "REDIS_PASSWORD", "API_TOKEN")]
     env = {k: v for k, v in os.environ.items() if k not in base}
     cmd = [*compose, "--env-file", str(empty_env), "-f", str(COMPOSE), "config"]
     refused = subprocess.run(cmd + ["--quiet"], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0
-    assert re.search(r"set (ARI|REDIS)_PASSWORD in docker/\.env", refused.stderr), refused.stderr
-    env |= {"ARI_PASSWORD": secrets.token_hex(24), "REDIS_PASSWORD": secrets.token_hex(24)}
+    assert re.search(r"set (ARI_PASSWORD|REDIS_PASSWORD|API_TOKEN) in docker/\.env",
+                     refused.stderr), refused.stderr
+    env |= {"ARI_PASSWORD": secrets.token_hex(24), "REDIS_PASSWORD": secrets.token_hex(24),
+            "API_TOKEN": secrets.token_hex(24)}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert env["REDIS_PASSWORD"] in result.stdout and "network_mode: host" in result.stdout
