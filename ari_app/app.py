@@ -165,6 +165,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         inbound = InboundStasis(
             ari, app[store_key], operators, hold, transfer, complaint, app[directory_key], desk,
             customers=app[customers_key],
+            number_region=(policy.callback.allowed_countries[0]
+                           if len(policy.callback.allowed_countries) == 1 else None),
             app=settings.ari_app, recording_notice=policy.recording.enabled,
             moh_class=rules.moh_class, ring_timeout=policy.operators.ring_timeout,
             codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,

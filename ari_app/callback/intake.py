@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from ari_app.policy import CallbackPolicy
 
-__all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits"]
+__all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits", "to_e164"]
 
 MAX_NAME, MAX_TOPIC, MAX_NUMBER = 80, 300, 32
 # where a short number is checked for being an emergency one when the policy names no country
@@ -47,6 +47,19 @@ class CallbackForm:
     preferred_at: float | None = None
     time_zone: str | None = None
     language: str = "en"
+
+
+def to_e164(raw: str, region: str | None) -> str:
+    """A caller ID as the web form would store it (+12125550100), so the same customer is
+    one card and one open callback whichever way they reached us; left as it is when it is
+    not a number that can be called back (an extension, "anonymous")."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return raw
+    if not phonenumbers.is_valid_number(number):
+        return raw
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _text(body: dict, field: str, limit: int) -> str:

@@ -20,6 +20,7 @@ import structlog
 
 from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
 from ari_app.ari import operations as ops
+from ari_app.callback.intake import to_e164
 from ari_app.customers.service import Customers
 from ari_app.escalation import machine as c
 from ari_app.escalation.service import SupervisorDesk
@@ -104,13 +105,15 @@ class InboundStasis:
     def __init__(self, ari: AriClient, store: CallStore, operators: OperatorService,
                  hold: HoldStasis, transfer: TransferStasis, complaint: ComplaintStasis,
                  directory: Directory, supervisors: SupervisorDesk, *,
-                 customers: Customers | None = None, app: str,
+                 customers: Customers | None = None, number_region: str | None = None,
+                 app: str,
                  recording_notice: bool, moh_class: str, ring_timeout: int,
                  codes: m.FeatureCodes = m.FeatureCodes(), seek_retry: float = 3.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store, self.operators, self.hold = ari, store, operators, hold
         self.transfer, self.complaint = transfer, complaint
         self.directory, self.supervisors, self.customers = directory, supervisors, customers
+        self.number_region = number_region  # national caller IDs are read in this country
         self.codes = codes
         self._rule_deadlines: dict[str, float] = {}
         self.app, self.recording_notice = app, recording_notice
@@ -299,7 +302,8 @@ class InboundStasis:
                 channel = event["channel"]
                 if args[:1] == ["inbound"] and channel["id"] == call_id:
                     caller = channel.get("caller") or {}
-                    return [m.CallerArrived(now, caller.get("number", ""), caller.get("name", ""),
+                    number = to_e164(caller.get("number", ""), self.number_region)
+                    return [m.CallerArrived(now, number, caller.get("name", ""),
                                             channel.get("language") or "en")]
                 if machine is None:
                     return []
@@ -556,7 +560,8 @@ class InboundStasis:
             await self.store.note(call_id, "call started", at=now, number=caller.get("number"))
             if self.customers is not None and caller.get("number"):
                 # a repeat caller: the operator's page shows their card (GET /api/customers/...)
-                await self.customers.note(caller["number"], "called in", call_id=call_id,
+                await self.customers.note(to_e164(caller["number"], self.number_region),
+                                          "called in", call_id=call_id,
                                           name=caller.get("name") or None)
 
     # --- the single timer ------------------------------------------------------------------------

@@ -250,3 +250,17 @@ def test_given_valid_time_zone_when_check_form_then_kept():
                                   "x" * 300, "", 5])
 def test_given_invalid_time_zone_when_check_form_then_dropped(zone):
     assert check({"number": RU_MOBILE, "time_zone": zone}).time_zone is None
+
+
+@pytest.mark.parametrize("raw,region,expected", [
+    ("+12125550100", None, "+12125550100"),
+    ("(212) 555-0100", "US", "+12125550100"),
+    ("8 916 123-45-67", "RU", "+79161234567"),
+    ("2125550100", None, "2125550100"),       # national, no country known: kept
+    ("anonymous", "US", "anonymous"),
+    ("201", "US", "201"),                     # an extension: kept
+])
+def test_given_caller_id_when_normalised_then_e164_or_left_as_it_is(raw, region, expected):
+    from ari_app.callback.intake import to_e164
+
+    assert to_e164(raw, region) == expected
