@@ -2,6 +2,7 @@
 
 from ari_app.ari.client import (
     AriClient, AriConflict, AriError, AriNotFound, AriUnauthorized, AriUnavailable, tolerated,
+    unless_gone,
 )
 from ari_app.ari.events import EventStream
 from ari_app.ari.lanes import Lanes
@@ -10,4 +11,5 @@ from ari_app.ari.operations import ALL_OPERATIONS, Op
 __all__ = [
     "ALL_OPERATIONS", "AriClient", "AriConflict", "AriError", "AriNotFound", "AriUnauthorized",
     "AriUnavailable", "EventStream", "Lanes", "Op", "tolerated",
+    "unless_gone",
 ]

@@ -204,6 +204,15 @@ def tolerated(action: str) -> Iterator[None]:
         logger.error("ari action failed", action=action, error=str(exc))
 
 
+async def unless_gone(coro) -> None:
+    """Await an ARI action whose target may already be gone (a hang-up, a bridge to destroy):
+    that is the outcome wanted, not an error."""
+    try:
+        await coro
+    except AriNotFound:
+        pass
+
+
 def _error(status: int, method: str, path: str, text: str) -> AriError:
     try:
         message = json.loads(text).get("message") or text

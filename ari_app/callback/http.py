@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from importlib import resources
 
 from aiohttp import web
 
-from ari_app.callback.intake import InvalidField, RateLimited, RateLimits, check_form
+from ari_app.callback.intake import InvalidField, RateLimited, check_form
 from ari_app.callback.service import CallbackRequest, NoCallbackWindow
 from ari_app.hold.http import read_json
 from ari_app.http import ApiError, has_bearer, public

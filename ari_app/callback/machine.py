@@ -14,10 +14,13 @@ Decided here:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 import structlog
+
+from ari_app.machines import RuleMachine
 
 __all__ = [
     "CallbackCallState", "CallbackCallMachine", "InvalidCallbackEvent",
@@ -149,7 +152,11 @@ def prompt_media(prompt: str) -> str:
 
 
 @dataclass
-class CallbackCallMachine:
+class CallbackCallMachine(RuleMachine):
+    KIND: ClassVar[str] = "callback call"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidCallbackEvent
+
     call_id: str
     request_id: str = ""
     number: str = ""            # the customer's, E.164
@@ -165,20 +172,10 @@ class CallbackCallMachine:
     deadline: float | None = None
     outcome: str | None = None
 
-    def handle(self, event: object) -> list[object]:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != __name__:
-            raise InvalidCallbackEvent(f"{type(event).__name__} is not a callback-call event")
-        if self.state in END_STATES:
-            return []
-        return handler(event)
 
     def get_timer(self) -> float | None:
         return self.deadline
 
-    def _set_state(self, state: CallbackCallState) -> None:
-        logger.debug("callback call transition", old=self.state.value, new=state.value)
-        self.state = state
 
     def _on_Started(self, ev: Started) -> list[object]:
         self.customer_first, self.reason_prompt = ev.customer_first, ev.reason_prompt
@@ -313,10 +310,6 @@ class CallbackCallMachine:
         return [*hang, Note("attempt ended", (("outcome", outcome), ("detail", detail))),
                 Finish(outcome, detail)]
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "CallbackCallMachine":

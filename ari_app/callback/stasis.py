@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
+from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback import machine as k
 from ari_app.operators.service import desk_phone_variables
@@ -136,13 +136,13 @@ class CallbackStasis:
                         await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=f"{call}{SEP}talk",
                                             channel=channel, absorbDTMF=True)
                 case k.HangUp(party=party):
-                    await _quietly(self.ari.hangup(leg[party]))
+                    await unless_gone(self.ari.hangup(leg[party]))
                 case k.Note(event=event, data=data):
                     await self.timeline.note(machine.request_id, event, "callback",
                                              attempt=call, **dict(data))
                 case k.Finish():
                     self._cancel(call)
-                    await _quietly(self.ari.destroy_bridge(f"{call}{SEP}talk"))
+                    await unless_gone(self.ari.destroy_bridge(f"{call}{SEP}talk"))
                     await self.on_finished(machine, action)
                 case _:
                     raise TypeError(f"no ARI mapping for {action!r}")
@@ -174,9 +174,3 @@ class CallbackStasis:
             self._cancel(call_id)
         await self.lanes.close()
 
-
-async def _quietly(coro) -> None:
-    try:
-        await coro
-    except AriNotFound:
-        pass

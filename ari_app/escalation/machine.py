@@ -12,10 +12,13 @@ was made. Then the caller goes back to their operator, or hears goodbye if the o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 import structlog
+
+from ari_app.machines import RuleMachine
 
 from ari_app.prompts.catalog import minutes_prompt
 
@@ -142,7 +145,11 @@ def prompt_media(prompt: str) -> str:
 
 
 @dataclass
-class ComplaintMachine:
+class ComplaintMachine(RuleMachine):
+    KIND: ClassVar[str] = "complaint"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidComplaintEvent
+
     call_id: str
     state: ComplaintState = ComplaintState.TELLING
     started_at: float | None = None
@@ -161,21 +168,10 @@ class ComplaintMachine:
     def playing_tag(self) -> str:
         return f"c{self.plays}"
 
-    def handle(self, event: object) -> list[object]:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != __name__:
-            raise InvalidComplaintEvent(f"{type(event).__module__}.{type(event).__name__} is "
-                                        "not a complaint event")
-        if self.state in END_STATES:
-            return []
-        return handler(event)
 
     def get_timer(self) -> float | None:
         return None  # Asterisk ends the recording (silence, #, maximum length)
 
-    def _set_state(self, state: ComplaintState) -> None:
-        logger.debug("complaint transition", old=self.state.value, new=state.value)
-        self.state = state
 
     def _on_ComplaintStarted(self, ev: ComplaintStarted) -> list[object]:
         if self.started_at is not None:
@@ -253,10 +249,6 @@ class ComplaintMachine:
         self.outcome = outcome
         return [*actions, Note("complaint ended", (("outcome", outcome),)), Finish(outcome)]
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "ComplaintMachine":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ari_app.ari import AriClient, AriNotFound, tolerated
+from ari_app.ari import AriClient, AriNotFound, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.callback.window import spoken_window
@@ -142,6 +142,7 @@ class ComplaintStasis:
                         operator=legs.operator, duration=duration,
                         recording=self.recording_name(caller) if recorded else None,
                         callback_id=callback.id, window_minutes=minutes))
+                    await unless_gone(self.ari.hangup(self.snoop(caller)))  # recording done
                     await self.timeline.note(caller, "complaint saved", "escalation",
                                              complaint=complaint.id, callback=callback.id,
                                              callback_by=callback.latest_at)
@@ -152,10 +153,6 @@ class ComplaintStasis:
                     await self.timeline.note(caller, event, "escalation", **dict(data))
                 case _:
                     raise TypeError(f"no ARI mapping for {action!r}")
-        if isinstance(action, c.Finish | c.StopRecording):
-            return
-        if isinstance(action, c.SaveComplaint):
-            await _quietly(self.ari.hangup(self.snoop(caller)))
 
     @staticmethod
     def recording_name(call_id: str) -> str:
@@ -169,9 +166,3 @@ class ComplaintStasis:
     def playback_id(call_id: str, tag: str, prompt: str) -> str:
         return f"{call_id}{SEP}{tag}{SEP}{prompt}"
 
-
-async def _quietly(coro) -> None:
-    try:
-        await coro
-    except AriNotFound:
-        pass

@@ -15,10 +15,13 @@ The rules decided here:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 import structlog
+
+from ari_app.machines import RuleMachine
 
 __all__ = [
     "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
@@ -218,7 +221,11 @@ def prompt_media(prompt: str) -> str:
 
 
 @dataclass
-class HoldMachine:
+class HoldMachine(RuleMachine):
+    KIND: ClassVar[str] = "hold"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidHoldEvent
+
     call_id: str
     caller_number: str = ""
     settings: HoldSettings = field(default_factory=HoldSettings)
@@ -242,15 +249,6 @@ class HoldMachine:
     def playing_tag(self) -> str:
         return f"h{self.plays}"
 
-    # --- the one entry point ------------------------------------------------------------------
-    def handle(self, event: object) -> list[object]:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != __name__:
-            raise InvalidHoldEvent(f"{type(event).__module__}.{type(event).__name__} is not a "
-                                   "hold event")
-        if self.state in END_STATES:
-            return []
-        return handler(event)
 
     def get_timer(self) -> float | None:
         """The next moment something must happen without any event."""
@@ -260,9 +258,6 @@ class HoldMachine:
             return self.choice_deadline
         return None
 
-    def _set_state(self, state: HoldState) -> None:
-        logger.debug("hold transition", old=self.state.value, new=state.value)
-        self.state = state
 
     # --- start --------------------------------------------------------------------------------
     def _on_HoldRequested(self, ev: HoldRequested) -> list[object]:
@@ -502,10 +497,6 @@ class HoldMachine:
         return int(round(now - (self.started_at if self.started_at is not None else now)))
 
     # --- persistence --------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "HoldMachine":

@@ -8,10 +8,13 @@ sought (ringback while dialing, music while waiting), and is told why they wait.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 import structlog
+
+from ari_app.machines import RuleMachine
 
 __all__ = [
     "InboundState", "InboundMachine", "InvalidTransition",
@@ -331,7 +334,11 @@ class FeatureCodes:
 
 
 @dataclass
-class InboundMachine:
+class InboundMachine(RuleMachine):
+    KIND: ClassVar[str] = "inbound"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidTransition
+
     call_id: str
     recording_notice: bool = True
     seek_retry: float = 3.0  # while waiting, look for a free operator this often (seconds)
@@ -358,22 +365,10 @@ class InboundMachine:
     caller_keys: str = ""
     fallback_for: str | None = None      # a message or callback for a transfer target
 
-    # --- the one entry point ---------------------------------------------------------------
-    def handle(self, event: object) -> list[object]:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != __name__:
-            raise InvalidTransition(f"{type(event).__module__}.{type(event).__name__} is not an "
-                                    "inbound-call event")
-        if self.state in END_STATES:
-            return []  # late events after the end (a second hang-up) are harmless repeats
-        return handler(event)
 
     def get_timer(self) -> float | None:
         return self.deadline
 
-    def _set_state(self, state: InboundState) -> None:
-        logger.debug("inbound transition", old=self.state.value, new=state.value)
-        self.state = state
 
     # --- handlers ----------------------------------------------------------------------------
     def _on_CallerArrived(self, ev: CallerArrived) -> list[object]:
@@ -661,10 +656,6 @@ class InboundMachine:
         return [*actions, Finish()]
 
     # --- persistence --------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "InboundMachine":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated
+from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback.intake import to_e164
 from ari_app.customers.service import Customers
@@ -143,15 +143,16 @@ class InboundStasis:
         known = set(await self.store.live_calls())
         for call_id in known:
             self.lanes.submit(call_id, Resync(live))
-        for c in channels:  # callers that reached Stasis while we were away
-            data = (c.get("dialplan") or {}).get("app_data", "")
-            if c["id"] not in known and SEP not in c["id"] and data.startswith(f"{self.app},inbound"):
-                self.lanes.submit(c["id"], {"type": "StasisStart", "args": ["inbound"], "channel": c})
+        for channel in channels:  # callers that reached Stasis while we were away
+            cid, data = channel["id"], (channel.get("dialplan") or {}).get("app_data", "")
+            if cid not in known and SEP not in cid and data.startswith(f"{self.app},inbound"):
+                self.lanes.submit(cid, {"type": "StasisStart", "args": ["inbound"],
+                                        "channel": channel})
         for b in await self.ari.bridges():
             if b["id"].startswith("cb-"):
                 continue  # a callback call's: not ours to judge
             if SEP in b["id"] and call_id_of(b["id"]) not in known | live:
-                await _quietly(self.ari.destroy_bridge(b["id"]))
+                await unless_gone(self.ari.destroy_bridge(b["id"]))
 
     # --- one call's events, in order ----------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
@@ -245,13 +246,13 @@ class InboundStasis:
     async def _to_rule(self, machine: m.InboundMachine, item: object) -> list[object]:
         legs = self._legs(machine)
         if isinstance(item, RecordVoicemail):
-            await _quietly(self.hold.record_voicemail(legs, item.snoop))
+            await unless_gone(self.hold.record_voicemail(legs, item.snoop))
             return []
         if isinstance(item, RecordComplaint):
-            await _quietly(self.complaint.record(legs, item.snoop))
+            await unless_gone(self.complaint.record(legs, item.snoop))
             return []
         if isinstance(item, DropChannel):
-            await _quietly(self.ari.hangup(item.channel))
+            await unless_gone(self.ari.hangup(item.channel))
             return []
         if isinstance(item, TransferProgress):
             with tolerated("TransferProgress"):
@@ -495,7 +496,7 @@ class InboundStasis:
                     follow = self._rule_result(machine, result)
                     return follow[0] if follow else None
                 case m.DestroyBridge(bridge=bridge):
-                    await _quietly(self.ari.destroy_bridge(f"{call_id}{SEP}{bridge}"))
+                    await unless_gone(self.ari.destroy_bridge(f"{call_id}{SEP}{bridge}"))
                 case m.StartBridgeMoh(bridge=bridge):
                     await self.ari.start_bridge_moh(f"{call_id}{SEP}{bridge}", self.moh_class)
                 case m.FindOperator(exclude=exclude):
@@ -511,7 +512,7 @@ class InboundStasis:
                 case m.HangUp(party=party, channel=channel):
                     channel = channel or (call_id if party == m.CALLER else (
                         machine.operator_channel or self._operator_channel_id(machine)))
-                    await _quietly(self.ari.hangup(channel))
+                    await unless_gone(self.ari.hangup(channel))
                 case m.Finish():
                     self._cancel_timer(call_id)
                     self._rule_deadlines.pop(call_id, None)
@@ -612,9 +613,3 @@ def _resource_id(event: dict) -> str | None:
         return (referred_by.get("source_channel") or {}).get("id")
     return None
 
-
-async def _quietly(coro) -> None:
-    try:
-        await coro
-    except AriNotFound:
-        pass

@@ -19,10 +19,13 @@ A transfer the caller accepts is thanked ("thank you for your patience") before 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 import structlog
+
+from ari_app.machines import RuleMachine
 
 from ari_app.hold.machine import CHECK_INS
 
@@ -246,7 +249,11 @@ def prompt_media(prompt: str) -> str:
 
 
 @dataclass
-class TransferMachine:
+class TransferMachine(RuleMachine):
+    KIND: ClassVar[str] = "transfer"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidTransferEvent
+
     call_id: str
     settings: TransferSettings = field(default_factory=TransferSettings)
     state: TransferState = TransferState.ANNOUNCING
@@ -271,24 +278,12 @@ class TransferMachine:
     outcome: str | None = None
     plays: int = 0
 
-    # --- the one entry point ------------------------------------------------------------------
-    def handle(self, event: object) -> list[object]:
-        handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != __name__:
-            raise InvalidTransferEvent(f"{type(event).__module__}.{type(event).__name__} is not "
-                                       "a transfer event")
-        if self.state in END_STATES:
-            return []
-        return handler(event)
 
     def get_timer(self) -> float | None:
         times = [t for t in (self.deadline, self.next_check_in if self.music else None)
                  if t is not None]
         return min(times) if times else None
 
-    def _set_state(self, state: TransferState) -> None:
-        logger.debug("transfer transition", old=self.state.value, new=state.value)
-        self.state = state
 
     # --- step 1 and 2: tell the caller, let them decline -----------------------------------------
     def _on_TransferRequested(self, ev: TransferRequested) -> list[object]:
@@ -576,10 +571,6 @@ class TransferMachine:
                 Finish(outcome, intro, self.target.id if self.target else None)]
 
     # --- persistence ----------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TransferMachine":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ari_app.ari import AriClient, AriError, AriNotFound, tolerated
+from ari_app.ari import AriClient, AriError, AriNotFound, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.operators.service import desk_phone_variables
 from ari_app.rules import CallLegs, RuleResult
@@ -155,10 +155,10 @@ class TransferStasis:
                     except AriError as exc:
                         return t.TargetFailed(self.clock(), exc.message)
                 case t.HangUpTarget():
-                    await _quietly(self.ari.hangup(target))
+                    await unless_gone(self.ari.hangup(target))
                 case t.HangUpOperator():
                     if legs.operator_channel:
-                        await _quietly(self.ari.hangup(legs.operator_channel))
+                        await unless_gone(self.ari.hangup(legs.operator_channel))
                 case t.StartConsultation():
                     await self.ari.create_bridge(consult, "mixing", name=f"consult {caller}")
                     await self.ari.call(ops.REMOVE_FROM_BRIDGE, bridgeId=talk,
@@ -167,7 +167,7 @@ class TransferStasis:
                                         channel=legs.operator_channel, absorbDTMF=True)
                     await self.ari.add_to_bridge(consult, target)
                 case t.EndConsultation(operator_back=back):
-                    await _quietly(self.ari.destroy_bridge(consult))
+                    await unless_gone(self.ari.destroy_bridge(consult))
                     if back and legs.operator_channel:
                         await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=talk,
                                             channel=legs.operator_channel, absorbDTMF=True)
@@ -190,9 +190,3 @@ class TransferStasis:
     def playback_id(call_id: str, tag: str, party: str, prompt: str) -> str:
         return f"{call_id}{SEP}{tag}-{party}{SEP}{prompt}"
 
-
-async def _quietly(coro) -> None:
-    try:
-        await coro
-    except AriNotFound:
-        pass

@@ -22,7 +22,6 @@ from ari_app.keys import callback_calls_key, callbacks_key, inbound_key
 from ari_app.operators.service import OperatorService
 from ari_app.policy import load_policy
 
-from conftest import API_TOKEN
 from test_first_call import talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -69,7 +68,7 @@ async def post_form(session, base_url: str, token: str | None, body: dict):
 async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_and_status_readable(
         app_runner, settings, redis):
     callback_policy(settings)
-    app = await app_runner.start()
+    await app_runner.start()
     session, token = await page_session(app_runner.base_url)
     try:
         status, body = await post_form(session, app_runner.base_url, None, {"number": CUSTOMER})
@@ -113,7 +112,7 @@ async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_
 ])
 async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing_stored(
         app_runner, settings, redis, number, field, error_id):
-    app = await app_runner.start()
+    await app_runner.start()
     session, token = await page_session(app_runner.base_url)
     try:
         status, body = await post_form(session, app_runner.base_url, token, {"number": number})
@@ -188,8 +187,12 @@ async def test_given_quiet_hours_in_customer_zone_when_due_then_not_dialled_and_
     app = await app_runner.start()
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", earliest_at=time.time() - 1))
-    await asyncio.sleep(2.5)  # two dialer rounds
-    request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+    for _ in range(50):  # the dialer's round looks at it and leaves it waiting
+        request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+        if any(h["event"] == "waiting" for h in request["history"]):
+            break
+        await asyncio.sleep(0.1)
+    assert request["history"][-1]["why"] == "quiet or closed hours"
     assert request["attempts"] == 0 and request["status"] == "pending"
     assert request["next_attempt_at"] > time.time() + 3600, "waits for the end of quiet hours"
     local = datetime.fromtimestamp(request["next_attempt_at"], ZoneInfo("America/New_York"))

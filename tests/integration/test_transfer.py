@@ -15,8 +15,7 @@ import pytest
 
 from ari_app.ari import operations as ops
 from ari_app.callback.window import spoken_window
-from ari_app.inbound.machine import TransferCall
-from ari_app.keys import directory_key, inbound_key
+from ari_app.keys import inbound_key
 
 from test_first_call import prompt_of, talk_bridge_with
 from test_hold import connected_call, media_of, played, timeline, wait_prompt
