@@ -12,32 +12,44 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
 from ari_app.callback import http as callback_http
+from ari_app.calls import http as calls_http
+from ari_app.calls.etiquette_log import EtiquetteLog
+from ari_app.calls.events import CallEvents
+from ari_app.calls.legs import LegActions
+from ari_app.calls.ownership import CallOwnership
+from ari_app.calls.runner import RuleRunner
+from ari_app.calls.metrics import CallMetrics
+from ari_app.calls.step_log import StepLog
+from ari_app.calls.stream import LiveEvents
 from ari_app.callback.intake import RateLimits
 from ari_app.callback.dialer import CallbackDialer
 from ari_app.callback.machine import CallbackCallMachine
 from ari_app.callback.service import CallbackRequests
 from ari_app.callback.stasis import CallbackStasis
-from ari_app.snapshots import SnapshotStore
+from ari_app.storage.snapshots import SnapshotStore
 from ari_app.customers.service import Customers
 from ari_app.escalation.service import Complaints, SupervisorDesk
-from ari_app.escalation.stasis import ComplaintStasis
+from ari_app.escalation.stasis import ComplaintRule
 from ari_app.escalation.store import ComplaintStore
 from ari_app.hold import http as hold_http
+from ari_app.callback.numbers import NumberRules
 from ari_app.hold.machine import HoldSettings
-from ari_app.hold.stasis import HoldStasis
+from ari_app.hold.stasis import HoldRule
 from ari_app.hold.store import HoldStore
 from ari_app.inbound.machine import FeatureCodes
-from ari_app.inbound.stasis import InboundStasis
+from ari_app.inbound.stasis import CallServices, InboundSettings, InboundStasis
 from ari_app.inbound.store import CallStore
-from ari_app.timeline import Timeline
 from ari_app.transfer import http as transfer_http
 from ari_app.transfer.directory import Directory
 from ari_app.transfer.machine import TransferSettings
-from ari_app.transfer.stasis import TransferStasis
+from ari_app.transfer.stasis import TransferRule
 from ari_app.transfer.store import TransferStore
 from ari_app.voicemail import http as voicemail_http
 from ari_app.voicemail.notifier import VoicemailNotifier
@@ -45,11 +57,19 @@ from ari_app.voicemail.service import Voicemails
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
 from ari_app.settings import Settings
+from ari_app.storage import storage_away
+from ari_app.watchdog import Watched, Watchdog
 from ari_app import http as api
+from ari_app.callback.keys import callback_calls_key, callbacks_key, rate_limits_key
+from ari_app.customers.keys import customers_key
+from ari_app.inbound import http as inbound_http
+from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.keys import (
-    ari_key, callback_calls_key, callbacks_key, customers_key, directory_key, events_key, inbound_key, policy_key,
-    rate_limits_key, redis_key, settings_key, store_key, voicemails_key,
+    ari_key, call_events_key, etiquette_log_key, events_key, live_events_key, metrics_key,
+    policy_key, redis_key, settings_key, watchdog_key,
 )
+from ari_app.transfer.keys import directory_key
+from ari_app.voicemail.keys import voicemails_key
 
 __all__ = ["StartupError", "build_app", "redacted"]
 
@@ -88,30 +108,51 @@ async def check_ari(ari: AriClient, user: str) -> None:
 
 
 def build_app(settings: Settings, policy: Policy) -> web.Application:
-    app = web.Application(middlewares=[api.error_middleware, api.auth_middleware])
+    app = web.Application(middlewares=[api.error_middleware, api.auth_middleware],
+                          client_max_size=api.MAX_BODY)
     app[settings_key] = settings
     app[policy_key] = policy
     app.add_routes(api.routes)
+    app.add_routes(inbound_http.routes)
     app.add_routes(hold_http.routes)
     app.add_routes(transfer_http.routes)
     app.add_routes(callback_http.routes)
     app.add_routes(voicemail_http.routes)
+    app.add_routes(calls_http.routes)
     app[directory_key] = Directory(policy)
+    # every step of every rule is published once; these consume it (the etiquette log joins
+    # once Redis is there)
+    app[call_events_key] = call_events = CallEvents()
+    app[metrics_key] = metrics = CallMetrics()
+    app[live_events_key] = live = LiveEvents()
+    for consumer in (StepLog(), metrics, live):
+        call_events.subscribe(consumer)
+
+    async def end_streams(app: web.Application) -> None:  # SIGTERM is not held up by them
+        await live.close()
+
+    app.on_shutdown.append(end_streams)
 
     async def redis_ctx(app: web.Application):
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+        redis = storage_client(settings)
         await check_redis(redis, settings.redis_url)
         app[redis_key] = redis
-        app[store_key] = CallStore(redis)
+        # its own connections: the log's writes never take one a call is waiting for
+        log_redis = storage_client(settings)
+        app[etiquette_log_key] = log = EtiquetteLog(log_redis, policy.etiquette_log.retention_days)
+        log.start()
+        call_events.subscribe(log)
+        app[store_key] = CallStore(redis, log)
         app[customers_key] = customers = Customers(redis)
         app[callbacks_key] = CallbackRequests(redis, policy, customers=customers)
         app[rate_limits_key] = RateLimits(redis, policy.callback)
         notifier = VoicemailNotifier(settings.voicemail_webhook) if settings.voicemail_webhook else None
 
-        def voicemail_left(voicemail) -> None:
-            asyncio.get_running_loop().create_task(customers.note(
-                voicemail.caller_number, "voicemail left", voicemail=voicemail.id,
-                for_whom=voicemail.for_whom, call_id=voicemail.call_id))
+        async def voicemail_left(voicemail) -> None:
+            # the repeat caller's card says so; the webhook runs off the call's path
+            await customers.note(voicemail.caller_number, "voicemail left",
+                                 voicemail=voicemail.id, for_whom=voicemail.for_whom,
+                                 call_id=voicemail.call_id)
             if notifier is not None:
                 notifier(voicemail)
 
@@ -119,6 +160,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         yield
         if notifier is not None:
             await notifier.close()
+        await log.close()
+        await log_redis.aclose()
         await redis.aclose()
 
     async def ari_ctx(app: web.Application):
@@ -139,71 +182,72 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         ari, redis = app[ari_key], app[redis_key]
         operators = OperatorService(ari, redis, policy.operators.endpoints)
         rules = policy.hold
-        hold = HoldStasis(
-            ari, HoldStore(redis), Timeline(redis), app[callbacks_key], app[voicemails_key],
-            app=settings.ari_app, moh_class=rules.moh_class, reason_prompts=dict(rules.reasons),
-            settings=HoldSettings(check_in_interval=rules.check_in_interval,
-                                  fallback_after=rules.fallback_after,
-                                  choice_timeout=rules.fallback_choice_timeout,
-                                  fallback_default=rules.fallback_default,
-                                  max_holds_per_call=rules.max_holds_per_call))
-        codes, moves = policy.feature_codes, policy.transfer
-        timeline, callbacks = Timeline(redis), app[callbacks_key]
-        transfer = TransferStasis(
-            ari, TransferStore(redis), timeline, app=settings.ari_app, moh_class=rules.moh_class,
-            settings=TransferSettings(ring_timeout=moves.ring_timeout,
-                                      choice_timeout=moves.choice_timeout,
-                                      accept_timeout=moves.accept_timeout,
-                                      check_in_interval=rules.check_in_interval,
-                                      recording_notice=policy.recording.enabled,
-                                      complete_code=codes.transfer, cancel_code=codes.resume))
-        complaint = ComplaintStasis(
-            ari, ComplaintStore(redis), timeline, Complaints(redis), callbacks,
-            app=settings.ari_app, window_minutes=policy.supervisor.callback_window)
+        callbacks = app[callbacks_key]
+        ownership = CallOwnership(redis, settings.instance(), settings.call_lease)
         desk = SupervisorDesk(policy.supervisor, policy.business_hours,
                               OperatorService(ari, redis, policy.supervisor.endpoints))
+        # the rules a call can hand its caller to: one line each
+        runner = RuleRunner([
+            HoldRule(ari, HoldStore(redis), callbacks, app[voicemails_key],
+                     app=settings.ari_app, reason_prompts=dict(rules.reasons),
+                     settings=_hold_settings(policy)),
+            TransferRule(ari, TransferStore(redis), app=settings.ari_app,
+                         settings=_transfer_settings(policy)),
+            ComplaintRule(ari, ComplaintStore(redis), Complaints(redis), callbacks,
+                          app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
+        ], LegActions(ari, rules.moh_class), call_events)
         inbound = InboundStasis(
-            ari, app[store_key], operators, hold, transfer, complaint, app[directory_key], desk,
-            customers=app[customers_key],
-            number_region=(policy.callback.allowed_countries[0]
-                           if len(policy.callback.allowed_countries) == 1 else None),
-            app=settings.ari_app, recording_notice=policy.recording.enabled,
-            moh_class=rules.moh_class, ring_timeout=policy.operators.ring_timeout,
-            codes=FeatureCodes(codes.hold, codes.resume, tuple(rules.reasons), codes.transfer,
-                               codes.supervisor, moves.mode,
-                               policy.supervisor.caller_key_allowed))
-        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy,
-                                supervisors=desk.supervisors)
+            ari, app[store_key], runner, call_events,
+            CallServices(operators, app[directory_key], desk, app[customers_key], ownership),
+            InboundSettings(
+                app=settings.ari_app, moh_class=rules.moh_class,
+                ring_timeout=policy.operators.ring_timeout,
+                recording_notice=policy.recording.enabled,
+                codes=_feature_codes(policy),
+                number_region=(policy.callback.allowed_countries[0]
+                               if len(policy.callback.allowed_countries) == 1 else None)))
+        # an attempt's end goes to the dialer, which decides what next
         callback_calls = CallbackStasis(
-            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine), timeline,
+            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine), call_events,
             app=settings.ari_app, dial_template=policy.callback.dial,
             ring_timeout=policy.callback.ring_timeout,
             operator_ring_timeout=policy.operators.ring_timeout,
-            company_id=f'"{policy.company}"', on_finished=dialer.finished)
-        dialer.stasis = callback_calls
+            company_id=f'"{policy.company}"',
+            on_finished=lambda machine, finish: dialer.finished(machine, finish))
+        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy,
+                                supervisors=desk.supervisors, calls=callback_calls)
 
         def on_event(event: dict) -> None:  # callback calls have ids of their own
             callback_calls.on_event(event)
             inbound.on_event(event)
 
-        events = EventStream(ari, settings.ari_app, on_event, on_connected=inbound.reconcile)
+        async def connected() -> None:
+            metrics.ari_connected()
+            await inbound.reconcile()
+
+        events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
+                             outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
         app[inbound_key], app[events_key] = inbound, events
-        reader = asyncio.create_task(events.run(), name="ari-events")
-        dialing = (asyncio.create_task(dialer.run(), name="callback-dialer")
-                   if settings.callback_dialer else None)
+        app[watchdog_key] = watchdog = Watchdog()
+        reader = watchdog.watch("ari-events", events.run)
+        if settings.callback_dialer:
+            watchdog.watch("callback-dialer", dialer.run)
+        watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
+        watchdog.watch("call-leases", ownership.run)
         try:
             await asyncio.wait_for(_first_connect(events, reader), timeout=15)
         except asyncio.TimeoutError as exc:
-            reader.cancel()
-            raise StartupError(f"ARI events WebSocket at {ari.base_url} not answering") from exc
+            await watchdog.stop()
+            why = f": {events.last_error}" if events.last_error else ""
+            raise StartupError(f"ARI events WebSocket at {ari.base_url} not answering{why}") from exc
+        except StartupError:
+            await watchdog.stop()
+            raise
         logger.info("app ready", ari=settings.ari_url, app_name=settings.ari_app,
                     operators=list(policy.operators.endpoints))
         yield
-        for task in (reader, dialing):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (reader, dialing) if t), return_exceptions=True)
+        await watchdog.stop()
         await callback_calls.close()
         await inbound.close()
 
@@ -211,11 +255,53 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     return app
 
 
-async def _first_connect(events: EventStream, reader: asyncio.Task) -> None:
-    """Wait for the first connection, surfacing a reader that died (e.g. a wrong password)."""
-    waiter = asyncio.create_task(events.connected.wait())
-    done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
-    if reader in done:
+def storage_client(settings: Settings) -> Redis:
+    """Redis with every call bounded: a stopped or unreachable Redis is an error within about
+    two timeouts (one quick retry covers a connection dropped by a Redis restart), never a
+    request that hangs."""
+    return Redis.from_url(
+        settings.redis_url, socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=settings.redis_timeout, health_check_interval=30,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1,
+                    supported_errors=(RedisConnectionError,)))
+
+
+async def _first_connect(events: EventStream, reader: Watched) -> None:
+    """Wait for the first connection, surfacing a wrong password at once (the watchdog would
+    retry it for ever)."""
+    while not events.connected.is_set():
+        waiter = asyncio.create_task(events.connected.wait())
+        failed = asyncio.create_task(reader.failed.wait())
+        await asyncio.wait({waiter, failed}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-        exc = reader.exception()
-        raise StartupError(f"ARI events stopped: {exc}") from exc
+        failed.cancel()
+        if isinstance(reader.last_error, AriUnauthorized):
+            raise StartupError(f"ARI events stopped: {reader.last_error}") from reader.last_error
+        reader.failed.clear()
+
+
+def _hold_settings(policy: Policy) -> HoldSettings:
+    rules = policy.hold
+    return HoldSettings(check_in_interval=rules.check_in_interval,
+                        fallback_after=rules.fallback_after,
+                        choice_timeout=rules.fallback_choice_timeout,
+                        fallback_default=rules.fallback_default,
+                        max_holds_per_call=rules.max_holds_per_call,
+                        numbers=NumberRules.from_policy(policy.callback))
+
+
+def _transfer_settings(policy: Policy) -> TransferSettings:
+    moves, codes = policy.transfer, policy.feature_codes
+    return TransferSettings(ring_timeout=moves.ring_timeout, choice_timeout=moves.choice_timeout,
+                            accept_timeout=moves.accept_timeout,
+                            check_in_interval=policy.hold.check_in_interval,
+                            recording_notice=policy.recording.enabled,
+                            complete_code=codes.transfer, cancel_code=codes.resume)
+
+
+def _feature_codes(policy: Policy) -> FeatureCodes:
+    codes = policy.feature_codes
+    return FeatureCodes(hold=codes.hold, resume=codes.resume,
+                        reasons=tuple(policy.hold.reasons), transfer=codes.transfer,
+                        supervisor=codes.supervisor, transfer_mode=policy.transfer.mode,
+                        caller_supervisor=policy.supervisor.caller_key_allowed)

@@ -48,8 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     app = build_app(settings, policy)
     try:
+        # keepalive_timeout also bounds a connection that never finishes its headers (aiohttp
+        # arms it at connect); a stalled body is cut by read_json's BODY_TIMEOUT.
         web.run_app(app, host=settings.http_host, port=settings.http_port, print=None,
-                    access_log=None)
+                    access_log=None, keepalive_timeout=15)
     except StartupError as exc:
         print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
         return 1

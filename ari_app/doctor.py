@@ -75,6 +75,12 @@ def _check_policy(settings: Settings, checks: list[Check]) -> Policy | None:
         checks.append(Check("policy", False, f"cannot read {settings.policy_file}: {exc}"))
         return None
     checks.append(Check("policy", True, f"{settings.policy_file} is valid"))
+    countries = policy.callback.allowed_countries
+    checks.append(Check("callback countries", bool(countries), (
+        f"callbacks may call numbers in {', '.join(countries)}" if countries else
+        f"no number will be called back: business_hours.time_zone "
+        f"{policy.business_hours.time_zone!r} is in no country; set callback.allowed_countries "
+        f'(e.g. ["US"]; README "Toll fraud")')))
     return policy
 
 

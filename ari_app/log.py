@@ -33,7 +33,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # stdlib loggers' (aiohttp's, asyncio's) exc_info: the traceback as text, not
+            # "<traceback object>"
+            structlog.processors.format_exc_info, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

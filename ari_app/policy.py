@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ari_app.zones import country_of_zone
+
 __all__ = [
     "BusinessHours",
     "CallbackPolicy",
@@ -403,11 +405,15 @@ class CallbackPolicy(_Section):
     window_minutes: Annotated[StrictInt, _in_range(15, 240, "minutes")] = 30
     # Backlog estimate: minutes an operator spends per callback.
     minutes_per_call: Annotated[StrictInt, _in_range(1, 60, "minutes")] = 5
-    # Numbers the web form accepts: countries (empty = any) and refused prefixes.
+    # Numbers callbacks may dial (web form, keypad, caller ID, REST: callback/numbers.py):
+    # countries (empty = the company's, from business_hours.time_zone; a zone in no country
+    # such as UTC allows none until set) and refused prefixes.
     allowed_countries: tuple[CountryCode, ...] = ()
     refused_prefixes: tuple[DialPrefix, ...] = ("+1900", "+1976")
     # Abuse limits of the web form and API.
     requests_per_ip_per_hour: Annotated[StrictInt, _in_range(1, 1000)] = 10
+    # Callers with the bearer token (a CRM, a website's backend) count apart, per address.
+    requests_per_server_per_hour: Annotated[StrictInt, _in_range(1, 100000)] = 1000
     requests_per_number_per_day: Annotated[StrictInt, _in_range(1, 50)] = 3
 
 
@@ -420,6 +426,11 @@ class SupervisorPolicy(_Section):
     hours: Window | None = None
     callback_window: Annotated[StrictInt, _in_range(15, 1440, "minutes")] = 60
     caller_key_allowed: StrictBool = False
+
+
+class EtiquetteLogPolicy(_Section):
+    # How long the etiquette log is kept in Redis: each call's, and each operator's per day.
+    retention_days: Annotated[StrictInt, _in_range(1, 3650, "days")] = 90
 
 
 class DirectoryEntry(_Section):
@@ -453,8 +464,9 @@ class Policy(_Section):
     transfer: TransferPolicy = Field(default_factory=TransferPolicy)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
-    callback: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    callback: CallbackPolicy = Field(default_factory=CallbackPolicy, validate_default=True)
     supervisor: SupervisorPolicy = Field(default_factory=SupervisorPolicy)
+    etiquette_log: EtiquetteLogPolicy = Field(default_factory=EtiquetteLogPolicy)
     directory: tuple[DirectoryEntry, ...] = ()
 
     @field_validator("languages")
@@ -463,6 +475,22 @@ class Policy(_Section):
         if not value:
             raise _problem("must name at least one language")
         return value
+
+    @field_validator("callback")
+    @classmethod
+    def _company_country_by_default(
+        cls, callback: CallbackPolicy, info: ValidationInfo
+    ) -> CallbackPolicy:
+        """No allowed_countries: the company's own country, from business_hours.time_zone
+        (the tz database's zone.tab). A zone in no country (UTC) leaves it empty: then no
+        number may be called back until the list is set (toll fraud: README)."""
+        if callback.allowed_countries:
+            return callback
+        hours: BusinessHours | None = info.data.get("business_hours")
+        country = country_of_zone(hours.time_zone) if hours is not None else None
+        if country is None:
+            return callback
+        return callback.model_copy(update={"allowed_countries": (country,)})
 
     @field_validator("directory")
     @classmethod

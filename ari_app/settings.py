@@ -5,6 +5,7 @@ Connection details only; what the etiquette rules say lives in the policy file (
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -32,6 +33,9 @@ class Settings(BaseSettings):
     # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.
     test_time_ranges: bool = False
     ari_request_timeout: float = Field(5.0, gt=0)
+    redis_timeout: float = Field(0.8, gt=0, le=30, description=(
+        "seconds a Redis command may take; past that (Redis stopped or unreachable) the API "
+        "answers 503 storage-unavailable and calls wait for storage with their music on"))
     voicemail_webhook: str | None = Field(None, description=(
         "URL that gets a JSON POST for every new voice message"))
     callback_dialer: bool = Field(True, description=(
@@ -39,3 +43,14 @@ class Settings(BaseSettings):
     ari_pool_size: int = Field(64, ge=4, le=512,
                                description="REST connections to Asterisk; keep it below "
                                            "http.conf's sessionlimit")
+    instance_id: str | None = Field(None, description=(
+        "this process's name in the call leases (unique among running instances; the same "
+        "across a restart, so a restarted process takes its calls back at once); default: "
+        "the host name and the Stasis app name"))
+    call_lease: float = Field(15.0, ge=1, le=300, description=(
+        "seconds a call's lease lives without renewal: how soon another instance may take "
+        "over the calls of one that died"))
+
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}/{self.ari_app}"
+

@@ -79,7 +79,7 @@ def write_policy(path: Path) -> None:
                     '[recording]\nenabled = false\n'
                     '[business_hours]\ntime_zone = "UTC"\n' + OPEN_ALL_WEEK
                     + quiet_hours_away_from_now()
-                    + "[callback]\nrequests_per_ip_per_hour = 1000\n"
+                    + "[callback]\nallowed_countries = [\"US\"]\nrequests_per_ip_per_hour = 1000\n"
                     "requests_per_number_per_day = 3\n")
 
 

@@ -74,7 +74,8 @@ def write_policy(path: Path, operators: int) -> None:
     path.write_text(f'company = "Example Corp"\n[operators]\nendpoints = [{listed}]\n'
                     '[recording]\nenabled = false\n'
                     '[business_hours]\ntime_zone = "UTC"\n' + OPEN_ALL_WEEK
-                    + quiet_hours_away_from_now())
+                    + quiet_hours_away_from_now()
+                    + '[callback]\nallowed_countries = ["US"]\n')  # UTC names no country
 
 
 def number(i: int) -> str:
@@ -112,12 +113,12 @@ async def worker(config: dict) -> None:
     errors: Counter = Counter()
     dialers, stand_ins = [], []
     for k in range(config["count"]):
+        stand_in = StandInStasis(None, records, errors)
         dialer = CallbackDialer(redis, CallbackRequests(redis, policy),
                                 OperatorService(None, redis, endpoints(config["operators"])),
                                 Customers(redis), policy, tick=config["tick"],
-                                owner=f"{config['name']}-{k}")
-        stand_in = StandInStasis(dialer, records, errors)
-        dialer.stasis = stand_in
+                                owner=f"{config['name']}-{k}", calls=stand_in)
+        stand_in.dialer = dialer  # its attempts end at once: it tells the dialer itself
         dialers.append(dialer)
         stand_ins.append(stand_in)
     cpu0, wall0 = os.times(), time.time()

@@ -27,15 +27,21 @@ class EventStream:
     def __init__(self, ari: AriClient, app: str, on_event: Callable[[dict], None], *,
                  on_connected: Callable[[], Awaitable[None]] | None = None,
                  subscribe_all: bool = False, heartbeat: float = 10.0,
-                 connect_timeout: float = 5.0, backoff: tuple[float, float] = (0.2, 10.0)) -> None:
+                 connect_timeout: float = 5.0, backoff: tuple[float, float] = (0.2, 10.0),
+                 outage: Callable[[BaseException], bool] | None = None) -> None:
+        """`outage(exc)`: True when a failed resync (on_connected) is something away that comes
+        back (storage), logged as a warning; anything else is a bug, logged with its traceback.
+        Asterisk not answering (AriUnavailable) is always an outage."""
         self.ari, self.app, self.on_event = ari, app, on_event
         self.on_connected = on_connected
+        self.outage = outage
         self.subscribe_all = subscribe_all
         self.heartbeat, self.connect_timeout = heartbeat, connect_timeout
         self.backoff = backoff
         self.connected = asyncio.Event()
         self.connects = 0  # how many times a socket was established (reconnects = connects - 1)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.last_error: str | None = None  # why it is not connected (for /healthz)
 
     async def connect_once(self) -> aiohttp.ClientWebSocketResponse:
         """Open the socket; credentials travel in the Authorization header, never the URL."""
@@ -66,19 +72,43 @@ class EventStream:
             except AriUnauthorized:
                 raise  # a wrong password does not get better by retrying
             except AriError as exc:
+                self.last_error = exc.message
                 logger.warning("ari events connect failed", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.backoff[1])
                 continue
-            delay = self.backoff[0]
             self.connects += 1
             logger.info("ari events connected", app=self.app, connects=self.connects)
             self._ws = ws
             try:
                 if self.on_connected is not None:
                     await self.on_connected()
+            except asyncio.CancelledError:
+                await ws.close()
+                self._ws = None
+                raise
+            except Exception as exc:
+                # Redis away, or Asterisk still booting: the reader must not die of it.
+                # Close and come back: events read before the resync would be misapplied.
+                self.last_error = f"resync after connect failed: {type(exc).__name__}: {exc}"
+                if isinstance(exc, AriUnavailable) or (self.outage and self.outage(exc)):
+                    logger.warning("ari events resync failed; reconnecting", app=self.app,
+                                   error=self.last_error, retry_in=round(delay, 2))
+                else:
+                    logger.exception("ari events resync failed; reconnecting", app=self.app,
+                                     retry_in=round(delay, 2))
+                self._ws = None
+                await ws.close()
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.backoff[1])
+                continue
+            delay = self.backoff[0]
+            self.last_error = None
+            try:
                 self.connected.set()
                 await self._read(ws)
+            except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as exc:
+                logger.warning("ari events socket failed", app=self.app, error=str(exc))
             finally:
                 self.connected.clear()
                 self._ws = None

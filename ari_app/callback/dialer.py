@@ -18,18 +18,21 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 from datetime import datetime, timezone
 
 import structlog
 from redis.asyncio import Redis
 
 from ari_app.callback import machine as k
+from ari_app.callback.numbers import RefusedNumber, check_number
 from ari_app.callback.service import OPEN, CallbackRequest, CallbackRequests, request_zone
-from ari_app.callback.stasis import PREFIX, CallbackStasis
+from ari_app.callback.stasis import PREFIX
 from ari_app.callback.window import callable_at, next_callable
 from ari_app.customers.service import Customers
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
+from ari_app.storage import STORAGE_ERRORS
 
 __all__ = ["CallbackDialer"]
 
@@ -39,17 +42,24 @@ ROUND = 50  # requests looked at per round
 LEASE = 600  # seconds a claimed request stays ours without news (a crashed instance frees it)
 
 
+class AttemptCalls(Protocol):
+    """Dials one attempt and reports its end to `CallbackDialer.finished`."""
+
+    async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None: ...
+
+
 class CallbackDialer:
     def __init__(self, redis: Redis, requests: CallbackRequests, operators: OperatorService,
                  customers: Customers, policy: Policy, *, tick: float = 1.0,
                  supervisors: OperatorService | None = None,
-                 clock: Callable[[], float] = time.time, owner: str | None = None) -> None:
+                 clock: Callable[[], float] = time.time, owner: str | None = None,
+                 calls: "AttemptCalls") -> None:
         self.redis, self.requests, self.operators = redis, requests, operators
         self.supervisors = supervisors
         self._round_was_full = False
         self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
         self.owner = owner or uuid.uuid4().hex[:12]
-        self.stasis: CallbackStasis | None = None  # set by app.py (they need each other)
+        self.calls = calls  # where an attempt is dialed (callback/stasis.py)
 
     def _who_calls(self, request: CallbackRequest) -> OperatorService:
         """The people who owe this callback: a supervisor's promise is kept by a supervisor,
@@ -65,13 +75,22 @@ class CallbackDialer:
         return f"{self.requests.prefix}:callback:lock:{request_id}"
 
     async def run(self) -> None:
+        storage_away = False
         while True:
             try:
                 await self.dial_due()
             except asyncio.CancelledError:
                 raise
+            except STORAGE_ERRORS as exc:  # Redis away: wait for it, one line per outage
+                if not storage_away:
+                    logger.warning("callback dialer waits for storage", error=str(exc))
+                storage_away, self._round_was_full = True, False
             except Exception:
                 logger.exception("callback dialer round failed")
+            else:
+                if storage_away:
+                    logger.info("callback dialer resumed after storage came back")
+                storage_away = False
             if not self._round_was_full:  # a full round: more may be due, go on at once
                 await asyncio.sleep(self.tick)
 
@@ -99,8 +118,8 @@ class CallbackDialer:
                 await self.requests.save(request)
                 await self._unlock(request_id)
                 continue  # nobody free for this one (others may be for someone else)
-            await self._start(request, endpoint, now)
-            started += 1
+            if await self._start(request, endpoint, now):
+                started += 1
         return started
 
     async def _may_ring(self, request: CallbackRequest, now: float) -> bool:
@@ -116,7 +135,12 @@ class CallbackDialer:
         await self._unlock(request.id)
         return False
 
-    async def _start(self, request: CallbackRequest, operator: str, now: float) -> None:
+    async def _start(self, request: CallbackRequest, operator: str, now: float) -> bool:
+        try:  # defence in depth: the number was checked when accepted; again before dialling
+            check_number(request.number, self.requests.rules)
+        except RefusedNumber as refused:
+            await self._refuse(request, operator, refused, now)
+            return False
         if request.latest_at and now > request.latest_at and not any(
                 h["event"] == "promise missed" for h in request.history):
             # the window the customer was told is a commitment: a late call is on the record
@@ -138,9 +162,23 @@ class CallbackDialer:
                                         answer_timeout=self.policy.callback.answer_timeout)
         await self.customers.note(request.number, "callback attempt", request=request.id,
                                   attempt=request.attempts)
-        assert self.stasis is not None
-        await self.stasis.start(machine, k.Started(
+        await self.calls.start(machine, k.Started(
             now, self.policy.callback.dialing == "customer-first", "callback-about-request"))
+        return True
+
+    async def _refuse(self, request: CallbackRequest, operator: str, refused: RefusedNumber,
+                      now: float) -> None:
+        """A number that must never be dialled (stored before the check, or the policy changed):
+        closed as failed, saying why; the operator reserved for it is free again."""
+        logger.warning("callback number refused before dialling", request=request.id,
+                       why=refused.message)
+        await self.operators.release(operator, f"{PREFIX}{request.id}")
+        request.status, request.outcome = "failed", f"refused number: {refused.message}"
+        request.history.append({"t": round(now, 3), "event": "refused", "why": refused.message})
+        await self.requests.save(request)
+        await self.customers.note(request.number, "callback refused", request=request.id,
+                                  why=refused.message)
+        await self._unlock(request.id)
 
     async def finished(self, machine: k.CallbackCallMachine, finish: k.Finish) -> None:
         """An attempt ended: close, retry or reschedule its request."""
@@ -152,7 +190,7 @@ class CallbackDialer:
             return
         outcome = finish.outcome
         request.history.append({"t": round(now, 3), "event": "attempt ended",
-                                "outcome": outcome, "detail": finish.detail})
+                                "outcome": outcome, "detail": finish.data.get("detail", "")})
         if outcome == "connected":
             request.status, request.outcome = "done", "connected"
         elif outcome == "rescheduled":
@@ -162,7 +200,8 @@ class CallbackDialer:
             request.status, request.next_attempt_at = "pending", now + NO_OPERATOR_RETRY
         elif request.attempts >= cb.max_attempts:
             request.status = "failed"
-            request.outcome = f"{outcome} after {request.attempts} attempts ({finish.detail})"
+            request.outcome = (f"{outcome} after {request.attempts} attempts "
+                               f"({finish.data.get('detail', '')})")
         else:
             request.status = "pending"
             request.next_attempt_at = now + cb.retry_backoff * request.attempts

@@ -14,22 +14,26 @@ instead. Bad input is a 422 naming the field; abuse is a 429; nothing invalid re
 
 from __future__ import annotations
 
-import hmac
+import re
 import secrets
 from importlib import resources
 
 from aiohttp import web
 
 from ari_app.callback.intake import InvalidField, RateLimited, check_form
+from ari_app.callback.keys import callbacks_key, rate_limits_key
 from ari_app.callback.service import CallbackRequest, NoCallbackWindow
-from ari_app.hold.http import read_json
-from ari_app.http import ApiError, has_bearer, public
-from ari_app.keys import callbacks_key, customers_key, policy_key, rate_limits_key
+from ari_app.customers.keys import customers_key
+from ari_app.http import ApiError, has_bearer, public, read_json, same_secret, shown
+from ari_app.keys import policy_key
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
 CSRF_COOKIE = "etq_csrf"
+TEXT_FIELDS = ("number", "name", "topic", "preferred_time", "time_zone", "language")
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")       # uuid4().hex, as CallbackRequest makes them
+CUSTOMER_NUMBER = re.compile(r"\+?[0-9]{1,15}")  # E.164, the "+" optional in a path
 _PAGE = resources.files("ari_app.callback").joinpath("page.html").read_text(encoding="utf-8")
 
 
@@ -87,14 +91,21 @@ async def page(request: web.Request) -> web.Response:
 @routes.post("/api/callbacks")
 @public
 async def create(request: web.Request) -> web.Response:
-    if not has_bearer(request):
+    server = has_bearer(request)
+    if not server:
         sent, cookie = request.headers.get("X-CSRF-Token", ""), request.cookies.get(CSRF_COOKIE, "")
-        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+        if not sent or not cookie or not same_secret(sent, cookie):
             raise CsrfFailed("reload the page and send the form again")
     limits = request.app[rate_limits_key]
     try:
-        await limits.check_ip(request.remote or "unknown")
+        if server:
+            await limits.check_server(request.remote or "unknown")
+        else:
+            await limits.check_ip(request.remote or "unknown")
         body = await read_json(request)
+        for name in TEXT_FIELDS:
+            if body.get(name) is not None and not isinstance(body[name], str):
+                raise InvalidField(name, f"{name} must be text")
         policy = request.app[policy_key]
         form = check_form(body, policy.callback, policy.languages)
         await limits.check_number(form.number)
@@ -110,22 +121,28 @@ async def create(request: web.Request) -> web.Response:
     except NoCallbackWindow as exc:
         raise NoWindow(f"{exc}; please call us instead") from None
     callback = accepted.request
-    return web.json_response({**callback.to_public_dict(), "merged": accepted.merged},
+    return web.json_response({**callback.to_public_dict(), "id": accepted.submission_id,
+                              "merged": accepted.merged},
                              status=200 if accepted.merged else 201)
 
 
 @routes.get("/api/callbacks/{request_id}")
 @public  # the id is the secret: the page that made the request may follow it
 async def status(request: web.Request) -> web.Response:
-    callback = await request.app[callbacks_key].get(request.match_info["request_id"])
+    request_id = request.match_info["request_id"]
+    # a malformed id is as unknown as a missing one (and never reaches another Redis key)
+    callback = (await request.app[callbacks_key].for_submission(request_id)
+                if REQUEST_ID.fullmatch(request_id) else None)
     if callback is None:
-        raise NoSuchRequest(f"no callback request {request.match_info['request_id']}")
+        raise NoSuchRequest(f"no callback request {shown(request_id)}")
     return web.json_response(callback.to_public_dict())
 
 
 @routes.get("/api/customers/{number}")
 async def card(request: web.Request) -> web.Response:
     number = request.match_info["number"]
+    if not CUSTOMER_NUMBER.fullmatch(number):
+        raise NoSuchCustomer(f"no customer card for {shown(number)}")
     found = await request.app[customers_key].card(number if number.startswith("+") else f"+{number}")
     if found is None:
         raise NoSuchCustomer(f"no customer card for {number}")

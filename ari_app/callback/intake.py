@@ -5,26 +5,20 @@ rate limits, which count in Redis."""
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, shortnumberinfo
 from redis.asyncio import Redis
 
+from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.policy import CallbackPolicy
 
 __all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits", "to_e164"]
 
 MAX_NAME, MAX_TOPIC, MAX_NUMBER = 80, 300, 32
-# where a short number is checked for being an emergency one when the policy names no country
-EMERGENCY_REGIONS = ("US", "CA", "GB", "IE", "RU", "DE", "FR", "ES", "IT", "IN", "AU", "NZ")
-REFUSED_TYPES = {PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-                 PhoneNumberType.SHARED_COST: "a shared-cost number",
-                 PhoneNumberType.UAN: "a service number",
-                 PhoneNumberType.VOICEMAIL: "a voicemail access number",
-                 PhoneNumberType.PAGER: "a pager number"}
 
 
 class InvalidField(ValueError):
@@ -66,10 +60,23 @@ def _text(body: dict, field: str, limit: int) -> str:
     value = body.get(field) or ""
     if not isinstance(value, str):
         raise InvalidField(field, f"{field} must be text")
-    value = " ".join(value.split())
+    # control characters (NUL, escape sequences, bidi overrides) are never stored: a name or
+    # topic is shown to operators and in logs, where they would hide or reorder text
+    value = " ".join("".join(_printable(c) for c in value).split())
     if len(value) > limit:
         raise InvalidField(field, f"{field} is too long (at most {limit} characters)")
     return value
+
+
+def _printable(char: str) -> str:
+    if char.isspace():
+        return " "
+    if unicodedata.category(char)[0] == "C" and char not in _JOINERS:
+        return ""  # Cc, Cf (bidi overrides, zero-width), Cs, Co, Cn
+    return char
+
+
+_JOINERS = "\u200c\u200d"  # needed by some scripts and emoji sequences
 
 
 def check_form(body: dict, policy: CallbackPolicy, languages: tuple[str, ...],
@@ -79,33 +86,10 @@ def check_form(body: dict, policy: CallbackPolicy, languages: tuple[str, ...],
     raw = _text(body, "number", MAX_NUMBER)
     if not raw:
         raise InvalidField("number", "Please enter the phone number to call back.")
-    region = policy.allowed_countries[0] if len(policy.allowed_countries) == 1 else None
-    if any(shortnumberinfo.is_emergency_number(raw, r) for r in
-           (policy.allowed_countries or EMERGENCY_REGIONS)):
-        raise InvalidField("number", "We cannot call emergency numbers.", "refused-number")
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        raise InvalidField("number", "This is not a phone number. Please enter it with the "
-                           "country code, for example +1 212 555 0100.", "invalid-number") from None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    country = phonenumbers.region_code_for_number(number) or ""
-    if shortnumberinfo.is_emergency_number(raw, country or "US") or \
-            shortnumberinfo.connects_to_emergency_number(raw, country or "US"):
-        raise InvalidField("number", "We cannot call emergency numbers.", "refused-number")
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidField("number", "This phone number is not valid. Please check it.",
-                           "invalid-number")
-    kind = phonenumbers.number_type(number)
-    if kind in REFUSED_TYPES:
-        raise InvalidField("number", f"We cannot call {REFUSED_TYPES[kind]}.", "refused-number")
-    if any(e164.startswith(prefix) for prefix in policy.refused_prefixes):
-        raise InvalidField("number", "We cannot call numbers starting with "
-                           f"{next(p for p in policy.refused_prefixes if e164.startswith(p))}.",
-                           "refused-number")
-    if policy.allowed_countries and country not in policy.allowed_countries:
-        raise InvalidField("number", "We can only call numbers in "
-                           f"{', '.join(policy.allowed_countries)}.", "refused-number")
+    try:  # the one check every number passes (callback/numbers.py)
+        e164 = check_number(raw, NumberRules.from_policy(policy))
+    except RefusedNumber as refused:
+        raise InvalidField("number", refused.message, refused.error_id) from None
     zone = body.get("time_zone") or None
     if zone is not None:
         try:
@@ -156,6 +140,11 @@ class RateLimits:
 
     async def check_ip(self, ip: str) -> None:
         await self._hit(f"ip:{ip}", self.policy.requests_per_ip_per_hour, 3600, "from here")
+
+    async def check_server(self, ip: str) -> None:
+        """A caller with the bearer token (a server): its own, larger, per-address limit."""
+        await self._hit(f"server:{ip}", self.policy.requests_per_server_per_hour, 3600,
+                        "from this server")
 
     async def check_number(self, number: str) -> None:
         await self._hit(f"number:{number}", self.policy.requests_per_number_per_day, 86400,

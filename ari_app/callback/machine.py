@@ -20,7 +20,10 @@ from typing import ClassVar
 
 import structlog
 
-from ari_app.machines import RuleMachine
+from ari_app.calls.machine import RuleMachine
+# the words every rule shares (the timer, prompts, the end): re-exported
+from ari_app.calls.vocabulary import (OPERATOR, Finish, Note, Play, PromptFinished, TimerFired,
+                                      prompt_media)
 
 __all__ = [
     "CallbackCallState", "CallbackCallMachine", "InvalidCallbackEvent",
@@ -31,7 +34,7 @@ __all__ = [
 ]
 
 logger = structlog.get_logger()
-OPERATOR, CUSTOMER = "operator", "customer"
+CUSTOMER = "customer"  # the callback's own party: the one called back
 
 
 class CallbackCallState(Enum):
@@ -78,22 +81,10 @@ class CustomerFailed:
 
 
 @dataclass(frozen=True)
-class PromptFinished:
-    now: float
-    party: str
-    prompt: str
-
-
-@dataclass(frozen=True)
 class DigitPressed:
     now: float
     party: str
     digit: str
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    now: float
 
 
 @dataclass(frozen=True)
@@ -114,13 +105,6 @@ class DialCustomer:
 
 
 @dataclass(frozen=True)
-class Play:
-    party: str
-    prompt: str
-    media: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Connect:
     """Operator and customer in one bridge."""
 
@@ -130,25 +114,13 @@ class HangUp:
     party: str
 
 
-@dataclass(frozen=True)
-class Note:
-    event: str
-    data: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True)
-class Finish:
-    # connected | busy | no-answer | not-reached | rescheduled | operator-unavailable
-    outcome: str
-    detail: str = ""
+# Finish(outcome, data): connected | busy | no-answer | not-reached | rescheduled |
+# operator-unavailable; data {"detail": why} when there is a why (the dialer logs it)
 
 
 class InvalidCallbackEvent(Exception):
     pass
 
-
-def prompt_media(prompt: str) -> str:
-    return f"sound:etiquette/{prompt}"
 
 
 @dataclass
@@ -299,7 +271,7 @@ class CallbackCallMachine(RuleMachine):
 
     def _play(self, party: str, prompt: str, media: tuple[str, ...] = ()) -> Play:
         self.playing[party] = prompt
-        return Play(party, prompt, media or (prompt_media(prompt),))
+        return Play(prompt, media or (prompt_media(prompt),), party=party)
 
     def _finish(self, outcome: str, detail: str = "") -> list[object]:
         self._set_state(CallbackCallState.ENDED)
@@ -308,7 +280,7 @@ class CallbackCallMachine(RuleMachine):
         hang = [HangUp(p) for p in (OPERATOR, CUSTOMER) if p in self.up or p in self.ringing]
         self.ringing = []
         return [*hang, Note("attempt ended", (("outcome", outcome), ("detail", detail))),
-                Finish(outcome, detail)]
+                Finish(outcome, {"detail": detail} if detail else {})]
 
 
     @classmethod

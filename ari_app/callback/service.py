@@ -13,21 +13,26 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as number_zones
+import structlog
 from redis.asyncio import Redis
 
+from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
 from ari_app.policy import Policy
-from ari_app.records import DurableRecords
+from ari_app.storage.records import DurableRecords, is_record_id
+from ari_app.zones import zones_of_country
 
-__all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow", "OPEN"]
+__all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow", "OPEN",
+           "RefusedNumber"]
 
 OPEN = ("pending", "dialing")
+logger = structlog.get_logger()
 
 # Create, or merge into the number's open request, in one step: two requests for one number
 # arriving together still make one callback.
@@ -41,6 +46,7 @@ if open then
       table.insert(rec.history, cjson.decode(ARGV[2]))
       local merged = cjson.encode(rec)
       redis.call('set', ARGV[4] .. open, merged)
+      redis.call('set', ARGV[4] .. 'submission:' .. ARGV[5], open)
       return merged
     end
   end
@@ -90,6 +96,9 @@ class NoCallbackWindow(Exception):
 class Accepted:
     request: CallbackRequest
     merged: bool  # an open request for this number existed: this one joined it
+    # This submission's own id, the secret its submitter may follow it with (for_submission):
+    # the request's id for the first one, a fresh one for each one merged into it.
+    submission_id: str = ""
 
 
 class CallbackRequests(DurableRecords[CallbackRequest]):
@@ -98,6 +107,8 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
         super().__init__(redis, "callback", "callbacks:pending", CallbackRequest, prefix)
         self.pending_key = self.index_key  # score: when the request is due
         self.policy, self.clock, self.customers = policy, clock, customers
+        # no policy, no country set up: nothing may be called back
+        self.rules = NumberRules.from_policy(policy.callback) if policy else NumberRules()
         self._create_or_merge = redis.register_script(_CREATE_OR_MERGE)
 
     def _open_key(self, number: str) -> str:
@@ -107,7 +118,15 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                      require_window: bool = False) -> Accepted:
         """Store the request (or merge it into the number's open one) with its promised window.
         `require_window`: refuse (NoCallbackWindow) rather than store a request nobody can be
-        promised a time for (the web form); a caller on the phone is never refused."""
+        promised a time for (the web form); a caller on the phone is never refused a window.
+        Every source's number passes the one check first (callback/numbers.py): RefusedNumber,
+        and nothing stored, for one the dialer must never call."""
+        try:
+            request.number = check_number(request.number, self.rules)
+        except RefusedNumber as refused:
+            logger.warning("callback number refused", source=request.source,
+                           call_id=request.call_id, why=refused.message)
+            raise
         if request.earliest_at is None and self.policy is not None:
             await self._promise(request, preferred)
             if request.earliest_at is None and require_window:
@@ -122,8 +141,8 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
             keys=[self._open_key(request.number), self._key(request.id), self.index_key],
             args=[json.dumps(asdict(request)), json.dumps(request.history[-1]), due,
                   f"{self.prefix}:callback:", request.id])
-        accepted = (Accepted(CallbackRequest(**json.loads(merged)), True) if merged
-                    else Accepted(request, False))
+        accepted = (Accepted(CallbackRequest(**json.loads(merged)), True, request.id) if merged
+                    else Accepted(request, False, request.id))
         if self.customers is not None:  # the operator sees it on the customer's card
             await self.customers.note(request.number, "callback requested",
                                       name=request.name or None, request=accepted.request.id,
@@ -133,6 +152,19 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
 
     async def create(self, request: CallbackRequest) -> CallbackRequest:
         return (await self.accept(request)).request
+
+    def _submission_key(self, submission_id: str) -> str:
+        return f"{self.prefix}:callback:submission:{submission_id}"
+
+    async def for_submission(self, submission_id: str) -> CallbackRequest | None:
+        """What the submitter of `submission_id` may see: the request it made or joined, under
+        their own id (a copy for showing, never saved: it does not leak the request's id)."""
+        request = await self.get(submission_id)
+        if request is not None or not is_record_id(submission_id):
+            return request
+        joined = await self.redis.get(self._submission_key(submission_id))
+        request = await self.get(joined.decode() if isinstance(joined, bytes) else joined or "")
+        return replace(request, id=submission_id) if request is not None else None
 
     async def _promise(self, request: CallbackRequest, preferred: float | None) -> None:
         policy = self.policy
@@ -171,10 +203,17 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
 
 
 def request_zone(request: CallbackRequest, policy: Policy) -> ZoneInfo:
+    """The customer's zone: given, else their number's (inside the number's own country: the
+    metadata gives the whole +1 area for +1 876 Jamaica), else the company's."""
     candidates: tuple[str, ...] = ()
     try:
-        candidates = tuple(z for z in number_zones.time_zones_for_number(
-            phonenumbers.parse(request.number)) if z != "Etc/Unknown")
+        number = phonenumbers.parse(request.number)
+        candidates = tuple(z for z in number_zones.time_zones_for_number(number)
+                           if z != "Etc/Unknown")
+        own = zones_of_country(phonenumbers.region_code_for_number(number) or "")
+        if len(candidates) > 1 and own:
+            candidates = tuple(z for z in candidates if z in own) or tuple(own)
     except phonenumbers.NumberParseException:
         pass
-    return customer_zone(candidates, request.time_zone, policy.business_hours.zone)
+    return customer_zone(candidates, request.time_zone, policy.business_hours.zone,
+                         business=policy.business_hours, quiet=policy.quiet_hours)

@@ -7,7 +7,6 @@ own lane; the attempt's end goes to the dialer (`on_finished`), which decides wh
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,28 +17,33 @@ from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback import machine as k
 from ari_app.operators.service import desk_phone_variables
-from ari_app.snapshots import SnapshotStore
-from ari_app.timeline import Timeline
+from ari_app.storage.snapshots import SnapshotStore
+from ari_app.storage import STORAGE_ERRORS
+from ari_app.calls import ids
+from ari_app.calls.events import CallEvents
+from ari_app.calls.timers import CallTimers
 
 __all__ = ["CallbackStasis", "PREFIX"]
 
 logger = structlog.get_logger()
-PREFIX, SEP = "cb-", "~"
+PREFIX = "cb-"
 ROLE = {"op": k.OPERATOR, "cust": k.CUSTOMER}
 
 
 class CallbackStasis:
     def __init__(self, ari: AriClient, store: SnapshotStore[k.CallbackCallMachine],
-                 timeline: Timeline, *, app: str, dial_template: str, ring_timeout: int,
+                 events: CallEvents, *, app: str, dial_template: str, ring_timeout: int,
                  operator_ring_timeout: int, company_id: str,
                  on_finished: Callable[[k.CallbackCallMachine, k.Finish], Awaitable[None]],
                  clock: Callable[[], float] = time.time) -> None:
-        self.ari, self.store, self.timeline = ari, store, timeline
+        self.ari, self.store = ari, store
+        self.events = events.for_rule("callback")  # `callback:operator_dialed`, ...
         self.app, self.dial_template, self.ring_timeout = app, dial_template, ring_timeout
         self.operator_ring_timeout, self.company_id = operator_ring_timeout, company_id
         self.on_finished, self.clock = on_finished, clock
-        self.lanes = Lanes(self._handle)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS)
+        self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, "tick"), clock)
+        self._playing: dict[str, dict[str, str]] = {}  # attempt -> party -> last playback id
 
     @staticmethod
     def owns(resource_id: str) -> bool:
@@ -49,7 +53,7 @@ class CallbackStasis:
         resource = next((event[key]["id"] for key in ("playback", "channel", "bridge")
                          if isinstance(event.get(key), dict) and event[key].get("id")), None)
         if resource and self.owns(resource):
-            self.lanes.submit(resource.split(SEP, 1)[0], event)
+            self.lanes.submit(ids.call_of(resource), event)
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None:
         self.lanes.submit(machine.call_id, (machine, started))
@@ -68,21 +72,28 @@ class CallbackStasis:
         with structlog.contextvars.bound_contextvars(call_id=call_id, rule="callback"):
             while events:
                 event = events.pop(0)
+                before = machine.state
                 actions = machine.handle(event)
                 if machine.state in k.END_STATES:
                     await self.store.delete(call_id)
                 else:
                     await self.store.save(machine)
+                # a callback's trace is its request's: every attempt of it in one place
+                self.events.transition(machine.request_id, before, machine.state,
+                                       operator=machine.operator, at=getattr(event, "now", None))
                 for action in actions:
                     follow = await self._do(machine, action)
                     if follow is not None:
                         events.append(follow)
-            self._arm(machine)
+            if machine.state in k.END_STATES:
+                self.timers.cancel(call_id)
+            else:
+                self.timers.arm(call_id, (machine.get_timer(),))
 
     def _translate(self, machine: k.CallbackCallMachine, event: dict, now: float) -> list[object]:
         kind = event.get("type")
         channel = (event.get("channel") or {}).get("id", "")
-        role = ROLE.get(channel.split(SEP, 1)[-1]) if SEP in channel else None
+        role = ROLE.get(ids.what_of(channel))
         if kind == "StasisStart" and role == k.OPERATOR:
             return [k.OperatorAnswered(now)]
         if kind == "StasisStart" and role == k.CUSTOMER:
@@ -94,9 +105,9 @@ class CallbackStasis:
         if kind == "StasisEnd" and role in machine.up:
             return [k.HungUp(now, role)]
         if kind == "PlaybackFinished":
-            parts = event["playback"]["id"].split(SEP)
-            if len(parts) == 3:
-                return [k.PromptFinished(now, parts[1].split(".", 1)[0], parts[2])]
+            played = ids.read_playback(event["playback"]["id"])
+            if played is not None:
+                return [k.PromptFinished(now, played.prompt, played.tag, played.party)]
         if kind == "ChannelDtmfReceived" and role:
             return [k.DigitPressed(now, role, event["digit"])]
         return []
@@ -104,7 +115,7 @@ class CallbackStasis:
     # --- actions -> ARI ------------------------------------------------------------------------
     async def _do(self, machine: k.CallbackCallMachine, action: object) -> object | None:
         call = machine.call_id
-        leg = {k.OPERATOR: f"{call}{SEP}op", k.CUSTOMER: f"{call}{SEP}cust"}
+        leg = {k.OPERATOR: ids.part(call, "op"), k.CUSTOMER: ids.part(call, "cust")}
         with tolerated(type(action).__name__):
             match action:
                 case k.DialOperator():
@@ -127,50 +138,38 @@ class CallbackStasis:
                     except AriError as exc:
                         return k.CustomerFailed(self.clock(), exc.message)
                 case k.Play(party=party, prompt=prompt, media=media):
-                    await self.ari.play(leg[party], list(media),
-                                        f"{call}{SEP}{party}.{uuid.uuid4().hex[:6]}{SEP}{prompt}",
-                                        lang=machine.language)
+                    playback = ids.playback(call, uuid.uuid4().hex[:6], prompt, party)
+                    self._playing.setdefault(call, {})[party] = playback
+                    await self.ari.play(leg[party], list(media), playback, lang=machine.language)
                 case k.Connect():
-                    await self.ari.create_bridge(f"{call}{SEP}talk", "mixing", name=f"callback {call}")
+                    # the customer chose (1) during the introduction: it stops there, as any
+                    # menu does. Asterisk would add a channel to the bridge only once its
+                    # playback ended, the ARI request timing out meanwhile.
+                    for playback in self._playing.pop(call, {}).values():
+                        await unless_gone(self.ari.stop_playback(playback))
+                    await self.ari.create_bridge(ids.part(call, "talk"), "mixing", name=f"callback {call}")
                     for channel in leg.values():
-                        await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=f"{call}{SEP}talk",
+                        await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=ids.part(call, "talk"),
                                             channel=channel, absorbDTMF=True)
                 case k.HangUp(party=party):
                     await unless_gone(self.ari.hangup(leg[party]))
                 case k.Note(event=event, data=data):
-                    await self.timeline.note(machine.request_id, event, "callback",
-                                             attempt=call, **dict(data))
+                    self.events.note(machine.request_id, event, {"attempt": call, **dict(data)},
+                                     operator=machine.operator)
                 case k.Finish():
-                    self._cancel(call)
-                    await unless_gone(self.ari.destroy_bridge(f"{call}{SEP}talk"))
+                    self.timers.cancel(call)
+                    self._playing.pop(call, None)
+                    await unless_gone(self.ari.destroy_bridge(ids.part(call, "talk")))
                     await self.on_finished(machine, action)
                 case _:
                     raise TypeError(f"no ARI mapping for {action!r}")
         return None
 
-    # --- the attempt's single timer ------------------------------------------------------------
-    def _arm(self, machine: k.CallbackCallMachine) -> None:
-        self._cancel(machine.call_id)
-        deadline = machine.get_timer()
-        if deadline is None or machine.state in k.END_STATES:
-            return
-        loop = asyncio.get_running_loop()
-        self._timers[machine.call_id] = loop.call_at(
-            loop.time() + max(0.0, deadline - self.clock()),
-            lambda: (self._timers.pop(machine.call_id, None),
-                     self.lanes.submit(machine.call_id, "tick")))
-
-    def _cancel(self, call_id: str) -> None:
-        handle = self._timers.pop(call_id, None)
-        if handle is not None:
-            handle.cancel()
-
     @property
     def pending_timers(self) -> int:
-        return len(self._timers)
+        return len(self.timers)
 
     async def close(self) -> None:
-        for call_id in list(self._timers):
-            self._cancel(call_id)
+        self.timers.cancel_all()
         await self.lanes.close()
 

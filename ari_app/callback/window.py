@@ -7,13 +7,14 @@ The rules decided here:
   (requests ahead x minutes per call / operators on duty), or after the customer's preferred
   time; it is what the web page shows and what the dialer is held to;
 - the customer's time zone: the one they gave, else the one their number belongs to; a number
-  whose country spans several zones (a Russian mobile) takes the company's zone when it is one
-  of them, else the first one.
+  whose country spans several zones (a Russian mobile, US toll-free) takes the company's zone
+  when it is one of them, else the zone where business hours and quiet hours overlap most.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -36,12 +37,31 @@ class PromiseWindow:
         return float(round(self.earliest.timestamp())), float(round(self.latest.timestamp()))
 
 
-def customer_zone(candidates: tuple[str, ...], given: str | None, company: ZoneInfo) -> ZoneInfo:
+def customer_zone(candidates: tuple[str, ...], given: str | None, company: ZoneInfo, *,
+                  business: BusinessHours | None = None,
+                  quiet: QuietHours | None = None) -> ZoneInfo:
     if given:
         return ZoneInfo(given)
     if company.key in candidates or not candidates:
         return company
+    if len(candidates) > 1 and business is not None and quiet is not None:
+        # a region of several zones (US toll-free +1 800): the one where the business hours
+        # and the customer's quiet hours overlap most, never a refusal that is not true
+        return ZoneInfo(_most_callable(candidates, business, quiet))
     return ZoneInfo(candidates[0])
+
+
+_WEEK = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday: the reference week
+_SLOT = timedelta(minutes=30)
+
+
+@lru_cache(maxsize=256)
+def _most_callable(candidates: tuple[str, ...], business: BusinessHours,
+                   quiet: QuietHours) -> str:
+    """The candidate with the most callable half hours in a week (the first on a tie)."""
+    slots = [_WEEK + i * _SLOT for i in range(7 * 48)]
+    scores = [sum(callable_at(s, ZoneInfo(z), business, quiet) for s in slots) for z in candidates]
+    return candidates[scores.index(max(scores))]
 
 
 def callable_at(moment: datetime, zone: ZoneInfo, business: BusinessHours,

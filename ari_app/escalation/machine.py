@@ -7,7 +7,8 @@ the caller is never just refused: they hear that no supervisor is available, tha
 complaint will be recorded and passed on, leave it after the tone (# ends it), and are
 promised a callback from a supervisor within the policy's window, said as a number of minutes.
 The complaint and the callback are stored even when nothing was said, because the promise
-was made. Then the caller goes back to their operator, or hears goodbye if the operator left.
+was made. A caller whose number may not be called back (hidden, premium-rate, another country:
+callback/numbers.py) still leaves the complaint, but is promised no callback. Then the caller goes back to their operator, or hears goodbye if the operator left.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from typing import ClassVar
 
 import structlog
 
-from ari_app.machines import RuleMachine
-
+from ari_app.calls.machine import RuleMachine
+# the words every rule shares (hang-ups, prompts, the end): re-exported
+from ari_app.calls.vocabulary import (OPERATOR, CallerHungUp, DetachCaller, Finish, Note,
+                                      OperatorHungUp, Play, PromptFinished, ReattachCaller,
+                                      RecordingFinished, prompt_media)
 from ari_app.prompts.catalog import minutes_prompt
 
 __all__ = [
     "ComplaintState", "ComplaintMachine", "InvalidComplaintEvent",
-    "ComplaintStarted", "PromptFinished", "DigitPressed", "RecordingFinished", "CallerHungUp",
+    "ComplaintStarted", "PromptFinished", "DigitPressed", "RecordingFinished", "ComplaintSaved",
+    "CallerHungUp",
     "OperatorHungUp",
     "DetachCaller", "ReattachCaller", "Play", "StartRecording", "StopRecording", "SaveComplaint",
-    "PlayToOperator", "Note", "Finish",
+    "Note", "Finish",
 ]
 
 logger = structlog.get_logger()
@@ -52,13 +57,7 @@ class ComplaintStarted:
     operator_present: bool = True
     why: str = "no supervisor on duty"
     max_seconds: int = 120
-
-
-@dataclass(frozen=True)
-class PromptFinished:
-    now: float
-    prompt: str
-    tag: str = ""
+    callback_possible: bool = True  # the caller's number passes the callback number check
 
 
 @dataclass(frozen=True)
@@ -68,45 +67,16 @@ class DigitPressed:
 
 
 @dataclass(frozen=True)
-class RecordingFinished:
+class ComplaintSaved:
+    """The complaint is stored; `promised`: so is the supervisor's callback, and `said` is
+    when it comes, as the callback service promised it (media; empty: the policy's window)."""
     now: float
-    duration: float
-    saved: bool = True
-
-
-@dataclass(frozen=True)
-class CallerHungUp:
-    now: float
-
-
-@dataclass(frozen=True)
-class OperatorHungUp:
-    now: float
+    said: tuple[str, ...] = ()
+    data: tuple[tuple[str, object], ...] = ()
+    promised: bool = True
 
 
 # --- outputs --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DetachCaller:
-    pass
-
-
-@dataclass(frozen=True)
-class ReattachCaller:
-    pass
-
-
-@dataclass(frozen=True)
-class Play:
-    prompt: str
-    media: tuple[str, ...]
-    tag: str
-
-
-@dataclass(frozen=True)
-class PlayToOperator:
-    prompt: str
-
-
 @dataclass(frozen=True)
 class StartRecording:
     max_seconds: int
@@ -123,25 +93,15 @@ class SaveComplaint:
     duration: float
     recorded: bool
     window_minutes: int
+    callback: bool = True  # False: the complaint only, no callback promised
 
 
-@dataclass(frozen=True)
-class Note:
-    event: str
-    data: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True)
-class Finish:
-    outcome: str  # returned | ended | caller-hung-up
+# Finish(outcome): returned | ended | caller-hung-up
 
 
 class InvalidComplaintEvent(Exception):
     pass
 
-
-def prompt_media(prompt: str) -> str:
-    return f"sound:etiquette/{prompt}"
 
 
 @dataclass
@@ -157,6 +117,7 @@ class ComplaintMachine(RuleMachine):
     language: str = "en"
     operator_present: bool = True
     max_seconds: int = 120
+    callback_possible: bool = True
     recording_since: float | None = None
     saved: bool = False
     goodbye_said: bool = False
@@ -178,10 +139,14 @@ class ComplaintMachine(RuleMachine):
             return []
         self.started_at, self.window_minutes = ev.now, ev.window_minutes
         self.language, self.operator_present = ev.language, ev.operator_present
-        self.max_seconds = ev.max_seconds
-        media = (prompt_media("supervisor-unavailable"), prompt_media("complaint-record"),
+        self.max_seconds, self.callback_possible = ev.max_seconds, ev.callback_possible
+        record = "complaint-record" if self.callback_possible else "complaint-record-no-callback"
+        media = (prompt_media("supervisor-unavailable"), prompt_media(record),
                  prompt_media("voicemail-intro"), "sound:beep")
-        return [Note("complaint started", (("why", ev.why),)), DetachCaller(),
+        notes = [Note("complaint started", (("why", ev.why),))]
+        if not self.callback_possible:
+            notes.append(Note("no callback promised", (("why", "number not called back"),)))
+        return [*notes, DetachCaller(),
                 self._play("complaint-record", media)]
 
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
@@ -194,8 +159,11 @@ class ComplaintMachine(RuleMachine):
             return [StartRecording(self.max_seconds)]
         if self.state is ComplaintState.PROMISING:
             if self.operator_present:
-                return self._finish("returned", ReattachCaller(),
-                                    PlayToOperator("operator-complaint-recorded"))
+                told = ("operator-complaint-recorded" if self.callback_possible
+                        else "operator-complaint-recorded-no-callback")
+                self.plays += 1  # the operator's own prompt: not what the caller waits for
+                return self._finish("returned", ReattachCaller(), Play(
+                    told, (prompt_media(told),), self.playing_tag, OPERATOR))
             if not self.goodbye_said:  # the operator left while the promise was being said
                 self.goodbye_said = True
                 return [self._play("goodbye", (prompt_media("goodbye"),))]
@@ -211,25 +179,35 @@ class ComplaintMachine(RuleMachine):
         if self.state is not ComplaintState.RECORDING:
             return []
         self._set_state(ComplaintState.PROMISING)
-        # the promise stands even if nothing was recorded: store it before saying it
+        # the promise stands even if nothing was recorded: store it before saying it; what is
+        # said waits for the stored callback (`ComplaintSaved`)
         self.saved = True
+        return [SaveComplaint(round(ev.duration, 1), ev.saved and ev.duration > 0,
+                              self.window_minutes, self.callback_possible),
+                Note("complaint recorded", (("duration", round(ev.duration, 1)),
+                                            ("recorded", ev.saved and ev.duration > 0)))]
+
+    def _on_ComplaintSaved(self, ev: ComplaintSaved) -> list[object]:
+        if self.state is not ComplaintState.PROMISING or self.playing is not None:
+            return []
+        self.callback_possible = self.callback_possible and ev.promised
         minutes = self.window_minutes
-        media = [prompt_media("complaint-saved"), prompt_media("supervisor-callback-within"),
-                 f"number:{minutes}", prompt_media(minutes_prompt(minutes, self.language))]
+        media = [prompt_media("complaint-saved")]
+        if self.callback_possible:  # the promise only when it can be kept
+            media += [prompt_media("supervisor-callback-within"), *(ev.said or (
+                f"number:{minutes}", prompt_media(minutes_prompt(minutes, self.language))))]
         self.goodbye_said = not self.operator_present
         if self.goodbye_said:
             media.append(prompt_media("goodbye"))
-        return [SaveComplaint(round(ev.duration, 1), ev.saved and ev.duration > 0, minutes),
-                Note("complaint recorded", (("duration", round(ev.duration, 1)),
-                                            ("recorded", ev.saved and ev.duration > 0))),
-                self._play("complaint-saved", tuple(media))]
+        return [Note("complaint saved", ev.data), self._play("complaint-saved", tuple(media))]
 
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
         # a caller who hangs up instead of pressing # still complained: keep it, call back
         kept: list[object] = []
         if self.state is ComplaintState.RECORDING and self.recording_since is not None:
             duration = round(ev.now - self.recording_since, 1)
-            kept = [SaveComplaint(duration, duration > 0, self.window_minutes)]
+            kept = [SaveComplaint(duration, duration > 0, self.window_minutes,
+                                  self.callback_possible)]
         self._set_state(ComplaintState.ENDED)
         self.outcome = "caller-hung-up"
         return [*kept, Note("complaint ended", (("outcome", "caller hung up"),)),

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from ari_app.operators.service import OperatorService
 from ari_app.policy import BusinessHours, SupervisorPolicy
-from ari_app.records import DurableRecords
+from ari_app.storage.records import DurableRecords
 
 __all__ = ["Complaint", "Complaints", "SupervisorDesk", "OnDuty"]
 

@@ -9,6 +9,11 @@ The rules decided here:
   the time on hold that the caller does not hear;
 - after `fallback_after` seconds on hold the waiting stops: 1 keep holding, 2 voicemail for the
   operator, 3 a callback (own number, or one typed on the keypad); no choice = policy default;
+- a number is called back only if it passes the one check (callback/numbers.py, the policy's
+  rules in HoldSettings.numbers): a typed number that fails is refused aloud ("we cannot call
+  that number") and asked again, twice, then the caller leaves a message instead; a caller ID
+  that fails is never offered ("press 1 for your own number") nor used by default: the caller
+  is asked to type a number, and no choice means voicemail;
 - if the operator leaves, the caller is offered voicemail or a callback at once;
 - resume: "thank you for waiting", then back to the operator; music and timers stop at once.
 """
@@ -21,12 +26,19 @@ from typing import ClassVar
 
 import structlog
 
-from ari_app.machines import RuleMachine
+from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
+from ari_app.calls.machine import RuleMachine
+# the words every rule shares (hang-ups, the timer, prompts, music, the end): re-exported, so
+# the hold's own names still read `from ari_app.hold.machine import Play`
+from ari_app.calls.vocabulary import (CallerHungUp, DetachCaller, Finish, Note, OperatorHungUp,
+                                      Play, PromptFinished, ReattachCaller, RecordingFinished,
+                                      StartMusic, StopMusic, StopPlayback, TimerFired,
+                                      prompt_media)
 
 __all__ = [
     "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
     "HoldRequested", "FallbackRequested", "PromptFinished", "TimerFired", "DigitPressed", "ResumeRequested",
-    "CallerHungUp", "OperatorHungUp", "RecordingFinished", "HandedOver",
+    "CallerHungUp", "OperatorHungUp", "RecordingFinished", "HandedOver", "CallbackSaved", "CallbackRefused",
     "DetachCaller", "ReattachCaller", "StartMusic", "StopMusic", "Play", "StopPlayback",
     "NudgeOperator", "StartVoicemail", "StopVoicemail", "SaveCallback", "SaveVoicemail", "Note", "EndCall",
     "Finish",
@@ -50,6 +62,7 @@ class HoldState(Enum):
 END_STATES = frozenset({HoldState.ENDED})
 CHECK_INS = ("checkin-1", "checkin-2", "checkin-3")  # varied, in turn
 MAX_NUMBER_DIGITS = 15  # E.164
+MAX_NUMBER_TRIES = 3  # a refused typed number is asked again twice, then voicemail
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class HoldSettings:
     fallback_default: str = "callback"   # or "voicemail"
     voicemail_max: int = 120             # seconds of message
     max_holds_per_call: int = 1
+    numbers: NumberRules = NumberRules()  # what may be called back (none: nothing)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -86,18 +100,6 @@ class FallbackRequested:
 
 
 @dataclass(frozen=True)
-class PromptFinished:
-    now: float
-    prompt: str
-    tag: str = ""  # which playback of that prompt (a stopped one also reports finished)
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    now: float
-
-
-@dataclass(frozen=True)
 class DigitPressed:
     now: float
     digit: str
@@ -117,56 +119,22 @@ class HandedOver:
 
 
 @dataclass(frozen=True)
-class CallerHungUp:
+class CallbackSaved:
+    """The callback service took the request: `said` is when the call comes, in the words
+    the service promised it (media), `data` what the call's events record of it."""
     now: float
+    said: tuple[str, ...] = ()
+    data: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
-class OperatorHungUp:
+class CallbackRefused:
+    """The callback service refused the number the machine accepted (its rules changed)."""
     now: float
-
-
-@dataclass(frozen=True)
-class RecordingFinished:
-    now: float
-    duration: float
-    saved: bool = True
+    why: str = ""
 
 
 # --- outputs ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DetachCaller:
-    """Take the caller out of the conversation (the operator stays in it, unheard)."""
-
-
-@dataclass(frozen=True)
-class ReattachCaller:
-    pass
-
-
-@dataclass(frozen=True)
-class StartMusic:
-    pass
-
-
-@dataclass(frozen=True)
-class StopMusic:
-    pass
-
-
-@dataclass(frozen=True)
-class Play:
-    prompt: str                       # names the playback (PromptFinished carries it back)
-    media: tuple[str, ...] = ()       # what is heard; default: the prompt itself
-    tag: str = ""                     # unique within the hold: the adapter builds ids from it
-
-
-@dataclass(frozen=True)
-class StopPlayback:
-    prompt: str
-    tag: str
-
-
 @dataclass(frozen=True)
 class StopVoicemail:
     """The caller pressed # to finish their message."""
@@ -195,29 +163,18 @@ class SaveVoicemail:
 
 
 @dataclass(frozen=True)
-class Note:
-    """An entry for the call's etiquette timeline."""
-    event: str
-    data: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True)
 class EndCall:
     """The caller is done (voicemail or callback taken): free the operator, hang up."""
     outcome: str
 
 
-@dataclass(frozen=True)
-class Finish:
-    outcome: str  # resumed | voicemail | callback | caller-hung-up
+# Finish(outcome): resumed | handed-over | voicemail | voicemail-failed | callback |
+# caller-hung-up
 
 
 class InvalidHoldEvent(Exception):
     pass
 
-
-def prompt_media(prompt: str) -> str:
-    return f"sound:etiquette/{prompt}"
 
 
 @dataclass
@@ -244,6 +201,7 @@ class HoldMachine(RuleMachine):
     plays: int = 0  # playbacks so far: tags them so a restart can find the current one
     recording_since: float | None = None  # the caller's message is being recorded
     for_whom: str | None = None  # a message or callback for someone else than the operator
+    refusals: int = 0  # typed numbers refused so far
 
     @property
     def playing_tag(self) -> str:
@@ -327,20 +285,23 @@ class HoldMachine(RuleMachine):
             if self.fallback_at is not None and ev.now >= self.fallback_at:
                 return [StopMusic(), *self._offer(ev.now)]
             return self._check_in(ev.now)
-        # no choice in time: the policy's default (a callback needs a number to call)
+        # no choice in time: the policy's default (a callback needs a number we may call)
         self.choice_deadline = None
-        if self.settings.fallback_default == "callback" and self.caller_number:
-            return self._callback(self.caller_number, own=True, chosen="default", now=ev.now)
+        own = self._own_number()
+        if self.settings.fallback_default == "callback" and own:
+            return self._callback(own, own=True, chosen="default", now=ev.now)
         return self._voicemail(ev.now, chosen="default")
 
     def _check_in(self, now: float) -> list[object]:
+        due = self.next_check_in  # when it was due: played at `now` (metrics: the lateness)
         self._set_state(HoldState.CHECKING_IN)
         self.check_ins.append(now)
         prompt = CHECK_INS[(len(self.check_ins) - 1) % len(CHECK_INS)]
         self.next_check_in = None
         actions: list[object] = [StopMusic(), self._play(prompt),
                                  Note("check-in", (("prompt", prompt),
-                                                   ("held_for", self._held(now))))]
+                                                   ("held_for", self._held(now)),
+                                                   ("due_at", due)))]
         if self.operator_present:
             actions.append(NudgeOperator(self._held(now)))
         return actions
@@ -367,21 +328,61 @@ class HoldMachine(RuleMachine):
         if digit == "3":
             self._set_state(HoldState.CALLBACK_NUMBER)
             self.digits = ""
-            return [*stop, Note("fallback choice", (("choice", "callback"),)),
-                    self._play("callback-own-number")]
+            notes = [Note("fallback choice", (("choice", "callback"),))]
+            if self._own_number():
+                return [*stop, *notes, self._play("callback-own-number")]
+            if self.caller_number:  # never offered: ask for a number we may call
+                notes.append(Note("caller id not called back", (("why", self._refusal(
+                    self.caller_number)),)))
+            return [*stop, *notes, self._play("callback-enter-number")]
         return [*stop, self._play("invalid-choice", (prompt_media("invalid-choice"),
                                                      *self._menu_media()))]
 
     def _number_digit(self, digit: str, now: float) -> list[object]:
         stop = self._stop_playing()
         self.choice_deadline = now + self.settings.choice_timeout
-        if digit == "1" and not self.digits and self.caller_number:
-            return [*stop, *self._callback(self.caller_number, own=True, chosen="caller", now=now)]
+        own = self._own_number() if digit == "1" and not self.digits else None
+        if own:
+            return [*stop, *self._callback(own, own=True, chosen="caller", now=now)]
         if digit == "#" and self.digits:
-            return [*stop, *self._callback(self.digits, own=False, chosen="caller", now=now)]
+            try:
+                number = check_number(self.digits, self.settings.numbers)
+            except RefusedNumber as refused:
+                return [*stop, *self._refused(refused, now)]
+            return [*stop, *self._callback(number, own=False, chosen="caller", now=now)]
         if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
             self.digits += digit
         return stop
+
+    def _refused(self, refused: RefusedNumber, now: float) -> list[object]:
+        """A typed number we may not call: said why, asked again; the third time, a message."""
+        self.refusals += 1
+        note = Note("callback number refused", (("digits", self.digits), ("why", refused.message),
+                                                ("try", self.refusals)))
+        self.digits = ""
+        if self.refusals >= MAX_NUMBER_TRIES:
+            return [note, *self._voicemail(now, chosen="number-refused", intro=(
+                prompt_media("callback-number-refused"), prompt_media("callback-voicemail-instead")))]
+        self.choice_deadline = None  # counted again once the question has been asked
+        again = "callback-own-number" if self._own_number() else "callback-enter-number"
+        return [note, self._play("callback-number-refused", (
+            prompt_media("callback-number-refused"), prompt_media(again)))]
+
+    def _own_number(self) -> str | None:
+        """The caller ID as the number to call back, if it passes the check; else None."""
+        if not self.caller_number:
+            return None
+        try:
+            return check_number(self.caller_number, self.settings.numbers)
+        except RefusedNumber:
+            return None
+
+    def _refusal(self, number: str) -> str:
+        try:
+            check_number(number, self.settings.numbers)
+        except RefusedNumber as refused:
+            return refused.message
+        return ""
 
     # --- outcomes ---------------------------------------------------------------------------
     def _voicemail(self, now: float, chosen: str, intro: tuple[str, ...] = ()) -> list[object]:
@@ -396,9 +397,10 @@ class HoldMachine(RuleMachine):
             return []
         if not ev.saved:  # nothing recorded: don't say it was; take the number instead
             note = Note("voicemail failed", (("duration", ev.duration),))
-            if self.caller_number:
-                return [note, *self._callback(self.caller_number, own=True,
-                                              chosen="voicemail-failed", now=ev.now)]
+            own = self._own_number()
+            if own:
+                return [note, *self._callback(own, own=True, chosen="voicemail-failed",
+                                              now=ev.now)]
             self._set_state(HoldState.CLOSING)
             self.outcome = "voicemail-failed"
             return [note, self._play("goodbye")]
@@ -411,11 +413,25 @@ class HoldMachine(RuleMachine):
     def _callback(self, number: str, own: bool, chosen: str, now: float) -> list[object]:
         self._set_state(HoldState.CLOSING)
         self.outcome = "callback"
+        # the confirmation waits for the saved request (`CallbackSaved`): it says when
         return [SaveCallback(number, own, chosen),
                 Note("hold ended", (("outcome", "callback"), ("held_for", self._held(now)),
-                                    ("chosen", chosen))),
-                self._play("callback-confirmed", (prompt_media("callback-confirmed"),
+                                    ("chosen", chosen)))]
+
+    def _on_CallbackSaved(self, ev: CallbackSaved) -> list[object]:
+        if self.state is not HoldState.CLOSING or self.outcome != "callback":
+            return []
+        return [Note("callback requested", ev.data),
+                self._play("callback-confirmed", (prompt_media("callback-confirmed"), *ev.said,
                                                   prompt_media("goodbye")))]
+
+    def _on_CallbackRefused(self, ev: CallbackRefused) -> list[object]:
+        if self.state is not HoldState.CLOSING or self.outcome != "callback":
+            return []  # nothing promised that is not kept
+        return [Note("callback refused", (("why", ev.why),)),
+                *self._voicemail(ev.now, chosen="number-refused", intro=(
+                    prompt_media("callback-number-refused"),
+                    prompt_media("callback-voicemail-instead")))]
 
     # --- resume and hang-ups ------------------------------------------------------------------
     def _on_ResumeRequested(self, ev: ResumeRequested) -> list[object]:
@@ -502,7 +518,9 @@ class HoldMachine(RuleMachine):
     def from_dict(cls, data: dict) -> "HoldMachine":
         data = dict(data)
         data["state"] = HoldState(data["state"])
-        data["settings"] = HoldSettings(**data["settings"])
+        settings = dict(data["settings"])  # snapshots from before `numbers`: none allowed
+        settings["numbers"] = NumberRules.from_dict(settings.get("numbers") or {})
+        data["settings"] = HoldSettings(**settings)
         return cls(**data)
 
     def to_public_dict(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from ari_app.hold.machine import HoldMachine
-from ari_app.snapshots import SnapshotStore
+from ari_app.storage.snapshots import SnapshotStore
 
 __all__ = ["HoldStore"]
 

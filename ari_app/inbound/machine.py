@@ -4,340 +4,55 @@ with music until one is free. Pure: events in (each with `now`), actions out, on
 Etiquette decided here: the caller is greeted before anything else (company name, then the
 recording notice when calls are recorded), is never left in silence while an operator is
 sought (ringback while dialing, music while waiting), and is told why they wait.
+
+This module is the call's life; what it hands to the hold, transfer and complaint rules is in
+`handoffs.py`, the operator's keys are read by `feature_codes.py`, and its own words are in
+`words.py` (all re-exported here: `from ari_app.inbound import machine as m; m.PutOnHold`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 
-from ari_app.machines import RuleMachine
+from ari_app.calls.machine import RuleMachine
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, Finish, HandTo,
+                                      OperatorHungUp, Play, PromptFinished, RuleEnded,
+                                      TimerFired)
+from ari_app.inbound import words
+from ari_app.inbound.feature_codes import (REASON_WAIT, FeatureCodes, caller_key, operator_key,
+                                           waits_for_reason)
+from ari_app.inbound.handoffs import RULE_OF_STATE, HandOffs
+# its own words (all re-exported)
+from ari_app.inbound.words import (END_STATES, HOLD_BRIDGE, TALK_BRIDGE, AddToBridge, Answer,
+                                   CallerArrived, CallerDigit, CreateBridge, DestroyBridge,
+                                   DialOperator, EscalationRequested, FindOperator, FindSupervisor,
+                                   HangUp, InboundState, InvalidTransition, LookUpTarget,
+                                   NoOperatorFree, NoSupervisor, OperatorAnswered, OperatorDigit,
+                                   OperatorFailed, OperatorFound, PlayToOperator, PutOnHold,
+                                   ReleaseOperator, Ring, StartBridgeMoh, StopRinging,
+                                   SupervisorOnDuty, TakeOffHold, TransferCall,
+                                   TransferTargetUnknown)
 
 __all__ = [
-    "InboundState", "InboundMachine", "InvalidTransition",
-    "CallerArrived", "PromptFinished", "OperatorFound", "NoOperatorFree", "OperatorAnswered",
-    "OperatorFailed", "CallerHungUp", "OperatorHungUp", "TimerFired",
-    "Answer", "Play", "Ring", "StopRinging", "CreateBridge", "AddToBridge", "DestroyBridge", "StartBridgeMoh",
-    "FindOperator", "DialOperator", "ReleaseOperator", "HangUp", "Finish",
-    "PutOnHold", "TakeOffHold", "OperatorDigit", "HoldEnded", "StartHold", "ResumeHold",
-    "PlayToOperator", "FeatureCodes",
-    "TransferCall", "TransferTargetUnknown", "TransferEnded", "EscalationRequested",
-    "SupervisorOnDuty", "NoSupervisor", "ComplaintEnded", "CallerDigit",
-    "LookUpTarget", "StartTransfer", "FindSupervisor", "StartComplaint", "StartFallback",
+    "InboundMachine", "FeatureCodes", "REASON_WAIT", "CALLER", "OPERATOR",
+    # the words every rule shares, as the call reads and speaks them
+    "CallerHungUp", "OperatorHungUp", "TimerFired", "PromptFinished", "RuleEnded",
+    "Play", "Finish", "HandTo", "Ask",
+    *words.__all__,
 ]
-
-REASON_WAIT = 1.5  # after the hold code, this long for an optional reason digit
 
 logger = structlog.get_logger()
 
 
-class InboundState(Enum):
-    GREETING = "greeting"
-    SEEKING_OPERATOR = "seeking_operator"
-    RINGING_OPERATOR = "ringing_operator"
-    WAITING = "waiting"
-    CONNECTED = "connected"
-    HELD = "held"            # the hold rule (ari_app/hold) has the caller
-    TRANSFERRING = "transferring"  # the transfer rule (ari_app/transfer) has the caller
-    COMPLAINING = "complaining"    # the complaint (ari_app/escalation) has the caller
-    RELEASING = "releasing"  # caller done (voicemail/callback): the operator is being told
-    ENDED = "ended"
-
-
-END_STATES = frozenset({InboundState.ENDED})
-HOLD_BRIDGE, TALK_BRIDGE = "hold", "talk"
-CALLER, OPERATOR = "caller", "operator"
-
-
-# --- inputs: what happened ----------------------------------------------------------------
-@dataclass(frozen=True)
-class CallerArrived:
-    now: float
-    number: str = ""
-    name: str = ""
-    language: str = "en"
-
-
-@dataclass(frozen=True)
-class PromptFinished:
-    now: float
-    prompt: str
-
-
-@dataclass(frozen=True)
-class OperatorFound:
-    now: float
-    endpoint: str
-
-
-@dataclass(frozen=True)
-class NoOperatorFree:
-    now: float
-
-
-@dataclass(frozen=True)
-class OperatorAnswered:
-    now: float
-    channel: str
-
-
-@dataclass(frozen=True)
-class OperatorFailed:
-    now: float
-    reason: str
-
-
-@dataclass(frozen=True)
-class CallerHungUp:
-    now: float
-
-
-@dataclass(frozen=True)
-class OperatorHungUp:
-    now: float
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    now: float
-
-
-@dataclass(frozen=True)
-class PutOnHold:
-    now: float
-    reason: str | None = None
-    expected_minutes: int | None = None
-    source: str = "rest"
-
-
-@dataclass(frozen=True)
-class TakeOffHold:
-    now: float
-    source: str = "rest"
-
-
-@dataclass(frozen=True)
-class OperatorDigit:
-    """A key the operator pressed during the conversation (feature codes)."""
-    now: float
-    digit: str
-
-
-@dataclass(frozen=True)
-class HoldEnded:
-    now: float
-    outcome: str  # resumed | voicemail | callback | caller-hung-up
-
-
-@dataclass(frozen=True)
-class TransferCall:
-    """Transfer the caller to `target` (a transfer.machine.TransferTarget)."""
-    now: float
-    target: object
-    mode: str = "announced"
-    reason: str | None = None
-    reason_prompt: str | None = None
-    source: str = "rest"
-
-
-@dataclass(frozen=True)
-class TransferTargetUnknown:
-    """The operator keyed a directory code that names nobody (or nobody available now)."""
-    now: float
-    code: str
-    why: str = "unknown"
-
-
-@dataclass(frozen=True)
-class TransferEnded:
-    now: float
-    outcome: str                   # see transfer.machine.Finish
-    channel: str | None = None     # connected: the target's leg, now the call's operator
-    endpoint: str | None = None
-    fallback_intro: tuple[str, ...] = ()
-    for_whom: str | None = None
-
-
-@dataclass(frozen=True)
-class EscalationRequested:
-    """The caller wants a supervisor (the operator's code, REST, or the caller's own key)."""
-    now: float
-    source: str = "rest"
-
-
-@dataclass(frozen=True)
-class SupervisorOnDuty:
-    now: float
-    target: object                 # a transfer.machine.TransferTarget, reserved for this call
-    reason_prompt: str | None = "transfer-reason-escalation"
-
-
-@dataclass(frozen=True)
-class NoSupervisor:
-    now: float
-    why: str
-
-
-@dataclass(frozen=True)
-class ComplaintEnded:
-    now: float
-    outcome: str                   # returned | ended | caller-hung-up
-
-
-@dataclass(frozen=True)
-class CallerDigit:
-    """A key the caller pressed while talking to the operator."""
-    now: float
-    digit: str
-
-
-# --- outputs: what to do --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Answer:
-    pass
-
-
-@dataclass(frozen=True)
-class Play:
-    prompt: str
-
-
-@dataclass(frozen=True)
-class Ring:
-    """Ringback to the caller while an operator's phone rings: no dead air."""
-
-
-@dataclass(frozen=True)
-class StopRinging:
-    pass
-
-
-@dataclass(frozen=True)
-class CreateBridge:
-    bridge: str  # HOLD_BRIDGE or TALK_BRIDGE
-    kind: str    # "holding" or "mixing"
-
-
-@dataclass(frozen=True)
-class AddToBridge:
-    bridge: str
-    party: str  # CALLER or OPERATOR
-
-
-@dataclass(frozen=True)
-class DestroyBridge:
-    bridge: str
-
-
-@dataclass(frozen=True)
-class StartBridgeMoh:
-    bridge: str
-
-
-@dataclass(frozen=True)
-class FindOperator:
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DialOperator:
-    endpoint: str
-    attempt: int
-
-
-@dataclass(frozen=True)
-class ReleaseOperator:
-    endpoint: str
-
-
-@dataclass(frozen=True)
-class HangUp:
-    party: str
-    channel: str | None = None  # a specific leg (a late answer), else the party's current one
-
-
-@dataclass(frozen=True)
-class StartHold:
-    reason: str | None
-    expected_minutes: int | None
-    source: str
-    holds_before: int
-
-
-@dataclass(frozen=True)
-class ResumeHold:
-    source: str
-
-
-@dataclass(frozen=True)
-class PlayToOperator:
-    prompt: str
-
-
-@dataclass(frozen=True)
-class LookUpTarget:
-    """Resolve a directory code keyed by the operator into a TransferCall."""
-    code: str
-    mode: str
-
-
-@dataclass(frozen=True)
-class StartTransfer:
-    request: TransferCall
-    number: int                    # the call's n-th transfer
-    caller_number: str
-
-
-@dataclass(frozen=True)
-class FindSupervisor:
-    source: str
-
-
-@dataclass(frozen=True)
-class StartComplaint:
-    why: str
-
-
-@dataclass(frozen=True)
-class StartFallback:
-    """The hold rule's way out (voicemail or callback), without a hold."""
-    intro: tuple[str, ...]
-    for_whom: str | None
-    preselect: str | None
-    why: str
-    operator_present: bool = False
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The call is over: forget its state."""
-
-
-class InvalidTransition(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class FeatureCodes:
-    """What the operator dials during a call; a reason digit may follow the hold code
-    (1 = the first reason in the policy, 2 = the second, ...)."""
-    hold: str = "*7"
-    resume: str = "*8"
-    reasons: tuple[str, ...] = ()
-    transfer: str = "*2"          # then the directory code and #
-    supervisor: str = "*9"
-    transfer_mode: str = "announced"
-    caller_supervisor: bool = False  # the caller may key the supervisor code too
-
-
 @dataclass
-class InboundMachine(RuleMachine):
+class InboundMachine(HandOffs):
     KIND: ClassVar[str] = "inbound"
     END_STATES: ClassVar[frozenset] = END_STATES
     INVALID: ClassVar[type[Exception]] = InvalidTransition
+    EVENT_MODULES: ClassVar[frozenset[str]] = RuleMachine.EVENT_MODULES | {words.__name__}
 
     call_id: str
     recording_notice: bool = True
@@ -364,13 +79,13 @@ class InboundMachine(RuleMachine):
     transfers: int = 0                   # transfers so far: as few as possible
     caller_keys: str = ""
     fallback_for: str | None = None      # a message or callback for a transfer target
-
+    rule: str | None = None              # the rule that has the caller now (hold, ...)
+    pending_transfer: dict[str, Any] | None = None  # a TransferCall waiting for a hand-over
 
     def get_timer(self) -> float | None:
         return self.deadline
 
-
-    # --- handlers ----------------------------------------------------------------------------
+    # --- greeting and seeking an operator -----------------------------------------------------
     def _on_CallerArrived(self, ev: CallerArrived) -> list[object]:
         if self.started_at is not None:
             return []  # a replayed StasisStart after a reconnect
@@ -424,7 +139,7 @@ class InboundMachine(RuleMachine):
         self._set_state(InboundState.CONNECTED)
         actions: list[object] = self._stop_ringing()
         actions += [CreateBridge(TALK_BRIDGE, "mixing"),
-                                 AddToBridge(TALK_BRIDGE, CALLER), AddToBridge(TALK_BRIDGE, OPERATOR)]
+                    AddToBridge(TALK_BRIDGE, CALLER), AddToBridge(TALK_BRIDGE, OPERATOR)]
         self.bridges.append(TALK_BRIDGE)
         if HOLD_BRIDGE in self.bridges:
             self.bridges.remove(HOLD_BRIDGE)
@@ -452,10 +167,38 @@ class InboundMachine(RuleMachine):
         self.deadline = None
         if self.state is InboundState.WAITING:
             return [FindOperator(tuple(self.tried))]
-        if self.state is InboundState.CONNECTED and self.keys == self.codes.hold:
+        if self.state is InboundState.CONNECTED and waits_for_reason(self.codes, self.keys):
             return self._on_PutOnHold(PutOnHold(ev.now, None, None, "feature-code"))
         return []
 
+    # --- talking: the keys ----------------------------------------------------------------------
+    def _on_OperatorDigit(self, ev: OperatorDigit) -> list[object]:
+        if self.state not in (InboundState.CONNECTED, InboundState.HELD):
+            return []
+        self.keys, intent = operator_key(self.codes, self.keys, ev.digit,
+                                         held=self.state is InboundState.HELD)
+        match intent.kind:
+            case "resume":
+                return self._on_TakeOffHold(TakeOffHold(ev.now, "feature-code"))
+            case "transfer":
+                return [LookUpTarget(intent.value or "", self.codes.transfer_mode)]
+            case "supervisor":
+                return self._on_EscalationRequested(EscalationRequested(ev.now, "feature-code"))
+            case "hold":
+                return self._on_PutOnHold(PutOnHold(ev.now, intent.value, None, "feature-code"))
+            case "wait-for-reason":
+                self.deadline = ev.now + REASON_WAIT  # a reason digit may follow
+        return []
+
+    def _on_CallerDigit(self, ev: CallerDigit) -> list[object]:
+        if not self.codes.caller_supervisor or self.state is not InboundState.CONNECTED:
+            return []
+        self.caller_keys, intent = caller_key(self.codes, self.caller_keys, ev.digit)
+        if intent.kind == "supervisor":
+            return self._on_EscalationRequested(EscalationRequested(ev.now, "caller"))
+        return []
+
+    # --- hang-ups and the end -------------------------------------------------------------------
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
         if self.state is InboundState.RELEASING:
             return []  # we hung up the caller ourselves; the operator is still being told
@@ -464,7 +207,7 @@ class InboundMachine(RuleMachine):
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
         if self.state is InboundState.RINGING_OPERATOR:
             return self._on_OperatorFailed(OperatorFailed(ev.now, "hung up"))
-        if self.state in (InboundState.HELD, InboundState.TRANSFERRING, InboundState.COMPLAINING):
+        if self.state in RULE_OF_STATE:
             # the caller is not dropped: the rule that has them goes on without the operator
             self.operator_channel = None
             released = [ReleaseOperator(self.operator)] if self.operator else []
@@ -476,145 +219,17 @@ class InboundMachine(RuleMachine):
             return []
         return self._end(hang_up=CALLER)
 
-    # --- hold hand-off -----------------------------------------------------------------------
-    def _on_PutOnHold(self, ev: PutOnHold) -> list[object]:
-        if self.state is not InboundState.CONNECTED:
-            raise InvalidTransition(f"cannot hold a call that is {self.state.value}")
-        self._set_state(InboundState.HELD)
-        self.keys, self.deadline = "", None
-        self.holds += 1
-        return [StartHold(ev.reason, ev.expected_minutes, ev.source, self.holds - 1)]
-
-    def _on_TakeOffHold(self, ev: TakeOffHold) -> list[object]:
-        if self.state is not InboundState.HELD:
-            raise InvalidTransition(f"the call is {self.state.value}, not on hold")
-        return [ResumeHold(ev.source)]
-
-    def _on_HoldEnded(self, ev: HoldEnded) -> list[object]:
-        if self.state is not InboundState.HELD:
-            return []
-        if ev.outcome in ("resumed", "handed-over"):  # handed over: a transfer follows
-            self._set_state(InboundState.CONNECTED)
-            return []
-        if ev.outcome == "caller-hung-up":
-            return []  # CallerHungUp ends the call
-        told = {"callback": "operator-freed-callback", "voicemail": "operator-freed-voicemail"}
-        if self.fallback_for:  # a message for the person they wanted, not for this operator
-            told["voicemail"] = "operator-freed-message"
-        if self.operator_channel is None or ev.outcome not in told:
-            return self._end(hang_up=CALLER)
-        self._set_state(InboundState.RELEASING)
-        return [HangUp(CALLER), PlayToOperator(told[ev.outcome])]
-
-    def _on_OperatorDigit(self, ev: OperatorDigit) -> list[object]:
-        codes = self.codes
-        if self.state not in (InboundState.CONNECTED, InboundState.HELD):
-            return []
-        self.keys += ev.digit
-        if self.state is InboundState.HELD:
-            if self.keys == codes.resume:
-                self.keys = ""
-                return self._on_TakeOffHold(TakeOffHold(ev.now, "feature-code"))
-        elif self.keys.startswith(codes.transfer):  # *2, the directory code, #
-            if ev.digit == "*":  # a new code: the transfer code was keyed by mistake
-                self.keys = "*"
-                return []
-            if ev.digit == "#":
-                code, self.keys = self.keys[len(codes.transfer):-1], ""
-                return [LookUpTarget(code, codes.transfer_mode)] if code else []
-            if len(self.keys) > len(codes.transfer) + 8:
-                self.keys = ""
-            return []
-        elif self.keys == codes.supervisor:
-            self.keys = ""
-            return self._on_EscalationRequested(EscalationRequested(ev.now, "feature-code"))
-        elif self.keys.startswith(codes.hold) and len(self.keys) == len(codes.hold) + 1:
-            index = int(ev.digit) - 1 if ev.digit.isdigit() else -1
-            reason = codes.reasons[index] if 0 <= index < len(codes.reasons) else None
-            return self._on_PutOnHold(PutOnHold(ev.now, reason, None, "feature-code"))
-        elif self.keys == codes.hold:
-            self.deadline = ev.now + REASON_WAIT  # a reason digit may follow
-            return []
-        known = (codes.hold, codes.resume, codes.transfer, codes.supervisor)
-        if not any(code.startswith(self.keys) for code in known):
-            self.keys = ev.digit if any(c.startswith(ev.digit) for c in known) else ""
-        return []
-
-    def _on_CallerDigit(self, ev: CallerDigit) -> list[object]:
-        code = self.codes.supervisor
-        if not self.codes.caller_supervisor or self.state is not InboundState.CONNECTED:
-            return []
-        self.caller_keys = (self.caller_keys + ev.digit)[-len(code):]
-        if self.caller_keys == code:
-            self.caller_keys = ""
-            return self._on_EscalationRequested(EscalationRequested(ev.now, "caller"))
-        return []
-
-    # --- transfer and supervisor hand-off ------------------------------------------------------
-    def _on_TransferCall(self, ev: TransferCall) -> list[object]:
-        if self.state is not InboundState.CONNECTED:
-            raise InvalidTransition(f"cannot transfer a call that is {self.state.value}")
-        self._set_state(InboundState.TRANSFERRING)
-        self.keys, self.deadline = "", None
-        self.transfers += 1
-        return [StartTransfer(ev, self.transfers, self.number)]
-
-    def _on_TransferTargetUnknown(self, ev: TransferTargetUnknown) -> list[object]:
-        if self.state is not InboundState.CONNECTED:
-            return []
-        return [PlayToOperator("transfer-target-unknown")]
-
-    def _on_TransferEnded(self, ev: TransferEnded) -> list[object]:
-        if self.state is not InboundState.TRANSFERRING:
-            return []
-        if ev.outcome == "caller-hung-up":  # CallerHungUp ends the call
-            return [ReleaseOperator(ev.endpoint)] if ev.endpoint else []  # a reserved supervisor
-        if ev.outcome == "connected" and ev.channel:
-            # the target is now the one the caller talks to: hold, transfer, hang-up follow them
-            actions: list[object] = [ReleaseOperator(self.operator)] if self.operator else []
-            self.operator, self.operator_channel = ev.endpoint, ev.channel
-            self._set_state(InboundState.CONNECTED)
-            return actions
-        released = [ReleaseOperator(ev.endpoint)] if ev.endpoint else []  # a reserved supervisor
-        if ev.outcome in ("declined", "returned") and self.operator_channel:
-            self._set_state(InboundState.CONNECTED)
-            return released
-        # nobody to talk to now: the hold rule's voicemail or callback, for the target
-        self._set_state(InboundState.HELD)
-        self.fallback_for = ev.for_whom
-        message = ev.outcome == "message"  # the caller chose it: the operator is still there
-        return [*released, StartFallback(ev.fallback_intro, ev.for_whom,
-                                         "voicemail" if message else None,
-                                         f"transfer {ev.outcome}", message)]
-
-    def _on_EscalationRequested(self, ev: EscalationRequested) -> list[object]:
-        if self.state is not InboundState.CONNECTED:
-            raise InvalidTransition(f"cannot escalate a call that is {self.state.value}")
-        self._set_state(InboundState.COMPLAINING)  # until the desk says who is on duty
-        self.keys, self.deadline = "", None
-        return [FindSupervisor(ev.source)]
-
-    def _on_SupervisorOnDuty(self, ev: SupervisorOnDuty) -> list[object]:
-        if self.state is not InboundState.COMPLAINING:
-            return [ReleaseOperator(getattr(ev.target, "endpoint", ""))]
-        self._set_state(InboundState.CONNECTED)
-        return self._on_TransferCall(TransferCall(ev.now, ev.target, "announced", "escalation",
-                                                  ev.reason_prompt, "escalation"))
-
-    def _on_NoSupervisor(self, ev: NoSupervisor) -> list[object]:
-        if self.state is not InboundState.COMPLAINING:
-            return []
-        return [StartComplaint(ev.why)]
-
-    def _on_ComplaintEnded(self, ev: ComplaintEnded) -> list[object]:
-        if self.state is not InboundState.COMPLAINING:
-            return []
-        if ev.outcome == "returned" and self.operator_channel:
-            self._set_state(InboundState.CONNECTED)
-            return []
-        if ev.outcome == "caller-hung-up":
-            return []
-        return self._end(hang_up=CALLER)
+    def _end(self, hang_up: str | None) -> list[object]:
+        actions: list[object] = []
+        if hang_up:
+            actions.append(HangUp(hang_up))
+        if self.operator:
+            actions.append(ReleaseOperator(self.operator))
+        actions += [DestroyBridge(b) for b in self.bridges]
+        self.bridges = []
+        self.deadline = None
+        self._set_state(InboundState.ENDED)
+        return [*actions, Finish()]
 
     # --- helpers ------------------------------------------------------------------------------
     def _play(self, prompt: str) -> Play:
@@ -643,26 +258,15 @@ class InboundMachine(RuleMachine):
         return [CreateBridge(HOLD_BRIDGE, "holding"), AddToBridge(HOLD_BRIDGE, CALLER),
                 StartBridgeMoh(HOLD_BRIDGE)]
 
-    def _end(self, hang_up: str | None) -> list[object]:
-        actions: list[object] = []
-        if hang_up:
-            actions.append(HangUp(hang_up))
-        if self.operator:
-            actions.append(ReleaseOperator(self.operator))
-        actions += [DestroyBridge(b) for b in self.bridges]
-        self.bridges = []
-        self.deadline = None
-        self._set_state(InboundState.ENDED)
-        return [*actions, Finish()]
-
     # --- persistence --------------------------------------------------------------------------
-
     @classmethod
     def from_dict(cls, data: dict) -> "InboundMachine":
         data = dict(data)
         data["state"] = InboundState(data["state"])
         codes = data.get("codes") or {}
         data["codes"] = FeatureCodes(**{**codes, "reasons": tuple(codes.get("reasons", ()))})
+        if "rule" not in data:  # a snapshot from before `rule`: its state says who has them
+            data["rule"] = RULE_OF_STATE.get(data["state"])
         return cls(**data)
 
     def to_public_dict(self) -> dict:

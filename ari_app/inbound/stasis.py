@@ -1,11 +1,10 @@
-"""ARI adapter for inbound calls: Stasis events -> InboundMachine, its actions -> ARI calls.
+"""ARI adapter for inbound calls: Stasis events -> the call's machine, its actions -> ARI.
 
-Every handler has one shape: load the snapshot, feed the event with `now`, save, carry out the
-actions (whose results may be new events), re-arm the call's single timer.
-
-Ids carry the call they belong to: the caller's channel id is the call id; our operator
-channels, bridges and playbacks are `<call id>~<what>`, so any event routes to its call
-without a lookup table, also after a restart.
+Every item of a call runs in the call's own lane and has one shape: load the snapshot, feed
+the events with `now`, save, carry out the actions, re-arm the call's single timer. While a
+rule has the caller (the machine's `rule`), the runner (calls/runner.py) runs it: this adapter
+hands it the caller by name, passes on the events it wants, and feeds its `RuleEnded` back to
+the call. It never names a rule nor reads a rule's ids.
 """
 
 from __future__ import annotations
@@ -14,42 +13,49 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback.intake import to_e164
+from ari_app.calls import ids
+from ari_app.calls.events import CallEvents
+from ari_app.calls.ownership import CallOwnership
+from ari_app.calls.rule import CallLegs
+from ari_app.calls.runner import RuleRunner
+from ari_app.calls.timers import CallTimers
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, HandTo,
+                                      OperatorHungUp, PromptFinished, RuleEnded, TimerFired,
+                                      ToRule)
 from ari_app.customers.service import Customers
-from ari_app.escalation import machine as c
 from ari_app.escalation.service import SupervisorDesk
-from ari_app.escalation.stasis import SNOOP_ARG as COMPLAINT_SNOOP, ComplaintStasis
-from ari_app.hold import machine as h
-from ari_app.hold.stasis import HoldStasis
 from ari_app.inbound import machine as m
 from ari_app.inbound.store import CallStore
 from ari_app.operators.service import OperatorService, desk_phone_variables
-from ari_app.rules import CallLegs, RuleResult
-from ari_app.transfer import machine as t
+from ari_app.storage import STORAGE_ERRORS
 from ari_app.transfer.directory import Directory
-from ari_app.transfer.stasis import TransferStasis
 
-__all__ = ["InboundStasis", "call_id_of"]
+__all__ = ["CallBusy", "CallServices", "InboundSettings", "InboundStasis", "call_id_of"]
 
-SEP = "~"
+call_id_of = ids.call_of
+OWN_TAG = "call"  # the call's own playbacks (greeting, ...): `<call>~call<hex>-<party>~<prompt>`
+# the call's words -> the steps' names (`inbound:<step>`); the others are their snake_case
+NOTED = "_etiquette_noted"  # set on a raw event once what Asterisk did is published
+STEPS = {"PlaybackStarted": "prompt_started", "PlaybackFinished": "prompt_finished",
+         "ChannelEnteredBridge": "bridge_entered", "ChannelLeftBridge": "bridge_left"}
 HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted",
                      "PlaybackFinished", "ChannelEnteredBridge", "ChannelLeftBridge",
-                     "ChannelDtmfReceived", "ChannelHold", "ChannelUnhold", "RecordingFinished",
-                     "RecordingFailed", "ChannelTransfer"})
-
-
-def call_id_of(resource_id: str) -> str:
-    return resource_id.split(SEP, 1)[0]
+                     "ChannelDtmfReceived", "ChannelHold", "ChannelUnhold", "ChannelTransfer"})
 
 
 class InvalidEvent(ValueError):
     """An ARI event without the fields this adapter relies on."""
+
+
+class CallBusy(TimeoutError):
+    """An API request waited too long for the call's lane (it never hangs the caller)."""
 
 
 @dataclass(frozen=True)
@@ -71,19 +77,16 @@ class Request:
 
 
 @dataclass(frozen=True)
-class ToRule:
-    """An event for the rule that has the caller now: hold, transfer or complaint."""
+class ForRule:
+    """An item for the rule that has the caller: a shared event, or a raw ARI event."""
     event: object
 
 
 @dataclass(frozen=True)
-class RecordVoicemail:
-    snoop: str
-
-
-@dataclass(frozen=True)
-class RecordComplaint:
-    snoop: str
+class LegEntered:
+    """A leg some rule asked for (a snoop) reached Stasis."""
+    channel: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -98,33 +101,55 @@ class TransferProgress:
     state: str  # channel_progress | channel_answered | channel_unavailable | channel_declined
 
 
-RULE_STATES = (m.InboundState.HELD, m.InboundState.TRANSFERRING, m.InboundState.COMPLAINING)
+@dataclass(frozen=True)
+class CallServices:
+    """Whom the call asks: free operators, the directory, the supervisors' desk, the
+    customer cards."""
+    operators: OperatorService
+    directory: Directory
+    supervisors: SupervisorDesk
+    customers: Customers | None = None
+    ownership: CallOwnership | None = None  # who else may drive a call (several instances)
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    app: str
+    moh_class: str
+    ring_timeout: int
+    recording_notice: bool = True
+    codes: m.FeatureCodes = field(default_factory=m.FeatureCodes)
+    seek_retry: float = 3.0
+    number_region: str | None = None  # national caller IDs are read in this country
+    request_timeout: float = 10.0
+    clock: Callable[[], float] = time.time
+
+
+def _answer_now(item: object, why: Exception) -> bool:
+    """The call waits for storage: an API request behind it is answered (503) at once."""
+    if not isinstance(item, Request):
+        return False
+    if not item.answer.done():
+        item.answer.set_exception(why)
+    return True
 
 
 class InboundStasis:
-    def __init__(self, ari: AriClient, store: CallStore, operators: OperatorService,
-                 hold: HoldStasis, transfer: TransferStasis, complaint: ComplaintStasis,
-                 directory: Directory, supervisors: SupervisorDesk, *,
-                 customers: Customers | None = None, number_region: str | None = None,
-                 app: str,
-                 recording_notice: bool, moh_class: str, ring_timeout: int,
-                 codes: m.FeatureCodes = m.FeatureCodes(), seek_retry: float = 3.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.ari, self.store, self.operators, self.hold = ari, store, operators, hold
-        self.transfer, self.complaint = transfer, complaint
-        self.directory, self.supervisors, self.customers = directory, supervisors, customers
-        self.number_region = number_region  # national caller IDs are read in this country
-        self.codes = codes
-        self._rule_deadlines: dict[str, float] = {}
-        self.app, self.recording_notice = app, recording_notice
-        self.moh_class, self.ring_timeout, self.seek_retry = moh_class, ring_timeout, seek_retry
-        self.clock = clock
-        self.lanes = Lanes(self._handle)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+    def __init__(self, ari: AriClient, store: CallStore, rules: RuleRunner, events: CallEvents,
+                 services: CallServices, settings: InboundSettings) -> None:
+        self.ari, self.store, self.rules = ari, store, rules
+        self.events = events.for_rule("inbound", STEPS)
+        self.services, self.settings, self.clock = services, settings, settings.clock
+        self.app, self.codes = settings.app, settings.codes
+        self.request_timeout = settings.request_timeout
+        self.handled = HANDLED | rules.wants
+        self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS,
+                           refuse_while_stalled=_answer_now)
+        self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, Tick()), self.clock)
 
     # --- routing (runs in the WebSocket reader: enqueue only) --------------------------------
     def on_event(self, event: dict) -> None:
-        if event.get("type") not in HANDLED:
+        if event.get("type") not in self.handled:
             return
         resource = _resource_id(event)
         if resource is None or resource.startswith("cb-"):  # callback calls: callback/stasis.py
@@ -134,30 +159,52 @@ class InboundStasis:
     async def reconcile(self) -> None:
         """Take back the calls we own after a start or a reconnect; clean up what died."""
         self.store.forget_owned()
-        for rule in (self.hold, self.transfer, self.complaint):
-            rule.store.forget_owned()
+        self.rules.forget_owned()
         await self.ari.call(ops.EVENT_FILTER, applicationName=self.app,
-                            filter={"allowed": [{"type": t} for t in sorted(HANDLED)]})
+                            filter={"allowed": [{"type": t} for t in sorted(self.handled)]})
         channels = await self.ari.call(ops.CHANNELS)
         live = frozenset(c["id"] for c in channels)
         known = set(await self.store.live_calls())
         for call_id in known:
-            self.lanes.submit(call_id, Resync(live))
+            if await self._claim(call_id):  # never another live instance's call
+                self.lanes.submit(call_id, Resync(live))
         for channel in channels:  # callers that reached Stasis while we were away
             cid, data = channel["id"], (channel.get("dialplan") or {}).get("app_data", "")
-            if cid not in known and SEP not in cid and data.startswith(f"{self.app},inbound"):
+            if (cid not in known and not ids.is_part_of_call(cid)
+                    and data.startswith(f"{self.app},inbound")):
                 self.lanes.submit(cid, {"type": "StasisStart", "args": ["inbound"],
                                         "channel": channel})
         for b in await self.ari.bridges():
             if b["id"].startswith("cb-"):
                 continue  # a callback call's: not ours to judge
-            if SEP in b["id"] and call_id_of(b["id"]) not in known | live:
+            owner = call_id_of(b["id"])
+            if (ids.is_part_of_call(b["id"]) and owner not in known | live
+                    and await self._claim(owner)):  # nobody drives it: ours to clean
                 await unless_gone(self.ari.destroy_bridge(b["id"]))
+                if self.services.ownership is not None:
+                    await self.services.ownership.release(owner)
 
-    # --- one call's events, in order ----------------------------------------------------------
+    async def _claim(self, call_id: str) -> bool:
+        """The call's lease: ours, or free to take (its owner is gone)."""
+        ownership = self.services.ownership
+        return ownership is None or await ownership.claim(call_id) is not None
+
+    # --- one call's items, in order -------------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
         with structlog.contextvars.bound_contextvars(rule="inbound"):
-            await self._handle_item(call_id, item)
+            try:
+                await self._handle_item(call_id, item)
+            except BaseException as exc:
+                if not isinstance(item, Request):
+                    raise
+                if not item.answer.done():  # the API caller always gets an answer
+                    if isinstance(exc, asyncio.CancelledError):
+                        item.answer.cancel()
+                    else:
+                        item.answer.set_exception(exc)
+                if isinstance(exc, STORAGE_ERRORS):
+                    return  # answered (503): a request is never retried behind the caller's back
+                raise
 
     async def _handle_item(self, call_id: str, item: object) -> None:
         now = self.clock()
@@ -167,25 +214,26 @@ class InboundStasis:
             return
         if isinstance(item, dict):
             if machine is not None or item.get("type") == "StasisStart":
-                await self._note(call_id, item, now)
+                await self._note(call_id, item, now, machine.operator if machine else None)
             events = self._translate(call_id, item, machine, now)
             if not events:
                 return
             if machine is None:
                 if not isinstance(events[0], m.CallerArrived):
                     return  # an event for a call that already ended
-                machine = m.InboundMachine(call_id, recording_notice=self.recording_notice,
-                                           seek_retry=self.seek_retry,
-                                           operator_count=len(self.operators.endpoints),
-                                           codes=self.codes)
+                if not await self._claim(call_id):
+                    return  # another instance drives this caller (first claim wins)
+                machine = m.InboundMachine(
+                    call_id, recording_notice=self.settings.recording_notice,
+                    seek_retry=self.settings.seek_retry,
+                    operator_count=len(self.services.operators.endpoints), codes=self.codes)
         elif machine is None:
             return
         elif isinstance(item, Tick):
-            events = [m.TimerFired(now)]
-            if machine.state is m.InboundState.HELD:
-                events.append(ToRule(h.TimerFired(now)))
-            elif machine.state is m.InboundState.TRANSFERRING:
-                events.append(ToRule(t.TimerFired(now)))
+            events = [TimerFired(now)]
+            rule_due = self.rules.deadline(machine.rule, call_id)
+            if rule_due is not None and rule_due <= now:
+                events.append(ForRule(TimerFired(now)))
         elif isinstance(item, Resync):
             events = await self._resync_events(call_id, machine, item.live_channels, now)
             if not events:
@@ -199,8 +247,15 @@ class InboundStasis:
         if machine is None:
             request.answer.set_exception(LookupError("no such call"))
             return
+        event = request.event
+        if isinstance(event, ToRule):
+            if machine.rule != event.rule:
+                request.answer.set_exception(m.InvalidTransition(
+                    f"no {event.rule} in progress: the call is {machine.state.value}"))
+                return
+            event = ForRule(event.event)
         try:
-            await self._feed(machine, [request.event])
+            await self._feed(machine, [event])
         except Exception as exc:  # the API caller must get an answer, whatever happened
             request.answer.set_exception(exc)
             if not isinstance(exc, m.InvalidTransition):
@@ -212,21 +267,28 @@ class InboundStasis:
         """Apply an API request in the call's lane, in order with its events; the new state."""
         answer = asyncio.get_running_loop().create_future()
         self.lanes.submit(call_id, Request(event, answer))
-        return await answer
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), self.request_timeout)
+        except asyncio.TimeoutError:
+            if (stalled := self.lanes.stalled(call_id)) is not None:
+                raise stalled from None
+            raise CallBusy(f"call {call_id} did not take the request within "
+                           f"{self.request_timeout:.0f} s") from None
 
     async def _feed(self, machine: m.InboundMachine, events: list[object]) -> None:
         while events:
             event = events.pop(0)
-            if isinstance(event, (ToRule, RecordVoicemail, RecordComplaint, DropChannel,
-                                  TransferProgress)):
+            if isinstance(event, (ForRule, LegEntered, DropChannel, TransferProgress)):
                 # what the rule's end means for the call comes before anything queued after
-                events[0:0] = await self._to_rule(machine, event)
+                events[0:0] = await self._side_step(machine, event)
                 continue
-            before = machine.to_dict()
+            before, old = machine.to_dict(), machine.state
             actions = machine.handle(event)
             after = machine.to_dict()
             if machine.state not in m.END_STATES and after != before:
                 await self.store.save(machine, after)
+            self.events.transition(machine.call_id, old, machine.state,
+                                   operator=machine.operator, at=getattr(event, "now", None))
             for action in actions:
                 follow_up = await self._do(machine, action)
                 if follow_up is not None:
@@ -235,158 +297,110 @@ class InboundStasis:
 
     def _legs(self, machine: m.InboundMachine) -> CallLegs:
         return CallLegs(machine.call_id, machine.operator_channel,
-                        f"{machine.call_id}{SEP}{m.TALK_BRIDGE}", machine.number, machine.name,
+                        ids.part(machine.call_id, m.TALK_BRIDGE), machine.number, machine.name,
                         machine.language, machine.operator)
 
-    def _rule(self, machine: m.InboundMachine):
-        """The rule adapter that has the caller now, if any."""
-        return {m.InboundState.HELD: self.hold, m.InboundState.TRANSFERRING: self.transfer,
-                m.InboundState.COMPLAINING: self.complaint}.get(machine.state)
-
-    async def _to_rule(self, machine: m.InboundMachine, item: object) -> list[object]:
-        legs = self._legs(machine)
-        if isinstance(item, RecordVoicemail):
-            await unless_gone(self.hold.record_voicemail(legs, item.snoop))
-            return []
-        if isinstance(item, RecordComplaint):
-            await unless_gone(self.complaint.record(legs, item.snoop))
-            return []
-        if isinstance(item, DropChannel):
-            await unless_gone(self.ari.hangup(item.channel))
-            return []
-        if isinstance(item, TransferProgress):
-            with tolerated("TransferProgress"):
-                await self.ari.call(ops.TRANSFER_PROGRESS, channelId=item.channel,
-                                    states=item.state)
-            return []
-        rule = self._rule(machine)
-        if rule is None:
-            raise m.InvalidTransition(f"nothing in progress to take that: the call is "
-                                      f"{machine.state.value}")
-        try:
-            result = await rule.feed(legs, item.event)
-        except t.InvalidTransferEvent as exc:
-            raise m.InvalidTransition(str(exc)) from exc
-        return self._rule_result(machine, result)
-
-    def _rule_result(self, machine: m.InboundMachine, result: RuleResult) -> list[object]:
-        """The rule's next deadline joins the call's timer; its end is an event for the call."""
-        if result.deadline is None or result.outcome:
-            self._rule_deadlines.pop(machine.call_id, None)
-        else:
-            self._rule_deadlines[machine.call_id] = result.deadline
-        if not result.outcome or result.outcome == "gone":
-            return []
-        now = self.clock()
-        match machine.state:
-            case m.InboundState.HELD:
-                return [m.HoldEnded(now, result.outcome)]
-            case m.InboundState.TRANSFERRING:
-                return [m.TransferEnded(now, result.outcome, result.channel, result.endpoint,
-                                        result.fallback_intro, result.for_whom)]
-            case m.InboundState.COMPLAINING:
-                return [m.ComplaintEnded(now, result.outcome)]
+    async def _side_step(self, machine: m.InboundMachine, item: object) -> list[object]:
+        """What is not the call's machine's own: the rule's share, and legs to let go."""
+        match item:
+            case DropChannel(channel=channel):
+                await unless_gone(self.ari.hangup(channel))
+            case TransferProgress(channel=channel, state=state):
+                with tolerated("TransferProgress"):
+                    await self.ari.call(ops.TRANSFER_PROGRESS, channelId=channel, states=state)
+            case LegEntered(channel=channel, role=role):
+                rule = machine.rule
+                if rule is None or not await self.rules.rule(rule).leg_entered(
+                        self._legs(machine), channel, role):
+                    await unless_gone(self.ari.hangup(channel))  # asked for, but not now
+            case ForRule(event=event) if machine.rule is None:
+                if not isinstance(event, dict):
+                    raise m.InvalidTransition(f"nothing in progress to take that: the call is "
+                                              f"{machine.state.value}")
+            case ForRule(event=dict() as raw):
+                return _ended(await self.rules.event(machine.rule, self._legs(machine), raw))
+            case ForRule(event=event):
+                return _ended(await self.rules.feed(machine.rule, self._legs(machine), event))
         return []
 
+    # --- raw ARI events -> the call's events -----------------------------------------------------
     def _translate(self, call_id: str, event: dict, machine: m.InboundMachine | None,
                    now: float) -> list[object]:
-        """Raw ARI event -> the call's events (for the inbound machine, or ToRule)."""
         kind = event.get("type")
-        held = machine is not None and machine.state is m.InboundState.HELD
         try:
-            if machine is not None and machine.state in (m.InboundState.TRANSFERRING,
-                                                         m.InboundState.COMPLAINING):
-                return self._translate_for_rule(call_id, event, machine, now)
             channel_id = (event.get("channel") or {}).get("id")
             if kind == "StasisStart":
-                args = event.get("args") or []
-                channel = event["channel"]
-                if args[:1] == ["inbound"] and channel["id"] == call_id:
-                    caller = channel.get("caller") or {}
-                    number = to_e164(caller.get("number", ""), self.number_region)
-                    return [m.CallerArrived(now, number, caller.get("name", ""),
-                                            channel.get("language") or "en")]
-                if machine is None:
-                    return []
-                if args[:1] == ["operator"]:
-                    return [m.OperatorAnswered(now, channel["id"])]
-                if args[:1] == ["voicemail"]:
-                    return [RecordVoicemail(channel["id"])]
-                if args[:1] == ["transfer-target"]:  # answered after the transfer was over
-                    return [DropChannel(channel["id"])]
-                return []
+                return self._entered(call_id, event, machine, now)
             if machine is None:
                 return []
+            rule = self.rules.rule(machine.rule) if machine.rule else None
+            with_operator = rule is not None and rule.TAKES_OPERATOR
             # A channel that leaves our app is gone for this call: ARI sends StasisEnd, and
             # ChannelDestroyed only for legs that never entered Stasis (an unanswered dial).
             if kind in ("StasisEnd", "ChannelDestroyed"):
-                if channel_id == call_id:
-                    return [*([ToRule(h.CallerHungUp(now))] if held else []), m.CallerHungUp(now)]
+                if channel_id == call_id:  # the rule first: it may still record something
+                    return [*([ForRule(CallerHungUp(now))] if rule else []), CallerHungUp(now)]
                 if channel_id == machine.operator_channel:
-                    return [m.OperatorHungUp(now), *([ToRule(h.OperatorHungUp(now))] if held else [])]
+                    return [OperatorHungUp(now), *([ForRule(OperatorHungUp(now))] if rule else [])]
                 if channel_id == self._operator_channel_id(machine):
                     return [m.OperatorFailed(now, event.get("cause_txt") or "no answer")]
-                return []
+                return [ForRule(event)] if rule else []
             if kind == "PlaybackFinished":
-                parts = event["playback"]["id"].split(SEP)
-                prompt, tag = parts[-1], parts[1] if len(parts) == 3 else ""
-                if held:
-                    return [ToRule(h.PromptFinished(now, prompt, tag))]
-                return [m.PromptFinished(now, prompt)]
+                played = ids.read_playback(event["playback"]["id"])
+                if played is None:
+                    return []
+                finished = PromptFinished(now, played.prompt, played.tag, played.party)
+                if played.tag.startswith(OWN_TAG) or rule is None:
+                    return [finished]
+                return [ForRule(finished)]
             if kind == "ChannelDtmfReceived":
                 digit = event["digit"]
-                if channel_id == machine.operator_channel:
+                if channel_id == machine.operator_channel and not with_operator:
                     return [m.OperatorDigit(now, digit)]
-                if channel_id == call_id and held:
-                    return [ToRule(h.DigitPressed(now, digit))]
+                if rule is not None:
+                    return [ForRule(event)]
                 if channel_id == call_id:
                     return [m.CallerDigit(now, digit)]
                 return []
+            if with_operator:
+                return [ForRule(event)] if rule else []
             if kind == "ChannelTransfer":  # the operator's phone transfer button (SIP REFER)
                 return self._transfer_button(event, machine, now)
             if kind in ("ChannelHold", "ChannelUnhold") and channel_id == machine.operator_channel:
                 # the operator's own phone hold button
                 if kind == "ChannelHold" and machine.state is m.InboundState.CONNECTED:
                     return [m.PutOnHold(now, None, None, "phone")]
-                if kind == "ChannelUnhold" and held:
+                if kind == "ChannelUnhold" and machine.state is m.InboundState.HELD:
                     return [m.TakeOffHold(now, "phone")]
                 return []
-            if kind in ("RecordingFinished", "RecordingFailed") and held:
-                rec = event["recording"]
-                snoop = rec.get("target_uri", "").split(":", 1)[-1]
-                saved = kind == "RecordingFinished" and rec.get("duration", 0) > 0
-                return [ToRule(h.RecordingFinished(now, float(rec.get("duration") or 0), saved)),
-                        DropChannel(snoop)]
+            if rule is not None and kind in rule.WANTS:
+                return [ForRule(event)]
         except (KeyError, TypeError, IndexError) as exc:
             raise InvalidEvent(f"{kind} without {exc}") from exc
         return []
 
-    def _translate_for_rule(self, call_id: str, event: dict, machine: m.InboundMachine,
-                            now: float) -> list[object]:
-        """During a transfer or a complaint the rule reads the event; hang-ups go to both."""
-        kind = event.get("type")
-        channel_id = (event.get("channel") or {}).get("id")
-        rule = self.transfer if machine.state is m.InboundState.TRANSFERRING else self.complaint
-        ends = kind in ("StasisEnd", "ChannelDestroyed")
-        if ends and channel_id == call_id:
-            return [*self._rule_hangup(machine, "caller", now), m.CallerHungUp(now)]
-        if ends and channel_id == machine.operator_channel:
-            return [m.OperatorHungUp(now), *self._rule_hangup(machine, "operator", now)]
-        if kind == "StasisStart" and (event.get("args") or [None])[0] == COMPLAINT_SNOOP:
-            return [RecordComplaint(channel_id)]
-        events: list[object] = [ToRule(e) for e in rule.translate(self._legs(machine), event, now)]
-        if kind in ("RecordingFinished", "RecordingFailed") and events:
-            events.append(DropChannel(event["recording"].get("target_uri", "").split(":", 1)[-1]))
-        return events
-
-    @staticmethod
-    def _rule_hangup(machine: m.InboundMachine, who: str, now: float) -> list[object]:
-        """The hang-up event of the rule that has the caller (none when no rule has them)."""
-        events = {m.InboundState.HELD: (h.CallerHungUp, h.OperatorHungUp),
-                  m.InboundState.TRANSFERRING: (t.CallerHungUp, t.OperatorHungUp),
-                  m.InboundState.COMPLAINING: (c.CallerHungUp, c.OperatorHungUp)}
-        pair = events.get(machine.state)
-        return [ToRule(pair[0 if who == "caller" else 1](now))] if pair else []
+    def _entered(self, call_id: str, event: dict, machine: m.InboundMachine | None,
+                 now: float) -> list[object]:
+        """A channel of the call reached Stasis: the caller, the operator, or a leg a rule
+        asked for (its role is the first app argument)."""
+        args = event.get("args") or []
+        channel = event["channel"]
+        role = args[0] if args else ""
+        if role == "inbound" and channel["id"] == call_id:
+            caller = channel.get("caller") or {}
+            number = to_e164(caller.get("number", ""), self.settings.number_region)
+            return [m.CallerArrived(now, number, caller.get("name", ""),
+                                    channel.get("language") or "en")]
+        if machine is None:
+            return []
+        if role == "operator":
+            return [m.OperatorAnswered(now, channel["id"])]
+        rule = self.rules.rule(machine.rule) if machine.rule else None
+        if rule is not None and "StasisStart" in rule.WANTS and role in rule.LEGS:
+            return [ForRule(event)]
+        if role:
+            return [LegEntered(channel["id"], role)]
+        return []
 
     def _transfer_button(self, event: dict, machine: m.InboundMachine, now: float) -> list[object]:
         """A blind transfer from the operator's phone: the dialled number names the target."""
@@ -397,31 +411,30 @@ class InboundStasis:
             return [TransferProgress(source, "channel_declined")]  # already being handled
         wanted = ((event.get("refer_to") or {}).get("requested_destination") or {}).get(
             "destination") or ""
-        entry = self.directory.find(wanted)
-        why = self.directory.unavailable(entry, machine.language) if entry else "unknown"
+        directory = self.services.directory
+        entry = directory.find(wanted)
+        why = directory.unavailable(entry, machine.language) if entry else "unknown"
         if entry is None or why:
             return [TransferProgress(source, "channel_unavailable"),
                     m.TransferTargetUnknown(now, wanted, why)]
-        # phones hold the caller before they transfer: the hold hands the caller over
-        handed = ([ToRule(h.HandedOver(now))] if machine.state is m.InboundState.HELD else [])
+        # phones hold the caller before they transfer: the call asks the hold to hand over;
         # the phone keeps its leg: the transfer rule frees the operator when it is time
-        return [TransferProgress(source, "channel_progress"), *handed,
-                m.TransferCall(now, self.directory.target(entry), self.codes.transfer_mode,
+        return [TransferProgress(source, "channel_progress"),
+                m.TransferCall(now, directory.target(entry), self.codes.transfer_mode,
                                None, None, "phone")]
 
     async def _resync_events(self, call_id: str, machine: m.InboundMachine,
                              live: frozenset[str], now: float) -> list[object]:
+        rule = machine.rule
         if call_id not in live:
-            return [*self._rule_hangup(machine, "caller", now), m.CallerHungUp(now)]
+            return [*([ForRule(CallerHungUp(now))] if rule else []), CallerHungUp(now)]
         if machine.operator_channel and machine.operator_channel not in live:
-            return [m.OperatorHungUp(now), *self._rule_hangup(machine, "operator", now)]
+            return [OperatorHungUp(now), *([ForRule(OperatorHungUp(now))] if rule else [])]
         if (machine.state is m.InboundState.RINGING_OPERATOR
                 and self._operator_channel_id(machine) not in live):
             return [m.OperatorFailed(now, "lost while the app was away")]
-        rule = self._rule(machine)
         if rule is not None:  # pick the rule up where it was: timers, a prompt that ended
-            result = await rule.resync(self._legs(machine), live)
-            return self._rule_result(machine, result)
+            return _ended(await self.rules.resync(rule, self._legs(machine), live))
         return []
 
     # --- actions -> ARI ------------------------------------------------------------------------
@@ -429,174 +442,171 @@ class InboundStasis:
         call_id = machine.call_id
         with tolerated(type(action).__name__):
             match action:
+                case HandTo(rule=rule, request=request):
+                    return _first(await self.rules.start(rule, self._legs(machine), request))
+                case Ask(rule=rule, what=what, data=data):
+                    return _first(await self.rules.ask(rule, self._legs(machine), what, data))
                 case m.Answer():
                     await self.ari.answer(call_id)
                 case m.Play(prompt=prompt):
-                    await self.ari.play(call_id, f"sound:etiquette/{prompt}",
-                                        playback_id=f"{call_id}{SEP}pb{uuid.uuid4().hex[:8]}{SEP}{prompt}",
-                                        lang=machine.language)
+                    await self._play(machine, call_id, prompt, CALLER)
+                case m.PlayToOperator(prompt=prompt):
+                    await self._play(machine, machine.operator_channel, prompt, OPERATOR)
                 case m.Ring():
                     await self.ari.call(ops.RING, channelId=call_id)
                 case m.StopRinging():
                     await self.ari.call(ops.STOP_RING, channelId=call_id)
                 case m.CreateBridge(bridge=bridge, kind=kind):
-                    await self.ari.create_bridge(f"{call_id}{SEP}{bridge}", kind, name=f"{kind} {call_id}")
+                    await self.ari.create_bridge(ids.part(call_id, bridge), kind,
+                                                 name=f"{kind} {call_id}")
                 case m.AddToBridge(bridge=bridge, party=party):
                     if party == m.CALLER:
-                        await self.ari.add_to_bridge(f"{call_id}{SEP}{bridge}", call_id)
+                        await self.ari.add_to_bridge(ids.part(call_id, bridge), call_id)
                     else:  # the operator's feature codes must not beep in the caller's ear
-                        await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=f"{call_id}{SEP}{bridge}",
+                        await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=ids.part(call_id, bridge),
                                             channel=machine.operator_channel, absorbDTMF=True)
-                case m.StartHold(reason=reason, expected_minutes=minutes, source=source,
-                                 holds_before=before):
-                    result = await self.hold.start(self._legs(machine), reason, minutes, source,
-                                                   before)
-                    follow = self._rule_result(machine, result)
-                    return follow[0] if follow else None
-                case m.ResumeHold(source=source):
-                    result = await self.hold.feed(self._legs(machine), h.ResumeRequested(self.clock(), source))
-                    follow = self._rule_result(machine, result)
-                    return follow[0] if follow else None
-                case m.PlayToOperator(prompt=prompt):
-                    await self.ari.play(machine.operator_channel,
-                                        f"sound:etiquette/{prompt}",
-                                        playback_id=f"{call_id}{SEP}op{uuid.uuid4().hex[:8]}{SEP}{prompt}",
-                                        lang=machine.language)
-                case m.StartTransfer(request=req, number=number, caller_number=caller_number):
-                    result = await self.transfer.start(self._legs(machine), t.TransferRequested(
-                        self.clock(), req.target, req.mode, req.reason, req.reason_prompt,
-                        req.source, number - 1, caller_number,
-                        operator_present=machine.operator_channel is not None), number)
-                    follow = self._rule_result(machine, result)
-                    return follow[0] if follow else None
-                case m.StartFallback(intro=intro, for_whom=for_whom, preselect=preselect, why=why,
-                                     operator_present=present):
-                    result = await self.hold.offer(self._legs(machine), h.FallbackRequested(
-                        self.clock(), intro, for_whom, preselect, present, why))
-                    follow = self._rule_result(machine, result)
-                    return follow[0] if follow else None
                 case m.LookUpTarget(code=code, mode=mode):
-                    entry = self.directory.find(code)
-                    why = self.directory.unavailable(entry, machine.language) if entry else "unknown"
-                    if entry is None or why:
-                        await self.store.note(call_id, "transfer target refused", code=code, why=why)
-                        return m.TransferTargetUnknown(self.clock(), code, why or "unknown")
-                    return m.TransferCall(self.clock(), self.directory.target(entry), mode,
-                                          None, None, "feature-code")
+                    return self._look_up(machine, code, mode)
                 case m.FindSupervisor(source=source):
-                    duty = await self.supervisors.on_duty(call_id)
-                    await self.store.note(call_id, "supervisor requested", source=source,
-                                          supervisor=duty.endpoint, why=duty.why or None)
-                    if duty.endpoint is None:
-                        return m.NoSupervisor(self.clock(), duty.why)
-                    return m.SupervisorOnDuty(self.clock(), self.directory.supervisor(duty.endpoint),
-                                              self.directory.reason_prompt("escalation"))
-                case m.StartComplaint(why=why):
-                    result = await self.complaint.start(self._legs(machine), why)
-                    follow = self._rule_result(machine, result)
-                    return follow[0] if follow else None
+                    return await self._find_supervisor(machine, source)
                 case m.DestroyBridge(bridge=bridge):
-                    await unless_gone(self.ari.destroy_bridge(f"{call_id}{SEP}{bridge}"))
+                    await unless_gone(self.ari.destroy_bridge(ids.part(call_id, bridge)))
                 case m.StartBridgeMoh(bridge=bridge):
-                    await self.ari.start_bridge_moh(f"{call_id}{SEP}{bridge}", self.moh_class)
+                    await self.ari.start_bridge_moh(ids.part(call_id, bridge),
+                                                    self.settings.moh_class)
                 case m.FindOperator(exclude=exclude):
-                    endpoint = await self.operators.reserve_free(call_id, exclude)
+                    endpoint = await self.services.operators.reserve_free(call_id, exclude)
                     if endpoint is None:
                         return m.NoOperatorFree(self.clock())
-                    await self.store.note(call_id, "operator reserved", endpoint=endpoint)
+                    self.events.note(call_id, "operator reserved", {"endpoint": endpoint})
                     return m.OperatorFound(self.clock(), endpoint)
                 case m.DialOperator(endpoint=endpoint):
                     return await self._dial_operator(machine, endpoint)
                 case m.ReleaseOperator(endpoint=endpoint):
-                    await self.operators.release(endpoint, call_id)
+                    await self.services.operators.release(endpoint, call_id)
                 case m.HangUp(party=party, channel=channel):
                     channel = channel or (call_id if party == m.CALLER else (
                         machine.operator_channel or self._operator_channel_id(machine)))
                     await unless_gone(self.ari.hangup(channel))
                 case m.Finish():
-                    self._cancel_timer(call_id)
-                    self._rule_deadlines.pop(call_id, None)
-                    for rule in (self.hold, self.transfer, self.complaint):
-                        await rule.store.delete(call_id)
+                    self.timers.cancel(call_id)
+                    await self.rules.drop(call_id)
                     await self.store.delete(call_id)
-                    await self.store.note(call_id, "call ended", at=self.clock())
+                    if self.services.ownership is not None:
+                        await self.services.ownership.release(call_id)
+                    self.events.note(call_id, "call ended", operator=machine.operator)
                 case _:
                     raise InvalidEvent(f"no ARI mapping for {action!r}")
         return None
+
+    async def _play(self, machine: m.InboundMachine, channel: str | None, prompt: str,
+                    party: str) -> None:
+        if channel:
+            await self.ari.play(channel, f"sound:etiquette/{prompt}",
+                                playback_id=ids.playback(machine.call_id,
+                                                         f"{OWN_TAG}{uuid.uuid4().hex[:8]}",
+                                                         prompt, party),
+                                lang=machine.language)
+
+    def _look_up(self, machine: m.InboundMachine, code: str, mode: str) -> object:
+        directory = self.services.directory
+        entry = directory.find(code)
+        why = directory.unavailable(entry, machine.language) if entry else "unknown"
+        if entry is None or why:
+            self.events.note(machine.call_id, "transfer target refused",
+                             {"code": code, "why": why}, operator=machine.operator)
+            return m.TransferTargetUnknown(self.clock(), code, why or "unknown")
+        return m.TransferCall(self.clock(), directory.target(entry), mode, None, None,
+                              "feature-code")
+
+    async def _find_supervisor(self, machine: m.InboundMachine, source: str) -> object:
+        duty = await self.services.supervisors.on_duty(machine.call_id)
+        self.events.note(machine.call_id, "supervisor requested", {
+            "source": source, "supervisor": duty.endpoint, "why": duty.why or None},
+            operator=machine.operator)
+        if duty.endpoint is None:
+            return m.NoSupervisor(self.clock(), duty.why)
+        directory = self.services.directory
+        return m.SupervisorOnDuty(self.clock(), directory.supervisor(duty.endpoint),
+                                  directory.reason_prompt("escalation"))
 
     async def _dial_operator(self, machine: m.InboundMachine, endpoint: str) -> object | None:
         caller_id = f'"{machine.name or machine.number}" <{machine.number}>' if machine.number else None
         try:
             await self.ari.originate(endpoint, app=self.app, app_args=f"operator,{machine.call_id}",
                                      channel_id=self._operator_channel_id(machine),
-                                     caller_id=caller_id, timeout=self.ring_timeout,
+                                     caller_id=caller_id, timeout=self.settings.ring_timeout,
                                      variables=desk_phone_variables(endpoint))
         except AriError as exc:
             return m.OperatorFailed(self.clock(), exc.message)
-        await self.store.note(machine.call_id, "operator dialed", endpoint=endpoint,
-                              attempt=machine.attempt)
+        self.events.note(machine.call_id, "operator dialed",
+                         {"endpoint": endpoint, "attempt": machine.attempt})
         return None
 
     @staticmethod
     def _operator_channel_id(machine: m.InboundMachine) -> str:
-        return f"{machine.call_id}{SEP}op{machine.attempt}"
+        return ids.part(machine.call_id, f"op{machine.attempt}")
 
-    # --- timeline --------------------------------------------------------------------------------
-    async def _note(self, call_id: str, event: dict, now: float) -> None:
+    # --- what Asterisk did, in the call's etiquette log ---------------------------------------
+    async def _note(self, call_id: str, event: dict, now: float, operator: str | None) -> None:
         kind = event.get("type")
+        if NOTED in event:  # published once: not again when storage makes the lane retry
+            if kind == "StasisStart":
+                await self._card(call_id, event)
+            return
+        event[NOTED] = True
         if kind in ("PlaybackStarted", "PlaybackFinished"):
             pb = event.get("playback") or {}
-            prompt = pb.get("id", "").rsplit(SEP, 1)[-1]
+            prompt = pb.get("id", "").rsplit(ids.SEP, 1)[-1]
             if prompt == "nudge":
                 return  # the check-in entry already says the operator was nudged
-            await self.store.note(call_id, kind, at=now, prompt=prompt,
-                                  media=pb.get("media_uri"), state=pb.get("state"))
+            self.events.note(call_id, kind, {"prompt": prompt, "media": pb.get("media_uri"),
+                                             "state": pb.get("state")}, operator=operator, at=now)
         elif kind in ("ChannelEnteredBridge", "ChannelLeftBridge"):
             channel = event.get("channel", {}).get("id", "")
-            party = "caller" if channel == call_id else "operator" if SEP in channel else "other"
-            await self.store.note(call_id, kind, at=now, party=party, channel=channel,
-                                  bridge=event.get("bridge", {}).get("id"))
+            party = ("caller" if channel == call_id else
+                     "operator" if ids.is_part_of_call(channel) else "other")
+            self.events.note(call_id, kind, {"party": party, "channel": channel,
+                                             "bridge": event.get("bridge", {}).get("id")},
+                             operator=operator, at=now)
         elif kind == "StasisStart" and (event.get("args") or [None])[0] == "inbound":
             caller = event.get("channel", {}).get("caller") or {}
-            await self.store.note(call_id, "call started", at=now, number=caller.get("number"))
-            if self.customers is not None and caller.get("number"):
+            self.events.note(call_id, "call started", {"number": caller.get("number")}, at=now)
+            await self._card(call_id, event)
+
+    async def _card(self, call_id: str, event: dict) -> None:
+        customers = self.services.customers
+        if (event.get("args") or [None])[0] == "inbound" and customers is not None:
+            caller = event.get("channel", {}).get("caller") or {}
+            if caller.get("number"):
                 # a repeat caller: the operator's page shows their card (GET /api/customers/...)
-                await self.customers.note(to_e164(caller["number"], self.number_region),
-                                          "called in", call_id=call_id,
-                                          name=caller.get("name") or None)
+                await customers.note(to_e164(caller["number"], self.settings.number_region),
+                                     "called in", call_id=call_id,
+                                     name=caller.get("name") or None)
 
-    # --- the single timer ------------------------------------------------------------------------
+    # --- the single timer: the call's deadline or its rule's, whichever comes first -------------
     def _arm_timer(self, call_id: str, machine: m.InboundMachine) -> None:
-        self._cancel_timer(call_id)
         if machine.state in m.END_STATES:
+            self.timers.cancel(call_id)
             return
-        deadlines = [d for d in (machine.get_timer(), self._rule_deadlines.get(call_id))
-                     if d is not None]
-        if not deadlines:
-            return
-        deadline = min(deadlines)
-        loop = asyncio.get_running_loop()
-        # deadlines are wall-clock (they survive a restart); the loop runs on its own clock
-        at = loop.time() + max(0.0, deadline - self.clock())
-        self._timers[call_id] = loop.call_at(at, self._fire, call_id)
-
-    def _fire(self, call_id: str) -> None:
-        self._timers.pop(call_id, None)
-        self.lanes.submit(call_id, Tick())
-
-    def _cancel_timer(self, call_id: str) -> None:
-        handle = self._timers.pop(call_id, None)
-        if handle is not None:
-            handle.cancel()
+        self.timers.arm(call_id, (machine.get_timer(), self.rules.deadline(machine.rule, call_id)))
 
     @property
     def pending_timers(self) -> int:
-        return len(self._timers)
+        return len(self.timers)
 
     async def close(self) -> None:
-        for call_id in list(self._timers):
-            self._cancel_timer(call_id)
+        self.timers.cancel_all()
         await self.lanes.close()
+
+
+def _ended(ended: RuleEnded | None) -> list[object]:
+    """The rule's end is an event for the call ("gone": it had already ended)."""
+    return [ended] if ended is not None and ended.outcome != "gone" else []
+
+
+def _first(ended: RuleEnded | None) -> object | None:
+    return ended if ended is not None and ended.outcome != "gone" else None
 
 
 def _resource_id(event: dict) -> str | None:
@@ -612,4 +622,3 @@ def _resource_id(event: dict) -> str | None:
     if isinstance(referred_by, dict):
         return (referred_by.get("source_channel") or {}).get("id")
     return None
-

@@ -1,5 +1,6 @@
-"""Redis persistence of inbound calls: the machine snapshot per call, the set of live calls,
-and the call's etiquette timeline (what the caller heard and when, kept after the call)."""
+"""Redis persistence of inbound calls: the machine snapshot per call and the set of live calls;
+the call's etiquette timeline is read from the etiquette log (calls/etiquette_log.py), which
+writes it from the call events."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from redis.asyncio import Redis
 
 from ari_app.inbound.machine import InboundMachine
-from ari_app.timeline import TIMELINE_TTL, Timeline
+from ari_app.calls.etiquette_log import EtiquetteLog
 
 __all__ = ["CallStore"]
 
@@ -17,53 +18,83 @@ class CallStore:
     """Redis is the truth; reads come from memory while this process owns the call (its
     events reach only this process), so a call's event costs no Redis read."""
 
-    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
+    def __init__(self, redis: Redis, log: EtiquetteLog, prefix: str = "etq") -> None:
         self.redis, self.prefix = redis, prefix
         self._owned: dict[str, InboundMachine] = {}
+        self._written: dict[str, str] = {}         # the snapshot Redis holds, as we know it
+        self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
         self.live_key = f"{prefix}:calls"
-        self.timeline_log = Timeline(redis, prefix)
+        self.log = log
 
     def _call_key(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}"
 
-    def timeline_key(self, call_id: str) -> str:
-        return self.timeline_log.key(call_id)
-
     async def load(self, call_id: str) -> InboundMachine | None:
+        if call_id in self._unsure:
+            return await self._restore(call_id)
         machine = self._owned.get(call_id)
         if machine is None:
             raw = await self.redis.get(self._call_key(call_id))
             if raw:
+                self._written[call_id] = raw.decode() if isinstance(raw, bytes) else raw
                 machine = self._owned[call_id] = InboundMachine.from_dict(json.loads(raw))
         return machine
 
     async def save(self, machine: InboundMachine, snapshot: dict | None = None) -> None:
-        self._owned[machine.call_id] = machine
+        text = json.dumps(snapshot or machine.to_dict())
+        try:
+            await self._put(machine.call_id, text)
+        except BaseException:
+            self._unsure_after_failure(machine.call_id)
+            raise
+        self._owned[machine.call_id], self._written[machine.call_id] = machine, text
+
+    async def _put(self, call_id: str, text: str | None) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._call_key(machine.call_id), json.dumps(snapshot or machine.to_dict()))
-            pipe.sadd(self.live_key, machine.call_id)
+            if text is None:
+                pipe.delete(self._call_key(call_id))
+                pipe.srem(self.live_key, call_id)
+            else:
+                pipe.set(self._call_key(call_id), text)
+                pipe.sadd(self.live_key, call_id)
             await pipe.execute()
+
+    def _unsure_after_failure(self, call_id: str) -> None:
+        """A failed write may still land (a stopped Redis runs it when it resumes) though the
+        step's actions never ran: the step is tried again from the snapshot before it, put
+        back first (`_restore`), never from what may have landed."""
+        self._owned.pop(call_id, None)
+        self._unsure.setdefault(call_id, self._written.get(call_id))
+
+    async def _restore(self, call_id: str) -> InboundMachine | None:
+        previous = self._unsure[call_id]
+        await self._put(call_id, previous)
+        del self._unsure[call_id]
+        if previous is None:
+            self._written.pop(call_id, None)
+            return None
+        self._written[call_id] = previous
+        machine = self._owned[call_id] = InboundMachine.from_dict(json.loads(previous))
+        return machine
 
     def forget_owned(self) -> None:
         """After a reconnect, read everything from Redis again."""
         self._owned.clear()
+        self._written.clear()
 
     async def delete(self, call_id: str) -> None:
+        try:
+            await self._put(call_id, None)
+        except BaseException:
+            self._unsure_after_failure(call_id)
+            raise
         self._owned.pop(call_id, None)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._call_key(call_id))
-            pipe.srem(self.live_key, call_id)
-            pipe.expire(self.timeline_key(call_id), TIMELINE_TTL)
-            await pipe.execute()
+        self._written.pop(call_id, None)
 
     async def live_calls(self) -> list[str]:
         return sorted(m.decode() if isinstance(m, bytes) else m
                       for m in await self.redis.smembers(self.live_key))
 
-    async def note(self, call_id: str, event: str, rule: str = "inbound", at: float | None = None,
-                   **data: object) -> None:
-        """Append one entry to the call's etiquette timeline."""
-        await self.timeline_log.note(call_id, event, rule, at, **data)
-
     async def timeline(self, call_id: str) -> list[dict]:
-        return await self.timeline_log.read(call_id)
+        """The call's etiquette log, with everything published so far written."""
+        return await self.log.read(call_id)

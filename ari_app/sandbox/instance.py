@@ -142,13 +142,21 @@ class SandboxInstance:
 
     def up(self, ports: SandboxPorts | None = None, phones: str = "stasis",
            prompts_dir_hook=None) -> SandboxState:
-        """Start Asterisk and Redis and wait until both answer; idempotent when running."""
+        """Start Asterisk and Redis and wait until both answer; idempotent when running.
+
+        An instance keeps its ports and secrets until `destroy`: after a partial stop (one of
+        the two died, or `down`), `up` starts what is missing with the same passwords, so a
+        running app reconnects by itself."""
         existing = self.load_state()
         if existing and _alive(existing.asterisk_pid) and _alive(existing.redis_pid):
             return existing
-        self.down()
-        state = SandboxState(name=self.name, ports=ports or SandboxPorts(), phones=phones,
-                             suite=rootfs_info(self.root).get("suite", ""))
+        if existing is not None and (ports is None or ports == existing.ports) \
+                and phones == existing.phones:
+            state = existing  # same secrets: what still runs keeps running
+        else:
+            self.down()
+            state = SandboxState(name=self.name, ports=ports or SandboxPorts(), phones=phones,
+                                 suite=rootfs_info(self.root).get("suite", ""))
         for sub in ("etc", "lib", "spool/recording", "run", "log", "cache", "redis"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
@@ -156,10 +164,12 @@ class SandboxInstance:
         if prompts_dir_hook is not None:
             self._install_prompts(prompts_dir_hook)
         self._save_state(state)
-        state.redis_pid = self._start_redis(state)
-        self._save_state(state)
-        state.asterisk_pid = self._start_asterisk()
-        self._save_state(state)
+        if not _alive(state.redis_pid):
+            state.redis_pid = self._start_redis(state)
+            self._save_state(state)
+        if not _alive(state.asterisk_pid):
+            state.asterisk_pid = self._start_asterisk()
+            self._save_state(state)
         try:
             self._wait_booted(state)
             self._wait_redis(state)
@@ -409,6 +419,46 @@ password = {pw}
                            timeout=20)
         return r.stdout
 
+    # --- faults, for tests and drills: one part away while the other runs --------------------
+
+    def stop_redis(self) -> None:
+        """Kill Redis as a crash would (SIGKILL): what it had fsynced stays on disk."""
+        state = self._state()
+        if _alive(state.redis_pid):
+            os.kill(state.redis_pid, signal.SIGKILL)
+            _wait_gone(state.redis_pid)
+        state.redis_pid = None
+        self._save_state(state)
+
+    def start_redis(self) -> None:
+        """Start Redis again with the same port, password and append-only file."""
+        state = self._state()
+        if not _alive(state.redis_pid):
+            state.redis_pid = self._start_redis(state)
+            self._save_state(state)
+        self._wait_redis(state)
+
+    def pause_redis(self, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): Redis accepts connections but never answers."""
+        os.kill(self._state().redis_pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
+    def restart_asterisk(self) -> None:
+        """Stop Asterisk at once (calls are lost) and start it again with the same config."""
+        state = self._state()
+        if _alive(state.asterisk_pid):
+            subprocess.run(self._asterisk_cmd("-rx", "core stop now"), capture_output=True,
+                           timeout=20)
+            _stop_pid(state.asterisk_pid, "unshare")
+        state.asterisk_pid = self._start_asterisk()
+        self._save_state(state)
+        self._wait_booted(state)
+
+    def _state(self) -> SandboxState:
+        state = self.load_state()
+        if state is None:
+            raise SandboxError(f"sandbox {self.name} is not set up: run `sandbox up` first")
+        return state
+
     # --- stopping ---------------------------------------------------------------------------
 
     def down(self) -> None:
@@ -471,6 +521,12 @@ def _alive(pid: int | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _stop_pid(pid: int, expected: str, timeout: float = 10.0) -> None:

@@ -13,12 +13,14 @@ import time
 
 from aiohttp import web
 
-from ari_app.hold.http import InvalidRequest, apply, read_json
-from ari_app.http import ApiError
+from ari_app.calls.control import apply, call_id_of, reason_of
+from ari_app.calls.vocabulary import ToRule
+from ari_app.http import ApiError, InvalidRequest, field, read_json, shown
 from ari_app.inbound import machine as m
-from ari_app.inbound.stasis import ToRule
-from ari_app.keys import directory_key, policy_key, store_key
+from ari_app.inbound.keys import store_key
+from ari_app.keys import policy_key
 from ari_app.transfer import machine as t
+from ari_app.transfer.keys import directory_key
 
 __all__ = ["routes"]
 
@@ -37,23 +39,25 @@ class TargetNotAvailable(ApiError):
 
 @routes.post("/api/calls/{call_id}/transfer")
 async def transfer(request: web.Request) -> web.Response:
+    call_id = call_id_of(request)
     body = await read_json(request)
     policy, directory = request.app[policy_key], request.app[directory_key]
-    wanted = body.get("target")
-    if not isinstance(wanted, str) or not wanted:
-        raise InvalidRequest('"target" must name a directory entry (its id, code or number)')
+    wanted = field(body, "target", str, "a directory entry's id, code or number")
+    if not wanted or not wanted.strip():
+        raise InvalidRequest('"target" must name a directory entry (its id, code or number)',
+                             "target")
     entry = directory.find(wanted)
     if entry is None:
         known = ", ".join(e.id for e in policy.directory) or "none"
-        raise NoSuchTarget(f"no directory entry {wanted!r} (known: {known})")
-    mode = body.get("mode", policy.transfer.mode)
+        raise NoSuchTarget(f"no directory entry {shown(wanted)} (known: {known})")
+    mode = field(body, "mode", str, '"announced" or "attended"')
+    if mode is None:
+        mode = policy.transfer.mode
     if mode not in ("announced", "attended"):
-        raise InvalidRequest('"mode" must be "announced" or "attended"')
-    reason = body.get("reason")
+        raise InvalidRequest('"mode" must be "announced" or "attended"', "mode")
     reasons = policy.transfer.reasons
-    if reason is not None and reason not in reasons:
-        raise InvalidRequest(f"unknown reason {reason!r}; the policy knows {sorted(reasons)}")
-    call = await request.app[store_key].load(request.match_info["call_id"])
+    reason = reason_of(body, reasons)
+    call = await request.app[store_key].load(call_id)
     why = directory.unavailable(entry, call.language if call else policy.default_language)
     if why:
         raise TargetNotAvailable(why)
@@ -63,12 +67,12 @@ async def transfer(request: web.Request) -> web.Response:
 
 @routes.post("/api/calls/{call_id}/transfer/complete")
 async def complete(request: web.Request) -> web.Response:
-    return await apply(request, ToRule(t.CompleteRequested(time.time(), "rest")))
+    return await apply(request, ToRule("transfer", t.CompleteRequested(time.time(), "rest")))
 
 
 @routes.delete("/api/calls/{call_id}/transfer")
 async def cancel(request: web.Request) -> web.Response:
-    return await apply(request, ToRule(t.CancelRequested(time.time(), "rest")))
+    return await apply(request, ToRule("transfer", t.CancelRequested(time.time(), "rest")))
 
 
 @routes.post("/api/calls/{call_id}/escalate")

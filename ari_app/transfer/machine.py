@@ -25,8 +25,12 @@ from typing import ClassVar
 
 import structlog
 
-from ari_app.machines import RuleMachine
-
+from ari_app.calls.machine import RuleMachine
+# the words every rule shares (hang-ups, the timer, prompts, music, the end): re-exported
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, TARGET, CallerHungUp, DetachCaller,
+                                      Finish, Note, OperatorHungUp, Play, PromptFinished,
+                                      ReattachCaller, StartMusic, StopMusic, StopPlayback,
+                                      TimerFired, prompt_media)
 from ari_app.hold.machine import CHECK_INS
 
 __all__ = [
@@ -41,8 +45,6 @@ __all__ = [
 ]
 
 logger = structlog.get_logger()
-
-CALLER, TARGET, OPERATOR = "caller", "target", "operator"
 
 
 class TransferState(Enum):
@@ -93,23 +95,10 @@ class TransferRequested:
 
 
 @dataclass(frozen=True)
-class PromptFinished:
-    now: float
-    party: str
-    prompt: str
-    tag: str = ""
-
-
-@dataclass(frozen=True)
 class DigitPressed:
     now: float
     party: str
     digit: str
-
-
-@dataclass(frozen=True)
-class TimerFired:
-    now: float
 
 
 @dataclass(frozen=True)
@@ -131,16 +120,6 @@ class TargetHungUp:
 
 
 @dataclass(frozen=True)
-class CallerHungUp:
-    now: float
-
-
-@dataclass(frozen=True)
-class OperatorHungUp:
-    now: float
-
-
-@dataclass(frozen=True)
 class CompleteRequested:
     now: float
     source: str = "rest"
@@ -153,41 +132,6 @@ class CancelRequested:
 
 
 # --- outputs --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DetachCaller:
-    """Take the caller out of the conversation while they are told and wait."""
-
-
-@dataclass(frozen=True)
-class ReattachCaller:
-    pass
-
-
-@dataclass(frozen=True)
-class StartMusic:
-    pass
-
-
-@dataclass(frozen=True)
-class StopMusic:
-    pass
-
-
-@dataclass(frozen=True)
-class Play:
-    party: str
-    prompt: str                       # names the playback (PromptFinished carries it back)
-    media: tuple[str, ...] = ()
-    tag: str = ""
-
-
-@dataclass(frozen=True)
-class StopPlayback:
-    party: str
-    prompt: str
-    tag: str
-
-
 @dataclass(frozen=True)
 class DialTarget:
     endpoint: str
@@ -226,26 +170,14 @@ class AnnounceRecording:
     """The recording disclosure, to both caller and target once they are connected."""
 
 
-@dataclass(frozen=True)
-class Note:
-    event: str
-    data: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True)
-class Finish:
-    # connected | declined | returned | unavailable | operator-gone | message | caller-hung-up
-    outcome: str
-    intro: tuple[str, ...] = ()    # said before the hold rule's way out (unavailable ...)
-    for_whom: str | None = None    # the target: a message or callback is for them
+# Finish(outcome, data): connected | declined | returned | unavailable | operator-gone |
+# message | caller-hung-up; data holds only what is set of "intro" (said before the hold
+# rule's way out) and "for_whom" (the target: a message or callback is for them)
 
 
 class InvalidTransferEvent(Exception):
     pass
 
-
-def prompt_media(prompt: str) -> str:
-    return f"sound:etiquette/{prompt}"
 
 
 @dataclass
@@ -494,10 +426,12 @@ class TransferMachine(RuleMachine):
     def _check_in(self, now: float) -> list[object]:
         self.check_ins += 1
         prompt = CHECK_INS[(self.check_ins - 1) % len(CHECK_INS)]
+        due = self.next_check_in  # when it was due: played at `now` (metrics: the lateness)
         self.music, self.next_check_in = False, None
         started = now if self.started_at is None else self.started_at  # 0.0 is a start time
         return [StopMusic(), self._play(CALLER, prompt),
-                Note("check-in", (("prompt", prompt), ("waited", int(now - started))))]
+                Note("check-in", (("prompt", prompt), ("waited", int(now - started)),
+                                  ("due_at", due)))]
 
     # --- hang-ups -------------------------------------------------------------------------------
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
@@ -532,11 +466,11 @@ class TransferMachine(RuleMachine):
         self.plays += 1
         tag = f"t{self.plays}"
         self.playing[party] = [prompt, tag]
-        return Play(party, prompt, tuple(media) or (prompt_media(prompt),), tag)
+        return Play(prompt, tuple(media) or (prompt_media(prompt),), tag, party)
 
     def _stop(self, party: str) -> list[object]:
         playing = self.playing.pop(party, None)
-        return [StopPlayback(party, *playing)] if playing else []
+        return [StopPlayback(*playing, party)] if playing else []
 
     def _start_music(self, now: float) -> list[object]:
         self.music = True
@@ -567,8 +501,10 @@ class TransferMachine(RuleMachine):
                      *self._direct_number("transfer-direct-number-again"))
         elif outcome == "operator-gone":
             intro = (prompt_media("operator-gone"),)
+        for_whom = self.target.id if self.target else None
+        data = {k: v for k, v in (("intro", intro), ("for_whom", for_whom)) if v}
         return [*actions, Note("transfer ended", (("outcome", outcome), ("cause", self.failure))),
-                Finish(outcome, intro, self.target.id if self.target else None)]
+                Finish(outcome, data)]
 
     # --- persistence ----------------------------------------------------------------------------
 

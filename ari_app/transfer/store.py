@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ari_app.snapshots import SnapshotStore
+from ari_app.storage.snapshots import SnapshotStore
 from ari_app.transfer.machine import TransferMachine
 
 __all__ = ["TransferStore"]

@@ -9,18 +9,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 
 from aiohttp import web
 
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
-from ari_app.http import ApiError
-from ari_app.keys import ari_key, voicemails_key
+from ari_app.http import ApiError, InvalidRequest, shown
+from ari_app.keys import ari_key
+from ari_app.voicemail.keys import voicemails_key
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
+VOICEMAIL_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as Voicemail makes them
+MAX_FOR = 128
 
 
 class NoSuchVoicemail(ApiError):
@@ -34,17 +38,26 @@ class RecordingGone(ApiError):
 
 
 async def _found(request: web.Request):
-    voicemail = await request.app[voicemails_key].get(request.match_info["voicemail_id"])
+    voicemail_id = request.match_info["voicemail_id"]
+    # a malformed id is as unknown as a missing one (and never reaches another Redis key)
+    voicemail = (await request.app[voicemails_key].get(voicemail_id)
+                 if VOICEMAIL_ID.fullmatch(voicemail_id) else None)
     if voicemail is None:
-        raise NoSuchVoicemail(f"no voicemail {request.match_info['voicemail_id']}")
+        raise NoSuchVoicemail(f"no voicemail {shown(voicemail_id)}")
     return voicemail
 
 
 @routes.get("/api/voicemails")
 async def listing(request: web.Request) -> web.Response:
-    heard = request.query.get("heard")
+    heard = request.query.get("heard") or None  # empty (a form's blank filter): no filter
+    if heard is not None and heard.lower() not in ("true", "false"):
+        raise InvalidRequest(f'"heard" must be true or false, not {shown(heard)}', "heard")
+    for_whom = request.query.get("for") or None
+    if for_whom is not None and len(for_whom) > MAX_FOR:
+        raise InvalidRequest(f'"for" must be an operator\'s endpoint or a directory id '
+                             f"(at most {MAX_FOR} characters)", "for")
     found = await request.app[voicemails_key].listing(
-        request.query.get("for"), None if heard is None else heard.lower() == "true")
+        for_whom, None if heard is None else heard.lower() == "true")
     return web.json_response({"voicemails": [asdict(v) for v in found]})
 
 
@@ -67,8 +80,10 @@ async def audio(request: web.Request) -> web.Response:
 
 @routes.post("/api/voicemails/{voicemail_id}/heard")
 async def heard(request: web.Request) -> web.Response:
-    await _found(request)
-    voicemail = await request.app[voicemails_key].mark_heard(request.match_info["voicemail_id"])
+    found = await _found(request)
+    voicemail = await request.app[voicemails_key].mark_heard(found.id)
+    if voicemail is None:  # deleted meanwhile
+        raise NoSuchVoicemail(f"no voicemail {found.id}")
     return web.json_response(asdict(voicemail))
 
 

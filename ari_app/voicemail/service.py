@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
-from ari_app.records import DurableRecords
+from ari_app.storage.records import DurableRecords
 
 __all__ = ["Voicemail", "Voicemails"]
 
@@ -32,14 +32,14 @@ class Voicemail:
 
 class Voicemails(DurableRecords[Voicemail]):
     def __init__(self, redis: Redis, prefix: str = "etq",
-                 on_created: Callable[[Voicemail], None] | None = None) -> None:
+                 on_created: Callable[[Voicemail], Awaitable[None]] | None = None) -> None:
         super().__init__(redis, "voicemail", "voicemails", Voicemail, prefix)
         self.on_created = on_created  # e.g. the webhook notifier
 
     async def create(self, voicemail: Voicemail) -> Voicemail:
         await super().create(voicemail)
-        if self.on_created is not None:
-            self.on_created(voicemail)
+        if self.on_created is not None:  # awaited: nothing is left running behind the call
+            await self.on_created(voicemail)
         return voicemail
 
     async def listing(self, for_whom: str | None = None, heard: bool | None = None) -> list[Voicemail]:

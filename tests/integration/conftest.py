@@ -1,24 +1,38 @@
 """Integration fixtures: a real sandbox Asterisk 22 and Redis for the session, the app under
 test running in this event loop, and test parties (callers, desk phones, an observer).
 
-Under CI=true a sandbox that cannot start fails the run; elsewhere it skips with the reason.
-After every test: no channel, bridge, call lane, timer, live call or operator reservation left.
+Under CI (any non-empty value) a sandbox that cannot start fails the run; elsewhere it skips
+with the reason.
+After every test that runs the app (app_runner), checked before anything is cleaned up: no
+channel (the test's own callers' included), bridge, call lane, timer, running playback or
+recording, live call, operator reservation, rule snapshot or callback lock left, and no task the
+app left running. During every integration test, an error-level log line (or a task exception
+nobody retrieved) fails it, unless `@pytest.mark.allow_errors(...)` names it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
+import re
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
+import structlog
 from aiohttp import web
 from redis.asyncio import Redis
 
 from ari_app.app import build_app
-from ari_app.ari import AriClient
-from ari_app.keys import callback_calls_key, inbound_key
+from ari_app.ari import AriClient, AriNotFound
+from ari_app.ari import operations as ops
+from ari_app.ari.operations import Op
+from ari_app.callback.keys import callback_calls_key
+from ari_app.inbound.keys import inbound_key
 from ari_app.policy import load_policy
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
 from ari_app.settings import Settings
@@ -45,6 +59,10 @@ fallback_choice_timeout = 3
 ring_timeout = 4
 choice_timeout = 2
 accept_timeout = 3
+
+[callback]
+# the business hours' UTC names no country: callbacks go to the test callers' US numbers
+allowed_countries = ["US"]
 
 [supervisor]
 endpoints = ["PJSIP/supervisor1"]
@@ -105,8 +123,9 @@ def sandbox():
                                 sounds, {"company": "Example Corp"}, ("en", "ru"),
                                 {"directory-billing": "Billing"}))
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"sandbox Asterisk/Redis could not start under CI=true: {exc}")
+        if os.environ.get("CI"):  # any non-empty value (CI=1, CI=yes): a skip would hide it
+            pytest.fail(f"sandbox Asterisk/Redis could not start under CI={os.environ['CI']}: "
+                        f"{exc}")
         pytest.skip(f"no sandbox Asterisk/Redis here: {exc}")
     _wait_phones_registered(instance)
     yield instance, state
@@ -215,15 +234,21 @@ class AppRunner:
 
 @pytest.fixture
 async def app_runner(settings, redis, ari, parties):
+    """The app under test (started by the test, or by `app`). After the test, first checked,
+    then cleaned: once the call lanes and Asterisk have settled (bounded), anything left is a
+    leak that fails the test (see _leaks); only then is everything hung up and the app stopped,
+    and a task the app left running after its own cleanup is a leak too."""
     runner = AppRunner(settings)
+    before = asyncio.all_tasks()
     yield runner
-    if runner.runner is None:  # the test left no app running: start one to clean up after it
-        await runner.start()
-    await _hang_up_everything(ari)
-    inbound = runner.app[inbound_key]
-    await _settle(inbound)
-    leaks = await _leaks(ari, redis, inbound, runner.app[callback_calls_key])
+    app = runner.app if runner.runner is not None else None  # None: the test stopped it
+    await _settle(ari, app)
+    leaks = await _leaks(ari, redis, app, parties[2])
+    await _clean_up(ari)
     await runner.stop()
+    if tasks := await _tasks_left(before):
+        leaks["asyncio tasks"] = tasks
+    await redis.flushdb()  # what a stopped app left on purpose (a restart would take it back)
     assert not leaks, f"left behind after the test: {leaks}"
 
 
@@ -233,50 +258,187 @@ async def app(app_runner):
     return await app_runner.start()
 
 
-async def _hang_up_everything(ari: AriClient) -> None:
-    for channel in await ari.channels():
-        try:
-            await ari.hangup(channel["id"])
-        except Exception:
-            pass
+SETTLE_TIMEOUT = 8.0  # seconds the app may take to tidy up after a test's last hang-up
 
 
-async def _settle(inbound, timeout: float = 5.0) -> None:
+async def _settle(ari: AriClient, app: web.Application | None,
+                  timeout: float = SETTLE_TIMEOUT) -> None:
+    """Wait, at most `timeout` s, until the app's call lanes are drained and Asterisk has no
+    channel or bridge left (the app tidies up on the events of the test's last hang-ups).
+    Returns early when all is clean; whatever is left at the deadline is for _leaks to name."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await inbound.lanes.join()
-        await asyncio.sleep(0.3)
-        if not len(inbound.lanes):
-            return
-
-
-async def _leaks(ari: AriClient, redis: Redis, inbound, callback_calls=None) -> dict:
-    leaks = {}
-    deadline = time.monotonic() + 5
+    lanes = [] if app is None else [app[inbound_key].lanes, app[callback_calls_key].lanes]
     while True:
-        channels = [c["id"] for c in await ari.channels()]
-        bridges = [b["id"] for b in await ari.bridges()]
-        if not channels and not bridges or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    if channels:
+        left = deadline - time.monotonic()
+        try:
+            for queue in lanes:
+                await asyncio.wait_for(queue.join(), max(left, 0.01))
+        except asyncio.TimeoutError:
+            return
+        if not await ari.channels() and not await ari.bridges():
+            try:  # the last ChannelDestroyed may have queued more work
+                for queue in lanes:
+                    await asyncio.wait_for(queue.join(), max(deadline - time.monotonic(), 0.01))
+            except asyncio.TimeoutError:
+                pass
+            return
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.1)  # polling Asterisk until the deadline, not a fixed wait
+
+
+LIVE_RECORDING = Op("GET", "/recordings/live/{recordingName}")
+
+
+async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
+                 observer: Party) -> dict:
+    """Everything a finished test must not leave: channels (the test parties' own too: a
+    caller left up is a leak), bridges, call lanes, timers, playbacks and live recordings still
+    running (from the observer's events, confirmed by ARI), and in Redis live calls, operator
+    reservations, rule snapshots and callback locks."""
+    leaks: dict = {}
+    if channels := [c["id"] for c in await ari.channels()]:
         leaks["channels"] = channels
-    if bridges:
+    if bridges := [b["id"] for b in await ari.bridges()]:
         leaks["bridges"] = bridges
-    if len(inbound.lanes):
-        leaks["call lanes"] = len(inbound.lanes)
-    if inbound.pending_timers:
-        leaks["timers"] = inbound.pending_timers
-    if callback_calls is not None and (len(callback_calls.lanes) or callback_calls.pending_timers):
-        leaks["callback calls"] = (len(callback_calls.lanes), callback_calls.pending_timers)
-    live = await redis.smembers("etq:calls")
-    if live:
+    if app is not None:
+        inbound, callback_calls = app[inbound_key], app[callback_calls_key]
+        if len(inbound.lanes):
+            leaks["call lanes"] = len(inbound.lanes)
+        if inbound.pending_timers:
+            leaks["timers"] = inbound.pending_timers
+        if len(callback_calls.lanes) or callback_calls.pending_timers:
+            leaks["callback calls"] = (len(callback_calls.lanes), callback_calls.pending_timers)
+    if playbacks := await _still_running(ari, observer, "Playback", "id", ops.PLAYBACK,
+                                         "playbackId"):
+        leaks["playbacks"] = playbacks
+    if recordings := await _still_running(ari, observer, "Recording", "name", LIVE_RECORDING,
+                                          "recordingName"):
+        leaks["live recordings"] = recordings
+    if live := await redis.smembers("etq:calls"):
         leaks["live calls in redis"] = live
-    reserved = [k async for k in redis.scan_iter("etq:operator:*")]
-    if reserved:
+    if reserved := [k async for k in redis.scan_iter("etq:operator:*")]:
         leaks["operator reservations"] = reserved
     rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call")
              async for k in redis.scan_iter(f"etq:{kind}:*")]
     if rules:
         leaks["rule snapshots"] = rules
+    if locks := [k async for k in redis.scan_iter("etq:callback:lock:*")]:
+        leaks["callback locks"] = locks
     return leaks
+
+
+async def _still_running(ari: AriClient, observer: Party, kind: str, key: str, op: Op,
+                         param: str) -> list[str]:
+    """Playbacks (or recordings) the observer saw start and never end that ARI still has.
+    ARI cannot list them; every one starts with an event the observer sees."""
+    lower = kind.lower()
+    started = {e[lower][key] for e in observer.of_type(f"{kind}Started")}
+    ended = {e[lower][key] for t in ("Finished", "Failed") for e in observer.of_type(kind + t)}
+    running = []
+    for name in sorted(started - ended):
+        try:
+            await ari.call(op, **{param: name})
+        except AriNotFound:
+            continue
+        running.append(name)
+    return running
+
+
+async def _clean_up(ari: AriClient) -> None:
+    """After the check: end whatever is left so the next test starts clean."""
+    for channel in await ari.channels():
+        try:
+            await ari.hangup(channel["id"])
+        except AriNotFound:
+            pass
+    deadline = time.monotonic() + 10
+    while await ari.channels() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for bridge in await ari.bridges():
+        try:
+            await ari.destroy_bridge(bridge["id"])
+        except AriNotFound:
+            pass
+
+
+LINGERING = 11.0  # aiohttp reads what is left of an unfinished body up to 10 s after answering
+
+
+async def _tasks_left(before: set[asyncio.Task], timeout: float = 2.0) -> list[str]:
+    """Tasks started during the test (by the app or the test) still running after the app's
+    cleanup; a task that is just finishing gets `timeout` s, and aiohttp's handler of a
+    connection whose body never came (a 408) its lingering close: it ends by itself."""
+    current = asyncio.current_task()
+    started = time.monotonic()
+    while True:
+        left = [t for t in asyncio.all_tasks() if t not in before and t is not current
+                and not t.done()]
+        lingering = any(getattr(t.get_coro(), "__qualname__", "") == "RequestHandler.start"
+                        for t in left)
+        deadline = started + (LINGERING if lingering else timeout)
+        if not left or time.monotonic() >= deadline:
+            return [t.get_name() + " " + repr(t.get_coro()) for t in left]
+        await asyncio.wait(left, timeout=deadline - time.monotonic())
+
+
+# --- an error in the app fails the test that caused it ---------------------------------------
+ERROR_METHODS = frozenset({"error", "exception", "critical", "fatal"})
+
+
+@pytest.fixture(autouse=True)
+def errors_fail_the_test(request):
+    """Every error-level line during an integration test fails it, at teardown, with the lines:
+    structlog events at error or critical (the app's "call handler failed" and the like,
+    `capture_logs` in a test does not hide them), stdlib records at ERROR or above (aiohttp's
+    "Error handling request", asyncio's "Task exception was never retrieved", which the loop's
+    default exception handler logs). `@pytest.mark.allow_errors("regex", ...)` lets matching
+    lines pass, only in a test that proves that error is handled."""
+    errors: list[str] = []
+    base = structlog.get_config()["wrapper_class"]
+
+    class Recording(base):  # the bound logger class itself: capture_logs swaps processors only
+        def _proxy_to_logger(self, method_name, event=None, **event_kw):
+            if method_name in ERROR_METHODS:
+                errors.append(_structlog_line(method_name, event, {**self._context, **event_kw}))
+            return super()._proxy_to_logger(method_name, event, **event_kw)
+
+    handler = _ErrorRecords(errors)
+    structlog.configure(wrapper_class=Recording)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield errors
+        gc.collect()  # a failed task nobody awaited is reported when it is collected
+    finally:
+        logging.getLogger().removeHandler(handler)
+        structlog.configure(wrapper_class=base)
+    allowed = [re.compile(p) for m in request.node.iter_markers("allow_errors") for p in m.args]
+    failing = [line for line in errors if not any(p.search(line) for p in allowed)]
+    if failing:
+        pytest.fail(f"{len(failing)} error-level log line(s) during the test:\n"
+                    + "\n".join(failing), pytrace=False)
+
+
+def _structlog_line(level: str, event, context: dict) -> str:
+    context = {**structlog.contextvars.get_contextvars(), **context}
+    exc_info = context.pop("exc_info", None)
+    line = f"[{level}] {event} " + " ".join(f"{k}={v!r}" for k, v in context.items())
+    if exc_info:
+        info = sys.exc_info() if exc_info is True else exc_info
+        if isinstance(info, BaseException):
+            info = (type(info), info, info.__traceback__)
+        if info and info[0] is not None:
+            line += "\n" + "".join(traceback.format_exception(*info)).rstrip()
+    return line
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"[{record.levelname.lower()}] {record.name}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        self.errors.append(line)

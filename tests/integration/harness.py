@@ -4,16 +4,27 @@ own WebSocket (one application per socket: see ASTERISK-SANDBOX.md's wedge)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+import aiohttp
 
 from ari_app.ari import AriClient, AriNotFound, EventStream
 from ari_app.ari import operations as ops
 
 CALLER_APP = "etiquette-caller"
 OBSERVER_APP = "etiquette-observer"
+# RMS per 100 ms window of what a channel hears (rms_windows), as calibrated on the sandbox:
+# prompts ~5,000, music 500-1,500, silence below SILENCE. Every audio check uses these.
+SILENCE = 150
+MUSIC = (SILENCE, 2500)  # the median level of music on hold lies between these
+DEAD_AIR_WINDOWS = 5     # at most this many windows (0.5 s) of silence in a row
 
 
 class Party:
@@ -179,7 +190,8 @@ async def record_heard_since(party: Party, channel_id: str, seconds: int,
 
 
 def rms_windows(path: Path, window_ms: int = 100) -> list[int]:
-    """16-bit mono WAV -> RMS per window (prompts ~5,000 here, music 500-1,500, silence <150)."""
+    """16-bit mono WAV -> RMS per window (prompts ~5,000 here, music 500-1,500, silence below
+    SILENCE)."""
     import array
     import math
     import wave
@@ -190,3 +202,91 @@ def rms_windows(path: Path, window_ms: int = 100) -> list[int]:
         step = w.getframerate() * window_ms // 1000
     return [int(math.sqrt(sum(x * x for x in samples[i:i + step]) / step))
             for i in range(0, len(samples) - step + 1, step)]
+
+
+def longest_silence(levels: list[int]) -> int:
+    """The longest run of windows below SILENCE: dead air, in 100 ms windows."""
+    best = run = 0
+    for level in levels:
+        run = run + 1 if level < SILENCE else 0
+        best = max(best, run)
+    return best
+
+
+def assert_music(levels: list[int], what: str) -> None:
+    """Music on hold, not silence and not a prompt: its median level within MUSIC and no dead
+    air longer than DEAD_AIR_WINDOWS, over the whole of `levels` as one sequence."""
+    ordered = sorted(levels)
+    assert MUSIC[0] < ordered[len(ordered) // 2] < MUSIC[1], f"{what}: no music, heard {levels}"
+    silent = longest_silence(levels)
+    assert silent <= DEAD_AIR_WINDOWS, f"{what}: {silent * 100} ms of dead air, heard {levels}"
+
+
+class AppProcess:
+    """`python -m ari_app.cli run --env-file ...` as an admin starts it: a process of its own,
+    with its own Stasis app name and HTTP port, its JSON log in `<name>.log`."""
+
+    def __init__(self, settings, directory: Path, name: str, api_token: str, **env: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.name, self.base_url = name, f"http://127.0.0.1:{self.port}"
+        self.log = directory / f"{name}.log"
+        self.env_file = directory / f"{name}.env"
+        values = {
+            "ETIQUETTE_ARI_URL": settings.ari_url, "ETIQUETTE_ARI_USER": settings.ari_user,
+            "ETIQUETTE_ARI_PASSWORD": settings.ari_password.get_secret_value(),
+            "ETIQUETTE_ARI_APP": name, "ETIQUETTE_REDIS_URL": settings.redis_url,
+            "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
+            "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(self.port),
+            "ETIQUETTE_API_TOKEN": api_token, "ETIQUETTE_LOG_FORMAT": "json", **env}
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 30.0) -> "AppProcess":
+        with self.log.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ari_app.cli", "run", "--env-file", str(self.env_file),
+                stdout=asyncio.subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            while time.monotonic() < deadline and self.proc.returncode is None:
+                try:
+                    async with session.get(self.base_url + "/healthz") as resp:
+                        if resp.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)  # polling the process's /healthz until the deadline
+        await self.stop()
+        raise AssertionError(f"{self.name} did not come up: {self.log.read_text()[-3000:]}")
+
+    async def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, as a service manager stops it; killed if it does not exit in `timeout`."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        return self.proc.returncode
+
+    def error_lines(self) -> list[str]:
+        """Its log lines at level error or critical (any such line fails the test)."""
+        return log_errors(self.log)
+
+
+def log_errors(path: Path) -> list[str]:
+    """The lines at level error or critical of an app process's JSON log."""
+    errors = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            level = json.loads(line).get("level")
+        except (ValueError, AttributeError):
+            level = "error" if "Traceback" in line or "ERROR" in line else None
+        if level in ("error", "critical"):
+            errors.append(line)
+    return errors

@@ -16,12 +16,15 @@ import pytest
 
 from ari_app.ari import operations as ops
 from ari_app.callback.dialer import CallbackDialer
+from ari_app.callback.keys import callback_calls_key, callbacks_key
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.customers.service import Customers
-from ari_app.keys import callback_calls_key, callbacks_key, inbound_key
+from ari_app.inbound.keys import inbound_key
 from ari_app.operators.service import OperatorService
 from ari_app.policy import load_policy
 
+from conftest import API_TOKEN, _merge_toml
+from harness import AppProcess
 from test_first_call import talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -42,12 +45,11 @@ def quiet_hours_away_from_now(zone: str = "America/New_York", inside: bool = Fal
 def callback_policy(settings, *, inside_quiet: bool = False, extra: str = "") -> None:
     """Rewrite the test policy before the app starts: open all week, quiet hours around now or
     away from it, customers dialled as simulated phones."""
-    text = settings.policy_file.read_text()
-    text += "\n[business_hours]\ntime_zone = \"UTC\"\n" + OPEN_ALL_WEEK
+    text = "[business_hours]\ntime_zone = \"UTC\"\n" + OPEN_ALL_WEEK
     text += quiet_hours_away_from_now(inside=inside_quiet)
     text += ('[callback]\ndial = "Local/{number}@sandbox-phones"\nring_timeout = 4\n'
              "answer_timeout = 3\nretry_backoff = 1\nmax_attempts = 2\n" + extra)
-    settings.policy_file.write_text(text)
+    settings.policy_file.write_text(_merge_toml(settings.policy_file.read_text(), text))  # by key
 
 
 async def page_session(base_url: str) -> tuple[aiohttp.ClientSession, str]:
@@ -85,16 +87,23 @@ async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_
         stored = json.loads(await redis.get(f"etq:callback:{body['id']}"))
         assert (stored["name"], stored["topic"], stored["source"]) == ("Ann Lee", "my invoice", "web")
 
-        # the same number again: merged into the open request, never dialled twice
+        # the same number again: merged into the open request, never dialled twice; the second
+        # requester gets an id of their own (the first one's is the secret of their request)
         status, again = await post_form(session, app_runner.base_url, token,
                                         {"number": CUSTOMER, "topic": "also my contract"})
-        assert (status, again["id"], again["merged"]) == (200, body["id"], True)
+        assert (status, again["merged"]) == (200, True) and again["id"] != body["id"]
         assert await redis.zcard("etq:callbacks:pending") == 1
         merged = json.loads(await redis.get(f"etq:callback:{body['id']}"))
         assert [h.get("topic") for h in merged["history"]] == ["my invoice", "also my contract"]
 
         async with session.get(f"{app_runner.base_url}/api/callbacks/{body['id']}") as resp:
             assert resp.status == 200 and (await resp.json())["window"] == window
+        async with session.get(f"{app_runner.base_url}/api/callbacks/{again['id']}") as resp:
+            followed = await resp.json()
+            assert resp.status == 200 and followed["window"] == window
+            assert followed["id"] == again["id"], "the request's own id is not shown"
+        async with session.get(f"{app_runner.base_url}/api/callbacks/open:{CUSTOMER}") as resp:
+            assert resp.status == 404, "only request ids are looked up"
         status, card = await app_runner.api("GET", f"/api/customers/{CUSTOMER}")
         assert (status, card["name"], card["callback_requests"]) == (200, "Ann Lee", 2)
         status, _ = await app_runner.api("GET", f"/api/customers/{CUSTOMER}", token=None)
@@ -109,6 +118,14 @@ async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_
     ("+1 212 555", "number", "invalid-number"),
     ("911", "number", "refused-number"),
     ("+1 900 555 0100", "number", "refused-number"),
+    ("+881 6 1234 5678", "number", "refused-number"),   # satellite (Iridium)
+    ("+882 34 5678 9012", "number", "refused-number"),
+    ("+870 772 345 678", "number", "refused-number"),   # Inmarsat
+    ("+252 61 234 5678", "number", "refused-number"),   # Somalia
+    ("+675 7012 3456", "number", "refused-number"),     # Papua New Guinea
+    ("+1 809 234 5678", "number", "refused-number"),    # one-ring scams: Dominican Republic
+    ("+1 876 234 5678", "number", "refused-number"),    # Jamaica
+    ("+44 20 7946 0958", "number", "refused-number"),   # not an allowed country
 ])
 async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing_stored(
         app_runner, settings, redis, number, field, error_id):
@@ -121,6 +138,33 @@ async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing
         assert await redis.zcard("etq:callbacks:pending") == 0
     finally:
         await session.close()
+
+
+@pytest.mark.dialer
+async def test_given_stored_request_for_a_refused_number_when_dialer_runs_then_failed_never_dialled(
+        app_runner, settings, redis, parties):
+    """Defence in depth: a request stored without the check (before it existed, or by hand)
+    is closed by the dialer just before the originate; nobody is rung, no operator is kept."""
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    bad = CallbackRequest(number="+19005550100", source="web", earliest_at=time.time() - 1)
+    bad.next_attempt_at = bad.earliest_at
+    await app[callbacks_key].save(bad)  # written as a stored request, not through accept()
+    for _ in range(50):
+        stored = json.loads(await redis.get(f"etq:callback:{bad.id}"))
+        if stored["status"] == "failed":
+            break
+        await asyncio.sleep(0.2)
+    assert stored["status"] == "failed" and "premium-rate" in stored["outcome"], stored
+    assert stored["attempts"] == 0 and await redis.zcard("etq:callbacks:pending") == 0
+    # a fixed wait on purpose: another dialer round (one a second) must not dial it either;
+    # there is no event for "nothing happened"
+    await asyncio.sleep(1.5)
+    created = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")]
+    assert not [c for c in created if c.startswith("cb-")], "nothing may be dialled"
+    assert not await redis.exists("etq:operator:PJSIP/operator1")
+    assert not await redis.exists("etq:operator:PJSIP/operator2")
 
 
 @pytest.mark.policy("[callback]\nrequests_per_ip_per_hour = 2\n")
@@ -166,7 +210,6 @@ async def test_given_due_request_when_dialer_runs_then_operator_first_customer_p
                                     and e["playback"]["target_uri"] == f"channel:{call}~cust",
                                     what="the customer hears who calls")
     assert intro["playback"]["media_uri"] == "sound:etiquette/callback-intro"
-    await asyncio.sleep(0.5)
     await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
     await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
@@ -222,30 +265,59 @@ async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_cl
     await app[callback_calls_key].lanes.join()
 
 
+@pytest.mark.timeout(240)
 async def test_given_two_dialers_when_they_run_together_then_no_request_is_dialled_twice(
-        settings, redis):
-    """Real Redis; the attempts are counted where they would reach ARI."""
+        settings, redis, parties, ari, tmp_path):
+    """Two real app processes (`ari-etiquette run`, each its own Stasis app and HTTP port, both
+    dialling) share one Redis and the real Asterisk: 30 due requests, each dialled exactly
+    once. The customers' phones are busy and one attempt is allowed, so a request dialled
+    twice would show as a second customer leg, or as attempts == 2."""
+    callers, phones, observer = parties
+    numbers = [f"+1212555{i:04d}" for i in range(30)]
+    for number in numbers:
+        phones.mode[number.lstrip("+")] = "busy"
+    callback_policy(settings, extra='dialing = "customer-first"\n')
+    desks = ", ".join(f'"Local/desk{i}@sandbox-phones"' for i in range(30))  # one per request
+    settings.policy_file.write_text(_merge_toml(settings.policy_file.read_text(), (
+        f"[callback]\nmax_attempts = 1\n[operators]\nendpoints = [{desks}]\n")))
     requests = CallbackRequests(redis, load_policy(settings.policy_file, test_time_ranges=True))
-    for i in range(30):
-        await requests.accept(CallbackRequest(number=f"+1212555{i:04d}", source="web",
-                                              earliest_at=time.time() - 1))
-    started: list[str] = []
+    ids = [(await requests.accept(CallbackRequest(number=number, source="web",
+                                                  earliest_at=time.time() - 1))).request.id
+           for number in numbers]
 
-    class CountingCalls:  # stands where the ARI adapter would place the call
-        async def start(self, machine, event) -> None:
-            started.append(machine.request_id)
-
-    callback_policy(settings)
-    policy = load_policy(settings.policy_file, test_time_ranges=True)
-    dialers = []
-    for _ in range(2):
-        operators = OperatorService(None, redis, [f"Local/op{i}@nowhere" for i in range(40)])
-        dialer = CallbackDialer(redis, requests, operators, Customers(redis), policy)
-        dialer.stasis = CountingCalls()
-        dialers.append(dialer)
-    await asyncio.gather(*(d.dial_due() for d in dialers for _ in range(3)))
-    assert len(started) == 30 and len(set(started)) == 30, "each request dialled exactly once"
+    dialers = [AppProcess(settings, tmp_path, f"etiquette-dialer-{i}", API_TOKEN,
+                          ETIQUETTE_CALLBACK_DIALER="true") for i in range(2)]
+    try:
+        await asyncio.gather(*(d.start() for d in dialers))
+        deadline = time.monotonic() + 120
+        while True:  # polling Redis until every request is closed, or the deadline
+            stored = [json.loads(await redis.get(f"etq:callback:{i}")) for i in ids]
+            if all(r["status"] == "failed" for r in stored) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await _no_channels_left(ari, 15)
+    finally:
+        codes = await asyncio.gather(*(d.stop() for d in dialers))
+    assert [r["status"] for r in stored] == ["failed"] * 30, [r["status"] for r in stored]
+    assert [r["attempts"] for r in stored] == [1] * 30, "each request dialled exactly once"
+    assert all(r["outcome"].startswith("busy") for r in stored), [r["outcome"] for r in stored]
+    legs = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")
+            if e["channel"]["id"].endswith("~cust")]
+    assert len(legs) == 30 and {leg.split("~")[0][3:-1] for leg in legs} == {
+        i[:16] for i in ids}, legs  # cb-<id[:16]><attempt>~cust: one leg per request
+    assert codes == [0, 0], codes
+    for dialer in dialers:
+        assert dialer.error_lines() == [], (dialer.name, dialer.error_lines())
+    assert not await ari.channels() and not await ari.bridges()
+    assert not [k async for k in redis.scan_iter("etq:operator:*")], "an operator kept"
+    assert not [k async for k in redis.scan_iter("etq:callback:lock:*")], "a request kept locked"
     await redis.flushdb()
+
+
+async def _no_channels_left(ari, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while await ari.channels() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # polling Asterisk until the deadline
 
 
 async def test_given_pending_requests_when_app_restarts_then_every_one_is_kept(
@@ -294,8 +366,7 @@ async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_
             pass
 
     dialer = CallbackDialer(redis, requests, OperatorService(None, redis, ["Local/op@x"]),
-                            customers, policy)
-    dialer.stasis = CountingCalls()
+                            customers, policy, calls=CountingCalls())
     assert await dialer.dial_due() == 1
     stored = await requests.get(late.id)
     missed = [h for h in stored.history if h["event"] == "promise missed"]

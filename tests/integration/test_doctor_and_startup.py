@@ -33,7 +33,7 @@ async def test_given_sandbox_when_doctor_then_every_check_is_green(settings):
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks)
     names = {c.name for c in checks}
     assert {"ARI reachable", "ARI credentials", "Asterisk modules", "ARI events WebSocket",
-            "sound files", "operators", "Redis", "policy"} <= names
+            "sound files", "operators", "Redis", "policy", "callback countries"} <= names
 
 
 async def test_given_wrong_ari_password_when_doctor_then_credentials_named(settings):

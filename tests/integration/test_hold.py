@@ -11,10 +11,11 @@ import time
 import pytest
 
 from ari_app.ari import operations as ops
+from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.inbound.machine import PutOnHold
-from ari_app.keys import inbound_key, store_key
 
-from harness import record_heard_since
+from harness import (DEAD_AIR_WINDOWS, MUSIC, assert_music, longest_silence,
+                     record_heard_since)
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -103,6 +104,7 @@ async def test_given_connected_call_when_put_on_hold_by_rest_then_reason_music_c
     ended = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"][0]
     assert ended["outcome"] == "resumed"
     assert not await redis.exists(f"etq:hold:{call_id}")
+    await callers.hang_up(ours)
 
 
 async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_caller_id_and_operator_freed(
@@ -144,11 +146,11 @@ async def test_given_fallback_menu_when_caller_presses_3_and_types_a_number_then
     await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted", timeout=30)
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="3")
     await wait_prompt(observer, call_id, "callback-own-number", "PlaybackStarted")
-    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="4930123456#", between=150)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2125550142#", between=150)
     await wait_prompt(observer, call_id, "callback-confirmed", timeout=15)
     ids = await redis.zrange("etq:callbacks:pending", 0, -1)
     request = json.loads(await redis.get(f"etq:callback:{ids[0].decode()}"))
-    assert request["number"] == "4930123456" and request["own_number"] is False
+    assert request["number"] == "+12125550142" and request["own_number"] is False  # checked
 
 
 async def test_given_fallback_menu_when_caller_presses_2_then_voicemail_recorded_and_indexed(
@@ -235,6 +237,7 @@ async def test_given_operator_feature_codes_when_dialed_then_hold_with_reason_an
     assert [b["what"] for b in breaches] == ["caller put on hold again"]
     sources = [e["source"] for e in entries if e["event"] == "hold started"]
     assert sources == ["feature-code", "feature-code"]
+    await callers.hang_up(ours)
 
 
 async def test_given_rest_api_when_misused_then_clear_errors(app, app_runner, parties, ari):
@@ -254,6 +257,7 @@ async def test_given_rest_api_when_misused_then_clear_errors(app, app_runner, pa
     assert (status, body["error_id"]) == (409, "wrong-call-state")  # still being greeted
     status, body = await app_runner.api("DELETE", f"/api/calls/{call_id}/hold")
     assert status == 409
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy('[hold]\ncheck_in_interval = 4\nfallback_after = 60\n')
@@ -270,26 +274,15 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
     i, j = int((start["_t"] - t0) * 10), int((end["_t"] - t0) * 10)  # 100 ms windows
     assert 20 < i < j < len(levels) - 20, (i, j, len(levels))
 
-    def music(part: list[int], what: str) -> None:
-        ordered = sorted(part)
-        assert 150 < ordered[len(ordered) // 2] < 2500, f"{what}: no music, heard {part}"
-        assert _longest_run(part, lambda x: x < 40) <= 5, f"{what}: dead air, heard {part}"
-
-    music(levels[10:i - 2], "before the check-in")
+    assert_music(levels[5:i - 2], "before the check-in")
     checkin = sorted(levels[i + 2:j - 2])
-    assert checkin[len(checkin) // 2] > 2500, f"the check-in was not heard: {levels[i:j]}"
-    # the switches: music -> prompt and prompt -> music, each with at most 0.5 s of silence
-    assert _longest_run(levels[i - 5:i + 5], lambda x: x < 40) <= 5, levels[i - 5:i + 5]
-    assert _longest_run(levels[j - 3:j + 8], lambda x: x < 40) <= 5, levels[j - 3:j + 8]
-    music(levels[j + 8:], "after the check-in (music must come back)")
-
-
-def _longest_run(values, predicate) -> int:
-    best = run = 0
-    for v in values:
-        run = run + 1 if predicate(v) else 0
-        best = max(best, run)
-    return best
+    assert checkin[len(checkin) // 2] > MUSIC[1], f"the check-in was not heard: {levels[i:j]}"
+    assert_music(levels[j + 8:], "after the check-in (music must come back)")
+    # and no dead air anywhere, the switches music -> prompt -> music included: the whole
+    # recording as one sequence (from its first 0.5 s, while the snoop's audio starts)
+    silent = longest_silence(levels[5:])
+    assert silent <= DEAD_AIR_WINDOWS, f"{silent * 100} ms of dead air: {levels}"
+    await callers.hang_up(ours)
 
 
 async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_ins_go_on(
@@ -309,6 +302,7 @@ async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_in
     choices = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
     assert [c["choice"] for c in choices] == ["keep holding"]
     assert await redis.zcard("etq:callbacks:pending") == 0
+    await callers.hang_up(ours)
 
 
 @pytest.mark.parametrize("state, reached", [
@@ -337,3 +331,117 @@ async def test_given_hold_in_each_state_when_caller_hangs_up_then_nothing_left(
     if state == "voicemail":  # a caller who hangs up instead of pressing # keeps their message
         assert await redis.zcard("etq:voicemails") == 1
     # the app fixture then checks that no channel (snoop included), bridge, lane or timer is left
+
+
+# --- only numbers that pass the one check are called back (toll fraud) -------------------------
+def _dialable_policy() -> str:
+    """Open all week, quiet hours far from now, customers dialled as simulated phones, so the
+    dialer (running in these tests) would ring at once anything it was handed."""
+    from test_callback import OPEN_ALL_WEEK, quiet_hours_away_from_now
+
+    return ("[business_hours]\n" + OPEN_ALL_WEEK + quiet_hours_away_from_now()
+            + '[callback]\ndial = "Local/{number}@sandbox-phones"\n')
+
+
+async def _nothing_stored_or_dialled(redis, observer, number_digits: str, settle: float = 2.5):
+    """No callback request in Redis, and no callback call nor any channel to the number
+    (the observer sees every channel), with the dialer running for a moment."""
+    # a fixed wait on purpose: it proves nothing is dialled while the dialer (a round every
+    # second) runs for a while; there is no event for "nothing happened"
+    await asyncio.sleep(settle)
+    assert await redis.zcard("etq:callbacks:pending") == 0
+    assert [k for k in await redis.keys("etq:callback:*")] == []
+    created = [e["channel"] for e in observer.of_type("ChannelCreated")]
+    assert not [c["id"] for c in created if c["id"].startswith("cb-")], "a callback was dialled"
+    assert not [c["name"] for c in created if number_digits in c.get("name", "")
+                or number_digits in (c.get("dialplan") or {}).get("exten", "")]
+
+
+async def _refused_on_keypad(app, app_runner, parties, ari, redis, keys: str) -> tuple:
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted", timeout=30)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="3")
+    await wait_prompt(observer, call_id, "callback-own-number", "PlaybackStarted")
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf=keys, between=150)
+    refused = await wait_prompt(observer, call_id, "callback-number-refused", "PlaybackStarted")
+    # said why, and asked again (the caller ID may still be chosen)
+    await wait_prompt(observer, call_id, "callback-number-refused", timeout=20)
+    assert media_of(observer, refused["playback"]["id"]) == [
+        "sound:etiquette/callback-number-refused", "sound:etiquette/callback-own-number"]
+    notes = [e for e in await timeline(app, call_id) if e["event"] == "callback number refused"]
+    assert len(notes) == 1 and notes[0]["digits"] == keys.rstrip("#")
+    return ours, call_id, notes[0]
+
+
+@pytest.mark.dialer
+@pytest.mark.policy(_dialable_policy())
+async def test_keypad_emergency_number_refused(app, app_runner, parties, ari, redis):
+    """9 1 1 # on hold: refused aloud, asked again twice, then a message; never stored or
+    dialled."""
+    callers, phones, observer = parties
+    ours, call_id, note = await _refused_on_keypad(app, app_runner, parties, ari, redis, "911#")
+    assert "emergency" in note["why"]
+    again = time.time()
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="911#", between=150)  # twice more
+    second = await wait_prompt(observer, call_id, "callback-number-refused", "PlaybackStarted",
+                               after=again)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="911#", between=150)
+    message = await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackStarted",
+                                after=second["_t"])
+    await wait_prompt(observer, call_id, "voicemail-intro", after=second["_t"], timeout=20)
+    assert media_of(observer, message["playback"]["id"])[:2] == [
+        "sound:etiquette/callback-number-refused", "sound:etiquette/callback-voicemail-instead"]
+    await _nothing_stored_or_dialled(redis, observer, "911")
+    await ari.hangup(ours)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")
+
+
+@pytest.mark.dialer
+@pytest.mark.policy(_dialable_policy())
+async def test_keypad_premium_number_refused(app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id, note = await _refused_on_keypad(app, app_runner, parties, ari, redis,
+                                                   "9005550100#")
+    assert "premium-rate" in note["why"]
+    await _nothing_stored_or_dialled(redis, observer, "9005550100")
+    await ari.hangup(ours)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")
+
+
+@pytest.mark.dialer
+@pytest.mark.policy(_dialable_policy())
+async def test_keypad_satellite_number_refused(app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id, note = await _refused_on_keypad(app, app_runner, parties, ari, redis,
+                                                   "011881612345678#")  # Iridium, from the US
+    assert "satellite" in note["why"]
+    await _nothing_stored_or_dialled(redis, observer, "881612345678")
+    await ari.hangup(ours)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")
+
+
+@pytest.mark.dialer
+@pytest.mark.policy(_dialable_policy())
+async def test_premium_caller_id_not_called_back(app, app_runner, parties, ari, redis):
+    """A spoofed premium-rate caller ID, no key pressed at the fallback: a message, never a
+    callback to the caller ID."""
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100", number="+19005550100", name="Spoofed")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
+    await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackStarted", timeout=15,
+                      after=menu["_t"])
+    assert not any(prompt_of(e) == "callback-confirmed"
+                   for e in observer.of_type("PlaybackStarted"))
+    choice = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
+    assert choice[-1]["choice"] == "voicemail" and choice[-1]["chosen"] == "default"
+    await _nothing_stored_or_dialled(redis, observer, "9005550100")
+    await ari.hangup(ours)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")

@@ -10,11 +10,13 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from conftest import API_TOKEN
+from harness import log_errors
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -27,8 +29,9 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-async def _start_app(settings, port: int) -> asyncio.subprocess.Process:
-    """`ari-etiquette run`, as a process of its own, so that it can be killed for real."""
+async def _start_app(settings, port: int, log: Path) -> asyncio.subprocess.Process:
+    """`ari-etiquette run`, as a process of its own, so that it can be killed for real; its
+    JSON log in `log` (an error line in it fails the test: harness.log_errors)."""
     policy = settings.policy_file.read_text().replace("fallback_after = 7", "fallback_after = 60")
     settings.policy_file.write_text(policy)
     env = {**os.environ, "ETIQUETTE_ARI_URL": settings.ari_url,
@@ -36,9 +39,10 @@ async def _start_app(settings, port: int) -> asyncio.subprocess.Process:
            "ETIQUETTE_REDIS_URL": settings.redis_url, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
            "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(port),
            "ETIQUETTE_API_TOKEN": API_TOKEN, "ETIQUETTE_LOG_FORMAT": "json"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ari_app.cli", "run", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    with log.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ari_app.cli", "run", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             try:
@@ -60,10 +64,10 @@ async def _hold(port: int, call_id: str) -> None:
 
 
 async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_ins_resume(
-        settings, redis, ari, parties, app_runner):
+        settings, redis, ari, parties, app_runner, tmp_path):
     callers, phones, observer = parties
     port = _port()
-    app = await _start_app(settings, port)
+    app = await _start_app(settings, port, tmp_path / "app-1.log")
     try:
         calls = []
         for _ in range(2):  # both operators busy with a caller each
@@ -80,8 +84,9 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
 
         app.send_signal(signal.SIGKILL)
         await app.wait()
+        # on purpose: the app stays down a while (the callers go on without it)
         await asyncio.sleep(1.0)
-        app = await _start_app(settings, port)
+        app = await _start_app(settings, port, tmp_path / "app-2.log")
 
         for ours, call_id in calls:  # two more check-ins each, after the restart
             await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
@@ -94,9 +99,29 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
             # never longer than one interval plus a few seconds (the restart) without a check-in
             assert max(gaps) <= INTERVAL + 3.0, gaps
         assert await redis.exists(f"etq:hold:{calls[0][1]}")
+        await _hang_up_while_app_runs(callers, observer, redis, calls)
     finally:
         app.terminate()
         await app.wait()
+    for log in ("app-1.log", "app-2.log"):
+        assert log_errors(tmp_path / log) == [], (log, log_errors(tmp_path / log))
+
+
+async def _hang_up_while_app_runs(callers, observer, redis, calls,
+                                  other_leg: str | None = None) -> None:
+    """The callers hang up while the restarted app runs: it lets the other party go and
+    forgets the call (the app fixture then checks nothing is left; an app stopped before that
+    leaves its calls in Redis for the next one, on purpose)."""
+    for ours, call_id in calls:
+        await callers.hang_up(ours)
+        leg = other_leg or f"{call_id}~op1"
+        await observer.wait_for(lambda e, c=leg: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == c, timeout=15,
+                                what="the other party released by the restarted app")
+        deadline = time.monotonic() + 10
+        while await redis.sismember("etq:calls", call_id):  # polling Redis, bounded
+            assert time.monotonic() < deadline, f"the restarted app never forgot {call_id}"
+            await asyncio.sleep(0.1)
 
 
 def _music_gaps(observer, call_id: str) -> list[float]:
@@ -113,14 +138,14 @@ def _music_gaps(observer, call_id: str) -> list[float]:
 
 
 async def test_given_attended_transfer_in_consultation_when_app_killed_and_restarted_then_operator_completes_it(
-        settings, redis, ari, parties, app_runner):
+        settings, redis, ari, parties, app_runner, tmp_path):
     """The transfer's state is in Redis too: a restarted app takes the consultation back, keeps
     the caller's music and check-ins going, and completes the transfer when asked."""
     callers, phones, observer = parties
     settings.policy_file.write_text(settings.policy_file.read_text().replace(
         "[transfer]\n", '[transfer]\nmode = "attended"\n'))
     port = _port()
-    app = await _start_app(settings, port)
+    app = await _start_app(settings, port, tmp_path / "app-1.log")
     try:
         ours, call_id = await callers.dial_local("100")
         await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
@@ -133,8 +158,9 @@ async def test_given_attended_transfer_in_consultation_when_app_killed_and_resta
 
         app.send_signal(signal.SIGKILL)
         await app.wait()
+        # on purpose: the app stays down a while (the callers go on without it)
         await asyncio.sleep(1.0)
-        app = await _start_app(settings, port)
+        app = await _start_app(settings, port, tmp_path / "app-2.log")
         assert await redis.exists(f"etq:transfer:{call_id}")
         restarted = time.time()
         # the caller still hears check-ins while the operator consults
@@ -150,6 +176,9 @@ async def test_given_attended_transfer_in_consultation_when_app_killed_and_resta
                 assert resp.status == 202, await resp.text()
         await talk_bridge_with(ari, call_id, leg, timeout=20)
         assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
+        await _hang_up_while_app_runs(callers, observer, redis, [(ours, call_id)], leg)
     finally:
         app.terminate()
         await app.wait()
+    for log in ("app-1.log", "app-2.log"):
+        assert log_errors(tmp_path / log) == [], (log, log_errors(tmp_path / log))

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from ari_app.keys import events_key, inbound_key
+from ari_app.inbound.keys import inbound_key
+from ari_app.keys import events_key
 
 from test_first_call import prompt_of, talk_bridge_with
 
@@ -44,6 +45,7 @@ async def test_given_caller_waiting_when_app_restarts_then_call_resumed_and_conn
                  if prompt_of(e) == "greeting" and e["_t"] > restarted_at]
     assert not greetings, "a resumed caller must not be greeted again"
     assert f"{call_id}~hold" not in {b["id"] for b in await ari.bridges()}
+    await callers.hang_up(ours)
 
 
 async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_restart_cleans_up(

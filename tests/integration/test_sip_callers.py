@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_app.keys import store_key
+from ari_app.inbound.keys import store_key
 
 from test_first_call import prompt_of, talk_bridge_with
 

@@ -15,8 +15,9 @@ import pytest
 
 from ari_app.ari import operations as ops
 from ari_app.callback.window import spoken_window
-from ari_app.keys import inbound_key
+from ari_app.inbound.keys import inbound_key
 
+from harness import SILENCE, rms_windows
 from test_first_call import prompt_of, talk_bridge_with
 from test_hold import connected_call, media_of, played, timeline, wait_prompt
 
@@ -33,7 +34,6 @@ async def continue_transfer(ari, observer, ours: str, call_id: str) -> None:
     """The caller presses 1 as soon as the announcement starts (the no-key path is tested
     once, in full)."""
     await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted", timeout=15)
-    await asyncio.sleep(0.3)
     await press(ari, ours, "1")
 
 
@@ -116,6 +116,7 @@ async def test_given_announced_transfer_when_caller_waits_and_target_accepts_the
     assert events[-2:] == ["target accepted", "transfer ended"]
     ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
     assert ended["outcome"] == "connected"
+    await callers.hang_up(ours)
 
 
 async def test_given_announcement_when_caller_presses_2_then_stays_with_operator_who_is_told(
@@ -124,7 +125,6 @@ async def test_given_announcement_when_caller_presses_2_then_stays_with_operator
     ours, call_id = await connected_call(callers, ari)
     await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "21"})
     started = await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted")
-    await asyncio.sleep(0.5)
     await press(ari, ours, "2")
 
     await wait_prompt(observer, f"{call_id}~op1", "transfer-declined-operator")
@@ -136,6 +136,7 @@ async def test_given_announcement_when_caller_presses_2_then_stays_with_operator
     choice = [e for e in await timeline(app, call_id) if e["event"] == "transfer choice"][0]
     assert choice["choice"] == "stay"
     assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+    await callers.hang_up(ours)
 
 
 async def test_given_announced_transfer_when_target_declines_then_unavailable_number_again_and_callback(
@@ -193,6 +194,7 @@ async def test_given_attended_transfer_when_target_does_not_answer_then_caller_b
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
     assert failed["cause"] == "no answer" or "answer" in failed["cause"], failed
     assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy(ATTENDED)
@@ -209,6 +211,7 @@ async def test_given_attended_transfer_when_target_busy_then_caller_back_with_op
     await app[inbound_key].lanes.join()
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
     assert failed["cause"] != "no answer (timeout)", failed
+    await callers.hang_up(ours)
 
 
 async def test_given_target_ringing_when_caller_hangs_up_then_target_leg_cancelled(
@@ -248,6 +251,7 @@ async def test_given_consultation_when_operator_hangs_up_then_caller_connected_t
     await app[inbound_key].lanes.join()
     events = await transfer_events(app, call_id)
     assert "operator left" in events and events[-1] == "transfer ended"
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy(ATTENDED)
@@ -267,6 +271,7 @@ async def test_given_consultation_when_operator_completes_by_rest_then_caller_co
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator left")
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
     assert (status, body["error_id"]) == (409, "wrong-call-state")
+    await callers.hang_up(ours)
 
 
 async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_announced_transfer_to_supervisor(
@@ -287,11 +292,12 @@ async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_
     await app[inbound_key].lanes.join()
     requested = [e for e in await timeline(app, call_id) if e["event"] == "supervisor requested"][0]
     assert (requested["source"], requested["supervisor"]) == ("feature-code", "PJSIP/supervisor1")
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy("[supervisor]\nescalation_allowed = false\n")
 async def test_given_escalation_not_allowed_when_requested_then_complaint_recorded_and_callback_promised(
-        app, app_runner, parties, ari, redis):
+        app, app_runner, parties, ari, redis, spool):
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/escalate")
@@ -301,10 +307,13 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     assert media_of(observer, told["playback"]["id"]) == [
         "sound:etiquette/supervisor-unavailable", "sound:etiquette/complaint-record",
         "sound:etiquette/voicemail-intro", "sound:beep"]
-    await observer.wait_for(lambda e: e.get("type") == "ChannelEnteredBridge"
-                            or e.get("type") == "StasisStart"
-                            and e["channel"]["id"] == f"{call_id}~cpsnoop", what="recording")
-    await asyncio.sleep(1.0)
+    await observer.wait_for(lambda e: e.get("type") == "RecordingStarted"
+                            and e["recording"]["name"] == f"{call_id}~complaint", timeout=15,
+                            what="the complaint's recording started")
+    # the caller speaks (a recorded voice played into their own leg), then presses #
+    await ari.play(ours, "sound:queue-thankyou", playback_id=f"speak-{ours}")
+    await callers.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                           and e["playback"]["id"] == f"speak-{ours}", what="caller spoke")
     await press(ari, ours, "#")
     promise = await wait_prompt(observer, call_id, "complaint-saved", timeout=15)
     said = media_of(observer, promise["playback"]["id"])
@@ -315,6 +324,14 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     await app[inbound_key].lanes.join()
     [complaint_id] = [i.decode() for i in await redis.zrange("etq:complaints", 0, -1)]
     complaint = json.loads(await redis.get(f"etq:complaint:{complaint_id}"))
+    # what the caller said is kept: the recording exists and has their voice in it
+    assert complaint["recording"] == f"{call_id}~complaint", complaint
+    assert complaint["duration"] >= 1, complaint
+    path = spool / f"{complaint['recording']}.wav"
+    assert path.exists() and path.stat().st_size > 8000, path
+    levels = rms_windows(path)
+    assert sum(level > SILENCE for level in levels) >= 5, f"no voice in the complaint: {levels}"
+    path.unlink()
     callback = json.loads(await redis.get(f"etq:callback:{complaint['callback_id']}"))
     assert (callback["for_whom"], callback["number"], callback["source"]) == (
         "supervisor", "+12125550123", "supervisor")
@@ -326,6 +343,34 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     assert unit == heard[1] and abs(count - int(heard[0].split(":")[1])) <= 1, (said, heard)
     why = [e for e in await timeline(app, call_id) if e["event"] == "complaint started"][0]
     assert why["why"] == "escalation not allowed by policy"
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy("[supervisor]\nescalation_allowed = false\n")
+async def test_given_premium_caller_id_when_complaint_recorded_then_kept_but_no_callback_promised(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100", number="+19005550100", name="Spoofed")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/escalate")
+    assert status == 202
+
+    told = await wait_prompt(observer, call_id, "complaint-record", timeout=15)
+    assert media_of(observer, told["playback"]["id"])[1] == (
+        "sound:etiquette/complaint-record-no-callback")  # no "who will call you back"
+    # the caller says nothing: the recording ends on silence
+    saved = await wait_prompt(observer, call_id, "complaint-saved", timeout=25)
+    assert media_of(observer, saved["playback"]["id"]) == ["sound:etiquette/complaint-saved"]
+    await wait_prompt(observer, f"{call_id}~op1", "operator-complaint-recorded-no-callback")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await app[inbound_key].lanes.join()
+    [complaint_id] = [i.decode() for i in await redis.zrange("etq:complaints", 0, -1)]
+    complaint = json.loads(await redis.get(f"etq:complaint:{complaint_id}"))
+    assert complaint["caller_number"] == "+19005550100" and complaint["callback_id"] is None
+    assert await redis.zcard("etq:callbacks:pending") == 0
+    await ari.hangup(ours)  # the call ends as any other
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller gone")
 
 
 async def test_given_unknown_target_when_rest_transfer_then_404_and_call_untouched(
@@ -340,6 +385,7 @@ async def test_given_unknown_target_when_rest_transfer_then_404_and_call_untouch
                                         {"target": "billing", "mode": "blind"})
     assert (status, body["error_id"]) == (422, "invalid-request")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await callers.hang_up(ours)
 
 
 async def test_given_operator_keys_transfer_code_when_code_known_then_transfer_starts(
@@ -352,6 +398,7 @@ async def test_given_operator_keys_transfer_code_when_code_known_then_transfer_s
     await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted", timeout=15)
     await press(ari, ours, "2")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy('[hold]\nfallback_after = 60\n[operators]\nendpoints = ["PJSIP/deskphone"]\n')
@@ -401,6 +448,7 @@ async def test_given_desk_phone_when_transfer_button_after_hold_then_announced_t
         assert (started["source"], started["target"]) == ("phone", "billing")
         held = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"][0]
         assert held["outcome"] == "transferred"
+        await callers.hang_up(ours)
     finally:
         if desk.returncode is None:
             desk.kill()

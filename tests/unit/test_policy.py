@@ -123,7 +123,10 @@ RANGES = [
     ("transfer", "accept_timeout", "5-30 (seconds)", 4, 31),
     ("callback", "max_attempts", "1-10", 0, 11),
     ("callback", "retry_backoff", "60-3600 (seconds)", 59, 3601),
+    ("callback", "requests_per_ip_per_hour", "1-1000", 0, 1001),
+    ("callback", "requests_per_server_per_hour", "1-100000", 0, 100001),
     ("supervisor", "callback_window", "15-1440 (minutes)", 14, 1441),
+    ("etiquette_log", "retention_days", "1-3650 (days)", 0, 3651),
 ]
 
 
@@ -626,3 +629,20 @@ def test_given_two_entries_with_one_code_when_load_then_error_names_the_second(t
             'direct_number = "4101"\ncode = "21"\n')
     problems = problems_of(write_policy(tmp_path, body))
     assert any("directory[1].code" in p and "directory[0]" in p for p in problems), problems
+
+
+# --- callback.allowed_countries: the company's own country unless listed ------------------------
+def test_given_no_allowed_countries_when_business_zone_in_a_country_then_that_country(tmp_path):
+    body = 'company = "X"\n[business_hours]\ntime_zone = "America/New_York"\n'
+    assert load_policy(write_policy(tmp_path, body)).callback.allowed_countries == ("US",)
+
+
+def test_given_allowed_countries_listed_when_loaded_then_the_list_wins(tmp_path):
+    body = ('company = "X"\n[business_hours]\ntime_zone = "Europe/Moscow"\n'
+            '[callback]\nallowed_countries = ["US", "CA"]\n')
+    assert load_policy(write_policy(tmp_path, body)).callback.allowed_countries == ("US", "CA")
+
+
+def test_given_no_allowed_countries_when_business_zone_in_no_country_then_none_allowed(tmp_path):
+    # UTC names no country: nothing may be called back until the admin lists countries
+    assert load_policy(write_policy(tmp_path, 'company = "X"\n')).callback.allowed_countries == ()

@@ -2,7 +2,6 @@
 
 import asyncio
 
-import pytest
 import structlog
 from structlog.testing import capture_logs
 
@@ -202,3 +201,83 @@ async def test_given_lane_bound_call_id_when_submitter_logs_then_its_context_is_
     await lanes.join()
 
     assert "call_id" not in structlog.contextvars.get_contextvars()
+
+
+class StorageAway(Exception):
+    pass
+
+
+async def test_given_storage_away_when_item_fails_then_it_is_retried_in_order_once_back():
+    """Redis restarting: the call's events wait at the head of its lane, none is dropped."""
+    seen: list[int] = []
+    failures = {"left": 3}
+    stalled_seen: list[object] = []
+
+    async def handler(key, item):
+        if item == 1 and failures["left"]:
+            failures["left"] -= 1
+            raise StorageAway("redis not reachable")
+        seen.append(item)
+
+    lanes = Lanes(handler, retry_on=(StorageAway,), retry_backoff=(0.01, 0.02))
+    with capture_logs() as logs:
+        for i in range(3):
+            lanes.submit("a", i)
+        while not lanes.stalled("a"):
+            await asyncio.sleep(0.005)
+        stalled_seen.append(lanes.stalled("a"))
+        await lanes.join()
+
+    assert seen == [0, 1, 2]
+    assert isinstance(stalled_seen[0], StorageAway)
+    assert lanes.stalled("a") is None and not lane_tasks()
+    events = [entry["event"] for entry in logs]
+    assert events.count("call waits for storage") == 1, "one warning per outage, not per retry"
+    assert "call resumed after storage came back" in events
+    assert "call handler failed" not in events
+
+
+async def test_given_other_error_when_item_fails_then_logged_and_lane_goes_on():
+    seen: list[int] = []
+
+    async def handler(key, item):
+        if item == 0:
+            raise RuntimeError("bug")
+        seen.append(item)
+
+    lanes = Lanes(handler, retry_on=(StorageAway,))
+    with capture_logs() as logs:
+        lanes.submit("a", 0)
+        lanes.submit("a", 1)
+        await lanes.join()
+    assert seen == [1]
+    assert [e["event"] for e in logs] == ["call handler failed"]
+
+
+async def test_given_stalled_lane_when_request_queued_then_it_is_answered_at_once():
+    """An API request must not wait behind a call's events for storage to come back."""
+    release = asyncio.Event()
+    answered: list[tuple[object, Exception]] = []
+
+    async def handler(key, item):
+        if item == "event" and not release.is_set():
+            raise StorageAway("redis not reachable")
+
+    def refuse(item, why):
+        if item == "request":
+            answered.append((item, why))
+            return True
+        return False
+
+    lanes = Lanes(handler, retry_on=(StorageAway,), retry_backoff=(0.01, 0.02),
+                  refuse_while_stalled=refuse)
+    lanes.submit("a", "event")
+    lanes.submit("a", "request")  # queued before the stall is known
+    while not lanes.stalled("a"):
+        await asyncio.sleep(0.005)
+    lanes.submit("a", "request")  # submitted while stalled
+    assert [item for item, _ in answered] == ["request", "request"]
+    assert all(isinstance(why, StorageAway) for _, why in answered)
+    release.set()
+    await lanes.join()
+    assert not lane_tasks()

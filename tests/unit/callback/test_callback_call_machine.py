@@ -47,7 +47,7 @@ from ari_app.callback.machine import (
     Started,
     TimerFired,
 )
-from ari_app.hold.machine import TimerFired as HoldTimerFired
+from ari_app.hold.machine import DigitPressed as HoldDigitPressed
 
 CALL = "cb-req1"
 NUMBER = "+12125550100"
@@ -75,7 +75,7 @@ def finished(outcome: str, detail: str = "", *hung_up: str) -> list[object]:
     """What every end looks like: the parties still up hung up, a note, the outcome."""
     return [*(HangUp(p) for p in hung_up),
             Note("attempt ended", (("outcome", outcome), ("detail", detail))),
-            Finish(outcome, detail)]
+            Finish(outcome, {"detail": detail} if detail else {})]
 
 
 # --- states, reached the way a real attempt reaches them -----------------------------------
@@ -106,7 +106,7 @@ def introducing() -> CallbackCallMachine:
 def intro_heard() -> CallbackCallMachine:
     """Intro ended at 20.0: the customer has until 28.0 to press a key."""
     machine = introducing()
-    assert machine.handle(PromptFinished(INTRO_END, CUSTOMER, "callback-intro")) == []
+    assert machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER)) == []
     assert machine.get_timer() == DEADLINE
     return machine
 
@@ -139,7 +139,7 @@ def cf_intro_heard() -> CallbackCallMachine:
     """Customer-first: answered at 10.0, intro ended at 20.0."""
     machine = cf_dialing_customer()
     machine.handle(CustomerAnswered(CUSTOMER_ANSWERS))
-    machine.handle(PromptFinished(INTRO_END, CUSTOMER, "callback-intro"))
+    machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER))
     assert machine.get_timer() == DEADLINE
     return machine
 
@@ -185,7 +185,7 @@ def test_given_operator_ringing_when_operator_answers_then_told_of_the_callback_
 
     assert actions == [
         Note("operator answered", ()),
-        Play(OPERATOR, "operator-callback-intro", m("operator-callback-intro")),
+        Play("operator-callback-intro", m("operator-callback-intro"), party=OPERATOR),
         Note("customer dialed", ()),
         DialCustomer(),
     ]
@@ -223,7 +223,7 @@ def test_given_customer_ringing_when_customer_answers_then_intro_reason_and_menu
 
     assert actions == [
         Note("customer answered", ()),
-        Play(CUSTOMER, "callback-intro", m("callback-intro", REASON, "callback-menu")),
+        Play("callback-intro", m("callback-intro", REASON, "callback-menu"), party=CUSTOMER),
     ]
     assert machine.state is CallbackCallState.INTRODUCING
     assert machine.up == [OPERATOR, CUSTOMER]
@@ -237,7 +237,8 @@ def test_given_no_reason_prompt_when_customer_answers_then_intro_and_menu_only()
 
     actions = machine.handle(CustomerAnswered(CUSTOMER_ANSWERS))
 
-    assert actions[-1] == Play(CUSTOMER, "callback-intro", m("callback-intro", "callback-menu"))
+    assert actions[-1] == Play("callback-intro", m("callback-intro", "callback-menu"),
+                               party=CUSTOMER)
 
 
 @pytest.mark.parametrize("cause", ["busy", "User busy", "BUSY"])
@@ -270,7 +271,7 @@ def test_given_customer_first_ringing_when_customer_busy_then_busy_and_nobody_hu
 def test_given_intro_playing_when_intro_finishes_then_answer_deadline_set_from_that_moment():
     machine = introducing()
 
-    assert machine.handle(PromptFinished(INTRO_END, CUSTOMER, "callback-intro")) == []
+    assert machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER)) == []
     assert machine.state is CallbackCallState.INTRODUCING
     assert machine.get_timer() == INTRO_END + ANSWER_TIMEOUT
 
@@ -278,8 +279,8 @@ def test_given_intro_playing_when_intro_finishes_then_answer_deadline_set_from_t
 def test_given_intro_playing_when_another_prompt_finishes_then_ignored_and_no_deadline():
     machine = introducing()
 
-    assert machine.handle(PromptFinished(15.0, CUSTOMER, "callback-menu")) == []
-    assert machine.handle(PromptFinished(15.0, OPERATOR, "callback-intro")) == []
+    assert machine.handle(PromptFinished(15.0, "callback-menu", party=CUSTOMER)) == []
+    assert machine.handle(PromptFinished(15.0, "callback-intro", party=OPERATOR)) == []
     assert machine.get_timer() is None
     assert machine.playing[CUSTOMER] == "callback-intro"
 
@@ -287,7 +288,7 @@ def test_given_intro_playing_when_another_prompt_finishes_then_ignored_and_no_de
 def test_given_intro_playing_when_operator_intro_finishes_then_no_deadline():
     machine = introducing()
 
-    assert machine.handle(PromptFinished(12.0, OPERATOR, "operator-callback-intro")) == []
+    assert machine.handle(PromptFinished(12.0, "operator-callback-intro", party=OPERATOR)) == []
     assert machine.get_timer() is None
     assert machine.playing == {CUSTOMER: "callback-intro"}
 
@@ -324,7 +325,7 @@ def test_given_intro_heard_when_customer_hangs_up_then_not_reached():
     machine = intro_heard()
 
     assert machine.handle(HungUp(24.0, CUSTOMER))[-1] == Finish(
-        "not-reached", "the customer hung up before talking")
+        "not-reached", {"detail": "the customer hung up before talking"})
     assert machine.get_timer() is None
 
 
@@ -369,7 +370,7 @@ def test_given_connected_when_intro_finishes_late_then_no_deadline():
     machine = introducing()
     machine.handle(DigitPressed(14.0, CUSTOMER, "1"))
 
-    assert machine.handle(PromptFinished(INTRO_END, CUSTOMER, "callback-intro")) == []
+    assert machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER)) == []
     assert machine.get_timer() is None
     assert machine.state is CallbackCallState.CONNECTED
 
@@ -412,7 +413,7 @@ def test_given_intro_heard_when_customer_presses_2_then_operator_hung_up_and_cus
         Note("customer chose", (("choice", "another time"),)),
         HangUp(OPERATOR),
         Note("closing", (("outcome", "rescheduled"), ("detail", "the customer chose another time"))),
-        Play(CUSTOMER, "callback-rescheduled", m("callback-rescheduled", "goodbye")),
+        Play("callback-rescheduled", m("callback-rescheduled", "goodbye"), party=CUSTOMER),
     ]
     assert machine.state is CallbackCallState.CLOSING
     assert machine.get_timer() is None
@@ -421,7 +422,7 @@ def test_given_intro_heard_when_customer_presses_2_then_operator_hung_up_and_cus
 def test_given_rescheduled_goodbye_playing_when_it_finishes_then_rescheduled_and_customer_hung_up():
     machine = rescheduling()
 
-    actions = machine.handle(PromptFinished(27.0, CUSTOMER, "callback-rescheduled"))
+    actions = machine.handle(PromptFinished(27.0, "callback-rescheduled", party=CUSTOMER))
 
     assert actions[-1] == Finish("rescheduled")
     assert HangUp(CUSTOMER) in actions
@@ -437,7 +438,7 @@ def test_given_rescheduled_goodbye_playing_when_operator_leg_ends_then_goodbye_k
     assert machine.handle(HungUp(22.5, OPERATOR)) == []
     assert machine.state is CallbackCallState.CLOSING
 
-    actions = machine.handle(PromptFinished(27.0, CUSTOMER, "callback-rescheduled"))
+    actions = machine.handle(PromptFinished(27.0, "callback-rescheduled", party=CUSTOMER))
 
     assert actions == finished("rescheduled", "", CUSTOMER)
 
@@ -455,8 +456,8 @@ def test_given_rescheduled_goodbye_playing_when_customer_hangs_up_then_reschedul
 def test_given_rescheduled_goodbye_playing_when_stale_prompt_finishes_then_ignored():
     machine = rescheduling()
 
-    assert machine.handle(PromptFinished(23.0, CUSTOMER, "callback-intro")) == []
-    assert machine.handle(PromptFinished(23.0, OPERATOR, "callback-rescheduled")) == []
+    assert machine.handle(PromptFinished(23.0, "callback-intro", party=CUSTOMER)) == []
+    assert machine.handle(PromptFinished(23.0, "callback-rescheduled", party=OPERATOR)) == []
     assert machine.state is CallbackCallState.CLOSING
 
 
@@ -486,7 +487,8 @@ def test_given_customer_first_when_customer_answers_then_intro_played_without_op
     actions = machine.handle(CustomerAnswered(CUSTOMER_ANSWERS))
 
     assert actions == [Note("customer answered", ()),
-                       Play(CUSTOMER, "callback-intro", m("callback-intro", REASON, "callback-menu"))]
+                       Play("callback-intro", m("callback-intro", REASON, "callback-menu"),
+                            party=CUSTOMER)]
     assert machine.up == [CUSTOMER]
 
 
@@ -496,7 +498,7 @@ def test_given_customer_first_intro_heard_when_customer_presses_1_then_connectin
     actions = machine.handle(DigitPressed(KEY_AT, CUSTOMER, "1"))
 
     assert actions == [Note("customer chose", (("choice", "talk now"),)),
-                       Play(CUSTOMER, "callback-connecting", m("callback-connecting")),
+                       Play("callback-connecting", m("callback-connecting"), party=CUSTOMER),
                        DialOperator()]
     assert machine.state is CallbackCallState.JOINING_OPERATOR
     assert machine.get_timer() is None
@@ -508,7 +510,8 @@ def test_given_operator_ringing_for_customer_when_operator_answers_then_connecte
     actions = machine.handle(OperatorAnswered(OPERATOR_JOINS))
 
     assert actions == [Note("operator answered", ()),
-                       Play(OPERATOR, "operator-callback-intro", m("operator-callback-intro")),
+                       Play("operator-callback-intro", m("operator-callback-intro"),
+                            party=OPERATOR),
                        Note("connected", ()), Connect()]
     assert machine.state is CallbackCallState.CONNECTED
     assert machine.up == [CUSTOMER, OPERATOR]
@@ -529,7 +532,7 @@ def test_given_operator_ringing_for_customer_when_operator_fails_then_customer_t
 
     assert actions == [
         Note("closing", (("outcome", "operator-unavailable"), ("detail", "no answer"))),
-        Play(CUSTOMER, "callback-operator-busy", m("callback-operator-busy", "goodbye")),
+        Play("callback-operator-busy", m("callback-operator-busy", "goodbye"), party=CUSTOMER),
     ]
     assert machine.state is CallbackCallState.CLOSING
 
@@ -537,14 +540,14 @@ def test_given_operator_ringing_for_customer_when_operator_fails_then_customer_t
 def test_given_operator_busy_playing_when_connecting_prompt_finishes_late_then_ignored():
     machine = operator_busy()
 
-    assert machine.handle(PromptFinished(41.0, CUSTOMER, "callback-connecting")) == []
+    assert machine.handle(PromptFinished(41.0, "callback-connecting", party=CUSTOMER)) == []
     assert machine.state is CallbackCallState.CLOSING
 
 
 def test_given_operator_busy_playing_when_it_finishes_then_operator_unavailable_and_customer_hung_up():
     machine = operator_busy()
 
-    actions = machine.handle(PromptFinished(45.0, CUSTOMER, "callback-operator-busy"))
+    actions = machine.handle(PromptFinished(45.0, "callback-operator-busy", party=CUSTOMER))
 
     assert actions == finished("operator-unavailable", "", CUSTOMER)
     assert machine.state is CallbackCallState.ENDED
@@ -577,8 +580,9 @@ def test_given_customer_first_when_customer_presses_2_then_goodbye_without_opera
     actions = machine.handle(DigitPressed(KEY_AT, CUSTOMER, "2"))
 
     assert HangUp(OPERATOR) not in actions
-    assert actions[-1] == Play(CUSTOMER, "callback-rescheduled", m("callback-rescheduled", "goodbye"))
-    assert machine.handle(PromptFinished(27.0, CUSTOMER, "callback-rescheduled")) == finished(
+    assert actions[-1] == Play("callback-rescheduled", m("callback-rescheduled", "goodbye"),
+                               party=CUSTOMER)
+    assert machine.handle(PromptFinished(27.0, "callback-rescheduled", party=CUSTOMER)) == finished(
         "rescheduled", "", CUSTOMER)
 
 
@@ -617,7 +621,7 @@ def test_given_no_deadline_when_timer_fires_then_nothing_happens():
 # --- ended ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("event", [
     Started(70.0), OperatorAnswered(70.0), OperatorFailed(70.0, "x"), CustomerAnswered(70.0),
-    CustomerFailed(70.0, "busy"), PromptFinished(70.0, CUSTOMER, "callback-intro"),
+    CustomerFailed(70.0, "busy"), PromptFinished(70.0, "callback-intro", party=CUSTOMER),
     DigitPressed(70.0, CUSTOMER, "1"), TimerFired(70.0), HungUp(70.0, OPERATOR),
     HungUp(70.0, CUSTOMER)], ids=lambda e: type(e).__name__)
 def test_given_ended_when_any_event_then_no_op(event):
@@ -630,8 +634,8 @@ def test_given_ended_when_any_event_then_no_op(event):
 
 # --- unknown events ---------------------------------------------------------------------------
 @pytest.mark.parametrize("event", [object(), "TimerFired", {"now": 1.0}, Finish("connected"),
-                                   HoldTimerFired(1.0)],
-                         ids=["object", "str", "dict", "an-output", "hold-TimerFired"])
+                                   HoldDigitPressed(1.0, "1")],
+                         ids=["object", "str", "dict", "an-output", "hold-DigitPressed"])
 def test_given_attempt_when_foreign_event_then_invalid_callback_event(event):
     machine = introducing()
 
@@ -643,7 +647,7 @@ def test_given_ended_when_foreign_event_then_still_invalid_callback_event():
     machine = ended()
 
     with pytest.raises(InvalidCallbackEvent):
-        machine.handle(HoldTimerFired(80.0))
+        machine.handle(HoldDigitPressed(80.0, "1"))
 
 
 # --- logging ----------------------------------------------------------------------------------
@@ -682,7 +686,7 @@ def drive(machine: CallbackCallMachine, now: float, digits: str,
             event = HungUp(now, CUSTOMER)
         elif CUSTOMER in machine.playing:
             now += 3.0
-            event = PromptFinished(now, CUSTOMER, machine.playing[CUSTOMER])
+            event = PromptFinished(now, machine.playing[CUSTOMER], party=CUSTOMER)
         elif keys:
             now += 1.0
             event = DigitPressed(now, CUSTOMER, keys.pop(0))
@@ -733,7 +737,7 @@ def test_given_intro_heard_when_stored_as_json_then_deadline_and_legs_survive():
     assert machine.up == [OPERATOR, CUSTOMER]
     assert machine.playing == {OPERATOR: "operator-callback-intro"}
     assert machine.handle(TimerFired(DEADLINE))[-1] == Finish(
-        "not-reached", "no key pressed after the introduction")
+        "not-reached", {"detail": "no key pressed after the introduction"})
 
 
 def test_given_customer_ringing_when_operator_hangs_up_then_customer_leg_cancelled_too():
@@ -742,4 +746,4 @@ def test_given_customer_ringing_when_operator_hangs_up_then_customer_leg_cancell
     actions = machine.handle(HungUp(5.0, OPERATOR))
 
     assert HangUp(CUSTOMER) in actions, "nobody may answer into an attempt that is over"
-    assert actions[-1] == Finish("operator-unavailable", "the operator hung up")
+    assert actions[-1] == Finish("operator-unavailable", {"detail": "the operator hung up"})

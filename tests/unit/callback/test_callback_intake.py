@@ -14,16 +14,18 @@ NOW = NOW_AT.timestamp()
 US_NUMBER = "+12125550100"
 RU_MOBILE = "+79161234567"
 
-ANY_COUNTRY = CallbackPolicy.model_validate({})
+NO_COUNTRY = CallbackPolicy.model_validate({})  # as shipped, outside a Policy: none set up
+# the countries these tests call (a policy must name them: an empty list allows none)
+SOME = CallbackPolicy.model_validate({"allowed_countries": ["US", "RU", "GB"]})
 US_ONLY = CallbackPolicy.model_validate({"allowed_countries": ["US"]})
 US_AND_RU = CallbackPolicy.model_validate({"allowed_countries": ["US", "RU"]})
 
 
-def check(body: dict, policy: CallbackPolicy = ANY_COUNTRY) -> CallbackForm:
+def check(body: dict, policy: CallbackPolicy = SOME) -> CallbackForm:
     return check_form(body, policy, LANGUAGES, now=NOW)
 
 
-def refused(body: dict, policy: CallbackPolicy = ANY_COUNTRY) -> InvalidField:
+def refused(body: dict, policy: CallbackPolicy = SOME) -> InvalidField:
     with pytest.raises(InvalidField) as caught:
         check(body, policy)
     return caught.value
@@ -34,9 +36,9 @@ def at(delta: timedelta) -> str:
 
 
 # --- the policy the tests rely on ------------------------------------------------------------
-def test_given_default_callback_policy_when_read_then_any_country_and_us_premium_prefixes_refused():
-    assert ANY_COUNTRY.allowed_countries == ()
-    assert ANY_COUNTRY.refused_prefixes == ("+1900", "+1976")
+def test_given_default_callback_policy_when_read_then_no_country_and_us_premium_prefixes_refused():
+    assert NO_COUNTRY.allowed_countries == ()
+    assert NO_COUNTRY.refused_prefixes == ("+1900", "+1976")
 
 
 # --- accepted numbers ------------------------------------------------------------------------
@@ -77,7 +79,7 @@ def test_given_null_name_and_topic_when_check_form_then_empty_text():
 def test_given_unknown_language_when_check_form_then_first_language():
     assert check({"number": US_NUMBER, "language": "de"}).language == "en"
     assert check({"number": US_NUMBER, "language": ["ru"]}).language == "en"
-    assert check_form({"number": US_NUMBER, "language": "de"}, ANY_COUNTRY, ("ru", "en"),
+    assert check_form({"number": US_NUMBER, "language": "de"}, SOME, ("ru", "en"),
                       now=NOW).language == "ru"
 
 
@@ -161,12 +163,14 @@ def test_given_us_premium_rate_number_when_check_form_then_refused():
 
 
 def test_given_us_premium_rate_number_even_without_refused_prefixes_then_refused_by_its_type():
-    policy = CallbackPolicy.model_validate({"refused_prefixes": []})
-    assert refused({"number": "+1 900 555 0100"}, policy).error_id == "refused-number"
+    policy = CallbackPolicy.model_validate({"refused_prefixes": [], "allowed_countries": ["US"]})
+    error = refused({"number": "+1 900 555 0100"}, policy)
+    assert error.error_id == "refused-number" and "premium-rate" in error.message
 
 
 def test_given_refused_prefix_in_policy_when_number_starts_with_it_then_refused_naming_prefix():
-    policy = CallbackPolicy.model_validate({"refused_prefixes": ["+1212"]})
+    policy = CallbackPolicy.model_validate({"refused_prefixes": ["+1212"],
+                                            "allowed_countries": ["US"]})
     error = refused({"number": "+1 212 555 0100"}, policy)
     assert (error.field, error.error_id) == ("number", "refused-number")
     assert "+1212" in error.message
@@ -190,8 +194,43 @@ def test_given_several_allowed_countries_when_other_country_then_message_names_a
     assert "US, RU" in error.message
 
 
-def test_given_no_allowed_countries_when_any_country_then_accepted():
+def test_given_listed_country_when_check_form_then_accepted():
     assert check({"number": "+44 20 7946 0958"}).number == "+442079460958"
+
+
+@pytest.mark.parametrize("number", [US_NUMBER, RU_MOBILE, "+44 20 7946 0958"])
+def test_given_no_allowed_countries_when_any_number_then_refused_nothing_is_set_up(number):
+    error = refused({"number": number}, NO_COUNTRY)
+    assert (error.field, error.error_id) == ("number", "refused-number")
+    assert "no country" in error.message
+
+
+@pytest.mark.parametrize("number,what", [
+    ("+881 6 1234 5678", "satellite"),          # Iridium
+    ("+870 772 345 678", "satellite"),          # Inmarsat
+    ("+882 34 5678 9012", "satellite"),
+    ("+883 5100 1234 5", "satellite"),
+    ("+252 61 234 5678", "Somalia"),
+    ("+1 809 234 5678", "Caribbean"),           # one-ring scams: Dominican Republic
+    ("+1 876 234 5678", "Caribbean"),           # Jamaica
+])
+def test_given_high_cost_destination_when_check_form_then_refused_whatever_the_list(number, what):
+    everywhere = CallbackPolicy.model_validate({"allowed_countries": ["US", "GB", "RU"]})
+    error = refused({"number": number}, everywhere)
+    assert error.error_id == "refused-number" and what in error.message
+
+
+def test_given_caribbean_country_listed_by_name_when_check_form_then_accepted():
+    policy = CallbackPolicy.model_validate({"allowed_countries": ["US", "JM"]})
+    assert check({"number": "+1 876 234 5678"}, policy).number == "+18762345678"
+
+
+@pytest.mark.parametrize("raw", ["Ann\x00Lee", "Ann\x1b[31mLee", "Ann\u202eLee", "Ann\u2066Lee",
+                                 "Ann\u200bLee", "Ann\x7fLee"])
+def test_given_control_characters_in_name_and_topic_when_check_form_then_stripped(raw):
+    form = check({"number": US_NUMBER, "name": raw, "topic": raw})
+    assert form.name in ("AnnLee", "Ann[31mLee") and form.topic == form.name
+    assert all(c.isprintable() for c in form.name + form.topic)
 
 
 # --- preferred time --------------------------------------------------------------------------

@@ -257,3 +257,24 @@ def test_given_no_candidates_when_customer_zone_then_company_zone():
 
 def test_given_empty_given_zone_when_customer_zone_then_treated_as_none():
     assert customer_zone(("America/New_York",), "", UTC) == NEW_YORK
+
+
+def test_given_many_candidates_and_hours_when_customer_zone_then_the_most_callable_zone():
+    # US toll-free (+1 800): every US zone. America/Adak (UTC-10) never overlaps 09:00-18:00
+    # UTC with 09:00-21:00 local; New York overlaps 14:00-18:00 UTC every weekday
+    candidates = ("America/Adak", "America/Anchorage", "America/New_York", "America/Chicago")
+    zone = customer_zone(candidates, None, UTC, business=BUSINESS, quiet=QUIET)
+    assert zone == NEW_YORK
+    assert promise(epoch(25, 10), zone=zone) is not None
+
+
+def test_given_toll_free_and_jamaican_numbers_when_request_zone_then_a_zone_of_their_country():
+    from ari_app.callback.service import CallbackRequest, request_zone
+
+    assert request_zone(CallbackRequest("+18762345678", "web"), POLICY).key == "America/Jamaica"
+    toll_free = request_zone(CallbackRequest("+18005550100", "web"), POLICY)
+    assert toll_free.key.startswith("America/") and toll_free.key != "America/Adak"
+    assert promise(epoch(25, 10), zone=toll_free) is not None
+    new_york = Policy.model_validate({"company": "X",
+                                      "business_hours": {"time_zone": "America/New_York"}})
+    assert request_zone(CallbackRequest("+18005550100", "web"), new_york) == NEW_YORK

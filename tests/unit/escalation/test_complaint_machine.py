@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from ari_app.escalation.machine import (
     CallerHungUp,
     ComplaintMachine,
+    ComplaintSaved,
     ComplaintStarted,
     ComplaintState,
     DetachCaller,
@@ -30,7 +31,6 @@ from ari_app.escalation.machine import (
     Note,
     OperatorHungUp,
     Play,
-    PlayToOperator,
     PromptFinished,
     ReattachCaller,
     RecordingFinished,
@@ -38,7 +38,8 @@ from ari_app.escalation.machine import (
     StartRecording,
     StopRecording,
 )
-from ari_app.hold.machine import PromptFinished as HoldPromptFinished
+from ari_app.calls.vocabulary import OPERATOR
+from ari_app.hold.machine import DigitPressed as HoldDigitPressed
 from ari_app.prompts.catalog import minutes_prompt
 
 CALL = "call-1"
@@ -62,6 +63,23 @@ TELL = Play("complaint-record", (*m("supervisor-unavailable", "complaint-record"
 def promise(minutes: int = WINDOW, word: str = "minutes", *, goodbye: bool = False) -> Play:
     media = (*m("complaint-saved", "supervisor-callback-within"), f"number:{minutes}", *m(word))
     return Play("complaint-saved", media + (m("goodbye") if goodbye else ()), PROMISE_TAG)
+
+
+def finish_recording(machine: ComplaintMachine, event: RecordingFinished,
+                     said: tuple[str, ...] = ()) -> list[object]:
+    """The recording ends; the adapter stores the complaint and answers `ComplaintSaved`."""
+    actions = machine.handle(event)
+    if any(isinstance(a, SaveComplaint) for a in actions):
+        actions += machine.handle(ComplaintSaved(event.now, said))
+    return actions
+
+
+SAVED = Note("complaint saved", ())
+
+
+def told(prompt: str, tag: str = "c3") -> Play:
+    """What the operator hears when the caller comes back."""
+    return Play(prompt, m(prompt), tag, OPERATOR)
 
 
 def start(now: float = 0.0, **kwargs) -> ComplaintStarted:
@@ -90,7 +108,7 @@ def recording(**kwargs) -> ComplaintMachine:
 def promising(duration: float = 21.0, saved: bool = True, **kwargs) -> ComplaintMachine:
     """Recording finished at 30.5: complaint-saved ... (c2) playing."""
     machine = recording(**kwargs)
-    machine.handle(RecordingFinished(RECORDED_AT, duration, saved))
+    finish_recording(machine, RecordingFinished(RECORDED_AT, duration, saved))
     assert machine.state is ComplaintState.PROMISING
     return machine
 
@@ -161,7 +179,7 @@ def test_given_telling_when_caller_presses_hash_then_nothing_to_stop():
 def test_given_telling_when_recording_finished_arrives_then_ignored():
     machine = telling()
 
-    assert machine.handle(RecordingFinished(3.0, 2.0)) == []
+    assert finish_recording(machine, RecordingFinished(3.0, 2.0)) == []
     assert machine.state is ComplaintState.TELLING
 
 
@@ -185,11 +203,11 @@ def test_given_recording_when_finished_then_complaint_saved_before_the_callback_
     machine = recording()
     machine.handle(DigitPressed(HASH_AT, "#"))
 
-    actions = machine.handle(RecordingFinished(RECORDED_AT, 21.04))
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, 21.04))
 
     assert actions == [SaveComplaint(21.0, True, WINDOW),
                        Note("complaint recorded", (("duration", 21.0), ("recorded", True))),
-                       promise()]
+                       SAVED, promise()]
     assert machine.state is ComplaintState.PROMISING
     assert machine.saved is True
     assert machine.playing == "complaint-saved" and machine.playing_tag == PROMISE_TAG
@@ -203,7 +221,7 @@ def test_given_window_and_language_when_recording_finishes_then_minutes_word_agr
                                                                                   word):
     machine = recording(window_minutes=minutes, language=language)
 
-    actions = machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))
 
     assert minutes_prompt(minutes, language) == word
     assert actions[0] == SaveComplaint(21.0, True, minutes)
@@ -216,11 +234,11 @@ def test_given_failed_or_empty_recording_when_finished_then_complaint_still_save
         duration, saved):
     machine = recording()
 
-    actions = machine.handle(RecordingFinished(RECORDED_AT, duration, saved))
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, duration, saved))
 
     assert actions == [SaveComplaint(duration, False, WINDOW),
                        Note("complaint recorded", (("duration", duration), ("recorded", False))),
-                       promise()]
+                       SAVED, promise()]
     assert machine.state is ComplaintState.PROMISING
 
 
@@ -228,7 +246,7 @@ def test_given_operator_left_earlier_when_recording_finishes_then_promise_ends_w
     machine = recording()
     assert machine.handle(OperatorHungUp(15.0)) == [Note("operator left", (("during", "complaint"),))]
 
-    actions = machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))
 
     assert actions[0] == SaveComplaint(21.0, True, WINDOW)
     assert actions[-1] == promise(goodbye=True)
@@ -237,13 +255,13 @@ def test_given_operator_left_earlier_when_recording_finishes_then_promise_ends_w
 def test_given_operator_gone_from_the_start_when_recording_finishes_then_promise_ends_with_goodbye():
     machine = recording(operator_present=False)
 
-    assert machine.handle(RecordingFinished(RECORDED_AT, 21.0))[-1] == promise(goodbye=True)
+    assert finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))[-1] == promise(goodbye=True)
 
 
 def test_given_recording_when_recording_finished_twice_then_saved_once():
     machine = promising()
 
-    assert machine.handle(RecordingFinished(31.0, 21.0)) == []
+    assert finish_recording(machine, RecordingFinished(31.0, 21.0)) == []
     assert machine.state is ComplaintState.PROMISING
 
 
@@ -253,7 +271,7 @@ def test_given_operator_present_when_promise_ends_then_caller_back_with_operator
 
     actions = machine.handle(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))
 
-    assert actions == [ReattachCaller(), PlayToOperator("operator-complaint-recorded"),
+    assert actions == [ReattachCaller(), told("operator-complaint-recorded"),
                        Note("complaint ended", (("outcome", "returned"),)), Finish("returned")]
     assert machine.state is ComplaintState.ENDED
     assert machine.outcome == "returned"
@@ -262,7 +280,7 @@ def test_given_operator_present_when_promise_ends_then_caller_back_with_operator
 def test_given_operator_hung_up_while_recording_when_promise_ends_then_call_ends():
     machine = recording()
     machine.handle(OperatorHungUp(15.0))
-    machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+    finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))
 
     actions = machine.handle(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))
 
@@ -274,7 +292,7 @@ def test_given_operator_hung_up_while_told_when_promise_ends_then_call_ends():
     machine = telling()
     machine.handle(OperatorHungUp(3.0))
     machine.handle(PromptFinished(TOLD_END, "complaint-record", TELL_TAG))
-    machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+    finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))
 
     assert machine.handle(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))[-1] == (
         Finish("ended"))
@@ -361,13 +379,13 @@ def test_given_caller_hung_up_when_more_events_then_no_op():
     machine = recording()
     machine.handle(CallerHungUp(20.0))
 
-    assert machine.handle(RecordingFinished(20.1, 11.0)) == []
+    assert finish_recording(machine, RecordingFinished(20.1, 11.0)) == []
     assert machine.handle(CallerHungUp(20.2)) == []
 
 
 # --- not complaint events ------------------------------------------------------------------------
 @pytest.mark.parametrize("event", [object(), "PromptFinished", {"now": 1.0}, Finish("ended"),
-                                   HoldPromptFinished(9.0, "complaint-record")],
+                                   HoldDigitPressed(31.0, "#")],
                          ids=["object", "str", "dict", "an-output", "hold-event-same-name"])
 def test_given_complaint_when_not_a_complaint_event_then_invalid_complaint_event(event):
     machine = telling()
@@ -390,7 +408,7 @@ def test_given_a_complaint_when_it_runs_then_each_transition_logged_once():
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         machine.handle(start(0.0))
         machine.handle(PromptFinished(TOLD_END, "complaint-record", TELL_TAG))
-        machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+        finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0))
         machine.handle(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))
 
     transitions = [(e["old"], e["new"]) for e in logs if e["event"] == "complaint transition"]
@@ -405,7 +423,8 @@ def _rest(machine: ComplaintMachine) -> list[list[object]]:
     if machine.state is ComplaintState.TELLING:
         steps.append(PromptFinished(TOLD_END, "complaint-record", TELL_TAG))
     if machine.state in (ComplaintState.TELLING, ComplaintState.RECORDING):
-        steps += [DigitPressed(HASH_AT, "#"), RecordingFinished(RECORDED_AT, 21.0)]
+        steps += [DigitPressed(HASH_AT, "#"), RecordingFinished(RECORDED_AT, 21.0),
+                  ComplaintSaved(RECORDED_AT)]
     steps.append(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))
     return [machine.handle(step) for step in steps]
 
@@ -447,3 +466,63 @@ def test_given_promise_playing_when_operator_hangs_up_then_goodbye_before_the_ca
     assert machine.state is ComplaintState.PROMISING
     finish = machine.handle(PromptFinished(PROMISE_END + 2, "goodbye", machine.playing_tag))
     assert finish[-1] == Finish("ended")
+
+
+# --- a caller whose number may not be called back ----------------------------------------------
+def test_given_number_not_callable_when_complaint_started_then_told_recorded_without_callback():
+    machine = ComplaintMachine(CALL)
+
+    actions = machine.handle(start(0.0, callback_possible=False))
+
+    assert Note("no callback promised", (("why", "number not called back"),)) in actions
+    assert actions[-1] == Play("complaint-record", (*m(
+        "supervisor-unavailable", "complaint-record-no-callback", "voicemail-intro"),
+        "sound:beep"), TELL_TAG)
+
+
+def test_given_number_not_callable_when_recording_finishes_then_complaint_saved_no_promise():
+    machine = recording(callback_possible=False)
+
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0, True))
+
+    assert actions[0] == SaveComplaint(21.0, True, WINDOW, callback=False)
+    assert actions[-1] == Play("complaint-saved", m("complaint-saved"), PROMISE_TAG)
+    assert not any("supervisor-callback-within" in " ".join(a.media)
+                   for a in actions if isinstance(a, Play))
+
+
+def test_given_number_not_callable_when_promise_ends_then_operator_told_no_callback():
+    machine = promising(callback_possible=False)
+
+    actions = machine.handle(PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))
+
+    assert told("operator-complaint-recorded-no-callback") in actions
+
+
+def test_given_number_not_callable_when_caller_hangs_up_recording_then_complaint_kept_no_callback():
+    machine = recording(callback_possible=False)
+
+    actions = machine.handle(CallerHungUp(TOLD_END + 5))
+
+    assert actions[0] == SaveComplaint(5.0, True, WINDOW, callback=False)
+
+
+def test_given_complaint_saved_when_window_said_then_promise_says_it_as_the_service_promised():
+    machine = recording()
+    said = ("number:2", "sound:etiquette/hours")
+
+    actions = finish_recording(machine, RecordingFinished(RECORDED_AT, 21.0), said)
+
+    assert actions[-1] == Play("complaint-saved", (
+        *m("complaint-saved", "supervisor-callback-within"), *said), PROMISE_TAG)
+
+
+def test_given_callback_not_stored_when_complaint_saved_then_no_promise_and_operator_told_so():
+    machine = recording()
+    machine.handle(RecordingFinished(RECORDED_AT, 21.0))
+
+    actions = machine.handle(ComplaintSaved(RECORDED_AT, (), (("callback", None),), promised=False))
+
+    assert actions[-1] == Play("complaint-saved", m("complaint-saved"), PROMISE_TAG)
+    assert told("operator-complaint-recorded-no-callback") in machine.handle(
+        PromptFinished(PROMISE_END, "complaint-saved", PROMISE_TAG))

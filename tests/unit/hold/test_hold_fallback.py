@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 
+from ari_app.callback.numbers import NumberRules
 from ari_app.hold.machine import (
     CallerHungUp,
     DigitPressed,
@@ -30,6 +31,7 @@ from ari_app.hold.machine import (
     PromptFinished,
     RecordingFinished,
     ResumeRequested,
+    CallbackSaved,
     SaveCallback,
     SaveVoicemail,
     StartMusic,
@@ -42,7 +44,8 @@ from ari_app.hold.machine import (
 CALL = "call-1"
 NUMBER = "+12125550100"
 SETTINGS = HoldSettings(check_in_interval=20.0, fallback_after=60.0, choice_timeout=8.0,
-                        fallback_default="callback", voicemail_max=120, max_holds_per_call=1)
+                        fallback_default="callback", voicemail_max=120, max_holds_per_call=1,
+                        numbers=NumberRules(("US",), ("+1900", "+1976")))  # callbacks to the US
 INTRO = ("sound:etiquette/transfer-unavailable", "sound:etiquette/directory-billing",
          "sound:etiquette/direct-number-is", "digits:12125550199")
 MENU_END = 6.0
@@ -151,8 +154,9 @@ def test_given_fallback_menu_heard_when_callback_chosen_then_own_number_saved():
     assert actions == [
         SaveCallback(NUMBER, True, "caller"),
         Note("hold ended", (("outcome", "callback"), ("held_for", 13), ("chosen", "caller"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h3"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h3")]
     assert machine.state is HoldState.CLOSING
     assert machine.for_whom == "billing"
     assert machine.handle(PromptFinished(17.0, "callback-confirmed", "h3")) == [
@@ -192,8 +196,9 @@ def test_given_fallback_menu_heard_when_no_choice_then_policy_default_callback()
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
         Note("hold ended", (("outcome", "callback"), ("held_for", 14), ("chosen", "default"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h2"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h2")]
     assert machine.state is HoldState.CLOSING
 
 

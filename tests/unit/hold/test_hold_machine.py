@@ -21,6 +21,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from ari_app.callback.numbers import NumberRules
 from ari_app.hold.machine import (
     CallerHungUp,
     DetachCaller,
@@ -40,6 +41,7 @@ from ari_app.hold.machine import (
     ReattachCaller,
     RecordingFinished,
     ResumeRequested,
+    CallbackSaved,
     SaveCallback,
     SaveVoicemail,
     StartMusic,
@@ -49,12 +51,14 @@ from ari_app.hold.machine import (
     StopVoicemail,
     TimerFired,
 )
-from ari_app.inbound.machine import TimerFired as InboundTimerFired
+from ari_app.calls import vocabulary
+from ari_app.transfer.machine import DigitPressed as TransferDigitPressed
 
 CALL = "call-1"
 NUMBER = "+12125550100"
 SETTINGS = HoldSettings(check_in_interval=20.0, fallback_after=60.0, choice_timeout=8.0,
-                        fallback_default="callback", voicemail_max=120, max_holds_per_call=1)
+                        fallback_default="callback", voicemail_max=120, max_holds_per_call=1,
+                        numbers=NumberRules(("US",), ("+1900", "+1976")))  # callbacks to the US
 INTRO_END = 4.0
 FIRST_CHECK_IN = 24.0
 CHECK_IN_LEN = 4.0
@@ -323,7 +327,8 @@ def test_given_music_for_check_in_interval_when_timer_fires_then_music_paused_ch
     assert actions == [
         StopMusic(),
         Play("checkin-1", m("checkin-1"), "h2"),
-        Note("check-in", (("prompt", "checkin-1"), ("held_for", 24))),
+        Note("check-in", (("prompt", "checkin-1"), ("held_for", 24),
+                          ("due_at", FIRST_CHECK_IN))),
         NudgeOperator(24),
     ]
     assert machine.state is HoldState.CHECKING_IN
@@ -380,7 +385,8 @@ def test_given_operator_left_when_check_in_due_then_no_nudge():
     actions = machine.handle(TimerFired(FIRST_CHECK_IN))
 
     assert actions == [StopMusic(), Play("checkin-1", m("checkin-1"), "h2"),
-                       Note("check-in", (("prompt", "checkin-1"), ("held_for", 24)))]
+                       Note("check-in", (("prompt", "checkin-1"), ("held_for", 24),
+                                          ("due_at", FIRST_CHECK_IN)))]
 
 
 # --- fallback menu --------------------------------------------------------------------------
@@ -562,8 +568,9 @@ def test_given_menu_heard_when_caller_chooses_callback_to_own_number_then_saved_
     assert machine.handle(DigitPressed(73.0, "1")) == [
         SaveCallback(NUMBER, True, "caller"),
         Note("hold ended", (("outcome", "callback"), ("held_for", 73), ("chosen", "caller"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
     assert machine.state is HoldState.CLOSING
     assert machine.get_timer() is None
 
@@ -586,35 +593,39 @@ def test_given_callback_prompt_playing_when_caller_presses_1_then_prompt_stopped
 def test_given_callback_chosen_when_caller_types_number_then_hash_then_typed_number_saved():
     machine = callback_number()
 
-    for i, digit in enumerate("0301234567"):
+    for i, digit in enumerate("2125550142"):
         assert machine.handle(DigitPressed(73.0 + i, digit)) == []
         assert machine.get_timer() == 73.0 + i + 8.0  # each key re-arms the timeout
     actions = machine.handle(DigitPressed(84.0, "#"))
 
     assert actions == [
-        SaveCallback("0301234567", False, "caller"),
+        SaveCallback("+12125550142", False, "caller"),  # checked, as E.164
         Note("hold ended", (("outcome", "callback"), ("held_for", 84), ("chosen", "caller"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
 
 
 def test_given_callback_prompt_playing_when_first_digit_typed_then_prompt_stopped_and_digit_kept():
     machine = menu_heard()
     machine.handle(DigitPressed(68.0, "3"))
 
-    assert machine.handle(DigitPressed(69.0, "0")) == [StopPlayback("callback-own-number", "h5")]
+    assert machine.handle(DigitPressed(69.0, "2")) == [StopPlayback("callback-own-number", "h5")]
     assert machine.handle(DigitPressed(70.0, "1")) == []  # not the first key: a digit
-    assert machine.handle(DigitPressed(71.0, "#"))[0] == SaveCallback("01", False, "caller")
+    for digit in "25550142":
+        machine.handle(DigitPressed(70.5, digit))
+    assert machine.handle(DigitPressed(71.0, "#"))[0] == SaveCallback("+12125550142", False,
+                                                                      "caller")
 
 
 def test_given_callback_chosen_when_more_than_15_digits_typed_then_only_first_15_kept():
-    machine = callback_number()
+    machine = callback_number(numbers=NumberRules(("US", "GB")))
 
-    for i, digit in enumerate("49301234567890123"):  # 17 digits
+    for i, digit in enumerate("01144207946095899"):  # 17 digits: London from the US, and 99
         machine.handle(DigitPressed(73.0 + i * 0.5, digit))
     actions = machine.handle(DigitPressed(82.0, "#"))
 
-    assert actions[0] == SaveCallback("493012345678901", False, "caller")
+    assert actions[0] == SaveCallback("+442079460958", False, "caller")
 
 
 def test_given_callback_chosen_when_hash_or_star_without_digits_then_ignored():
@@ -629,8 +640,11 @@ def test_given_callback_chosen_when_hash_or_star_without_digits_then_ignored():
 def test_given_caller_without_number_when_1_pressed_in_callback_then_it_is_a_typed_digit():
     machine = callback_number(number="")
 
-    assert machine.handle(DigitPressed(73.0, "1")) == []
-    assert machine.handle(DigitPressed(74.0, "#"))[0] == SaveCallback("1", False, "caller")
+    assert machine.handle(DigitPressed(73.0, "1")) == [StopPlayback("callback-enter-number", "h5")]
+    for digit in "2125550142":
+        machine.handle(DigitPressed(73.5, digit))
+    assert machine.handle(DigitPressed(74.0, "#"))[0] == SaveCallback("+12125550142", False,
+                                                                      "caller")
 
 
 def test_given_callback_chosen_when_no_number_in_time_then_policy_default_callback_to_own_number():
@@ -643,8 +657,9 @@ def test_given_callback_chosen_when_no_number_in_time_then_policy_default_callba
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
         Note("hold ended", (("outcome", "callback"), ("held_for", 81), ("chosen", "default"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
     assert machine.state is HoldState.CLOSING
 
 
@@ -697,8 +712,9 @@ def test_given_menu_heard_when_no_choice_then_default_callback_to_callers_number
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
         Note("hold ended", (("outcome", "callback"), ("held_for", 74), ("chosen", "default"))),
-        Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h5"),
     ]
+    assert machine.handle(CallbackSaved(99.0)) == [
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h5")]
     assert machine.state is HoldState.CLOSING
     assert machine.get_timer() is None
 
@@ -967,7 +983,8 @@ def test_given_a_long_hold_when_prompts_play_and_stop_then_tags_unique_and_stops
     machine = make()
     script = [request(0.0), ResumeRequested(1.0), OperatorHungUp(1.5), DigitPressed(2.0, "9"),
               DigitPressed(2.5, "9"), PromptFinished(5.0, "invalid-choice"), DigitPressed(6.0, "3"),
-              DigitPressed(6.5, "0"), DigitPressed(7.0, "#"), PromptFinished(9.0, "callback-confirmed")]
+              *(DigitPressed(6.5, d) for d in "2125550142"), DigitPressed(7.0, "#"),
+              CallbackSaved(7.1), PromptFinished(9.0, "callback-confirmed")]
     plays, current = [], None
 
     for event in script:
@@ -1011,6 +1028,8 @@ def drive(machine: HoldMachine, now: float, digits: str) -> list[tuple]:
         elif machine.state is HoldState.VOICEMAIL:
             now += 10.0
             event = RecordingFinished(now, 10.0)
+        elif machine.state is HoldState.CLOSING and machine.outcome == "callback":
+            event = CallbackSaved(now)  # the request is saved
         else:
             now = max(now, machine.get_timer())
             event = TimerFired(now)
@@ -1056,4 +1075,31 @@ def test_given_hold_when_inbound_machine_event_with_same_name_then_invalid_hold_
     machine = holding()
 
     with pytest.raises(InvalidHoldEvent):
-        machine.handle(InboundTimerFired(FIRST_CHECK_IN))
+        machine.handle(TransferDigitPressed(FIRST_CHECK_IN, vocabulary.CALLER, "1"))
+
+
+def test_given_hold_when_shared_words_used_then_they_are_the_call_core_s():
+    """The core feeds any rule one TimerFired, one CallerHungUp: the hold's names are those."""
+    shared = (CallerHungUp, DetachCaller, Finish, Note, OperatorHungUp, Play, PromptFinished,
+              ReattachCaller, RecordingFinished, StartMusic, StopMusic, StopPlayback, TimerFired)
+
+    assert all(getattr(vocabulary, word.__name__) is word for word in shared)
+    assert holding().handle(vocabulary.TimerFired(FIRST_CHECK_IN))[0] == StopMusic()
+
+
+def test_given_callback_saved_when_window_said_then_confirmation_says_when_before_goodbye():
+    machine = menu_heard()
+    machine.handle(TimerFired(CHOICE_DEADLINE))
+
+    said = ("sound:etiquette/callback-window-prefix", "number:15", "sound:minutes")
+    actions = machine.handle(CallbackSaved(75.0, said, (("request", "r1"),)))
+
+    assert actions == [
+        Note("callback requested", (("request", "r1"),)),
+        Play("callback-confirmed", (*m("callback-confirmed"), *said, *m("goodbye")), "h5")]
+
+
+def test_given_no_callback_pending_when_callback_saved_then_nothing_is_said():
+    machine = menu_heard()
+
+    assert machine.handle(CallbackSaved(75.0, (), ())) == []

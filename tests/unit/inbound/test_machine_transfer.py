@@ -1,9 +1,9 @@
-"""InboundMachine hand-offs to the transfer, supervisor and complaint rules.
+"""InboundMachine hand-offs to the hold, transfer, supervisor and complaint rules.
 
 Fake clock in the aioquic way: `now` starts at 0.0 and is moved by hand. No event loop, no mocks.
 Every call here is first CONNECTED the way a real call gets there (greeting, recording notice,
-OP1 found and answered at 15.0); the rules that take the caller over are not run: their
-outcomes come in as TransferEnded, ComplaintEnded and HoldEnded.
+OP1 found and answered at 15.0); the rules that take the caller over are not run: the call
+hands the caller to them by name (HandTo, Ask) and their outcomes come in as RuleEnded.
 """
 
 import json
@@ -18,15 +18,15 @@ from ari_app.inbound.machine import (
     TALK_BRIDGE,
     CallerArrived,
     CallerDigit,
+    Ask,
     CallerHungUp,
-    ComplaintEnded,
     DestroyBridge,
     EscalationRequested,
     FeatureCodes,
     FindSupervisor,
     Finish,
+    HandTo,
     HangUp,
-    HoldEnded,
     InboundMachine,
     InboundState,
     InvalidTransition,
@@ -40,14 +40,11 @@ from ari_app.inbound.machine import (
     PromptFinished,
     PutOnHold,
     ReleaseOperator,
-    StartComplaint,
-    StartFallback,
-    StartHold,
-    StartTransfer,
+    RuleEnded,
     SupervisorOnDuty,
+    TakeOffHold,
     TimerFired,
     TransferCall,
-    TransferEnded,
     TransferTargetUnknown,
 )
 from ari_app.transfer.machine import TransferTarget
@@ -79,6 +76,29 @@ def connected(machine: InboundMachine, now: float = 0.0) -> float:
     machine.handle(OperatorAnswered(now, OP1_CHANNEL))
     assert machine.state is InboundState.CONNECTED
     return now
+
+
+def transfer_to(request: TransferCall, number: int, present: bool = True) -> HandTo:
+    """How the call hands its caller to the transfer rule for `request`, its n-th transfer."""
+    return HandTo("transfer", {
+        "target": request.target, "mode": request.mode, "reason": request.reason,
+        "reason_prompt": request.reason_prompt, "source": request.source, "number": number,
+        "caller_number": NUMBER, "operator_present": present})
+
+
+def way_out(intro: tuple[str, ...], for_whom: str | None, preselect: str | None, why: str,
+            present: bool) -> HandTo:
+    """How the call hands its caller to the hold rule's voicemail or callback, without a hold."""
+    return HandTo("hold", {"way_out": True, "intro": intro, "for_whom": for_whom,
+                           "preselect": preselect, "why": why, "operator_present": present})
+
+
+def transfer_ended(now: float, outcome: str, channel: str | None = None,
+                   endpoint: str | None = None, intro: tuple[str, ...] = (),
+                   for_whom: str | None = None) -> RuleEnded:
+    """The transfer rule's end, with only what it has to say (the call reads what is there)."""
+    data = {"channel": channel, "endpoint": endpoint, "intro": intro, "for_whom": for_whom}
+    return RuleEnded(now, "transfer", outcome, {k: v for k, v in data.items() if v})
 
 
 def transfer(now: float, target: object = BILLING, **kwargs) -> TransferCall:
@@ -126,7 +146,7 @@ def test_given_connected_when_transfer_call_then_transfer_started_as_first_with_
     now = connected(machine) + 30.0
     request = transfer(now, mode="attended", source="feature-code")
 
-    assert machine.handle(request) == [StartTransfer(request, 1, NUMBER)]
+    assert machine.handle(request) == [transfer_to(request, 1)]
     assert machine.state is InboundState.TRANSFERRING
     assert machine.transfers == 1
     assert machine.get_timer() is None
@@ -135,10 +155,10 @@ def test_given_connected_when_transfer_call_then_transfer_started_as_first_with_
 def test_given_one_transfer_returned_when_transferred_again_then_counted_as_second():
     machine = make()
     now = transferring(machine) + 20.0
-    machine.handle(TransferEnded(now, "returned"))
+    machine.handle(transfer_ended(now, "returned"))
     request = transfer(now + 10.0)
 
-    assert machine.handle(request) == [StartTransfer(request, 2, NUMBER)]
+    assert machine.handle(request) == [transfer_to(request, 2)]
     assert machine.transfers == 2
 
 
@@ -161,7 +181,8 @@ def _greeting(m):
 
 def _held(m):
     now = connected(m)
-    assert m.handle(PutOnHold(now, "lookup")) == [StartHold("lookup", None, "rest", 0)]
+    assert m.handle(PutOnHold(now, "lookup")) == [HandTo("hold", {
+        "reason": "lookup", "expected_minutes": None, "source": "rest", "holds_before": 0})]
 
 
 @pytest.mark.parametrize("setup", [_greeting, transferring, complaining, _held],
@@ -176,12 +197,12 @@ def test_given_not_connected_when_transfer_call_then_invalid_transition(setup):
     assert machine.to_dict() == before
 
 
-# --- TransferEnded ----------------------------------------------------------------------------
+# --- the transfer's end ----------------------------------------------------------------------------
 def test_given_transferring_when_target_connected_then_old_operator_released_and_target_is_operator():
     machine = make()
     now = transferring(machine) + 25.0
 
-    actions = machine.handle(TransferEnded(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
+    actions = machine.handle(transfer_ended(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
 
     assert actions == [ReleaseOperator(OP1)]
     assert machine.state is InboundState.CONNECTED
@@ -191,7 +212,7 @@ def test_given_transferring_when_target_connected_then_old_operator_released_and
 def test_given_target_connected_when_caller_hangs_up_then_target_hung_up_and_released():
     machine = make()
     now = transferring(machine) + 25.0
-    machine.handle(TransferEnded(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
+    machine.handle(transfer_ended(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
 
     assert machine.handle(CallerHungUp(now + 60.0)) == [
         HangUp(OPERATOR), ReleaseOperator(BILLING.endpoint), DestroyBridge(TALK_BRIDGE), Finish()]
@@ -202,7 +223,7 @@ def test_given_operator_left_during_transfer_when_target_connected_then_nothing_
     now = transferring(machine)
     machine.handle(OperatorHungUp(now + 5.0))
 
-    assert machine.handle(TransferEnded(now + 25.0, "connected", BILLING_CHANNEL,
+    assert machine.handle(transfer_ended(now + 25.0, "connected", BILLING_CHANNEL,
                                         BILLING.endpoint)) == []
     assert machine.state is InboundState.CONNECTED
     assert (machine.operator, machine.operator_channel) == (BILLING.endpoint, BILLING_CHANNEL)
@@ -213,7 +234,7 @@ def test_given_operator_still_there_when_transfer_declined_or_returned_then_conn
     machine = make()
     now = transferring(machine) + 20.0
 
-    assert machine.handle(TransferEnded(now, outcome)) == []
+    assert machine.handle(transfer_ended(now, outcome)) == []
     assert machine.state is InboundState.CONNECTED
     assert (machine.operator, machine.operator_channel) == (OP1, OP1_CHANNEL)
 
@@ -223,7 +244,7 @@ def test_given_reserved_target_when_transfer_declined_or_returned_then_target_re
     machine = make()
     now = transferring(machine) + 20.0
 
-    assert machine.handle(TransferEnded(now, outcome, endpoint=SUPERVISOR.endpoint)) == [
+    assert machine.handle(transfer_ended(now, outcome, endpoint=SUPERVISOR.endpoint)) == [
         ReleaseOperator(SUPERVISOR.endpoint)]
     assert machine.state is InboundState.CONNECTED
     assert machine.operator == OP1
@@ -234,10 +255,10 @@ def test_given_operator_gone_when_target_unavailable_then_held_in_the_fallback_f
     now = transferring(machine)
     assert machine.handle(OperatorHungUp(now + 5.0)) == [ReleaseOperator(OP1)]
 
-    actions = machine.handle(TransferEnded(now + 40.0, "unavailable", fallback_intro=INTRO,
+    actions = machine.handle(transfer_ended(now + 40.0, "unavailable", intro=INTRO,
                                            for_whom="billing"))
 
-    assert actions == [StartFallback(INTRO, "billing", None, "transfer unavailable", False)]
+    assert actions == [way_out(INTRO, "billing", None, "transfer unavailable", False)]
     assert machine.state is InboundState.HELD
     assert machine.fallback_for == "billing"
 
@@ -247,11 +268,11 @@ def test_given_operator_gone_when_transfer_returned_then_fallback_instead_of_con
     now = transferring(machine)
     machine.handle(OperatorHungUp(now + 5.0))
 
-    actions = machine.handle(TransferEnded(now + 40.0, "returned", endpoint=SUPERVISOR.endpoint,
-                                           fallback_intro=INTRO))
+    actions = machine.handle(transfer_ended(now + 40.0, "returned", endpoint=SUPERVISOR.endpoint,
+                                           intro=INTRO))
 
     assert actions == [ReleaseOperator(SUPERVISOR.endpoint),
-                       StartFallback(INTRO, None, None, "transfer returned", False)]
+                       way_out(INTRO, None, None, "transfer returned", False)]
     assert machine.state is InboundState.HELD
 
 
@@ -259,10 +280,10 @@ def test_given_unavailable_fallback_when_caller_leaves_voicemail_then_caller_hun
     machine = make()
     now = transferring(machine)
     machine.handle(OperatorHungUp(now + 5.0))
-    machine.handle(TransferEnded(now + 40.0, "unavailable", fallback_intro=INTRO,
+    machine.handle(transfer_ended(now + 40.0, "unavailable", intro=INTRO,
                                  for_whom="billing"))
 
-    assert machine.handle(HoldEnded(now + 90.0, "voicemail")) == [
+    assert machine.handle(RuleEnded(now + 90.0, "hold", "voicemail")) == [
         HangUp(CALLER), DestroyBridge(TALK_BRIDGE), Finish()]
     assert machine.state is InboundState.ENDED
 
@@ -271,10 +292,10 @@ def test_given_caller_chose_a_message_when_transfer_ends_then_straight_to_voicem
     machine = make()
     now = transferring(machine) + 12.0
 
-    actions = machine.handle(TransferEnded(now, "message", fallback_intro=INTRO,
+    actions = machine.handle(transfer_ended(now, "message", intro=INTRO,
                                            for_whom="billing"))
 
-    assert actions == [StartFallback(INTRO, "billing", "voicemail", "transfer message", True)]
+    assert actions == [way_out(INTRO, "billing", "voicemail", "transfer message", True)]
     assert machine.state is InboundState.HELD
     assert machine.operator_channel == OP1_CHANNEL
 
@@ -282,9 +303,9 @@ def test_given_caller_chose_a_message_when_transfer_ends_then_straight_to_voicem
 def test_given_message_for_target_when_voicemail_left_then_operator_told_message_not_voicemail():
     machine = make()
     now = transferring(machine) + 12.0
-    machine.handle(TransferEnded(now, "message", fallback_intro=INTRO, for_whom="billing"))
+    machine.handle(transfer_ended(now, "message", intro=INTRO, for_whom="billing"))
 
-    assert machine.handle(HoldEnded(now + 40.0, "voicemail")) == [
+    assert machine.handle(RuleEnded(now + 40.0, "hold", "voicemail")) == [
         HangUp(CALLER), PlayToOperator("operator-freed-message")]
     assert machine.state is InboundState.RELEASING
     assert machine.handle(PromptFinished(now + 43.0, "operator-freed-message")) == [
@@ -296,7 +317,7 @@ def test_given_ordinary_hold_when_voicemail_left_then_operator_told_voicemail():
     now = connected(machine) + 30.0
     machine.handle(PutOnHold(now, "lookup"))
 
-    assert machine.handle(HoldEnded(now + 200.0, "voicemail")) == [
+    assert machine.handle(RuleEnded(now + 200.0, "hold", "voicemail")) == [
         HangUp(CALLER), PlayToOperator("operator-freed-voicemail")]
 
 
@@ -304,7 +325,7 @@ def test_given_transferring_when_caller_hung_up_outcome_then_only_reserved_targe
     machine = make()
     now = transferring(machine) + 20.0
 
-    assert machine.handle(TransferEnded(now, "caller-hung-up", endpoint=SUPERVISOR.endpoint)) == [
+    assert machine.handle(transfer_ended(now, "caller-hung-up", endpoint=SUPERVISOR.endpoint)) == [
         ReleaseOperator(SUPERVISOR.endpoint)]
     assert machine.state is InboundState.TRANSFERRING  # CallerHungUp ends the call
     assert machine.handle(CallerHungUp(now)) == [
@@ -315,7 +336,7 @@ def test_given_transferring_when_caller_hung_up_outcome_without_reservation_then
     machine = make()
     now = transferring(machine) + 20.0
 
-    assert machine.handle(TransferEnded(now, "caller-hung-up")) == []
+    assert machine.handle(transfer_ended(now, "caller-hung-up")) == []
     assert machine.state is InboundState.TRANSFERRING
 
 
@@ -325,7 +346,7 @@ def test_given_connected_when_late_transfer_ended_then_ignored(outcome):
     now = connected(machine)
     before = machine.to_dict()
 
-    assert machine.handle(TransferEnded(now, outcome, BILLING_CHANNEL, BILLING.endpoint)) == []
+    assert machine.handle(transfer_ended(now, outcome, BILLING_CHANNEL, BILLING.endpoint)) == []
     assert machine.to_dict() == before
 
 
@@ -397,9 +418,9 @@ def test_given_complaining_when_supervisor_on_duty_then_announced_escalation_tra
 
     actions = machine.handle(SupervisorOnDuty(now, SUPERVISOR))
 
-    assert actions == [StartTransfer(
+    assert actions == [transfer_to(
         TransferCall(now, SUPERVISOR, "announced", "escalation", "transfer-reason-escalation",
-                     "escalation"), 1, NUMBER)]
+                     "escalation"), 1)]
     assert machine.state is InboundState.TRANSFERRING
     assert machine.transfers == 1
 
@@ -409,7 +430,7 @@ def test_given_escalation_transfer_when_supervisor_connected_then_supervisor_is_
     now = complaining(machine) + 0.5
     machine.handle(SupervisorOnDuty(now, SUPERVISOR))
 
-    assert machine.handle(TransferEnded(now + 20.0, "connected", SUPERVISOR_CHANNEL,
+    assert machine.handle(transfer_ended(now + 20.0, "connected", SUPERVISOR_CHANNEL,
                                         SUPERVISOR.endpoint)) == [ReleaseOperator(OP1)]
     assert (machine.state, machine.operator) == (InboundState.CONNECTED, SUPERVISOR.endpoint)
 
@@ -429,7 +450,7 @@ def test_given_complaining_when_no_supervisor_then_complaint_started_with_why():
     now = complaining(machine) + 0.5
 
     assert machine.handle(NoSupervisor(now, "outside supervisor hours")) == [
-        StartComplaint("outside supervisor hours")]
+        HandTo("complaint", {"why": "outside supervisor hours"})]
     assert machine.state is InboundState.COMPLAINING
 
 
@@ -446,7 +467,7 @@ def test_given_complaint_when_caller_returned_then_connected_again():
     now = complaining(machine) + 0.5
     machine.handle(NoSupervisor(now, "nobody on duty"))
 
-    assert machine.handle(ComplaintEnded(now + 60.0, "returned")) == []
+    assert machine.handle(RuleEnded(now + 60.0, "complaint", "returned")) == []
     assert machine.state is InboundState.CONNECTED
     assert (machine.operator, machine.operator_channel) == (OP1, OP1_CHANNEL)
 
@@ -457,7 +478,7 @@ def test_given_operator_left_during_complaint_when_complaint_ended_then_caller_h
     machine.handle(NoSupervisor(now, "nobody on duty"))
     assert machine.handle(OperatorHungUp(now + 10.0)) == [ReleaseOperator(OP1)]
 
-    assert machine.handle(ComplaintEnded(now + 60.0, "ended")) == [
+    assert machine.handle(RuleEnded(now + 60.0, "complaint", "ended")) == [
         HangUp(CALLER), DestroyBridge(TALK_BRIDGE), Finish()]
     assert machine.state is InboundState.ENDED
 
@@ -465,17 +486,19 @@ def test_given_operator_left_during_complaint_when_complaint_ended_then_caller_h
 def test_given_operator_gone_when_complaint_says_returned_then_call_ends_anyway():
     machine = make()
     now = complaining(machine) + 0.5
+    machine.handle(NoSupervisor(now, "nobody on duty"))
     machine.handle(OperatorHungUp(now + 10.0))
 
-    assert machine.handle(ComplaintEnded(now + 60.0, "returned"))[-1] == Finish()
+    assert machine.handle(RuleEnded(now + 60.0, "complaint", "returned"))[-1] == Finish()
     assert machine.state is InboundState.ENDED
 
 
 def test_given_complaint_when_caller_hung_up_outcome_then_left_to_caller_hung_up():
     machine = make()
     now = complaining(machine) + 0.5
+    machine.handle(NoSupervisor(now, "nobody on duty"))
 
-    assert machine.handle(ComplaintEnded(now + 20.0, "caller-hung-up")) == []
+    assert machine.handle(RuleEnded(now + 20.0, "complaint", "caller-hung-up")) == []
     assert machine.state is InboundState.COMPLAINING
     assert machine.handle(CallerHungUp(now + 20.0)) == [
         HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
@@ -485,7 +508,7 @@ def test_given_connected_when_late_complaint_ended_then_ignored():
     machine = make()
     now = connected(machine)
 
-    assert machine.handle(ComplaintEnded(now, "ended")) == []
+    assert machine.handle(RuleEnded(now, "complaint", "ended")) == []
     assert machine.state is InboundState.CONNECTED
 
 
@@ -582,7 +605,7 @@ def test_given_escalation_then_transfer_when_states_change_then_each_transition_
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         keys(machine, now, "*9")
         machine.handle(SupervisorOnDuty(now + 1.0, SUPERVISOR))
-        machine.handle(TransferEnded(now + 20.0, "returned", endpoint=SUPERVISOR.endpoint))
+        machine.handle(transfer_ended(now + 20.0, "returned", endpoint=SUPERVISOR.endpoint))
 
     transitions = [(e["old"], e["new"]) for e in logs if e["event"] == "inbound transition"]
     assert transitions == [("connected", "complaining"), ("complaining", "connected"),
@@ -599,7 +622,7 @@ def test_given_transferring_snapshot_when_restored_then_new_feature_codes_and_co
     original = make(codes=CODES)
     now = connected(original) + 30.0
     original.handle(transfer(now))
-    original.handle(TransferEnded(now + 20.0, "returned"))
+    original.handle(transfer_ended(now + 20.0, "returned"))
     now = now + 25.0
 
     snapshot = original.to_dict()
@@ -613,7 +636,7 @@ def test_given_transferring_snapshot_when_restored_then_new_feature_codes_and_co
     script = [OperatorDigit(now, "*"), OperatorDigit(now + 0.3, "3"),
               OperatorDigit(now + 0.6, "7"), OperatorDigit(now + 0.9, "#"),
               CallerDigit(now + 2.0, "*"), CallerDigit(now + 2.3, "4"),
-              NoSupervisor(now + 2.5, "nobody"), ComplaintEnded(now + 60.0, "returned"),
+              NoSupervisor(now + 2.5, "nobody"), RuleEnded(now + 60.0, "complaint", "returned"),
               transfer(now + 70.0), CallerHungUp(now + 80.0)]
     for event in script:
         assert restored.handle(event) == original.handle(event)
@@ -624,12 +647,12 @@ def test_given_transferring_snapshot_when_restored_then_new_feature_codes_and_co
 def test_given_fallback_for_a_target_when_restored_then_operator_still_told_about_a_message():
     original = make()
     now = transferring(original) + 12.0
-    original.handle(TransferEnded(now, "message", fallback_intro=INTRO, for_whom="billing"))
+    original.handle(transfer_ended(now, "message", intro=INTRO, for_whom="billing"))
 
     restored = InboundMachine.from_dict(json.loads(json.dumps(original.to_dict())))
 
     assert restored.fallback_for == "billing"
-    assert restored.handle(HoldEnded(now + 40.0, "voicemail")) == [
+    assert restored.handle(RuleEnded(now + 40.0, "hold", "voicemail")) == [
         HangUp(CALLER), PlayToOperator("operator-freed-message")]
 
 
@@ -641,4 +664,170 @@ def test_given_transfer_code_keyed_by_mistake_when_hold_code_follows_then_hold_s
     actions = machine.handle(OperatorDigit(now + 3, "1"))
 
     assert machine.state is InboundState.HELD
-    assert any(type(a).__name__ == "StartHold" for a in actions)
+    assert any(isinstance(a, HandTo) and a.rule == "hold" for a in actions)
+
+
+# --- who has the caller: `rule`, and RuleEnded ------------------------------------------------
+def held(machine: InboundMachine, now: float = 0.0) -> float:
+    """CONNECTED, then put on hold by REST 30 s later."""
+    now = connected(machine, now) + 30.0
+    machine.handle(PutOnHold(now, "lookup"))
+    assert (machine.state, machine.rule) == (InboundState.HELD, "hold")
+    return now
+
+
+def test_given_each_hand_off_when_made_then_rule_names_who_has_the_caller_until_it_ends():
+    machine = make()
+    now = connected(machine)
+    seen = [machine.rule]
+
+    machine.handle(PutOnHold(now, "lookup"))
+    seen.append(machine.rule)
+    machine.handle(RuleEnded(now + 10.0, "hold", "resumed"))
+    seen.append(machine.rule)
+    machine.handle(transfer(now + 20.0))
+    seen.append(machine.rule)
+    machine.handle(transfer_ended(now + 40.0, "returned"))
+    seen.append(machine.rule)
+    machine.handle(EscalationRequested(now + 50.0))
+    seen.append(machine.rule)  # a supervisor is sought: no rule has the caller yet
+    machine.handle(NoSupervisor(now + 50.5, "nobody on duty"))
+    seen.append(machine.rule)
+    machine.handle(RuleEnded(now + 90.0, "complaint", "returned"))
+    seen.append(machine.rule)
+
+    assert seen == [None, "hold", None, "transfer", None, None, "complaint", None]
+    assert machine.state is InboundState.CONNECTED
+
+
+def test_given_transferring_when_another_rule_ends_then_ignored():
+    machine = make()
+    now = transferring(machine) + 5.0
+    before = machine.to_dict()
+
+    assert machine.handle(RuleEnded(now, "hold", "voicemail")) == []
+    assert machine.handle(RuleEnded(now, "complaint", "ended")) == []
+    assert machine.to_dict() == before
+
+
+def test_given_held_when_hold_rule_gone_then_caller_left_where_they_are():
+    machine = make()
+    now = held(machine)
+    before = machine.to_dict()
+
+    assert machine.handle(RuleEnded(now + 5.0, "hold", "gone")) == []
+    assert machine.to_dict() == before
+
+
+def test_given_held_when_taken_off_hold_then_hold_asked_to_resume():
+    machine = make()
+    now = held(machine)
+
+    assert machine.handle(TakeOffHold(now + 20.0, "phone")) == [
+        Ask("hold", "resume", {"source": "phone"})]
+    assert (machine.state, machine.rule) == (InboundState.HELD, "hold")  # until it has resumed
+
+
+def test_given_held_when_hold_resumed_then_connected_and_no_rule():
+    machine = make()
+    now = held(machine)
+
+    assert machine.handle(RuleEnded(now + 20.0, "hold", "resumed")) == []
+    assert (machine.state, machine.rule) == (InboundState.CONNECTED, None)
+
+
+# --- the operator's phone transfer button while the caller is held -------------------------------
+def phone_transfer(now: float) -> TransferCall:
+    return TransferCall(now, BILLING, "announced", None, None, "phone")
+
+
+def test_given_held_when_phone_transfers_then_hold_asked_to_hand_over_and_transfer_follows():
+    machine = make()
+    now = held(machine) + 5.0
+    request = phone_transfer(now)
+
+    assert machine.handle(request) == [Ask("hold", "hand-over")]
+    assert (machine.state, machine.rule, machine.transfers) == (InboundState.HELD, "hold", 0)
+
+    assert machine.handle(RuleEnded(now + 0.1, "hold", "handed-over")) == [
+        transfer_to(request, 1)]
+    assert (machine.state, machine.rule) == (InboundState.TRANSFERRING, "transfer")
+    assert (machine.transfers, machine.pending_transfer) == (1, None)
+
+
+def test_given_hand_over_when_states_change_then_held_connected_transferring_logged():
+    machine = make()
+    now = held(machine) + 5.0
+
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        machine.handle(phone_transfer(now))
+        machine.handle(RuleEnded(now + 0.1, "hold", "handed-over"))
+
+    transitions = [(e["old"], e["new"]) for e in logs if e["event"] == "inbound transition"]
+    assert transitions == [("held", "connected"), ("connected", "transferring")]
+
+
+@pytest.mark.parametrize("through_json", [False, True], ids=["dict", "json"])
+def test_given_hand_over_pending_when_restored_then_same_transfer_follows(through_json):
+    original = make()
+    now = held(original) + 5.0
+    original.handle(phone_transfer(now))
+
+    snapshot = original.to_dict()
+    if through_json:
+        snapshot = json.loads(json.dumps(snapshot))
+    restored = InboundMachine.from_dict(snapshot)
+
+    assert restored == original
+    ended = RuleEnded(now + 0.1, "hold", "handed-over")
+    assert restored.handle(ended) == original.handle(ended) == [
+        transfer_to(phone_transfer(now), 1)]
+    assert restored.to_dict() == original.to_dict()
+
+
+@pytest.mark.parametrize("source", ["rest", "feature-code", "escalation"])
+def test_given_held_when_transfer_from_elsewhere_than_the_phone_then_invalid_transition(source):
+    machine = make()
+    now = held(machine) + 5.0
+    before = machine.to_dict()
+
+    with pytest.raises(InvalidTransition):
+        machine.handle(TransferCall(now, BILLING, "announced", None, None, source))
+    assert machine.to_dict() == before
+
+
+def test_given_hand_over_pending_when_phone_transfers_again_then_invalid_transition():
+    machine = make()
+    now = held(machine) + 5.0
+    machine.handle(phone_transfer(now))
+    before = machine.to_dict()
+
+    with pytest.raises(InvalidTransition):
+        machine.handle(phone_transfer(now + 1.0))
+    assert machine.to_dict() == before
+
+
+@pytest.mark.parametrize(("outcome", "state"), [("resumed", InboundState.CONNECTED),
+                                                 ("caller-hung-up", InboundState.HELD)])
+def test_given_hand_over_pending_when_hold_ends_otherwise_then_no_transfer(outcome, state):
+    machine = make()
+    now = held(machine) + 5.0
+    machine.handle(phone_transfer(now))
+
+    assert machine.handle(RuleEnded(now + 0.1, "hold", outcome)) == []
+    assert (machine.state, machine.rule, machine.pending_transfer) == (state, None, None)
+    assert machine.transfers == 0
+
+
+@pytest.mark.parametrize(("setup", "rule"), [(held, "hold"), (transferring, "transfer")],
+                         ids=["held", "transferring"])
+def test_given_snapshot_from_before_rule_when_restored_then_rule_read_from_state(setup, rule):
+    original = make()
+    setup(original)
+    snapshot = original.to_dict()
+    del snapshot["rule"], snapshot["pending_transfer"]
+
+    restored = InboundMachine.from_dict(json.loads(json.dumps(snapshot)))
+
+    assert restored.rule == rule
+    assert restored == original

@@ -24,6 +24,8 @@ REQUIRED = [
     "transfer-menu", "transfer-intro-to-target", "transfer-target-menu",
     "transfer-unavailable", "supervisor-unavailable", "complaint-record", "goodbye",
     "invalid-choice", "press-0-for-operator",
+    "callback-enter-number", "callback-number-refused", "callback-voicemail-instead",
+    "complaint-record-no-callback", "operator-complaint-recorded-no-callback",
 ]  # fmt: skip
 
 

@@ -24,7 +24,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from ari_app.hold.machine import TimerFired as HoldTimerFired
+from ari_app.hold.machine import DigitPressed as HoldDigitPressed
 from ari_app.transfer.machine import (
     CALLER,
     OPERATOR,
@@ -88,7 +88,7 @@ def m(*prompts: str) -> tuple[str, ...]:
 
 ANNOUNCE_MEDIA = (*m("transfer-announce", "directory-billing", "transfer-why",
                      "transfer-direct-number"), DIGITS, *m("transfer-menu"))
-EXPECT = Play(CALLER, "transfer-expect", m("transfer-expect", "transfer-thanks"), "t2")
+EXPECT = Play("transfer-expect", m("transfer-expect", "transfer-thanks"), "t2", CALLER)
 UNAVAILABLE_INTRO = (*m("transfer-unavailable", "transfer-direct-number-again"), DIGITS)
 BACK_MEDIA = (*m("transfer-unavailable", "transfer-direct-number-again"), DIGITS,
               *m("transfer-back-to-operator"))
@@ -100,7 +100,8 @@ def ended_note(outcome: str, cause: str | None = None) -> Note:
 
 def unavailable(cause: str) -> list[object]:
     """How a transfer with nobody to go back to ends."""
-    return [ended_note("unavailable", cause), Finish("unavailable", UNAVAILABLE_INTRO, "billing")]
+    return [ended_note("unavailable", cause),
+            Finish("unavailable", {"intro": UNAVAILABLE_INTRO, "for_whom": "billing"})]
 
 
 def make(**settings) -> TransferMachine:
@@ -135,7 +136,7 @@ def announcing(mode: str = "announced", **settings) -> TransferMachine:
 def announced(mode: str = "announced", **settings) -> TransferMachine:
     """The announcement ended at 10.0: the caller has until 16.0 to choose."""
     machine = announcing(mode, **settings)
-    assert machine.handle(PromptFinished(ANNOUNCE_END, CALLER, "transfer-announce", "t1")) == []
+    assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER)) == []
     assert machine.get_timer() == CHOICE_DEADLINE
     return machine
 
@@ -154,9 +155,9 @@ def waiting(mode: str = "announced", **settings) -> TransferMachine:
     hung up at 14.0)."""
     machine = ringing(mode, **settings)
     if mode == "announced":
-        assert machine.handle(PromptFinished(14.0, OPERATOR, "operator-freed-transfer",
-                                             "t3")) == [HangUpOperator()]
-    assert machine.handle(PromptFinished(EXPECT_END, CALLER, "transfer-expect", "t2")) == [
+        assert machine.handle(PromptFinished(14.0, "operator-freed-transfer", "t3",
+                                             OPERATOR)) == [HangUpOperator()]
+    assert machine.handle(PromptFinished(EXPECT_END, "transfer-expect", "t2", CALLER)) == [
         StartMusic()]
     return machine
 
@@ -182,7 +183,7 @@ def introducing(**settings) -> TransferMachine:
 def intro_heard(**settings) -> TransferMachine:
     """The introduction ended at 26.0: the target has until 34.0 to press 1 or 2."""
     machine = introducing(**settings)
-    assert machine.handle(PromptFinished(INTRO_END, TARGET, "transfer-intro-to-target", "t4")) == []
+    assert machine.handle(PromptFinished(INTRO_END, "transfer-intro-to-target", "t4", TARGET)) == []
     assert machine.get_timer() == ACCEPT_DEADLINE
     return machine
 
@@ -229,7 +230,7 @@ def test_given_target_with_direct_number_when_transfer_requested_then_caller_det
         Note("transfer started", (("target", "billing"), ("mode", "announced"),
                                   ("reason", "question"), ("source", "feature-code"))),
         DetachCaller(),
-        Play(CALLER, "transfer-announce", ANNOUNCE_MEDIA, "t1"),
+        Play("transfer-announce", ANNOUNCE_MEDIA, "t1", CALLER),
     ]
     assert machine.state is TransferState.ANNOUNCING
     assert machine.get_timer() is None
@@ -242,9 +243,9 @@ def test_given_target_without_direct_number_when_transfer_requested_then_no_numb
 
     actions = machine.handle(request(0.0, target=target))
 
-    assert actions[-1] == Play(CALLER, "transfer-announce",
+    assert actions[-1] == Play("transfer-announce",
                                m("transfer-announce", "directory-billing", "transfer-why",
-                                 "transfer-menu"), "t1")
+                                 "transfer-menu"), "t1", CALLER)
     assert not any(media.startswith("digits:") for media in actions[-1].media)
 
 
@@ -266,7 +267,7 @@ def test_given_second_transfer_of_the_call_when_requested_then_breach_noted():
                                   ("reason", "question"), ("source", "rest"))),
         Note("breach", (("what", "caller transferred again"), ("transfer_number", 2))),
     ]
-    assert actions[2:] == [DetachCaller(), Play(CALLER, "transfer-announce", ANNOUNCE_MEDIA, "t1")]
+    assert actions[2:] == [DetachCaller(), Play("transfer-announce", ANNOUNCE_MEDIA, "t1", CALLER)]
 
 
 def test_given_first_transfer_when_requested_then_no_breach():
@@ -297,7 +298,7 @@ def test_given_announcement_playing_when_time_passes_then_no_timer():
 def test_given_announcement_playing_when_it_finishes_then_choice_deadline_armed():
     machine = announcing()
 
-    assert machine.handle(PromptFinished(ANNOUNCE_END, CALLER, "transfer-announce", "t1")) == []
+    assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER)) == []
     assert machine.get_timer() == ANNOUNCE_END + 6.0
     assert CALLER not in machine.playing
 
@@ -313,7 +314,7 @@ def test_given_announced_when_caller_presses_1_then_told_what_to_expect_target_d
         EXPECT,
         DialTarget("PJSIP/billing", 20),
         Note("target dialed", (("endpoint", "PJSIP/billing"),)),
-        Play(OPERATOR, "operator-freed-transfer", m("operator-freed-transfer"), "t3"),
+        Play("operator-freed-transfer", m("operator-freed-transfer"), "t3", OPERATOR),
     ]
     assert machine.state is TransferState.RINGING
     assert machine.get_timer() == RING_DEADLINE
@@ -325,7 +326,7 @@ def test_given_announcement_still_playing_when_caller_presses_1_then_announcemen
 
     actions = machine.handle(DigitPressed(5.0, CALLER, "1"))
 
-    assert actions[:2] == [StopPlayback(CALLER, "transfer-announce", "t1"),
+    assert actions[:2] == [StopPlayback("transfer-announce", "t1", CALLER),
                            Note("transfer choice", (("choice", "continue"), ("key", "1")))]
     assert machine.state is TransferState.RINGING
     assert machine.get_timer() == 5.0 + 22.0
@@ -335,7 +336,7 @@ def test_given_announcement_stopped_when_its_finish_arrives_then_ignored():
     machine = announcing()
     machine.handle(DigitPressed(5.0, CALLER, "1"))
 
-    assert machine.handle(PromptFinished(5.1, CALLER, "transfer-announce", "t1")) == []
+    assert machine.handle(PromptFinished(5.1, "transfer-announce", "t1", CALLER)) == []
     assert machine.state is TransferState.RINGING
     assert machine.get_timer() == 27.0  # no choice deadline came back
     assert machine.playing[CALLER] == ["transfer-expect", "t2"]
@@ -367,9 +368,9 @@ def test_given_announced_when_caller_presses_2_then_declined_operator_told_and_c
     assert actions == [
         Note("transfer choice", (("choice", "stay"),)),
         ReattachCaller(),
-        Play(OPERATOR, "transfer-declined-operator", m("transfer-declined-operator"), "t2"),
+        Play("transfer-declined-operator", m("transfer-declined-operator"), "t2", OPERATOR),
         ended_note("declined"),
-        Finish("declined", (), "billing"),
+        Finish("declined", {"for_whom": "billing"}),
     ]
     assert machine.state is TransferState.ENDED
     assert machine.outcome == "declined"
@@ -381,22 +382,22 @@ def test_given_announcement_playing_when_caller_presses_2_then_announcement_stop
 
     actions = machine.handle(DigitPressed(4.0, CALLER, "2"))
 
-    assert actions[0] == StopPlayback(CALLER, "transfer-announce", "t1")
-    assert actions[-1] == Finish("declined", (), "billing")
+    assert actions[0] == StopPlayback("transfer-announce", "t1", CALLER)
+    assert actions[-1] == Finish("declined", {"for_whom": "billing"})
 
 
 def test_given_operator_left_when_caller_presses_2_then_operator_gone():
     machine = announcing()
     assert machine.handle(OperatorHungUp(5.0)) == [
         Note("operator left", (("during", "announcing"),))]
-    machine.handle(PromptFinished(ANNOUNCE_END, CALLER, "transfer-announce", "t1"))
+    machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER))
 
     actions = machine.handle(DigitPressed(CHOSE_AT, CALLER, "2"))
 
     assert actions == [
         Note("transfer choice", (("choice", "stay"),)),
         ended_note("operator-gone"),
-        Finish("operator-gone", m("operator-gone"), "billing"),
+        Finish("operator-gone", {"intro": m("operator-gone"), "for_whom": "billing"}),
     ]
     assert machine.outcome == "operator-gone"
 
@@ -409,7 +410,7 @@ def test_given_announced_when_caller_presses_3_then_message_for_the_target():
     assert actions == [
         Note("transfer choice", (("choice", "message"),)),
         ended_note("message"),
-        Finish("message", (), "billing"),
+        Finish("message", {"for_whom": "billing"}),
     ]
     assert machine.state is TransferState.ENDED
     assert machine.get_timer() is None
@@ -429,7 +430,7 @@ def test_given_operator_left_when_caller_continues_then_no_operator_prompt():
 def test_given_announced_ringing_when_operator_prompt_ends_then_operator_hung_up():
     machine = ringing()
 
-    assert machine.handle(PromptFinished(14.0, OPERATOR, "operator-freed-transfer", "t3")) == [
+    assert machine.handle(PromptFinished(14.0, "operator-freed-transfer", "t3", OPERATOR)) == [
         HangUpOperator()]
     assert OPERATOR not in machine.playing
     assert machine.handle(OperatorHungUp(14.5)) == []  # that was us
@@ -451,9 +452,9 @@ def test_given_attended_when_caller_presses_1_then_operator_stays_and_is_not_tol
 
 def test_given_ringing_when_expect_prompt_ends_then_music_and_ring_deadline_before_check_in():
     machine = ringing()
-    machine.handle(PromptFinished(14.0, OPERATOR, "operator-freed-transfer", "t3"))
+    machine.handle(PromptFinished(14.0, "operator-freed-transfer", "t3", OPERATOR))
 
-    assert machine.handle(PromptFinished(EXPECT_END, CALLER, "transfer-expect", "t2")) == [
+    assert machine.handle(PromptFinished(EXPECT_END, "transfer-expect", "t2", CALLER)) == [
         StartMusic()]
     assert machine.music is True
     assert machine.next_check_in == FIRST_CHECK_IN
@@ -467,8 +468,9 @@ def test_given_long_ring_when_check_in_due_then_music_stopped_and_caller_checked
 
     actions = machine.handle(TimerFired(now))
 
-    assert actions == [StopMusic(), Play(CALLER, "checkin-1", m("checkin-1"), "t4"),
-                       Note("check-in", (("prompt", "checkin-1"), ("waited", 40)))]
+    assert actions == [StopMusic(), Play("checkin-1", m("checkin-1"), "t4", CALLER),
+                       Note("check-in", (("prompt", "checkin-1"), ("waited", 40),
+                                          ("due_at", FIRST_CHECK_IN)))]
     assert machine.music is False
     assert machine.get_timer() == CHOSE_AT + 62.0  # only the ring deadline is left
 
@@ -476,7 +478,7 @@ def test_given_long_ring_when_check_in_due_then_music_stopped_and_caller_checked
 def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_check_in_armed():
     machine = checking_in()
 
-    assert machine.handle(PromptFinished(44.0, CALLER, "checkin-1", "t4")) == [StartMusic()]
+    assert machine.handle(PromptFinished(44.0, "checkin-1", "t4", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.RINGING
     assert machine.get_timer() == 69.0
 
@@ -484,8 +486,8 @@ def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_che
 def test_given_check_in_playing_when_old_prompt_finish_arrives_then_ignored():
     machine = checking_in()
 
-    assert machine.handle(PromptFinished(41.0, CALLER, "transfer-expect", "t2")) == []
-    assert machine.handle(PromptFinished(41.0, CALLER, "checkin-1", "t1")) == []  # an old tag
+    assert machine.handle(PromptFinished(41.0, "transfer-expect", "t2", CALLER)) == []
+    assert machine.handle(PromptFinished(41.0, "checkin-1", "t1", CALLER)) == []  # an old tag
     assert machine.music is False
     assert machine.playing[CALLER] == ["checkin-1", "t4"]
 
@@ -500,7 +502,7 @@ def test_given_very_long_ring_when_check_ins_come_then_prompts_vary_in_turn_and_
         play = next(a for a in actions if isinstance(a, Play))
         prompts.append(play.prompt)
         waited.extend(dict(a.data)["waited"] for a in actions if isinstance(a, Note))
-        assert machine.handle(PromptFinished(now + 4.0, CALLER, play.prompt, play.tag)) == [
+        assert machine.handle(PromptFinished(now + 4.0, play.prompt, play.tag, CALLER)) == [
             StartMusic()]
 
     assert prompts == ["checkin-1", "checkin-2", "checkin-3", "checkin-1", "checkin-2"]
@@ -523,9 +525,9 @@ def test_given_announced_ringing_when_target_answers_then_told_who_calls_why_and
 
     assert actions == [
         Note("target answered", (("channel", LEG),)),
-        Play(TARGET, "transfer-intro-to-target",
+        Play("transfer-intro-to-target",
              (*m("transfer-intro-to-target"), "digits:12125550123",
-              *m("transfer-reason-question", "transfer-target-menu")), "t4"),
+              *m("transfer-reason-question", "transfer-target-menu")), "t4", TARGET),
     ]
     assert machine.state is TransferState.INTRODUCING
     assert machine.target_channel == LEG
@@ -551,7 +553,7 @@ def test_given_introduction_ended_when_target_presses_1_then_caller_thanked_and_
     assert actions == [
         Note("target accepted", ()),
         StopMusic(),
-        Play(CALLER, "transfer-connecting", m("transfer-connecting"), "t5"),
+        Play("transfer-connecting", m("transfer-connecting"), "t5", CALLER),
     ]
     assert machine.state is TransferState.CONNECTING
     assert machine.get_timer() is None
@@ -562,7 +564,7 @@ def test_given_introduction_playing_when_target_presses_1_then_introduction_stop
 
     actions = machine.handle(DigitPressed(22.0, TARGET, "1"))
 
-    assert actions[:2] == [StopPlayback(TARGET, "transfer-intro-to-target", "t4"),
+    assert actions[:2] == [StopPlayback("transfer-intro-to-target", "t4", TARGET),
                            Note("target accepted", ())]
     assert machine.state is TransferState.CONNECTING
 
@@ -570,10 +572,10 @@ def test_given_introduction_playing_when_target_presses_1_then_introduction_stop
 def test_given_connecting_when_prompt_ends_then_target_connected_caller_back_and_recording_announced():
     machine = connecting()
 
-    actions = machine.handle(PromptFinished(31.0, CALLER, "transfer-connecting", "t5"))
+    actions = machine.handle(PromptFinished(31.0, "transfer-connecting", "t5", CALLER))
 
     assert actions == [ConnectTarget(), ReattachCaller(), AnnounceRecording(),
-                       ended_note("connected"), Finish("connected", (), "billing")]
+                       ended_note("connected"), Finish("connected", {"for_whom": "billing"})]
     assert machine.state is TransferState.ENDED
     assert machine.outcome == "connected"
     assert machine.target_channel == LEG
@@ -583,10 +585,10 @@ def test_given_connecting_when_prompt_ends_then_target_connected_caller_back_and
 def test_given_no_recording_notice_when_connected_then_no_announcement():
     machine = connecting(recording_notice=False)
 
-    actions = machine.handle(PromptFinished(31.0, CALLER, "transfer-connecting", "t5"))
+    actions = machine.handle(PromptFinished(31.0, "transfer-connecting", "t5", CALLER))
 
     assert actions == [ConnectTarget(), ReattachCaller(), ended_note("connected"),
-                       Finish("connected", (), "billing")]
+                       Finish("connected", {"for_whom": "billing"})]
     assert not any(isinstance(a, AnnounceRecording) for a in actions)
 
 
@@ -653,7 +655,7 @@ def test_given_connecting_when_target_hangs_up_then_caller_told_unavailable():
 
     assert actions == [
         Note("transfer failed", (("cause", "target hung up before connecting"),)),
-        StopPlayback(CALLER, "transfer-connecting", "t5"),
+        StopPlayback("transfer-connecting", "t5", CALLER),
         *unavailable("target hung up before connecting"),
     ]
 
@@ -661,19 +663,19 @@ def test_given_connecting_when_target_hangs_up_then_caller_told_unavailable():
 def test_given_check_in_playing_when_target_accepts_then_check_in_stopped_before_connecting():
     machine = checking_in()
     machine.handle(TargetAnswered(41.0, LEG))
-    machine.handle(PromptFinished(45.0, TARGET, "transfer-intro-to-target", "t5"))
+    machine.handle(PromptFinished(45.0, "transfer-intro-to-target", "t5", TARGET))
 
     actions = machine.handle(DigitPressed(46.0, TARGET, "1"))
 
-    assert actions == [Note("target accepted", ()), StopPlayback(CALLER, "checkin-1", "t4"),
-                       Play(CALLER, "transfer-connecting", m("transfer-connecting"), "t6")]
+    assert actions == [Note("target accepted", ()), StopPlayback("checkin-1", "t4", CALLER),
+                       Play("transfer-connecting", m("transfer-connecting"), "t6", CALLER)]
 
 
 def test_given_check_in_ended_while_introducing_then_music_resumes():
     machine = checking_in()
     machine.handle(TargetAnswered(41.0, LEG))
 
-    assert machine.handle(PromptFinished(44.0, CALLER, "checkin-1", "t4")) == [StartMusic()]
+    assert machine.handle(PromptFinished(44.0, "checkin-1", "t4", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.INTRODUCING
 
 
@@ -686,7 +688,7 @@ def test_given_announced_ringing_when_target_fails_then_unavailable_with_direct_
     assert actions == [Note("transfer failed", (("cause", "busy"),)), HangUpTarget(), StopMusic(),
                        *unavailable("busy")]
     assert machine.state is TransferState.ENDED
-    assert actions[-1].for_whom == "billing"
+    assert actions[-1].data["for_whom"] == "billing"
 
 
 def test_given_announced_ringing_when_ring_deadline_passes_then_no_answer_and_unavailable():
@@ -719,7 +721,7 @@ def test_given_dial_fails_at_once_when_operator_not_yet_told_they_are_free_then_
     assert actions == [
         Note("transfer failed", (("cause", "unreachable"),)),
         HangUpTarget(),
-        StopPlayback(CALLER, "transfer-expect", "t2"),
+        StopPlayback("transfer-expect", "t2", CALLER),
         HangUpOperator(),
         *unavailable("unreachable"),
     ]
@@ -755,13 +757,13 @@ def test_given_consultation_when_operator_keys_complete_code_then_operator_leave
         EndConsultation(False),
         HangUpOperator(),
         StopMusic(),
-        Play(CALLER, "transfer-connecting", m("transfer-connecting"), "t3"),
+        Play("transfer-connecting", m("transfer-connecting"), "t3", CALLER),
     ]
     assert machine.state is TransferState.CONNECTING
     assert machine.operator_present is False
-    assert machine.handle(PromptFinished(25.0, CALLER, "transfer-connecting", "t3")) == [
+    assert machine.handle(PromptFinished(25.0, "transfer-connecting", "t3", CALLER)) == [
         ConnectTarget(), ReattachCaller(), AnnounceRecording(), ended_note("connected"),
-        Finish("connected", (), "billing")]
+        Finish("connected", {"for_whom": "billing"})]
 
 
 def test_given_consultation_when_complete_requested_by_rest_then_same_as_the_code():
@@ -774,7 +776,7 @@ def test_given_consultation_when_complete_requested_by_rest_then_same_as_the_cod
         EndConsultation(False),
         HangUpOperator(),
         StopMusic(),
-        Play(CALLER, "transfer-connecting", m("transfer-connecting"), "t3"),
+        Play("transfer-connecting", m("transfer-connecting"), "t3", CALLER),
     ]
 
 
@@ -807,7 +809,7 @@ def test_given_consultation_when_operator_keys_cancel_code_then_target_dropped_a
         StopMusic(),
         ReattachCaller(),
         ended_note("returned"),
-        Finish("returned", (), "billing"),
+        Finish("returned", {"for_whom": "billing"}),
     ]
     assert machine.state is TransferState.ENDED
     assert machine.target_channel is None
@@ -826,7 +828,7 @@ def test_given_consultation_when_cancel_requested_by_rest_then_returned():
         StopMusic(),
         ReattachCaller(),
         ended_note("returned"),
-        Finish("returned", (), "billing"),
+        Finish("returned", {"for_whom": "billing"}),
     ]
 
 
@@ -840,11 +842,11 @@ def test_given_consultation_when_operator_hangs_up_then_transfer_completes():
         EndConsultation(False),
         Note("transfer completed", (("source", "operator hung up"),)),
         StopMusic(),
-        Play(CALLER, "transfer-connecting", m("transfer-connecting"), "t3"),
+        Play("transfer-connecting", m("transfer-connecting"), "t3", CALLER),
     ]
     assert machine.state is TransferState.CONNECTING
-    assert machine.handle(PromptFinished(25.0, CALLER, "transfer-connecting", "t3"))[-1] == Finish(
-        "connected", (), "billing")
+    assert machine.handle(PromptFinished(25.0, "transfer-connecting", "t3", CALLER))[-1] == Finish(
+        "connected", {"for_whom": "billing"})
 
 
 def test_given_consultation_when_target_hangs_up_then_operator_back_and_caller_returning():
@@ -856,8 +858,8 @@ def test_given_consultation_when_target_hangs_up_then_operator_back_and_caller_r
         Note("transfer failed", (("cause", "target hung up"),)),
         EndConsultation(True),
         StopMusic(),
-        Play(OPERATOR, "transfer-failed-operator", m("transfer-failed-operator"), "t3"),
-        Play(CALLER, "transfer-back-to-operator", BACK_MEDIA, "t4"),
+        Play("transfer-failed-operator", m("transfer-failed-operator"), "t3", OPERATOR),
+        Play("transfer-back-to-operator", BACK_MEDIA, "t4", CALLER),
     ]
     assert machine.state is TransferState.RETURNING
 
@@ -867,8 +869,8 @@ def test_given_consultation_when_check_in_due_then_caller_checked_on():
 
     actions = machine.handle(TimerFired(machine.get_timer()))
 
-    assert actions[:2] == [StopMusic(), Play(CALLER, "checkin-1", m("checkin-1"), "t3")]
-    assert machine.handle(PromptFinished(44.0, CALLER, "checkin-1", "t3")) == [StartMusic()]
+    assert actions[:2] == [StopMusic(), Play("checkin-1", m("checkin-1"), "t3", CALLER)]
+    assert machine.handle(PromptFinished(44.0, "checkin-1", "t3", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.CONSULTING
 
 
@@ -890,8 +892,8 @@ def test_given_attended_ringing_when_target_fails_then_operator_told_and_caller_
         Note("transfer failed", (("cause", "busy"),)),
         HangUpTarget(),
         StopMusic(),
-        Play(OPERATOR, "transfer-failed-operator", m("transfer-failed-operator"), "t3"),
-        Play(CALLER, "transfer-back-to-operator", BACK_MEDIA, "t4"),
+        Play("transfer-failed-operator", m("transfer-failed-operator"), "t3", OPERATOR),
+        Play("transfer-back-to-operator", BACK_MEDIA, "t4", CALLER),
     ]
     assert machine.state is TransferState.RETURNING
     assert machine.get_timer() is None
@@ -904,18 +906,18 @@ def test_given_attended_ringing_when_ring_deadline_passes_then_returning():
     actions = machine.handle(TimerFired(RING_DEADLINE))
 
     assert actions[:2] == [Note("transfer failed", (("cause", "no answer"),)), HangUpTarget()]
-    assert actions[-1] == Play(CALLER, "transfer-back-to-operator", BACK_MEDIA, "t4")
+    assert actions[-1] == Play("transfer-back-to-operator", BACK_MEDIA, "t4", CALLER)
     assert machine.state is TransferState.RETURNING
 
 
 def test_given_returning_when_back_to_operator_prompt_ends_then_returned_to_the_operator():
     machine = returning()
 
-    assert machine.handle(PromptFinished(36.0, OPERATOR, "transfer-failed-operator", "t3")) == []
-    actions = machine.handle(PromptFinished(38.0, CALLER, "transfer-back-to-operator", "t4"))
+    assert machine.handle(PromptFinished(36.0, "transfer-failed-operator", "t3", OPERATOR)) == []
+    actions = machine.handle(PromptFinished(38.0, "transfer-back-to-operator", "t4", CALLER))
 
     assert actions == [ReattachCaller(), ended_note("returned", "no answer"),
-                       Finish("returned", (), "billing")]
+                       Finish("returned", {"for_whom": "billing"})]
     assert machine.state is TransferState.ENDED
 
 
@@ -984,7 +986,7 @@ def test_given_attended_ringing_when_cancel_requested_then_target_leg_dropped_an
 
     assert actions == [Note("transfer cancelled", (("source", "rest"),)), HangUpTarget(),
                        StopMusic(), ReattachCaller(), ended_note("returned"),
-                       Finish("returned", (), "billing")]
+                       Finish("returned", {"for_whom": "billing"})]
 
 
 def test_given_announcing_when_cancel_requested_then_announcement_stopped_and_returned():
@@ -993,8 +995,8 @@ def test_given_announcing_when_cancel_requested_then_announcement_stopped_and_re
     actions = machine.handle(CancelRequested(3.0))
 
     assert actions == [Note("transfer cancelled", (("source", "rest"),)),
-                       StopPlayback(CALLER, "transfer-announce", "t1"), ReattachCaller(),
-                       ended_note("returned"), Finish("returned", (), "billing")]
+                       StopPlayback("transfer-announce", "t1", CALLER), ReattachCaller(),
+                       ended_note("returned"), Finish("returned", {"for_whom": "billing"})]
 
 
 def test_given_announced_operator_freed_when_cancel_requested_then_unavailable():
@@ -1071,20 +1073,20 @@ def test_given_ringing_when_caller_presses_keys_then_ignored():
 def test_given_prompt_finished_with_no_tag_when_prompt_matches_then_accepted():
     machine = announcing()
 
-    assert machine.handle(PromptFinished(ANNOUNCE_END, CALLER, "transfer-announce")) == []
+    assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", party=CALLER)) == []
     assert machine.get_timer() == CHOICE_DEADLINE
 
 
 def test_given_nothing_playing_for_a_party_when_its_prompt_finishes_then_ignored():
     machine = announcing()
 
-    assert machine.handle(PromptFinished(2.0, TARGET, "transfer-intro-to-target", "t1")) == []
-    assert machine.handle(PromptFinished(2.0, OPERATOR, "operator-freed-transfer", "t1")) == []
+    assert machine.handle(PromptFinished(2.0, "transfer-intro-to-target", "t1", TARGET)) == []
+    assert machine.handle(PromptFinished(2.0, "operator-freed-transfer", "t1", OPERATOR)) == []
 
 
 # --- ended ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("event", [
-    TransferRequested(30.0, TARGET_ENTRY), PromptFinished(30.0, CALLER, "transfer-expect", "t2"),
+    TransferRequested(30.0, TARGET_ENTRY), PromptFinished(30.0, "transfer-expect", "t2", CALLER),
     DigitPressed(30.0, CALLER, "2"), TimerFired(RING_DEADLINE), TargetAnswered(30.0, LEG),
     TargetFailed(30.0, "busy"), TargetHungUp(30.0), CallerHungUp(30.0), OperatorHungUp(30.0),
     CompleteRequested(30.0), CancelRequested(30.0)], ids=lambda e: type(e).__name__)
@@ -1105,7 +1107,7 @@ def test_given_transfer_finished_by_the_rule_then_no_timer_left(reach, event):
     machine = reach()
     actions = machine.handle(event)
     if machine.state is TransferState.CONNECTING:
-        actions = machine.handle(PromptFinished(25.0, CALLER, "transfer-connecting", "t3"))
+        actions = machine.handle(PromptFinished(25.0, "transfer-connecting", "t3", CALLER))
 
     assert isinstance(actions[-1], Finish)
     assert machine.state is TransferState.ENDED
@@ -1118,7 +1120,7 @@ def test_given_announced_transfer_when_it_goes_through_then_transitions_logged()
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         machine = intro_heard()
         machine.handle(DigitPressed(28.0, TARGET, "1"))
-        machine.handle(PromptFinished(31.0, CALLER, "transfer-connecting", "t5"))
+        machine.handle(PromptFinished(31.0, "transfer-connecting", "t5", CALLER))
 
     transitions = [(e["old"], e["new"]) for e in logs if e["event"] == "transfer transition"]
     assert transitions == [("announcing", "ringing"), ("ringing", "introducing"),
@@ -1162,7 +1164,7 @@ def drive(machine: TransferMachine, now: float, plan: list) -> list[tuple]:
         if machine.playing:
             party = sorted(machine.playing)[0]
             now += 3.0
-            event = PromptFinished(now, party, *machine.playing[party])
+            event = PromptFinished(now, *machine.playing[party], party=party)
         elif plan:
             now += 1.0
             event = plan.pop(0)(now)
@@ -1240,7 +1242,7 @@ def test_given_transfer_when_hold_machine_event_with_same_name_then_invalid_tran
     machine = waiting()
 
     with pytest.raises(InvalidTransferEvent):
-        machine.handle(HoldTimerFired(RING_DEADLINE))
+        machine.handle(HoldDigitPressed(RING_DEADLINE, "1"))
 
 
 def test_given_announcement_when_caller_presses_a_key_not_on_the_menu_then_ignored_and_timeout_still_continues():
@@ -1258,8 +1260,9 @@ def test_given_back_to_operator_playing_when_operator_hangs_up_then_operator_gon
 
     actions = machine.handle(OperatorHungUp(36.0))
 
-    assert StopPlayback(CALLER, "transfer-back-to-operator", "t4") in actions
-    assert actions[-1] == Finish("operator-gone", m("operator-gone"), "billing")
+    assert StopPlayback("transfer-back-to-operator", "t4", CALLER) in actions
+    assert actions[-1] == Finish("operator-gone",
+                                 {"intro": m("operator-gone"), "for_whom": "billing"})
     assert ReattachCaller() not in actions
 
 

@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 
 import structlog
 
+from ari_app.calls import vocabulary
+
 __all__ = ["RuleMachine"]
 
 logger = structlog.get_logger()
@@ -18,15 +20,20 @@ class RuleMachine:
     KIND: ClassVar[str]                       # "hold", "transfer", ... (logs, errors)
     END_STATES: ClassVar[frozenset[Any]]
     INVALID: ClassVar[type[Exception]]        # raised for an event of another machine
+    # where the events it takes are defined, besides its own module: the shared words (a
+    # hang-up, the timer) and, for a machine split in modules, its own other ones
+    EVENT_MODULES: ClassVar[frozenset[str]] = frozenset({vocabulary.__name__})
     state: Any
 
     def handle(self, event: object) -> list[object]:
-        """Events of this machine's own module only; after the end, every event is a no-op
+        """Events of this machine's own modules or the shared vocabulary only (another rule's
+        event of the same name is refused, not misread); after the end, every event is a no-op
         (a late hang-up, a second one)."""
         handler = getattr(self, "_on_" + type(event).__name__, None)
-        if handler is None or type(event).__module__ != type(self).__module__:
-            raise self.INVALID(f"{type(event).__module__}.{type(event).__name__} is not a "
-                               f"{self.KIND} event")
+        module = type(event).__module__
+        if handler is None or (module != type(self).__module__
+                               and module not in self.EVENT_MODULES):
+            raise self.INVALID(f"{module}.{type(event).__name__} is not a {self.KIND} event")
         if self.state in self.END_STATES:
             return []
         return handler(event)

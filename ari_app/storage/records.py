@@ -1,16 +1,28 @@
 """Durable records the business acts on later (callback requests, voice messages, complaints):
 one JSON value per record plus a time-ordered index, written in one transaction, so a record
-is in Redis (append-only persistence) before anybody is told it was taken."""
+is in Redis (append-only persistence) before anybody is told it was taken. The record and
+its index share the kind's hash tag (`Keyspace.record`), one Cluster slot for the transaction."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import re
+from dataclasses import asdict, fields
 from typing import Any, Generic, Protocol, TypeVar
 
+import structlog
 from redis.asyncio import Redis
 
-__all__ = ["DurableRecords"]
+__all__ = ["DurableRecords", "is_record_id"]
+
+logger = structlog.get_logger()
+# What a record id looks like (uuid4 hex, or any short word): never a ":" nor a brace, so an
+# id from a request cannot name another key (the key ends with it).
+_RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_record_id(value: str) -> bool:
+    return isinstance(value, str) and _RECORD_ID.fullmatch(value) is not None
 
 
 class Record(Protocol):
@@ -38,8 +50,22 @@ class DurableRecords(Generic[R]):
         return record
 
     async def get(self, record_id: str) -> R | None:
+        """The record, or None: for an id that is not a record id and for a value that is
+        not one of these records."""
+        if not is_record_id(record_id):
+            return None
         raw = await self.redis.get(self._key(record_id))
-        return self.record(**json.loads(raw)) if raw else None
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            known = {f.name for f in fields(self.record)}  # type: ignore[arg-type]
+            if not isinstance(data, dict) or not set(data) <= known:
+                raise ValueError("not a record")
+            return self.record(**data)
+        except (ValueError, TypeError):
+            logger.warning("not a record", kind=self.kind, record=record_id)
+            return None
 
     async def all(self) -> list[R]:
         ids: list[Any] = await self.redis.zrange(self.index_key, 0, -1)

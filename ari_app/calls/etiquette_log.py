@@ -1,0 +1,155 @@
+"""The etiquette log: a consumer of call events that keeps, in Redis, one typed list per call
+(`etq:timeline:{call}`, read back by `CallStore.timeline`) and one per operator and UTC day
+(`etq:etiquette:operator:{endpoint}:{YYYY-MM-DD}`), each kept `retention.etiquette_log_days`.
+
+`on_event` only queues (the call never waits for Redis); one task writes the queue in order, a
+batch per pipeline. With Redis away it keeps the batch and tries again (a bounded queue: past
+`max_queued` the oldest entries are dropped, and counted). Transitions (`*:state_changed`) are
+for the stream, metrics and log lines; the log keeps the facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+
+import structlog
+from redis.asyncio import Redis
+
+from ari_app.calls.events import STATE_CHANGED, CallEvent
+from ari_app.storage import storage_away
+
+__all__ = ["EtiquetteLog", "entry_of", "operator_day"]
+
+logger = structlog.get_logger()
+
+BATCH = 500
+
+
+def entry_of(event: CallEvent) -> dict:
+    """The stored entry: the timeline's shape ("t", "rule", "event", data), plus the typed
+    step name and the operator."""
+    entry: dict = {"t": round(event.at, 3), "rule": event.rule, "event": event.label,
+                   **event.data, "step": event.name}
+    if event.operator and "operator" not in entry:
+        entry["operator"] = event.operator
+    return entry
+
+
+def operator_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+class EtiquetteLog:
+    def __init__(self, redis: Redis, retention_days: int, *, prefix: str = "etq",
+                 max_queued: int = 100_000, retry_pause: float = 0.5) -> None:
+        self.redis, self.prefix = redis, prefix
+        self.ttl = int(retention_days * 86400)
+        self.max_queued, self.retry_pause = max_queued, retry_pause
+        self.dropped = 0
+        self._queue: deque[tuple[str, str]] = deque()  # (key, JSON entry)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task | None = None
+
+    # --- keys ------------------------------------------------------------------------------------
+    def call_key(self, call_id: str) -> str:
+        return f"{self.prefix}:timeline:{call_id}"
+
+    def operator_key(self, endpoint: str, day: str) -> str:
+        return f"{self.prefix}:etiquette:operator:{endpoint}:{day}"
+
+    # --- the consumer (sync, cheap) ------------------------------------------------------------
+    def on_event(self, event: CallEvent) -> None:
+        if event.label == STATE_CHANGED:
+            return
+        entry = entry_of(event)
+        self._push(self.call_key(event.call_id), json.dumps(entry))
+        if event.operator:
+            entry["call_id"] = event.call_id
+            self._push(self.operator_key(event.operator, operator_day(event.at)),
+                       json.dumps(entry))
+        self._idle.clear()
+        self._wake.set()
+
+    def _push(self, key: str, raw: str) -> None:
+        if len(self._queue) >= self.max_queued:
+            self._queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning("etiquette log entries dropped", dropped=self.dropped,
+                               why="queue full while Redis is away")
+        self._queue.append((key, raw))
+
+    # --- the writer ------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="etiquette-log")
+
+    async def _run(self) -> None:
+        waiting = False
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if not storage_away(exc):
+                    logger.exception("etiquette log write failed", entries=len(batch))
+                    continue  # a bug, not an outage: never retried for ever
+                if not waiting:
+                    logger.warning("etiquette log waits for storage",
+                                   error=f"{type(exc).__name__}: {exc}")
+                    waiting = True
+                self._queue.extendleft(reversed(batch))
+                await asyncio.sleep(self.retry_pause)
+                continue
+            if waiting:
+                logger.info("etiquette log resumed after storage came back")
+                waiting = False
+
+    async def _write(self, batch: list[tuple[str, str]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            keys: dict[str, None] = {}
+            for key, raw in batch:
+                pipe.rpush(key, raw)
+                keys[key] = None
+            for key in keys:
+                pipe.expire(key, self.ttl)
+            await pipe.execute()
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until what was published so far is in Redis (read your own writes)."""
+        if self._task is None or self._task.done():
+            return
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass  # Redis away: read what is there
+
+    async def close(self, timeout: float = 2.0) -> None:
+        await self.flush(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    # --- reading ---------------------------------------------------------------------------------
+    async def read(self, call_id: str) -> list[dict]:
+        await self.flush()
+        return [json.loads(x) for x in await self.redis.lrange(self.call_key(call_id), 0, -1)]
+
+    async def read_operator(self, endpoint: str, day: str) -> list[dict]:
+        await self.flush()
+        raw = await self.redis.lrange(self.operator_key(endpoint, day), 0, -1)
+        return [json.loads(x) for x in raw]

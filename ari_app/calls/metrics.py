@@ -1,0 +1,122 @@
+"""Prometheus metrics, a consumer of call events, in a registry the app owns (several apps may
+live in one process: the tests build one per test).
+
+Base units, `_total` counters, and only bounded labels: never a call id, a number or an
+operator. A label value that is not in its known set is counted as "other".
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from ari_app.calls.events import CallEvent
+
+__all__ = ["CONTENT_TYPE", "CallMetrics", "bounded"]
+
+logger = structlog.get_logger()
+
+# the classic text format every Prometheus reads (our names need none of 1.0.0's escaping)
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+FALLBACK_CHOICES = frozenset({"keep_holding", "voicemail", "callback"})
+TRANSFER_OUTCOMES = frozenset({"connected", "declined", "message", "failed", "operator_gone",
+                               "caller_hung_up", "cancelled"})
+CALLBACK_STATES = frozenset({"promised", "connected", "busy", "no_answer", "not_reached",
+                             "rescheduled", "operator_unavailable"})
+BREACHES = frozenset({"hold_without_a_reason", "caller_put_on_hold_again",
+                      "caller_transferred_again"})
+
+
+def bounded(value: object, known: frozenset[str]) -> str:
+    """"caller hung up" -> "caller_hung_up" if known, else "other"."""
+    word = str(value or "").strip().lower().replace(" ", "_").replace("-", "_")
+    return word if word in known else "other"
+
+
+class CallMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry if registry is not None else CollectorRegistry()
+        self.calls = Counter("etiquette_calls", "Inbound calls that reached the app.",
+                             registry=r)
+        self.holds = Counter("etiquette_holds", "Holds started, by whether a reason was given.",
+                             ["reason_given"], registry=r)
+        self.check_ins = Counter("etiquette_check_ins",
+                                 "Check-ins played to a waiting caller, by rule.", ["rule"],
+                                 registry=r)
+        self.check_in_lateness = Histogram(
+            "etiquette_check_in_lateness_seconds",
+            "When a check-in was played minus when it was due.", ["rule"],
+            buckets=LATENESS_BUCKETS, registry=r)
+        self.fallbacks_offered = Counter("etiquette_fallbacks_offered",
+                                         "Ways out offered to a held caller (hold's fallback).",
+                                         registry=r)
+        self.fallbacks = Counter("etiquette_fallbacks", "Fallback choices, by choice.",
+                                 ["choice"], registry=r)
+        self.transfers = Counter("etiquette_transfers", "Transfers ended, by outcome.",
+                                 ["outcome"], registry=r)
+        self.callbacks = Counter("etiquette_callbacks",
+                                 "Callbacks promised on the phone, and callback attempts by "
+                                 "outcome.", ["state"], registry=r)
+        self.breaches = Counter("etiquette_breaches", "Etiquette breaches, by what.", ["what"],
+                                registry=r)
+        self.ari_reconnects = Counter("etiquette_ari_reconnects",
+                                      "ARI events WebSocket reconnects after the first connect.",
+                                      registry=r)
+        self.loop_lag = Histogram("etiquette_event_loop_lag_seconds",
+                                  "How late the event loop ran a timer it was asked to run.",
+                                  buckets=LAG_BUCKETS, registry=r)
+        self._connects = 0
+        for reason in ("true", "false"):  # both series exist from the start
+            self.holds.labels(reason_given=reason)
+
+    # --- the consumer --------------------------------------------------------------------------
+    def on_event(self, event: CallEvent) -> None:
+        d = event.data
+        match event.name:
+            case "inbound:call_started":
+                self.calls.inc()
+            case "hold:started":
+                self.holds.labels(reason_given="true" if d.get("reason") else "false").inc()
+            case "hold:check_in_played" | "transfer:check_in_played":
+                self.check_ins.labels(rule=event.rule).inc()
+                due = d.get("due_at")
+                if isinstance(due, (int, float)):
+                    self.check_in_lateness.labels(rule=event.rule).observe(
+                        max(0.0, event.at - due))
+            case "hold:fallback_offered":
+                self.fallbacks_offered.inc()
+            case "hold:fallback_chosen":
+                self.fallbacks.labels(choice=bounded(d.get("choice"), FALLBACK_CHOICES)).inc()
+            case "transfer:ended":
+                self.transfers.labels(outcome=bounded(d.get("outcome"), TRANSFER_OUTCOMES)).inc()
+            case "hold:callback_promised":
+                self.callbacks.labels(state="promised").inc()
+            case "escalation:complaint_saved" if d.get("callback"):
+                self.callbacks.labels(state="promised").inc()
+            case "callback:attempt_ended":
+                self.callbacks.labels(state=bounded(d.get("outcome"), CALLBACK_STATES)).inc()
+        if event.step == "breach":
+            self.breaches.labels(what=bounded(d.get("what"), BREACHES)).inc()
+
+    def ari_connected(self) -> None:
+        """Called on every connect of the events WebSocket; the first one is no reconnect."""
+        self._connects += 1
+        if self._connects > 1:
+            self.ari_reconnects.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def watch_loop_lag(self, interval: float = 1.0) -> None:
+        """Ask the loop to wake up every `interval`; how late it does is the lag."""
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(0.0, loop.time() - expected))

@@ -1,0 +1,98 @@
+"""Redis persistence of one rule's machine per call: a snapshot saved after every step,
+deleted when the rule is done (its history stays in the call's timeline), and expiring
+`CALL_STATE_TTL` after its last write, so a call no process is left to end leaves nothing.
+
+A read cache keeps the snapshots this process wrote, so a step costs one Redis write and no
+read; it is dropped on every (re)connect, when another process may have moved on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Generic, Protocol, TypeVar
+
+from redis.asyncio import Redis
+
+
+__all__ = ["CALL_STATE_TTL", "SnapshotStore"]
+
+# A call's own state outlives its last write by at most this, refreshed on every write.
+CALL_STATE_TTL = 86400
+
+
+class Machine(Protocol):
+    call_id: str
+
+    def to_dict(self) -> dict: ...
+
+
+M = TypeVar("M", bound=Machine)
+
+
+class SnapshotStore(Generic[M]):
+    def __init__(self, redis: Redis, kind: str, machine: type[M], prefix: str = "etq") -> None:
+        self.redis, self.kind, self.machine, self.prefix = redis, kind, machine, prefix
+        self._owned: dict[str, M] = {}
+        self._written: dict[str, str] = {}         # the snapshot Redis holds, as we know it
+        self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
+
+    def _key(self, call_id: str) -> str:
+        return f"{self.prefix}:{self.kind}:{call_id}"
+
+    async def load(self, call_id: str) -> M | None:
+        if call_id in self._unsure:
+            return await self._restore(call_id)
+        machine = self._owned.get(call_id)
+        if machine is None:
+            raw = await self.redis.get(self._key(call_id))
+            if raw:
+                self._written[call_id] = raw.decode() if isinstance(raw, bytes) else raw
+                machine = self._owned[call_id] = self.machine.from_dict(json.loads(raw))  # type: ignore[attr-defined]
+        return machine
+
+    async def save(self, machine: M) -> None:
+        snapshot = json.dumps(machine.to_dict())
+        try:
+            await self.redis.set(self._key(machine.call_id), snapshot, ex=CALL_STATE_TTL)
+        except BaseException:
+            self._unsure_after_failure(machine.call_id)
+            raise
+        self._owned[machine.call_id], self._written[machine.call_id] = machine, snapshot
+
+    def _unsure_after_failure(self, call_id: str) -> None:
+        """A write that failed may still land (a stopped Redis runs it when it resumes): the
+        step's actions never ran, so the step is tried again from the snapshot before it,
+        written back first (`_restore`), never from what may have landed."""
+        self._owned.pop(call_id, None)
+        self._unsure.setdefault(call_id, self._written.get(call_id))
+
+    async def _restore(self, call_id: str) -> M | None:
+        previous = self._unsure[call_id]
+        if previous is None:
+            await self.redis.delete(self._key(call_id))
+        else:
+            await self.redis.set(self._key(call_id), previous, ex=CALL_STATE_TTL)
+        del self._unsure[call_id]
+        if previous is None:
+            self._written.pop(call_id, None)
+            return None
+        self._written[call_id] = previous
+        machine = self._owned[call_id] = self.machine.from_dict(json.loads(previous))  # type: ignore[attr-defined]
+        return machine
+
+    def cached(self, call_id: str) -> M | None:
+        """The machine this process last loaded or saved, without a Redis read."""
+        return self._owned.get(call_id)
+
+    def forget_owned(self) -> None:
+        self._owned.clear()
+        self._written.clear()
+
+    async def delete(self, call_id: str) -> None:
+        try:
+            await self.redis.delete(self._key(call_id))
+        except BaseException:
+            self._unsure_after_failure(call_id)
+            raise
+        self._owned.pop(call_id, None)
+        self._written.pop(call_id, None)

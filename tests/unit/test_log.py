@@ -1,0 +1,30 @@
+"""JSON logs carry tracebacks as text, from structlog and from stdlib loggers (aiohttp's)."""
+
+import json
+import logging
+
+import structlog
+
+from ari_app.log import configure_logging
+
+
+def test_given_json_logs_when_stdlib_logger_logs_exception_then_traceback_is_text(capsys):
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    try:
+        configure_logging("INFO", "json")
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            logging.getLogger("aiohttp.server").exception("Error handling request")
+            structlog.get_logger().exception("call handler failed", item="Tick")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["Error handling request", "call handler failed"]
+    for line in lines:
+        assert "exc_info" not in line, line
+        assert line["exception"].startswith("Traceback (most recent call last)"), line
+        assert "ZeroDivisionError: boom" in line["exception"]
