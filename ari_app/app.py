@@ -57,7 +57,7 @@ from ari_app.voicemail.service import Voicemails
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
 from ari_app.settings import Settings
-from ari_app.storage import storage_away
+from ari_app.storage import Keyspace, storage_away
 from ari_app.watchdog import Watched, Watchdog
 from ari_app import http as api
 from ari_app.callback.keys import callback_calls_key, callbacks_key, rate_limits_key
@@ -133,19 +133,22 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
 
     app.on_shutdown.append(end_streams)
 
+    keys = Keyspace()  # names every Redis key: the one place a key is spelled
+
     async def redis_ctx(app: web.Application):
         redis = storage_client(settings)
         await check_redis(redis, settings.redis_url)
         app[redis_key] = redis
         # its own connections: the log's writes never take one a call is waiting for
         log_redis = storage_client(settings)
-        app[etiquette_log_key] = log = EtiquetteLog(log_redis, policy.etiquette_log.retention_days)
+        app[etiquette_log_key] = log = EtiquetteLog(log_redis, policy.etiquette_log.retention_days,
+                                                    keys=keys)
         log.start()
         call_events.subscribe(log)
-        app[store_key] = CallStore(redis, log)
-        app[customers_key] = customers = Customers(redis)
-        app[callbacks_key] = CallbackRequests(redis, policy, customers=customers)
-        app[rate_limits_key] = RateLimits(redis, policy.callback)
+        app[store_key] = CallStore(redis, log, keys=keys)
+        app[customers_key] = customers = Customers(redis, keys=keys)
+        app[callbacks_key] = CallbackRequests(redis, policy, keys=keys, customers=customers)
+        app[rate_limits_key] = RateLimits(redis, policy.callback, keys=keys)
         notifier = VoicemailNotifier(settings.voicemail_webhook) if settings.voicemail_webhook else None
 
         async def voicemail_left(voicemail) -> None:
@@ -156,7 +159,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             if notifier is not None:
                 notifier(voicemail)
 
-        app[voicemails_key] = Voicemails(redis, on_created=voicemail_left)
+        app[voicemails_key] = Voicemails(redis, keys=keys, on_created=voicemail_left)
         yield
         if notifier is not None:
             await notifier.close()
@@ -180,20 +183,21 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
 
     async def calls_ctx(app: web.Application):
         ari, redis = app[ari_key], app[redis_key]
-        operators = OperatorService(ari, redis, policy.operators.endpoints)
+        operators = OperatorService(ari, redis, policy.operators.endpoints, keys=keys)
         rules = policy.hold
         callbacks = app[callbacks_key]
-        ownership = CallOwnership(redis, settings.instance(), settings.call_lease)
+        ownership = CallOwnership(redis, settings.instance(), settings.call_lease, keys=keys)
         desk = SupervisorDesk(policy.supervisor, policy.business_hours,
-                              OperatorService(ari, redis, policy.supervisor.endpoints))
+                              operators.for_endpoints(policy.supervisor.endpoints))
         # the rules a call can hand its caller to: one line each
         runner = RuleRunner([
-            HoldRule(ari, HoldStore(redis), callbacks, app[voicemails_key],
+            HoldRule(ari, HoldStore(redis, keys=keys), callbacks, app[voicemails_key],
                      app=settings.ari_app, reason_prompts=dict(rules.reasons),
                      settings=_hold_settings(policy)),
-            TransferRule(ari, TransferStore(redis), app=settings.ari_app,
+            TransferRule(ari, TransferStore(redis, keys=keys), app=settings.ari_app,
                          settings=_transfer_settings(policy)),
-            ComplaintRule(ari, ComplaintStore(redis), Complaints(redis), callbacks,
+            ComplaintRule(ari, ComplaintStore(redis, keys=keys), Complaints(redis, keys=keys),
+                          callbacks,
                           app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
         ], LegActions(ari, rules.moh_class), call_events)
         inbound = InboundStasis(
@@ -208,7 +212,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                if len(policy.callback.allowed_countries) == 1 else None)))
         # an attempt's end goes to the dialer, which decides what next
         callback_calls = CallbackStasis(
-            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine), call_events,
+            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=keys),
+            call_events,
             app=settings.ari_app, dial_template=policy.callback.dial,
             ring_timeout=policy.callback.ring_timeout,
             operator_ring_timeout=policy.operators.ring_timeout,

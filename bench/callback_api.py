@@ -13,8 +13,8 @@ requests_per_ip_per_hour = 1000 and the bench deletes the IP's counter
 gate while it does, so the counter never reaches the limit (a 429 would show in the error counts).
 
 Reported: requests/s, latency p50/p99/max, responses by status, the app's and Redis's CPU,
-and the durability check: every 201's id is in etq:callbacks:pending (ZMSCORE) with its
-record, and ZCARD etq:callbacks:pending equals the number of 201s. Redis is the sandbox's
+and the durability check: every 201's id is in etq:{callback}:index (ZMSCORE) with its
+record, and ZCARD etq:{callback}:index equals the number of 201s. Redis is the sandbox's
 (appendonly yes, appendfsync everysec). The bench's clients share the machine with the app:
 on 2 cores, client CPU is part of what limits the figure. Not a test: prints figures and
 writes JSON to bench/results/.
@@ -44,6 +44,9 @@ sys.path.insert(0, str(ROOT))
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.storage import Keyspace  # noqa: E402
+
+KEYS = Keyspace()  # the app's own key names
 
 TOKEN = uuid.uuid4().hex
 AREAS = ("212", "646", "718", "917", "347", "332", "929")  # New York: one zone for every number
@@ -120,7 +123,8 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
             else:
                 raise RuntimeError(f"the app did not answer /healthz; see {log_path}")
         aof = await redis.config_get("append*")
-        assert await redis.zcard("etq:callbacks:pending") == 0, "a fresh sandbox Redis expected"
+        assert await redis.zcard(KEYS.record_index("callback")) == 0, \
+            "a fresh sandbox Redis expected"
 
         batch = 1000 - args.clients - 50  # in flight at a flush: at most `clients` more
         gate = asyncio.Lock()
@@ -137,7 +141,7 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
             async with gate:
                 if issued["since_flush"] >= batch:
                     slot = int(time.time() // 3600)
-                    await redis.delete(*(f"etq:rate:ip:127.0.0.1:{s}"
+                    await redis.delete(*(KEYS.rate("ip:127.0.0.1", s)
                                          for s in (slot - 1, slot, slot + 1)))
                     issued["since_flush"] = 0
                     issued["flushes"] += 1
@@ -173,13 +177,13 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
         redis_cpu = (proc_cpu(instance.load_state().redis_pid) - redis_cpu0) / elapsed
 
         # durability: every 201 is in the pending index, with its record
-        zcard = await redis.zcard("etq:callbacks:pending")
+        zcard = await redis.zcard(KEYS.record_index("callback"))
         missing_index = missing_record = 0
         for i in range(0, len(created), 500):
             chunk = created[i:i + 500]
-            scores = await redis.zmscore("etq:callbacks:pending", chunk)
+            scores = await redis.zmscore(KEYS.record_index("callback"), chunk)
             missing_index += sum(s is None for s in scores)
-            exists = await redis.exists(*(f"etq:callback:{c}" for c in chunk))
+            exists = await redis.exists(*(KEYS.record("callback", c) for c in chunk))
             missing_record += len(chunk) - exists
         total = sum(statuses.values())
         return {

@@ -47,6 +47,9 @@ from ari_app.log import configure_logging  # noqa: E402
 from ari_app.operators.service import OperatorService  # noqa: E402
 from ari_app.policy import load_policy  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.storage import Keyspace  # noqa: E402
+
+KEYS = Keyspace()  # the app's own key names
 
 STOP_KEY = "bench:dialer:stop"
 AREAS = ("212", "646", "718", "917", "347", "332", "929")  # New York: one zone for every number
@@ -114,9 +117,10 @@ async def worker(config: dict) -> None:
     dialers, stand_ins = [], []
     for k in range(config["count"]):
         stand_in = StandInStasis(None, records, errors)
-        dialer = CallbackDialer(redis, CallbackRequests(redis, policy),
-                                OperatorService(None, redis, endpoints(config["operators"])),
-                                Customers(redis), policy, tick=config["tick"],
+        dialer = CallbackDialer(redis, CallbackRequests(redis, policy, keys=KEYS),
+                                OperatorService(None, redis, endpoints(config["operators"]),
+                                                keys=KEYS),
+                                Customers(redis, keys=KEYS), policy, tick=config["tick"],
                                 owner=f"{config['name']}-{k}", calls=stand_in)
         stand_in.dialer = dialer  # its attempts end at once: it tells the dialer itself
         dialers.append(dialer)
@@ -146,8 +150,9 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
     policy = load_policy(policy_path, test_time_ranges=True)
     redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
     try:
-        assert await redis.zcard("etq:callbacks:pending") == 0, "a fresh sandbox Redis expected"
-        requests = CallbackRequests(redis, policy)
+        assert await redis.zcard(KEYS.record_index("callback")) == 0, \
+            "a fresh sandbox Redis expected"
+        requests = CallbackRequests(redis, policy, keys=KEYS)
         n = args.requests
         base = time.time() + args.lead
         due: dict[str, float] = {}
@@ -167,7 +172,7 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
         if late_setup > 0:
             print(f"warning: storing took {create_s:.1f} s, {late_setup:.1f} s past the first "
                   "due time: raise --lead", file=sys.stderr)
-        assert await redis.zcard("etq:callbacks:pending") == n
+        assert await redis.zcard(KEYS.record_index("callback")) == n
 
         # the dialer processes
         procs = [("d0", args.dialers)] if args.one_process else \
@@ -190,9 +195,9 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
         deadline = base + args.spread + args.grace
         while time.time() < deadline:
             now = time.time()
-            backlog = await redis.zcount("etq:callbacks:pending", "-inf", now)
+            backlog = await redis.zcount(KEYS.record_index("callback"), "-inf", now)
             max_backlog = max(max_backlog, backlog)
-            if now > base + args.spread and await redis.zcard("etq:callbacks:pending") == 0:
+            if now > base + args.spread and await redis.zcard(KEYS.record_index("callback")) == 0:
                 drained_at = now
                 break
             await asyncio.sleep(0.1)
@@ -223,14 +228,14 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
         statuses: Counter = Counter()
         ids = list(due)
         for i in range(0, len(ids), 1000):
-            for raw in await redis.mget([f"etq:callback:{x}" for x in ids[i:i + 1000]]):
+            for raw in await redis.mget([KEYS.record("callback", x) for x in ids[i:i + 1000]]):
                 rec = json.loads(raw) if raw else None
                 statuses["missing" if rec is None else
                          f"{rec['status']}/{rec['outcome']}/attempts={rec['attempts']}"] += 1
         leftovers = {"operator_reservations": 0, "locks": 0, "open_markers": 0}
-        for kind, pattern in (("operator_reservations", "etq:operator:*"),
-                              ("locks", "etq:callback:lock:*"),
-                              ("open_markers", "etq:callback:open:*")):
+        for kind, pattern in (("operator_reservations", KEYS.operator("*")),
+                              ("locks", KEYS.callback_lock("*")),
+                              ("open_markers", KEYS.callback_open("*"))):
             async for _ in redis.scan_iter(match=pattern, count=1000):
                 leftovers[kind] += 1
         return {

@@ -68,11 +68,11 @@ class CallbackDialer:
             return self.supervisors
         entry = next((e for e in self.policy.directory if e.id == request.for_whom), None)
         if entry is not None:
-            return OperatorService(self.operators.ari, self.redis, [entry.endpoint])
+            return self.operators.for_endpoints([entry.endpoint])
         return self.operators
 
     def _lock(self, request_id: str) -> str:
-        return f"{self.requests.prefix}:callback:lock:{request_id}"
+        return self.requests.keys.callback_lock(request_id)
 
     async def run(self) -> None:
         storage_away = False

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.policy import CallbackPolicy
+from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits", "to_e164"]
 
@@ -124,12 +125,12 @@ def _preferred(value: object, now: float) -> float | None:
 class RateLimits:
     """Fixed-window counters in Redis, so every app instance counts together."""
 
-    def __init__(self, redis: Redis, policy: CallbackPolicy, prefix: str = "etq") -> None:
-        self.redis, self.policy, self.prefix = redis, policy, prefix
+    def __init__(self, redis: Redis, policy: CallbackPolicy, *, keys: Keyspace) -> None:
+        self.redis, self.policy, self.keys = redis, policy, keys
 
     async def _hit(self, key: str, limit: int, window: int, what: str) -> None:
         slot = int(time.time() // window)
-        full = f"{self.prefix}:rate:{key}:{slot}"
+        full = self.keys.rate(key, slot)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(full)
             pipe.expire(full, window)

@@ -25,6 +25,7 @@ from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
 from ari_app.policy import Policy
+from ari_app.storage.keyspace import CALLBACK, Keyspace
 from ari_app.storage.records import DurableRecords, is_record_id
 from ari_app.zones import zones_of_country
 
@@ -34,28 +35,38 @@ __all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow"
 OPEN = ("pending", "dialing")
 logger = structlog.get_logger()
 
-# Create, or merge into the number's open request, in one step: two requests for one number
-# arriving together still make one callback.
-_CREATE_OR_MERGE = """
+# Two requests for one number arriving together still make one callback: a request merges
+# into the number's open one, or is created as the number's open one, each in one script that
+# checks the open key has not moved since it was read (else the caller reads it again). Every
+# key is in KEYS and shares the `{callback}` hash tag (storage/keyspace.py): Cluster-safe.
+_MERGE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
+local raw = redis.call('get', KEYS[2])
+if not raw then return false end
+local rec = cjson.decode(raw)
+if rec.status ~= 'pending' and rec.status ~= 'dialing' then return false end
+table.insert(rec.history, cjson.decode(ARGV[2]))
+local merged = cjson.encode(rec)
+redis.call('set', KEYS[2], merged)
+redis.call('set', KEYS[3], ARGV[1])
+return merged
+"""
+_CREATE = """
 local open = redis.call('get', KEYS[1])
+if (open or '') ~= ARGV[4] then return 0 end
 if open then
-  local raw = redis.call('get', ARGV[4] .. open)
+  local raw = redis.call('get', KEYS[4])
   if raw then
     local rec = cjson.decode(raw)
-    if rec.status == 'pending' or rec.status == 'dialing' then
-      table.insert(rec.history, cjson.decode(ARGV[2]))
-      local merged = cjson.encode(rec)
-      redis.call('set', ARGV[4] .. open, merged)
-      redis.call('set', ARGV[4] .. 'submission:' .. ARGV[5], open)
-      return merged
-    end
+    if rec.status == 'pending' or rec.status == 'dialing' then return 0 end
   end
 end
 redis.call('set', KEYS[2], ARGV[1])
-redis.call('set', KEYS[1], ARGV[5])
-redis.call('zadd', KEYS[3], ARGV[3], ARGV[5])
-return false
+redis.call('set', KEYS[1], ARGV[3])
+redis.call('zadd', KEYS[3], ARGV[2], ARGV[3])
+return 1
 """
+MERGE_TRIES = 8  # each try loses only to another request for the same number that won
 
 
 @dataclass
@@ -102,17 +113,18 @@ class Accepted:
 
 
 class CallbackRequests(DurableRecords[CallbackRequest]):
-    def __init__(self, redis: Redis, policy: Policy | None = None, prefix: str = "etq",
+    def __init__(self, redis: Redis, policy: Policy | None = None, *, keys: Keyspace,
                  clock: Callable[[], float] = time.time, customers: Customers | None = None) -> None:
-        super().__init__(redis, "callback", "callbacks:pending", CallbackRequest, prefix)
+        super().__init__(redis, CALLBACK, CallbackRequest, keys=keys)
         self.pending_key = self.index_key  # score: when the request is due
         self.policy, self.clock, self.customers = policy, clock, customers
         # no policy, no country set up: nothing may be called back
         self.rules = NumberRules.from_policy(policy.callback) if policy else NumberRules()
-        self._create_or_merge = redis.register_script(_CREATE_OR_MERGE)
+        self._merge = redis.register_script(_MERGE)
+        self._create = redis.register_script(_CREATE)
 
     def _open_key(self, number: str) -> str:
-        return f"{self.prefix}:callback:open:{number}"
+        return self.keys.callback_open(number)
 
     async def accept(self, request: CallbackRequest, preferred: float | None = None,
                      require_window: bool = False) -> Accepted:
@@ -137,12 +149,7 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                 "topic": request.topic or None})
         due = request.earliest_at or request.created_at
         request.next_attempt_at = due
-        merged = await self._create_or_merge(
-            keys=[self._open_key(request.number), self._key(request.id), self.index_key],
-            args=[json.dumps(asdict(request)), json.dumps(request.history[-1]), due,
-                  f"{self.prefix}:callback:", request.id])
-        accepted = (Accepted(CallbackRequest(**json.loads(merged)), True, request.id) if merged
-                    else Accepted(request, False, request.id))
+        accepted = await self._create_or_merge(request, due)
         if self.customers is not None:  # the operator sees it on the customer's card
             await self.customers.note(request.number, "callback requested",
                                       name=request.name or None, request=accepted.request.id,
@@ -150,11 +157,29 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                       call_id=request.call_id, merged=accepted.merged)
         return accepted
 
+    async def _create_or_merge(self, request: CallbackRequest, due: float) -> Accepted:
+        open_key, entry = self._open_key(request.number), json.dumps(request.history[-1])
+        for _ in range(MERGE_TRIES):
+            raw = await self.redis.get(open_key)
+            open_id = (raw.decode() if isinstance(raw, bytes) else raw) or ""
+            if open_id and is_record_id(open_id):
+                merged = await self._merge(keys=[open_key, self._key(open_id),
+                                                 self._submission_key(request.id)],
+                                           args=[open_id, entry])
+                if merged:
+                    return Accepted(CallbackRequest(**json.loads(merged)), True, request.id)
+            was_open = self._key(open_id if is_record_id(open_id) else request.id)
+            if await self._create(keys=[open_key, self._key(request.id), self.index_key,
+                                        was_open],
+                                  args=[json.dumps(asdict(request)), due, request.id, open_id]):
+                return Accepted(request, False, request.id)
+        raise RuntimeError(f"the open callback request of {request.number} kept changing")
+
     async def create(self, request: CallbackRequest) -> CallbackRequest:
         return (await self.accept(request)).request
 
     def _submission_key(self, submission_id: str) -> str:
-        return f"{self.prefix}:callback:submission:{submission_id}"
+        return self.keys.callback_submission(submission_id)
 
     async def for_submission(self, submission_id: str) -> CallbackRequest | None:
         """What the submitter of `submission_id` may see: the request it made or joined, under

@@ -1,5 +1,5 @@
 """The etiquette log: a consumer of call events that keeps, in Redis, one typed list per call
-(`etq:timeline:{call}`, read back by `CallStore.timeline`) and one per operator and UTC day
+(`etq:{call}:timeline`, read back by `CallStore.timeline`) and one per operator and UTC day
 (`etq:etiquette:operator:{endpoint}:{YYYY-MM-DD}`), each kept `retention.etiquette_log_days`.
 
 `on_event` only queues (the call never waits for Redis); one task writes the queue in order, a
@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from ari_app.calls.events import STATE_CHANGED, CallEvent
 from ari_app.storage import storage_away
+from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["EtiquetteLog", "entry_of", "operator_day"]
 
@@ -43,9 +44,9 @@ def operator_day(at: float) -> str:
 
 
 class EtiquetteLog:
-    def __init__(self, redis: Redis, retention_days: int, *, prefix: str = "etq",
+    def __init__(self, redis: Redis, retention_days: int, *, keys: Keyspace,
                  max_queued: int = 100_000, retry_pause: float = 0.5) -> None:
-        self.redis, self.prefix = redis, prefix
+        self.redis, self.keys = redis, keys
         self.ttl = int(retention_days * 86400)
         self.max_queued, self.retry_pause = max_queued, retry_pause
         self.dropped = 0
@@ -57,10 +58,10 @@ class EtiquetteLog:
 
     # --- keys ------------------------------------------------------------------------------------
     def call_key(self, call_id: str) -> str:
-        return f"{self.prefix}:timeline:{call_id}"
+        return self.keys.timeline(call_id)
 
     def operator_key(self, endpoint: str, day: str) -> str:
-        return f"{self.prefix}:etiquette:operator:{endpoint}:{day}"
+        return self.keys.operator_day(endpoint, day)
 
     # --- the consumer (sync, cheap) ------------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:

@@ -14,10 +14,10 @@ write of the call's state is a compare-token-then-write script (`fenced_set`,
 writing nothing.
 
 Keys (Redis Cluster): a script's keys must all live in one slot, so the lease of call X is
-`etq:{X}:owner`, its fence counter `etq:{X}:fence`, and every key written through
-`fenced_set`/`fenced_delete` must carry the same hash tag `{X}` (e.g. `etq:hold:{X}`);
-this is checked before any script runs (ValueError otherwise). Keys are passed in KEYS
-only, never built inside Lua.
+`etq:{X}:owner`, its fence counter `etq:{X}:fence` (storage/keyspace.py), and every key
+written through `fenced_set`/`fenced_delete` must carry the same hash tag `{X}` (e.g.
+`etq:{X}:snapshot:hold`); this is checked before any script runs (ValueError otherwise).
+Keys are passed in KEYS only, never built inside Lua.
 
 An expired lease that nobody else claimed is still ours: the fence counter at our token
 proves no claim happened since ours (any claim INCRs it). Renewals and fenced writes take
@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from ari_app.storage import storage_away
+from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["CallOwnership", "LeaseLost"]
 
@@ -129,9 +130,7 @@ class CallOwnership:
     """
 
     def __init__(self, redis: Redis, instance_id: str, ttl: float = 15.0, *,
-                 prefix: str = "etq",
-                 key_of: Callable[[str], str] | None = None,
-                 fence_of: Callable[[str], str] | None = None,
+                 keys: Keyspace,
                  fence_ttl: float = 86400.0,
                  on_lost: Callable[[str], None] | None = None) -> None:
         if not instance_id:
@@ -139,8 +138,7 @@ class CallOwnership:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self.redis, self.instance_id, self.ttl = redis, instance_id, ttl
-        self.key_of = key_of or (lambda call_id: f"{prefix}:{{{call_id}}}:owner")
-        self.fence_of = fence_of or (lambda call_id: f"{prefix}:{{{call_id}}}:fence")
+        self.key_of, self.fence_of = keys.lease, keys.fencing_counter
         # the counter outlives the lease (tokens only grow while anyone may still write) but
         # not forever: a call nobody ever released leaves nothing behind for good
         self.fence_ttl = max(fence_ttl, ttl)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from ari_app.calls.machine import RuleMachine
 from ari_app.calls.vocabulary import Finish
+from ari_app.storage.snapshots import SnapshotStore
 
 __all__ = ["CallLegs", "Instead", "Rule", "RuleBase"]
 
@@ -47,6 +48,7 @@ class Rule(Protocol):
     STEPS: ClassVar[Mapping[str, str]]  # its machine's labels -> the published steps' names
     TAKES_OPERATOR: ClassVar[bool]      # it reads the operator's keys and phone buttons too
     LEGS: ClassVar[frozenset[str]]      # roles of legs it dials: their StasisStart is its event
+    store: SnapshotStore                # its machine per call in Redis (the runner's to use)
 
     def begin(self, legs: CallLegs, request: Mapping[str, Any], now: float
               ) -> tuple[RuleMachine, object]:

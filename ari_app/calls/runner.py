@@ -109,11 +109,13 @@ class RuleRunner:
             ended = await self._run(rule, legs, machine, event) or ended
         return ended
 
-    def deadline(self, name: str | None, call_id: str) -> float | None:
-        """The rule's next deadline, from the machine this process holds."""
+    async def deadline(self, name: str | None, call_id: str) -> float | None:
+        """The rule's next deadline: from the machine this process holds, else from Redis (a
+        failed write dropped it from memory: the deadline is still due)."""
         if name is None or name not in self.rules:
             return None
-        machine = self.rules[name].store.cached(call_id)
+        store = self.rules[name].store
+        machine = store.cached(call_id) or await store.load(call_id)
         return machine.get_timer() if machine is not None and hasattr(machine, "get_timer") else None
 
     async def tick(self, name: str, legs: CallLegs) -> RuleEnded | None:

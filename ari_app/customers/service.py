@@ -9,17 +9,19 @@ import time
 
 from redis.asyncio import Redis
 
+from ari_app.storage.keyspace import Keyspace
+
 __all__ = ["Customers"]
 
 HISTORY_KEPT = 200
 
 
 class Customers:
-    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
-        self.redis, self.prefix = redis, prefix
+    def __init__(self, redis: Redis, *, keys: Keyspace) -> None:
+        self.redis, self.keys = redis, keys
 
     def _key(self, number: str) -> str:
-        return f"{self.prefix}:customer:{number}"
+        return self.keys.customer(number)
 
     async def note(self, number: str, event: str, name: str | None = None,
                    **data: object) -> None:
@@ -31,8 +33,8 @@ class Customers:
             if name:
                 pipe.hset(self._key(number), "name", name)
             pipe.hsetnx(self._key(number), "first_seen", entry["t"])
-            pipe.rpush(f"{self._key(number)}:history", json.dumps(entry))
-            pipe.ltrim(f"{self._key(number)}:history", -HISTORY_KEPT, -1)
+            pipe.rpush(self.keys.customer_history(number), json.dumps(entry))
+            pipe.ltrim(self.keys.customer_history(number), -HISTORY_KEPT, -1)
             await pipe.execute()
 
     async def card(self, number: str) -> dict | None:

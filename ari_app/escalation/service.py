@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from ari_app.operators.service import OperatorService
 from ari_app.policy import BusinessHours, SupervisorPolicy
+from ari_app.storage.keyspace import Keyspace
 from ari_app.storage.records import DurableRecords
 
 __all__ = ["Complaint", "Complaints", "SupervisorDesk", "OnDuty"]
@@ -39,8 +40,8 @@ class Complaint:
 
 
 class Complaints(DurableRecords[Complaint]):
-    def __init__(self, redis: Redis, prefix: str = "etq") -> None:
-        super().__init__(redis, "complaint", "complaints", Complaint, prefix)
+    def __init__(self, redis: Redis, *, keys: Keyspace) -> None:
+        super().__init__(redis, "complaint", Complaint, keys=keys)
 
 
 @dataclass(frozen=True)

@@ -231,13 +231,13 @@ class InboundStasis:
             return
         elif isinstance(item, Tick):
             events = [TimerFired(now)]
-            rule_due = self.rules.deadline(machine.rule, call_id)
+            rule_due = await self.rules.deadline(machine.rule, call_id)
             if rule_due is not None and rule_due <= now:
                 events.append(ForRule(TimerFired(now)))
         elif isinstance(item, Resync):
             events = await self._resync_events(call_id, machine, item.live_channels, now)
             if not events:
-                self._arm_timer(call_id, machine)
+                await self._arm_timer(call_id, machine)
                 return
         else:
             raise InvalidEvent(f"unknown lane item {item!r}")
@@ -293,7 +293,7 @@ class InboundStasis:
                 follow_up = await self._do(machine, action)
                 if follow_up is not None:
                     events.append(follow_up)
-        self._arm_timer(machine.call_id, machine)
+        await self._arm_timer(machine.call_id, machine)
 
     def _legs(self, machine: m.InboundMachine) -> CallLegs:
         return CallLegs(machine.call_id, machine.operator_channel,
@@ -585,11 +585,17 @@ class InboundStasis:
                                      name=caller.get("name") or None)
 
     # --- the single timer: the call's deadline or its rule's, whichever comes first -------------
-    def _arm_timer(self, call_id: str, machine: m.InboundMachine) -> None:
+    async def _arm_timer(self, call_id: str, machine: m.InboundMachine) -> None:
         if machine.state in m.END_STATES:
             self.timers.cancel(call_id)
             return
-        self.timers.arm(call_id, (machine.get_timer(), self.rules.deadline(machine.rule, call_id)))
+        try:
+            rule_due = await self.rules.deadline(machine.rule, call_id)
+        except STORAGE_ERRORS:
+            # the item is done (never run twice); the rule's deadline is in Redis: the tick
+            # comes back soon and waits for storage in the call's lane
+            rule_due = self.clock() + 1.0
+        self.timers.arm(call_id, (machine.get_timer(), rule_due))
 
     @property
     def pending_timers(self) -> int:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from ari_app.inbound.machine import InboundMachine
 from ari_app.calls.etiquette_log import EtiquetteLog
+from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
 
 __all__ = ["CallStore"]
 
@@ -18,16 +19,16 @@ class CallStore:
     """Redis is the truth; reads come from memory while this process owns the call (its
     events reach only this process), so a call's event costs no Redis read."""
 
-    def __init__(self, redis: Redis, log: EtiquetteLog, prefix: str = "etq") -> None:
-        self.redis, self.prefix = redis, prefix
+    def __init__(self, redis: Redis, log: EtiquetteLog, *, keys: Keyspace) -> None:
+        self.redis, self.keys = redis, keys
         self._owned: dict[str, InboundMachine] = {}
         self._written: dict[str, str] = {}         # the snapshot Redis holds, as we know it
         self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
-        self.live_key = f"{prefix}:calls"
+        self.live_key = keys.live_calls()
         self.log = log
 
     def _call_key(self, call_id: str) -> str:
-        return f"{self.prefix}:call:{call_id}"
+        return self.keys.call(call_id)
 
     async def load(self, call_id: str) -> InboundMachine | None:
         if call_id in self._unsure:
@@ -50,12 +51,14 @@ class CallStore:
         self._owned[machine.call_id], self._written[machine.call_id] = machine, text
 
     async def _put(self, call_id: str, text: str | None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # one round trip, not one transaction: the live set and the call's key are in
+        # different Cluster slots; a write that half failed is put right by `_restore`
+        async with self.redis.pipeline(transaction=False) as pipe:
             if text is None:
                 pipe.delete(self._call_key(call_id))
                 pipe.srem(self.live_key, call_id)
             else:
-                pipe.set(self._call_key(call_id), text)
+                pipe.set(self._call_key(call_id), text, ex=CALL_STATE_TTL)
                 pipe.sadd(self.live_key, call_id)
             await pipe.execute()
 

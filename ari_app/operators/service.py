@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 
 from ari_app.ari import AriClient, AriNotFound
+from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["OperatorService", "desk_phone_variables"]
 
@@ -33,14 +34,19 @@ def desk_phone_variables(endpoint: str) -> dict[str, str] | None:
 
 
 class OperatorService:
-    def __init__(self, ari: AriClient, redis: Redis, endpoints: Sequence[str],
-                 prefix: str = "etq", reservation_ttl: int = 4 * 3600) -> None:
+    def __init__(self, ari: AriClient, redis: Redis, endpoints: Sequence[str], *,
+                 keys: Keyspace, reservation_ttl: int = 4 * 3600) -> None:
         self.ari, self.redis = ari, redis
         self.endpoints = list(endpoints)
-        self.prefix, self.ttl = prefix, reservation_ttl
+        self.keys, self.ttl = keys, reservation_ttl
+
+    def for_endpoints(self, endpoints: Sequence[str]) -> OperatorService:
+        """The same reservations, for other people (a department's, the supervisors')."""
+        return OperatorService(self.ari, self.redis, endpoints, keys=self.keys,
+                               reservation_ttl=self.ttl)
 
     def _key(self, endpoint: str) -> str:
-        return f"{self.prefix}:operator:{endpoint}"
+        return self.keys.operator(endpoint)
 
     async def is_available(self, endpoint: str) -> bool:
         tech, _, resource = endpoint.partition("/")

@@ -13,11 +13,13 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 from redis.asyncio import Redis
 
+from ari_app.storage.keyspace import Keyspace
+
 __all__ = ["DurableRecords", "is_record_id"]
 
 logger = structlog.get_logger()
 # What a record id looks like (uuid4 hex, or any short word): never a ":" nor a brace, so an
-# id from a request cannot name another key (the key ends with it).
+# id from a request cannot name another key (Keyspace.record puts it last, after "record:").
 _RECORD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -34,13 +36,12 @@ R = TypeVar("R", bound=Record)
 
 
 class DurableRecords(Generic[R]):
-    def __init__(self, redis: Redis, kind: str, index: str, record: type[R],
-                 prefix: str = "etq") -> None:
-        self.redis, self.kind, self.record, self.prefix = redis, kind, record, prefix
-        self.index_key = f"{prefix}:{index}"
+    def __init__(self, redis: Redis, kind: str, record: type[R], *, keys: Keyspace) -> None:
+        self.redis, self.kind, self.record, self.keys = redis, kind, record, keys
+        self.index_key = keys.record_index(kind)
 
     def _key(self, record_id: str) -> str:
-        return f"{self.prefix}:{self.kind}:{record_id}"
+        return self.keys.record(self.kind, record_id)
 
     async def create(self, record: R) -> R:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -1,6 +1,7 @@
 """Redis persistence of one rule's machine per call: a snapshot saved after every step,
 deleted when the rule is done (its history stays in the call's timeline), and expiring
 `CALL_STATE_TTL` after its last write, so a call no process is left to end leaves nothing.
+Its key carries the call's hash tag (`Keyspace.snapshot`).
 
 A read cache keeps the snapshots this process wrote, so a step costs one Redis write and no
 read; it is dropped on every (re)connect, when another process may have moved on.
@@ -13,11 +14,10 @@ from typing import Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
 
+from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
 
-__all__ = ["CALL_STATE_TTL", "SnapshotStore"]
 
-# A call's own state outlives its last write by at most this, refreshed on every write.
-CALL_STATE_TTL = 86400
+__all__ = ["SnapshotStore"]
 
 
 class Machine(Protocol):
@@ -30,14 +30,14 @@ M = TypeVar("M", bound=Machine)
 
 
 class SnapshotStore(Generic[M]):
-    def __init__(self, redis: Redis, kind: str, machine: type[M], prefix: str = "etq") -> None:
-        self.redis, self.kind, self.machine, self.prefix = redis, kind, machine, prefix
+    def __init__(self, redis: Redis, kind: str, machine: type[M], *, keys: Keyspace) -> None:
+        self.redis, self.kind, self.machine, self.keys = redis, kind, machine, keys
         self._owned: dict[str, M] = {}
         self._written: dict[str, str] = {}         # the snapshot Redis holds, as we know it
         self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
 
     def _key(self, call_id: str) -> str:
-        return f"{self.prefix}:{self.kind}:{call_id}"
+        return self.keys.snapshot(self.kind, call_id)
 
     async def load(self, call_id: str) -> M | None:
         if call_id in self._unsure:

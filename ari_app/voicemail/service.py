@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
+from ari_app.storage.keyspace import Keyspace
 from ari_app.storage.records import DurableRecords
 
 __all__ = ["Voicemail", "Voicemails"]
@@ -31,9 +32,9 @@ class Voicemail:
 
 
 class Voicemails(DurableRecords[Voicemail]):
-    def __init__(self, redis: Redis, prefix: str = "etq",
+    def __init__(self, redis: Redis, *, keys: Keyspace,
                  on_created: Callable[[Voicemail], Awaitable[None]] | None = None) -> None:
-        super().__init__(redis, "voicemail", "voicemails", Voicemail, prefix)
+        super().__init__(redis, "voicemail", Voicemail, keys=keys)
         self.on_created = on_created  # e.g. the webhook notifier
 
     async def create(self, voicemail: Voicemail) -> Voicemail:

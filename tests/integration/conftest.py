@@ -38,6 +38,9 @@ from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, s
 from ari_app.settings import Settings
 
 from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 TEST_POLICY = """
 company = "Example Corp"
@@ -315,15 +318,15 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
     if recordings := await _still_running(ari, observer, "Recording", "name", LIVE_RECORDING,
                                           "recordingName"):
         leaks["live recordings"] = recordings
-    if live := await redis.smembers("etq:calls"):
+    if live := await redis.smembers(KEYS.live_calls()):
         leaks["live calls in redis"] = live
-    if reserved := [k async for k in redis.scan_iter("etq:operator:*")]:
+    if reserved := [k async for k in redis.scan_iter(KEYS.operator("*"))]:
         leaks["operator reservations"] = reserved
     rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call")
-             async for k in redis.scan_iter(f"etq:{kind}:*")]
+             async for k in redis.scan_iter(KEYS.snapshot(kind, "*"))]
     if rules:
         leaks["rule snapshots"] = rules
-    if locks := [k async for k in redis.scan_iter("etq:callback:lock:*")]:
+    if locks := [k async for k in redis.scan_iter(KEYS.callback_lock("*"))]:
         leaks["callback locks"] = locks
     return leaks
 

@@ -26,6 +26,9 @@ from ari_app.policy import load_policy
 from conftest import API_TOKEN, _merge_toml
 from harness import AppProcess
 from test_first_call import talk_bridge_with
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 CUSTOMER = "+12125550100"          # New York
@@ -84,7 +87,7 @@ async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_
         assert time.time() - 5 <= window["earliest"] < window["latest"]
         assert window["latest"] - window["earliest"] == 30 * 60
         assert window["time_zone"] == "America/New_York"
-        stored = json.loads(await redis.get(f"etq:callback:{body['id']}"))
+        stored = json.loads(await redis.get(KEYS.record("callback", body['id'])))
         assert (stored["name"], stored["topic"], stored["source"]) == ("Ann Lee", "my invoice", "web")
 
         # the same number again: merged into the open request, never dialled twice; the second
@@ -92,8 +95,8 @@ async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_
         status, again = await post_form(session, app_runner.base_url, token,
                                         {"number": CUSTOMER, "topic": "also my contract"})
         assert (status, again["merged"]) == (200, True) and again["id"] != body["id"]
-        assert await redis.zcard("etq:callbacks:pending") == 1
-        merged = json.loads(await redis.get(f"etq:callback:{body['id']}"))
+        assert await redis.zcard(KEYS.record_index("callback")) == 1
+        merged = json.loads(await redis.get(KEYS.record("callback", body['id'])))
         assert [h.get("topic") for h in merged["history"]] == ["my invoice", "also my contract"]
 
         async with session.get(f"{app_runner.base_url}/api/callbacks/{body['id']}") as resp:
@@ -135,7 +138,7 @@ async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing
         status, body = await post_form(session, app_runner.base_url, token, {"number": number})
         assert (status, body["field"], body["error_id"]) == (422, field, error_id), body
         assert body["message"]
-        assert await redis.zcard("etq:callbacks:pending") == 0
+        assert await redis.zcard(KEYS.record_index("callback")) == 0
     finally:
         await session.close()
 
@@ -152,19 +155,19 @@ async def test_given_stored_request_for_a_refused_number_when_dialer_runs_then_f
     bad.next_attempt_at = bad.earliest_at
     await app[callbacks_key].save(bad)  # written as a stored request, not through accept()
     for _ in range(50):
-        stored = json.loads(await redis.get(f"etq:callback:{bad.id}"))
+        stored = json.loads(await redis.get(KEYS.record("callback", bad.id)))
         if stored["status"] == "failed":
             break
         await asyncio.sleep(0.2)
     assert stored["status"] == "failed" and "premium-rate" in stored["outcome"], stored
-    assert stored["attempts"] == 0 and await redis.zcard("etq:callbacks:pending") == 0
+    assert stored["attempts"] == 0 and await redis.zcard(KEYS.record_index("callback")) == 0
     # a fixed wait on purpose: another dialer round (one a second) must not dial it either;
     # there is no event for "nothing happened"
     await asyncio.sleep(1.5)
     created = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")]
     assert not [c for c in created if c.startswith("cb-")], "nothing may be dialled"
-    assert not await redis.exists("etq:operator:PJSIP/operator1")
-    assert not await redis.exists("etq:operator:PJSIP/operator2")
+    assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
+    assert not await redis.exists(KEYS.operator("PJSIP/operator2"))
 
 
 @pytest.mark.policy("[callback]\nrequests_per_ip_per_hour = 2\n")
@@ -214,12 +217,12 @@ async def test_given_due_request_when_dialer_runs_then_operator_first_customer_p
     await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
     for _ in range(50):
-        done = json.loads(await redis.get(f"etq:callback:{request_id}"))
+        done = json.loads(await redis.get(KEYS.record("callback", request_id)))
         if done["status"] == "done":
             break
         await asyncio.sleep(0.2)
     assert (done["status"], done["outcome"], done["attempts"]) == ("done", "connected", 1)
-    assert not await redis.exists(f"etq:callback:open:{CUSTOMER}")
+    assert not await redis.exists(KEYS.callback_open(CUSTOMER))
     await app[callback_calls_key].lanes.join()
 
 
@@ -231,7 +234,7 @@ async def test_given_quiet_hours_in_customer_zone_when_due_then_not_dialled_and_
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", earliest_at=time.time() - 1))
     for _ in range(50):  # the dialer's round looks at it and leaves it waiting
-        request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+        request = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
         if any(h["event"] == "waiting" for h in request["history"]):
             break
         await asyncio.sleep(0.1)
@@ -254,7 +257,7 @@ async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_cl
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", earliest_at=time.time() - 1))
     for _ in range(150):
-        request = json.loads(await redis.get(f"etq:callback:{accepted.request.id}"))
+        request = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
         if request["status"] == "failed":
             break
         await asyncio.sleep(0.2)
@@ -280,7 +283,8 @@ async def test_given_two_dialers_when_they_run_together_then_no_request_is_diall
     desks = ", ".join(f'"Local/desk{i}@sandbox-phones"' for i in range(30))  # one per request
     settings.policy_file.write_text(_merge_toml(settings.policy_file.read_text(), (
         f"[callback]\nmax_attempts = 1\n[operators]\nendpoints = [{desks}]\n")))
-    requests = CallbackRequests(redis, load_policy(settings.policy_file, test_time_ranges=True))
+    requests = CallbackRequests(redis, load_policy(settings.policy_file, test_time_ranges=True),
+                                keys=KEYS)
     ids = [(await requests.accept(CallbackRequest(number=number, source="web",
                                                   earliest_at=time.time() - 1))).request.id
            for number in numbers]
@@ -291,7 +295,7 @@ async def test_given_two_dialers_when_they_run_together_then_no_request_is_diall
         await asyncio.gather(*(d.start() for d in dialers))
         deadline = time.monotonic() + 120
         while True:  # polling Redis until every request is closed, or the deadline
-            stored = [json.loads(await redis.get(f"etq:callback:{i}")) for i in ids]
+            stored = [json.loads(await redis.get(KEYS.record("callback", i))) for i in ids]
             if all(r["status"] == "failed" for r in stored) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
@@ -309,8 +313,8 @@ async def test_given_two_dialers_when_they_run_together_then_no_request_is_diall
     for dialer in dialers:
         assert dialer.error_lines() == [], (dialer.name, dialer.error_lines())
     assert not await ari.channels() and not await ari.bridges()
-    assert not [k async for k in redis.scan_iter("etq:operator:*")], "an operator kept"
-    assert not [k async for k in redis.scan_iter("etq:callback:lock:*")], "a request kept locked"
+    assert not [k async for k in redis.scan_iter(KEYS.operator("*"))], "an operator kept"
+    assert not [k async for k in redis.scan_iter(KEYS.callback_lock("*"))], "a request kept locked"
     await redis.flushdb()
 
 
@@ -332,7 +336,7 @@ async def test_given_pending_requests_when_app_restarts_then_every_one_is_kept(
     for request_id in ids:
         status, body = await app_runner.api("GET", f"/api/callbacks/{request_id}")
         assert (status, body["status"]) == (200, "pending")
-    assert await redis.zcard("etq:callbacks:pending") == 5
+    assert await redis.zcard(KEYS.record_index("callback")) == 5
 
 
 async def test_given_customer_calls_in_twice_when_operator_opens_the_card_then_both_calls_and_requests_shown(
@@ -354,8 +358,8 @@ async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_
         settings, redis):
     callback_policy(settings)
     policy = load_policy(settings.policy_file, test_time_ranges=True)
-    customers = Customers(redis)
-    requests = CallbackRequests(redis, policy, customers=customers)
+    customers = Customers(redis, keys=KEYS)
+    requests = CallbackRequests(redis, policy, keys=KEYS, customers=customers)
     now = time.time()
     late = (await requests.accept(CallbackRequest(number=CUSTOMER, source="web",
                                                   earliest_at=now - 1800,
@@ -365,7 +369,8 @@ async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_
         async def start(self, machine, event) -> None:
             pass
 
-    dialer = CallbackDialer(redis, requests, OperatorService(None, redis, ["Local/op@x"]),
+    dialer = CallbackDialer(redis, requests,
+                            OperatorService(None, redis, ["Local/op@x"], keys=KEYS),
                             customers, policy, calls=CountingCalls())
     assert await dialer.dial_due() == 1
     stored = await requests.get(late.id)

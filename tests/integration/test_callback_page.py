@@ -10,6 +10,9 @@ import shutil
 import pytest
 
 from test_callback import callback_policy
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,7 +53,7 @@ async def test_given_callback_page_when_customer_submits_then_promised_window_sh
     assert text.startswith("Thank you. We will call you at +12125550100 between "), text
     assert "(your time)" in text
     request_id = await promise.get_attribute("data-request-id")
-    assert await redis.exists(f"etq:callback:{request_id}")
+    assert await redis.exists(KEYS.record("callback", request_id))
     assert await page.locator("#callback").is_hidden()
     await page.screenshot(path=str(settings.policy_file.parent / "callback-page.png"))
 
@@ -70,4 +73,4 @@ async def test_given_callback_page_when_number_is_bad_then_message_next_to_the_f
     await page.click("#send")
     await page.wait_for_function(
         "document.getElementById('number-error').textContent.includes('emergency')")
-    assert await redis.zcard("etq:callbacks:pending") == 0
+    assert await redis.zcard(KEYS.record_index("callback")) == 0

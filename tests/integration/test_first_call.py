@@ -14,6 +14,9 @@ from structlog.testing import capture_logs
 from ari_app.inbound.keys import inbound_key, store_key
 
 from harness import assert_music, record_heard
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +81,7 @@ async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged
     entered = {e["party"] for e in timeline if e["event"] == "ChannelEnteredBridge"
                and e["bridge"] == bridge["id"]}
     assert entered == {"caller", "operator"}
-    assert await redis.get("etq:operator:PJSIP/operator1") == call_id.encode()
+    assert await redis.get(KEYS.operator("PJSIP/operator1")) == call_id.encode()
 
     # the caller hangs up: the operator's leg goes too, and the call is forgotten
     await callers.hang_up(call_id.replace("call-", "tc-"))
@@ -89,7 +92,7 @@ async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged
     await app[inbound_key].lanes.join()
     timeline = await app[store_key].timeline(call_id)
     assert timeline[-1]["event"] == "call ended"
-    assert await redis.ttl(f"etq:timeline:{call_id}") > 0
+    assert await redis.ttl(KEYS.timeline(call_id)) > 0
 
 
 async def test_given_no_operator_free_when_caller_dials_in_then_waits_on_music_until_one_frees(
@@ -145,8 +148,8 @@ async def test_given_connected_call_when_operator_hangs_up_then_caller_released_
                            and e["channel"]["id"] == ours, what="caller released")
     await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed", what="bridge gone")
     await app[inbound_key].lanes.join()
-    assert not await redis.exists(f"etq:call:{call_id}")
-    assert not await redis.exists("etq:operator:PJSIP/operator1")
+    assert not await redis.exists(KEYS.call(call_id))
+    assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
 
 
 async def test_given_sip_caller_when_dials_inbound_then_hears_greeting_and_talks_to_operator(
@@ -173,5 +176,5 @@ async def test_given_unknown_extension_when_dialed_then_caller_hears_no_service_
     ours, other = await callers.dial_local("555")
     await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                            and e["channel"]["id"] == ours, timeout=15, what="call ended")
-    assert not await redis.smembers("etq:calls")
+    assert not await redis.smembers(KEYS.live_calls())
     assert not phones.of_type("StasisStart")

@@ -17,6 +17,9 @@ from ari_app.inbound.machine import PutOnHold
 from harness import (DEAD_AIR_WINDOWS, MUSIC, assert_music, longest_silence,
                      record_heard_since)
 from test_first_call import prompt_of, talk_bridge_with
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 LONG_FALLBACK = '[hold]\nfallback_after = 60\n'
@@ -103,7 +106,7 @@ async def test_given_connected_call_when_put_on_hold_by_rest_then_reason_music_c
     assert events[-1] == "hold ended"
     ended = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"][0]
     assert ended["outcome"] == "resumed"
-    assert not await redis.exists(f"etq:hold:{call_id}")
+    assert not await redis.exists(KEYS.snapshot("hold", call_id))
     await callers.hang_up(ours)
 
 
@@ -128,9 +131,9 @@ async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_calle
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
 
-    ids = await redis.zrange("etq:callbacks:pending", 0, -1)
+    ids = await redis.zrange(KEYS.record_index("callback"), 0, -1)
     assert len(ids) == 1
-    request = json.loads(await redis.get(f"etq:callback:{ids[0].decode()}"))
+    request = json.loads(await redis.get(KEYS.record("callback", ids[0].decode())))
     assert request["number"] == "+12125550123" and request["own_number"] is True
     assert request["call_id"] == call_id and request["operator"] == "PJSIP/operator1"
     assert request["reason"] == "consult" and request["source"] == "hold-fallback"
@@ -148,8 +151,8 @@ async def test_given_fallback_menu_when_caller_presses_3_and_types_a_number_then
     await wait_prompt(observer, call_id, "callback-own-number", "PlaybackStarted")
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2125550142#", between=150)
     await wait_prompt(observer, call_id, "callback-confirmed", timeout=15)
-    ids = await redis.zrange("etq:callbacks:pending", 0, -1)
-    request = json.loads(await redis.get(f"etq:callback:{ids[0].decode()}"))
+    ids = await redis.zrange(KEYS.record_index("callback"), 0, -1)
+    request = json.loads(await redis.get(KEYS.record("callback", ids[0].decode())))
     assert request["number"] == "+12125550142" and request["own_number"] is False  # checked
 
 
@@ -167,9 +170,9 @@ async def test_given_fallback_menu_when_caller_presses_2_then_voicemail_recorded
                            and e["playback"]["id"] == f"speak-{ours}", what="caller spoke")
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="#")
     await wait_prompt(observer, call_id, "voicemail-saved", timeout=15)
-    ids = await redis.zrange("etq:voicemails", 0, -1)
+    ids = await redis.zrange(KEYS.record_index("voicemail"), 0, -1)
     assert len(ids) == 1
-    vm = json.loads(await redis.get(f"etq:voicemail:{ids[0].decode()}"))
+    vm = json.loads(await redis.get(KEYS.record("voicemail", ids[0].decode())))
     assert vm["for_whom"] == "PJSIP/operator1" and vm["caller_number"] == "+12125550123"
     assert vm["duration"] >= 1
     path = spool / f"{vm['recording']}.wav"
@@ -195,8 +198,8 @@ async def test_given_caller_on_hold_when_operator_hangs_up_then_caller_offered_a
     await wait_prompt(observer, call_id, "callback-confirmed")
     await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                            and e["channel"]["id"] == ours, what="caller released")
-    assert len(await redis.zrange("etq:callbacks:pending", 0, -1)) == 1
-    assert not await redis.exists("etq:operator:PJSIP/operator1")
+    assert len(await redis.zrange(KEYS.record_index("callback"), 0, -1)) == 1
+    assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
 
 
 @pytest.mark.policy(LONG_FALLBACK)
@@ -209,7 +212,7 @@ async def test_given_caller_on_hold_when_caller_hangs_up_then_everything_cleaned
     await callers.hang_up(ours)
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
-    assert not await redis.exists(f"etq:hold:{call_id}")
+    assert not await redis.exists(KEYS.snapshot("hold", call_id))
     entries = await timeline(app, call_id)
     assert any(e["event"] == "breach" and e["rule"] == "hold" for e in entries), \
         "a hold without a reason is recorded as a breach"
@@ -301,7 +304,7 @@ async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_in
     assert abs(nxt["_t"] - stopped["_t"] - 2.0) < 0.7, nxt["_t"] - stopped["_t"]
     choices = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
     assert [c["choice"] for c in choices] == ["keep holding"]
-    assert await redis.zcard("etq:callbacks:pending") == 0
+    assert await redis.zcard(KEYS.record_index("callback")) == 0
     await callers.hang_up(ours)
 
 
@@ -324,12 +327,12 @@ async def test_given_hold_in_each_state_when_caller_hangs_up_then_nothing_left(
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
     await app[inbound_key].lanes.join()
-    assert not await redis.exists(f"etq:hold:{call_id}")
-    assert not await redis.sismember("etq:calls", call_id)
+    assert not await redis.exists(KEYS.snapshot("hold", call_id))
+    assert not await redis.sismember(KEYS.live_calls(), call_id)
     ended = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"]
     assert ended and ended[-1]["outcome"] == "caller hung up"
     if state == "voicemail":  # a caller who hangs up instead of pressing # keeps their message
-        assert await redis.zcard("etq:voicemails") == 1
+        assert await redis.zcard(KEYS.record_index("voicemail")) == 1
     # the app fixture then checks that no channel (snoop included), bridge, lane or timer is left
 
 
@@ -349,8 +352,8 @@ async def _nothing_stored_or_dialled(redis, observer, number_digits: str, settle
     # a fixed wait on purpose: it proves nothing is dialled while the dialer (a round every
     # second) runs for a while; there is no event for "nothing happened"
     await asyncio.sleep(settle)
-    assert await redis.zcard("etq:callbacks:pending") == 0
-    assert [k for k in await redis.keys("etq:callback:*")] == []
+    assert await redis.zcard(KEYS.record_index("callback")) == 0
+    assert [k for k in await redis.keys(f"{KEYS.prefix}:{{callback}}:*")] == []
     created = [e["channel"] for e in observer.of_type("ChannelCreated")]
     assert not [c["id"] for c in created if c["id"].startswith("cb-")], "a callback was dialled"
     assert not [c["name"] for c in created if number_digits in c.get("name", "")

@@ -18,6 +18,9 @@ import pytest
 from conftest import API_TOKEN
 from harness import log_errors
 from test_first_call import prompt_of, talk_bridge_with
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 INTERVAL = 2.0
@@ -98,7 +101,7 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
             assert len(gaps) >= 2
             # never longer than one interval plus a few seconds (the restart) without a check-in
             assert max(gaps) <= INTERVAL + 3.0, gaps
-        assert await redis.exists(f"etq:hold:{calls[0][1]}")
+        assert await redis.exists(KEYS.snapshot("hold", calls[0][1]))
         await _hang_up_while_app_runs(callers, observer, redis, calls)
     finally:
         app.terminate()
@@ -119,7 +122,7 @@ async def _hang_up_while_app_runs(callers, observer, redis, calls,
                                 and e["channel"]["id"] == c, timeout=15,
                                 what="the other party released by the restarted app")
         deadline = time.monotonic() + 10
-        while await redis.sismember("etq:calls", call_id):  # polling Redis, bounded
+        while await redis.sismember(KEYS.live_calls(), call_id):  # polling Redis, bounded
             assert time.monotonic() < deadline, f"the restarted app never forgot {call_id}"
             await asyncio.sleep(0.1)
 
@@ -161,7 +164,7 @@ async def test_given_attended_transfer_in_consultation_when_app_killed_and_resta
         # on purpose: the app stays down a while (the callers go on without it)
         await asyncio.sleep(1.0)
         app = await _start_app(settings, port, tmp_path / "app-2.log")
-        assert await redis.exists(f"etq:transfer:{call_id}")
+        assert await redis.exists(KEYS.snapshot("transfer", call_id))
         restarted = time.time()
         # the caller still hears check-ins while the operator consults
         await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"

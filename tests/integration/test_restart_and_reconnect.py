@@ -12,6 +12,9 @@ from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
 from test_first_call import prompt_of, talk_bridge_with
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +30,7 @@ async def test_given_caller_waiting_when_app_restarts_then_call_resumed_and_conn
                             what="caller waiting in the holding bridge")
 
     await app_runner.stop()  # the app goes away; the caller stays on the line, on music
-    assert await redis.sismember("etq:calls", call_id)
+    assert await redis.sismember(KEYS.live_calls(), call_id)
     assert call_id in {c["id"] for c in await ari.channels()}
     phones.mode["operator1"] = "answer"
     restarted_at = time.time()
@@ -69,8 +72,8 @@ async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_res
     await observer.wait_for(lambda e: e.get("type") == "BridgeDestroyed"
                             and e["bridge"]["id"] == f"{call_id}~talk", what="talk bridge gone")
     await app[inbound_key].lanes.join()
-    assert not await redis.sismember("etq:calls", call_id)
-    assert not await redis.exists("etq:operator:PJSIP/operator1")
+    assert not await redis.sismember(KEYS.live_calls(), call_id)
+    assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
 
 
 async def test_given_connected_call_when_websocket_drops_and_caller_hangs_up_then_resync_cleans(
@@ -88,4 +91,4 @@ async def test_given_connected_call_when_websocket_drops_and_caller_hangs_up_the
     assert events.connects == 2
     await asyncio.wait_for(events.connected.wait(), 5)
     await app[inbound_key].lanes.join()
-    assert not await redis.sismember("etq:calls", call_id)
+    assert not await redis.sismember(KEYS.live_calls(), call_id)

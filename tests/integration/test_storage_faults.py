@@ -25,6 +25,9 @@ from conftest import API_TOKEN, _wait_phones_registered
 from harness import assert_music, record_heard_since
 from test_first_call import talk_bridge_with
 from test_hold import connected_call, wait_prompt
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 CHECK_INS = ("[hold]\ncheck_in_interval = 4\nfallback_after = 60\n"
@@ -61,7 +64,7 @@ async def until(condition, timeout: float, what: str, step: float = 0.1):
 
 
 async def hold_snapshot(redis, call_id: str) -> dict | None:
-    raw = await redis.get(f"etq:hold:{call_id}")
+    raw = await redis.get(KEYS.snapshot("hold", call_id))
     return json.loads(raw) if raw else None
 
 

@@ -20,6 +20,9 @@ from ari_app.inbound.keys import inbound_key
 from harness import SILENCE, rms_windows
 from test_first_call import prompt_of, talk_bridge_with
 from test_hold import connected_call, media_of, played, timeline, wait_prompt
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
 
@@ -107,10 +110,10 @@ async def test_given_announced_transfer_when_caller_waits_and_target_accepts_the
     assert middle[:2] == ["transfer-announce", "transfer-expect"], heard
     assert all(p.startswith("checkin-") for p in middle[2:]), heard
     await app[inbound_key].lanes.join()
-    call = json.loads(await redis.get(f"etq:call:{call_id}"))
+    call = json.loads(await redis.get(KEYS.call(call_id)))
     assert (call["state"], call["operator_channel"], call["operator"]) == (
         "connected", leg, "PJSIP/operator2")
-    assert not await redis.exists("etq:operator:PJSIP/operator1"), "operator1 is free again"
+    assert not await redis.exists(KEYS.operator("PJSIP/operator1")), "operator1 is free again"
     events = await transfer_events(app, call_id)
     assert events[:4] == ["transfer started", "transfer choice", "target dialed", "target answered"]
     assert events[-2:] == ["target accepted", "transfer ended"]
@@ -135,7 +138,7 @@ async def test_given_announcement_when_caller_presses_2_then_stays_with_operator
     await app[inbound_key].lanes.join()
     choice = [e for e in await timeline(app, call_id) if e["event"] == "transfer choice"][0]
     assert choice["choice"] == "stay"
-    assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+    assert json.loads(await redis.get(KEYS.call(call_id)))["state"] == "connected"
     await callers.hang_up(ours)
 
 
@@ -165,8 +168,8 @@ async def test_given_announced_transfer_when_target_declines_then_unavailable_nu
     await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                            and e["channel"]["id"] == ours, what="caller released")
     await app[inbound_key].lanes.join()
-    [request_id] = [i.decode() for i in await redis.zrange("etq:callbacks:pending", 0, -1)]
-    request = json.loads(await redis.get(f"etq:callback:{request_id}"))
+    [request_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("callback"), 0, -1)]
+    request = json.loads(await redis.get(KEYS.record("callback", request_id)))
     assert (request["number"], request["for_whom"], request["call_id"], request["source"]) == (
         "+12125550123", "billing", call_id, "transfer-fallback")
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
@@ -193,7 +196,7 @@ async def test_given_attended_transfer_when_target_does_not_answer_then_caller_b
     await app[inbound_key].lanes.join()
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
     assert failed["cause"] == "no answer" or "answer" in failed["cause"], failed
-    assert json.loads(await redis.get(f"etq:call:{call_id}"))["state"] == "connected"
+    assert json.loads(await redis.get(KEYS.call(call_id)))["state"] == "connected"
     await callers.hang_up(ours)
 
 
@@ -322,8 +325,8 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     await wait_prompt(observer, f"{call_id}~op1", "operator-complaint-recorded")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
     await app[inbound_key].lanes.join()
-    [complaint_id] = [i.decode() for i in await redis.zrange("etq:complaints", 0, -1)]
-    complaint = json.loads(await redis.get(f"etq:complaint:{complaint_id}"))
+    [complaint_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
+    complaint = json.loads(await redis.get(KEYS.record("complaint", complaint_id)))
     # what the caller said is kept: the recording exists and has their voice in it
     assert complaint["recording"] == f"{call_id}~complaint", complaint
     assert complaint["duration"] >= 1, complaint
@@ -332,7 +335,7 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     levels = rms_windows(path)
     assert sum(level > SILENCE for level in levels) >= 5, f"no voice in the complaint: {levels}"
     path.unlink()
-    callback = json.loads(await redis.get(f"etq:callback:{complaint['callback_id']}"))
+    callback = json.loads(await redis.get(KEYS.record("callback", complaint['callback_id'])))
     assert (callback["for_whom"], callback["number"], callback["source"]) == (
         "supervisor", "+12125550123", "supervisor")
     # the promise is the policy's 60 minutes, or later when that falls outside business or
@@ -364,10 +367,10 @@ async def test_given_premium_caller_id_when_complaint_recorded_then_kept_but_no_
     await wait_prompt(observer, f"{call_id}~op1", "operator-complaint-recorded-no-callback")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
     await app[inbound_key].lanes.join()
-    [complaint_id] = [i.decode() for i in await redis.zrange("etq:complaints", 0, -1)]
-    complaint = json.loads(await redis.get(f"etq:complaint:{complaint_id}"))
+    [complaint_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
+    complaint = json.loads(await redis.get(KEYS.record("complaint", complaint_id)))
     assert complaint["caller_number"] == "+19005550100" and complaint["callback_id"] is None
-    assert await redis.zcard("etq:callbacks:pending") == 0
+    assert await redis.zcard(KEYS.record_index("callback")) == 0
     await ari.hangup(ours)  # the call ends as any other
     await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                            and e["channel"]["id"] == ours, what="caller gone")

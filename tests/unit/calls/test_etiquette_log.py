@@ -11,6 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ari_app.calls.etiquette_log import EtiquetteLog, entry_of, operator_day
 from ari_app.calls.events import CallEvent
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
 
 DAY = 1796169600.0  # 2026-12-02 00:00 UTC
 
@@ -75,7 +78,7 @@ def test_given_time_when_operator_day_then_utc_date():
 
 async def test_given_steps_when_written_then_call_and_operator_day_lists_with_retention():
     redis = FakeRedis()
-    log = EtiquetteLog(redis, retention_days=90)  # type: ignore[arg-type]
+    log = EtiquetteLog(redis, retention_days=90, keys=KEYS)  # type: ignore[arg-type]
     log.start()
     log.on_event(ev("inbound:call_started", "call started", operator=None, number="100"))
     log.on_event(ev("hold:started", "hold started", reason="lookup"))
@@ -85,18 +88,18 @@ async def test_given_steps_when_written_then_call_and_operator_day_lists_with_re
     entries = await log.read("call-1")
     assert [e["step"] for e in entries] == ["inbound:call_started", "hold:started"]
     assert entries[1]["event"] == "hold started" and entries[1]["reason"] == "lookup"
-    day = [json.loads(x) for x in redis.lists["etq:etiquette:operator:PJSIP/operator1:2026-12-02"]]
+    day = [json.loads(x) for x in redis.lists[KEYS.operator_day("PJSIP/operator1", "2026-12-02")]]
     assert [(e["step"], e["call_id"]) for e in day] == [("hold:started", "call-1")]
     assert set(redis.ttl.values()) == {90 * 86400}
-    assert set(redis.ttl) == {"etq:timeline:call-1",
-                              "etq:etiquette:operator:PJSIP/operator1:2026-12-02"}
+    assert set(redis.ttl) == {KEYS.timeline("call-1"),
+                              KEYS.operator_day("PJSIP/operator1", "2026-12-02")}
     await log.close()
 
 
 async def test_given_redis_away_when_written_then_kept_and_written_in_order_once_back():
     redis = FakeRedis()
     redis.fail_next = 2
-    log = EtiquetteLog(redis, retention_days=1, retry_pause=0.01)  # type: ignore[arg-type]
+    log = EtiquetteLog(redis, retention_days=1, retry_pause=0.01, keys=KEYS)  # type: ignore[arg-type]
     log.start()
     for n in range(3):
         log.on_event(ev("hold:check_in_played", "check-in", operator=None, n=n))
@@ -107,7 +110,7 @@ async def test_given_redis_away_when_written_then_kept_and_written_in_order_once
 
 
 async def test_given_full_queue_when_more_then_oldest_dropped_and_counted():
-    log = EtiquetteLog(FakeRedis(), retention_days=1, max_queued=2)  # type: ignore[arg-type]
+    log = EtiquetteLog(FakeRedis(), retention_days=1, max_queued=2, keys=KEYS)  # type: ignore[arg-type]
     for n in range(3):
         log.on_event(ev("hold:check_in_played", "check-in", operator=None, n=n))
     assert log.dropped == 1
@@ -117,6 +120,6 @@ async def test_given_full_queue_when_more_then_oldest_dropped_and_counted():
 
 
 async def test_given_writer_not_started_when_read_then_no_wait():
-    log = EtiquetteLog(FakeRedis(), retention_days=1)  # type: ignore[arg-type]
+    log = EtiquetteLog(FakeRedis(), retention_days=1, keys=KEYS)  # type: ignore[arg-type]
     log.on_event(ev("hold:started", "hold started"))
     assert await asyncio.wait_for(log.read("call-1"), 1) == []

@@ -20,6 +20,9 @@ from redis.crc import key_slot
 from structlog.testing import capture_logs
 
 from ari_app.calls.ownership import CallOwnership, LeaseLost
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -100,7 +103,7 @@ async def expired(ownership: CallOwnership, call_id: str) -> None:
 
 
 async def test_given_new_call_when_claimed_then_token_and_owner(redis):
-    a = CallOwnership(redis, "app-a")
+    a = CallOwnership(redis, "app-a", keys=KEYS)
     assert await a.claim("call-1") == 1
     assert a.owns("call-1") and a.token("call-1") == 1 and a.held() == {"call-1"}
     assert await a.owner_of("call-1") == "app-a"
@@ -111,7 +114,7 @@ async def test_given_new_call_when_claimed_then_token_and_owner(redis):
 
 
 async def test_given_live_lease_when_other_claims_then_refused_and_may_not_take(redis):
-    a, b = CallOwnership(redis, "app-a"), CallOwnership(redis, "app-b")
+    a, b = CallOwnership(redis, "app-a", keys=KEYS), CallOwnership(redis, "app-b", keys=KEYS)
     await a.claim("call-1")
     assert await b.claim("call-1") is None
     assert not b.owns("call-1") and b.token("call-1") is None
@@ -124,9 +127,10 @@ async def test_given_live_lease_when_other_claims_then_refused_and_may_not_take(
 
 
 async def test_given_our_lease_when_claimed_again_then_new_token_fences_the_old_one(redis):
-    a = CallOwnership(redis, "app-a")
+    a = CallOwnership(redis, "app-a", keys=KEYS)
     await a.claim("call-1")
-    restarted = CallOwnership(redis, "app-a")  # same id, after a restart: no wait for the ttl
+    # same id, after a restart: no wait for the ttl
+    restarted = CallOwnership(redis, "app-a", keys=KEYS)
     assert await restarted.claim("call-1") == 2
     with pytest.raises(LeaseLost):
         await a.fenced_set("call-1", "etq:hold:{call-1}", "old process")
@@ -135,7 +139,7 @@ async def test_given_our_lease_when_claimed_again_then_new_token_fences_the_old_
 
 
 async def test_given_instance_id_prefix_of_another_when_claimed_then_not_mistaken(redis):
-    a, longer = CallOwnership(redis, "app"), CallOwnership(redis, "app:7")
+    a, longer = CallOwnership(redis, "app", keys=KEYS), CallOwnership(redis, "app:7", keys=KEYS)
     await longer.claim("call-1")  # lease "app:7:1": owner "app:7", not "app"
     assert await a.claim("call-1") is None
     assert await a.owner_of("call-1") == "app:7"
@@ -143,8 +147,8 @@ async def test_given_instance_id_prefix_of_another_when_claimed_then_not_mistake
 
 async def test_given_expired_lease_when_other_claims_then_higher_token_and_stale_write_fails(redis):
     lost: list[str] = []
-    a = CallOwnership(redis, "app-a", ttl=0.3, on_lost=lost.append)
-    b = CallOwnership(redis, "app-b", ttl=0.3)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.3, on_lost=lost.append)
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=0.3)
     first = await a.claim("call-1")
     await a.fenced_set("call-1", "etq:hold:{call-1}", "a's snapshot")
     assert await b.claim("call-1") is None
@@ -168,8 +172,8 @@ async def test_given_expired_lease_when_other_claims_then_higher_token_and_stale
 
 
 async def test_given_fenced_write_when_lease_lost_then_fenced_delete_also_refused(redis):
-    a = CallOwnership(redis, "app-a", ttl=0.3)
-    b = CallOwnership(redis, "app-b", ttl=0.3)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.3)
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=0.3)
     await a.claim("call-1")
     await a.fenced_set("call-1", "etq:hold:{call-1}", "a's")
     await expired(b, "call-1")
@@ -181,7 +185,7 @@ async def test_given_fenced_write_when_lease_lost_then_fenced_delete_also_refuse
 
 
 async def test_given_expired_lease_nobody_claimed_when_renewed_then_ours_again(redis):
-    a = CallOwnership(redis, "app-a", ttl=0.3)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.3)
     await a.claim("call-1")
     await expired(a, "call-1")  # e.g. Redis was away longer than the ttl
     assert await a.may_take("call-1")
@@ -194,8 +198,9 @@ async def test_given_expired_lease_nobody_claimed_when_renewed_then_ours_again(r
 
 async def test_given_renewals_when_several_ttls_pass_then_lease_lives_and_lost_one_noticed(redis):
     lost: list[str] = []
-    a = CallOwnership(redis, "app-a", ttl=0.5, on_lost=lost.append)  # a tick every 0.17 s
-    b = CallOwnership(redis, "app-b", ttl=0.5)
+    # a tick every 0.17 s
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.5, on_lost=lost.append)
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=0.5)
     await a.claim("call-1")
     await a.claim("call-2")
     renewing = asyncio.create_task(a.run())
@@ -221,7 +226,7 @@ async def test_given_renewals_when_several_ttls_pass_then_lease_lives_and_lost_o
 
 
 async def test_given_call_over_when_released_then_nothing_left_in_redis(redis):
-    a, b = CallOwnership(redis, "app-a"), CallOwnership(redis, "app-b")
+    a, b = CallOwnership(redis, "app-a", keys=KEYS), CallOwnership(redis, "app-b", keys=KEYS)
     await a.claim("call-1")
     await a.fenced_set("call-1", "etq:hold:{call-1}", "snapshot", ex=30)
     assert 0 < await redis.ttl("etq:hold:{call-1}") <= 30
@@ -236,8 +241,8 @@ async def test_given_call_over_when_released_then_nothing_left_in_redis(redis):
 
 
 async def test_given_lease_taken_when_released_then_other_lease_kept(redis):
-    a = CallOwnership(redis, "app-a", ttl=0.3)
-    b = CallOwnership(redis, "app-b", ttl=5)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.3)
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=5)
     await a.claim("call-1")
     await expired(a, "call-1")
     await b.claim("call-1")
@@ -250,7 +255,7 @@ async def test_given_lease_taken_when_released_then_other_lease_kept(redis):
 async def test_given_decoded_client_when_used_then_same_behaviour(server):
     client = Redis(port=server.port, decode_responses=True)
     try:
-        a, b = CallOwnership(client, "app-a"), CallOwnership(client, "app-b")
+        a, b = CallOwnership(client, "app-a", keys=KEYS), CallOwnership(client, "app-b", keys=KEYS)
         assert await a.claim("call-1") == 1
         assert await a.owner_of("call-1") == "app-a" and not await b.may_take("call-1")
         assert await a.renew_all() == set()
@@ -263,8 +268,8 @@ async def test_given_decoded_client_when_used_then_same_behaviour(server):
 
 @pytest.mark.timeout(30)
 async def test_given_redis_stopped_when_running_then_warns_and_renewals_resume(server, redis):
-    a = CallOwnership(redis, "app-a", ttl=0.9)  # a tick every 0.3 s
-    b = CallOwnership(redis, "app-b", ttl=0.9)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.9)  # a tick every 0.3 s
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=0.9)
     await a.claim("call-1")
     with capture_logs() as logs:
         renewing = asyncio.create_task(a.run())
@@ -293,7 +298,7 @@ async def _true(value: bool) -> bool:
 
 
 async def test_given_one_call_when_scripts_run_then_all_keys_in_one_slot(redis):
-    a = CallOwnership(redis, "app-a")
+    a = CallOwnership(redis, "app-a", keys=KEYS)
     for call_id in ("call-1", "1733139200.42", "cb-9f3a", "x{y}z"):
         keys = a._keys(call_id, f"etq:hold:{{{call_id}}}", f"etq:inbound:{{{call_id}}}")
         assert keys[:2] == [f"etq:{{{call_id}}}:owner", f"etq:{{{call_id}}}:fence"]
@@ -307,8 +312,8 @@ async def test_given_one_call_when_scripts_run_then_all_keys_in_one_slot(redis):
 
 
 async def test_given_stale_local_lease_when_claim_refused_then_dropped(redis):
-    a = CallOwnership(redis, "app-a", ttl=0.3)
-    b = CallOwnership(redis, "app-b", ttl=5)
+    a = CallOwnership(redis, "app-a", keys=KEYS, ttl=0.3)
+    b = CallOwnership(redis, "app-b", keys=KEYS, ttl=5)
     await a.claim("call-1")
     await expired(a, "call-1")
     await b.claim("call-1")

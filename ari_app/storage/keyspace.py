@@ -1,0 +1,122 @@
+"""The one place that names Redis keys: every store and service asks the `Keyspace` built
+once in app.py instead of formatting keys itself, so a key family is renamed here alone and
+tests ask the same object what to look at.
+
+Redis Cluster: the keys one MULTI/EXEC or one script touches must live in one hash slot, and
+only the part of a key inside `{...}` (its hash tag) is hashed when there is one. So:
+
+- everything of one call shares the call id as tag, `etq:{<call id>}:...` (its record, its
+  rules' snapshots, its timeline, its lease and fence counter): a fenced write
+  (calls/ownership.py) checks the lease and writes any of them in one script;
+- a durable record and its index share the kind, `etq:{<kind>}:...`; the callback requests'
+  other keys (open-by-number, submission, dialer lock) are `{callback}` too, since the
+  create-or-merge script touches the request, the index, the open key and a submission;
+- a customer card and its history share the number, `etq:customer:{<number>}...`;
+- keys always used alone (live calls, operator reservations, rate counters, an operator's
+  day) carry no tag, so they spread over the cluster.
+
+A script gets every key it touches in KEYS, never builds one inside Lua (Cluster routes by
+KEYS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CALLBACK", "CALL_STATE_TTL", "Keyspace"]
+
+CALLBACK = "callback"  # the callback requests' record kind, and their hash tag
+
+# A call's own state (its record, its rules' snapshots) outlives its last write by at most
+# this, refreshed on every write: deleted when the call or rule ends, and gone anyway when no
+# process is left to end it.
+CALL_STATE_TTL = 86400
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Every Redis key the app uses, one method per key family."""
+
+    prefix: str = "etq"
+
+    def __post_init__(self) -> None:
+        if not self.prefix or "{" in self.prefix or "}" in self.prefix:
+            # a brace in the prefix would become every key's hash tag: one slot for all
+            raise ValueError(f"key prefix must be non-empty and without braces: {self.prefix!r}")
+
+    def _of_call(self, call_id: str, what: str) -> str:
+        return f"{self.prefix}:{{{call_id}}}:{what}"
+
+    def _tagged(self, tag: str, what: str) -> str:
+        return f"{self.prefix}:{{{tag}}}:{what}"
+
+    # --- one call (tag: the call id) ------------------------------------------------------
+    def call(self, call_id: str) -> str:
+        """The inbound call's machine snapshot (inbound/store.py)."""
+        return self._of_call(call_id, "call")
+
+    def snapshot(self, rule: str, call_id: str) -> str:
+        """A rule's machine snapshot for the call (storage/snapshots.py): hold, transfer,
+        complaint-flow, callback-call."""
+        return self._of_call(call_id, f"snapshot:{rule}")
+
+    def timeline(self, call_id: str) -> str:
+        """The call's etiquette log (calls/etiquette_log.py)."""
+        return self._of_call(call_id, "timeline")
+
+    def lease(self, call_id: str) -> str:
+        """Which instance drives the call: `<instance>:<token>` (calls/ownership.py)."""
+        return self._of_call(call_id, "owner")
+
+    def fencing_counter(self, call_id: str) -> str:
+        """The call's fencing token counter, INCRed by every claim (calls/ownership.py)."""
+        return self._of_call(call_id, "fence")
+
+    # --- used alone (no tag) --------------------------------------------------------------
+    def live_calls(self) -> str:
+        """The set of inbound calls in progress (what reconcile resumes)."""
+        return f"{self.prefix}:calls"
+
+    def operator(self, endpoint: str) -> str:
+        """An operator's reservation: the call id that holds them (operators/service.py)."""
+        return f"{self.prefix}:operator:{endpoint}"
+
+    def operator_day(self, endpoint: str, day: str) -> str:
+        """An operator's etiquette log for one UTC day, YYYY-MM-DD (calls/etiquette_log.py)."""
+        return f"{self.prefix}:etiquette:operator:{endpoint}:{day}"
+
+    def rate(self, key: str, slot: int | str) -> str:
+        """A fixed-window rate counter (callback/intake.py): `key` is what is counted
+        ("ip:<address>"), `slot` the window's number."""
+        return f"{self.prefix}:rate:{key}:{slot}"
+
+    # --- a customer (tag: the number) -----------------------------------------------------
+    def customer(self, number: str) -> str:
+        """The customer card, a hash (customers/service.py)."""
+        return f"{self.prefix}:customer:{{{number}}}"
+
+    def customer_history(self, number: str) -> str:
+        """What happened with the customer, a list written with the card."""
+        return f"{self.customer(number)}:history"
+
+    # --- durable records (tag: the kind) --------------------------------------------------
+    def record(self, kind: str, record_id: str) -> str:
+        """One durable record (storage/records.py): callback, voicemail, complaint."""
+        return self._tagged(kind, f"record:{record_id}")
+
+    def record_index(self, kind: str) -> str:
+        """The kind's time-ordered index, written with the record in one transaction (for
+        callback requests: the open ones, scored by when they are due)."""
+        return self._tagged(kind, "index")
+
+    def callback_open(self, number: str) -> str:
+        """The open callback request of a number, so a second request merges into it."""
+        return self._tagged(CALLBACK, f"open:{number}")
+
+    def callback_submission(self, submission_id: str) -> str:
+        """A submission merged into another request: that request's id."""
+        return self._tagged(CALLBACK, f"submission:{submission_id}")
+
+    def callback_lock(self, request_id: str) -> str:
+        """The dialer instance working on a request (callback/dialer.py)."""
+        return self._tagged(CALLBACK, f"lock:{request_id}")
