@@ -47,15 +47,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"cannot read the policy file {settings.policy_file}: {exc}", file=sys.stderr)
         return 2
     app = build_app(settings, policy)
+    app.on_shutdown.insert(0, _bounded_shutdown)
     try:
         # keepalive_timeout also bounds a connection that never finishes its headers (aiohttp
         # arms it at connect); a stalled body is cut by read_json's BODY_TIMEOUT.
         web.run_app(app, host=settings.http_host, port=settings.http_port, print=None,
-                    access_log=None, keepalive_timeout=15)
+                    access_log=None, keepalive_timeout=15, shutdown_timeout=SHUTDOWN_GRACE)
     except StartupError as exc:
         print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+SHUTDOWN_GRACE = 10.0  # s a request in flight may take to finish after SIGTERM
+SHUTDOWN_LIMIT = 25.0  # s after SIGTERM the process is gone, whatever is still running
+
+
+async def _bounded_shutdown(app) -> None:
+    """SIGTERM always ends the process: calls live on in Asterisk and Redis (another
+    instance, or this one restarted, takes them back), so a shutdown step that hangs must not
+    keep a stopped app around. Past the limit the tasks still running are logged, then exit."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def force() -> None:
+        tasks = []
+        try:
+            tasks = [f"{t.get_name()}: {t.get_coro()!r}" for t in asyncio.all_tasks(loop)]
+        except RuntimeError:
+            pass
+        import structlog
+        structlog.get_logger().warning("shutdown took too long; exiting now",
+                                       limit_s=SHUTDOWN_LIMIT, tasks=tasks[:20])
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_LIMIT, force)
+    timer.daemon = True
+    timer.start()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -59,6 +59,18 @@ async def _start_app(settings, port: int, log: Path) -> asyncio.subprocess.Proce
     raise AssertionError("the app did not come up")
 
 
+async def _stop(app: asyncio.subprocess.Process) -> None:
+    """SIGTERM, and the app is gone within its shutdown limit (never left running for the
+    next tests: it would share their Stasis app and Redis)."""
+    app.terminate()
+    try:
+        await asyncio.wait_for(app.wait(), timeout=40)
+    except asyncio.TimeoutError:
+        app.kill()
+        await app.wait()
+        raise AssertionError("the app did not exit within 40 s of SIGTERM") from None
+
+
 async def _hold(port: int, call_id: str) -> None:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as s:
         async with s.post(f"http://127.0.0.1:{port}/api/calls/{call_id}/hold",
@@ -104,8 +116,7 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
         assert await redis.exists(KEYS.snapshot("hold", calls[0][1]))
         await _hang_up_while_app_runs(callers, observer, redis, calls)
     finally:
-        app.terminate()
-        await app.wait()
+        await _stop(app)
     for log in ("app-1.log", "app-2.log"):
         assert log_errors(tmp_path / log) == [], (log, log_errors(tmp_path / log))
 
@@ -181,7 +192,6 @@ async def test_given_attended_transfer_in_consultation_when_app_killed_and_resta
         assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
         await _hang_up_while_app_runs(callers, observer, redis, [(ours, call_id)], leg)
     finally:
-        app.terminate()
-        await app.wait()
+        await _stop(app)
     for log in ("app-1.log", "app-2.log"):
         assert log_errors(tmp_path / log) == [], (log, log_errors(tmp_path / log))
