@@ -282,11 +282,10 @@ class InboundStasis:
                 # what the rule's end means for the call comes before anything queued after
                 events[0:0] = await self._side_step(machine, event)
                 continue
-            before, old = machine.to_dict(), machine.state
+            old = machine.state
             actions = machine.handle(event)
-            after = machine.to_dict()
-            if machine.state not in m.END_STATES and after != before:
-                await self.store.save(machine, after)
+            if machine.state not in m.END_STATES:
+                await self.store.save(machine)  # a step that changed nothing writes nothing
             self.events.transition(machine.call_id, old, machine.state,
                                    operator=machine.operator, at=getattr(event, "now", None))
             for action in actions:

@@ -41,8 +41,12 @@ class CallStore:
                 machine = self._owned[call_id] = InboundMachine.from_dict(json.loads(raw))
         return machine
 
-    async def save(self, machine: InboundMachine, snapshot: dict | None = None) -> None:
-        text = json.dumps(snapshot or machine.to_dict())
+    async def save(self, machine: InboundMachine) -> None:
+        """Write the call's snapshot, unless Redis already holds exactly this one."""
+        text = json.dumps(machine.to_dict())
+        if machine.call_id not in self._unsure and self._written.get(machine.call_id) == text:
+            self._owned[machine.call_id] = machine
+            return
         try:
             await self._put(machine.call_id, text)
         except BaseException:

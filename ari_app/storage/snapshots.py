@@ -51,7 +51,13 @@ class SnapshotStore(Generic[M]):
         return machine
 
     async def save(self, machine: M) -> None:
+        """Write the snapshot, unless Redis already holds exactly this one (a step that
+        changed nothing: a stale prompt end, an early timer) costs no Redis write."""
         snapshot = json.dumps(machine.to_dict())
+        call_id = machine.call_id
+        if call_id not in self._unsure and self._written.get(call_id) == snapshot:
+            self._owned[call_id] = machine
+            return
         try:
             await self.redis.set(self._key(machine.call_id), snapshot, ex=CALL_STATE_TTL)
         except BaseException:
