@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ari_app.policy import PolicyError, load_policy
 
     settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, cache=True)
     try:
         policy = load_policy(settings.policy_file, test_time_ranges=settings.test_time_ranges)
     except PolicyError as exc:

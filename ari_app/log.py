@@ -13,7 +13,9 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "auto", *, cache: bool = False) -> None:
+    """`cache`: each module's logger is built once (the running app); off where tests
+    capture logs (structlog's testing advice)."""
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -28,7 +30,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

@@ -167,7 +167,15 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
         stat0 = system_cpu()
         pings: list[float] = []
         probe = asyncio.create_task(ping_probe(ari, pings))
+        profiler = None
+        if args.profile:  # py-spy (pip install py-spy) samples the app over the measured window
+            profiler = await asyncio.create_subprocess_exec(
+                "py-spy", "record", "-p", str(app.pid), "-d", str(int(args.measure) - 1),
+                "-r", "250", "-f", "raw", "-o", f"{args.profile}-{n}.txt", "--nonblocking",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await asyncio.sleep(args.measure)
+        if profiler is not None:
+            await profiler.wait()
         probe.cancel()
         await asyncio.gather(probe, return_exceptions=True)
         system = {k: round(100 * (v - stat0[k]) / max(1, sum(system_cpu().values()) - sum(stat0.values())), 1)
@@ -207,6 +215,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             "lateness_max_ms": round(max(lateness), 1) if lateness else None,
             "missed_check_ins": missed,
             "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+            "app_cpu_ms_per_check_in": round(app_cpu * elapsed * 1000 / max(1, len(lateness)), 2),
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
             "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1),
             # Asterisk's own answer time to a bare GET /asterisk/ping while under this load: a
@@ -229,6 +238,8 @@ async def main() -> None:
     parser.add_argument("--measure", type=float, default=40.0, help="seconds measured on hold")
     parser.add_argument("--spread", action="store_true",
                         help="start the holds evenly over one interval instead of all at once")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="sample the app with py-spy over the measured window into PREFIX-N.txt")
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
     args = parser.parse_args()
     configure_logging("WARNING", "json")

@@ -13,10 +13,11 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from ari_app.ari import operations as ops
 from ari_app.ari.operations import Op
@@ -75,6 +76,7 @@ class AriClient:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
         self.request_timeout = request_timeout
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
 
@@ -86,7 +88,9 @@ class AriClient:
             # own 15 s keep-alive ends, so a reused connection is not one Asterisk just closed.
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
                                              keepalive_timeout=10)
-            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector)
+            # ARI sets no cookies: a jar would be consulted on every request for nothing
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector,
+                                                  cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def close(self) -> None:
@@ -106,14 +110,18 @@ class AriClient:
         query = {k: _wire(v) for k, v in params.items() if k in op.query and v is not None}
         body = raw if raw is not None else (
             {k: v for k, v in params.items() if k in op.body and v is not None} or None)
-        limit = aiohttp.ClientTimeout(total=request_timeout or self.request_timeout)
+        limit = (aiohttp.ClientTimeout(total=request_timeout) if request_timeout
+                 else self._timeout)
+        # the URL encoded here once (yarl would parse and re-quote it on every request)
+        url = URL(self.api + path + ("?" + urlencode(query, quote_via=quote) if query else ""),
+                  encoded=True)
         # A pooled connection Asterisk closed meanwhile fails before any answer: safe to repeat
         # for reads and deletes (idempotent), never for a POST such as an originate.
         attempts = 2 if op.method in ("GET", "DELETE") else 1
         for attempt in range(attempts):
             try:
-                async with self.session.request(op.method, self.api + path, params=query,
-                                                json=body, timeout=limit) as resp:
+                async with self.session.request(op.method, url, json=body,
+                                                timeout=limit) as resp:
                     if resp.status >= 400:
                         raise _error(resp.status, op.method, path, await resp.text())
                     if op.binary:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Op", "ALL_OPERATIONS"]
 
@@ -22,7 +23,7 @@ class Op:
     raw_body: str | None = None  # a parameter that is the whole JSON body
     binary: bool = False  # the answer is a file (bytes), not JSON
 
-    @property
+    @cached_property
     def path_params(self) -> tuple[str, ...]:
         return tuple(re.findall(r"{(\w+)}", self.path))
 

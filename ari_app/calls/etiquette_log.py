@@ -3,7 +3,11 @@
 (`etq:etiquette:operator:{endpoint}:{YYYY-MM-DD}`), each kept `retention.etiquette_log_days`.
 
 `on_event` only queues (the call never waits for Redis); one task writes the queue in order, a
-batch per pipeline. With Redis away it keeps the batch and tries again (a bounded queue: past
+batch per pipeline: it lingers `linger` seconds after the first entry so that a call's steps
+and other calls' land in one round trip, one RPUSH per list with all its new entries, and a
+list's EXPIRE is renewed only when this process has not renewed it for `REFRESH` seconds
+(the retention is days: an hour more or less is nothing, a command per entry was most of the
+log's cost). With Redis away it keeps the batch and tries again (a bounded queue: past
 `max_queued` the oldest entries are dropped, and counted). Transitions (`*:state_changed`) are
 for the stream, metrics and log lines; the log keeps the facts.
 """
@@ -27,6 +31,7 @@ __all__ = ["EtiquetteLog", "entry_of", "operator_day"]
 logger = structlog.get_logger()
 
 BATCH = 500
+REFRESH = 3600.0  # s between renewals of one list's retention by this process
 
 
 def entry_of(event: CallEvent) -> dict:
@@ -45,10 +50,12 @@ def operator_day(at: float) -> str:
 
 class EtiquetteLog:
     def __init__(self, redis: Redis, retention_days: int, *, keys: Keyspace,
-                 max_queued: int = 100_000, retry_pause: float = 0.5) -> None:
+                 max_queued: int = 100_000, retry_pause: float = 0.5,
+                 linger: float = 0.05) -> None:
         self.redis, self.keys = redis, keys
         self.ttl = int(retention_days * 86400)
-        self.max_queued, self.retry_pause = max_queued, retry_pause
+        self.max_queued, self.retry_pause, self.linger = max_queued, retry_pause, linger
+        self._expiring: dict[str, float] = {}  # list -> when this process last renewed its ttl
         self.dropped = 0
         self._queue: deque[tuple[str, str]] = deque()  # (key, JSON entry)
         self._wake = asyncio.Event()
@@ -67,12 +74,11 @@ class EtiquetteLog:
     def on_event(self, event: CallEvent) -> None:
         if event.label == STATE_CHANGED:
             return
-        entry = entry_of(event)
-        self._push(self.call_key(event.call_id), json.dumps(entry))
-        if event.operator:
-            entry["call_id"] = event.call_id
+        raw = json.dumps(entry_of(event))
+        self._push(self.call_key(event.call_id), raw)
+        if event.operator:  # the same entry and its call: `{..., "call_id": "<call>"}`
             self._push(self.operator_key(event.operator, operator_day(event.at)),
-                       json.dumps(entry))
+                       f'{raw[:-1]}, "call_id": {json.dumps(event.call_id)}}}')
         self._idle.clear()
         self._wake.set()
 
@@ -97,6 +103,8 @@ class EtiquetteLog:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
+                if self.linger > 0:
+                    await asyncio.sleep(self.linger)
                 continue
             batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
             try:
@@ -117,14 +125,21 @@ class EtiquetteLog:
                 waiting = False
 
     async def _write(self, batch: list[tuple[str, str]]) -> None:
+        lists: dict[str, list[str]] = {}
+        for key, raw in batch:  # in order within each list, which is all order means here
+            lists.setdefault(key, []).append(raw)
+        now = time.monotonic()
+        expire = [key for key in lists if now - self._expiring.get(key, -REFRESH) >= REFRESH]
         async with self.redis.pipeline(transaction=False) as pipe:
-            keys: dict[str, None] = {}
-            for key, raw in batch:
-                pipe.rpush(key, raw)
-                keys[key] = None
-            for key in keys:
+            for key, values in lists.items():
+                pipe.rpush(key, *values)
+            for key in expire:
                 pipe.expire(key, self.ttl)
             await pipe.execute()
+        if len(self._expiring) > 100_000:  # lists of calls long over: forget them
+            self._expiring = {k: t for k, t in self._expiring.items() if now - t < REFRESH}
+        for key in expire:
+            self._expiring[key] = now
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until what was published so far is in Redis (read your own writes)."""

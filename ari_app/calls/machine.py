@@ -4,7 +4,8 @@ and the snapshot stored in Redis."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import copy
+from dataclasses import fields, is_dataclass
 from typing import Any, ClassVar
 
 import structlog
@@ -43,6 +44,28 @@ class RuleMachine:
         self.state = state
 
     def to_dict(self) -> dict:
-        data = asdict(self)  # type: ignore[call-overload]
+        """What `dataclasses.asdict` gives, without its deep copy of every value (the
+        snapshot is built at every step of every call)."""
+        data = _plain(self)
         data["state"] = self.state.value
         return data
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is list or kind is tuple:
+        return kind([_plain(v) for v in value])
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    names = _FIELDS.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    return copy.deepcopy(value)

@@ -48,6 +48,9 @@ class Rule(Protocol):
     STEPS: ClassVar[Mapping[str, str]]  # its machine's labels -> the published steps' names
     TAKES_OPERATOR: ClassVar[bool]      # it reads the operator's keys and phone buttons too
     LEGS: ClassVar[frozenset[str]]      # roles of legs it dials: their StasisStart is its event
+    # prompts whose playback events nobody waits for (an aside to the operator): the call
+    # drops them as they arrive, before its lane
+    UNWATCHED_PROMPTS: ClassVar[frozenset[str]]
     store: SnapshotStore                # its machine per call in Redis (the runner's to use)
 
     def begin(self, legs: CallLegs, request: Mapping[str, Any], now: float
@@ -87,6 +90,7 @@ class RuleBase:
     STEPS: ClassVar[Mapping[str, str]] = {}
     TAKES_OPERATOR: ClassVar[bool] = False  # the call's feature codes stay the call's
     LEGS: ClassVar[frozenset[str]] = frozenset()
+    UNWATCHED_PROMPTS: ClassVar[frozenset[str]] = frozenset()
 
     def ask(self, what: str, data: Mapping[str, Any], now: float) -> object:
         raise LookupError(f"{self.NAME} takes no {what!r}")  # type: ignore[attr-defined]

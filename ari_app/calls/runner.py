@@ -50,6 +50,12 @@ class RuleRunner:
         """The ARI event types some rule reads (the app's event filter adds them)."""
         return frozenset().union(*(rule.WANTS for rule in self.rules.values()))
 
+    @property
+    def unwatched_prompts(self) -> frozenset[str]:
+        """Prompts no rule waits for: their playback events are dropped on arrival."""
+        return frozenset().union(*(getattr(rule, "UNWATCHED_PROMPTS", ())
+                                   for rule in self.rules.values()))
+
     def rule(self, name: str) -> Rule:
         try:
             return self.rules[name]

@@ -11,6 +11,7 @@ answer, behind the token) keep the event as it is.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import structlog
@@ -68,6 +69,9 @@ def _masked(key: str, value: object) -> object:
 
 class StepLog:
     def on_event(self, event: CallEvent) -> None:
+        debug = event.name in DEBUG_STEPS
+        if not logger.is_enabled_for(logging.DEBUG if debug else logging.INFO):
+            return  # nobody reads it: no masking, no line
         fields: dict[str, object] = {"step": event.name, "call_id": event.call_id,
                                      "rule": event.rule}
         if event.old is not None or event.new is not None:
@@ -77,7 +81,7 @@ class StepLog:
         for key, value in event.data.items():
             if value is not None and key not in _OURS:
                 fields[key] = _masked(key, value)
-        if event.name in DEBUG_STEPS:
+        if debug:
             logger.debug("call step", **fields)
         else:
             logger.info("call step", **fields)

@@ -19,26 +19,32 @@ class CallTimers:
     def __init__(self, fire: Callable[[str], None],
                  clock: Callable[[], float] = time.time) -> None:
         self._fire, self.clock = fire, clock
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}  # deadline, handle
 
     def arm(self, call_id: str, deadlines: Iterable[float | None]) -> None:
-        """The earliest of `deadlines` (None: none), replacing the call's timer."""
-        self.cancel(call_id)
+        """The earliest of `deadlines` (None: none), replacing the call's timer (kept as it
+        is when it is already set for that moment: most of a call's steps move no deadline)."""
         due = [d for d in deadlines if d is not None]
         if not due:
+            self.cancel(call_id)
             return
+        when = min(due)
+        armed = self._timers.get(call_id)
+        if armed is not None and armed[0] == when:
+            return
+        self.cancel(call_id)
         loop = asyncio.get_running_loop()
-        self._timers[call_id] = loop.call_at(loop.time() + max(0.0, min(due) - self.clock()),
-                                             self._fired, call_id)
+        self._timers[call_id] = (when, loop.call_at(loop.time() + max(0.0, when - self.clock()),
+                                                    self._fired, call_id))
 
     def _fired(self, call_id: str) -> None:
         self._timers.pop(call_id, None)
         self._fire(call_id)
 
     def cancel(self, call_id: str) -> None:
-        handle = self._timers.pop(call_id, None)
-        if handle is not None:
-            handle.cancel()
+        armed = self._timers.pop(call_id, None)
+        if armed is not None:
+            armed[1].cancel()
 
     def cancel_all(self) -> None:
         for call_id in list(self._timers):

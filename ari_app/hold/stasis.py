@@ -41,6 +41,8 @@ class HoldRule(RuleBase):
         "hold started": "started", "check-in": "check_in_played",
         "fallback choice": "fallback_chosen", "hold ended": "ended",
         "callback requested": "callback_promised"}
+    # the operator's nudge: the check-in's entry already says it; nothing waits for its end
+    UNWATCHED_PROMPTS: ClassVar[frozenset[str]] = frozenset({"nudge"})
 
     def __init__(self, ari: AriClient, store: HoldStore, callbacks: CallbackRequests,
                  voicemails: Voicemails, *, app: str, settings: h.HoldSettings,

@@ -45,6 +45,7 @@ OWN_TAG = "call"  # the call's own playbacks (greeting, ...): `<call>~call<hex>-
 NOTED = "_etiquette_noted"  # set on a raw event once what Asterisk did is published
 STEPS = {"PlaybackStarted": "prompt_started", "PlaybackFinished": "prompt_finished",
          "ChannelEnteredBridge": "bridge_entered", "ChannelLeftBridge": "bridge_left"}
+_PLAYBACK_EVENTS = frozenset({"PlaybackStarted", "PlaybackFinished"})
 HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted",
                      "PlaybackFinished", "ChannelEnteredBridge", "ChannelLeftBridge",
                      "ChannelDtmfReceived", "ChannelHold", "ChannelUnhold", "ChannelTransfer"})
@@ -143,14 +144,19 @@ class InboundStasis:
         self.app, self.codes = settings.app, settings.codes
         self.request_timeout = settings.request_timeout
         self.handled = HANDLED | rules.wants
+        self.unwatched = rules.unwatched_prompts
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS,
                            refuse_while_stalled=_answer_now)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, Tick()), self.clock)
 
     # --- routing (runs in the WebSocket reader: enqueue only) --------------------------------
     def on_event(self, event: dict) -> None:
-        if event.get("type") not in self.handled:
+        kind = event.get("type")
+        if kind not in self.handled:
             return
+        if (kind in _PLAYBACK_EVENTS and (event.get("playback") or {}).get("id", "").rsplit(
+                ids.SEP, 1)[-1] in self.unwatched):
+            return  # an aside nobody waits for (a nudge to the operator): not worth a lane
         resource = _resource_id(event)
         if resource is None or resource.startswith("cb-"):  # callback calls: callback/stasis.py
             return
@@ -557,8 +563,6 @@ class InboundStasis:
         if kind in ("PlaybackStarted", "PlaybackFinished"):
             pb = event.get("playback") or {}
             prompt = pb.get("id", "").rsplit(ids.SEP, 1)[-1]
-            if prompt == "nudge":
-                return  # the check-in entry already says the operator was nudged
             self.events.note(call_id, kind, {"prompt": prompt, "media": pb.get("media_uri"),
                                              "state": pb.get("state")}, operator=operator, at=now)
         elif kind in ("ChannelEnteredBridge", "ChannelLeftBridge"):

@@ -91,6 +91,11 @@ async def test_given_stream_open_when_call_held_with_two_check_ins_then_steps_st
             intro = await wait_prompt(observer, call_id, "hold-intro")
             first = await wait_prompt(observer, call_id, "checkin-1", after=intro["_t"])
             await wait_prompt(observer, call_id, "checkin-2", after=first["_t"])
+            # the app has taken the second check-in's end too (its socket is not the
+            # observer's): the music is back before the resume
+            await stream.wait_for(lambda n, d: n == "hold:state_changed" and sum(
+                1 for m, e in stream.events if m == "hold:state_changed"
+                and e["new"] == "holding") == 3)
             status, _ = await app_runner.api("DELETE", f"/api/calls/{call_id}/hold")
             assert status == 202
             await stream.wait_for(lambda n, d: n == "hold:ended")

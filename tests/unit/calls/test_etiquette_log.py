@@ -28,8 +28,8 @@ class FakePipeline:
     async def __aexit__(self, *exc) -> None:
         return None
 
-    def rpush(self, key, value):
-        self.commands.append(("rpush", key, value))
+    def rpush(self, key, *values):
+        self.commands.append(("rpush", key, values))
 
     def expire(self, key, seconds):
         self.commands.append(("expire", key, seconds))
@@ -39,8 +39,9 @@ class FakePipeline:
             self.redis.fail_next -= 1
             raise RedisConnectionError("Redis is loading")
         for command, key, value in self.commands:
+            self.redis.commands.append(command)
             if command == "rpush":
-                self.redis.lists.setdefault(key, []).append(value)
+                self.redis.lists.setdefault(key, []).extend(value)
             else:
                 self.redis.ttl[key] = value
 
@@ -51,6 +52,7 @@ class FakeRedis:
     def __init__(self) -> None:
         self.lists: dict[str, list[str]] = {}
         self.ttl: dict[str, int] = {}
+        self.commands: list[str] = []
         self.fail_next = 0
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
@@ -123,3 +125,18 @@ async def test_given_writer_not_started_when_read_then_no_wait():
     log = EtiquetteLog(FakeRedis(), retention_days=1, keys=KEYS)  # type: ignore[arg-type]
     log.on_event(ev("hold:started", "hold started"))
     assert await asyncio.wait_for(log.read("call-1"), 1) == []
+
+
+async def test_given_many_steps_when_written_then_one_rpush_per_list_and_retention_set_once():
+    redis = FakeRedis()
+    log = EtiquetteLog(redis, retention_days=1, keys=KEYS, linger=0.01)  # type: ignore[arg-type]
+    log.start()
+    for n in range(5):  # one call's steps in a burst: one round trip
+        log.on_event(ev("hold:check_in_played", "check-in", n=n))
+    await log.flush()
+    assert redis.commands == ["rpush", "rpush", "expire", "expire"]
+    log.on_event(ev("hold:check_in_played", "check-in", n=5))  # later: the ttl is still fresh
+    entries = await log.read("call-1")
+    assert [e["n"] for e in entries] == [0, 1, 2, 3, 4, 5]
+    assert redis.commands[4:] == ["rpush", "rpush"]
+    await log.close()
