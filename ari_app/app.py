@@ -290,6 +290,7 @@ def _hold_settings(policy: Policy) -> HoldSettings:
     return HoldSettings(check_in_interval=rules.check_in_interval,
                         fallback_after=rules.fallback_after,
                         choice_timeout=rules.fallback_choice_timeout,
+                        menu_repeat_after=rules.menu_repeat_after,
                         fallback_default=rules.fallback_default,
                         max_holds_per_call=rules.max_holds_per_call,
                         numbers=NumberRules.from_policy(policy.callback))
@@ -299,6 +300,7 @@ def _transfer_settings(policy: Policy) -> TransferSettings:
     moves, codes = policy.transfer, policy.feature_codes
     return TransferSettings(ring_timeout=moves.ring_timeout, choice_timeout=moves.choice_timeout,
                             accept_timeout=moves.accept_timeout,
+                            menu_repeat_after=moves.menu_repeat_after,
                             check_in_interval=policy.hold.check_in_interval,
                             recording_notice=policy.recording.enabled,
                             complete_code=codes.transfer, cancel_code=codes.resume)

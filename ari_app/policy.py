@@ -24,6 +24,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -181,6 +182,9 @@ Slug = Annotated[
 ]
 DtmfCode = Annotated[StrictStr, _matching(r"[0-9*#]{1,4}", "1-4 characters from 0-9, * and #")]
 DirectoryCode = Annotated[StrictStr, _matching(r"[0-9]{1,6}", "1-6 digits")]
+# Seconds of silence after a menu before it is said once more: never more than 5 (the most
+# silence a caller may hear), never so soon that the caller has no time to press a key.
+MenuRepeatAfter = Annotated[StrictFloat, _in_range(2, 5, "seconds")]
 PhoneNumber = Annotated[
     StrictStr, _matching(r"\+?[0-9]{3,20}", "3-20 digits with an optional leading +")
 ]
@@ -264,7 +268,11 @@ class HoldPolicy(_Section):
     fallback_after: Annotated[StrictInt, _in_range(120, 180, "seconds", test_low=3)] = 150
     moh_class: Annotated[StrictStr, _text(80)] = "default"
     fallback_default: Literal["callback", "voicemail"] = "callback"
+    # The way out's 1/2/3 and the callback number: a menu with no key within
+    # menu_repeat_after is said once more; then fallback_choice_timeout, at most 5 s of
+    # silence, before the default.
     fallback_choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds")] = 8
+    menu_repeat_after: MenuRepeatAfter = 4.0
     # A second hold in one call is allowed up to this count, but flagged.
     max_holds_per_call: Annotated[StrictInt, _in_range(1, 5)] = 1
     reasons: dict[Slug, PromptName] = Field(
@@ -319,6 +327,9 @@ class TransferPolicy(_Section):
     choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 6
     # The target's 1 accept / 2 decline after the introduction; no key = not verified.
     accept_timeout: Annotated[StrictInt, _in_range(5, 30, "seconds", test_low=1)] = 10
+    # Either menu with no key within this is said once more; then the timeout above counts,
+    # at most 5 s of silence.
+    menu_repeat_after: MenuRepeatAfter = 4.0
     # Reason code -> prompt the target hears after who is calling.
     reasons: dict[Slug, PromptName] = Field(
         default_factory=lambda: {

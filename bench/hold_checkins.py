@@ -5,8 +5,10 @@
 For each N: N Local-channel callers dial in (paced), each is connected to its own operator (a
 Local destination answered by the bench, so N operators exist), then put on hold over the REST
 API. For `--measure` seconds an observer WebSocket stamps every caller's prompts; a check-in's
-lateness is its PlaybackStarted minus (the previous prompt's PlaybackFinished + the interval).
-A missed check-in is a caller whose music ran longer than interval + 1 s with none.
+lateness is its PlaybackStarted minus when it was due: the interval after the previous
+check-in's PlaybackStarted (start to start), but not before the previous prompt's
+PlaybackFinished + 2 s of music (after the announcement: its PlaybackFinished + the interval;
+ari_app/calls/pacing.py). A missed check-in is one more than 1 s past due.
 The app runs as its own process (`ari-etiquette run`); its CPU and memory and Asterisk's CPU
 are read from /proc. Not a test: prints figures and writes JSON to bench/results/.
 """
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
+from ari_app.calls.pacing import next_check_in  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts  # noqa: E402
@@ -188,17 +191,22 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
     lateness, missed = [], 0
     for tag in tags:
         seq = [p for p in prompts.get(f"call-{tag}", []) if p[2] >= start - interval - 10]
-        ended = None
+        began = ended = None  # the last check-in's start, the last prompt's end
         for kind, prompt, t in seq:
             if kind == "PlaybackFinished":
                 ended = t
-            elif prompt.startswith("checkin") and ended is not None and t >= start:
-                lateness.append((t - ended - interval) * 1000)
-                if t - ended > interval + 1.0:
-                    missed += 1
-        if ended is not None and time.time() - ended > interval + 7.5 + 1.0 and seq and \
-                seq[-1][0] == "PlaybackFinished":
-            missed += 1  # music has run past a due check-in that never came
+            elif prompt.startswith("checkin"):
+                if ended is not None and t >= start:
+                    due = (next_check_in(interval, began, ended) if began is not None
+                           else ended + interval)
+                    lateness.append((t - due) * 1000)
+                    if t - due > 1.0:
+                        missed += 1
+                began = t
+        if ended is not None and seq and seq[-1][0] == "PlaybackFinished":
+            due = next_check_in(interval, began, ended) if began is not None else ended + interval
+            if time.time() - due > 7.5 + 1.0:
+                missed += 1  # music has run past a due check-in that never came
     for tag in tags:
         await _quiet(ari.hangup(f"bc-{tag}"))
     await asyncio.sleep(3)

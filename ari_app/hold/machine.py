@@ -4,11 +4,16 @@ deadline (`get_timer`).
 The rules decided here:
 - the caller hears that they are being put on hold and why (and for how long, when known)
   before the music starts; a hold without a reason still happens but is a breach;
-- the check-in cadence: every `check_in_interval` seconds of music the music pauses for a
-  check-in ("thank you for waiting ..."), varied, then resumes; the operator gets a nudge with
-  the time on hold that the caller does not hear;
+- the check-in cadence: the first check-in comes `check_in_interval` seconds after the music
+  started, the next ones `check_in_interval` seconds after the previous one started (start to
+  start), never before it has finished and some music has played (calls/pacing.py); the music
+  pauses for the check-in ("thank you for waiting ..."), varied, then resumes; the operator gets
+  a nudge with the time on hold that the caller does not hear;
 - after `fallback_after` seconds on hold the waiting stops: 1 keep holding, 2 voicemail for the
   operator, 3 a callback (own number, or one typed on the keypad); no choice = policy default;
+- a menu (the way out, the callback number) never leaves the caller in silence: no key within
+  `menu_repeat_after` seconds, it says itself once more (a number half typed is typed again);
+  then no key within `choice_timeout` seconds, at most 5, is no choice (calls/pacing.py);
 - a number is called back only if it passes the one check (callback/numbers.py, the policy's
   rules in HoldSettings.numbers): a typed number that fails is refused aloud ("we cannot call
   that number") and asked again, twice, then the caller leaves a message instead; a caller ID
@@ -28,6 +33,7 @@ import structlog
 
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.calls.machine import RuleMachine
+from ari_app.calls.pacing import menu_wait, next_check_in
 # the words every rule shares (hang-ups, the timer, prompts, music, the end): re-exported, so
 # the hold's own names still read `from ari_app.hold.machine import Play`
 from ari_app.calls.vocabulary import (CallerHungUp, DetachCaller, Finish, Note, OperatorHungUp,
@@ -69,7 +75,8 @@ MAX_NUMBER_TRIES = 3  # a refused typed number is asked again twice, then voicem
 class HoldSettings:
     check_in_interval: float = 25.0
     fallback_after: float = 150.0
-    choice_timeout: float = 8.0
+    choice_timeout: float = 8.0         # after the menu's repeat; at most 5 s count (pacing)
+    menu_repeat_after: float = 4.0      # a menu with no key is said once more after this
     fallback_default: str = "callback"   # or "voicemail"
     voicemail_max: int = 120             # seconds of message
     max_holds_per_call: int = 1
@@ -202,6 +209,7 @@ class HoldMachine(RuleMachine):
     recording_since: float | None = None  # the caller's message is being recorded
     for_whom: str | None = None  # a message or callback for someone else than the operator
     refusals: int = 0  # typed numbers refused so far
+    menu_repeated: bool = False  # the question waiting for a key was said once more
 
     @property
     def playing_tag(self) -> str:
@@ -245,7 +253,7 @@ class HoldMachine(RuleMachine):
         if ev.preselect == "voicemail":
             return [note, *self._voicemail(ev.now, chosen="caller", intro=ev.intro)]
         self._set_state(HoldState.OFFERING)
-        return [note, self._play("hold-fallback-menu", (*ev.intro, *self._menu_media()))]
+        return [note, self._ask("hold-fallback-menu", (*ev.intro, *self._menu_media()))]
 
     # --- prompts ending ---------------------------------------------------------------------
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
@@ -253,12 +261,14 @@ class HoldMachine(RuleMachine):
             return []
         self.playing = None
         match self.state:
-            case HoldState.ANNOUNCING | HoldState.CHECKING_IN:
-                if self.state is HoldState.CHECKING_IN and ev.now >= (self.fallback_at or 0):
-                    return self._offer(ev.now)
+            case HoldState.ANNOUNCING:
                 return self._music(ev.now)
+            case HoldState.CHECKING_IN:
+                if ev.now >= (self.fallback_at or 0):
+                    return self._offer(ev.now)
+                return self._music(ev.now, after_check_in=True)
             case HoldState.OFFERING | HoldState.CALLBACK_NUMBER:
-                self.choice_deadline = ev.now + self.settings.choice_timeout
+                self.choice_deadline = ev.now + self._menu_wait()
                 return []
             case HoldState.VOICEMAIL:
                 if ev.prompt == "voicemail-intro":
@@ -285,8 +295,10 @@ class HoldMachine(RuleMachine):
             if self.fallback_at is not None and ev.now >= self.fallback_at:
                 return [StopMusic(), *self._offer(ev.now)]
             return self._check_in(ev.now)
-        # no choice in time: the policy's default (a callback needs a number we may call)
         self.choice_deadline = None
+        if not self.menu_repeated:  # no key yet: the question once more, never silence
+            return self._repeat()
+        # no choice in time: the policy's default (a callback needs a number we may call)
         own = self._own_number()
         if self.settings.fallback_default == "callback" and own:
             return self._callback(own, own=True, chosen="default", now=ev.now)
@@ -330,17 +342,17 @@ class HoldMachine(RuleMachine):
             self.digits = ""
             notes = [Note("fallback choice", (("choice", "callback"),))]
             if self._own_number():
-                return [*stop, *notes, self._play("callback-own-number")]
+                return [*stop, *notes, self._ask("callback-own-number")]
             if self.caller_number:  # never offered: ask for a number we may call
                 notes.append(Note("caller id not called back", (("why", self._refusal(
                     self.caller_number)),)))
-            return [*stop, *notes, self._play("callback-enter-number")]
-        return [*stop, self._play("invalid-choice", (prompt_media("invalid-choice"),
-                                                     *self._menu_media()))]
+            return [*stop, *notes, self._ask("callback-enter-number")]
+        return [*stop, self._ask("invalid-choice", (prompt_media("invalid-choice"),
+                                                    *self._menu_media()))]
 
     def _number_digit(self, digit: str, now: float) -> list[object]:
         stop = self._stop_playing()
-        self.choice_deadline = now + self.settings.choice_timeout
+        self.choice_deadline = now + self._menu_wait()
         own = self._own_number() if digit == "1" and not self.digits else None
         if own:
             return [*stop, *self._callback(own, own=True, chosen="caller", now=now)]
@@ -363,9 +375,8 @@ class HoldMachine(RuleMachine):
         if self.refusals >= MAX_NUMBER_TRIES:
             return [note, *self._voicemail(now, chosen="number-refused", intro=(
                 prompt_media("callback-number-refused"), prompt_media("callback-voicemail-instead")))]
-        self.choice_deadline = None  # counted again once the question has been asked
-        again = "callback-own-number" if self._own_number() else "callback-enter-number"
-        return [note, self._play("callback-number-refused", (
+        again = self._number_question()
+        return [note, self._ask("callback-number-refused", (
             prompt_media("callback-number-refused"), prompt_media(again)))]
 
     def _own_number(self) -> str | None:
@@ -477,21 +488,50 @@ class HoldMachine(RuleMachine):
         actions += self._stop_playing()
         # never leave the caller alone: offer voicemail or a callback right away
         self._set_state(HoldState.OFFERING)
-        self.choice_deadline = None
-        return [*actions, self._play("operator-gone", (prompt_media("operator-gone"),
-                                                       *self._menu_media()))]
+        return [*actions, self._ask("operator-gone", (prompt_media("operator-gone"),
+                                                      *self._menu_media()))]
 
     # --- helpers ------------------------------------------------------------------------------
-    def _music(self, now: float) -> list[object]:
+    def _music(self, now: float, after_check_in: bool = False) -> list[object]:
+        """Music from `now`; the next check-in `check_in_interval` after the music started,
+        or after the check-in that just ended started (start to start)."""
         self._set_state(HoldState.HOLDING)
-        self.next_check_in = now + self.settings.check_in_interval
+        interval = self.settings.check_in_interval
+        self.next_check_in = (next_check_in(interval, self.check_ins[-1], now)
+                              if after_check_in and self.check_ins else now + interval)
         return [StartMusic()]
 
     def _offer(self, now: float) -> list[object]:
         self._set_state(HoldState.OFFERING)
         self.next_check_in = None
         return [Note("fallback offered", (("held_for", self._held(now)),)),
-                self._play("hold-fallback-menu", self._menu_media())]
+                self._ask("hold-fallback-menu", self._menu_media())]
+
+    # --- menus: a question waiting for a key ---------------------------------------------------
+    def _ask(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
+        """A new question for the caller: its time to answer counts once it has been said,
+        and it may be said once more."""
+        self.menu_repeated = False
+        self.choice_deadline = None
+        return self._play(prompt, media)
+
+    def _menu_wait(self) -> float:
+        return menu_wait(self.menu_repeated, self.settings.menu_repeat_after,
+                         self.settings.choice_timeout)
+
+    def _repeat(self) -> list[object]:
+        """The question again, once: the menu itself (without what led to it), or the
+        callback number's question (digits typed so far are typed again)."""
+        self.menu_repeated = True
+        if self.state is HoldState.CALLBACK_NUMBER:
+            prompt, media = self._number_question(), ()
+            self.digits = ""
+        else:
+            prompt, media = "hold-fallback-menu", self._menu_media()
+        return [Note("menu repeated", (("prompt", prompt),)), self._play(prompt, media)]
+
+    def _number_question(self) -> str:
+        return "callback-own-number" if self._own_number() else "callback-enter-number"
 
     def _menu_media(self) -> tuple[str, ...]:
         return (prompt_media("hold-fallback-menu" if self.operator_present

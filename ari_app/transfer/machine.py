@@ -15,6 +15,12 @@ The five steps, decided here:
    that the person is not available and their direct number again, and the call ends in the
    hold rule's voicemail-or-callback offer (outcome `unavailable`).
 A transfer the caller accepts is thanked ("thank you for your patience") before connecting.
+
+While the caller waits on music, check-ins come as on hold: `check_in_interval` seconds after
+the music started, then start to start (calls/pacing.py). The caller's menu (step 1) and the
+target's (step 4) are never followed by long silence: no key within `menu_repeat_after`
+seconds, the menu is said once more; then no key within the choice or accept timeout, at most
+5 s, is no key (continue; not verified).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import ClassVar
 import structlog
 
 from ari_app.calls.machine import RuleMachine
+from ari_app.calls.pacing import menu_wait, next_check_in
 # the words every rule shares (hang-ups, the timer, prompts, music, the end): re-exported
 from ari_app.calls.vocabulary import (CALLER, OPERATOR, TARGET, CallerHungUp, DetachCaller,
                                       Finish, Note, OperatorHungUp, Play, PromptFinished,
@@ -65,6 +72,8 @@ class TransferSettings:
     ring_timeout: float = 20.0     # how long the target rings
     choice_timeout: float = 6.0    # caller's 1/2/3 after the announcement; no key = continue
     accept_timeout: float = 10.0   # target's 1/2 after the introduction; no key = not verified
+    menu_repeat_after: float = 4.0  # either menu, no key: said once more (then the timeouts
+    #                                 above count, at most 5 s: calls/pacing.py)
     check_in_interval: float = 25.0  # the hold rule's cadence, while the caller waits
     recording_notice: bool = True  # repeat the disclosure to the new pair
     complete_code: str = "*2"      # attended: the operator completes (the transfer code again)
@@ -204,6 +213,8 @@ class TransferMachine(RuleMachine):
     music: bool = False
     next_check_in: float | None = None
     check_ins: int = 0
+    check_in_at: float | None = None   # when the last check-in started (start to start)
+    menu_repeated: bool = False        # the menu waiting for a key was said once more
     deadline: float | None = None      # choice, ring or accept timeout (wall clock)
     keys: str = ""                     # operator's keys during a consultation
     failure: str | None = None
@@ -284,6 +295,7 @@ class TransferMachine(RuleMachine):
             return [note, StartConsultation()]
         # step 4, announced: who is calling and why, then 1 accept / 2 decline
         self._set_state(TransferState.INTRODUCING)
+        self.menu_repeated = False
         media = [prompt_media("transfer-intro-to-target")]
         media += [f"digits:{self.caller_number.lstrip('+')}"] if self.caller_number else \
             [prompt_media("transfer-caller-unknown")]
@@ -377,14 +389,14 @@ class TransferMachine(RuleMachine):
             return []
         if ev.party == TARGET:
             if self.state is TransferState.INTRODUCING:
-                self.deadline = ev.now + self.settings.accept_timeout
+                self.deadline = ev.now + self._menu_wait(self.settings.accept_timeout)
             return []
         match self.state:
             case TransferState.ANNOUNCING:
-                self.deadline = ev.now + self.settings.choice_timeout
+                self.deadline = ev.now + self._menu_wait(self.settings.choice_timeout)
                 return []
             case TransferState.RINGING | TransferState.INTRODUCING | TransferState.CONSULTING:
-                return self._start_music(ev.now)
+                return self._start_music(ev.now, after_check_in=ev.prompt in CHECK_INS)
             case TransferState.CONNECTING:
                 actions: list[object] = [ConnectTarget(), ReattachCaller()]
                 if self.settings.recording_notice:
@@ -413,10 +425,15 @@ class TransferMachine(RuleMachine):
         if self.deadline is not None and ev.now >= self.deadline:
             self.deadline = None
             match self.state:
+                case TransferState.ANNOUNCING if not self.menu_repeated:  # no key yet: again
+                    return self._repeat(CALLER, "transfer-announce", "transfer-menu")
                 case TransferState.ANNOUNCING:  # no key: continue, as announced
                     return self._caller_choice("", ev.now)
                 case TransferState.RINGING:
                     return self._failed(ev.now, "no answer")
+                case TransferState.INTRODUCING if not self.menu_repeated:
+                    return self._repeat(TARGET, "transfer-intro-to-target",
+                                        "transfer-target-menu")
                 case TransferState.INTRODUCING:  # nobody pressed a key: not verified
                     return [*self._stop(TARGET), *self._failed(ev.now, "not verified (no key)")]
         if self.music and self.next_check_in is not None and ev.now >= self.next_check_in:
@@ -427,7 +444,7 @@ class TransferMachine(RuleMachine):
         self.check_ins += 1
         prompt = CHECK_INS[(self.check_ins - 1) % len(CHECK_INS)]
         due = self.next_check_in  # when it was due: played at `now` (metrics: the lateness)
-        self.music, self.next_check_in = False, None
+        self.music, self.next_check_in, self.check_in_at = False, None, now
         started = now if self.started_at is None else self.started_at  # 0.0 is a start time
         return [StopMusic(), self._play(CALLER, prompt),
                 Note("check-in", (("prompt", prompt), ("waited", int(now - started)),
@@ -472,10 +489,25 @@ class TransferMachine(RuleMachine):
         playing = self.playing.pop(party, None)
         return [StopPlayback(*playing, party)] if playing else []
 
-    def _start_music(self, now: float) -> list[object]:
+    def _start_music(self, now: float, after_check_in: bool = False) -> list[object]:
+        """Music from `now`; the next check-in `check_in_interval` after the music started,
+        or after the check-in that just ended started (start to start)."""
         self.music = True
-        self.next_check_in = now + self.settings.check_in_interval
+        interval = self.settings.check_in_interval
+        self.next_check_in = (next_check_in(interval, self.check_in_at, now)
+                              if after_check_in and self.check_in_at is not None
+                              else now + interval)
         return [StartMusic()]
+
+    def _menu_wait(self, timeout: float) -> float:
+        return menu_wait(self.menu_repeated, self.settings.menu_repeat_after, timeout)
+
+    def _repeat(self, party: str, prompt: str, menu: str) -> list[object]:
+        """No key yet: the menu once more (only the question, under the prompt's name: its
+        PromptFinished arms the last wait), a key during it counts as during the first."""
+        self.menu_repeated = True
+        return [Note("menu repeated", (("party", party), ("prompt", prompt))),
+                self._play(party, prompt, (prompt_media(menu),))]
 
     def _stop_music(self) -> list[object]:
         if not self.music:

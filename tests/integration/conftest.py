@@ -57,11 +57,13 @@ enabled = true
 check_in_interval = 2
 fallback_after = 7
 fallback_choice_timeout = 3
+menu_repeat_after = 2
 
 [transfer]
 ring_timeout = 4
 choice_timeout = 2
 accept_timeout = 3
+menu_repeat_after = 2
 
 [callback]
 # the business hours' UTC names no country: callbacks go to the test callers' US numbers

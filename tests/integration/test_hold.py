@@ -1,6 +1,8 @@
 """Hold etiquette against the real Asterisk, with the policy's times shrunk (check-in every
-2 s, fallback after 7 s): the caller is told why, hears music with check-ins at the interval,
-is offered a way out, and every path ends cleanly."""
+2 s, fallback after 7 s, 3 s to choose, a menu said once more after 2 s without a key): the
+caller is told why, hears music with check-ins at the interval (start to start), is offered a
+way out that is never followed by long silence, and every path ends cleanly. One test runs the
+shipped cadence (25 s) as it is."""
 
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ async def test_given_connected_call_when_put_on_hold_by_rest_then_reason_music_c
     talk = next(b for b in await ari.bridges() if b["id"] == f"{call_id}~talk")
     assert talk["channels"] == [f"{call_id}~op1"], "the caller is out of the conversation"
 
-    # check-ins at the interval after the music starts, varied, each one heard to the end
+    # the first check-in the interval after the music started, varied, each one heard to the
+    # end: a check-in longer than the 2 s interval is followed by 2 s of music, not cut
     c1 = await wait_prompt(observer, call_id, "checkin-1", "PlaybackStarted", after=intro["_t"])
     assert abs(c1["_t"] - intro["_t"] - 2.0) < 0.5, c1["_t"] - intro["_t"]
     c1_end = await wait_prompt(observer, call_id, "checkin-1", after=intro["_t"])
@@ -110,15 +113,31 @@ async def test_given_connected_call_when_put_on_hold_by_rest_then_reason_music_c
     await callers.hang_up(ours)
 
 
-async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_caller_id_and_operator_freed(
+async def test_given_hold_when_nobody_chooses_at_fallback_then_menu_said_twice_then_callback_to_caller_id_and_operator_freed(
         app, parties, ari, redis):
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     await app[inbound_key].request(call_id, PutOnHold(time.time(), "consult", None, "test"))
 
     menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
+    # no key: after 2 s of silence the menu says itself once more, the whole of it
+    again = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              after=menu["_t"])
+    assert again["playback"]["id"] != menu["playback"]["id"]
+    assert 1.5 < again["_t"] - menu["_t"] < 2.8, again["_t"] - menu["_t"]
+    again_end = await wait_prompt(observer, call_id, "hold-fallback-menu", after=again["_t"],
+                                  timeout=20)
+    assert media_of(observer, again["playback"]["id"]) == [
+        "sound:etiquette/hold-fallback-menu"]
     confirmed = await wait_prompt(observer, call_id, "callback-confirmed", timeout=20,
-                                  after=menu["_t"])
+                                  after=again_end["_t"])
+    # then the choice timeout (3 s) from the end of the repeat, and the default: never more
+    # than 5 s of silence (the confirmation follows once the request is saved)
+    [chosen] = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"]
+    assert 2.5 < chosen["t"] - again_end["_t"] < 3.8, chosen["t"] - again_end["_t"]
+    menus = {e["playback"]["id"] for p, _, e in played(observer, call_id)
+             if p == "hold-fallback-menu"}
+    assert len(menus) == 2, menus
     # the caller hears when: "we will call you back within N minutes (or hours)"
     said = media_of(observer, confirmed["playback"]["id"])
     assert said[:3] == ["sound:etiquette/callback-confirmed",
@@ -139,6 +158,26 @@ async def test_given_hold_when_nobody_chooses_at_fallback_then_callback_to_calle
     assert request["reason"] == "consult" and request["source"] == "hold-fallback"
     choice = [e for e in await timeline(app, call_id) if e["event"] == "callback requested"]
     assert choice and choice[0]["chosen"] == "default"
+    repeats = [e for e in await timeline(app, call_id) if e["event"] == "menu repeated"]
+    assert [r["prompt"] for r in repeats] == ["hold-fallback-menu"]
+
+
+async def test_given_fallback_menu_said_again_when_caller_presses_2_during_it_then_voicemail(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
+    again = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              after=menu["_t"])
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2")
+    # the repeat is stopped at once and the key acted on, as during the first playing
+    stopped = await wait_prompt(observer, call_id, "hold-fallback-menu", after=again["_t"])
+    assert stopped["_t"] - again["_t"] < 3.0, "the repeat was not stopped by the key"
+    await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackStarted", after=again["_t"])
+    choice = [e for e in await timeline(app, call_id) if e["event"] == "fallback choice"]
+    assert [(c["choice"], c["chosen"]) for c in choice] == [("voicemail", "caller")]
+    await callers.hang_up(ours)
 
 
 async def test_given_fallback_menu_when_caller_presses_3_and_types_a_number_then_that_number_saved(
@@ -263,15 +302,16 @@ async def test_given_rest_api_when_misused_then_clear_errors(app, app_runner, pa
     await callers.hang_up(ours)
 
 
-@pytest.mark.policy('[hold]\ncheck_in_interval = 4\nfallback_after = 60\n')
+@pytest.mark.policy('[hold]\ncheck_in_interval = 10\nfallback_after = 60\n')
 async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_music_without_dead_air(
         app, app_runner, parties, ari, spool):
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
     await wait_prompt(observer, call_id, "hold-intro")
-    # what the caller hears from the end of the intro: ~4 s music, the 6.4 s check-in, music
-    levels, t0 = await record_heard_since(callers, ours, 14, spool)
+    # what the caller hears from the end of the intro: ~10 s music, the 6.4 s check-in, music
+    # (the next check-in is due 10 s after this one started: after the recording)
+    levels, t0 = await record_heard_since(callers, ours, 19, spool)
     start = await wait_prompt(observer, call_id, "checkin-1", "PlaybackStarted")
     end = await wait_prompt(observer, call_id, "checkin-1")
     i, j = int((start["_t"] - t0) * 10), int((end["_t"] - t0) * 10)  # 100 ms windows
@@ -285,6 +325,58 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
     # recording as one sequence (from its first 0.5 s, while the snoop's audio starts)
     silent = longest_silence(levels[5:])
     assert silent <= DEAD_AIR_WINDOWS, f"{silent * 100} ms of dead air: {levels}"
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy('[hold]\ncheck_in_interval = 10\nfallback_after = 60\n')
+async def test_given_interval_longer_than_check_ins_when_on_hold_then_check_ins_start_every_interval(
+        app, app_runner, parties, ari):
+    """Check-ins last 6-7 s: with a 10 s interval each starts 10 s after the previous one
+    started (counted from its end, they came 16-17 s apart)."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    intro = await wait_prompt(observer, call_id, "hold-intro")
+    starts = []
+    for prompt in ("checkin-1", "checkin-2", "checkin-3"):
+        starts.append(await wait_prompt(observer, call_id, prompt, "PlaybackStarted",
+                                        after=starts[-1]["_t"] if starts else intro["_t"]))
+    # the first the interval after the music started (the announcement's end) ...
+    assert abs(starts[0]["_t"] - intro["_t"] - 10.0) < 0.5, starts[0]["_t"] - intro["_t"]
+    # ... the next ones start to start
+    gaps = [b["_t"] - a["_t"] for a, b in zip(starts, starts[1:])]
+    assert all(abs(gap - 10.0) < 0.5 for gap in gaps), gaps
+    # each heard to the end, with music between
+    for prompt, start in zip(("checkin-1", "checkin-2"), starts):
+        end = await wait_prompt(observer, call_id, prompt, after=start["_t"])
+        assert end["playback"]["state"] == "done", end["playback"]
+    await callers.hang_up(ours)
+
+
+SHIPPED_HOLD = ("[hold]\ncheck_in_interval = 25\nfallback_after = 150\n"
+                "fallback_choice_timeout = 8\nmenu_repeat_after = 4\n")
+
+
+@pytest.mark.policy(SHIPPED_HOLD)
+async def test_given_shipped_hold_times_when_on_hold_then_a_check_in_every_25_s_start_to_start(
+        app, app_runner, parties, ari):
+    """The shipped cadence as it is (no shrunk times; about a minute): callers and admins read
+    "every 25 s" start to start, and no caller waits more than 30 s without a word. Counted
+    from the end of each 6 s check-in, they came 31-32 s apart."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    intro = await wait_prompt(observer, call_id, "hold-intro")
+    first = await wait_prompt(observer, call_id, "checkin-1", "PlaybackStarted", timeout=35,
+                              after=intro["_t"])
+    assert abs(first["_t"] - intro["_t"] - 25.0) < 0.5, first["_t"] - intro["_t"]
+    first_end = await wait_prompt(observer, call_id, "checkin-1", after=first["_t"])
+    second = await wait_prompt(observer, call_id, "checkin-2", "PlaybackStarted", timeout=35,
+                               after=first["_t"])
+    assert 24.5 <= second["_t"] - first["_t"] <= 25.5, second["_t"] - first["_t"]
+    assert second["_t"] - first_end["_t"] < 25.0 - 4.0, "counted from the check-in's end"
+    notes = [e for e in await timeline(app, call_id) if e["event"] == "check-in"]
+    assert [n["prompt"] for n in notes] == ["checkin-1", "checkin-2"]
     await callers.hang_up(ours)
 
 
@@ -438,7 +530,8 @@ async def test_premium_caller_id_not_called_back(app, app_runner, parties, ari, 
     await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
     await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
     menu = await wait_prompt(observer, call_id, "hold-fallback-menu", timeout=30)
-    await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackStarted", timeout=15,
+    # no key: the menu once more (2 s, then 8 s of menu), then 3 s, then the default
+    await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackStarted", timeout=25,
                       after=menu["_t"])
     assert not any(prompt_of(e) == "callback-confirmed"
                    for e in observer.of_type("PlaybackStarted"))

@@ -1,5 +1,6 @@
 """Announced, verified transfers and supervisor escalation against the real Asterisk, with the
-policy's times shrunk (the caller's choice 2 s, the target rings 4 s, accepts within 3 s).
+policy's times shrunk (the caller's choice 2 s, the target rings 4 s, accepts within 3 s; a
+menu with no key is said once more after 2 s, and those times count from the repeat's end).
 
 The directory's "billing" department is the simulated desk phone operator2; the supervisor is
 supervisor1. Every path asserts what the caller, the operator and the target heard (in order),
@@ -81,10 +82,17 @@ async def test_given_announced_transfer_when_caller_waits_and_target_accepts_the
         "digits:4100", "sound:etiquette/transfer-menu"]
     talk = next(b for b in await ari.bridges() if b["id"] == f"{call_id}~talk")
     assert talk["channels"] == [f"{call_id}~op1"], "the caller is out of the conversation"
-    # 3: no key = continue: what to expect and thanks; the operator is freed at once
+    # no key: after 2 s of silence the menu (only the question) is said once more
+    again = await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted",
+                              after=announce["_t"])
+    assert again["playback"]["id"] != announce["playback"]["id"]
+    assert 1.5 < again["_t"] - announce["_t"] < 2.8, again["_t"] - announce["_t"]
+    again_end = await wait_prompt(observer, call_id, "transfer-announce", after=again["_t"])
+    assert media_of(observer, again["playback"]["id"]) == ["sound:etiquette/transfer-menu"]
+    # 3: still no key = continue: what to expect and thanks; the operator is freed at once
     expect = await wait_prompt(observer, call_id, "transfer-expect", "PlaybackStarted",
-                               after=announce["_t"])
-    assert 1.5 < expect["_t"] - announce["_t"] < 3.0, "the choice waited for the timeout"
+                               after=again_end["_t"])
+    assert 1.5 < expect["_t"] - again_end["_t"] < 3.0, "the choice waited for the timeout"
     await wait_prompt(observer, f"{call_id}~op1", "operator-freed-transfer")
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~op1", what="operator freed")
@@ -107,15 +115,16 @@ async def test_given_announced_transfer_when_caller_waits_and_target_accepts_the
     heard = heard_in_order(observer, call_id)
     assert heard[:2] == ["greeting", "recording-notice"] and heard[-1] == "transfer-connecting"
     middle = heard[2:-1]  # the hold rule's check-ins while the target's phone rang
-    assert middle[:2] == ["transfer-announce", "transfer-expect"], heard
-    assert all(p.startswith("checkin-") for p in middle[2:]), heard
+    assert middle[:3] == ["transfer-announce", "transfer-announce", "transfer-expect"], heard
+    assert all(p.startswith("checkin-") for p in middle[3:]), heard
     await app[inbound_key].lanes.join()
     call = json.loads(await redis.get(KEYS.call(call_id)))
     assert (call["state"], call["operator_channel"], call["operator"]) == (
         "connected", leg, "PJSIP/operator2")
     assert not await redis.exists(KEYS.operator("PJSIP/operator1")), "operator1 is free again"
     events = await transfer_events(app, call_id)
-    assert events[:4] == ["transfer started", "transfer choice", "target dialed", "target answered"]
+    assert events[:5] == ["transfer started", "menu repeated", "transfer choice",
+                          "target dialed", "target answered"]
     assert events[-2:] == ["target accepted", "transfer ended"]
     ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
     assert ended["outcome"] == "connected"
@@ -174,6 +183,39 @@ async def test_given_announced_transfer_when_target_declines_then_unavailable_nu
         "+12125550123", "billing", call_id, "transfer-fallback")
     failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
     assert failed["cause"] == "declined by the target"
+
+
+async def test_given_announced_transfer_when_target_presses_no_key_then_menu_said_twice_then_not_verified(
+        app, app_runner, parties, ari, redis):
+    """An answering machine or a voicemail box: the target's menu is said once more after 2 s,
+    then 3 s (accept_timeout) from the repeat's end without a key is a failed transfer."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    intro = await wait_prompt(observer, leg, "transfer-intro-to-target")
+    again = await wait_prompt(observer, leg, "transfer-intro-to-target", "PlaybackStarted",
+                              after=intro["_t"])
+    assert again["playback"]["id"] != intro["playback"]["id"]
+    assert 1.5 < again["_t"] - intro["_t"] < 2.8, again["_t"] - intro["_t"]
+    assert again["playback"]["media_uri"] == "sound:etiquette/transfer-target-menu"
+    again_end = await wait_prompt(observer, leg, "transfer-intro-to-target", after=again["_t"])
+    # the caller, not the target, then hears that the person is not available, and the way out
+    offer = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              timeout=15, after=again_end["_t"])
+    await app[inbound_key].lanes.join()
+    failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
+    assert failed["cause"] == "not verified (no key)"
+    assert 2.5 < failed["t"] - again_end["_t"] < 3.8, failed["t"] - again_end["_t"]
+    assert offer["_t"] > again_end["_t"]
+    intros = {e["playback"]["id"] for p, _, e in played(observer, leg)
+              if p == "transfer-intro-to-target"}
+    assert len(intros) == 2, intros
+    repeats = [e for e in await timeline(app, call_id) if e["event"] == "menu repeated"]
+    assert [(r["party"], r["prompt"]) for r in repeats] == [
+        ("target", "transfer-intro-to-target")]  # the caller pressed 1 at once
+    await callers.hang_up(ours)
 
 
 @pytest.mark.policy(ATTENDED)

@@ -118,9 +118,11 @@ RANGES = [
     ("hold", "fallback_after", "120-180 (seconds)", 119, 181),
     ("hold", "fallback_choice_timeout", "3-20 (seconds)", 2, 21),
     ("hold", "max_holds_per_call", "1-5", 0, 6),
+    ("hold", "menu_repeat_after", "2-5 (seconds)", 1, 6),
     ("transfer", "ring_timeout", "10-60 (seconds)", 9, 61),
     ("transfer", "choice_timeout", "3-20 (seconds)", 2, 21),
     ("transfer", "accept_timeout", "5-30 (seconds)", 4, 31),
+    ("transfer", "menu_repeat_after", "2-5 (seconds)", 1, 6),
     ("callback", "max_attempts", "1-10", 0, 11),
     ("callback", "retry_backoff", "60-3600 (seconds)", 59, 3601),
     ("callback", "requests_per_ip_per_hour", "1-1000", 0, 1001),
@@ -151,6 +153,27 @@ def test_given_range_bounds_when_load_then_accepted(tmp_path, section, key, allo
         policy = load_policy(write_policy(tmp_path, body))
 
         assert getattr(getattr(policy, section), key) == value
+
+
+@pytest.mark.parametrize("section", ["hold", "transfer"])
+def test_given_menu_repeat_after_in_seconds_with_a_fraction_when_load_then_kept(tmp_path, section):
+    policy = load_policy(write_policy(tmp_path, f'company = "X"\n[{section}]\nmenu_repeat_after = 3.5\n'))
+
+    assert getattr(policy, section).menu_repeat_after == 3.5
+
+
+def test_given_menu_repeat_after_as_text_when_load_then_error_names_key(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[hold]\nmenu_repeat_after = "4"\n')
+
+    assert problems_of(path) == [f'{path}: hold.menu_repeat_after = "4" should be a valid number']
+
+
+def test_given_menu_repeat_after_6_when_load_with_test_time_ranges_then_still_rejected(tmp_path):
+    # more than 5 s of silence is never allowed, not even in tests
+    path = write_policy(tmp_path, 'company = "X"\n[transfer]\nmenu_repeat_after = 6\n')
+
+    with pytest.raises(PolicyError):
+        load_policy(path, test_time_ranges=True)
 
 
 # --- test_time_ranges --------------------------------------------------------------
@@ -646,3 +669,16 @@ def test_given_allowed_countries_listed_when_loaded_then_the_list_wins(tmp_path)
 def test_given_no_allowed_countries_when_business_zone_in_no_country_then_none_allowed(tmp_path):
     # UTC names no country: nothing may be called back until the admin lists countries
     assert load_policy(write_policy(tmp_path, 'company = "X"\n')).callback.allowed_countries == ()
+
+
+def test_given_menu_repeat_after_when_app_builds_the_rules_settings_then_each_rule_gets_its_own(
+        tmp_path):
+    from ari_app.app import _hold_settings, _transfer_settings
+
+    body = ('company = "X"\n[hold]\nmenu_repeat_after = 3\nfallback_choice_timeout = 9\n'
+            '[transfer]\nmenu_repeat_after = 2.5\n')
+    policy = load_policy(write_policy(tmp_path, body))
+
+    hold, transfer = _hold_settings(policy), _transfer_settings(policy)
+    assert (hold.menu_repeat_after, hold.choice_timeout) == (3.0, 9)
+    assert (transfer.menu_repeat_after, transfer.choice_timeout) == (2.5, 6)

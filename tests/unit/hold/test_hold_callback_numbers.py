@@ -3,7 +3,8 @@ a callback. A typed number that fails is refused aloud and asked again, twice, t
 leaves a message; a caller ID that fails is never offered nor used by default.
 
 Fake clock as in test_hold_machine.py: the fallback menu from a FallbackRequested at 0.0, heard
-by 6.0; the caller chooses 3 at 7.0 (h2), the question ends at 10.0."""
+by 6.0 (said once more at 10.0 if no key comes); the caller chooses 3 at 7.0 (h2), the question
+ends at 10.0."""
 
 import json
 from dataclasses import replace
@@ -41,8 +42,16 @@ def menu_heard(caller: str = CALLER, **settings) -> HoldMachine:
     machine = HoldMachine("call-1", caller_number=caller, settings=replace(SETTINGS, **settings))
     machine.handle(FallbackRequested(0.0, why="test"))
     machine.handle(PromptFinished(6.0, "hold-fallback-menu"))
-    assert machine.state is HoldState.OFFERING and machine.get_timer() == 14.0
+    assert machine.state is HoldState.OFFERING and machine.get_timer() == 10.0
     return machine
+
+
+def no_key(machine: HoldMachine) -> list[object]:
+    """No key at all: the question said once more (it lasts 3 s), then the no-key default."""
+    repeat = machine.handle(TimerFired(machine.get_timer() or 0.0))
+    assert isinstance(repeat[-1], Play) and machine.menu_repeated
+    machine.handle(PromptFinished(20.0, repeat[-1].prompt, repeat[-1].tag))
+    return machine.handle(TimerFired(machine.get_timer() or 0.0))
 
 
 def asked_for_number(caller: str = CALLER) -> HoldMachine:
@@ -86,7 +95,7 @@ def test_given_number_asked_when_refused_number_typed_then_refused_aloud_asked_a
     assert machine.state is HoldState.CALLBACK_NUMBER and machine.digits == ""
     assert machine.get_timer() is None  # the time to answer starts when the question ends
     machine.handle(PromptFinished(15.0, "callback-number-refused", "h3"))
-    assert machine.get_timer() == 23.0
+    assert machine.get_timer() == 19.0  # no key within 4 s: the question once more
 
 
 def test_given_premium_caller_id_when_typed_number_refused_then_asked_to_type_again_only():
@@ -123,7 +132,7 @@ def test_given_three_refused_numbers_when_typed_then_voicemail_instead_and_nothi
 def test_given_premium_caller_id_when_no_key_pressed_then_not_called_back_but_voicemail():
     machine = menu_heard(PREMIUM_CALLER)
 
-    actions = machine.handle(TimerFired(14.0))
+    actions = no_key(machine)
 
     assert saved(actions) == []
     assert machine.state is HoldState.VOICEMAIL
@@ -145,7 +154,7 @@ def test_given_premium_caller_id_when_callback_chosen_then_asked_to_type_a_numbe
 def test_given_premium_caller_id_when_number_asked_and_no_key_then_voicemail_not_caller_id():
     machine = asked_for_number(PREMIUM_CALLER)
 
-    actions = machine.handle(TimerFired(machine.get_timer() or 0.0))
+    actions = no_key(machine)
 
     assert saved(actions) == [] and machine.state is HoldState.VOICEMAIL
 
@@ -153,19 +162,19 @@ def test_given_premium_caller_id_when_number_asked_and_no_key_then_voicemail_not
 def test_given_caller_id_of_another_country_when_no_key_pressed_then_not_called_back():
     machine = menu_heard("+442079460958")
 
-    assert saved(machine.handle(TimerFired(14.0))) == []
+    assert saved(no_key(machine)) == []
 
 
 def test_given_national_caller_id_when_no_key_pressed_then_called_back_as_e164():
     machine = menu_heard("2125550123")
 
-    assert saved(machine.handle(TimerFired(14.0))) == [SaveCallback(CALLER, True, "default")]
+    assert saved(no_key(machine)) == [SaveCallback(CALLER, True, "default")]
 
 
 def test_given_no_rules_when_no_key_pressed_then_nothing_may_be_called_back():
     machine = menu_heard(CALLER, numbers=NumberRules())
 
-    assert saved(machine.handle(TimerFired(14.0))) == []
+    assert saved(no_key(machine)) == []
 
 
 def test_given_premium_caller_id_when_voicemail_not_saved_then_goodbye_not_a_callback():
@@ -180,10 +189,10 @@ def test_given_premium_caller_id_when_voicemail_not_saved_then_goodbye_not_a_cal
 
 def test_given_callback_saved_when_service_refuses_it_then_voicemail_instead_of_confirmation():
     machine = menu_heard()
-    assert saved(machine.handle(TimerFired(14.0)))
+    assert saved(no_key(machine))
     assert machine.state is HoldState.CLOSING
 
-    actions = machine.handle(CallbackRefused(14.1, "We cannot call a premium-rate number."))
+    actions = machine.handle(CallbackRefused(25.1, "We cannot call a premium-rate number."))
 
     assert machine.state is HoldState.VOICEMAIL
     assert actions[-1].prompt == "voicemail-intro"
@@ -203,8 +212,10 @@ def test_given_refusals_and_rules_when_snapshot_restored_then_both_kept():
 def test_given_snapshot_from_before_the_rules_when_restored_then_nothing_may_be_called():
     data = json.loads(json.dumps(menu_heard().to_dict()))
     del data["settings"]["numbers"], data["refusals"]
+    del data["settings"]["menu_repeat_after"], data["menu_repeated"]  # and before menu repeats
 
     restored = HoldMachine.from_dict(data)
 
     assert restored.settings.numbers == NumberRules() and restored.refusals == 0
-    assert saved(restored.handle(TimerFired(14.0))) == []
+    assert restored.settings.menu_repeat_after == 4.0 and restored.menu_repeated is False
+    assert saved(no_key(restored)) == []

@@ -4,9 +4,11 @@ a transfer that did not go through.
 Fake clock in the aioquic way: `now` starts at 0.0, is moved by hand, and timers are fired by
 jumping to `get_timer()`. No event loop, no mocks.
 
-The timeline these tests share (SETTINGS: 8 s to choose):
+The timeline these tests share (SETTINGS: 8 s to choose, menus said once more after 4 s):
     0.0  FallbackRequested    -> intro, then the menu (h1)
-    6.0  menu ends            -> choice deadline 14.0
+    6.0  menu ends            -> no key by 10.0: the menu once more
+   10.0  timer                -> the menu again, without the intro (h2)
+   13.0  the repeat ends      -> choice deadline 18.0 (8 s to choose, at most 5 s of silence)
 """
 
 import json
@@ -49,7 +51,9 @@ SETTINGS = HoldSettings(check_in_interval=20.0, fallback_after=60.0, choice_time
 INTRO = ("sound:etiquette/transfer-unavailable", "sound:etiquette/directory-billing",
          "sound:etiquette/direct-number-is", "digits:12125550199")
 MENU_END = 6.0
-CHOICE_DEADLINE = 14.0
+REPEAT_AT = 10.0
+REPEAT_END = 13.0
+CHOICE_DEADLINE = 18.0
 
 
 def m(*prompts: str) -> tuple[str, ...]:
@@ -77,9 +81,19 @@ def offered(number: str = NUMBER, **kwargs) -> HoldMachine:
 
 
 def menu_heard(number: str = NUMBER, **kwargs) -> HoldMachine:
-    """The menu ended at 6.0: the caller has until 14.0 to choose."""
+    """The menu ended at 6.0: with no key by 10.0 it is said once more."""
     machine = offered(number, **kwargs)
     assert machine.handle(PromptFinished(MENU_END, "hold-fallback-menu", "h1")) == []
+    assert machine.get_timer() == REPEAT_AT
+    return machine
+
+
+def menu_heard_again(number: str = NUMBER, **kwargs) -> HoldMachine:
+    """No key by 10.0: the menu said once more (h2), ended at 13.0: the caller has until 18.0
+    to choose."""
+    machine = menu_heard(number, **kwargs)
+    machine.handle(TimerFired(REPEAT_AT))
+    assert machine.handle(PromptFinished(REPEAT_END, "hold-fallback-menu", "h2")) == []
     assert machine.get_timer() == CHOICE_DEADLINE
     return machine
 
@@ -187,18 +201,40 @@ def test_given_operator_gone_when_caller_presses_1_then_invalid_choice_and_menu_
     assert machine.state is HoldState.OFFERING
 
 
-def test_given_fallback_menu_heard_when_no_choice_then_policy_default_callback():
+def test_given_fallback_menu_heard_when_no_key_within_4s_then_only_the_menu_said_once_more():
     machine = menu_heard()
+    assert machine.handle(TimerFired(REPEAT_AT - 0.5)) == []
+
+    actions = machine.handle(TimerFired(REPEAT_AT))
+
+    assert actions == [Note("menu repeated", (("prompt", "hold-fallback-menu"),)),
+                       Play("hold-fallback-menu", m("operator-gone-menu"), "h2")]  # no intro
+    assert machine.state is HoldState.OFFERING
+    assert machine.get_timer() is None
+
+
+def test_given_fallback_menu_said_again_when_caller_presses_2_during_it_then_voicemail():
+    machine = menu_heard()
+    machine.handle(TimerFired(REPEAT_AT))
+
+    assert machine.handle(DigitPressed(11.0, "2")) == [
+        StopPlayback("hold-fallback-menu", "h2"),
+        Note("fallback choice", (("choice", "voicemail"), ("chosen", "caller"))),
+        Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h3")]
+
+
+def test_given_fallback_menu_said_again_when_no_choice_then_policy_default_callback():
+    machine = menu_heard_again()
 
     assert machine.handle(TimerFired(CHOICE_DEADLINE - 0.5)) == []
     actions = machine.handle(TimerFired(CHOICE_DEADLINE))
 
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
-        Note("hold ended", (("outcome", "callback"), ("held_for", 14), ("chosen", "default"))),
+        Note("hold ended", (("outcome", "callback"), ("held_for", 18), ("chosen", "default"))),
     ]
     assert machine.handle(CallbackSaved(99.0)) == [
-        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h2")]
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h3")]
     assert machine.state is HoldState.CLOSING
 
 
@@ -209,10 +245,12 @@ def test_given_fallback_menu_heard_when_no_choice_then_voicemail_by_policy_or_fo
     machine = make(number, fallback_default=default)
     machine.handle(fallback(0.0))
     machine.handle(PromptFinished(MENU_END, "hold-fallback-menu", "h1"))
+    machine.handle(TimerFired(REPEAT_AT))
+    machine.handle(PromptFinished(REPEAT_END, "hold-fallback-menu", "h2"))
 
     assert machine.handle(TimerFired(CHOICE_DEADLINE)) == [
         Note("fallback choice", (("choice", "voicemail"), ("chosen", "default"))),
-        Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h2")]
+        Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h3")]
 
 
 def test_given_operator_gone_when_resume_requested_then_ignored():
@@ -290,7 +328,8 @@ def test_given_no_preselect_when_fallback_requested_then_no_music_and_no_hold_ti
 
 
 # --- persistence ------------------------------------------------------------------------------
-@pytest.mark.parametrize("reach", [offered, menu_heard, message], ids=lambda v: v.__name__)
+@pytest.mark.parametrize("reach", [offered, menu_heard, menu_heard_again, message],
+                         ids=lambda v: v.__name__)
 def test_given_fallback_when_restored_through_json_then_for_whom_and_state_kept(reach):
     original = reach()
 

@@ -3,15 +3,18 @@
 Fake clock in the aioquic way: `now` starts at 0.0, is moved by hand, and timers are fired by
 jumping to `get_timer()`. No event loop, no mocks.
 
-The timeline most tests share (SETTINGS: check-in every 20 s, fallback after 60 s, 8 s to choose):
+The timeline most tests share (SETTINGS: check-in every 20 s, fallback after 60 s, 8 s to choose,
+menus said once more after 4 s without a key):
     0.0  HoldRequested        -> hold-intro (h1)
-    4.0  intro ends           -> music, next check-in 24.0
+    4.0  intro ends           -> music, next check-in 24.0 (20 s after the music started)
    24.0  timer                -> checkin-1 (h2)
-   28.0  check-in ends        -> music, next check-in 48.0
-   48.0  timer                -> checkin-2 (h3)
-   52.0  check-in ends        -> music, next check-in 72.0 (fallback 60.0 comes first)
+   28.0  check-in ends        -> music, next check-in 44.0 (20 s after checkin-1 started)
+   44.0  timer                -> checkin-2 (h3)
+   48.0  check-in ends        -> music, next check-in 64.0 (fallback 60.0 comes first)
    60.0  timer                -> hold-fallback-menu (h4)
-   66.0  menu ends            -> choice deadline 74.0
+   66.0  menu ends            -> no key by 70.0: the menu once more
+   70.0  timer                -> hold-fallback-menu again (h5)
+   76.0  the repeat ends      -> choice deadline 81.0 (8 s to choose, at most 5 s of silence)
 """
 
 import json
@@ -64,8 +67,11 @@ FIRST_CHECK_IN = 24.0
 CHECK_IN_LEN = 4.0
 MENU_AT = 60.0
 MENU_END = 66.0
-CHOICE_DEADLINE = 74.0
+REPEAT_AT = 70.0
+REPEAT_END = 76.0
+CHOICE_DEADLINE = 81.0
 MENU_TAG = "h4"
+REPEAT_TAG = "h5"
 
 
 def m(*prompts: str) -> tuple[str, ...]:
@@ -74,6 +80,8 @@ def m(*prompts: str) -> tuple[str, ...]:
 
 
 MENU = Play("hold-fallback-menu", m("hold-fallback-menu"), MENU_TAG)
+MENU_AGAIN = [Note("menu repeated", (("prompt", "hold-fallback-menu"),)),
+              Play("hold-fallback-menu", m("hold-fallback-menu"), REPEAT_TAG)]
 
 
 def make(number: str = NUMBER, **settings) -> HoldMachine:
@@ -124,15 +132,27 @@ def offering(**kwargs) -> HoldMachine:
 
 
 def menu_heard(**kwargs) -> HoldMachine:
-    """Menu ended at 66.0: the caller has until 74.0 to choose."""
+    """Menu ended at 66.0: with no key by 70.0 it is said once more."""
     machine = offering(**kwargs)
     assert machine.handle(PromptFinished(MENU_END, "hold-fallback-menu")) == []
+    assert machine.get_timer() == REPEAT_AT
+    return machine
+
+
+def menu_heard_again(**kwargs) -> HoldMachine:
+    """No key by 70.0: the menu said once more (h5), ended at 76.0: the caller has until 81.0
+    to choose."""
+    machine = menu_heard(**kwargs)
+    assert machine.handle(TimerFired(REPEAT_AT)) == MENU_AGAIN
+    assert machine.get_timer() is None  # the last wait counts from the repeat's end
+    assert machine.handle(PromptFinished(REPEAT_END, "hold-fallback-menu", REPEAT_TAG)) == []
     assert machine.get_timer() == CHOICE_DEADLINE
     return machine
 
 
 def callback_number(**kwargs) -> HoldMachine:
-    """Chose 3 at 68.0: callback-own-number (h5) ended at 72.0, number due by 80.0."""
+    """Chose 3 at 68.0: callback-own-number (h5) ended at 72.0; with no key by 76.0 it is
+    said once more."""
     machine = menu_heard(**kwargs)
     machine.handle(DigitPressed(68.0, "3"))
     machine.handle(PromptFinished(72.0, "callback-own-number"))
@@ -343,12 +363,42 @@ def test_given_music_when_timer_fired_before_deadline_then_nothing_happens():
     assert machine.get_timer() == FIRST_CHECK_IN
 
 
-def test_given_check_in_playing_when_it_finishes_then_music_again_and_next_check_in_from_that_moment():
+def test_given_check_in_playing_when_it_finishes_then_music_again_and_next_check_in_interval_after_it_started():
     machine = checking_in()
 
     assert machine.handle(PromptFinished(FIRST_CHECK_IN + 7.5, "checkin-1")) == [StartMusic()]
     assert machine.state is HoldState.HOLDING
-    assert machine.get_timer() == FIRST_CHECK_IN + 7.5 + 20.0
+    assert machine.get_timer() == FIRST_CHECK_IN + 20.0  # start to start, not from its end
+
+
+def test_given_check_in_longer_than_the_interval_when_it_finishes_then_next_one_after_2s_of_music():
+    machine = checking_in()
+
+    assert machine.handle(PromptFinished(FIRST_CHECK_IN + 21.0, "checkin-1")) == [StartMusic()]
+    assert machine.get_timer() == FIRST_CHECK_IN + 21.0 + 2.0  # never before it finished
+
+
+def test_given_check_in_as_long_as_the_interval_when_it_finishes_then_2s_of_music_before_the_next():
+    machine = checking_in()
+
+    machine.handle(PromptFinished(FIRST_CHECK_IN + 19.0, "checkin-1"))
+
+    assert machine.get_timer() == FIRST_CHECK_IN + 21.0  # 20 s start to start would be 1 s
+
+
+def test_given_prompts_of_different_lengths_when_check_ins_come_then_they_start_every_interval():
+    machine = holding(fallback_after=1000.0)
+    starts = []
+
+    for length in (6.4, 3.0, 9.5, 4.0):
+        now = machine.get_timer()
+        machine.handle(TimerFired(now))
+        starts.append(now)
+        machine.handle(PromptFinished(now + length, machine.playing))
+
+    # the first 20 s after the music started (4.0), then 20 s start to start whatever they last
+    assert starts == [24.0, 44.0, 64.0, 84.0]
+    assert [b - a for a, b in zip(starts, starts[1:])] == [20.0, 20.0, 20.0]
 
 
 def test_given_check_in_playing_when_stray_prompt_finished_then_check_in_keeps_playing():
@@ -372,7 +422,7 @@ def test_given_long_hold_when_check_ins_come_then_prompts_vary_in_turn_and_held_
         assert machine.handle(PromptFinished(now + CHECK_IN_LEN, play.prompt)) == [StartMusic()]
 
     assert prompts == ["checkin-1", "checkin-2", "checkin-3", "checkin-1", "checkin-2"]
-    assert nudges == [24, 48, 72, 96, 120]
+    assert nudges == [24, 44, 64, 84, 104]  # every 20 s, start to start
 
 
 def test_given_operator_left_when_check_in_due_then_no_nudge():
@@ -394,9 +444,9 @@ def test_given_music_when_fallback_after_reached_then_music_stops_and_menu_offer
     machine = holding()
     machine.handle(TimerFired(24.0))
     machine.handle(PromptFinished(28.0, "checkin-1"))
-    machine.handle(TimerFired(48.0))
-    machine.handle(PromptFinished(52.0, "checkin-2"))
-    assert machine.get_timer() == MENU_AT  # the fallback comes before the 72.0 check-in
+    machine.handle(TimerFired(44.0))
+    machine.handle(PromptFinished(48.0, "checkin-2"))
+    assert machine.get_timer() == MENU_AT  # the fallback comes before the 64.0 check-in
 
     actions = machine.handle(TimerFired(MENU_AT))
 
@@ -405,25 +455,25 @@ def test_given_music_when_fallback_after_reached_then_music_stops_and_menu_offer
     assert machine.get_timer() is None  # the choice timeout starts when the menu ends
 
 
-def test_given_menu_playing_when_it_ends_then_choice_timeout_counted_from_its_end():
+def test_given_menu_playing_when_it_ends_then_the_wait_for_a_key_counted_from_its_end():
     machine = offering()
 
     assert machine.handle(PromptFinished(MENU_END + 1.5, "hold-fallback-menu")) == []
-    assert machine.get_timer() == MENU_END + 1.5 + 8.0
+    assert machine.get_timer() == MENU_END + 1.5 + 4.0  # then the menu once more
 
 
 def test_given_fallback_due_during_check_in_when_check_in_ends_then_menu_right_after_without_music():
     machine = holding(fallback_after=50.0)
     machine.handle(TimerFired(24.0))
     machine.handle(PromptFinished(28.0, "checkin-1"))
-    machine.handle(TimerFired(48.0))  # checkin-2, h3, playing past 50.0
+    machine.handle(TimerFired(44.0))  # checkin-2, h3, playing past 50.0
     assert machine.get_timer() is None
     assert machine.handle(TimerFired(50.0)) == []  # never cut the check-in
     assert machine.state is HoldState.CHECKING_IN
 
-    actions = machine.handle(PromptFinished(53.0, "checkin-2"))
+    actions = machine.handle(PromptFinished(51.0, "checkin-2"))
 
-    assert actions == [Note("fallback offered", (("held_for", 53),)), MENU]
+    assert actions == [Note("fallback offered", (("held_for", 51),)), MENU]
     assert machine.state is HoldState.OFFERING
     assert machine.get_timer() is None
 
@@ -456,12 +506,13 @@ def test_given_menu_heard_when_caller_presses_1_then_music_again_and_fallback_re
 
     assert actions == [Note("fallback choice", (("choice", "keep holding"),)), StartMusic()]
     assert machine.state is HoldState.HOLDING
-    assert machine.get_timer() == 90.0  # next check-in
+    assert machine.get_timer() == 90.0  # next check-in: 20 s after the music started
     machine.handle(TimerFired(90.0))
     machine.handle(PromptFinished(94.0, machine.playing))
-    machine.handle(TimerFired(114.0))
-    machine.handle(PromptFinished(118.0, machine.playing))
-    assert machine.get_timer() == 130.0  # 70.0 + fallback_after, before the 138.0 check-in
+    assert machine.get_timer() == 110.0
+    machine.handle(TimerFired(110.0))
+    machine.handle(PromptFinished(114.0, machine.playing))
+    assert machine.get_timer() == 130.0  # 70.0 + fallback_after, with the 130.0 check-in
     assert machine.handle(TimerFired(130.0)) == [
         StopMusic(), Note("fallback offered", (("held_for", 130),)),
         Play("hold-fallback-menu", m("hold-fallback-menu"), "h7")]
@@ -563,7 +614,7 @@ def test_given_menu_heard_when_caller_chooses_callback_to_own_number_then_saved_
     assert machine.state is HoldState.CALLBACK_NUMBER
     assert machine.get_timer() is None
     assert machine.handle(PromptFinished(72.0, "callback-own-number")) == []
-    assert machine.get_timer() == 80.0
+    assert machine.get_timer() == 76.0  # a new question: said once more after 4 s
 
     assert machine.handle(DigitPressed(73.0, "1")) == [
         SaveCallback(NUMBER, True, "caller"),
@@ -595,7 +646,7 @@ def test_given_callback_chosen_when_caller_types_number_then_hash_then_typed_num
 
     for i, digit in enumerate("2125550142"):
         assert machine.handle(DigitPressed(73.0 + i, digit)) == []
-        assert machine.get_timer() == 73.0 + i + 8.0  # each key re-arms the timeout
+        assert machine.get_timer() == 73.0 + i + 4.0  # each key re-arms the wait
     actions = machine.handle(DigitPressed(84.0, "#"))
 
     assert actions == [
@@ -647,19 +698,48 @@ def test_given_caller_without_number_when_1_pressed_in_callback_then_it_is_a_typ
                                                                       "caller")
 
 
-def test_given_callback_chosen_when_no_number_in_time_then_policy_default_callback_to_own_number():
+def test_given_callback_chosen_when_no_key_within_4s_then_the_question_said_once_more():
     machine = callback_number()
-    machine.handle(DigitPressed(73.0, "0"))
-    assert machine.get_timer() == 81.0
+    assert machine.get_timer() == 76.0
 
-    actions = machine.handle(TimerFired(81.0))
+    assert machine.handle(TimerFired(76.0)) == [
+        Note("menu repeated", (("prompt", "callback-own-number"),)),
+        Play("callback-own-number", m("callback-own-number"), "h6")]
+    assert machine.state is HoldState.CALLBACK_NUMBER
+    assert machine.get_timer() is None
+    assert machine.handle(PromptFinished(80.0, "callback-own-number", "h6")) == []
+    assert machine.get_timer() == 85.0  # choice_timeout 8 s: at most 5 s of silence
+
+
+def test_given_number_half_typed_when_caller_stops_4s_then_question_again_and_number_typed_again():
+    machine = callback_number()
+    machine.handle(DigitPressed(73.0, "2"))
+    machine.handle(DigitPressed(74.0, "1"))
+
+    assert machine.handle(TimerFired(78.0))[-1] == Play("callback-own-number",
+                                                       m("callback-own-number"), "h6")
+    assert machine.digits == ""
+    for i, digit in enumerate("2125550142"):
+        machine.handle(DigitPressed(79.0 + i * 0.5, digit))  # during the repeat: it counts
+    assert machine.handle(DigitPressed(84.0, "#"))[0] == SaveCallback("+12125550142", False,
+                                                                     "caller")
+
+
+def test_given_callback_question_said_again_when_no_number_in_time_then_policy_default_callback_to_own_number():
+    machine = callback_number()
+    machine.handle(TimerFired(76.0))
+    machine.handle(PromptFinished(80.0, "callback-own-number", "h6"))
+    machine.handle(DigitPressed(81.0, "0"))
+    assert machine.get_timer() == 86.0  # after the repeat, each key re-arms at most 5 s
+
+    actions = machine.handle(TimerFired(86.0))
 
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
-        Note("hold ended", (("outcome", "callback"), ("held_for", 81), ("chosen", "default"))),
+        Note("hold ended", (("outcome", "callback"), ("held_for", 86), ("chosen", "default"))),
     ]
     assert machine.handle(CallbackSaved(99.0)) == [
-        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h7")]
     assert machine.state is HoldState.CLOSING
 
 
@@ -672,7 +752,18 @@ def test_given_menu_heard_when_other_digit_pressed_then_invalid_choice_and_menu_
     assert machine.state is HoldState.OFFERING
     assert machine.get_timer() is None
     assert machine.handle(PromptFinished(75.0, "invalid-choice")) == []
-    assert machine.get_timer() == 83.0
+    assert machine.get_timer() == 79.0  # a new question: said once more after 4 s
+
+
+def test_given_menu_said_again_when_other_digit_pressed_then_the_new_question_may_be_said_again_too():
+    machine = menu_heard_again()
+    machine.handle(DigitPressed(78.0, "7"))
+    machine.handle(PromptFinished(85.0, "invalid-choice"))
+
+    assert machine.get_timer() == 89.0
+    assert machine.handle(TimerFired(89.0)) == [
+        Note("menu repeated", (("prompt", "hold-fallback-menu"),)),
+        Play("hold-fallback-menu", m("hold-fallback-menu"), "h7")]
 
 
 def test_given_menu_playing_when_hash_pressed_then_menu_stopped_and_invalid_choice():
@@ -701,50 +792,93 @@ def test_given_invalid_choice_replayed_when_stopped_one_reports_finished_then_ti
 
     assert machine.get_timer() is None
     machine.handle(PromptFinished(76.0, "invalid-choice", "h6"))
-    assert machine.get_timer() == 84.0
+    assert machine.get_timer() == 80.0
 
 
-def test_given_menu_heard_when_no_choice_then_default_callback_to_callers_number():
+def test_given_menu_heard_when_no_key_within_4s_then_the_menu_said_once_more():
     machine = menu_heard()
+    assert machine.handle(TimerFired(REPEAT_AT - 0.5)) == []
+
+    actions = machine.handle(TimerFired(REPEAT_AT))
+
+    assert actions == MENU_AGAIN  # no default yet: never more than 5 s of silence
+    assert machine.state is HoldState.OFFERING
+    assert machine.playing == "hold-fallback-menu" and machine.playing_tag == REPEAT_TAG
+    assert machine.get_timer() is None
+
+
+def test_given_menu_repeat_after_setting_when_menu_ends_then_repeat_due_that_long_after():
+    machine = offering(menu_repeat_after=2.0)
+
+    machine.handle(PromptFinished(MENU_END, "hold-fallback-menu"))
+
+    assert machine.get_timer() == MENU_END + 2.0
+
+
+def test_given_short_choice_timeout_when_menu_said_again_then_that_timeout_from_its_end():
+    machine = menu_heard(choice_timeout=3.0)
+    machine.handle(TimerFired(REPEAT_AT))
+
+    machine.handle(PromptFinished(REPEAT_END, "hold-fallback-menu", REPEAT_TAG))
+
+    assert machine.get_timer() == REPEAT_END + 3.0
+
+
+@pytest.mark.parametrize("digit, state", [("1", HoldState.HOLDING), ("2", HoldState.VOICEMAIL),
+                                          ("3", HoldState.CALLBACK_NUMBER)])
+def test_given_menu_said_again_when_key_pressed_during_it_then_stopped_and_acted_on(digit, state):
+    machine = menu_heard()
+    machine.handle(TimerFired(REPEAT_AT))
+
+    actions = machine.handle(DigitPressed(72.0, digit))
+
+    assert actions[0] == StopPlayback("hold-fallback-menu", REPEAT_TAG)
+    assert machine.state is state
+    assert machine.handle(PromptFinished(72.1, "hold-fallback-menu", REPEAT_TAG)) == []
+    assert machine.state is state
+
+
+def test_given_menu_said_again_when_no_choice_then_default_callback_to_callers_number():
+    machine = menu_heard_again()
 
     actions = machine.handle(TimerFired(CHOICE_DEADLINE))
 
     assert actions == [
         SaveCallback(NUMBER, True, "default"),
-        Note("hold ended", (("outcome", "callback"), ("held_for", 74), ("chosen", "default"))),
+        Note("hold ended", (("outcome", "callback"), ("held_for", 81), ("chosen", "default"))),
     ]
     assert machine.handle(CallbackSaved(99.0)) == [
-        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h5")]
+        Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
     assert machine.state is HoldState.CLOSING
     assert machine.get_timer() is None
 
 
-def test_given_menu_heard_when_timer_fired_early_then_nothing_happens():
-    machine = menu_heard()
+def test_given_menu_said_again_when_timer_fired_early_then_nothing_happens():
+    machine = menu_heard_again()
 
     assert machine.handle(TimerFired(CHOICE_DEADLINE - 1.0)) == []
     assert machine.state is HoldState.OFFERING
 
 
 def test_given_caller_without_number_when_no_choice_then_voicemail():
-    machine = menu_heard(number="")
+    machine = menu_heard_again(number="")
 
     actions = machine.handle(TimerFired(CHOICE_DEADLINE))
 
     assert actions == [Note("fallback choice", (("choice", "voicemail"), ("chosen", "default"))),
-                       Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h5")]
+                       Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h6")]
     assert machine.state is HoldState.VOICEMAIL
     assert machine.get_timer() is None
 
 
 def test_given_voicemail_default_when_no_choice_then_voicemail_even_with_a_number():
-    machine = menu_heard(fallback_default="voicemail")
+    machine = menu_heard_again(fallback_default="voicemail")
 
     actions = machine.handle(TimerFired(CHOICE_DEADLINE))
 
     assert actions == [Note("fallback choice", (("choice", "voicemail"), ("chosen", "default"))),
-                       Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h5")]
-    assert machine.handle(PromptFinished(80.0, "voicemail-intro")) == [StartVoicemail(120)]
+                       Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h6")]
+    assert machine.handle(PromptFinished(88.0, "voicemail-intro")) == [StartVoicemail(120)]
 
 
 # --- resume -----------------------------------------------------------------------------------
@@ -842,7 +976,7 @@ def test_given_music_when_operator_hangs_up_then_caller_offered_a_way_out_at_onc
     assert machine.get_timer() is None
     assert machine.handle(TimerFired(FIRST_CHECK_IN)) == []  # the check-in is gone
     assert machine.handle(PromptFinished(16.0, "operator-gone")) == []
-    assert machine.get_timer() == 24.0
+    assert machine.get_timer() == 20.0  # no key within 4 s: the way out said once more
 
 
 def test_given_intro_playing_when_operator_hangs_up_then_intro_stopped_and_way_out_offered():
@@ -874,12 +1008,12 @@ def test_given_menu_playing_when_operator_hangs_up_then_menu_replaced_by_operato
 def test_given_menu_heard_when_operator_hangs_up_then_timeout_waits_for_new_menu():
     machine = menu_heard()
 
-    machine.handle(OperatorHungUp(70.0))
+    machine.handle(OperatorHungUp(69.0))
 
     assert machine.get_timer() is None
     assert machine.handle(TimerFired(CHOICE_DEADLINE)) == []
     assert machine.handle(PromptFinished(76.0, "operator-gone")) == []
-    assert machine.get_timer() == 84.0
+    assert machine.get_timer() == 80.0  # a new question: said once more after 4 s
 
 
 def test_given_resume_thanks_playing_when_operator_hangs_up_then_way_out_offered():
@@ -912,12 +1046,17 @@ def test_given_operator_gone_when_caller_chooses_voicemail_then_voicemail_flow()
         Play("voicemail-intro", (*m("voicemail-intro"), "sound:beep"), "h3")]
 
 
-def test_given_operator_gone_when_no_choice_then_policy_default():
+def test_given_operator_gone_when_no_key_then_only_the_way_out_said_once_more_then_policy_default():
     machine = holding()
     machine.handle(OperatorHungUp(10.0))
     machine.handle(PromptFinished(16.0, "operator-gone"))
 
-    assert machine.handle(TimerFired(24.0))[0] == SaveCallback(NUMBER, True, "default")
+    assert machine.handle(TimerFired(20.0)) == [
+        Note("menu repeated", (("prompt", "hold-fallback-menu"),)),
+        Play("hold-fallback-menu", m("operator-gone-menu"), "h3")]
+    machine.handle(PromptFinished(23.0, "hold-fallback-menu", "h3"))
+    assert machine.get_timer() == 28.0
+    assert machine.handle(TimerFired(28.0))[0] == SaveCallback(NUMBER, True, "default")
 
 
 @pytest.mark.parametrize("reach, state", [
@@ -943,7 +1082,8 @@ def test_given_operator_gone_when_operator_hangs_up_again_then_no_op():
 
 
 # --- the caller hangs up ----------------------------------------------------------------------
-EVERY_STATE = [announcing, holding, checking_in, offering, menu_heard, callback_number,
+EVERY_STATE = [announcing, holding, checking_in, offering, menu_heard, menu_heard_again,
+               callback_number,
                voicemail_intro, recording, closing, resuming]
 
 
@@ -971,7 +1111,8 @@ def test_given_any_state_when_caller_hangs_up_then_finish_and_nothing_after(reac
 # --- timers per state -------------------------------------------------------------------------
 @pytest.mark.parametrize("reach, timer", [
     (announcing, None), (holding, FIRST_CHECK_IN), (checking_in, None), (offering, None),
-    (menu_heard, CHOICE_DEADLINE), (callback_number, 80.0), (voicemail_intro, None),
+    (menu_heard, REPEAT_AT), (menu_heard_again, CHOICE_DEADLINE), (callback_number, 76.0),
+    (voicemail_intro, None),
     (recording, None), (closing, None), (resuming, None), (ended, None)],
     ids=lambda v: getattr(v, "__name__", str(v)))
 def test_given_each_state_when_asked_for_timer_then_only_music_and_choices_have_one(reach, timer):
@@ -1039,7 +1180,8 @@ def drive(machine: HoldMachine, now: float, digits: str) -> list[tuple]:
 
 @pytest.mark.parametrize("reach, now, digits", [
     (announcing, 0.0, "1"), (holding, INTRO_END, "1"), (checking_in, FIRST_CHECK_IN, "2#"),
-    (offering, MENU_AT, "3"), (menu_heard, MENU_END, "31"), (callback_number, 72.0, "0301#"),
+    (offering, MENU_AT, "3"), (menu_heard, MENU_END, "31"), (menu_heard_again, REPEAT_END, ""),
+    (callback_number, 72.0, "0301#"),
     (voicemail_intro, 68.0, "#"), (recording, 75.0, "#"), (closing, 90.0, ""),
     (resuming, 10.0, "")], ids=lambda v: getattr(v, "__name__", None))
 def test_given_hold_stored_mid_way_when_restored_then_it_continues_identically(reach, now, digits):
@@ -1088,15 +1230,15 @@ def test_given_hold_when_shared_words_used_then_they_are_the_call_core_s():
 
 
 def test_given_callback_saved_when_window_said_then_confirmation_says_when_before_goodbye():
-    machine = menu_heard()
+    machine = menu_heard_again()
     machine.handle(TimerFired(CHOICE_DEADLINE))
 
     said = ("sound:etiquette/callback-window-prefix", "number:15", "sound:minutes")
-    actions = machine.handle(CallbackSaved(75.0, said, (("request", "r1"),)))
+    actions = machine.handle(CallbackSaved(82.0, said, (("request", "r1"),)))
 
     assert actions == [
         Note("callback requested", (("request", "r1"),)),
-        Play("callback-confirmed", (*m("callback-confirmed"), *said, *m("goodbye")), "h5")]
+        Play("callback-confirmed", (*m("callback-confirmed"), *said, *m("goodbye")), "h6")]
 
 
 def test_given_no_callback_pending_when_callback_saved_then_nothing_is_said():

@@ -3,16 +3,16 @@
 Fake clock in the aioquic way: `now` starts at 0.0, is moved by hand, and timers are fired by
 jumping to `get_timer()`. No event loop, no mocks.
 
-The timeline most tests share (SETTINGS: ring 20 s, 6 s to choose, 8 s to accept, check-in
-every 25 s):
+The timeline most tests share (SETTINGS: ring 20 s, 6 s to choose, 8 s to accept, menus said
+once more after 4 s without a key, check-in every 25 s):
     0.0  TransferRequested     -> transfer-announce to the caller (t1)
-   10.0  announcement ends     -> choice deadline 16.0
+   10.0  announcement ends     -> no key by 14.0: the menu once more
    12.0  caller presses 1      -> transfer-expect (t2), the target dialed (ring deadline 34.0);
                                   announced: operator-freed-transfer to the operator (t3)
    14.0  operator prompt ends  -> HangUpOperator (announced)
    15.0  expect ends           -> music, first check-in 40.0 (the ring deadline comes first)
    20.0  target answers        -> announced: transfer-intro-to-target (t4); attended: consult
-   26.0  intro ends            -> accept deadline 34.0
+   26.0  intro ends            -> no key by 30.0: the target's menu once more
    28.0  target presses 1      -> transfer-connecting to the caller (t5)
    31.0  connecting ends       -> connected
 """
@@ -71,14 +71,18 @@ SETTINGS = TransferSettings(ring_timeout=20.0, choice_timeout=6.0, accept_timeou
                             check_in_interval=25.0, recording_notice=True,
                             complete_code="*2", cancel_code="*8")
 ANNOUNCE_END = 10.0
-CHOICE_DEADLINE = 16.0
+MENU_REPEAT_AT = 14.0  # no key within menu_repeat_after (4 s): the caller's menu once more
+MENU_REPEAT_END = 17.0
+CHOICE_DEADLINE = 22.0  # the repeat ended at 17.0; then choice_timeout, at most 5 s of silence
 CHOSE_AT = 12.0
 RING_DEADLINE = 34.0  # 12.0 + 20 s ring + 2 s for Asterisk's own timeout to come first
 EXPECT_END = 15.0
 FIRST_CHECK_IN = 40.0
 ANSWER_AT = 20.0
 INTRO_END = 26.0
-ACCEPT_DEADLINE = 34.0
+INTRO_REPEAT_AT = 30.0  # no key within 4 s: the target's menu once more
+INTRO_REPEAT_END = 32.0
+ACCEPT_DEADLINE = 37.0  # the repeat ended at 32.0; then accept_timeout, at most 5 s of silence
 
 
 def m(*prompts: str) -> tuple[str, ...]:
@@ -89,6 +93,10 @@ def m(*prompts: str) -> tuple[str, ...]:
 ANNOUNCE_MEDIA = (*m("transfer-announce", "directory-billing", "transfer-why",
                      "transfer-direct-number"), DIGITS, *m("transfer-menu"))
 EXPECT = Play("transfer-expect", m("transfer-expect", "transfer-thanks"), "t2", CALLER)
+MENU_AGAIN = [Note("menu repeated", (("party", CALLER), ("prompt", "transfer-announce"))),
+              Play("transfer-announce", m("transfer-menu"), "t2", CALLER)]
+INTRO_AGAIN = [Note("menu repeated", (("party", TARGET), ("prompt", "transfer-intro-to-target"))),
+               Play("transfer-intro-to-target", m("transfer-target-menu"), "t5", TARGET)]
 UNAVAILABLE_INTRO = (*m("transfer-unavailable", "transfer-direct-number-again"), DIGITS)
 BACK_MEDIA = (*m("transfer-unavailable", "transfer-direct-number-again"), DIGITS,
               *m("transfer-back-to-operator"))
@@ -134,9 +142,20 @@ def announcing(mode: str = "announced", **settings) -> TransferMachine:
 
 
 def announced(mode: str = "announced", **settings) -> TransferMachine:
-    """The announcement ended at 10.0: the caller has until 16.0 to choose."""
+    """The announcement ended at 10.0: with no key by 14.0, the menu is said once more."""
     machine = announcing(mode, **settings)
     assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER)) == []
+    assert machine.get_timer() == MENU_REPEAT_AT
+    return machine
+
+
+def announced_again(mode: str = "announced", **settings) -> TransferMachine:
+    """No key by 14.0: the menu (only the question) said once more (t2), ended at 17.0: the
+    caller has until 22.0, then no key continues."""
+    machine = announced(mode, **settings)
+    assert machine.handle(TimerFired(MENU_REPEAT_AT)) == MENU_AGAIN
+    assert machine.get_timer() is None  # the last wait counts from the repeat's end
+    assert machine.handle(PromptFinished(MENU_REPEAT_END, "transfer-announce", "t2", CALLER)) == []
     assert machine.get_timer() == CHOICE_DEADLINE
     return machine
 
@@ -181,9 +200,21 @@ def introducing(**settings) -> TransferMachine:
 
 
 def intro_heard(**settings) -> TransferMachine:
-    """The introduction ended at 26.0: the target has until 34.0 to press 1 or 2."""
+    """The introduction ended at 26.0: with no key by 30.0, the target's menu once more."""
     machine = introducing(**settings)
     assert machine.handle(PromptFinished(INTRO_END, "transfer-intro-to-target", "t4", TARGET)) == []
+    assert machine.get_timer() == INTRO_REPEAT_AT
+    return machine
+
+
+def intro_heard_again(**settings) -> TransferMachine:
+    """No key by 30.0: the target's menu said once more (t5), ended at 32.0: the target has
+    until 37.0, then no key is not verified."""
+    machine = intro_heard(**settings)
+    assert machine.handle(TimerFired(INTRO_REPEAT_AT)) == INTRO_AGAIN
+    assert machine.get_timer() == FIRST_CHECK_IN  # only the caller's check-in while it plays
+    assert machine.handle(PromptFinished(INTRO_REPEAT_END, "transfer-intro-to-target", "t5",
+                                         TARGET)) == []
     assert machine.get_timer() == ACCEPT_DEADLINE
     return machine
 
@@ -295,12 +326,72 @@ def test_given_announcement_playing_when_time_passes_then_no_timer():
     assert machine.state is TransferState.ANNOUNCING
 
 
-def test_given_announcement_playing_when_it_finishes_then_choice_deadline_armed():
+def test_given_announcement_playing_when_it_finishes_then_menu_repeat_armed_after_4s():
     machine = announcing()
 
     assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER)) == []
-    assert machine.get_timer() == ANNOUNCE_END + 6.0
+    assert machine.get_timer() == ANNOUNCE_END + 4.0
     assert CALLER not in machine.playing
+
+
+def test_given_announced_when_no_key_within_4s_then_only_the_menu_said_once_more():
+    machine = announced()
+    assert machine.handle(TimerFired(MENU_REPEAT_AT - 0.5)) == []
+
+    actions = machine.handle(TimerFired(MENU_REPEAT_AT))
+
+    assert actions == MENU_AGAIN
+    assert machine.state is TransferState.ANNOUNCING
+    assert machine.playing[CALLER] == ["transfer-announce", "t2"]
+    assert machine.get_timer() is None  # nothing counts while the menu is said
+
+
+def test_given_menu_said_again_when_it_ends_then_choice_timeout_from_its_end():
+    machine = announced_again()
+
+    assert machine.get_timer() == MENU_REPEAT_END + 5.0  # choice_timeout 6 s: at most 5 s
+
+
+def test_given_short_choice_timeout_when_menu_said_again_then_that_timeout_from_its_end():
+    machine = announced(choice_timeout=3.0)
+    machine.handle(TimerFired(MENU_REPEAT_AT))
+
+    machine.handle(PromptFinished(MENU_REPEAT_END, "transfer-announce", "t2", CALLER))
+
+    assert machine.get_timer() == MENU_REPEAT_END + 3.0
+
+
+def test_given_menu_repeat_after_setting_when_announcement_ends_then_repeat_due_that_long_after():
+    machine = announcing(menu_repeat_after=2.5)
+
+    machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", "t1", CALLER))
+
+    assert machine.get_timer() == ANNOUNCE_END + 2.5
+
+
+def test_given_menu_said_again_when_caller_presses_2_during_it_then_it_is_stopped_and_declined():
+    machine = announced()
+    machine.handle(TimerFired(MENU_REPEAT_AT))
+
+    actions = machine.handle(DigitPressed(15.0, CALLER, "2"))
+
+    assert actions[:2] == [StopPlayback("transfer-announce", "t2", CALLER),
+                           Note("transfer choice", (("choice", "stay"),))]
+    assert actions[-1] == Finish("declined", {"for_whom": "billing"})
+
+
+def test_given_menu_said_again_when_caller_presses_1_during_it_then_it_is_stopped_and_rings():
+    machine = announced()
+    machine.handle(TimerFired(MENU_REPEAT_AT))
+
+    actions = machine.handle(DigitPressed(15.0, CALLER, "1"))
+
+    assert actions[:3] == [StopPlayback("transfer-announce", "t2", CALLER),
+                           Note("transfer choice", (("choice", "continue"), ("key", "1"))),
+                           Play("transfer-expect", m("transfer-expect", "transfer-thanks"), "t3",
+                                CALLER)]
+    assert machine.state is TransferState.RINGING
+    assert machine.handle(PromptFinished(15.1, "transfer-announce", "t2", CALLER)) == []
 
 
 # --- the caller's choice ------------------------------------------------------------------------
@@ -342,8 +433,8 @@ def test_given_announcement_stopped_when_its_finish_arrives_then_ignored():
     assert machine.playing[CALLER] == ["transfer-expect", "t2"]
 
 
-def test_given_announced_when_choice_deadline_passes_with_no_key_then_transfer_continues():
-    machine = announced()
+def test_given_menu_said_again_when_choice_deadline_passes_with_no_key_then_transfer_continues():
+    machine = announced_again()
     assert machine.handle(TimerFired(CHOICE_DEADLINE - 0.5)) == []
     now = machine.get_timer()
     assert now == CHOICE_DEADLINE
@@ -352,7 +443,7 @@ def test_given_announced_when_choice_deadline_passes_with_no_key_then_transfer_c
 
     assert actions[:4] == [
         Note("transfer choice", (("choice", "continue"), ("key", None))),
-        EXPECT,
+        replace(EXPECT, tag="t3"),
         DialTarget("PJSIP/billing", 20),
         Note("target dialed", (("endpoint", "PJSIP/billing"),)),
     ]
@@ -475,12 +566,34 @@ def test_given_long_ring_when_check_in_due_then_music_stopped_and_caller_checked
     assert machine.get_timer() == CHOSE_AT + 62.0  # only the ring deadline is left
 
 
-def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_check_in_armed():
+def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_check_in_25s_after_it_started():
     machine = checking_in()
 
     assert machine.handle(PromptFinished(44.0, "checkin-1", "t4", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.RINGING
-    assert machine.get_timer() == 69.0
+    assert machine.get_timer() == FIRST_CHECK_IN + 25.0  # start to start, not 44.0 + 25
+
+
+def test_given_check_in_longer_than_the_interval_when_it_finishes_then_next_one_after_2s_of_music():
+    machine = checking_in()
+
+    assert machine.handle(PromptFinished(FIRST_CHECK_IN + 27.0, "checkin-1", "t4", CALLER)) == [
+        StartMusic()]
+    assert machine.get_timer() == FIRST_CHECK_IN + 27.0 + 2.0  # never before it finished
+
+
+def test_given_check_in_and_other_prompts_when_check_ins_come_then_start_to_start_only_after_a_check_in():
+    machine = waiting(ring_timeout=200.0)
+    starts = []
+    for length in (6.0, 3.0, 9.0):
+        now = machine.get_timer()
+        machine.handle(TimerFired(now))
+        starts.append(now)
+        machine.handle(PromptFinished(now + length, *machine.playing[CALLER], CALLER))
+
+    # the first 25 s after the music started (15.0), the others 25 s start to start
+    assert starts == [EXPECT_END + 25.0, EXPECT_END + 50.0, EXPECT_END + 75.0]
+    assert machine.get_timer() == EXPECT_END + 100.0
 
 
 def test_given_check_in_playing_when_old_prompt_finish_arrives_then_ignored():
@@ -506,7 +619,7 @@ def test_given_very_long_ring_when_check_ins_come_then_prompts_vary_in_turn_and_
             StartMusic()]
 
     assert prompts == ["checkin-1", "checkin-2", "checkin-3", "checkin-1", "checkin-2"]
-    assert waited == [40, 69, 98, 127, 156]
+    assert waited == [40, 65, 90, 115, 140]  # every 25 s, start to start
 
 
 def test_given_music_when_timer_fired_early_then_nothing_happens():
@@ -608,8 +721,28 @@ def test_given_introduction_ended_when_target_presses_2_then_failed_and_unavaila
     assert machine.failure == "declined by the target"
 
 
-def test_given_introduction_ended_when_no_key_within_accept_timeout_then_not_verified_and_unavailable():
+def test_given_introduction_ended_when_no_key_within_4s_then_only_the_target_menu_said_once_more():
     machine = intro_heard()
+    assert machine.handle(TimerFired(INTRO_REPEAT_AT - 0.5)) == []
+
+    assert machine.handle(TimerFired(INTRO_REPEAT_AT)) == INTRO_AGAIN
+    assert machine.state is TransferState.INTRODUCING
+    assert machine.playing[TARGET] == ["transfer-intro-to-target", "t5"]
+
+
+def test_given_target_menu_said_again_when_target_presses_1_during_it_then_stopped_and_accepted():
+    machine = intro_heard()
+    machine.handle(TimerFired(INTRO_REPEAT_AT))
+
+    actions = machine.handle(DigitPressed(31.0, TARGET, "1"))
+
+    assert actions[:2] == [StopPlayback("transfer-intro-to-target", "t5", TARGET),
+                           Note("target accepted", ())]
+    assert machine.state is TransferState.CONNECTING
+
+
+def test_given_target_menu_said_again_when_no_key_within_accept_timeout_then_not_verified_and_unavailable():
+    machine = intro_heard_again()
     assert machine.handle(TimerFired(ACCEPT_DEADLINE - 0.5)) == []
 
     actions = machine.handle(TimerFired(machine.get_timer()))
@@ -635,7 +768,7 @@ def test_given_introduction_ended_when_target_presses_another_key_then_ignored()
 
     assert machine.handle(DigitPressed(27.0, TARGET, "5")) == []
     assert machine.state is TransferState.INTRODUCING
-    assert machine.get_timer() == ACCEPT_DEADLINE
+    assert machine.get_timer() == INTRO_REPEAT_AT
 
 
 def test_given_introducing_when_target_hangs_up_then_unavailable_without_hanging_up_again():
@@ -1074,7 +1207,7 @@ def test_given_prompt_finished_with_no_tag_when_prompt_matches_then_accepted():
     machine = announcing()
 
     assert machine.handle(PromptFinished(ANNOUNCE_END, "transfer-announce", party=CALLER)) == []
-    assert machine.get_timer() == CHOICE_DEADLINE
+    assert machine.get_timer() == MENU_REPEAT_AT
 
 
 def test_given_nothing_playing_for_a_party_when_its_prompt_finishes_then_ignored():
@@ -1182,11 +1315,13 @@ def consulting_long() -> TransferMachine:
 @pytest.mark.parametrize("reach, now, plan", [
     (announcing, 0.0, []),
     (announced, ANNOUNCE_END, [key(CALLER, "1"), answer, key(TARGET, "1")]),
+    (announced_again, MENU_REPEAT_END, []),
     (ringing, CHOSE_AT, [answer, key(TARGET, "2")]),
     (waiting, EXPECT_END, [answer, key(TARGET, "1")]),
     (checking_in, FIRST_CHECK_IN, []),
     (introducing, ANSWER_AT, []),
     (intro_heard, INTRO_END, [key(TARGET, "1")]),
+    (intro_heard_again, INTRO_REPEAT_END, []),
     (consulting, ANSWER_AT, [key(OPERATOR, "*"), key(OPERATOR, "2")]),
     (consulting_long, ANSWER_AT, [key(OPERATOR, "*"), key(OPERATOR, "8")]),
     (connecting, 28.0, []),
@@ -1250,6 +1385,10 @@ def test_given_announcement_when_caller_presses_a_key_not_on_the_menu_then_ignor
 
     assert machine.handle(DigitPressed(11.0, CALLER, "9")) == []
     assert machine.state is TransferState.ANNOUNCING
+    assert machine.get_timer() == MENU_REPEAT_AT
+    machine.handle(TimerFired(MENU_REPEAT_AT))
+    machine.handle(PromptFinished(MENU_REPEAT_END, "transfer-announce", "t2", CALLER))
+    assert machine.handle(DigitPressed(18.0, CALLER, "9")) == []
     assert machine.get_timer() == CHOICE_DEADLINE
     machine.handle(TimerFired(CHOICE_DEADLINE))
     assert machine.state is TransferState.RINGING
