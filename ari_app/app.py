@@ -54,7 +54,12 @@ from ari_app.transfer.store import TransferStore
 from ari_app.voicemail import http as voicemail_http
 from ari_app.voicemail.notifier import VoicemailNotifier
 from ari_app.voicemail.service import Voicemails
-from ari_app.operators.service import OperatorService
+from ari_app.operators import http as operators_http
+from ari_app.operators.feature_codes import DeskCodes
+from ari_app.operators.keys import operators_key
+from ari_app.operators.service import OperatorPool, OperatorService, PoolSettings
+from ari_app.operators.stasis import OperatorStasis
+from ari_app.operators.store import OperatorStore
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
@@ -119,6 +124,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(callback_http.routes)
     app.add_routes(voicemail_http.routes)
     app.add_routes(calls_http.routes)
+    app.add_routes(operators_http.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)
@@ -183,7 +189,14 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
 
     async def calls_ctx(app: web.Application):
         ari, redis = app[ari_key], app[redis_key]
-        operators = OperatorService(ari, redis, policy.operators.endpoints, keys=keys)
+        staff = policy.operators
+        pool = OperatorPool(
+            OperatorStore(redis, keys=keys, login_required=staff.login_required),
+            PoolSettings(members=staff.endpoints, wrap_up=staff.wrap_up,
+                         pause_reasons=staff.pause_reasons),
+            call_events.for_rule("operator"))
+        operators = OperatorService(ari, redis, staff.endpoints, keys=keys, pool=pool)
+        desk_codes = OperatorStasis(ari, operators, _desk_codes(policy), app=settings.ari_app)
         rules = policy.hold
         callbacks = app[callbacks_key]
         ownership = CallOwnership(redis, settings.instance(), settings.call_lease, keys=keys)
@@ -223,16 +236,20 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                 supervisors=desk.supervisors, calls=callback_calls)
 
         def on_event(event: dict) -> None:  # callback calls have ids of their own
+            if desk_codes.on_event(event):  # an operator's desk code: theirs alone
+                return
             callback_calls.on_event(event)
             inbound.on_event(event)
 
         async def connected() -> None:
             metrics.ari_connected()
             await inbound.reconcile()
+            await desk_codes.reconcile()
 
         events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
                              outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
+        app[operators_key] = operators
         app[inbound_key], app[events_key] = inbound, events
         app[watchdog_key] = watchdog = Watchdog()
         reader = watchdog.watch("ari-events", events.run)
@@ -253,6 +270,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                     operators=list(policy.operators.endpoints))
         yield
         await watchdog.stop()
+        await desk_codes.close()
         await callback_calls.close()
         await inbound.close()
 
@@ -304,6 +322,12 @@ def _transfer_settings(policy: Policy) -> TransferSettings:
                             check_in_interval=policy.hold.check_in_interval,
                             recording_notice=policy.recording.enabled,
                             complete_code=codes.transfer, cancel_code=codes.resume)
+
+
+def _desk_codes(policy: Policy) -> DeskCodes:
+    codes = policy.feature_codes
+    return DeskCodes(login=codes.login, logout=codes.logout, pause=codes.pause,
+                     unpause=codes.unpause, reasons=policy.operators.pause_reasons)
 
 
 def _feature_codes(policy: Policy) -> FeatureCodes:

@@ -42,6 +42,7 @@ __all__ = [
     "DirectoryEntry",
     "FeatureCodes",
     "HoldPolicy",
+    "MISSED",
     "NoSuchDirectoryEntry",
     "OperatorsPolicy",
     "Policy",
@@ -253,9 +254,29 @@ class _Section(BaseModel):
 # --- sections ------------------------------------------------------------------
 
 
+MISSED = "missed"  # the pause reason the app gives an operator who let a call ring out
+
+
+def _check_pause_reasons(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    # The digit after the pause code picks a reason: 1-9, so at most nine.
+    if not 1 <= len(reasons) <= 9:
+        raise _problem("must name 1-9 reasons (the digit after the pause code picks one)")
+    if MISSED in reasons:
+        raise _problem(f"must not include {json.dumps(MISSED)}: the app sets it after a "
+                       "call rang out unanswered")
+    return reasons
+
+
 class OperatorsPolicy(_Section):
     endpoints: EndpointList = ()
     ring_timeout: Annotated[StrictInt, _in_range(5, 60, "seconds", test_low=1)] = 15
+    # false: an operator the app has never seen is logged in (calls come as before).
+    login_required: StrictBool = False
+    # After each call the operator gets this long before the next one is offered (0: none).
+    wrap_up: Annotated[StrictInt, _in_range(0, 300, "seconds")] = 5
+    pause_reasons: Annotated[
+        tuple[Slug, ...], AfterValidator(_check_unique), AfterValidator(_check_pause_reasons)
+    ] = ("break", "after-call-work", "meeting")
 
 
 class RecordingPolicy(_Section):
@@ -300,6 +321,12 @@ class FeatureCodes(_Section):
     resume: DtmfCode = "*8"
     transfer: DtmfCode = "*2"
     supervisor: DtmfCode = "*9"
+    # Dialled from an operator's desk phone (not during a call); the dialplan sends them to
+    # the app. A reason digit may follow the pause code.
+    login: DtmfCode = "*41"
+    logout: DtmfCode = "*42"
+    pause: DtmfCode = "*43"
+    unpause: DtmfCode = "*44"
 
     @model_validator(mode="after")
     def _codes_tell_apart(self) -> FeatureCodes:

@@ -184,7 +184,9 @@ class CallbackDialer:
         """An attempt ended: close, retry or reschedule its request."""
         now, cb = self.clock(), self.policy.callback
         if machine.operator:  # the same Redis reservation, whoever's list it came from
-            await self.operators.release(machine.operator, f"{PREFIX}{machine.request_id}")
+            # a callback that connected was a call: the operator's wrap-up starts
+            await self.operators.release(machine.operator, f"{PREFIX}{machine.request_id}",
+                                         "call" if finish.outcome == "connected" else "unused")
         request = await self.requests.get(machine.request_id)
         if request is None:
             return

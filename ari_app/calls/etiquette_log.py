@@ -1,6 +1,8 @@
 """The etiquette log: a consumer of call events that keeps, in Redis, one typed list per call
 (`etq:{call}:timeline`, read back by `CallStore.timeline`) and one per operator and UTC day
 (`etq:etiquette:operator:{endpoint}:{YYYY-MM-DD}`), each kept `retention.etiquette_log_days`.
+An operator's own steps (`operator:*`: logged in, paused, ...) have no call: only their day
+keeps them.
 
 `on_event` only queues (the call never waits for Redis); one task writes the queue in order, a
 batch per pipeline: it lingers `linger` seconds after the first entry so that a call's steps
@@ -75,10 +77,12 @@ class EtiquetteLog:
         if event.label == STATE_CHANGED:
             return
         raw = json.dumps(entry_of(event))
-        self._push(self.call_key(event.call_id), raw)
-        if event.operator:  # the same entry and its call: `{..., "call_id": "<call>"}`
-            self._push(self.operator_key(event.operator, operator_day(event.at)),
-                       f'{raw[:-1]}, "call_id": {json.dumps(event.call_id)}}}')
+        if event.call_id:  # an operator's own step (logged in, paused) belongs to no call
+            self._push(self.call_key(event.call_id), raw)
+            # the same entry and its call: `{..., "call_id": "<call>"}`
+            raw = f'{raw[:-1]}, "call_id": {json.dumps(event.call_id)}}}'
+        if event.operator:
+            self._push(self.operator_key(event.operator, operator_day(event.at)), raw)
         self._idle.clear()
         self._wake.set()
 

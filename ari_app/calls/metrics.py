@@ -29,6 +29,7 @@ TRANSFER_OUTCOMES = frozenset({"connected", "declined", "message", "failed", "op
                                "caller_hung_up", "cancelled"})
 CALLBACK_STATES = frozenset({"promised", "connected", "busy", "no_answer", "not_reached",
                              "rescheduled", "operator_unavailable"})
+OPERATOR_STATES = frozenset({"logged_in", "paused", "logged_out"})
 BREACHES = frozenset({"hold_without_a_reason", "caller_put_on_hold_again",
                       "caller_transferred_again"})
 
@@ -65,6 +66,13 @@ class CallMetrics:
                                  "outcome.", ["state"], registry=r)
         self.breaches = Counter("etiquette_breaches", "Etiquette breaches, by what.", ["what"],
                                 registry=r)
+        self.operator_states = Counter(
+            "etiquette_operator_state_changes",
+            "Operators logging in, pausing, unpausing or logging out, by the new state.",
+            ["state"], registry=r)
+        self.missed_calls = Counter(
+            "etiquette_operator_missed_calls",
+            "Calls an operator let ring out unanswered (they are paused as missed).", registry=r)
         self.ari_reconnects = Counter("etiquette_ari_reconnects",
                                       "ARI events WebSocket reconnects after the first connect.",
                                       registry=r)
@@ -74,6 +82,8 @@ class CallMetrics:
         self._connects = 0
         for reason in ("true", "false"):  # both series exist from the start
             self.holds.labels(reason_given=reason)
+        for state in sorted(OPERATOR_STATES):
+            self.operator_states.labels(state=state)
 
     # --- the consumer --------------------------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:
@@ -99,6 +109,10 @@ class CallMetrics:
                 self.callbacks.labels(state="promised").inc()
             case "escalation:complaint_saved" if d.get("callback"):
                 self.callbacks.labels(state="promised").inc()
+            case "operator:state_changed":
+                self.operator_states.labels(state=bounded(event.new, OPERATOR_STATES)).inc()
+            case "operator:paused" if d.get("reason") == "missed":
+                self.missed_calls.inc()
             case "callback:attempt_ended":
                 self.callbacks.labels(state=bounded(d.get("outcome"), CALLBACK_STATES)).inc()
         if event.step == "breach":

@@ -130,7 +130,8 @@ class HandOffs(RuleMachine):
             return [ReleaseOperator(endpoint)] if endpoint else []  # a reserved supervisor
         if ev.outcome == "connected" and channel:
             # the target is now the one the caller talks to: hold, transfer, hang-up follow them
-            actions: list[object] = [ReleaseOperator(self.operator)] if self.operator else []
+            actions: list[object] = ([ReleaseOperator(self.operator, "call")]
+                                     if self.operator else [])
             self.operator, self.operator_channel = endpoint, channel
             self._set_state(InboundState.CONNECTED)
             return actions

@@ -152,7 +152,7 @@ class InboundMachine(HandOffs):
         actions: list[object] = []
         if self.operator:
             self.tried.append(self.operator)
-            actions.append(ReleaseOperator(self.operator))
+            actions.append(ReleaseOperator(self.operator, "missed" if ev.missed else "unused"))
         self.operator = None
         waiting = self.told_busy or HOLD_BRIDGE in self.bridges
         self._set_state(InboundState.WAITING if waiting else InboundState.SEEKING_OPERATOR)
@@ -210,7 +210,7 @@ class InboundMachine(HandOffs):
         if self.state in RULE_OF_STATE:
             # the caller is not dropped: the rule that has them goes on without the operator
             self.operator_channel = None
-            released = [ReleaseOperator(self.operator)] if self.operator else []
+            released = [ReleaseOperator(self.operator, "call")] if self.operator else []
             self.operator = None
             return released
         if self.state is InboundState.RELEASING:
@@ -223,8 +223,9 @@ class InboundMachine(HandOffs):
         actions: list[object] = []
         if hang_up:
             actions.append(HangUp(hang_up))
-        if self.operator:
-            actions.append(ReleaseOperator(self.operator))
+        if self.operator:  # they talked with the caller once their leg was answered
+            actions.append(ReleaseOperator(self.operator,
+                                           "call" if self.operator_channel else "unused"))
         actions += [DestroyBridge(b) for b in self.bridges]
         self.bridges = []
         self.deadline = None

@@ -46,6 +46,9 @@ NOTED = "_etiquette_noted"  # set on a raw event once what Asterisk did is publi
 STEPS = {"PlaybackStarted": "prompt_started", "PlaybackFinished": "prompt_finished",
          "ChannelEnteredBridge": "bridge_entered", "ChannelLeftBridge": "bridge_left"}
 _PLAYBACK_EVENTS = frozenset({"PlaybackStarted", "PlaybackFinished"})
+# Q.850 causes of a phone that rang and nobody answered (18 no user responding, 19 no answer:
+# Asterisk's own ring timeout); busy (17), rejected (21) and unreachable are not "missed"
+RANG_OUT = frozenset({18, 19})
 HANDLED = frozenset({"StasisStart", "StasisEnd", "ChannelDestroyed", "PlaybackStarted",
                      "PlaybackFinished", "ChannelEnteredBridge", "ChannelLeftBridge",
                      "ChannelDtmfReceived", "ChannelHold", "ChannelUnhold", "ChannelTransfer"})
@@ -348,7 +351,8 @@ class InboundStasis:
                 if channel_id == machine.operator_channel:
                     return [OperatorHungUp(now), *([ForRule(OperatorHungUp(now))] if rule else [])]
                 if channel_id == self._operator_channel_id(machine):
-                    return [m.OperatorFailed(now, event.get("cause_txt") or "no answer")]
+                    return [m.OperatorFailed(now, event.get("cause_txt") or "no answer",
+                                             missed=event.get("cause") in RANG_OUT)]
                 return [ForRule(event)] if rule else []
             if kind == "PlaybackFinished":
                 played = ids.read_playback(event["playback"]["id"])
@@ -487,8 +491,8 @@ class InboundStasis:
                     return m.OperatorFound(self.clock(), endpoint)
                 case m.DialOperator(endpoint=endpoint):
                     return await self._dial_operator(machine, endpoint)
-                case m.ReleaseOperator(endpoint=endpoint):
-                    await self.services.operators.release(endpoint, call_id)
+                case m.ReleaseOperator(endpoint=endpoint, after=after):
+                    await self.services.operators.release(endpoint, call_id, after)
                 case m.HangUp(party=party, channel=channel):
                     channel = channel or (call_id if party == m.CALLER else (
                         machine.operator_channel or self._operator_channel_id(machine)))

@@ -76,6 +76,7 @@ class OperatorAnswered:
 class OperatorFailed:
     now: float
     reason: str
+    missed: bool = False  # their phone rang out unanswered (not busy, not unreachable)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,9 @@ class DialOperator:
 @dataclass(frozen=True)
 class ReleaseOperator:
     endpoint: str
+    # what the reservation was for them: "call" (they talked: wrap-up starts), "missed" (it
+    # rang out: they are paused), "unused" (never reached them)
+    after: str = "unused"
 
 
 @dataclass(frozen=True)

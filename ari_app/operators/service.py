@@ -1,19 +1,31 @@
 """Who can take a call now. An operator is free when their phone is registered (ARI endpoint
-online), no channel is up on it, and no call of ours has reserved them. The reservation lives
-in Redis (SET NX with an expiry), so two app instances never hand the same operator two calls.
+online), no channel is up on it, no call of ours has reserved them, and, for the policy's
+operators (the pool), when they are logged in, not paused and past their wrap-up. The
+reservation lives in Redis (SET NX with an expiry), so two app instances never hand the same
+operator two calls; the longest idle free operator is offered the call first.
+
+People who are not in the pool (supervisors, transfer targets) are always logged in, never in
+wrap-up: only their phone and the reservation say whether they are free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
 
-from ari_app.ari import AriClient, AriNotFound
+from ari_app.ari import AriClient, AriError, AriNotFound
+from ari_app.calls.events import RuleEvents
+from ari_app.operators.machine import CallEnded, Missed, OperatorMachine, Pause, next_in_line
+from ari_app.operators.store import OperatorStore
 from ari_app.storage.keyspace import Keyspace
 
-__all__ = ["OperatorService", "desk_phone_variables"]
+__all__ = ["NoSuchOperator", "OperatorPool", "OperatorService", "PoolSettings",
+           "UnknownPauseReason", "desk_phone_variables"]
 
 logger = structlog.get_logger()
 
@@ -22,6 +34,16 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# how a reservation ends for the operator (ReleaseOperator.after)
+AFTER_CALL, AFTER_MISSED, UNUSED = "call", "missed", "unused"
+
+
+class NoSuchOperator(LookupError):
+    """Not an operator of the policy's [operators] endpoints."""
+
+
+class UnknownPauseReason(ValueError):
+    """A pause reason the policy does not list."""
 
 
 def desk_phone_variables(endpoint: str) -> dict[str, str] | None:
@@ -33,17 +55,59 @@ def desk_phone_variables(endpoint: str) -> dict[str, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class PoolSettings:
+    members: tuple[str, ...] = ()          # the policy's operators
+    wrap_up: float = 0.0                   # seconds after a call before the next is offered
+    pause_reasons: tuple[str, ...] = ()
+
+
+class OperatorPool:
+    """The operators' states in Redis, each change published once as an `operator:*` event
+    (call_id "", the operator in `operator`: no call owns it)."""
+
+    def __init__(self, store: OperatorStore, settings: PoolSettings, events: RuleEvents,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.settings, self.events, self.clock = store, settings, events, clock
+        self.members = frozenset(settings.members)
+
+    async def machines(self, endpoints: Sequence[str]) -> list[OperatorMachine]:
+        """Each endpoint's machine; someone outside the pool is always logged in."""
+        ours = [e for e in endpoints if e in self.members]
+        stored = dict(zip(ours, await self.store.load_many(ours)))
+        return [stored.get(e) or OperatorMachine.fresh(e, login_required=False)
+                for e in endpoints]
+
+    async def in_line(self, endpoints: Sequence[str]) -> list[str]:
+        """Those who may be offered a call now, longest idle first."""
+        return next_in_line(await self.machines(endpoints), self.clock(),
+                            self.settings.wrap_up)
+
+    async def change(self, endpoint: str, event: object) -> OperatorMachine | None:
+        """Apply `event` to a pool member (None for anyone else) and publish what changed."""
+        if endpoint not in self.members:
+            return None
+        old, machine, notes = await self.store.change(endpoint, event)
+        at = getattr(event, "now", None)
+        for note in notes:
+            self.events.note("", note.event, note.data, operator=endpoint, at=at)
+        self.events.transition("", old, machine.state, operator=endpoint, at=at)
+        return machine
+
+
 class OperatorService:
     def __init__(self, ari: AriClient, redis: Redis, endpoints: Sequence[str], *,
-                 keys: Keyspace, reservation_ttl: int = 4 * 3600) -> None:
+                 keys: Keyspace, reservation_ttl: int = 4 * 3600,
+                 pool: OperatorPool | None = None) -> None:
         self.ari, self.redis = ari, redis
         self.endpoints = list(endpoints)
-        self.keys, self.ttl = keys, reservation_ttl
+        self.keys, self.ttl, self.pool = keys, reservation_ttl, pool
 
     def for_endpoints(self, endpoints: Sequence[str]) -> OperatorService:
-        """The same reservations, for other people (a department's, the supervisors')."""
+        """The same reservations and pool, for other people (a department's, the
+        supervisors')."""
         return OperatorService(self.ari, self.redis, endpoints, keys=self.keys,
-                               reservation_ttl=self.ttl)
+                               reservation_ttl=self.ttl, pool=self.pool)
 
     def _key(self, endpoint: str) -> str:
         return self.keys.operator(endpoint)
@@ -62,14 +126,88 @@ class OperatorService:
         return info.get("state") == "online" and not info.get("channel_ids")
 
     async def reserve_free(self, call_id: str, exclude: Sequence[str] = ()) -> str | None:
-        """Reserve and return the first free operator, or None when nobody is free."""
-        for endpoint in self.endpoints:
-            if endpoint in exclude or not await self.is_available(endpoint):
+        """Reserve and return the longest idle free operator, or None when nobody is free."""
+        candidates = [e for e in self.endpoints if e not in exclude]
+        if self.pool is not None:
+            candidates = await self.pool.in_line(candidates)
+        for endpoint in candidates:
+            if not await self.is_available(endpoint):
                 continue
             if await self.redis.set(self._key(endpoint), call_id, nx=True, ex=self.ttl):
                 return endpoint
         return None
 
-    async def release(self, endpoint: str, call_id: str) -> None:
-        """Give the operator back, only if this call still holds them."""
-        await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
+    async def release(self, endpoint: str, call_id: str, after: str = UNUSED) -> None:
+        """Give the operator back, only if this call still holds them. `after` a call they
+        talked in, their wrap-up starts; after a call they let ring out, they are paused as
+        missed (only if this call still held them: a late release changes nothing)."""
+        released = await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
+        if self.pool is None or after == UNUSED:
+            return
+        now = self.pool.clock()
+        if after == AFTER_CALL:
+            await self.pool.change(endpoint, CallEnded(now, call_id))
+        elif after == AFTER_MISSED and released:
+            await self.pool.change(endpoint, Missed(now, call_id))
+
+    # --- the operators' own requests (desk phone, REST) ------------------------------------
+    def member(self, name: str) -> str:
+        """The policy's operator named `name`: the endpoint ("PJSIP/operator1") or, when only
+        one operator has it, its resource ("operator1")."""
+        if self.pool is None or not self.pool.members:
+            raise NoSuchOperator(f"no operator {name!r}: the policy lists none")
+        if name in self.pool.members:
+            return name
+        found = [e for e in self.endpoints if e.partition("/")[2] == name]
+        if len(found) == 1:
+            return found[0]
+        raise NoSuchOperator(f"no operator {name!r}; the policy lists "
+                             f"{', '.join(self.endpoints)}")
+
+    async def change(self, name: str, event: object) -> dict:
+        """Log in, log out, pause or unpause a pool operator; their listing entry after it.
+        NoSuchOperator, UnknownPauseReason, or the machine's InvalidTransition."""
+        endpoint = self.member(name)
+        assert self.pool is not None  # member() found them in it
+        reasons = self.pool.settings.pause_reasons
+        if isinstance(event, Pause) and event.reason is not None and event.reason not in reasons:
+            raise UnknownPauseReason(f"unknown pause reason {event.reason!r}; the policy knows "
+                                     f"{list(reasons)}")
+        await self.pool.change(endpoint, event)
+        return (await self.listing([endpoint]))[0]
+
+    async def listing(self, endpoints: Sequence[str] | None = None) -> list[dict]:
+        """Every operator (or those named): their state, whether the phone is registered and
+        in a call (None: unknown), and whether they would be offered a call now."""
+        endpoints = list(self.endpoints if endpoints is None else endpoints)
+        machines = (await self.pool.machines(endpoints) if self.pool is not None
+                    else [OperatorMachine.fresh(e, False) for e in endpoints])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for endpoint in endpoints:
+                pipe.get(self._key(endpoint))
+            reserved = await pipe.execute()
+        phones = await asyncio.gather(*(self._phone(e) for e in endpoints))
+        now = self.pool.clock() if self.pool is not None else time.time()
+        wrap_up = self.pool.settings.wrap_up if self.pool is not None else 0.0
+        out = []
+        for machine, held, (registered, busy) in zip(machines, reserved, phones):
+            in_call = None if busy is None else busy or held is not None
+            out.append({**machine.to_public_dict(wrap_up, now), "registered": registered,
+                        "in_call": in_call,
+                        "free": bool(machine.offered(now, wrap_up) and registered is not False
+                                     and in_call is False)})
+        return out
+
+    async def _phone(self, endpoint: str) -> tuple[bool | None, bool | None]:
+        """(registered, a channel up on it); None where Asterisk cannot say."""
+        tech, _, resource = endpoint.partition("/")
+        if tech == "Local":
+            return None, False  # a dialplan destination: only our reservation tells
+        try:
+            info = await self.ari.endpoint(tech, resource)
+        except AriNotFound:
+            return False, False
+        except AriError as exc:
+            logger.warning("operator phone state unknown", endpoint=endpoint, error=exc.message)
+            return None, None
+        return info.get("state") == "online", bool(info.get("channel_ids"))

@@ -8,7 +8,7 @@ mounted on the host, and killing the unshare process takes Asterisk with it.
 The instance installs the repo's `config/asterisk/` and `dialplan/` exactly as an admin would,
 then adds sandbox-only files: generated ARI and phone passwords, and simulated SIP parties on
 other loopback addresses (a caller trunk on 127.0.0.2, desk phones on 127.0.0.3 that register
-like real phones).
+like real phones and dial the operators' desk codes as them: `PJSIP/*41@sim-desk-<phone>`).
 """
 
 from __future__ import annotations
@@ -348,6 +348,20 @@ type = auth
 auth_type = userpass
 username = {phone}
 password = {pw}
+; the person at that desk dials out (a desk code): originate PJSIP/*41@sim-desk-{phone}
+[sim-desk-{phone}]
+type = endpoint
+transport = sim-phone-transport
+context = sandbox-phones
+disallow = all
+allow = ulaw
+direct_media = no
+from_user = {phone}
+outbound_auth = sim-auth-{phone}
+aors = sim-desk-{phone}
+[sim-desk-{phone}]
+type = aor
+contact = sip:127.0.0.1:{p.sip}
 """)
         return "".join(out)
 

@@ -12,8 +12,8 @@ only the part of a key inside `{...}` (its hash tag) is hashed when there is one
   other keys (open-by-number, submission, dialer lock) are `{callback}` too, since the
   create-or-merge script touches the request, the index, the open key and a submission;
 - a customer card and its history share the number, `etq:customer:{<number>}...`;
-- keys always used alone (live calls, operator reservations, rate counters, an operator's
-  day) carry no tag, so they spread over the cluster.
+- keys always used alone (live calls, operator reservations and states, rate counters, an
+  operator's day) carry no tag, so they spread over the cluster.
 
 A script gets every key it touches in KEYS, never builds one inside Lua (Cluster routes by
 KEYS).
@@ -80,6 +80,11 @@ class Keyspace:
     def operator(self, endpoint: str) -> str:
         """An operator's reservation: the call id that holds them (operators/service.py)."""
         return f"{self.prefix}:operator:{endpoint}"
+
+    def operator_state(self, endpoint: str) -> str:
+        """An operator's place in the pool: logged in, paused, logged out, and when their last
+        call ended (operators/store.py). Kept until they log in again: no expiry."""
+        return f"{self.prefix}:operator-state:{endpoint}"
 
     def operator_day(self, endpoint: str, day: str) -> str:
         """An operator's etiquette log for one UTC day, YYYY-MM-DD (calls/etiquette_log.py)."""

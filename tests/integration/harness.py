@@ -108,6 +108,17 @@ class Callers(Party):
                                  channel_id=ours, caller_id=f'"SIP Caller" <{number}>', timeout=30)
         return ours
 
+    async def dial_desk_code(self, phone: str, code: str, timeout: float = 15.0) -> str:
+        """The person at `phone`'s desk dials `code` (*41, *432, ...) as that phone, over SIP
+        from 127.0.0.3; returns once the PBX has hung up (after telling what happened)."""
+        ours = f"desk-{uuid.uuid4().hex[:10]}"
+        await self.ari.originate(f"PJSIP/{code}@sim-desk-{phone}", app=self.app,
+                                 app_args="desk", channel_id=ours, timeout=10)
+        await self.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == ours, timeout=timeout,
+                            what=f"{phone}'s desk code {code} answered and hung up")
+        return ours
+
     async def hang_up(self, channel_id: str) -> None:
         try:
             await self.ari.hangup(channel_id)

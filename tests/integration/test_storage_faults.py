@@ -101,7 +101,9 @@ async def assert_storage_503_everywhere(base: str, call_id: str, request_id: str
               ("GET", f"/api/callbacks/{request_id}", {}),
               ("GET", "/api/voicemails", {}),
               ("GET", "/api/customers/+12125550142", {}),
-              ("DELETE", f"/api/calls/{call_id}/hold", {})]
+              ("DELETE", f"/api/calls/{call_id}/hold", {}),
+              ("GET", "/api/operators", {}),
+              ("POST", "/api/operators/operator1/pause", {"json": {"reason": "break"}})]
     for method, path, extra in routes:
         status, body, took, kind = await timed(method, base + path, headers=AUTH, **extra)
         assert kind == "application/json", (method, path, kind)

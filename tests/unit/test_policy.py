@@ -129,6 +129,7 @@ RANGES = [
     ("callback", "requests_per_server_per_hour", "1-100000", 0, 100001),
     ("supervisor", "callback_window", "15-1440 (minutes)", 14, 1441),
     ("etiquette_log", "retention_days", "1-3650 (days)", 0, 3651),
+    ("operators", "wrap_up", "0-300 (seconds)", -1, 301),
 ]
 
 
@@ -296,6 +297,46 @@ def test_given_bad_dtmf_when_load_then_error_names_allowed_characters(tmp_path):
 
     assert problems_of(path) == [
         f'{path}: feature_codes.hold = "*7A" is not valid; expected 1-4 characters from 0-9, * and #'
+    ]
+
+
+# --- the operators' pool ---------------------------------------------------------------
+
+
+def test_given_no_operators_section_when_load_then_no_login_needed_5s_wrap_up_three_reasons():
+    operators = Policy(company="X").operators
+
+    assert (operators.login_required, operators.wrap_up) == (False, 5)
+    assert operators.pause_reasons == ("break", "after-call-work", "meeting")
+    codes = Policy(company="X").feature_codes
+    assert (codes.login, codes.logout, codes.pause, codes.unpause) == ("*41", "*42", "*43", "*44")
+
+
+@pytest.mark.parametrize(("reasons", "problem"), [
+    ('["break", "missed"]', 'must not include "missed"'),
+    ("[]", "must name 1-9 reasons"),
+    ('["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]', "must name 1-9 reasons"),
+    ('["break", "break"]', 'lists "break" twice'),
+])
+def test_given_bad_pause_reasons_when_load_then_error_names_the_key(tmp_path, reasons, problem):
+    path = write_policy(tmp_path, f'company = "X"\n[operators]\npause_reasons = {reasons}\n')
+
+    (found,) = problems_of(path)
+    assert found.startswith(f"{path}: operators.pause_reasons") and problem in found
+
+
+def test_given_bad_pause_reason_name_when_load_then_error_names_the_entry(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[operators]\npause_reasons = ["Lunch break"]\n')
+
+    (found,) = problems_of(path)
+    assert found.startswith(f"{path}: operators.pause_reasons[0]")
+
+
+def test_given_desk_code_clashing_with_an_in_call_code_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "X"\n[feature_codes]\npause = "*7"\n')
+
+    assert problems_of(path) == [
+        f'{path}: feature_codes.pause = "*7" is already used by feature_codes.hold'
     ]
 
 

@@ -113,3 +113,20 @@ async def test_given_loop_when_watched_then_lag_observed():
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert samples(metrics)[("etiquette_event_loop_lag_seconds_count", ())] >= 1
+
+
+def test_given_operator_state_changes_when_counted_then_by_new_state_and_missed_apart():
+    metrics = CallMetrics()
+    for old, new in (("logged_out", "logged_in"), ("logged_in", "paused"), ("paused", "odd")):
+        metrics.on_event(CallEvent("operator:state_changed", "", 100.0, "operator",
+                                   "state_changed", old=old, new=new, operator="PJSIP/operator1"))
+    metrics.on_event(ev("operator:paused", reason="missed"))
+    metrics.on_event(ev("operator:paused", reason="break"))
+
+    s = samples(metrics)
+    changes = {labels: value for (name, labels), value in s.items()
+               if name == "etiquette_operator_state_changes_total"}
+    assert changes == {(("state", "logged_in"),): 1, (("state", "paused"),): 1,
+                       (("state", "logged_out"),): 0, (("state", "other"),): 1}
+    assert s[("etiquette_operator_missed_calls_total", ())] == 1
+    assert not any("operator1" in str(labels) for _, labels in s)  # never per operator

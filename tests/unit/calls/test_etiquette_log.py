@@ -98,6 +98,21 @@ async def test_given_steps_when_written_then_call_and_operator_day_lists_with_re
     await log.close()
 
 
+async def test_given_operator_step_without_call_when_written_then_only_in_operator_day():
+    redis = FakeRedis()
+    log = EtiquetteLog(redis, retention_days=90, keys=KEYS)  # type: ignore[arg-type]
+    log.start()
+    log.on_event(CallEvent("operator:paused", "", DAY + 60, "operator", "paused",
+                           operator="PJSIP/operator1", data={"reason": "break"}))
+    await log.flush()
+
+    assert set(redis.lists) == {KEYS.operator_day("PJSIP/operator1", "2026-12-02")}
+    day = await log.read_operator("PJSIP/operator1", "2026-12-02")
+    assert day == [{"t": DAY + 60, "rule": "operator", "event": "paused", "reason": "break",
+                    "step": "operator:paused", "operator": "PJSIP/operator1"}]
+    await log.close()
+
+
 async def test_given_redis_away_when_written_then_kept_and_written_in_order_once_back():
     redis = FakeRedis()
     redis.fail_next = 2

@@ -133,7 +133,7 @@ def test_given_happy_path_when_operator_answers_then_exact_actions_at_each_step(
 
     now += 120.0
     assert machine.handle(CallerHungUp(now)) == [
-        HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(OPERATOR), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
     assert machine.state is InboundState.ENDED
 
 
@@ -282,6 +282,24 @@ def test_given_two_operators_when_first_fails_then_try_second_before_waiting():
         ReleaseOperator(OP2), StopRinging(), Play("all-operators-busy")]
     assert machine.state is InboundState.WAITING
     assert machine.get_timer() == now + RETRY
+
+
+def test_given_ringing_when_phone_rang_out_then_released_as_missed_and_next_one_sought():
+    machine = make(operator_count=2)
+    now = greeted(machine)
+    machine.handle(OperatorFound(now, OP1))
+
+    assert machine.handle(OperatorFailed(now + 15.0, "no answer", missed=True)) == [
+        ReleaseOperator(OP1, "missed"), FindOperator((OP1,))]
+
+
+def test_given_ringing_when_caller_hangs_up_then_operator_released_unused():
+    machine = make()
+    now = greeted(machine)
+    machine.handle(OperatorFound(now, OP1))
+
+    assert machine.handle(CallerHungUp(now + 2.0)) == [
+        HangUp(OPERATOR), ReleaseOperator(OP1, "unused"), Finish()]
 
 
 def test_given_every_operator_failed_when_timer_fires_then_new_round_with_nobody_excluded():
@@ -449,7 +467,7 @@ def _ringing_from_music(m):
     (waiting_with_music, [DestroyBridge(HOLD_BRIDGE), Finish()]),
     (_ringing_from_music, [HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(HOLD_BRIDGE),
                            Finish()]),
-    (connected, [HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]),
+    (connected, [HangUp(OPERATOR), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]),
 ], ids=["greeting", "seeking", "seeking-second", "ringing", "waiting-busy-prompt",
         "waiting-music", "ringing-from-music", "connected"])
 def test_given_state_when_caller_hangs_up_then_exact_cleanup_and_later_events_ignored(setup, expected):
@@ -471,7 +489,7 @@ def test_given_connected_when_operator_hangs_up_then_caller_hung_up_and_call_fin
     now = connected(machine) + 60.0
 
     assert machine.handle(OperatorHungUp(now)) == [
-        HangUp(CALLER), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(CALLER), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
     assert machine.state is InboundState.ENDED
     assert machine.handle(CallerHungUp(now + 0.1)) == []
 

@@ -204,7 +204,7 @@ def test_given_transferring_when_target_connected_then_old_operator_released_and
 
     actions = machine.handle(transfer_ended(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
 
-    assert actions == [ReleaseOperator(OP1)]
+    assert actions == [ReleaseOperator(OP1, "call")]
     assert machine.state is InboundState.CONNECTED
     assert (machine.operator, machine.operator_channel) == (BILLING.endpoint, BILLING_CHANNEL)
 
@@ -215,7 +215,7 @@ def test_given_target_connected_when_caller_hangs_up_then_target_hung_up_and_rel
     machine.handle(transfer_ended(now, "connected", BILLING_CHANNEL, BILLING.endpoint))
 
     assert machine.handle(CallerHungUp(now + 60.0)) == [
-        HangUp(OPERATOR), ReleaseOperator(BILLING.endpoint), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(OPERATOR), ReleaseOperator(BILLING.endpoint, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
 
 
 def test_given_operator_left_during_transfer_when_target_connected_then_nothing_to_release():
@@ -253,7 +253,7 @@ def test_given_reserved_target_when_transfer_declined_or_returned_then_target_re
 def test_given_operator_gone_when_target_unavailable_then_held_in_the_fallback_for_the_target():
     machine = make()
     now = transferring(machine)
-    assert machine.handle(OperatorHungUp(now + 5.0)) == [ReleaseOperator(OP1)]
+    assert machine.handle(OperatorHungUp(now + 5.0)) == [ReleaseOperator(OP1, "call")]
 
     actions = machine.handle(transfer_ended(now + 40.0, "unavailable", intro=INTRO,
                                            for_whom="billing"))
@@ -309,7 +309,7 @@ def test_given_message_for_target_when_voicemail_left_then_operator_told_message
         HangUp(CALLER), PlayToOperator("operator-freed-message")]
     assert machine.state is InboundState.RELEASING
     assert machine.handle(PromptFinished(now + 43.0, "operator-freed-message")) == [
-        HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(OPERATOR), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
 
 
 def test_given_ordinary_hold_when_voicemail_left_then_operator_told_voicemail():
@@ -329,7 +329,7 @@ def test_given_transferring_when_caller_hung_up_outcome_then_only_reserved_targe
         ReleaseOperator(SUPERVISOR.endpoint)]
     assert machine.state is InboundState.TRANSFERRING  # CallerHungUp ends the call
     assert machine.handle(CallerHungUp(now)) == [
-        HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(OPERATOR), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
 
 
 def test_given_transferring_when_caller_hung_up_outcome_without_reservation_then_nothing():
@@ -431,7 +431,7 @@ def test_given_escalation_transfer_when_supervisor_connected_then_supervisor_is_
     machine.handle(SupervisorOnDuty(now, SUPERVISOR))
 
     assert machine.handle(transfer_ended(now + 20.0, "connected", SUPERVISOR_CHANNEL,
-                                        SUPERVISOR.endpoint)) == [ReleaseOperator(OP1)]
+                                        SUPERVISOR.endpoint)) == [ReleaseOperator(OP1, "call")]
     assert (machine.state, machine.operator) == (InboundState.CONNECTED, SUPERVISOR.endpoint)
 
 
@@ -476,7 +476,7 @@ def test_given_operator_left_during_complaint_when_complaint_ended_then_caller_h
     machine = make()
     now = complaining(machine) + 0.5
     machine.handle(NoSupervisor(now, "nobody on duty"))
-    assert machine.handle(OperatorHungUp(now + 10.0)) == [ReleaseOperator(OP1)]
+    assert machine.handle(OperatorHungUp(now + 10.0)) == [ReleaseOperator(OP1, "call")]
 
     assert machine.handle(RuleEnded(now + 60.0, "complaint", "ended")) == [
         HangUp(CALLER), DestroyBridge(TALK_BRIDGE), Finish()]
@@ -501,7 +501,7 @@ def test_given_complaint_when_caller_hung_up_outcome_then_left_to_caller_hung_up
     assert machine.handle(RuleEnded(now + 20.0, "complaint", "caller-hung-up")) == []
     assert machine.state is InboundState.COMPLAINING
     assert machine.handle(CallerHungUp(now + 20.0)) == [
-        HangUp(OPERATOR), ReleaseOperator(OP1), DestroyBridge(TALK_BRIDGE), Finish()]
+        HangUp(OPERATOR), ReleaseOperator(OP1, "call"), DestroyBridge(TALK_BRIDGE), Finish()]
 
 
 def test_given_connected_when_late_complaint_ended_then_ignored():
@@ -572,7 +572,7 @@ def test_given_rule_has_the_caller_when_operator_hangs_up_then_caller_kept_and_o
     now = setup(machine)
     state = machine.state
 
-    assert machine.handle(OperatorHungUp(now + 5.0)) == [ReleaseOperator(OP1)]
+    assert machine.handle(OperatorHungUp(now + 5.0)) == [ReleaseOperator(OP1, "call")]
     assert machine.state is state
     assert (machine.operator, machine.operator_channel) == (None, None)
     assert machine.handle(OperatorHungUp(now + 5.1)) == []

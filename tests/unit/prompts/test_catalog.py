@@ -26,6 +26,9 @@ REQUIRED = [
     "invalid-choice", "press-0-for-operator",
     "callback-enter-number", "callback-number-refused", "callback-voicemail-instead",
     "complaint-record-no-callback", "operator-complaint-recorded-no-callback",
+    "operator-logged-in", "operator-logged-out", "operator-paused", "operator-unpaused",
+    "operator-still-paused", "operator-not-logged-in", "operator-code-unknown",
+    "operator-state-not-saved",
 ]  # fmt: skip
 
 

@@ -49,7 +49,7 @@ def test_given_a_customer_when_card_and_history_named_then_one_slot():
 
 def test_given_keys_used_alone_when_named_then_no_hash_tag():
     for key in (KEYS.live_calls(), KEYS.operator("PJSIP/operator1"),
-                KEYS.operator_day("PJSIP/operator1", "2026-12-02"), KEYS.rate("ip:1.2.3.4", 7)):
+                KEYS.operator_state("PJSIP/operator1"), KEYS.operator_day("PJSIP/operator1", "2026-12-02"), KEYS.rate("ip:1.2.3.4", 7)):
         assert "{" not in key and key.startswith("etq:")
 
 
@@ -68,3 +68,10 @@ def test_given_empty_or_braced_prefix_when_built_then_refused(prefix):
 def test_given_a_family_when_star_given_then_its_scan_pattern():
     assert KEYS.snapshot("hold", "*") == "etq:{*}:snapshot:hold"
     assert KEYS.callback_lock("*") == "etq:{callback}:lock:*"
+
+
+def test_given_an_operator_when_state_and_reservation_named_then_a_reservation_scan_misses_state():
+    # the tests' leak check scans reservations (`operator("*")`): a state is no leak
+    pattern = KEYS.operator("*").rstrip("*")
+
+    assert not KEYS.operator_state("PJSIP/operator1").startswith(pattern)
