@@ -13,10 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ari_app.ari import AriClient, unless_gone
-from ari_app.ari import operations as ops
-from ari_app.calls import ids
+from ari_app.calls.recording import CallerMessage
 from ari_app.calls.rule import CallLegs, RuleBase
-from ari_app.calls.vocabulary import Note, RecordingFinished
+from ari_app.calls.vocabulary import Note
 from ari_app.callback.numbers import RefusedNumber, check_number
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.callback.window import spoken_window
@@ -24,9 +23,7 @@ from ari_app.escalation import machine as c
 from ari_app.escalation.service import Complaint, Complaints
 from ari_app.escalation.store import ComplaintStore
 
-__all__ = ["ComplaintRule", "SNOOP_ARG"]
-
-SNOOP_ARG = "complaint"
+__all__ = ["ComplaintRule"]
 
 
 class ComplaintRule(RuleBase):
@@ -43,6 +40,9 @@ class ComplaintRule(RuleBase):
         self.ari, self.store, self.app = ari, store, app
         self.complaints, self.callbacks = complaints, callbacks
         self.window_minutes, self.max_seconds, self.clock = window_minutes, max_seconds, clock
+        # what the caller says: `<call>~complaint`, from the snoop `<call>~cpsnoop`
+        self.message = CallerMessage(ari, app=app, what="complaint", snoop="cpsnoop",
+                                     role="complaint", max_seconds=max_seconds, clock=clock)
 
     def begin(self, legs: CallLegs, request: Mapping[str, Any], now: float):
         return c.ComplaintMachine(legs.call_id), c.ComplaintStarted(
@@ -62,29 +62,16 @@ class ComplaintRule(RuleBase):
         kind = event.get("type")
         if kind == "ChannelDtmfReceived" and event["channel"]["id"] == legs.call_id:
             return [c.DigitPressed(now, event["digit"])]
-        if kind in ("RecordingFinished", "RecordingFailed"):
-            rec = event["recording"]
-            if rec.get("name") == self.recording_name(legs.call_id):
-                await unless_gone(self.ari.hangup(self.snoop(legs.call_id)))
-                return [RecordingFinished(now, float(rec.get("duration") or 0),
-                                          kind == "RecordingFinished")]
-        return []
+        return await self.message.ended(legs.call_id, event, now)
 
     async def leg_entered(self, legs: CallLegs, channel: str, role: str) -> bool:
         """The snoop on the caller is in Stasis: record what they say."""
-        if role != SNOOP_ARG:
-            return False
-        await self.ari.call(ops.RECORD, channelId=channel,
-                            name=self.recording_name(legs.call_id), format="wav",
-                            ifExists="overwrite", beep=False,
-                            maxDurationSeconds=self.max_seconds, maxSilenceSeconds=5,
-                            terminateOn="#")
-        return True
+        return await self.message.record(legs.call_id, channel, role)
 
     async def resync(self, legs: CallLegs, machine: c.ComplaintMachine, live: frozenset[str],
                      now: float) -> list[object]:
-        if machine.state is c.ComplaintState.RECORDING and self.snoop(legs.call_id) not in live:
-            return [RecordingFinished(now, 0.0, False)]
+        if machine.state is c.ComplaintState.RECORDING:
+            return self.message.snoop_gone(legs.call_id, live, now)
         return []
 
     async def do(self, legs: CallLegs, machine: c.ComplaintMachine, action: object
@@ -92,10 +79,9 @@ class ComplaintRule(RuleBase):
         caller = legs.call_id
         match action:
             case c.StartRecording():
-                await self.ari.call(ops.SNOOP, channelId=caller, spy="in", app=self.app,
-                                    appArgs=SNOOP_ARG, snoopId=self.snoop(caller))
+                await self.message.start(caller)
             case c.StopRecording():
-                await self.ari.call(ops.STOP_RECORDING, recordingName=self.recording_name(caller))
+                await self.message.stop(caller)
             case c.SaveComplaint(duration=duration, recorded=recorded, window_minutes=minutes,
                                  callback=wanted):
                 return await self._save(legs, machine, duration, recorded, minutes, wanted)
@@ -118,9 +104,9 @@ class ComplaintRule(RuleBase):
         complaint = await self.complaints.create(Complaint(
             call_id=caller, caller_number=legs.number, caller_name=legs.name,
             operator=legs.operator, duration=duration,
-            recording=self.recording_name(caller) if recorded else None,
+            recording=self.message.name(caller) if recorded else None,
             callback_id=callback.id if callback else None, window_minutes=minutes))
-        await unless_gone(self.ari.hangup(self.snoop(caller)))  # recording done
+        await unless_gone(self.ari.hangup(self.message.snoop(caller)))  # recording done
         # "within N minutes (or hours)", as the callback service really promised it
         said = (spoken_window(callback.latest_at, now, legs.language)[2:]
                 if callback and callback.latest_at else ())
@@ -129,11 +115,3 @@ class ComplaintRule(RuleBase):
         if machine.state is c.ComplaintState.ENDED:  # the caller hung up while speaking
             return Note("complaint saved", data)
         return c.ComplaintSaved(now, said, data, promised=callback is not None)
-
-    @staticmethod
-    def recording_name(call_id: str) -> str:
-        return ids.part(call_id, "complaint")
-
-    @staticmethod
-    def snoop(call_id: str) -> str:
-        return ids.part(call_id, "cpsnoop")

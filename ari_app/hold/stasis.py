@@ -12,13 +12,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-import structlog
-
-from ari_app.ari import AriClient, AriError, AriNotFound, unless_gone
-from ari_app.ari import operations as ops
+from ari_app.ari import AriClient
 from ari_app.calls import ids
+from ari_app.calls.recording import CallerMessage
 from ari_app.calls.rule import CallLegs, Instead, RuleBase
-from ari_app.calls.vocabulary import Note, RecordingFinished
+from ari_app.calls.vocabulary import Note
 from ari_app.callback.service import CallbackRequest, CallbackRequests, RefusedNumber
 from ari_app.callback.window import spoken_window
 from ari_app.hold import machine as h
@@ -26,9 +24,6 @@ from ari_app.hold.store import HoldStore
 from ari_app.voicemail.service import Voicemail, Voicemails
 
 __all__ = ["HoldRule"]
-
-logger = structlog.get_logger()
-VOICEMAIL_SNOOP = "voicemail"  # the snoop's app argument: it reached Stasis to be recorded
 
 
 class HoldRule(RuleBase):
@@ -51,6 +46,10 @@ class HoldRule(RuleBase):
         self.ari, self.store, self.app = ari, store, app
         self.callbacks, self.voicemails = callbacks, voicemails
         self.settings, self.reason_prompts, self.clock = settings, reason_prompts, clock
+        # the caller's voice message: `<call>~voicemail`, from the snoop `<call>~vmsnoop`
+        self.message = CallerMessage(ari, app=app, what="voicemail", snoop="vmsnoop",
+                                     role="voicemail", max_seconds=settings.voicemail_max,
+                                     clock=clock)
 
     # --- what the call hands the hold -------------------------------------------------------
     def begin(self, legs: CallLegs, request: Mapping[str, Any], now: float):
@@ -77,24 +76,11 @@ class HoldRule(RuleBase):
         kind = event.get("type")
         if kind == "ChannelDtmfReceived" and event["channel"]["id"] == legs.call_id:
             return [h.DigitPressed(now, event["digit"])]
-        if kind in ("RecordingFinished", "RecordingFailed"):
-            rec = event["recording"]
-            if rec.get("name") != self.recording_name(legs.call_id):
-                return []
-            await unless_gone(self.ari.hangup(self._snoop(legs.call_id)))  # recording done
-            saved = kind == "RecordingFinished" and rec.get("duration", 0) > 0
-            return [RecordingFinished(now, float(rec.get("duration") or 0), saved)]
-        return []
+        return await self.message.ended(legs.call_id, event, now)
 
     async def leg_entered(self, legs: CallLegs, channel: str, role: str) -> bool:
         """The snoop on the caller is in Stasis: record what the caller says."""
-        if role != VOICEMAIL_SNOOP:
-            return False
-        await self.ari.call(ops.RECORD, channelId=channel, name=self.recording_name(legs.call_id),
-                            format="wav", ifExists="overwrite", beep=False,
-                            maxDurationSeconds=self.settings.voicemail_max,
-                            maxSilenceSeconds=5, terminateOn="#")
-        return True
+        return await self.message.record(legs.call_id, channel, role)
 
     # --- the hold's own actions ---------------------------------------------------------------
     async def do(self, legs: CallLegs, machine: h.HoldMachine, action: object) -> object | None:
@@ -108,12 +94,12 @@ class HoldRule(RuleBase):
                                         ids.playback(caller, f"nudge{len(machine.check_ins)}",
                                                      "nudge", "operator"))
             case h.StartVoicemail():
-                await self._snoop_caller(caller)
+                await self.message.start(caller)
             case h.StopVoicemail():
-                await self.ari.call(ops.STOP_RECORDING, recordingName=self.recording_name(caller))
+                await self.message.stop(caller)
             case h.SaveVoicemail(duration=duration):
                 vm = await self.voicemails.create(Voicemail(
-                    recording=self.recording_name(caller),
+                    recording=self.message.name(caller),
                     for_whom=machine.for_whom or legs.operator or "",
                     caller_number=legs.number, caller_name=legs.name, call_id=caller,
                     reason=machine.reason, duration=duration))
@@ -140,27 +126,3 @@ class HoldRule(RuleBase):
             case _:
                 raise TypeError(f"no ARI mapping for {action!r}")
         return None
-
-    async def _snoop_caller(self, caller: str) -> None:
-        try:
-            await self.ari.call(ops.SNOOP, channelId=caller, spy="in", app=self.app,
-                                appArgs=VOICEMAIL_SNOOP, snoopId=self._snoop(caller))
-        except AriNotFound:
-            raise
-        except AriError as exc:
-            # a caller hanging up at the beep: Asterisk answers 500, not 404
-            if caller not in {c["id"] for c in await self.ari.call(ops.CHANNELS)}:
-                raise AriNotFound(exc.status, exc.method, exc.path,
-                                  f"caller gone: {exc.message}") from exc
-            # the caller is still there: nothing will be recorded, so say so (the machine
-            # takes their number instead) rather than wait in silence for a recording
-            logger.warning("voicemail snoop refused", call_id=caller, error=exc.message)
-            raise Instead(RecordingFinished(self.clock(), 0.0, False)) from exc
-
-    @staticmethod
-    def recording_name(call_id: str) -> str:
-        return ids.part(call_id, "voicemail")  # named after its call, so its events route to it
-
-    @staticmethod
-    def _snoop(call_id: str) -> str:
-        return ids.part(call_id, "vmsnoop")

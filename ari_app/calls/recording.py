@@ -1,0 +1,88 @@
+"""A message the caller leaves in a rule (a voicemail, a complaint): recorded from a snoop on
+the caller's channel (spy=in), never from the channel itself, whose keys would then arrive
+late. The snoop and the recording are named after the call (`<call>~<what>`), so their events
+route to it, also after a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from ari_app.ari import AriClient, AriError, AriNotFound, unless_gone
+from ari_app.ari import operations as ops
+from ari_app.calls import ids
+from ari_app.calls.rule import Instead
+from ari_app.calls.vocabulary import RecordingFinished
+
+__all__ = ["CallerMessage"]
+
+logger = structlog.get_logger()
+ENDED = ("RecordingFinished", "RecordingFailed")
+
+
+class CallerMessage:
+    """One rule's recording of the caller: `what` names the recording, `role` is the snoop's
+    app argument (how its StasisStart is told apart from other legs)."""
+
+    def __init__(self, ari: AriClient, *, app: str, what: str, snoop: str, role: str,
+                 max_seconds: int, clock: Callable[[], float] = time.time) -> None:
+        self.ari, self.app, self.what, self.role = ari, app, what, role
+        self._snoop = snoop
+        self.max_seconds, self.clock = max_seconds, clock
+
+    def name(self, call_id: str) -> str:
+        return ids.part(call_id, self.what)
+
+    def snoop(self, call_id: str) -> str:
+        return ids.part(call_id, self._snoop)
+
+    async def start(self, caller: str) -> None:
+        """Snoop on the caller; the snoop's StasisStart (`record`) starts the recording."""
+        try:
+            await self.ari.call(ops.SNOOP, channelId=caller, spy="in", app=self.app,
+                                appArgs=self.role, snoopId=self.snoop(caller))
+        except AriNotFound:
+            raise
+        except AriError as exc:
+            # a caller hanging up at the beep: Asterisk answers 500, not 404
+            if caller not in {c["id"] for c in await self.ari.call(ops.CHANNELS)}:
+                raise AriNotFound(exc.status, exc.method, exc.path,
+                                  f"caller gone: {exc.message}") from exc
+            # the caller is still there: nothing will be recorded, so say so (the machine goes
+            # on without a recording) rather than wait in silence for one
+            logger.warning("snoop refused", call_id=caller, recording=self.what,
+                           error=exc.message)
+            raise Instead(RecordingFinished(self.clock(), 0.0, False)) from exc
+
+    async def record(self, call_id: str, channel: str, role: str) -> bool:
+        """A leg of the call reached Stasis: when it is this snoop, record it."""
+        if role != self.role:
+            return False
+        await self.ari.call(ops.RECORD, channelId=channel, name=self.name(call_id),
+                            format="wav", ifExists="overwrite", beep=False,
+                            maxDurationSeconds=self.max_seconds, maxSilenceSeconds=5,
+                            terminateOn="#")
+        return True
+
+    async def stop(self, call_id: str) -> None:
+        await self.ari.call(ops.STOP_RECORDING, recordingName=self.name(call_id))
+
+    async def ended(self, call_id: str, event: dict, now: float) -> list[object]:
+        """The recording's end as the rule's event (saved only with sound in it); the snoop
+        is hung up, its work done."""
+        if event.get("type") not in ENDED:
+            return []
+        rec = event["recording"]
+        if rec.get("name") != self.name(call_id):
+            return []
+        await unless_gone(self.ari.hangup(self.snoop(call_id)))
+        duration = float(rec.get("duration") or 0)
+        return [RecordingFinished(now, duration,
+                                  event["type"] == "RecordingFinished" and duration > 0)]
+
+    def snoop_gone(self, call_id: str, live: frozenset[str], now: float) -> list[object]:
+        """After a restart: a recording whose snoop is gone has ended while we were away."""
+        return [] if self.snoop(call_id) in live else [RecordingFinished(now, 0.0, False)]
