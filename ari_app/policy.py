@@ -44,9 +44,11 @@ __all__ = [
     "HoldPolicy",
     "MISSED",
     "NoSuchDirectoryEntry",
+    "NoSuchQueue",
     "OperatorsPolicy",
     "Policy",
     "PolicyError",
+    "QueuePolicy",
     "QuietHours",
     "RecordingPolicy",
     "SupervisorPolicy",
@@ -71,6 +73,13 @@ class NoSuchDirectoryEntry(KeyError):
     """A directory id that the policy does not define."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class NoSuchQueue(KeyError):
+    """A queue name that the policy's [[queues]] does not define."""
+
+    def __str__(self) -> str:
         return str(self.args[0])
 
 
@@ -488,6 +497,44 @@ class DirectoryEntry(_Section):
     hours: Window | None = None
 
 
+class QueuePolicy(_Section):
+    """One queue callers wait in for an operator (ari_app/queue/)."""
+
+    name: Slug
+    # Whom a voice message left from the queue is for, and whose name the operator hears in
+    # the whisper: a directory id (a department). Left out: no department.
+    department: Slug | None = None
+    # Who serves the queue: a subset of [operators] endpoints (left out: all of them).
+    operators: EndpointList = ()
+    # A check-in every check_in_interval seconds, start to start (20-30).
+    check_in_interval: Annotated[StrictInt, _in_range(20, 30, "seconds", test_low=1)] = 25
+    # The way out (1 keep waiting, 2 voice message, 3 callback keeping the place) after this
+    # long in the queue, and again every as long (60-180).
+    threshold: Annotated[StrictInt, _in_range(60, 180, "seconds", test_low=3)] = 90
+    # After this long, no key at the way out gets default_after_max_wait (not "keep waiting").
+    max_wait: Annotated[StrictInt, _in_range(60, 3600, "seconds", test_low=3)] = 600
+    default_after_max_wait: Literal["callback", "voicemail"] = "callback"
+    # More callers than this waiting: the queue is full (voicemail or a callback at once).
+    max_waiting: Annotated[StrictInt, _in_range(1, 1000)] = 50
+    # When the queue takes callers, in the business_hours time zone (default: business hours).
+    hours: Window | None = None
+    menu_repeat_after: MenuRepeatAfter = 4.0
+    choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 8
+    # The handle time the estimate assumes until enough calls have ended (left out: no
+    # estimate is said until then).
+    default_handle_time: Annotated[StrictInt, _in_range(30, 3600, "seconds")] | None = None
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> QueuePolicy:
+        if self.threshold <= self.check_in_interval:
+            raise _problem(f"must be greater than check_in_interval ({self.check_in_interval})",
+                           at=("threshold",), value=self.threshold)
+        if self.max_wait < self.threshold:
+            raise _problem(f"must be at least threshold ({self.threshold})",
+                           at=("max_wait",), value=self.max_wait)
+        return self
+
+
 # --- the policy ----------------------------------------------------------------
 
 
@@ -506,6 +553,8 @@ class Policy(_Section):
     supervisor: SupervisorPolicy = Field(default_factory=SupervisorPolicy)
     etiquette_log: EtiquetteLogPolicy = Field(default_factory=EtiquetteLogPolicy)
     directory: tuple[DirectoryEntry, ...] = ()
+    # Optional: none configured, callers wait for an operator as before.
+    queues: tuple[QueuePolicy, ...] = ()
 
     @field_validator("languages")
     @classmethod
@@ -580,6 +629,34 @@ class Policy(_Section):
                 value=self.default_language,
             )
         return self
+
+    @model_validator(mode="after")
+    def _queues_are_consistent(self) -> Policy:
+        seen: dict[str, int] = {}
+        departments = {e.id for e in self.directory if e.kind == "department"}
+        for index, queue in enumerate(self.queues):
+            if queue.name in seen:
+                raise _problem(f"is already used by queues[{seen[queue.name]}]",
+                               at=("queues", index, "name"), value=queue.name)
+            seen[queue.name] = index
+            if queue.department is not None and queue.department not in departments:
+                known = ", ".join(sorted(departments)) or "none"
+                raise _problem(f"is not a department of the directory (departments: {known})",
+                               at=("queues", index, "department"), value=queue.department)
+            for endpoint in queue.operators:
+                if endpoint not in self.operators.endpoints:
+                    raise _problem(f"includes {json.dumps(endpoint)}, which is not in "
+                                   "operators.endpoints", at=("queues", index, "operators"),
+                                   value=list(queue.operators))
+        return self
+
+    def queue(self, name: str) -> QueuePolicy:
+        """The queue `name`, or NoSuchQueue naming the ones the policy has."""
+        for queue in self.queues:
+            if queue.name == name:
+                return queue
+        known = ", ".join(q.name for q in self.queues) or "none"
+        raise NoSuchQueue(f"no queue named {name!r} in the policy's [[queues]] (known: {known})")
 
     def directory_entry(self, entry_id: str) -> DirectoryEntry:
         for entry in self.directory:

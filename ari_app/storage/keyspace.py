@@ -11,6 +11,8 @@ only the part of a key inside `{...}` (its hash tag) is hashed when there is one
 - a durable record and its index share the kind, `etq:{<kind>}:...`; the callback requests'
   other keys (open-by-number, submission, dialer lock) are `{callback}` too, since the
   create-or-merge script touches the request, the index, the open key and a submission;
+- a queue's waiting line and its entries share the queue, `etq:{queue:<name>}:...`: taking the
+  head for an operator reads and writes both in one script;
 - a customer card and its history share the number, `etq:customer:{<number>}...`;
 - keys always used alone (live calls, operator reservations and states, rate counters, an
   operator's day) carry no tag, so they spread over the cluster.
@@ -94,6 +96,15 @@ class Keyspace:
         """A fixed-window rate counter (callback/intake.py): `key` is what is counted
         ("ip:<address>"), `slot` the window's number."""
         return f"{self.prefix}:rate:{key}:{slot}"
+
+    # --- a queue (tag: queue:<name>) -------------------------------------------------------
+    def queue_line(self, queue: str) -> str:
+        """The queue's waiting line, a sorted set of entry ids by their place (queue/store.py)."""
+        return self._tagged(f"queue:{queue}", "line")
+
+    def queue_entries(self, queue: str) -> str:
+        """The queue's entries, a hash: entry id -> JSON (arrival, priority, kind, ...)."""
+        return self._tagged(f"queue:{queue}", "entries")
 
     # --- a customer (tag: the number) -----------------------------------------------------
     def customer(self, number: str) -> str:

@@ -9,6 +9,7 @@ from ari_app.policy import (
     CallbackPolicy,
     FeatureCodes,
     HoldPolicy,
+    NoSuchQueue,
     Policy,
     PolicyError,
     QuietHours,
@@ -723,3 +724,89 @@ def test_given_menu_repeat_after_when_app_builds_the_rules_settings_then_each_ru
     hold, transfer = _hold_settings(policy), _transfer_settings(policy)
     assert (hold.menu_repeat_after, hold.choice_timeout) == (3.0, 9)
     assert (transfer.menu_repeat_after, transfer.choice_timeout) == (2.5, 6)
+
+
+# --- queues ----------------------------------------------------------------------
+
+
+QUEUE_OPERATORS = '[operators]\nendpoints = ["PJSIP/operator1", "PJSIP/operator2"]\n'
+
+
+def test_given_no_queues_when_load_then_none_and_the_example_ships_none():
+    assert load_policy(EXAMPLE).queues == ()
+    assert Policy(company="Acme").queues == ()
+
+
+def test_given_a_queue_with_only_a_name_when_load_then_the_shipped_defaults(tmp_path):
+    policy = load_policy(write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'))
+
+    queue = policy.queue("sales")
+    assert (queue.check_in_interval, queue.threshold, queue.max_wait) == (25, 90, 600)
+    assert queue.default_after_max_wait == "callback" and queue.menu_repeat_after == 4.0
+    assert queue.department is None and queue.operators == () and queue.hours is None
+    assert queue.default_handle_time is None
+
+
+def test_given_an_unknown_queue_name_when_asked_then_error_names_the_known_ones(tmp_path):
+    policy = load_policy(write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'))
+
+    with pytest.raises(NoSuchQueue, match="no queue named 'support'.*known: sales"):
+        policy.queue("support")
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("check_in_interval", 45, "queues[0].check_in_interval = 45 is outside the allowed range 20-30 (seconds)"),
+    ("threshold", 200, "queues[0].threshold = 200 is outside the allowed range 60-180 (seconds)"),
+    ("threshold", 30, "queues[0].threshold = 30 is outside the allowed range 60-180 (seconds)"),
+    ("max_wait", 70, "queues[0].max_wait = 70 must be at least threshold (90)"),
+    ("default_after_max_wait", '"hangup"', "queues[0].default_after_max_wait = \"hangup\" is not allowed"),
+    ("menu_repeat_after", 6.0, "queues[0].menu_repeat_after = 6.0 is outside the allowed range 2-5"),
+    ("max_waiting", 0, "queues[0].max_waiting = 0 is outside the allowed range 1-1000"),
+])
+def test_given_a_bad_queue_value_when_load_then_error_names_the_key(tmp_path, key, value, problem):
+    path = write_policy(tmp_path, f'company = "Acme"\n[[queues]]\nname = "sales"\n{key} = {value}\n')
+
+    assert any(problem in p for p in problems_of(path)), problems_of(path)
+
+
+def test_given_shrunk_queue_times_when_load_with_test_time_ranges_then_loaded(tmp_path):
+    path = write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'
+                        "check_in_interval = 2\nthreshold = 5\nmax_wait = 8\n")
+
+    assert problems_of(path)
+    queue = load_policy(path, test_time_ranges=True).queue("sales")
+    assert (queue.check_in_interval, queue.threshold, queue.max_wait) == (2, 5, 8)
+
+
+def test_given_two_queues_with_one_name_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'
+                        '[[queues]]\nname = "sales"\n')
+
+    assert problems_of(path) == [f"{path}: queues[1].name = \"sales\" is already used by queues[0]"]
+
+
+def test_given_a_department_not_in_the_directory_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "Acme"\n' + entry() +
+                        '[[queues]]\nname = "sales"\ndepartment = "support"\n')
+
+    assert problems_of(path) == [f"{path}: queues[0].department = \"support\" is not a "
+                                 "department of the directory (departments: billing)"]
+
+
+def test_given_a_queue_operator_not_in_the_pool_when_load_then_error(tmp_path):
+    path = write_policy(tmp_path, 'company = "Acme"\n' + QUEUE_OPERATORS +
+                        '[[queues]]\nname = "sales"\noperators = ["PJSIP/operator3"]\n')
+
+    [problem] = problems_of(path)
+    assert 'queues[0].operators' in problem and '"PJSIP/operator3"' in problem
+
+
+def test_given_a_full_queue_when_load_then_kept(tmp_path):
+    path = write_policy(tmp_path, 'company = "Acme"\n' + QUEUE_OPERATORS + entry() +
+                        '[[queues]]\nname = "billing"\ndepartment = "billing"\n'
+                        'operators = ["PJSIP/operator2"]\nhours = "08:00-20:00"\n'
+                        'default_handle_time = 240\ndefault_after_max_wait = "voicemail"\n')
+
+    queue = load_policy(path).queue("billing")
+    assert queue.operators == ("PJSIP/operator2",) and str(queue.hours) == "08:00-20:00"
+    assert queue.default_handle_time == 240 and queue.default_after_max_wait == "voicemail"

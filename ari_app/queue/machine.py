@@ -1,0 +1,602 @@
+"""Queue etiquette for one caller waiting for an operator. Pure: events in (each with `now`),
+actions out, one deadline (`get_timer`).
+
+The rules decided here:
+- the caller enters the queue after the greeting (never an immediate "please hold"): why they
+  wait, their place in line and the estimated wait when there is one (estimate.py); with no
+  operator logged in: "we cannot say how long" and the way out at once;
+- music, and a check-in every `check_in_interval` seconds start to start (calls/pacing.py):
+  the new place when it changed since last said, else that they are still in line; varied,
+  never the same sentence twice in a row;
+- at `threshold` seconds in the queue and every `threshold` after: 1 keep waiting, 2 a voice
+  message for the department, 3 a callback that keeps their place (own number or typed, through
+  callback/numbers.py); a menu with no key is said once more after `menu_repeat_after`, then no
+  key is: keep waiting, or after `max_wait` the policy's default (a callback);
+- an operator found: "connecting you now" to the caller and the whisper to the operator, then
+  the caller leaves the queue;
+- overflow (closed, full): told so, and voicemail or a callback offered at once;
+- a hang-up while waiting is an abandon, with the wait and the place.
+
+A voice message is not recorded here: the machine ends with `Finish("voicemail")` and the call
+hands the caller to the hold's way out (preselected voicemail for the department). A callback
+that keeps the place is `KeepPlace`: the adapter turns the caller's queue entry into a callback
+entry at the same arrival time and answers `PlaceKept` / `PlaceNotKept`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import ClassVar
+
+import structlog
+
+from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
+from ari_app.calls.machine import RuleMachine
+from ari_app.calls.pacing import menu_wait, next_check_in
+from ari_app.calls.vocabulary import (OPERATOR, CallerHungUp, Finish, Note, OperatorHungUp, Play,
+                                      PromptFinished, StartMusic, StopMusic, StopPlayback,
+                                      TimerFired, prompt_media)
+from ari_app.prompts.catalog import minutes_prompt
+from ari_app.queue.estimate import LESS_THAN_A_MINUTE, MINUTES, WaitEstimate
+
+__all__ = [
+    "QueueState", "QueueMachine", "QueueSettings", "InvalidQueueEvent",
+    "QueueEntered", "QueueRefused", "PositionChanged", "OperatorFound", "DigitPressed",
+    "PlaceKept", "PlaceNotKept",
+    "PromptFinished", "TimerFired", "CallerHungUp", "OperatorHungUp",
+    "StartMusic", "StopMusic", "Play", "StopPlayback", "Note", "Finish",
+    "KeepPlace", "Whisper", "ReleaseOperator", "minutes_media",
+]
+
+logger = structlog.get_logger()
+
+
+class QueueState(Enum):
+    ANNOUNCING = "announcing"            # why they wait, their place, the estimate
+    WAITING = "waiting"                  # music
+    CHECKING_IN = "checking_in"          # music paused, a check-in playing
+    OFFERING = "offering"                # 1 keep waiting, 2 voicemail, 3 callback (or 2/3)
+    CALLBACK_NUMBER = "callback_number"  # 1 = own number, or digits then #
+    KEEPING_PLACE = "keeping_place"      # waiting for the queue to keep the place, then goodbye
+    CONNECTING = "connecting"            # "connecting you now" + the whisper
+    ENDED = "ended"
+
+
+END_STATES = frozenset({QueueState.ENDED})
+CHECK_INS = {  # varied, in turn; never the same one twice in a row
+    "moved": ("queue-checkin-moved-1", "queue-checkin-moved-2"),
+    "next": ("queue-checkin-next-1", "queue-checkin-next-2"),
+    "still": ("queue-checkin-still-1", "queue-checkin-still-2", "queue-checkin-still-3"),
+}
+MAX_NUMBER_DIGITS = 15  # E.164
+MAX_NUMBER_TRIES = 3    # a refused typed number is asked again twice, then voicemail
+WHISPER = "queue-whisper"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    queue: str = ""
+    department: str | None = None          # whom a voice message is for (a directory id)
+    name_prompt: str | None = None         # the department's name, said in the whisper
+    check_in_interval: float = 25.0
+    threshold: float = 90.0                # the way out is offered at this and every later
+    max_wait: float = 600.0                # after this, no key = default_after_max_wait
+    default_after_max_wait: str = "callback"  # or "voicemail"
+    choice_timeout: float = 8.0            # after the menu's repeat; at most 5 s count
+    menu_repeat_after: float = 4.0
+    language: str = "en"
+    numbers: NumberRules = NumberRules()   # what may be called back (none: nothing)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueEntered:
+    """The greeting is over and the caller is in line at `position` (1 = next)."""
+    now: float
+    position: int
+    estimate: WaitEstimate
+    operators: int             # logged in and not paused (0: no estimate, the way out at once)
+    returning: bool = False    # back at their old place (a "welcome back" was the greeting)
+
+
+@dataclass(frozen=True)
+class QueueRefused:
+    """Overflow: the queue is closed (outside its hours) or full. `said`: the hours or the
+    wait, as media, said after why."""
+    now: float
+    why: str                   # closed | full
+    said: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PositionChanged:
+    now: float
+    position: int
+
+
+@dataclass(frozen=True)
+class OperatorFound:
+    """An operator took this caller from the head of the queue (reserved, answered)."""
+    now: float
+    operator: str
+    calling_again: bool = False
+    last_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class DigitPressed:
+    now: float
+    digit: str
+
+
+@dataclass(frozen=True)
+class PlaceKept:
+    """The queue turned the caller's entry into a callback at their arrival time. `said`:
+    when it comes (media), `data` what the call's events record of it."""
+    now: float
+    said: tuple[str, ...] = ()
+    data: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlaceNotKept:
+    """The callback was refused (the number's rules changed, the queue is gone)."""
+    now: float
+    why: str = ""
+
+
+# --- outputs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeepPlace:
+    """Turn the caller's entry into a callback to `number` at its arrival time."""
+    number: str
+    own_number: bool
+    chosen: str  # caller | default
+
+
+@dataclass(frozen=True)
+class Whisper:
+    """Said to the operator only, before the caller is put through (a Play on their leg)."""
+    operator: str
+    department: str | None
+    waited: int                  # whole seconds in the queue
+    calling_again: bool
+    last_topic: str | None
+    media: tuple[str, ...]
+    tag: str = ""
+    prompt: str = WHISPER
+    party: str = OPERATOR
+
+
+@dataclass(frozen=True)
+class ReleaseOperator:
+    """An operator found too late (the caller is leaving): give them back to the pool."""
+    operator: str
+
+
+# Finish(outcome, data): connected {operator, waited} | voicemail {for, waited} | callback
+# {waited} | abandoned {waited, position}
+
+
+class InvalidQueueEvent(Exception):
+    pass
+
+
+def minutes_media(count: int, language: str) -> tuple[str, ...]:
+    """"N minutes" as media: Russian says 1 and 2 in the feminine before минута (одна, две),
+    which ARI's number: cannot: those come from digits/1f and digits/2f."""
+    word = prompt_media(minutes_prompt(count, language))
+    units, tens = count % 10, count % 100
+    if language.split("_")[0] == "ru" and units in (1, 2) and tens not in (11, 12):
+        head = (f"number:{count - units}",) if count > units else ()
+        return (*head, f"sound:digits/{units}f", word)
+    return (f"number:{count}", word)
+
+
+@dataclass
+class QueueMachine(RuleMachine):
+    KIND: ClassVar[str] = "queue"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidQueueEvent
+
+    call_id: str
+    caller_number: str = ""
+    settings: QueueSettings = field(default_factory=QueueSettings)
+    state: QueueState = QueueState.ANNOUNCING
+    entered_at: float | None = None
+    position: int | None = None
+    told_position: int | None = None     # the place last said to the caller
+    estimate_seconds: float | None = None
+    can_wait: bool = True                # False: no operator, closed, full: 2/3 only
+    playing: str | None = None
+    plays: int = 0
+    next_check_in: float | None = None
+    check_ins: list[float] = field(default_factory=list)
+    last_check_in: str | None = None
+    offer_at: float | None = None        # the next threshold
+    offers: int = 0
+    final_offer: bool = False            # the offer now on: after max_wait
+    choice_deadline: float | None = None
+    menu_repeated: bool = False
+    digits: str = ""
+    refusals: int = 0
+    operator: str | None = None
+    waiting_for: list[str] = field(default_factory=list)  # prompts before connecting ends
+    outcome: str | None = None
+
+    @property
+    def playing_tag(self) -> str:
+        return f"q{self.plays}"
+
+    def get_timer(self) -> float | None:
+        if self.state is QueueState.WAITING:
+            return min((t for t in (self.next_check_in, self.offer_at) if t is not None),
+                       default=None)
+        if self.state in (QueueState.OFFERING, QueueState.CALLBACK_NUMBER):
+            return self.choice_deadline
+        return None
+
+    # --- start --------------------------------------------------------------------------------
+    def _on_QueueEntered(self, ev: QueueEntered) -> list[object]:
+        if self.entered_at is not None:
+            return []  # a repeat is harmless
+        self.entered_at, self.position = ev.now, ev.position
+        self.estimate_seconds = ev.estimate.seconds
+        note = Note("queue entered", (("queue", self.settings.queue), ("position", ev.position),
+                                      *ev.estimate.data(), ("operators", ev.operators),
+                                      ("returning", ev.returning)))
+        if ev.operators <= 0:
+            self.can_wait = False
+            self._set_state(QueueState.OFFERING)
+            return [note, Note("way out offered", (("why", "no operator"),)),
+                    self._ask("queue-way-out-menu", (prompt_media("queue-no-operator"),
+                                                     *self._menu_media()))]
+        self.told_position = ev.position
+        media = [prompt_media("all-operators-busy")]
+        if ev.position <= 1:
+            media.append(prompt_media("queue-next-in-line"))
+        else:
+            media += [prompt_media("queue-position"), f"number:{ev.position}"]
+        if ev.estimate.said == MINUTES and ev.estimate.minutes:
+            media += [prompt_media("queue-wait-about"),
+                      *minutes_media(ev.estimate.minutes, self.settings.language)]
+        elif ev.estimate.said == LESS_THAN_A_MINUTE:
+            media.append(prompt_media("queue-wait-under-a-minute"))
+        return [note, self._play("queue-entered", tuple(media))]
+
+    def _on_QueueRefused(self, ev: QueueRefused) -> list[object]:
+        if self.entered_at is not None:
+            return []
+        self.entered_at, self.can_wait = ev.now, False
+        self._set_state(QueueState.OFFERING)
+        why = "queue-closed" if ev.why == "closed" else "queue-full"
+        return [Note("overflow", (("queue", self.settings.queue), ("why", ev.why))),
+                self._ask("queue-way-out-menu", (prompt_media(why), *ev.said,
+                                                 *self._menu_media()))]
+
+    # --- prompts ending -----------------------------------------------------------------------
+    def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if self.state is QueueState.CONNECTING:
+            if ev.prompt in self.waiting_for:
+                self.waiting_for.remove(ev.prompt)
+            if self.waiting_for:
+                return []
+            return self._connected(ev.now)
+        if ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag):
+            return []
+        self.playing = None
+        match self.state:
+            case QueueState.ANNOUNCING:
+                self.offer_at = self._next_offer(ev.now)
+                return self._music(ev.now)
+            case QueueState.CHECKING_IN:
+                if self.offer_at is not None and ev.now >= self.offer_at:
+                    return self._offer(ev.now)
+                return self._music(ev.now, after_check_in=True)
+            case QueueState.OFFERING | QueueState.CALLBACK_NUMBER:
+                self.choice_deadline = ev.now + self._menu_wait()
+                return []
+            case QueueState.KEEPING_PLACE:
+                self._set_state(QueueState.ENDED)
+                return [Finish(self.outcome or "callback", {"waited": self._waited(ev.now)})]
+        return []
+
+    # --- the clock ----------------------------------------------------------------------------
+    def _on_TimerFired(self, ev: TimerFired) -> list[object]:
+        deadline = self.get_timer()
+        if deadline is None or ev.now < deadline:
+            return []
+        if self.state is QueueState.WAITING:
+            if self.offer_at is not None and ev.now >= self.offer_at:
+                return [StopMusic(), *self._offer(ev.now)]
+            return self._check_in(ev.now)
+        self.choice_deadline = None
+        if not self.menu_repeated:
+            return self._repeat()
+        return self._default(ev.now)
+
+    def _default(self, now: float) -> list[object]:
+        """No key after the repeat: keep waiting at a first offer; after max_wait, or when the
+        caller cannot wait, the policy's default (a callback needs a number we may call)."""
+        if self.can_wait and not self.final_offer:
+            self.digits = ""
+            return [Note("queue choice", (("choice", "keep waiting"), ("chosen", "default"))),
+                    *self._keep_waiting(now)]
+        own = self._own_number()
+        if self.settings.default_after_max_wait == "callback" and own:
+            return [Note("queue choice", (("choice", "callback"), ("chosen", "default"))),
+                    *self._keep_place(own, own=True, chosen="default")]
+        return self._voicemail(now, chosen="default")
+
+    def _check_in(self, now: float) -> list[object]:
+        due = self.next_check_in
+        self._set_state(QueueState.CHECKING_IN)
+        self.check_ins.append(now)
+        self.next_check_in = None
+        position = self.position or 1
+        if position != self.told_position and position <= 1:
+            kind, media = "next", ()
+        elif position != self.told_position:
+            kind, media = "moved", (f"number:{position}",)
+        else:
+            kind, media = "still", ()
+        choices = [p for p in CHECK_INS[kind] if p != self.last_check_in]
+        prompt = choices[(len(self.check_ins) - 1) % len(choices)]
+        self.last_check_in, self.told_position = prompt, position
+        return [StopMusic(), self._play(prompt, (prompt_media(prompt), *media)),
+                Note("check-in", (("prompt", prompt), ("position", position),
+                                  ("waited", self._waited(now)), ("due_at", due)))]
+
+    # --- news from the queue ------------------------------------------------------------------
+    def _on_PositionChanged(self, ev: PositionChanged) -> list[object]:
+        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE):
+            return []
+        self.position = ev.position  # said at the next check-in
+        return []
+
+    def _on_OperatorFound(self, ev: OperatorFound) -> list[object]:
+        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE) or not self.can_wait:
+            return [Note("operator released", (("operator", ev.operator),
+                                               ("state", self.state.value))),
+                    ReleaseOperator(ev.operator)]
+        actions: list[object] = [StopMusic()] if self.state is QueueState.WAITING else []
+        actions += self._stop_playing()
+        self.next_check_in = self.offer_at = self.choice_deadline = None
+        self.operator = ev.operator
+        self._set_state(QueueState.CONNECTING)
+        waited = self._waited(ev.now)
+        self.waiting_for = ["queue-connecting", WHISPER]
+        whisper = Whisper(ev.operator, self.settings.department, waited, ev.calling_again,
+                          ev.last_topic, self._whisper_media(waited, ev.calling_again),
+                          tag=f"q{self.plays + 1}w")
+        return [*actions, self._play("queue-connecting"), whisper]
+
+    def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
+        """The operator found left before the caller was put through: back in line (the
+        adapter puts the entry back at its arrival time), never left in silence."""
+        if self.state is not QueueState.CONNECTING:
+            return []
+        note = Note("operator left before connect", (("operator", self.operator),))
+        self.operator, self.waiting_for = None, []
+        stop = self._stop_playing()
+        self.offer_at = self._next_offer(ev.now)
+        return [note, *stop, *self._music(ev.now)]
+
+    def _connected(self, now: float) -> list[object]:
+        self._set_state(QueueState.ENDED)
+        self.outcome = "connected"
+        waited = self._waited(now)
+        return [Note("connected", (("operator", self.operator), ("waited", waited))),
+                Finish("connected", {"operator": self.operator, "waited": waited})]
+
+    # --- the caller's keys --------------------------------------------------------------------
+    def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
+        if self.state is QueueState.OFFERING:
+            return self._choose(ev.digit, ev.now)
+        if self.state is QueueState.CALLBACK_NUMBER:
+            return self._number_digit(ev.digit, ev.now)
+        return []  # keys while waiting mean nothing: the menu comes at the threshold
+
+    def _choose(self, digit: str, now: float) -> list[object]:
+        stop = self._stop_playing()
+        self.choice_deadline = None
+        if digit == "1" and self.can_wait:
+            return [*stop, Note("queue choice", (("choice", "keep waiting"), ("chosen", "caller"))),
+                    *self._keep_waiting(now)]
+        if digit == "2":
+            return [*stop, *self._voicemail(now, chosen="caller")]
+        if digit == "3":
+            self._set_state(QueueState.CALLBACK_NUMBER)
+            self.digits = ""
+            notes = [Note("queue choice", (("choice", "callback"), ("chosen", "caller")))]
+            if self._own_number():
+                return [*stop, *notes, self._ask("callback-own-number")]
+            if self.caller_number:
+                notes.append(Note("caller id not called back", ()))
+            return [*stop, *notes, self._ask("callback-enter-number")]
+        menu = self._menu_prompt()
+        return [*stop, self._ask(menu, (prompt_media("invalid-choice"), *self._menu_media()))]
+
+    def _number_digit(self, digit: str, now: float) -> list[object]:
+        stop = self._stop_playing()
+        self.choice_deadline = now + self._menu_wait()
+        own = self._own_number() if digit == "1" and not self.digits else None
+        if own:
+            return [*stop, *self._keep_place(own, own=True, chosen="caller")]
+        if digit == "#" and self.digits:
+            try:
+                number = check_number(self.digits, self.settings.numbers)
+            except RefusedNumber as refused:
+                return [*stop, *self._refused(refused, now)]
+            return [*stop, *self._keep_place(number, own=False, chosen="caller")]
+        if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
+            self.digits += digit
+        return stop
+
+    def _refused(self, refused: RefusedNumber, now: float) -> list[object]:
+        self.refusals += 1
+        note = Note("callback number refused", (("digits", self.digits), ("why", refused.message),
+                                                ("try", self.refusals)))
+        self.digits = ""
+        if self.refusals >= MAX_NUMBER_TRIES:
+            return [note, *self._voicemail(now, chosen="number-refused")]
+        return [note, self._ask("callback-number-refused", (
+            prompt_media("callback-number-refused"), prompt_media(self._number_question())))]
+
+    def _own_number(self) -> str | None:
+        if not self.caller_number:
+            return None
+        try:
+            return check_number(self.caller_number, self.settings.numbers)
+        except RefusedNumber:
+            return None
+
+    # --- outcomes -----------------------------------------------------------------------------
+    def _keep_waiting(self, now: float) -> list[object]:
+        self.offer_at = self._next_offer(now)
+        return self._music(now)
+
+    def _voicemail(self, now: float, chosen: str) -> list[object]:
+        self._set_state(QueueState.ENDED)
+        self.outcome = "voicemail"
+        waited = self._waited(now)
+        return [Note("queue choice", (("choice", "voicemail"), ("chosen", chosen))),
+                Note("queue left", (("outcome", "voicemail"), ("waited", waited))),
+                Finish("voicemail", {"for": self.settings.department, "waited": waited})]
+
+    def _keep_place(self, number: str, own: bool, chosen: str) -> list[object]:
+        self._set_state(QueueState.KEEPING_PLACE)
+        self.outcome = "callback"
+        self.choice_deadline = None
+        return [KeepPlace(number, own, chosen)]  # the confirmation waits for PlaceKept
+
+    def _on_PlaceKept(self, ev: PlaceKept) -> list[object]:
+        if self.state is not QueueState.KEEPING_PLACE or self.playing:
+            return []
+        return [Note("place kept", (("waited", self._waited(ev.now)), ("position", self.position),
+                                    *ev.data)),
+                self._play("queue-place-kept", (prompt_media("queue-place-kept"), *ev.said,
+                                                prompt_media("goodbye")))]
+
+    def _on_PlaceNotKept(self, ev: PlaceNotKept) -> list[object]:
+        if self.state is not QueueState.KEEPING_PLACE or self.playing:
+            return []
+        return [Note("callback refused", (("why", ev.why),)),
+                *self._voicemail(ev.now, chosen="number-refused")]
+
+    def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
+        waited = self._waited(ev.now)
+        if self.state is QueueState.KEEPING_PLACE:  # the place is kept: not an abandon
+            self._set_state(QueueState.ENDED)
+            return [Finish("callback", {"waited": waited})]
+        actions: list[object] = []
+        if self.state is QueueState.CONNECTING and self.operator:
+            actions.append(ReleaseOperator(self.operator))
+        self._set_state(QueueState.ENDED)
+        self.outcome = "abandoned"
+        return [*actions, Note("abandoned", (("waited", waited), ("position", self.position))),
+                Finish("abandoned", {"waited": waited, "position": self.position})]
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _music(self, now: float, after_check_in: bool = False) -> list[object]:
+        self._set_state(QueueState.WAITING)
+        interval = self.settings.check_in_interval
+        self.next_check_in = (next_check_in(interval, self.check_ins[-1], now)
+                              if after_check_in and self.check_ins else now + interval)
+        return [StartMusic()]
+
+    def _next_offer(self, now: float) -> float:
+        """The next threshold after `now` (counted from entering the queue), or the max wait
+        when it comes first and has not been offered yet."""
+        start = self.entered_at if self.entered_at is not None else now
+        step = self.settings.threshold
+        k = max(1, int((now - start) // step) + 1)
+        at = start + k * step
+        max_at = start + self.settings.max_wait
+        if not self.final_offer and now < max_at < at:
+            return max_at
+        return at
+
+    def _offer(self, now: float) -> list[object]:
+        self._set_state(QueueState.OFFERING)
+        self.next_check_in = self.offer_at = None
+        self.offers += 1
+        waited = self._waited(now)
+        self.final_offer = self.entered_at is not None and (
+            now - self.entered_at >= self.settings.max_wait)
+        return [Note("threshold offered", (("waited", waited), ("offer", self.offers),
+                                           ("position", self.position),
+                                           ("final", self.final_offer))),
+                self._ask(self._menu_prompt(), self._menu_media())]
+
+    def _ask(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
+        self.menu_repeated = False
+        self.choice_deadline = None
+        return self._play(prompt, media)
+
+    def _menu_wait(self) -> float:
+        return menu_wait(self.menu_repeated, self.settings.menu_repeat_after,
+                         self.settings.choice_timeout)
+
+    def _repeat(self) -> list[object]:
+        self.menu_repeated = True
+        if self.state is QueueState.CALLBACK_NUMBER:
+            prompt, media = self._number_question(), ()
+            self.digits = ""
+        else:
+            prompt, media = self._menu_prompt(), self._menu_media()
+        return [Note("menu repeated", (("prompt", prompt),)), self._play(prompt, media)]
+
+    def _number_question(self) -> str:
+        return "callback-own-number" if self._own_number() else "callback-enter-number"
+
+    def _menu_prompt(self) -> str:
+        return "queue-menu" if self.can_wait else "queue-way-out-menu"
+
+    def _menu_media(self) -> tuple[str, ...]:
+        return (prompt_media(self._menu_prompt()),)
+
+    def _whisper_media(self, waited: int, calling_again: bool) -> tuple[str, ...]:
+        name = self.settings.name_prompt
+        media = [prompt_media(WHISPER), prompt_media(name)] if name else [
+            prompt_media("queue-whisper-plain")]
+        if waited < 60:
+            media.append(prompt_media("queue-whisper-waited-short"))
+        else:
+            media += [prompt_media("queue-whisper-waited"),
+                      *minutes_media(waited // 60, self.settings.language)]
+        if calling_again:
+            media.append(prompt_media("queue-whisper-calling-again"))
+        return tuple(media)
+
+    def _play(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
+        self.playing = prompt
+        self.plays += 1
+        return Play(prompt, media or (prompt_media(prompt),), self.playing_tag)
+
+    def _stop_playing(self) -> list[object]:
+        if not self.playing:
+            return []
+        stop = StopPlayback(self.playing, self.playing_tag)
+        self.playing = None
+        return [stop]
+
+    def _waited(self, now: float) -> int:
+        return int(round(now - (self.entered_at if self.entered_at is not None else now)))
+
+    # --- persistence --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict) -> "QueueMachine":
+        data = dict(data)
+        data["state"] = QueueState(data["state"])
+        settings = dict(data["settings"])
+        settings["numbers"] = NumberRules.from_dict(settings.get("numbers") or {})
+        data["settings"] = QueueSettings(**settings)
+        return cls(**data)
+
+    def to_public_dict(self) -> dict:
+        return {"status": self.state.value, "queue": self.settings.queue,
+                "entered_at": self.entered_at, "position": self.position,
+                "estimate_seconds": self.estimate_seconds, "check_ins": len(self.check_ins),
+                "offers": self.offers, "outcome": self.outcome}
