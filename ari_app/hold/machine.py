@@ -32,8 +32,9 @@ from typing import ClassVar
 import structlog
 
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
+from ari_app.calls.asking import TakingANumber
 from ari_app.calls.machine import RuleMachine
-from ari_app.calls.pacing import menu_wait, next_check_in
+from ari_app.calls.pacing import next_check_in
 # the words every rule shares (hang-ups, the timer, prompts, music, the end): re-exported, so
 # the hold's own names still read `from ari_app.hold.machine import Play`
 from ari_app.calls.vocabulary import (CallerHungUp, DetachCaller, Finish, Note, OperatorHungUp,
@@ -67,8 +68,6 @@ class HoldState(Enum):
 
 END_STATES = frozenset({HoldState.ENDED})
 CHECK_INS = ("checkin-1", "checkin-2", "checkin-3")  # varied, in turn
-MAX_NUMBER_DIGITS = 15  # E.164
-MAX_NUMBER_TRIES = 3  # a refused typed number is asked again twice, then voicemail
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ class InvalidHoldEvent(Exception):
 
 
 @dataclass
-class HoldMachine(RuleMachine):
+class HoldMachine(TakingANumber, RuleMachine):
     KIND: ClassVar[str] = "hold"
     END_STATES: ClassVar[frozenset] = END_STATES
     INVALID: ClassVar[type[Exception]] = InvalidHoldEvent
@@ -350,44 +349,6 @@ class HoldMachine(RuleMachine):
         return [*stop, self._ask("invalid-choice", (prompt_media("invalid-choice"),
                                                     *self._menu_media()))]
 
-    def _number_digit(self, digit: str, now: float) -> list[object]:
-        stop = self._stop_playing()
-        self.choice_deadline = now + self._menu_wait()
-        own = self._own_number() if digit == "1" and not self.digits else None
-        if own:
-            return [*stop, *self._callback(own, own=True, chosen="caller", now=now)]
-        if digit == "#" and self.digits:
-            try:
-                number = check_number(self.digits, self.settings.numbers)
-            except RefusedNumber as refused:
-                return [*stop, *self._refused(refused, now)]
-            return [*stop, *self._callback(number, own=False, chosen="caller", now=now)]
-        if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
-            self.digits += digit
-        return stop
-
-    def _refused(self, refused: RefusedNumber, now: float) -> list[object]:
-        """A typed number we may not call: said why, asked again; the third time, a message."""
-        self.refusals += 1
-        note = Note("callback number refused", (("digits", self.digits), ("why", refused.message),
-                                                ("try", self.refusals)))
-        self.digits = ""
-        if self.refusals >= MAX_NUMBER_TRIES:
-            return [note, *self._voicemail(now, chosen="number-refused", intro=(
-                prompt_media("callback-number-refused"), prompt_media("callback-voicemail-instead")))]
-        again = self._number_question()
-        return [note, self._ask("callback-number-refused", (
-            prompt_media("callback-number-refused"), prompt_media(again)))]
-
-    def _own_number(self) -> str | None:
-        """The caller ID as the number to call back, if it passes the check; else None."""
-        if not self.caller_number:
-            return None
-        try:
-            return check_number(self.caller_number, self.settings.numbers)
-        except RefusedNumber:
-            return None
-
     def _refusal(self, number: str) -> str:
         try:
             check_number(number, self.settings.numbers)
@@ -508,17 +469,6 @@ class HoldMachine(RuleMachine):
                 self._ask("hold-fallback-menu", self._menu_media())]
 
     # --- menus: a question waiting for a key ---------------------------------------------------
-    def _ask(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
-        """A new question for the caller: its time to answer counts once it has been said,
-        and it may be said once more."""
-        self.menu_repeated = False
-        self.choice_deadline = None
-        return self._play(prompt, media)
-
-    def _menu_wait(self) -> float:
-        return menu_wait(self.menu_repeated, self.settings.menu_repeat_after,
-                         self.settings.choice_timeout)
-
     def _repeat(self) -> list[object]:
         """The question again, once: the menu itself (without what led to it), or the
         callback number's question (digits typed so far are typed again)."""
@@ -530,27 +480,19 @@ class HoldMachine(RuleMachine):
             prompt, media = "hold-fallback-menu", self._menu_media()
         return [Note("menu repeated", (("prompt", prompt),)), self._play(prompt, media)]
 
-    def _number_question(self) -> str:
-        return "callback-own-number" if self._own_number() else "callback-enter-number"
-
     def _menu_media(self) -> tuple[str, ...]:
         return (prompt_media("hold-fallback-menu" if self.operator_present
                              else "operator-gone-menu"),)
 
-    def _play(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
-        self.playing = prompt
-        self.plays += 1
-        return Play(prompt, media or (prompt_media(prompt),), self.playing_tag)
-
-    def _stop_playing(self) -> list[object]:
-        if not self.playing:
-            return []
-        stop = StopPlayback(self.playing, self.playing_tag)
-        self.playing = None
-        return [stop]
-
     def _held(self, now: float) -> int:
         return int(round(now - (self.started_at if self.started_at is not None else now)))
+
+    def _number_taken(self, number: str, own: bool, now: float) -> list[object]:
+        return self._callback(number, own=own, chosen="caller", now=now)
+
+    def _no_number(self, now: float) -> list[object]:
+        return self._voicemail(now, chosen="number-refused", intro=(
+            prompt_media("callback-number-refused"), prompt_media("callback-voicemail-instead")))
 
     # --- persistence --------------------------------------------------------------------------
 

@@ -31,9 +31,10 @@ from typing import ClassVar
 
 import structlog
 
-from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
+from ari_app.callback.numbers import NumberRules
+from ari_app.calls.asking import TakingANumber
 from ari_app.calls.machine import RuleMachine
-from ari_app.calls.pacing import menu_wait, next_check_in
+from ari_app.calls.pacing import next_check_in
 from ari_app.calls.vocabulary import (OPERATOR, CallerHungUp, Finish, Note, OperatorHungUp, Play,
                                       PromptFinished, StartMusic, StopMusic, StopPlayback,
                                       TimerFired, prompt_media)
@@ -69,8 +70,6 @@ CHECK_INS = {  # varied, in turn; never the same one twice in a row
     "next": ("queue-checkin-next-1", "queue-checkin-next-2"),
     "still": ("queue-checkin-still-1", "queue-checkin-still-2", "queue-checkin-still-3"),
 }
-MAX_NUMBER_DIGITS = 15  # E.164
-MAX_NUMBER_TRIES = 3    # a refused typed number is asked again twice, then voicemail
 WHISPER = "queue-whisper"
 
 
@@ -195,7 +194,7 @@ def minutes_media(count: int, language: str) -> tuple[str, ...]:
 
 
 @dataclass
-class QueueMachine(RuleMachine):
+class QueueMachine(TakingANumber, RuleMachine):
     KIND: ClassVar[str] = "queue"
     END_STATES: ClassVar[frozenset] = END_STATES
     INVALID: ClassVar[type[Exception]] = InvalidQueueEvent
@@ -418,40 +417,6 @@ class QueueMachine(RuleMachine):
         menu = self._menu_prompt()
         return [*stop, self._ask(menu, (prompt_media("invalid-choice"), *self._menu_media()))]
 
-    def _number_digit(self, digit: str, now: float) -> list[object]:
-        stop = self._stop_playing()
-        self.choice_deadline = now + self._menu_wait()
-        own = self._own_number() if digit == "1" and not self.digits else None
-        if own:
-            return [*stop, *self._keep_place(own, own=True, chosen="caller")]
-        if digit == "#" and self.digits:
-            try:
-                number = check_number(self.digits, self.settings.numbers)
-            except RefusedNumber as refused:
-                return [*stop, *self._refused(refused, now)]
-            return [*stop, *self._keep_place(number, own=False, chosen="caller")]
-        if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
-            self.digits += digit
-        return stop
-
-    def _refused(self, refused: RefusedNumber, now: float) -> list[object]:
-        self.refusals += 1
-        note = Note("callback number refused", (("digits", self.digits), ("why", refused.message),
-                                                ("try", self.refusals)))
-        self.digits = ""
-        if self.refusals >= MAX_NUMBER_TRIES:
-            return [note, *self._voicemail(now, chosen="number-refused")]
-        return [note, self._ask("callback-number-refused", (
-            prompt_media("callback-number-refused"), prompt_media(self._number_question())))]
-
-    def _own_number(self) -> str | None:
-        if not self.caller_number:
-            return None
-        try:
-            return check_number(self.caller_number, self.settings.numbers)
-        except RefusedNumber:
-            return None
-
     # --- outcomes -----------------------------------------------------------------------------
     def _keep_waiting(self, now: float) -> list[object]:
         self.offer_at = self._next_offer(now)
@@ -530,15 +495,6 @@ class QueueMachine(RuleMachine):
                                            ("final", self.final_offer))),
                 self._ask(self._menu_prompt(), self._menu_media())]
 
-    def _ask(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
-        self.menu_repeated = False
-        self.choice_deadline = None
-        return self._play(prompt, media)
-
-    def _menu_wait(self) -> float:
-        return menu_wait(self.menu_repeated, self.settings.menu_repeat_after,
-                         self.settings.choice_timeout)
-
     def _repeat(self) -> list[object]:
         self.menu_repeated = True
         if self.state is QueueState.CALLBACK_NUMBER:
@@ -547,9 +503,6 @@ class QueueMachine(RuleMachine):
         else:
             prompt, media = self._menu_prompt(), self._menu_media()
         return [Note("menu repeated", (("prompt", prompt),)), self._play(prompt, media)]
-
-    def _number_question(self) -> str:
-        return "callback-own-number" if self._own_number() else "callback-enter-number"
 
     def _menu_prompt(self) -> str:
         return "queue-menu" if self.can_wait else "queue-way-out-menu"
@@ -570,20 +523,14 @@ class QueueMachine(RuleMachine):
             media.append(prompt_media("queue-whisper-calling-again"))
         return tuple(media)
 
-    def _play(self, prompt: str, media: tuple[str, ...] = ()) -> Play:
-        self.playing = prompt
-        self.plays += 1
-        return Play(prompt, media or (prompt_media(prompt),), self.playing_tag)
-
-    def _stop_playing(self) -> list[object]:
-        if not self.playing:
-            return []
-        stop = StopPlayback(self.playing, self.playing_tag)
-        self.playing = None
-        return [stop]
-
     def _waited(self, now: float) -> int:
         return int(round(now - (self.entered_at if self.entered_at is not None else now)))
+
+    def _number_taken(self, number: str, own: bool, now: float) -> list[object]:
+        return self._keep_place(number, own=own, chosen="caller")
+
+    def _no_number(self, now: float) -> list[object]:
+        return self._voicemail(now, chosen="number-refused")
 
     # --- persistence --------------------------------------------------------------------------
     @classmethod
