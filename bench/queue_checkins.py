@@ -262,10 +262,13 @@ class Window:
         self.ari, self.ast_pid, self.app_pid = ari, ast_pid, app_pid
 
     async def measure(self, seconds: float) -> None:
+        # another program busy on this machine shows here (the bench's own load is in it too)
+        self.loadavg = Path("/proc/loadavg").read_text().split()[0]
         self.start = time.time()
         ast0 = proc_cpu(self.ast_pid)
         app0 = proc_cpu(self.app_pid) if self.app_pid else 0.0
         stat0 = system_cpu()
+        own0 = sum(os.times()[:2])
         pings: list[float] = []
         probe = asyncio.create_task(ping_probe(self.ari, pings))
         await asyncio.sleep(seconds)
@@ -274,15 +277,23 @@ class Window:
         self.end = time.time()
         elapsed = self.end - self.start
         total = max(1, sum(system_cpu().values()) - sum(stat0.values()))
+        busy = 100 * (1 - (system_cpu()["idle"] - stat0["idle"]) / total) * (os.cpu_count() or 1)
+        own = 100 * (sum(os.times()[:2]) - own0) / elapsed
         self.figures = {
-            "measured_s": round(elapsed, 1),
+            "measured_s": round(elapsed, 1), "loadavg_before": float(self.loadavg),
             "asterisk_cpu_pct_of_core": round(100 * (proc_cpu(self.ast_pid) - ast0) / elapsed, 1),
             "app_cpu_pct_of_core": (round(100 * (proc_cpu(self.app_pid) - app0) / elapsed, 1)
                                     if self.app_pid else 0.0),
             "ari_ping_p50_ms": round(pct(pings, 50), 1), "ari_ping_p99_ms": round(pct(pings, 99), 1),
             "machine_cpu_pct": {k: round(100 * (v - stat0[k]) / total, 1)
                                 for k, v in system_cpu().items()},
+            "bench_cpu_pct_of_core": round(own, 1),
         }
+        # the machine's busy time (kernel included) beyond Asterisk, the app and this bench:
+        # interrupts, softirqs, and any other program that ran meanwhile
+        self.figures["other_cpu_pct_of_core"] = round(
+            busy - own - self.figures["asterisk_cpu_pct_of_core"]
+            - self.figures["app_cpu_pct_of_core"], 1)
 
 
 def lateness_figures(lateness: list[float], missed: int) -> dict:
@@ -380,7 +391,10 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
         queued = {t: entered(t) for t in tags if entered(t) is not None}
         await asyncio.sleep(args.settle)
         window = Window(ari, asterisk_pid(instance.load_state().asterisk_pid), app.pid)
-        first = min(queued.values(), default=t_dial)
+        # the way-out menu comes `threshold` after a caller entered the line (before its
+        # queue-entered prompt started): the window ends before the first caller's
+        first = min((t for plays in callers.prompts.values() for kind, p, t in plays
+                     if kind == "PlaybackStarted" and p == "queue-entered"), default=t_dial)
         await window.measure(min(args.measure, first + THRESHOLD - 5 - time.time()))
         rss1 = proc_rss_mb(app.pid)
         lateness, missed = [], 0
