@@ -7,6 +7,7 @@ the ARI session, the events reader) its own cleanup context, torn down in revers
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -43,7 +44,8 @@ from ari_app.callback.numbers import NumberRules
 from ari_app.hold.machine import HoldSettings
 from ari_app.hold.stasis import HoldRule
 from ari_app.hold.store import HoldStore
-from ari_app.inbound.machine import FeatureCodes
+from ari_app.calls.vocabulary import ToRule
+from ari_app.inbound.machine import FeatureCodes, InvalidTransition
 from ari_app.inbound.stasis import CallServices, InboundSettings, InboundStasis
 from ari_app.inbound.store import CallStore
 from ari_app.transfer import http as transfer_http
@@ -60,6 +62,12 @@ from ari_app.operators.keys import operators_key
 from ari_app.operators.service import OperatorPool, OperatorService, PoolSettings
 from ari_app.operators.stasis import OperatorStasis
 from ari_app.operators.store import OperatorStore
+from ari_app.queue import http as queue_http
+from ari_app.queue.dispatcher import QueueDispatcher
+from ari_app.queue.keys import queues_key
+from ari_app.queue.machine import OperatorOffered, QueueMachine
+from ari_app.queue.service import QueueDesk
+from ari_app.queue.stasis import QueueRule, queue_settings
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
@@ -125,6 +133,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(voicemail_http.routes)
     app.add_routes(calls_http.routes)
     app.add_routes(operators_http.routes)
+    app.add_routes(queue_http.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)
@@ -202,6 +211,25 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         ownership = CallOwnership(redis, settings.instance(), settings.call_lease, keys=keys)
         desk = SupervisorDesk(policy.supervisor, policy.business_hours,
                               operators.for_endpoints(policy.supervisor.endpoints))
+        # callers wait in the policy's queues; an operator freed takes the head at once
+        queues = QueueDesk(redis, policy, operators, keys=keys) if policy.queues else None
+        dispatcher = QueueDispatcher(
+            queues, redis, owns=ownership.owns,
+            deliver=lambda queue, entry, operator: _offer(inbound, entry.id, operator),
+            call_back=lambda entry, staff: dialer.dial_kept(entry.request or "", staff),
+        ) if queues is not None else None
+        if dispatcher is not None:
+            operators.listeners.append(
+                lambda endpoint, after: dispatcher.kick_later(after, endpoint) if after > 0
+                else dispatcher.operator_changed(endpoint))
+            app[queues_key] = queues
+        queue_rules = [QueueRule(
+            ari, SnapshotStore(redis, "queue", QueueMachine, keys=keys), queues, dispatcher,
+            callbacks, app[customers_key], app=settings.ari_app,
+            settings=queue_settings(policy, NumberRules.from_policy(policy.callback)),
+            ring_timeout=policy.operators.ring_timeout)] if dispatcher is not None else []
+        for rule in queue_rules:
+            call_events.subscribe(rule)  # a call put through from the queue: handle times
         # the rules a call can hand its caller to: one line each
         runner = RuleRunner([
             HoldRule(ari, HoldStore(redis, keys=keys), callbacks, app[voicemails_key],
@@ -212,10 +240,12 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             ComplaintRule(ari, ComplaintStore(redis, keys=keys), Complaints(redis, keys=keys),
                           callbacks,
                           app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
+            *queue_rules,
         ], LegActions(ari, rules.moh_class), call_events)
         inbound = InboundStasis(
             ari, app[store_key], runner, call_events,
-            CallServices(operators, app[directory_key], desk, app[customers_key], ownership),
+            CallServices(operators, app[directory_key], desk, app[customers_key], ownership,
+                         queues),
             InboundSettings(
                 app=settings.ari_app, moh_class=rules.moh_class,
                 ring_timeout=policy.operators.ring_timeout,
@@ -257,6 +287,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             watchdog.watch("callback-dialer", dialer.run)
         watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
         watchdog.watch("call-leases", ownership.run)
+        if dispatcher is not None:
+            watchdog.watch("queue-dispatcher", dispatcher.run)
         try:
             await asyncio.wait_for(_first_connect(events, reader), timeout=15)
         except asyncio.TimeoutError as exc:
@@ -270,6 +302,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                     operators=list(policy.operators.endpoints))
         yield
         await watchdog.stop()
+        if dispatcher is not None:
+            await dispatcher.close()
         await desk_codes.close()
         await callback_calls.close()
         await inbound.close()
@@ -301,6 +335,16 @@ async def _first_connect(events: EventStream, reader: Watched) -> None:
         if isinstance(reader.last_error, AriUnauthorized):
             raise StartupError(f"ARI events stopped: {reader.last_error}") from reader.last_error
         reader.failed.clear()
+
+
+async def _offer(inbound: InboundStasis, call_id: str, operator: str) -> bool:
+    """An operator reserved for a queued caller, to the caller's call: True when the queue
+    still had them (it rings the operator, or lets them go itself)."""
+    try:
+        await inbound.request(call_id, ToRule("queue", OperatorOffered(time.time(), operator)))
+    except (LookupError, InvalidTransition):
+        return False  # the caller left the queue meanwhile
+    return True
 
 
 def _hold_settings(policy: Policy) -> HoldSettings:

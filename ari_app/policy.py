@@ -520,6 +520,9 @@ class QueuePolicy(_Section):
     hours: Window | None = None
     menu_repeat_after: MenuRepeatAfter = 4.0
     choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 8
+    # A caller who hung up while waiting and calls again within this many seconds is welcomed
+    # back at their old place (0: never).
+    return_window: Annotated[StrictInt, _in_range(0, 3600, "seconds")] = 120
     # The handle time the estimate assumes until enough calls have ended (left out: no
     # estimate is said until then).
     default_handle_time: Annotated[StrictInt, _in_range(30, 3600, "seconds")] | None = None

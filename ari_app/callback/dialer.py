@@ -122,6 +122,27 @@ class CallbackDialer:
                 started += 1
         return started
 
+    async def dial_kept(self, request_id: str, operators: OperatorService) -> str:
+        """A callback that kept its place in a queue has reached the head: an operator of the
+        queue first (reserved), then the customer. "started", "no-operator" (nobody free: it
+        stays in line), or "left" (not now: quiet hours, already dialled or closed; the
+        request's own schedule has it)."""
+        now = self.clock()
+        if not await self.redis.set(self._lock(request_id), self.owner, nx=True, ex=LEASE):
+            return "left"  # an attempt is on already
+        request = await self.requests.get(request_id)
+        if request is None or request.status not in OPEN:
+            await self._unlock(request_id)
+            return "left"
+        if not await self._may_ring(request, now):
+            return "left"
+        endpoint = await operators.reserve_free(f"{PREFIX}{request_id}")
+        if endpoint is None:
+            await self._unlock(request_id)
+            return "no-operator"
+        await self._start(request, endpoint, now)
+        return "started"
+
     async def _may_ring(self, request: CallbackRequest, now: float) -> bool:
         zone = request_zone(request, self.policy)
         moment = datetime.fromtimestamp(now, timezone.utc)

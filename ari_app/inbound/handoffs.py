@@ -14,9 +14,10 @@ from dataclasses import asdict
 from typing import Any
 
 from ari_app.calls.machine import RuleMachine
-from ari_app.calls.vocabulary import CALLER, Ask, HandTo, RuleEnded
+from ari_app.calls.vocabulary import CALLER, OPERATOR, Ask, HandTo, RuleEnded
 from ari_app.inbound.feature_codes import FeatureCodes
-from ari_app.inbound.words import (EscalationRequested, FindSupervisor, HangUp, InboundState,
+from ari_app.inbound.words import (TALK_BRIDGE, AddToBridge, CreateBridge,
+                                   EscalationRequested, FindSupervisor, HangUp, InboundState,
                                    InvalidTransition, NoSupervisor, PlayToOperator, PutOnHold,
                                    ReleaseOperator, SupervisorOnDuty, TakeOffHold, TransferCall,
                                    TransferTargetUnknown)
@@ -26,7 +27,7 @@ __all__ = ["HandOffs", "RULE_OF_STATE"]
 
 # which rule has the caller in which state (COMPLAINING: once no supervisor was found)
 RULE_OF_STATE = {InboundState.HELD: "hold", InboundState.TRANSFERRING: "transfer",
-                 InboundState.COMPLAINING: "complaint"}
+                 InboundState.COMPLAINING: "complaint", InboundState.QUEUED: "queue"}
 # what the operator hears when the caller leaves them a way out of a hold
 TOLD = {"callback": "operator-freed-callback", "voicemail": "operator-freed-voicemail"}
 
@@ -46,6 +47,9 @@ class HandOffs(RuleMachine):
     fallback_for: str | None
     rule: str | None
     pending_transfer: dict[str, Any] | None
+    queue: str | None
+    returning: bool
+    bridges: list[str]
 
     def _end(self, hang_up: str | None) -> list[object]:
         raise NotImplementedError  # the call's life (inbound/machine.py) ends the call
@@ -69,8 +73,34 @@ class HandOffs(RuleMachine):
             return []
         self.rule = None
         ended = {"hold": self._hold_ended, "transfer": self._transfer_ended,
-                 "complaint": self._complaint_ended}[ev.rule]
+                 "complaint": self._complaint_ended, "queue": self._queue_ended}[ev.rule]
         return ended(ev)
+
+    # --- queue --------------------------------------------------------------------------------
+    def _enter_queue(self) -> list[object]:
+        """Nobody could take the caller at once: the queue has them until an operator does."""
+        self._set_state(InboundState.QUEUED)
+        self.deadline = None
+        return [self._hand_to("queue", {"queue": self.queue, "returning": self.returning})]
+
+    def _queue_ended(self, ev: RuleEnded) -> list[object]:
+        if ev.outcome == "connected" and ev.data.get("channel"):
+            # the operator the queue found is the caller's operator from now on
+            self.operator, self.operator_channel = ev.data["operator"], ev.data["channel"]
+            self._set_state(InboundState.CONNECTED)
+            self.bridges.append(TALK_BRIDGE)
+            return [CreateBridge(TALK_BRIDGE, "mixing"), AddToBridge(TALK_BRIDGE, CALLER),
+                    AddToBridge(TALK_BRIDGE, OPERATOR)]
+        if ev.outcome == "voicemail":  # a message for the queue's department
+            for_whom = ev.data.get("for")
+            self._set_state(InboundState.HELD)
+            self.fallback_for = for_whom
+            return [self._hand_to("hold", {
+                "way_out": True, "for_whom": for_whom, "preselect": "voicemail",
+                "why": "queue voicemail", "operator_present": False})]
+        if ev.outcome in ("abandoned", "caller-hung-up"):
+            return []  # CallerHungUp ends the call
+        return self._end(hang_up=CALLER)  # the place is kept: they were told goodbye
 
     # --- hold ---------------------------------------------------------------------------------
     def _on_PutOnHold(self, ev: PutOnHold) -> list[object]:

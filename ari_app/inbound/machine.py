@@ -80,6 +80,8 @@ class InboundMachine(HandOffs):
     caller_keys: str = ""
     fallback_for: str | None = None      # a message or callback for a transfer target
     rule: str | None = None              # the rule that has the caller now (hold, ...)
+    queue: str | None = None             # where the caller waits when nobody is free
+    returning: bool = False              # back within the queue's return window
     pending_transfer: dict[str, Any] | None = None  # a TransferCall waiting for a hand-over
 
     def get_timer(self) -> float | None:
@@ -91,8 +93,10 @@ class InboundMachine(HandOffs):
             return []  # a replayed StasisStart after a reconnect
         self.started_at, self.number, self.name = ev.now, ev.number, ev.name
         self.language = ev.language or "en"
+        self.queue, self.returning = ev.queue, ev.returning and ev.queue is not None
         self.prompts = ["recording-notice"] if self.recording_notice else []
-        return [Answer(), self._play("greeting")]
+        # a caller who hung up while waiting and calls again is welcomed back, not greeted anew
+        return [Answer(), self._play("queue-welcome-back" if self.returning else "greeting")]
 
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
         if self.state is InboundState.RELEASING and ev.prompt.startswith("operator-freed"):
@@ -130,6 +134,8 @@ class InboundMachine(HandOffs):
             return []
         if self.state is not InboundState.SEEKING_OPERATOR:
             raise InvalidTransition(f"NoOperatorFree in {self.state.value}")
+        if self.queue is not None:
+            return [*self._stop_ringing(), *self._enter_queue()]
         return [*self._stop_ringing(), *self._wait(ev.now)]
 
     def _on_OperatorAnswered(self, ev: OperatorAnswered) -> list[object]:
@@ -159,6 +165,8 @@ class InboundMachine(HandOffs):
         if len(self.tried) < self.operator_count:
             return [*actions, FindOperator(tuple(self.tried))]
         self.tried = []  # everybody was tried: wait, and look again on the timer
+        if self.queue is not None:
+            return [*actions, *self._stop_ringing(), *self._enter_queue()]
         return [*actions, *self._stop_ringing(), *self._wait(ev.now)]
 
     def _on_TimerFired(self, ev: TimerFired) -> list[object]:

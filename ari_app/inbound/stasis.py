@@ -13,7 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -34,11 +34,13 @@ from ari_app.escalation.service import SupervisorDesk
 from ari_app.inbound import machine as m
 from ari_app.inbound.store import CallStore
 from ari_app.operators.service import OperatorService, desk_phone_variables
+from ari_app.queue.service import QueueDesk
 from ari_app.storage import STORAGE_ERRORS
 from ari_app.transfer.directory import Directory
 
 __all__ = ["CallBusy", "CallServices", "InboundSettings", "InboundStasis", "call_id_of"]
 
+logger = structlog.get_logger()
 call_id_of = ids.call_of
 OWN_TAG = "call"  # the call's own playbacks (greeting, ...): `<call>~call<hex>-<party>~<prompt>`
 # the call's words -> the steps' names (`inbound:<step>`); the others are their snake_case
@@ -114,6 +116,7 @@ class CallServices:
     supervisors: SupervisorDesk
     customers: Customers | None = None
     ownership: CallOwnership | None = None  # who else may drive a call (several instances)
+    queues: QueueDesk | None = None  # where callers wait when nobody is free
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ class InboundStasis:
                     return  # an event for a call that already ended
                 if not await self._claim(call_id):
                     return  # another instance drives this caller (first claim wins)
+                events[0] = await self._returning(events[0])
                 machine = m.InboundMachine(
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
@@ -399,7 +403,8 @@ class InboundStasis:
             caller = channel.get("caller") or {}
             number = to_e164(caller.get("number", ""), self.settings.number_region)
             return [m.CallerArrived(now, number, caller.get("name", ""),
-                                    channel.get("language") or "en")]
+                                    channel.get("language") or "en",
+                                    self._queue_of(call_id, args))]
         if machine is None:
             return []
         if role == "operator":
@@ -410,6 +415,29 @@ class InboundStasis:
         if role:
             return [LegEntered(channel["id"], role)]
         return []
+
+    def _queue_of(self, call_id: str, args: list[str]) -> str | None:
+        """The queue the dialplan names (`Stasis(app,inbound,<exten>,<queue>)`), else the
+        policy's first; None when the policy has no queue."""
+        queues = self.services.queues
+        if queues is None or not queues.names:
+            return None
+        wanted = args[2] if len(args) > 2 and args[2] else None
+        if wanted is not None and wanted not in queues.policies:
+            logger.warning("dialplan names an unknown queue: using the policy's first",
+                           queue=wanted, known=queues.names, call_id=call_id)
+            wanted = None
+        return wanted or queues.default()
+
+    async def _returning(self, arrived: object) -> object:
+        """A caller who hung up while waiting and calls again within the return window."""
+        queues = self.services.queues
+        if (not isinstance(arrived, m.CallerArrived) or arrived.queue is None
+                or queues is None or not arrived.number):
+            return arrived
+        if await queues.returning(arrived.queue, arrived.number):
+            return replace(arrived, returning=True)
+        return arrived
 
     def _transfer_button(self, event: dict, machine: m.InboundMachine, now: float) -> list[object]:
         """A blind transfer from the operator's phone: the dialled number names the target."""
@@ -484,7 +512,12 @@ class InboundStasis:
                     await self.ari.start_bridge_moh(ids.part(call_id, bridge),
                                                     self.settings.moh_class)
                 case m.FindOperator(exclude=exclude):
-                    endpoint = await self.services.operators.reserve_free(call_id, exclude)
+                    operators, queues = self.services.operators, self.services.queues
+                    if machine.queue is not None and queues is not None:
+                        if await queues.someone_waiting(machine.queue):
+                            return m.NoOperatorFree(self.clock())  # they came first
+                        operators = queues.operators(machine.queue)
+                    endpoint = await operators.reserve_free(call_id, exclude)
                     if endpoint is None:
                         return m.NoOperatorFree(self.clock())
                     self.events.note(call_id, "operator reserved", {"endpoint": endpoint})

@@ -33,6 +33,7 @@ class InboundState(Enum):
     HELD = "held"            # the hold rule (ari_app/hold) has the caller
     TRANSFERRING = "transferring"  # the transfer rule (ari_app/transfer) has the caller
     COMPLAINING = "complaining"    # a supervisor is sought, then the complaint rule has them
+    QUEUED = "queued"        # the queue rule (ari_app/queue) has the caller
     RELEASING = "releasing"  # caller done (voicemail/callback): the operator is being told
     ENDED = "ended"
 
@@ -53,6 +54,8 @@ class CallerArrived:
     number: str = ""
     name: str = ""
     language: str = "en"
+    queue: str | None = None   # where they wait when nobody is free (None: no queue)
+    returning: bool = False    # hung up while waiting there a moment ago: "welcome back"
 
 
 @dataclass(frozen=True)

@@ -95,19 +95,34 @@ class OperatorPool:
         return machine
 
 
+# told when an operator may be offered a call: (endpoint, after how many seconds)
+FreedListener = Callable[[str, float], None]
+
+
 class OperatorService:
     def __init__(self, ari: AriClient, redis: Redis, endpoints: Sequence[str], *,
                  keys: Keyspace, reservation_ttl: int = 4 * 3600,
-                 pool: OperatorPool | None = None) -> None:
+                 pool: OperatorPool | None = None,
+                 listeners: list[FreedListener] | None = None) -> None:
         self.ari, self.redis = ari, redis
         self.endpoints = list(endpoints)
         self.keys, self.ttl, self.pool = keys, reservation_ttl, pool
+        # who waits for an operator to become free (the queues): shared by every view
+        self.listeners: list[FreedListener] = listeners if listeners is not None else []
 
     def for_endpoints(self, endpoints: Sequence[str]) -> OperatorService:
         """The same reservations and pool, for other people (a department's, the
         supervisors')."""
         return OperatorService(self.ari, self.redis, endpoints, keys=self.keys,
-                               reservation_ttl=self.ttl, pool=self.pool)
+                               reservation_ttl=self.ttl, pool=self.pool,
+                               listeners=self.listeners)
+
+    def _freed(self, endpoint: str, after: float = 0.0) -> None:
+        for listener in self.listeners:
+            try:
+                listener(endpoint, after)
+            except Exception:
+                logger.exception("operator listener failed", endpoint=endpoint)
 
     def _key(self, endpoint: str) -> str:
         return self.keys.operator(endpoint)
@@ -143,10 +158,13 @@ class OperatorService:
         missed (only if this call still held them: a late release changes nothing)."""
         released = await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
         if self.pool is None or after == UNUSED:
+            if released:
+                self._freed(endpoint)
             return
         now = self.pool.clock()
         if after == AFTER_CALL:
             await self.pool.change(endpoint, CallEnded(now, call_id))
+            self._freed(endpoint, self.pool.settings.wrap_up)
         elif after == AFTER_MISSED and released:
             await self.pool.change(endpoint, Missed(now, call_id))
 
@@ -174,6 +192,7 @@ class OperatorService:
             raise UnknownPauseReason(f"unknown pause reason {event.reason!r}; the policy knows "
                                      f"{list(reasons)}")
         await self.pool.change(endpoint, event)
+        self._freed(endpoint)  # logged in or back from a pause: calls may be waiting
         return (await self.listing([endpoint]))[0]
 
     async def listing(self, endpoints: Sequence[str] | None = None) -> list[dict]:

@@ -43,10 +43,11 @@ from ari_app.queue.estimate import LESS_THAN_A_MINUTE, MINUTES, WaitEstimate
 
 __all__ = [
     "QueueState", "QueueMachine", "QueueSettings", "InvalidQueueEvent",
-    "QueueEntered", "QueueRefused", "PositionChanged", "OperatorFound", "DigitPressed",
-    "PlaceKept", "PlaceNotKept",
+    "QueueJoin", "QueueEntered", "QueueRefused", "PositionChanged", "OperatorOffered",
+    "OperatorFound", "OperatorMissed", "DigitPressed", "PlaceKept", "PlaceNotKept",
     "PromptFinished", "TimerFired", "CallerHungUp", "OperatorHungUp",
     "StartMusic", "StopMusic", "Play", "StopPlayback", "Note", "Finish",
+    "JoinQueue", "LookUpPosition", "DialOperator", "HangUpOperator", "PutBack", "LeaveLine",
     "KeepPlace", "Whisper", "ReleaseOperator", "minutes_media",
 ]
 
@@ -90,6 +91,12 @@ class QueueSettings:
 
 # --- inputs -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class QueueJoin:
+    """The call hands the caller to the queue (the greeting is over, nobody was free)."""
+    now: float
+
+
+@dataclass(frozen=True)
 class QueueEntered:
     """The greeting is over and the caller is in line at `position` (1 = next)."""
     now: float
@@ -97,6 +104,7 @@ class QueueEntered:
     estimate: WaitEstimate
     operators: int             # logged in and not paused (0: no estimate, the way out at once)
     returning: bool = False    # back at their old place (a "welcome back" was the greeting)
+    arrival: float | None = None  # their place: when they first came (None: now)
 
 
 @dataclass(frozen=True)
@@ -110,17 +118,37 @@ class QueueRefused:
 
 @dataclass(frozen=True)
 class PositionChanged:
+    """The caller's place now (None: not known, e.g. Redis did not answer: the last one
+    stands)."""
     now: float
-    position: int
+    position: int | None
+
+
+@dataclass(frozen=True)
+class OperatorOffered:
+    """The caller reached the head and `operator` was reserved for them: dial them (the caller
+    keeps their music and check-ins while the phone rings)."""
+    now: float
+    operator: str
 
 
 @dataclass(frozen=True)
 class OperatorFound:
-    """An operator took this caller from the head of the queue (reserved, answered)."""
+    """The operator offered answered their phone."""
     now: float
     operator: str
     calling_again: bool = False
     last_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorMissed:
+    """The operator offered did not answer (rang out: `missed`), was busy or unreachable:
+    the caller keeps their place."""
+    now: float
+    operator: str
+    missed: bool = False
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,43 @@ class PlaceNotKept:
 
 # --- outputs ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class JoinQueue:
+    """Put the caller in line; answered by QueueEntered or QueueRefused."""
+
+
+@dataclass(frozen=True)
+class LookUpPosition:
+    """A check-in is due: answered by PositionChanged (said in it)."""
+
+
+@dataclass(frozen=True)
+class DialOperator:
+    """Ring the operator reserved for the caller, on the call's leg `leg`."""
+    operator: str
+    leg: str
+
+
+@dataclass(frozen=True)
+class HangUpOperator:
+    """Let go of the operator's leg (the caller left while it rang or heard the whisper)."""
+    leg: str
+
+
+@dataclass(frozen=True)
+class PutBack:
+    """Back in line at the caller's own place (an operator who did not take the call)."""
+
+
+@dataclass(frozen=True)
+class LeaveLine:
+    """Out of line for good; `abandoned`: the caller hung up while waiting (a call back within
+    the policy's window returns them to this place)."""
+    abandoned: bool = False
+    waited: int = 0
+    position: int | None = None
+
+
+@dataclass(frozen=True)
 class KeepPlace:
     """Turn the caller's entry into a callback to `number` at its arrival time."""
     number: str
@@ -170,11 +235,13 @@ class Whisper:
 
 @dataclass(frozen=True)
 class ReleaseOperator:
-    """An operator found too late (the caller is leaving): give them back to the pool."""
+    """An operator who will not talk with this caller: back to the pool (`missed`: their
+    phone rang out, they are paused as missed)."""
     operator: str
+    after: str = "unused"
 
 
-# Finish(outcome, data): connected {operator, waited} | voicemail {for, waited} | callback
+# Finish(outcome, data): connected {operator, leg, waited, queue} | voicemail {for, waited} | callback
 # {waited} | abandoned {waited, position}
 
 
@@ -204,6 +271,7 @@ class QueueMachine(TakingANumber, RuleMachine):
     settings: QueueSettings = field(default_factory=QueueSettings)
     state: QueueState = QueueState.ANNOUNCING
     entered_at: float | None = None
+    arrival: float | None = None         # the place in line (a returning caller's old one)
     position: int | None = None
     told_position: int | None = None     # the place last said to the caller
     estimate_seconds: float | None = None
@@ -220,7 +288,11 @@ class QueueMachine(TakingANumber, RuleMachine):
     menu_repeated: bool = False
     digits: str = ""
     refusals: int = 0
-    operator: str | None = None
+    operator: str | None = None          # offered (ringing) or found (answered)
+    leg: str | None = None               # the operator's leg: `qop<attempt>`
+    answered: bool = False
+    attempt: int = 0
+    checking_in: bool = False            # a check-in waits for the caller's place
     waiting_for: list[str] = field(default_factory=list)  # prompts before connecting ends
     outcome: str | None = None
 
@@ -237,10 +309,14 @@ class QueueMachine(TakingANumber, RuleMachine):
         return None
 
     # --- start --------------------------------------------------------------------------------
+    def _on_QueueJoin(self, ev: QueueJoin) -> list[object]:
+        return [] if self.entered_at is not None else [JoinQueue()]
+
     def _on_QueueEntered(self, ev: QueueEntered) -> list[object]:
         if self.entered_at is not None:
             return []  # a repeat is harmless
         self.entered_at, self.position = ev.now, ev.position
+        self.arrival = ev.arrival if ev.arrival is not None else ev.now
         self.estimate_seconds = ev.estimate.seconds
         note = Note("queue entered", (("queue", self.settings.queue), ("position", ev.position),
                                       *ev.estimate.data(), ("operators", ev.operators),
@@ -268,6 +344,7 @@ class QueueMachine(TakingANumber, RuleMachine):
         if self.entered_at is not None:
             return []
         self.entered_at, self.can_wait = ev.now, False
+        self.arrival = ev.now
         self._set_state(QueueState.OFFERING)
         why = "queue-closed" if ev.why == "closed" else "queue-full"
         return [Note("overflow", (("queue", self.settings.queue), ("why", ev.why))),
@@ -309,7 +386,10 @@ class QueueMachine(TakingANumber, RuleMachine):
         if self.state is QueueState.WAITING:
             if self.offer_at is not None and ev.now >= self.offer_at:
                 return [StopMusic(), *self._offer(ev.now)]
-            return self._check_in(ev.now)
+            # the check-in says the place as it is now: asked first, played on the answer
+            self._set_state(QueueState.CHECKING_IN)
+            self.checking_in = True
+            return [LookUpPosition()]
         self.choice_deadline = None
         if not self.menu_repeated:
             return self._repeat()
@@ -330,7 +410,7 @@ class QueueMachine(TakingANumber, RuleMachine):
 
     def _check_in(self, now: float) -> list[object]:
         due = self.next_check_in
-        self._set_state(QueueState.CHECKING_IN)
+        self.checking_in = False
         self.check_ins.append(now)
         self.next_check_in = None
         position = self.position or 1
@@ -349,20 +429,53 @@ class QueueMachine(TakingANumber, RuleMachine):
 
     # --- news from the queue ------------------------------------------------------------------
     def _on_PositionChanged(self, ev: PositionChanged) -> list[object]:
-        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE):
+        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE, QueueState.ENDED):
             return []
-        self.position = ev.position  # said at the next check-in
+        if ev.position is not None:
+            self.position = ev.position  # said at the next check-in
+        if self.state is QueueState.CHECKING_IN and self.checking_in:
+            return self._check_in(ev.now)
         return []
 
-    def _on_OperatorFound(self, ev: OperatorFound) -> list[object]:
-        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE) or not self.can_wait:
+    def _on_OperatorOffered(self, ev: OperatorOffered) -> list[object]:
+        """Reserved for this caller: ring them; the caller waits on as before meanwhile."""
+        if (self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE, QueueState.ENDED)
+                or self.entered_at is None or self.operator is not None):
             return [Note("operator released", (("operator", ev.operator),
                                                ("state", self.state.value))),
                     ReleaseOperator(ev.operator)]
+        self.attempt += 1
+        self.operator, self.leg, self.answered = ev.operator, f"qop{self.attempt}", False
+        return [Note("operator offered", (("operator", ev.operator), ("attempt", self.attempt),
+                                          ("waited", self._waited(ev.now)))),
+                DialOperator(ev.operator, self.leg)]
+
+    def _on_OperatorMissed(self, ev: OperatorMissed) -> list[object]:
+        """The operator's phone did not take the call: they go back (paused when it rang out),
+        the caller keeps their place and the next operator is tried."""
+        if ev.operator != self.operator or self.answered:
+            return []
+        self.operator = self.leg = None
+        actions: list[object] = [
+            Note("operator missed", (("operator", ev.operator), ("missed", ev.missed),
+                                     ("why", ev.why))),
+            ReleaseOperator(ev.operator, "missed" if ev.missed else "unused")]
+        if self.state in (QueueState.KEEPING_PLACE, QueueState.ENDED):
+            return actions
+        return [*actions, PutBack()]
+
+    def _on_OperatorFound(self, ev: OperatorFound) -> list[object]:
+        if ev.operator != self.operator or self.answered:
+            return []
+        self.answered = True
+        if self.state in (QueueState.CONNECTING, QueueState.KEEPING_PLACE, QueueState.ENDED):
+            return [Note("operator released", (("operator", ev.operator),
+                                               ("state", self.state.value))),
+                    HangUpOperator(self.leg or ""), ReleaseOperator(ev.operator)]
         actions: list[object] = [StopMusic()] if self.state is QueueState.WAITING else []
         actions += self._stop_playing()
         self.next_check_in = self.offer_at = self.choice_deadline = None
-        self.operator = ev.operator
+        self.checking_in = False
         self._set_state(QueueState.CONNECTING)
         waited = self._waited(ev.now)
         self.waiting_for = ["queue-connecting", WHISPER]
@@ -372,22 +485,27 @@ class QueueMachine(TakingANumber, RuleMachine):
         return [*actions, self._play("queue-connecting"), whisper]
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
-        """The operator found left before the caller was put through: back in line (the
-        adapter puts the entry back at its arrival time), never left in silence."""
+        """The operator found left before the caller was put through: back in line at their
+        place, never left in silence."""
         if self.state is not QueueState.CONNECTING:
             return []
-        note = Note("operator left before connect", (("operator", self.operator),))
-        self.operator, self.waiting_for = None, []
+        operator = self.operator or ""
+        note = Note("operator left before connect", (("operator", operator),))
+        self.operator = self.leg = None
+        self.answered, self.waiting_for = False, []
         stop = self._stop_playing()
         self.offer_at = self._next_offer(ev.now)
-        return [note, *stop, *self._music(ev.now)]
+        return [note, ReleaseOperator(operator), *stop, *self._music(ev.now), PutBack()]
 
     def _connected(self, now: float) -> list[object]:
         self._set_state(QueueState.ENDED)
+        self.waiting_for = []
         self.outcome = "connected"
         waited = self._waited(now)
-        return [Note("connected", (("operator", self.operator), ("waited", waited))),
-                Finish("connected", {"operator": self.operator, "waited": waited})]
+        return [Note("connected", (("operator", self.operator), ("waited", waited),
+                                   ("queue", self.settings.queue))),
+                Finish("connected", {"operator": self.operator, "leg": self.leg,
+                                     "waited": waited, "queue": self.settings.queue})]
 
     # --- the caller's keys --------------------------------------------------------------------
     def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
@@ -428,13 +546,22 @@ class QueueMachine(TakingANumber, RuleMachine):
         waited = self._waited(now)
         return [Note("queue choice", (("choice", "voicemail"), ("chosen", chosen))),
                 Note("queue left", (("outcome", "voicemail"), ("waited", waited))),
+                *self._let_operator_go(), LeaveLine(),
                 Finish("voicemail", {"for": self.settings.department, "waited": waited})]
+
+    def _let_operator_go(self) -> list[object]:
+        """An operator offered or found who will not talk with this caller now."""
+        if self.operator is None:
+            return []
+        operator, leg = self.operator, self.leg
+        self.operator = self.leg = None
+        return [HangUpOperator(leg or ""), ReleaseOperator(operator)]
 
     def _keep_place(self, number: str, own: bool, chosen: str) -> list[object]:
         self._set_state(QueueState.KEEPING_PLACE)
         self.outcome = "callback"
         self.choice_deadline = None
-        return [KeepPlace(number, own, chosen)]  # the confirmation waits for PlaceKept
+        return [*self._let_operator_go(), KeepPlace(number, own, chosen)]  # the confirmation waits for PlaceKept
 
     def _on_PlaceKept(self, ev: PlaceKept) -> list[object]:
         if self.state is not QueueState.KEEPING_PLACE or self.playing:
@@ -455,12 +582,14 @@ class QueueMachine(TakingANumber, RuleMachine):
         if self.state is QueueState.KEEPING_PLACE:  # the place is kept: not an abandon
             self._set_state(QueueState.ENDED)
             return [Finish("callback", {"waited": waited})]
-        actions: list[object] = []
-        if self.state is QueueState.CONNECTING and self.operator:
-            actions.append(ReleaseOperator(self.operator))
+        if self.state is QueueState.ENDED:
+            return []
+        actions = self._let_operator_go()
         self._set_state(QueueState.ENDED)
         self.outcome = "abandoned"
-        return [*actions, Note("abandoned", (("waited", waited), ("position", self.position))),
+        return [*actions, Note("abandoned", (("waited", waited), ("position", self.position),
+                                             ("queue", self.settings.queue))),
+                LeaveLine(abandoned=True, waited=waited, position=self.position),
                 Finish("abandoned", {"waited": waited, "position": self.position})]
 
     # --- helpers ------------------------------------------------------------------------------

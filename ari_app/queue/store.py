@@ -35,6 +35,13 @@ local raw = redis.call('hget', KEYS[2], ids[1])
 redis.call('hdel', KEYS[2], ids[1])
 return {ids[1], raw}
 """
+# one entry out of line, if it is still in it (the one an operator was reserved for)
+_TAKE = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 0 then return false end
+local raw = redis.call('hget', KEYS[2], ARGV[1])
+redis.call('hdel', KEYS[2], ARGV[1])
+return raw
+"""
 # a kind changed in place (the score, its place, stays)
 _KEEP_PLACE = """
 if not redis.call('zscore', KEYS[1], ARGV[1]) then return false end
@@ -50,6 +57,7 @@ class QueueEntry:
     kind: str = LIVE             # live | callback
     priority: int = 0            # 0-9: higher first (a returning callback)
     number: str | None = None    # for a callback: whom to dial
+    request: str | None = None   # for a callback: its request (callback/service.py)
 
     @property
     def score(self) -> float:
@@ -68,6 +76,7 @@ class QueueStore:
         self.redis, self.keys = redis, keys
         self._take = redis.register_script(_TAKE_HEAD)
         self._keep = redis.register_script(_KEEP_PLACE)
+        self._take_one = redis.register_script(_TAKE)
 
     def _keys(self, queue: str) -> list[str]:
         return [self.keys.queue_line(queue), self.keys.queue_entries(queue)]
@@ -113,14 +122,25 @@ class QueueStore:
             return None
         return QueueEntry.from_json(taken[1])
 
-    async def keep_place(self, queue: str, entry_id: str, number: str) -> QueueEntry | None:
+    async def take(self, queue: str, entry_id: str) -> QueueEntry | None:
+        """`entry_id` out of line for the operator reserved for it; None when another
+        instance took it first (or it left)."""
+        raw = await self._take_one(keys=self._keys(queue), args=[entry_id])
+        return QueueEntry.from_json(raw) if raw else None
+
+    async def entry(self, queue: str, entry_id: str) -> QueueEntry | None:
+        raw = await self.redis.hget(self.keys.queue_entries(queue), entry_id)
+        return QueueEntry.from_json(raw) if raw else None
+
+    async def keep_place(self, queue: str, entry_id: str, number: str,
+                         request: str | None = None) -> QueueEntry | None:
         """Turn a live caller's entry into a callback to `number` at the same place; None
         when the entry is no longer in line."""
         raw = await self.redis.hget(self.keys.queue_entries(queue), entry_id)
         if not raw:
             return None
         entry = QueueEntry.from_json(raw)
-        kept = QueueEntry(entry.id, entry.arrival, CALLBACK, entry.priority, number)
+        kept = QueueEntry(entry.id, entry.arrival, CALLBACK, entry.priority, number, request)
         done = await self._keep(keys=self._keys(queue), args=[entry_id, kept.to_json()])
         return kept if done else None
 

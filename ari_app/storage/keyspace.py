@@ -106,6 +106,32 @@ class Keyspace:
         """The queue's entries, a hash: entry id -> JSON (arrival, priority, kind, ...)."""
         return self._tagged(f"queue:{queue}", "entries")
 
+    def queue_handle_times(self, queue: str) -> str:
+        """The queue's recent talk durations, a list of `[ended_at, seconds]` JSON, newest
+        first, trimmed to the estimate's window (queue/service.py)."""
+        return self._tagged(f"queue:{queue}", "handle-times")
+
+    def queue_left(self, queue: str, number: str) -> str:
+        """A caller who hung up while waiting: their entry JSON, kept for the policy's
+        return window, so that calling again puts them back at their place."""
+        return self._tagged(f"queue:{queue}", f"left:{number}")
+
+    def queue_offers(self) -> str:
+        """Operators reserved for queued callers and not yet taken up by the caller's call, a
+        hash: call id -> JSON (queue, entry, operator, at); an offer nobody takes up in time
+        is undone (queue/dispatcher.py)."""
+        return f"{self.prefix}:queue-offers"
+
+    def queue_talking(self) -> str:
+        """Calls put through from a queue and still talking, a hash: call id -> JSON (queue,
+        since), for the handle times."""
+        return f"{self.prefix}:queue-talking"
+
+    def queue_channel(self) -> str:
+        """The pub/sub channel an instance tells the instance that owns a call that an
+        operator was reserved for its caller."""
+        return f"{self.prefix}:queue-offered"
+
     # --- a customer (tag: the number) -----------------------------------------------------
     def customer(self, number: str) -> str:
         """The customer card, a hash (customers/service.py)."""

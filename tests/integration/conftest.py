@@ -324,10 +324,18 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
         leaks["live calls in redis"] = live
     if reserved := [k async for k in redis.scan_iter(KEYS.operator("*"))]:
         leaks["operator reservations"] = reserved
-    rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call")
+    rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call", "queue")
              async for k in redis.scan_iter(KEYS.snapshot(kind, "*"))]
     if rules:
         leaks["rule snapshots"] = rules
+    # a caller who left is out of line (a kept callback stays in line on purpose: its test
+    # checks it); an offer is taken up or undone
+    in_line = [e async for k in redis.scan_iter(KEYS.queue_entries("*"))
+               for e in await redis.hvals(k) if b'"live"' in e]
+    if in_line:
+        leaks["callers in a queue's line"] = in_line
+    if offers := await redis.hkeys(KEYS.queue_offers()):
+        leaks["queue offers"] = offers
     if locks := [k async for k in redis.scan_iter(KEYS.callback_lock("*"))]:
         leaks["callback locks"] = locks
     return leaks
