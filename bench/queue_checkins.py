@@ -433,6 +433,9 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
             "prompts_started": dict(Counter(p for plays in callers.prompts.values()
                                             for kind, p, _ in plays
                                             if kind == "PlaybackStarted")),
+            # one caller's prompts, seconds from its first: what a caller heard, to read by eye
+            "example_caller": [(kind, p, round(t - plays[0][2], 3)) for plays in
+                               list(callers.prompts.values())[:1] for kind, p, t in plays],
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
             "app_log": log_path}
 
