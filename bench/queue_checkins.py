@@ -375,6 +375,9 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
                     raise SystemExit(f"the app exited at start ({app.returncode}): see {log_path}")
                 await asyncio.sleep(0.1)
         rss0 = proc_rss_mb(app.pid)
+        idle0 = proc_cpu(app.pid)  # the app with no call: heartbeats, the dialer's rounds
+        await asyncio.sleep(args.idle)
+        idle = (proc_cpu(app.pid) - idle0) / args.idle
         tags = [uuid.uuid4().hex[:10] for _ in range(n)]
         t_dial = time.time()
         await callers.dial("Local/100@etiquette-inbound/n", tags, args.rate, observe=True)
@@ -428,6 +431,11 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
             **window.figures, **lateness_figures(lateness, missed),
             "app_cpu_ms_per_check_in": (round(app_cpu * 1000 / len(lateness), 2) if lateness
                                         else None),
+            "app_idle_cpu_pct_of_core": round(idle * 100, 2),
+            # the same, less what the app spends with no call at all over as long
+            "app_cpu_ms_per_check_in_net_of_idle": (
+                round((app_cpu - idle * window.figures["measured_s"]) * 1000 / len(lateness), 2)
+                if lateness else None),
             # what the callers heard (PlaybackStarted per prompt): shows at once when callers
             # were not queued (no queue-entered, no check-ins)
             "prompts_started": dict(Counter(p for plays in callers.prompts.values()
@@ -438,6 +446,20 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
                                list(callers.prompts.values())[:1] for kind, p, t in plays],
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
             "app_log": log_path}
+
+
+async def wait_quiet(limit: float = 300.0) -> float:
+    """Wait (at most `limit` s) until the machine is nearly idle for 3 s: another program's
+    tests would skew both sides. Returns how busy it was when we went on (% of the machine)."""
+    deadline = time.monotonic() + limit
+    while True:
+        stat0 = system_cpu()
+        await asyncio.sleep(3)
+        stat1 = system_cpu()
+        total = max(1, sum(stat1.values()) - sum(stat0.values()))
+        busy = 100 * (1 - (stat1["idle"] - stat0["idle"]) / total)
+        if busy < 10 or time.monotonic() > deadline:
+            return round(busy, 1)
 
 
 def pair(native: dict, app: dict) -> dict:
@@ -460,10 +482,15 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds after the last caller is waiting before measuring")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds the app's CPU is read with no call, before the callers")
     parser.add_argument("--only", choices=("native", "app"),
                         help="run one side only (no ratios)")
     args = parser.parse_args()
-    print("command:", " ".join([Path(sys.executable).name, *sys.argv]), flush=True)
+    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
+    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
+                        *sys.argv])
+    print("command:", command, flush=True)
     configure_logging("WARNING", "json")
     instance = SandboxInstance(f"bench-{os.getpid()}")
     state = instance.up(SandboxPorts.free(), phones="none",  # nobody registers: no one is free
@@ -484,9 +511,10 @@ async def main() -> None:
                 for side in order:
                     if args.only and side != args.only:
                         continue
+                    busy = await wait_quiet()
                     result = (await run_native(n, args, instance, ari, ami) if side == "native"
                               else await run_app(n, args, instance, env, ari))
-                    result["round"] = r
+                    result["round"], result["machine_busy_before_pct"] = r, busy
                     print(json.dumps(result), flush=True)
                     results.append(result)
                     got[side] = result
@@ -502,16 +530,17 @@ async def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"queue_checkins-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"command": sys.argv, "runs": results, "pairs": pairs}, indent=2))
+    path.write_text(json.dumps({"command": command, "runs": results, "pairs": pairs}, indent=2))
     print(f"written to {path}")
 
 
 def print_table(results: list[dict], pairs: list[dict]) -> None:
-    print("\n side    N  round  waiting  ast%   app%  check-ins  p50 ms  p99 ms  missed"
-          "  app ms/check-in  app RSS MB")
+    print("\n side    N  round  waiting  ast%   app%  other%  idle%  check-ins  p50 ms  p99 ms"
+          "  missed  app ms/check-in  app RSS MB")
     for r in results:
         print(f" {r['side']:<6} {r['calls']:>4} {r['round']:>5} {r['waiting']:>8} "
               f"{r['asterisk_cpu_pct_of_core']:>5} {r['app_cpu_pct_of_core']:>6} "
+              f"{r['other_cpu_pct_of_core']:>7} {r['machine_cpu_pct']['idle']:>6} "
               f"{r['check_ins']:>10} {r['lateness_p50_ms']:>7} {r['lateness_p99_ms']:>7} "
               f"{r['missed_check_ins']:>7} {r.get('app_cpu_ms_per_check_in') or '':>16} "
               f"{r.get('app_rss_mb', ''):>11}")
@@ -519,7 +548,7 @@ def print_table(results: list[dict], pairs: list[dict]) -> None:
     for p in pairs:
         by_n.setdefault(p["calls"], []).append(p["ratio"])
     for n, ratios in by_n.items():
-        print(f" N={n}: (app Asterisk + app) / native Asterisk, pair by pair: "
+        print(f" N={n}: (app's Asterisk + app) / native Asterisk, pair by pair: "
               f"{' / '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f})")
 
 
