@@ -71,6 +71,7 @@ THRESHOLD = 180.0   # the app queue's way-out menu: the measured window must end
 LATE = 1.0          # more than this past due: missed
 CALLER_APP = "bench-caller"
 OBSERVER_APP = "bench-observer"
+QUEUE_ENTERED_MAX = 12.0  # s: longer than any caller's queue-entered prompt (unobserved run)
 NATIVE_ANNOUNCE = ("etiquette/queue-checkin-still-1", "etiquette/queue-checkin-still-2",
                    "etiquette/queue-checkin-still-3")
 
@@ -345,7 +346,10 @@ async def run_native(n: int, args, instance: SandboxInstance, ari: AriClient, am
             "channels_left_at_cleanup": left, **window.figures, **lateness_figures(lateness, missed)}
 
 
-async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriClient) -> dict:
+async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriClient,
+                  observe: bool = True) -> dict:
+    """The app's side. `observe` False: no observer subscription (so Asterisk sends each
+    playback event to the app only), CPU only, the callers counted in line over GET /api/queues."""
     redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
     await redis.flushdb()  # each run starts alike: no line, no returning callers, no log
     await redis.aclose()
@@ -380,16 +384,22 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
         idle = (proc_cpu(app.pid) - idle0) / args.idle
         tags = [uuid.uuid4().hex[:10] for _ in range(n)]
         t_dial = time.time()
-        await callers.dial("Local/100@etiquette-inbound/n", tags, args.rate, observe=True)
+        await callers.dial("Local/100@etiquette-inbound/n", tags, args.rate, observe=observe)
 
         def entered(tag: str) -> float | None:
             return next((t for kind, p, t in callers.prompts.get(f"call-{tag}", [])
                          if kind == "PlaybackFinished" and p == "queue-entered"), None)
 
         deadline = time.monotonic() + 60
+        in_line = 0
         while time.monotonic() < deadline:
-            if sum(entered(t) is not None for t in tags) >= n:
+            if observe and sum(entered(t) is not None for t in tags) >= n:
                 break
+            if not observe:
+                in_line = await waiting_in_app(port)
+                if in_line >= n:
+                    await asyncio.sleep(QUEUE_ENTERED_MAX)  # their queue-entered prompt ends
+                    break
             await asyncio.sleep(0.5)
         queued = {t: entered(t) for t in tags if entered(t) is not None}
         await asyncio.sleep(args.settle)
@@ -398,6 +408,8 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
         # queue-entered prompt started): the window ends before the first caller's
         first = min((t for plays in callers.prompts.values() for kind, p, t in plays
                      if kind == "PlaybackStarted" and p == "queue-entered"), default=t_dial)
+        if not observe:
+            queued = {t: t_dial for t in tags[:in_line]}  # counted, not timed
         await window.measure(min(args.measure, first + THRESHOLD - 5 - time.time()))
         rss1 = proc_rss_mb(app.pid)
         lateness, missed = [], 0
@@ -427,8 +439,14 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
             await app.wait()
         log.close()
     app_cpu = window.figures["app_cpu_pct_of_core"] / 100 * window.figures["measured_s"]
-    return {"side": "app", "calls": n, "waiting": len(queued), "channels_left_at_cleanup": left,
-            **window.figures, **lateness_figures(lateness, missed),
+    if not observe:  # nothing was timed
+        lateness_fig = {"check_ins": None, "lateness_p50_ms": None, "lateness_p99_ms": None,
+                        "lateness_max_ms": None, "missed_check_ins": None}
+        lateness.clear()
+    else:
+        lateness_fig = lateness_figures(lateness, missed)
+    return {"side": "app" if observe else "app-unobserved", "calls": n, "waiting": len(queued),
+            "channels_left_at_cleanup": left, **window.figures, **lateness_fig,
             "app_cpu_ms_per_check_in": (round(app_cpu * 1000 / len(lateness), 2) if lateness
                                         else None),
             "app_idle_cpu_pct_of_core": round(idle * 100, 2),
@@ -462,6 +480,15 @@ async def wait_quiet(limit: float = 300.0) -> float:
             return round(busy, 1)
 
 
+async def waiting_in_app(port: int) -> int:
+    """How many callers the app has in its line (GET /api/queues)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/api/queues",
+                            headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            body = await r.json() if r.status == 200 else {"queues": []}
+    return sum(len(q["waiting"]) for q in body["queues"])
+
+
 def pair(native: dict, app: dict) -> dict:
     both = app["asterisk_cpu_pct_of_core"] + app["app_cpu_pct_of_core"]
     return {"calls": native["calls"],
@@ -484,7 +511,10 @@ async def main() -> None:
                         help="seconds after the last caller is waiting before measuring")
     parser.add_argument("--idle", type=float, default=10.0,
                         help="seconds the app's CPU is read with no call, before the callers")
-    parser.add_argument("--only", choices=("native", "app"),
+    parser.add_argument("--unobserved", action="store_true",
+                        help="also run the app side without the bench's observer subscription "
+                             "(CPU only): what the observer itself costs Asterisk")
+    parser.add_argument("--only", choices=("native", "app", "app-unobserved"),
                         help="run one side only (no ratios)")
     args = parser.parse_args()
     cache = os.environ.get("ETIQUETTE_CACHE_DIR")
@@ -506,21 +536,27 @@ async def main() -> None:
         await ami.start()
         for n in args.calls:
             for r in range(args.rounds):
-                order = ("native", "app") if r % 2 == 0 else ("app", "native")
+                order = ["native", "app", *(["app-unobserved"] if args.unobserved else [])]
+                if r % 2:
+                    order.reverse()
                 got = {}
                 for side in order:
                     if args.only and side != args.only:
                         continue
                     busy = await wait_quiet()
                     result = (await run_native(n, args, instance, ari, ami) if side == "native"
-                              else await run_app(n, args, instance, env, ari))
+                              else await run_app(n, args, instance, env, ari,
+                                                 observe=side == "app"))
                     result["round"], result["machine_busy_before_pct"] = r, busy
                     print(json.dumps(result), flush=True)
                     results.append(result)
                     got[side] = result
                     await asyncio.sleep(5)  # the machine settles between runs
-                if len(got) == 2:
+                if "native" in got and "app" in got:
                     pairs.append({"round": r, **pair(got["native"], got["app"])})
+                    if "app-unobserved" in got:
+                        pairs[-1]["ratio_unobserved"] = pair(got["native"],
+                                                             got["app-unobserved"])["ratio"]
                     print(json.dumps(pairs[-1]), flush=True)
     finally:
         await _quiet(ami.close())
@@ -534,15 +570,20 @@ async def main() -> None:
     print(f"written to {path}")
 
 
+def _or(value) -> str:
+    return "" if value is None else str(value)
+
+
 def print_table(results: list[dict], pairs: list[dict]) -> None:
-    print("\n side    N  round  waiting  ast%   app%  other%  idle%  check-ins  p50 ms  p99 ms"
+    print("\n side           N  round  waiting  ast%   app%  other%  idle%  check-ins  p50 ms  p99 ms"
           "  missed  app ms/check-in  app RSS MB")
     for r in results:
-        print(f" {r['side']:<6} {r['calls']:>4} {r['round']:>5} {r['waiting']:>8} "
+        print(f" {r['side']:<14} {r['calls']:>4} {r['round']:>5} {r['waiting']:>8} "
               f"{r['asterisk_cpu_pct_of_core']:>5} {r['app_cpu_pct_of_core']:>6} "
               f"{r['other_cpu_pct_of_core']:>7} {r['machine_cpu_pct']['idle']:>6} "
-              f"{r['check_ins']:>10} {r['lateness_p50_ms']:>7} {r['lateness_p99_ms']:>7} "
-              f"{r['missed_check_ins']:>7} {r.get('app_cpu_ms_per_check_in') or '':>16} "
+              f"{_or(r['check_ins']):>10} {_or(r['lateness_p50_ms']):>7} "
+              f"{_or(r['lateness_p99_ms']):>7} {_or(r['missed_check_ins']):>7} "
+              f"{_or(r.get('app_cpu_ms_per_check_in')):>16} "
               f"{r.get('app_rss_mb', ''):>11}")
     by_n: dict[int, list[float]] = {}
     for p in pairs:
@@ -550,6 +591,10 @@ def print_table(results: list[dict], pairs: list[dict]) -> None:
     for n, ratios in by_n.items():
         print(f" N={n}: (app's Asterisk + app) / native Asterisk, pair by pair: "
               f"{' / '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f})")
+        blind = [p["ratio_unobserved"] for p in pairs if p["calls"] == n and "ratio_unobserved" in p]
+        if blind:
+            print(f"        the same without the bench's observer subscription: "
+                  f"{' / '.join(f'{x:.2f}' for x in blind)} (median {statistics.median(blind):.2f})")
 
 
 if __name__ == "__main__":
