@@ -259,10 +259,17 @@ class Callers:
 class Window:
     """CPU of Asterisk (and the app) and ARI ping times over the measured window."""
 
-    def __init__(self, ari: AriClient, ast_pid: int, app_pid: int | None) -> None:
-        self.ari, self.ast_pid, self.app_pid = ari, ast_pid, app_pid
+    def __init__(self, ari: AriClient, ast_pid: int, app_pid: int | None,
+                  perf: str | None = None) -> None:
+        self.ari, self.ast_pid, self.app_pid, self.perf = ari, ast_pid, app_pid, perf
 
     async def measure(self, seconds: float) -> None:
+        sampler = None
+        if self.perf:  # Linux perf samples Asterisk over the window (it costs CPU itself)
+            sampler = await asyncio.create_subprocess_exec(
+                "perf", "record", "-q", "-F", "199", "-g", "-p", str(self.ast_pid),
+                "-o", f"{self.perf}.data", "--", "sleep", str(max(1, int(seconds) - 1)),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         # another program busy on this machine shows here (the bench's own load is in it too)
         self.loadavg = Path("/proc/loadavg").read_text().split()[0]
         self.start = time.time()
@@ -273,6 +280,8 @@ class Window:
         pings: list[float] = []
         probe = asyncio.create_task(ping_probe(self.ari, pings))
         await asyncio.sleep(seconds)
+        if sampler is not None:
+            await sampler.wait()
         probe.cancel()
         await asyncio.gather(probe, return_exceptions=True)
         self.end = time.time()
@@ -319,7 +328,8 @@ async def run_native(n: int, args, instance: SandboxInstance, ari: AriClient, am
             break
         await asyncio.sleep(0.5)
     first = min(joined.values(), default=time.time())
-    window = Window(ari, asterisk_pid(instance.load_state().asterisk_pid), None)
+    window = Window(ari, asterisk_pid(instance.load_state().asterisk_pid), None,
+                    perf=args.perf and f"{args.perf}-native-{n}")
     await asyncio.sleep(args.settle)
     await window.measure(min(args.measure, first + THRESHOLD - 5 - time.time()))
     events = ami.events[mark:]
@@ -403,7 +413,8 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
             await asyncio.sleep(0.5)
         queued = {t: entered(t) for t in tags if entered(t) is not None}
         await asyncio.sleep(args.settle)
-        window = Window(ari, asterisk_pid(instance.load_state().asterisk_pid), app.pid)
+        window = Window(ari, asterisk_pid(instance.load_state().asterisk_pid), app.pid,
+                        perf=args.perf and f"{args.perf}-{'app' if observe else 'app-unobserved'}-{n}")
         # the way-out menu comes `threshold` after a caller entered the line (before its
         # queue-entered prompt started): the window ends before the first caller's
         first = min((t for plays in callers.prompts.values() for kind, p, t in plays
@@ -514,6 +525,10 @@ async def main() -> None:
     parser.add_argument("--unobserved", action="store_true",
                         help="also run the app side without the bench's observer subscription "
                              "(CPU only): what the observer itself costs Asterisk")
+    parser.add_argument("--perf", metavar="PREFIX",
+                        help="sample Asterisk with Linux perf over each window into "
+                             "PREFIX-SIDE-N.data (read: perf report -i F --symfs ROOTFS); "
+                             "perf costs CPU too: no ratios from such a run")
     parser.add_argument("--only", choices=("native", "app", "app-unobserved"),
                         help="run one side only (no ratios)")
     args = parser.parse_args()
