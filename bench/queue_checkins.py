@@ -256,6 +256,18 @@ class Callers:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+def all_processes() -> dict[int, tuple[str, float]]:
+    """Every process's name and CPU seconds so far (to see who else ran in a window)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                out[int(d.name)] = ((d / "comm").read_text().strip(), proc_cpu(int(d.name)))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 class Window:
     """CPU of Asterisk (and the app) and ARI ping times over the measured window."""
 
@@ -277,6 +289,7 @@ class Window:
         app0 = proc_cpu(self.app_pid) if self.app_pid else 0.0
         stat0 = system_cpu()
         own0 = sum(os.times()[:2])
+        procs0 = all_processes()
         pings: list[float] = []
         probe = asyncio.create_task(ping_probe(self.ari, pings))
         await asyncio.sleep(seconds)
@@ -299,6 +312,16 @@ class Window:
                                 for k, v in system_cpu().items()},
             "bench_cpu_pct_of_core": round(own, 1),
         }
+        # other programs that ran meanwhile (long-lived ones: a short one is missed), the
+        # busiest first: another test suite here skews the figures
+        ours = {self.ast_pid, self.app_pid, os.getpid()}
+        others = sorted(((cpu - procs0[pid][1], f"{name}[{pid}]")
+                         for pid, (name, cpu) in all_processes().items()
+                         if pid in procs0 and pid not in ours), reverse=True)
+        self.figures["other_processes_cpu_pct_of_core"] = round(
+            100 * sum(c for c, _ in others) / elapsed, 1)
+        self.figures["other_processes_top"] = [(who, round(100 * c / elapsed, 1))
+                                               for c, who in others[:3] if c > 0.01 * elapsed]
         # the machine's busy time (kernel included) beyond Asterisk, the app and this bench:
         # interrupts, softirqs, and any other program that ran meanwhile
         self.figures["other_cpu_pct_of_core"] = round(
@@ -590,12 +613,16 @@ def _or(value) -> str:
 
 
 def print_table(results: list[dict], pairs: list[dict]) -> None:
-    print("\n side           N  round  waiting  ast%   app%  other%  idle%  check-ins  p50 ms  p99 ms"
+    """ast%, app%: Asterisk's and the app's CPU, % of one core; other%: the machine's busy time
+    beyond Asterisk, the app and the bench (kernel work included); procs%: the part of it in
+    other long-lived processes (another test suite shows here); idle%: of the whole machine."""
+    print("\n side           N  round  waiting  ast%   app%  other%  procs%  idle%  check-ins  p50 ms  p99 ms"
           "  missed  app ms/check-in  app RSS MB")
     for r in results:
         print(f" {r['side']:<14} {r['calls']:>4} {r['round']:>5} {r['waiting']:>8} "
               f"{r['asterisk_cpu_pct_of_core']:>5} {r['app_cpu_pct_of_core']:>6} "
-              f"{r['other_cpu_pct_of_core']:>7} {r['machine_cpu_pct']['idle']:>6} "
+              f"{r['other_cpu_pct_of_core']:>7} {r['other_processes_cpu_pct_of_core']:>7} "
+              f"{r['machine_cpu_pct']['idle']:>6} "
               f"{_or(r['check_ins']):>10} {_or(r['lateness_p50_ms']):>7} "
               f"{_or(r['lateness_p99_ms']):>7} {_or(r['missed_check_ins']):>7} "
               f"{_or(r.get('app_cpu_ms_per_check_in')):>16} "
