@@ -444,7 +444,22 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
                      if kind == "PlaybackStarted" and p == "queue-entered"), default=t_dial)
         if not observe:
             queued = {t: t_dial for t in tags[:in_line]}  # counted, not timed
-        await window.measure(min(args.measure, first + THRESHOLD - 5 - time.time()))
+        seconds = min(args.measure, first + THRESHOLD - 5 - time.time())
+        profiler = None
+        if args.profile:  # py-spy (pip install py-spy) samples the app over the window
+            profiler = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(app.pid),
+                "-d", str(max(1, int(seconds) - 1)), "-r", "250", "-f", "raw",
+                "-o", f"{args.profile}-{n}.txt", "--nonblocking",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
+        await redis.config_resetstat()  # Redis' command counts over the window only
+        await window.measure(seconds)
+        commands = {k.removeprefix("cmdstat_"): v["calls"]
+                    for k, v in (await redis.info("commandstats")).items()}
+        await redis.aclose()
+        if profiler is not None:
+            await profiler.wait()
         rss1 = proc_rss_mb(app.pid)
         lateness, missed = [], 0
         for tag, t_entered in queued.items():
@@ -484,6 +499,10 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
             "app_cpu_ms_per_check_in": (round(app_cpu * 1000 / len(lateness), 2) if lateness
                                         else None),
             "app_idle_cpu_pct_of_core": round(idle * 100, 2),
+            # the app's Redis commands over the window (every call, not only check-ins)
+            "redis_commands_per_check_in": (round(sum(commands.values()) / len(lateness), 1)
+                                            if lateness else None),
+            "redis_commands": dict(sorted(commands.items(), key=lambda kv: -kv[1])[:8]),
             # the same, less what the app spends with no call at all over as long
             "app_cpu_ms_per_check_in_net_of_idle": (
                 round((app_cpu - idle * window.figures["measured_s"]) * 1000 / len(lateness), 2)
@@ -552,6 +571,9 @@ async def main() -> None:
                         help="sample Asterisk with Linux perf over each window into "
                              "PREFIX-SIDE-N.data (read: perf report -i F --symfs ROOTFS); "
                              "perf costs CPU too: no ratios from such a run")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="sample the app with py-spy over its window into PREFIX-N.txt "
+                             "(collapsed stacks)")
     parser.add_argument("--only", choices=("native", "app", "app-unobserved"),
                         help="run one side only (no ratios)")
     args = parser.parse_args()
