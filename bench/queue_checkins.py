@@ -1,7 +1,10 @@
 """N callers waiting in a queue: the app's queue check-ins against Asterisk's own app_queue,
 side by side in one run, on one sandbox Asterisk and Redis.
 
-    sudo ~/.cache/ari-etiquette/venv/bin/python bench/queue_checkins.py --calls 100 300 500 --measure 70
+    sudo ~/.cache/ari-etiquette/venv/bin/python bench/queue_checkins.py --calls 100 300 500 --rounds 2 --measure 70
+
+(`--unobserved` adds an app run without the bench's observer, CPU only; `--perf PREFIX` samples
+Asterisk with Linux perf, `--profile PREFIX` the app with py-spy: no ratios from those runs.)
 
 For each N, each round runs both sides, one after the other (the order flips every round: the
 machine's speed drifts, read the pairwise ratios):
