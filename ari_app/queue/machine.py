@@ -87,6 +87,7 @@ class QueueSettings:
     menu_repeat_after: float = 4.0
     language: str = "en"
     numbers: NumberRules = NumberRules()   # what may be called back (none: nothing)
+    service_level: float = 20.0            # answered within this: counted as such
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -502,8 +503,13 @@ class QueueMachine(TakingANumber, RuleMachine):
         self.waiting_for = []
         self.outcome = "connected"
         waited = self._waited(now)
+        error = (None if self.estimate_seconds is None
+                 else round(waited - self.estimate_seconds, 1))
         return [Note("connected", (("operator", self.operator), ("waited", waited),
-                                   ("queue", self.settings.queue))),
+                                   ("queue", self.settings.queue),
+                                   ("within_service_level",
+                                    waited <= self.settings.service_level),
+                                   ("estimate_error", error))),
                 Finish("connected", {"operator": self.operator, "leg": self.leg,
                                      "waited": waited, "queue": self.settings.queue})]
 

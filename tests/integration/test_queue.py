@@ -14,10 +14,14 @@ import time
 
 import pytest
 
+from ari_app.callback.keys import callback_calls_key
 from ari_app.inbound.keys import store_key
 from ari_app.queue.keys import queues_key
 from ari_app.storage import Keyspace
 
+from ari_app.ari import operations as ops
+
+from test_callback import CUSTOMER, PHONE, callback_policy
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -37,7 +41,11 @@ threshold = 40
 max_wait = 80
 menu_repeat_after = 2
 choice_timeout = 3
+hours = "00:00-23:59"
 """
+BOTH = QUEUE.replace('operators = ["PJSIP/operator1"]',
+                     'operators = ["PJSIP/operator1", "PJSIP/operator2"]')
+SHORT = QUEUE.replace("threshold = 40", "threshold = 14")
 
 
 async def timeline(app, call_id: str) -> list[dict]:
@@ -115,3 +123,188 @@ async def test_given_operator_busy_when_three_call_then_told_places_and_put_thro
     # the second caller was told they moved up at a check-in (2 -> 1)
     second = [e for e in await steps(app, waiting[1][1]) if e["event"] == "check-in"]
     assert any(e["position"] == 1 for e in second), second
+
+
+async def listed(app_runner, queue: str = "sales") -> dict:
+    status, body = await app_runner.api("GET", "/api/queues")
+    assert status == 200, body
+    return {q["name"]: q for q in body["queues"]}[queue]
+
+
+@pytest.mark.policy(BOTH)
+async def test_given_operator_rings_out_when_offered_then_paused_missed_and_caller_keeps_place(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    status, _ = await app_runner.api("POST", "/api/operators/operator2/pause")
+    assert status == 200
+    first, _ = await busy_operator(parties, ari)
+    ours, call_id = await queued(parties, "+12125550101", 1)
+
+    # operator2 comes back but lets the phone ring out: they are paused as missed, the caller
+    # keeps their place (still first) and hears their music and check-ins meanwhile
+    phones.mode["operator2"] = "ignore"
+    status, _ = await app_runner.api("POST", "/api/operators/operator2/unpause")
+    assert status == 200
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call_id}~qop1", timeout=20,
+                            what="operator2's phone rang out")
+    for _ in range(50):
+        missed = [e for e in await steps(app, call_id) if e["event"] == "operator missed"]
+        if missed:
+            break
+        await asyncio.sleep(0.1)  # polling the etiquette log until the deadline
+    assert missed and missed[0]["operator"] == "PJSIP/operator2" and missed[0]["missed"]
+    operators = {o["endpoint"]: o for o in (await app_runner.api("GET", "/api/operators"))[1][
+        "operators"]}
+    assert (operators["PJSIP/operator2"]["state"], operators["PJSIP/operator2"]["reason"]) == (
+        "paused", "missed")
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [call_id]
+
+    # the next operator free takes them
+    await callers.hang_up(first)
+    await talk_bridge_with(ari, call_id, f"{call_id}~qop2", timeout=20)
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy(SHORT)
+async def test_given_way_out_when_caller_presses_2_then_message_for_the_department(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    ours, call_id = await queued(parties, "+12125550101", 1)
+    await wait_prompt(observer, call_id, "queue-menu", timeout=30)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2")
+    await wait_prompt(observer, call_id, "voicemail-intro", "PlaybackFinished", timeout=20)
+    await observer.wait_for(lambda e: e.get("type") == "RecordingStarted"
+                            and e["recording"]["name"].startswith(call_id), timeout=10,
+                            what="the message is recorded")
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="#")
+    await wait_prompt(observer, call_id, "voicemail-saved", "PlaybackFinished", timeout=20)
+    status, body = await app_runner.api("GET", "/api/voicemails")
+    assert status == 200, body
+    [message] = [v for v in body["voicemails"] if v["call_id"] == call_id]
+    assert message["for_whom"] == "billing"
+    assert (await listed(app_runner))["waiting"] == []  # out of line
+    await callers.hang_up(first)
+    await observer.wait_for(lambda e: e.get("type") == "StasisEnd"
+                            and e["channel"]["id"] == ours, timeout=10, what="caller let go")
+
+
+@pytest.mark.policy(SHORT)
+async def test_given_way_out_when_caller_keeps_place_then_called_back_at_their_turn_after_earlier_caller(
+        app_runner, settings, parties, ari, redis):
+    """The caller who chose a callback keeps their place: the live caller who came before them
+    is put through first, then the operator is reserved and the customer dialled; the caller
+    who came after waits behind the callback."""
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    first, _ = await busy_operator(parties, ari)
+    earlier, earlier_id = await queued(parties, "+12125550101", 1)
+    ours, call_id = await callers.dial_local("100", number=CUSTOMER)
+    await wait_prompt(observer, call_id, "queue-entered", timeout=25)
+    await wait_prompt(observer, call_id, "queue-menu", timeout=30)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="3")
+    await wait_prompt(observer, call_id, "callback-own-number", timeout=10)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="1")
+    await wait_prompt(observer, call_id, "queue-place-kept", "PlaybackFinished", timeout=25)
+    await observer.wait_for(lambda e: e.get("type") == "StasisEnd"
+                            and e["channel"]["id"] == call_id, timeout=10,
+                            what="the caller is let go after the goodbye")
+    later, later_id = await queued(parties, "+12125550103", 3)
+    line = (await listed(app_runner))["waiting"]
+    assert [(w["id"], w["kind"]) for w in line] == [
+        (earlier_id, "live"), (call_id, "callback"), (later_id, "live")]
+    [kept] = [e for e in await steps(app, call_id) if e["event"] == "place kept"]
+    request_id = kept["request"]
+
+    # the operator frees up: the earlier live caller first
+    await callers.hang_up(first)
+    await talk_bridge_with(ari, earlier_id, f"{earlier_id}~qop1", timeout=20)
+    record = json.loads(await redis.get(KEYS.record("callback", request_id)))
+    assert record["attempts"] == 0, "a callback dialled before an earlier live caller"
+    # then the callback: the operator is reserved and answers first, then the customer
+    await callers.hang_up(earlier)
+    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~op")
+                                       and e["channel"]["id"].startswith("cb-")
+                                       and e["channel"]["state"] == "Up", timeout=20,
+                                       what="operator answered the callback")
+    call = operator["channel"]["id"].split("~")[0]
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                            and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                            timeout=15, what="the customer hears who calls")
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    # the caller who came after the callback is still waiting
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [later_id]
+    await ari.hangup(phones.answered[PHONE])
+    for _ in range(50):
+        done = json.loads(await redis.get(KEYS.record("callback", request_id)))
+        if done["status"] == "done":
+            break
+        await asyncio.sleep(0.2)  # polling Redis until the deadline
+    assert (done["status"], done["outcome"]) == ("done", "connected")
+    await talk_bridge_with(ari, later_id, f"{later_id}~qop1", timeout=20)
+    await callers.hang_up(later)
+    await app[callback_calls_key].lanes.join()
+
+
+@pytest.mark.policy(QUEUE)
+async def test_given_caller_hangs_up_while_waiting_when_calls_again_then_abandon_recorded_and_welcomed_back(
+        app, app_runner, parties, ari, redis):
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    before, before_id = await queued(parties, "+12125550101", 1)
+    ours, call_id = await queued(parties, "+12125550102", 2)
+    await callers.hang_up(ours)
+    for _ in range(50):
+        abandoned = [e for e in await steps(app, call_id) if e["event"] == "abandoned"]
+        if abandoned:
+            break
+        await asyncio.sleep(0.1)  # polling the etiquette log until the deadline
+    assert abandoned[0]["position"] == 2 and abandoned[0]["waited"] >= 0
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [before_id]
+    after, after_id = await queued(parties, "+12125550103", 2)
+
+    # calling again within the return window: "welcome back", and back at the old place,
+    # ahead of the caller who came in the meantime
+    again, again_id = await callers.dial_local("100", number="+12125550102")
+    await wait_prompt(observer, again_id, "queue-welcome-back", timeout=15)
+    assert not started(observer, again_id, "greeting")
+    await wait_prompt(observer, again_id, "queue-entered", timeout=25)
+    [entered] = [e for e in await steps(app, again_id) if e["event"] == "queue entered"]
+    assert (entered["position"], entered["returning"]) == (2, True)
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [
+        before_id, again_id, after_id]
+    for channel in (before, again, after, first):
+        await callers.hang_up(channel)
+
+
+@pytest.mark.policy(QUEUE.replace('hours = "00:00-23:59"', 'hours = "00:00-00:01"'))
+async def test_given_queue_closed_when_caller_arrives_then_told_and_offered_message_or_callback(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    closed = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
+    assert closed["playback"]["media_uri"] == "sound:etiquette/queue-closed"
+    [overflow] = [e for e in await steps(app, call_id) if e["event"] == "overflow"]
+    assert overflow["why"] == "closed"
+    assert (await listed(app_runner))["waiting"] == []
+    await callers.hang_up(ours)
+    await callers.hang_up(first)
+
+
+@pytest.mark.policy(QUEUE)
+async def test_given_nobody_logged_in_when_caller_arrives_then_told_at_once_and_offered_way_out(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    status, _ = await app_runner.api("POST", "/api/operators/operator1/pause")
+    assert status == 200
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    menu = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
+    assert menu["playback"]["media_uri"] == "sound:etiquette/queue-no-operator"
+    [entered] = [e for e in await steps(app, call_id) if e["event"] == "queue entered"]
+    assert (entered["operators"], entered["estimate"]) == (0, "none")
+    await callers.hang_up(ours)
