@@ -579,6 +579,18 @@ def test_given_a_check_in_playing_when_operator_found_then_it_stops():
     assert of(actions, Whisper)[0].media[-1] == "sound:etiquette/queue-whisper-waited-short"
 
 
+def test_given_the_place_being_looked_up_when_operator_found_then_music_stops_first():
+    m = waiting()
+    m.handle(TimerFired(26.0))  # LookUpPosition: the music still plays
+
+    actions = connecting(m, 26.1)
+
+    assert actions[0] == StopMusic()
+    assert play(actions).prompt == "queue-connecting"
+    assert not m.checking_in
+    assert m.handle(PositionChanged(26.2, 1)) == []  # the late answer says nothing
+
+
 def test_given_a_menu_playing_when_operator_found_then_it_stops_and_no_choice_awaited():
     m = waiting()
     for t in (26.0, 46.0):
