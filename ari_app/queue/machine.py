@@ -473,7 +473,10 @@ class QueueMachine(TakingANumber, RuleMachine):
             return [Note("operator released", (("operator", ev.operator),
                                                ("state", self.state.value))),
                     HangUpOperator(self.leg or ""), ReleaseOperator(ev.operator)]
-        actions: list[object] = [StopMusic()] if self.state is QueueState.WAITING else []
+        # music plays while waiting, and while a check-in waits for the caller's place
+        music = self.state is QueueState.WAITING or (
+            self.state is QueueState.CHECKING_IN and self.checking_in)
+        actions: list[object] = [StopMusic()] if music else []
         actions += self._stop_playing()
         self.next_check_in = self.offer_at = self.choice_deadline = None
         self.checking_in = False
