@@ -551,7 +551,9 @@ def test_given_waiting_when_operator_found_then_connecting_and_whisper_then_conn
     done = m.handle(PromptFinished(128.0, "queue-whisper", w.tag, OPERATOR))
     assert of(done, Finish) == [Finish("connected", {"operator": OP1, "leg": "qop1",
                                                      "waited": 128, "queue": "sales"})]
-    assert notes(done)["connected"] == {"operator": OP1, "waited": 128, "queue": "sales"}
+    assert notes(done)["connected"] == {"operator": OP1, "waited": 128, "queue": "sales",
+                                        "within_service_level": False,
+                                        "estimate_error": round(128 - ABOUT_4.seconds, 1)}
     assert m.state is QueueState.ENDED
 
 
