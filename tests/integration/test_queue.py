@@ -178,6 +178,10 @@ async def test_given_way_out_when_caller_presses_2_then_message_for_the_departme
     await observer.wait_for(lambda e: e.get("type") == "RecordingStarted"
                             and e["recording"]["name"].startswith(call_id), timeout=10,
                             what="the message is recorded")
+    # the caller speaks (a recorded voice played into their own leg), then presses #
+    await ari.play(ours, "sound:queue-thankyou", playback_id=f"speak-{ours}")
+    await callers.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                           and e["playback"]["id"] == f"speak-{ours}", what="caller spoke")
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="#")
     await wait_prompt(observer, call_id, "voicemail-saved", "PlaybackFinished", timeout=20)
     status, body = await app_runner.api("GET", "/api/voicemails")
@@ -186,7 +190,7 @@ async def test_given_way_out_when_caller_presses_2_then_message_for_the_departme
     assert message["for_whom"] == "billing"
     assert (await listed(app_runner))["waiting"] == []  # out of line
     await callers.hang_up(first)
-    await observer.wait_for(lambda e: e.get("type") == "StasisEnd"
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == ours, timeout=10, what="caller let go")
 
 
@@ -208,7 +212,7 @@ async def test_given_way_out_when_caller_keeps_place_then_called_back_at_their_t
     await wait_prompt(observer, call_id, "callback-own-number", timeout=10)
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="1")
     await wait_prompt(observer, call_id, "queue-place-kept", "PlaybackFinished", timeout=25)
-    await observer.wait_for(lambda e: e.get("type") == "StasisEnd"
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == call_id, timeout=10,
                             what="the caller is let go after the goodbye")
     later, later_id = await queued(parties, "+12125550103", 3)
