@@ -21,6 +21,8 @@ from ari_app.storage import Keyspace
 
 from ari_app.ari import operations as ops
 
+from conftest import API_TOKEN
+from harness import MUSIC, SILENCE, AppProcess, longest_silence, record_heard_since
 from test_callback import CUSTOMER, PHONE, callback_policy
 from test_first_call import prompt_of, talk_bridge_with
 
@@ -57,8 +59,9 @@ async def steps(app, call_id: str, rule: str = "queue") -> list[dict]:
 
 
 def started(observer, call_id: str, prompt: str, since: float = 0.0) -> list[dict]:
+    """The call's playbacks whose prompt starts with `prompt`, started since `since`."""
     return [e for e in observer.of_type("PlaybackStarted")
-            if e["playback"]["id"].startswith(call_id + "~") and prompt_of(e) == prompt
+            if e["playback"]["id"].startswith(call_id + "~") and prompt_of(e).startswith(prompt)
             and e["_t"] >= since]
 
 
@@ -275,7 +278,7 @@ async def test_given_caller_hangs_up_while_waiting_when_calls_again_then_abandon
     # ahead of the caller who came in the meantime
     again, again_id = await callers.dial_local("100", number="+12125550102")
     await wait_prompt(observer, again_id, "queue-welcome-back", timeout=15)
-    assert not started(observer, again_id, "greeting")
+    assert not [e for e in started(observer, again_id, "greeting") if prompt_of(e) == "greeting"]
     await wait_prompt(observer, again_id, "queue-entered", timeout=25)
     [entered] = [e for e in await steps(app, again_id) if e["event"] == "queue entered"]
     assert (entered["position"], entered["returning"]) == (2, True)
@@ -312,3 +315,90 @@ async def test_given_nobody_logged_in_when_caller_arrives_then_told_at_once_and_
     [entered] = [e for e in await steps(app, call_id) if e["event"] == "queue entered"]
     assert (entered["operators"], entered["estimate"]) == (0, "none")
     await callers.hang_up(ours)
+
+
+@pytest.mark.policy(QUEUE + "max_waiting = 1\n")
+async def test_given_queue_full_when_caller_arrives_then_told_and_offered_way_out_at_once(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    waiting, waiting_id = await queued(parties, "+12125550101", 1)
+    ours, call_id = await callers.dial_local("100", number="+12125550102")
+    full = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
+    assert full["playback"]["media_uri"] == "sound:etiquette/queue-full"
+    [overflow] = [e for e in await steps(app, call_id) if e["event"] == "overflow"]
+    assert overflow["why"] == "full"
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [waiting_id]
+    for channel in (ours, waiting, first):
+        await callers.hang_up(channel)
+
+
+@pytest.mark.policy(QUEUE.replace("check_in_interval = 3", "check_in_interval = 7"))
+async def test_given_caller_waiting_when_recorded_then_music_and_check_ins_start_to_start_no_dead_air(
+        app, app_runner, parties, ari, spool):
+    """What the caller hears, from a recording of their leg: music, a check-in every 7 s start
+    to start, music again, and never more than 1 s of silence in between."""
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    ours, call_id = await queued(parties, "+12125550101", 1)
+    await wait_prompt(observer, call_id, "queue-entered", "PlaybackFinished", timeout=20)
+    levels, since = await record_heard_since(observer, ours, 16, spool)
+    assert longest_silence(levels) <= 10, f"more than 1 s of dead air: {levels}"
+    music = [lv for lv in levels if MUSIC[0] < lv < MUSIC[1]]
+    speech = [lv for lv in levels if lv >= MUSIC[1]]
+    assert len(music) >= 20 and len(speech) >= 5, levels  # both heard, in turn
+    check_ins = sorted(e["_t"] for e in started(observer, call_id, "queue-checkin-", since))
+    assert len(check_ins) >= 2, check_ins
+    gaps = [b - a for a, b in zip(check_ins, check_ins[1:])]
+    assert all(6.5 <= gap <= 7.6 for gap in gaps), gaps  # start to start
+    prompts = [prompt_of(e) for e in started(observer, call_id, "queue-checkin-")]
+    assert all(a != b for a, b in zip(prompts, prompts[1:])), f"the same sentence twice: {prompts}"
+    assert SILENCE < max(levels)
+    await callers.hang_up(ours)
+    await callers.hang_up(first)
+
+
+async def dial_into(callers, app_name: str, number: str) -> tuple[str, str]:
+    """A caller whose call reaches the Stasis app `app_name` (another instance): the dialplan's
+    ETIQUETTE_APP, set on the caller's Local channel, wins over the global."""
+    import uuid
+    tag = uuid.uuid4().hex[:10]
+    ours, call_id = f"tc-{tag}", f"call-{tag}"
+    await callers.ari.originate("Local/100@etiquette-inbound/n", app=callers.app,
+                                app_args="caller", channel_id=ours, other_channel_id=call_id,
+                                caller_id=f'"Caller" <{number}>', timeout=30,
+                                variables={"ETIQUETTE_APP": app_name})
+    return ours, call_id
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.policy(QUEUE)
+async def test_given_two_instances_when_callers_queue_on_both_then_put_through_in_arrival_order(
+        app, app_runner, settings, parties, ari, tmp_path):
+    """Two app instances share one Redis: callers arriving on either wait in one line, and
+    the operator freed on one instance takes the head, even when the other drives that call."""
+    callers, phones, observer = parties
+    other = AppProcess(settings, tmp_path, "etiquette-b", API_TOKEN)
+    await other.start()
+    try:
+        first, first_id = await busy_operator(parties, ari)  # on this instance
+        arrivals = []
+        for n, (instance, number) in enumerate((("etiquette-b", "+12125550101"),
+                                               (settings.ari_app, "+12125550102"),
+                                               ("etiquette-b", "+12125550103")), 1):
+            ours, call_id = await dial_into(callers, instance, number)
+            await wait_prompt(observer, call_id, "queue-entered", timeout=25)
+            arrivals.append((ours, call_id))
+        assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [
+            c for _, c in arrivals]
+
+        await callers.hang_up(first)  # freed here; the head is the other instance's caller
+        for ours, call_id in arrivals:
+            await talk_bridge_with(ari, call_id, f"{call_id}~qop1", timeout=20)
+            await callers.hang_up(ours)  # freed on whichever instance drove the call
+        deadline = time.monotonic() + 10
+        while await ari.channels() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # polling Asterisk until the deadline
+    finally:
+        code = await other.stop()
+    assert code == 0 and other.error_lines() == [], other.error_lines()
