@@ -506,6 +506,11 @@ class QueuePolicy(_Section):
     department: Slug | None = None
     # Who serves the queue: a subset of [operators] endpoints (left out: all of them).
     operators: EndpointList = ()
+    # The numbers callers dial to wait here (the dialplan's ${EXTEN}, Stasis's second
+    # argument); a number no queue lists waits in the first queue.
+    extensions: Annotated[tuple[Annotated[StrictStr, _matching(r"[0-9*#+]{1,20}",
+                                                               "1-20 of 0-9 * # +")], ...],
+                          AfterValidator(_check_unique)] = ()
     # A check-in every check_in_interval seconds, start to start (20-30).
     check_in_interval: Annotated[StrictInt, _in_range(20, 30, "seconds", test_low=1)] = 25
     # The way out (1 keep waiting, 2 voice message, 3 callback keeping the place) after this
@@ -639,8 +644,15 @@ class Policy(_Section):
     @model_validator(mode="after")
     def _queues_are_consistent(self) -> Policy:
         seen: dict[str, int] = {}
+        numbers: dict[str, int] = {}
         departments = {e.id for e in self.directory if e.kind == "department"}
         for index, queue in enumerate(self.queues):
+            for number in queue.extensions:
+                if number in numbers:
+                    raise _problem(f"lists {number}, already in queues[{numbers[number]}]",
+                                   at=("queues", index, "extensions"),
+                                   value=list(queue.extensions))
+                numbers[number] = index
             if queue.name in seen:
                 raise _problem(f"is already used by queues[{seen[queue.name]}]",
                                at=("queues", index, "name"), value=queue.name)

@@ -417,17 +417,17 @@ class InboundStasis:
         return []
 
     def _queue_of(self, call_id: str, args: list[str]) -> str | None:
-        """The queue the dialplan names (`Stasis(app,inbound,<exten>,<queue>)`), else the
-        policy's first; None when the policy has no queue."""
+        """The queue the dialplan names (`Stasis(app,inbound,<exten>,<queue>)`), else the one
+        that lists the number dialled, else the policy's first; None without queues."""
         queues = self.services.queues
         if queues is None or not queues.names:
             return None
         wanted = args[2] if len(args) > 2 and args[2] else None
         if wanted is not None and wanted not in queues.policies:
-            logger.warning("dialplan names an unknown queue: using the policy's first",
+            logger.warning("dialplan names an unknown queue: the number decides",
                            queue=wanted, known=queues.names, call_id=call_id)
             wanted = None
-        return wanted or queues.default()
+        return wanted or queues.for_number(args[1] if len(args) > 1 else "")
 
     async def _returning(self, arrived: object) -> object:
         """A caller who hung up while waiting and calls again within the return window."""

@@ -58,6 +58,13 @@ class QueueDesk:
         """The queue of a call whose dialplan names none: the policy's first."""
         return next(iter(self.policies), None)
 
+    def for_number(self, dialled: str) -> str | None:
+        """The queue that lists the number the caller dialled, else the policy's first."""
+        for name, policy in self.policies.items():
+            if dialled in policy.extensions:
+                return name
+        return self.default()
+
     def operators(self, queue: str) -> OperatorService:
         """The operators who serve `queue` (its `operators`, else all of the policy's)."""
         return self._operators[queue]

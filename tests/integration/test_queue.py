@@ -402,3 +402,57 @@ async def test_given_two_instances_when_callers_queue_on_both_then_put_through_i
     finally:
         code = await other.stop()
     assert code == 0 and other.error_lines() == [], other.error_lines()
+
+
+TWO_QUEUES = """
+[operators]
+wrap_up = 0
+
+[[queues]]
+name = "sales"
+operators = ["PJSIP/operator1"]
+extensions = ["100"]
+check_in_interval = 3
+threshold = 40
+max_wait = 80
+hours = "00:00-23:59"
+
+[[queues]]
+name = "billing"
+department = "billing"
+operators = ["PJSIP/operator2"]
+extensions = ["101"]
+check_in_interval = 3
+threshold = 40
+max_wait = 80
+hours = "00:00-23:59"
+"""
+
+
+@pytest.mark.policy(TWO_QUEUES)
+async def test_given_department_number_when_its_operator_busy_then_waits_in_its_queue_and_whisper_names_it(
+        app, app_runner, parties, ari):
+    """The number dialled picks the queue; the other queue's free operator does not take the
+    caller; when theirs frees up, the operator alone hears the whisper (the department, the
+    wait, "calling again" for a caller seen before), then the caller is put through."""
+    callers, phones, observer = parties
+    first, first_id = await callers.dial_local("101", number="+12125550100")
+    await talk_bridge_with(ari, first_id, f"{first_id}~op1", timeout=20)
+    assert phones.answered.get("operator2"), "101 reaches the billing queue's operator"
+    ours, call_id = await callers.dial_local("101", number="+12125550100")  # calling again
+    await wait_prompt(observer, call_id, "queue-entered", timeout=25)
+    assert [w["id"] for w in (await listed(app_runner, "billing"))["waiting"]] == [call_id]
+    assert (await listed(app_runner, "sales"))["waiting"] == []
+
+    await callers.hang_up(first)
+    await talk_bridge_with(ari, call_id, f"{call_id}~qop1", timeout=20)
+    whisper = [e for e in observer.of_type("PlaybackStarted")
+               if e["playback"]["id"].startswith(f"{call_id}~") and
+               prompt_of(e) == "queue-whisper"]
+    assert {e["playback"]["target_uri"] for e in whisper} == {f"channel:{call_id}~qop1"}
+    heard = [e["playback"]["media_uri"] for e in whisper]
+    assert heard[:2] == ["sound:etiquette/queue-whisper", "sound:etiquette/directory-billing"]
+    assert "sound:etiquette/queue-whisper-calling-again" in heard
+    connecting = started(observer, call_id, "queue-connecting")
+    assert {e["playback"]["target_uri"] for e in connecting} == {f"channel:{call_id}"}
+    await callers.hang_up(ours)
