@@ -38,7 +38,7 @@ from ari_app.calls.pacing import next_check_in
 from ari_app.calls.vocabulary import (OPERATOR, CallerHungUp, Finish, Note, OperatorHungUp, Play,
                                       PromptFinished, StartMusic, StopMusic, StopPlayback,
                                       TimerFired, prompt_media)
-from ari_app.prompts.catalog import minutes_prompt
+from ari_app.prompts.catalog import spoken_minutes
 from ari_app.queue.estimate import LESS_THAN_A_MINUTE, MINUTES, WaitEstimate
 
 __all__ = [
@@ -251,14 +251,8 @@ class InvalidQueueEvent(Exception):
 
 
 def minutes_media(count: int, language: str) -> tuple[str, ...]:
-    """"N minutes" as media: Russian says 1 and 2 in the feminine before минута (одна, две),
-    which ARI's number: cannot: those come from digits/1f and digits/2f."""
-    word = prompt_media(minutes_prompt(count, language))
-    units, tens = count % 10, count % 100
-    if language.split("_")[0] == "ru" and units in (1, 2) and tens not in (11, 12):
-        head = (f"number:{count - units}",) if count > units else ()
-        return (*head, f"sound:digits/{units}f", word)
-    return (f"number:{count}", word)
+    """"N minutes" as media (prompts/catalog.py: Russian's feminine one and two)."""
+    return spoken_minutes(count, language)
 
 
 @dataclass

@@ -729,8 +729,8 @@ def test_given_an_operator_ringing_when_snapshot_restored_then_continues_identic
 
 @pytest.mark.parametrize("count, language, media", [
     (3, "en", ("number:3", "sound:etiquette/minutes")),
-    (2, "ru", ("sound:digits/2f", "sound:etiquette/minutes-few")),
-    (21, "ru", ("number:20", "sound:digits/1f", "sound:etiquette/minute")),
+    (2, "ru", ("sound:etiquette/count-2f", "sound:etiquette/minutes-few")),
+    (21, "ru", ("number:20", "sound:etiquette/count-1f", "sound:etiquette/minute")),
     (12, "ru", ("number:12", "sound:etiquette/minutes")),
     (5, "ru", ("number:5", "sound:etiquette/minutes")),
 ])
