@@ -521,6 +521,9 @@ class QueuePolicy(_Section):
     default_after_max_wait: Literal["callback", "voicemail"] = "callback"
     # More callers than this waiting: the queue is full (voicemail or a callback at once).
     max_waiting: Annotated[StrictInt, _in_range(1, 1000)] = 50
+    # A caller whose estimated wait is longer than this many minutes is told the wait and
+    # offered the way out at once, as in a full queue (left out: no such limit).
+    max_estimated_wait: Annotated[StrictInt, _in_range(1, 120, "minutes")] | None = None
     # When the queue takes callers, in the business_hours time zone (default: business hours).
     hours: Window | None = None
     menu_repeat_after: MenuRepeatAfter = 4.0

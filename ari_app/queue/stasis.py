@@ -112,7 +112,7 @@ class QueueRule(RuleBase):
         queue, caller = machine.settings.queue, legs.call_id
         match action:
             case q.JoinQueue():
-                joined = await self.desk.join(queue, caller, legs.number)
+                joined = await self.desk.join(queue, caller, legs.number, legs.language)
                 if joined.in_line:
                     self.dispatcher.kick(queue)
                 return joined.event

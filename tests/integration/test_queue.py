@@ -296,6 +296,11 @@ async def test_given_queue_closed_when_caller_arrives_then_told_and_offered_mess
     ours, call_id = await callers.dial_local("100", number="+12125550101")
     closed = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
     assert closed["playback"]["media_uri"] == "sound:etiquette/queue-closed"
+    await wait_prompt(observer, call_id, "queue-way-out-menu", "PlaybackFinished", timeout=30)
+    said = [e["playback"]["media_uri"] for e in started(observer, call_id, "queue-way-out-menu")]
+    assert said[:8] == ["sound:etiquette/queue-closed", "sound:etiquette/queue-hours-from",
+                        "number:0", "sound:etiquette/queue-hours-to", "number:0", "number:1",
+                        "sound:etiquette/queue-hours-oclock", "sound:etiquette/queue-way-out-menu"]
     [overflow] = [e for e in await steps(app, call_id) if e["event"] == "overflow"]
     assert overflow["why"] == "closed"
     assert (await listed(app_runner))["waiting"] == []
@@ -456,3 +461,24 @@ async def test_given_department_number_when_its_operator_busy_then_waits_in_its_
     connecting = started(observer, call_id, "queue-connecting")
     assert {e["playback"]["target_uri"] for e in connecting} == {f"channel:{call_id}"}
     await callers.hang_up(ours)
+
+
+@pytest.mark.policy(QUEUE + "default_handle_time = 600\nmax_estimated_wait = 15\n")
+async def test_given_estimate_over_the_limit_when_caller_arrives_then_told_the_wait_and_offered_way_out(
+        app, app_runner, parties, ari):
+    """Nobody free, one operator, 10 minutes a call by the policy's default: the second caller
+    would wait about 20 minutes, more than the 15 the policy allows: told so, not queued."""
+    callers, phones, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    waiting, waiting_id = await queued(parties, "+12125550101", 1)
+    [entered] = [e for e in await steps(app, waiting_id) if e["event"] == "queue entered"]
+    assert (entered["estimate"], entered["estimate_minutes"], entered["estimate_basis"]) == (
+        "minutes", 10, "policy-default")
+    ours, call_id = await callers.dial_local("100", number="+12125550102")
+    await wait_prompt(observer, call_id, "queue-way-out-menu", "PlaybackFinished", timeout=40)
+    said = [e["playback"]["media_uri"] for e in started(observer, call_id, "queue-way-out-menu")]
+    assert said[:5] == ["sound:etiquette/queue-full", "sound:etiquette/queue-wait-about",
+                        "number:20", "sound:etiquette/minutes", "sound:etiquette/queue-way-out-menu"]
+    assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [waiting_id]
+    for channel in (ours, waiting, first):
+        await callers.hang_up(channel)
