@@ -549,6 +549,19 @@ class QueuePolicy(_Section):
         return self
 
 
+GreetingKey = Annotated[StrictStr, _matching(r"[1-9]", "one digit 1-9 (0 stays: a person)")]
+
+
+class GreetingPolicy(_Section):
+    """Keys offered once, right after the greeting and the recording notice: never a maze
+    (one level, a digit each, no key needed: without one the caller goes on as usual)."""
+
+    # "For Billing, press 2": the queue (it needs a department: its name is said).
+    queue_keys: dict[GreetingKey, Slug] = Field(default_factory=dict)
+    # "Для русского языка нажмите 9": said in that language; the call goes on in it.
+    language_keys: dict[GreetingKey, LanguageCode] = Field(default_factory=dict)
+
+
 # --- the policy ----------------------------------------------------------------
 
 
@@ -569,6 +582,7 @@ class Policy(_Section):
     directory: tuple[DirectoryEntry, ...] = ()
     # Optional: none configured, callers wait for an operator as before.
     queues: tuple[QueuePolicy, ...] = ()
+    greeting: GreetingPolicy = Field(default_factory=GreetingPolicy)
 
     @field_validator("languages")
     @classmethod
@@ -669,6 +683,27 @@ class Policy(_Section):
                     raise _problem(f"includes {json.dumps(endpoint)}, which is not in "
                                    "operators.endpoints", at=("queues", index, "operators"),
                                    value=list(queue.operators))
+        return self
+
+    @model_validator(mode="after")
+    def _greeting_keys_are_known(self) -> Policy:
+        keys = self.greeting
+        for digit in set(keys.queue_keys) & set(keys.language_keys):
+            raise _problem("is both a queue key and a language key",
+                           at=("greeting", "language_keys", digit), value=digit)
+        queues = {q.name: q for q in self.queues}
+        for digit, name in keys.queue_keys.items():
+            if name not in queues:
+                known = ", ".join(queues) or "none"
+                raise _problem(f"is not a queue of the policy (queues: {known})",
+                               at=("greeting", "queue_keys", digit), value=name)
+            if queues[name].department is None:
+                raise _problem("has no department, whose name the caller would hear",
+                               at=("greeting", "queue_keys", digit), value=name)
+        for digit, language in keys.language_keys.items():
+            if language not in self.languages:
+                raise _problem(f"is not one of languages {list(self.languages)}",
+                               at=("greeting", "language_keys", digit), value=language)
         return self
 
     def queue(self, name: str) -> QueuePolicy:

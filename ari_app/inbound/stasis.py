@@ -26,7 +26,7 @@ from ari_app.calls.ownership import CallOwnership
 from ari_app.calls.rule import CallLegs
 from ari_app.calls.runner import RuleRunner
 from ari_app.calls.timers import CallTimers
-from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, HandTo,
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, HandTo, Note,
                                       OperatorHungUp, PromptFinished, RuleEnded, TimerFired,
                                       ToRule)
 from ari_app.customers.service import Customers
@@ -129,6 +129,8 @@ class InboundSettings:
     seek_retry: float = 3.0
     number_region: str | None = None  # national caller IDs are read in this country
     request_timeout: float = 10.0
+    # keys offered after the greeting (inbound/machine.py `offers`)
+    offers: tuple[tuple[str, ...], ...] = ()
     clock: Callable[[], float] = time.time
 
 
@@ -239,7 +241,8 @@ class InboundStasis:
                 machine = m.InboundMachine(
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
-                    operator_count=len(self.services.operators.endpoints), codes=self.codes)
+                    operator_count=len(self.services.operators.endpoints), codes=self.codes,
+                    offers=[list(o) for o in self.settings.offers])
         elif machine is None:
             return
         elif isinstance(item, Tick):
@@ -485,8 +488,10 @@ class InboundStasis:
                     return _first(await self.rules.ask(rule, self._legs(machine), what, data))
                 case m.Answer():
                     await self.ari.answer(call_id)
-                case m.Play(prompt=prompt):
-                    await self._play(machine, call_id, prompt, CALLER)
+                case m.Play(prompt=prompt, media=media):
+                    await self._play(machine, call_id, prompt, CALLER, media)
+                case Note(event=event, data=data):
+                    self.events.note(call_id, event, dict(data), operator=machine.operator)
                 case m.PlayToOperator(prompt=prompt):
                     await self._play(machine, machine.operator_channel, prompt, OPERATOR)
                 case m.Ring():
@@ -542,9 +547,9 @@ class InboundStasis:
         return None
 
     async def _play(self, machine: m.InboundMachine, channel: str | None, prompt: str,
-                    party: str) -> None:
+                    party: str, media: tuple[str, ...] = ()) -> None:
         if channel:
-            await self.ari.play(channel, f"sound:etiquette/{prompt}",
+            await self.ari.play(channel, list(media) or f"sound:etiquette/{prompt}",
                                 playback_id=ids.playback(machine.call_id,
                                                          f"{OWN_TAG}{uuid.uuid4().hex[:8]}",
                                                          prompt, party),

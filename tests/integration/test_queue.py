@@ -482,3 +482,44 @@ async def test_given_estimate_over_the_limit_when_caller_arrives_then_told_the_w
     assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [waiting_id]
     for channel in (ours, waiting, first):
         await callers.hang_up(channel)
+
+
+GREETING_KEYS = TWO_QUEUES + """
+[greeting]
+queue_keys = {"2" = "billing"}
+language_keys = {"9" = "ru"}
+"""
+
+
+@pytest.mark.policy(GREETING_KEYS)
+async def test_given_greeting_keys_when_caller_presses_2_then_the_departments_queue_takes_them(
+        app, app_runner, parties, ari):
+    """The keys are offered once after the recording notice; 2 picks Billing's queue, so its
+    operator (operator2) rings, though sales' operator1 is free too."""
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    offers = await wait_prompt(observer, call_id, "greeting-offers", timeout=20)
+    assert offers["playback"]["media_uri"] == "sound:etiquette/greeting-key-queue"
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=25)
+    assert list(phones.answered) == ["operator2"], phones.answered
+    [key] = [e for e in await timeline(app, call_id) if e["event"] == "greeting key"]
+    assert key["queue"] == "billing"
+    said = [e["playback"]["media_uri"] for e in started(observer, call_id, "greeting-offers")]
+    assert "sound:ru/etiquette/language-offer" in said  # Russian offered in Russian
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy(GREETING_KEYS)
+async def test_given_greeting_keys_when_caller_presses_9_then_the_call_goes_on_in_russian(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    for operator in ("operator1", "operator2"):
+        status, _ = await app_runner.api("POST", f"/api/operators/{operator}/pause")
+        assert status == 200
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    await wait_prompt(observer, call_id, "greeting-offers", timeout=20)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="9")
+    menu = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
+    assert menu["playback"]["language"] == "ru"
+    await callers.hang_up(ours)

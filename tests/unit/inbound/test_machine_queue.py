@@ -17,6 +17,7 @@ from ari_app.inbound.machine import (
     AddToBridge,
     Answer,
     CallerArrived,
+    CallerDigit,
     CallerHungUp,
     CreateBridge,
     DestroyBridge,
@@ -267,3 +268,63 @@ def test_given_queued_when_snapshot_restored_then_the_queue_still_has_the_caller
                                                               InboundState.QUEUED)
     ended = RuleEnded(now + 5.0, "queue", "connected", {"operator": OP2, "channel": QOP_CHANNEL})
     assert restored.handle(ended) == original.handle(ended) == TALK
+
+
+# --- keys offered after the greeting ----------------------------------------------------------
+OFFERS = [["2", "queue", "billing", "sound:etiquette/greeting-key-queue",
+           "sound:etiquette/directory-billing", "sound:etiquette/greeting-key-press", "digits:2"],
+          ["9", "language", "ru", "sound:ru/etiquette/language-offer", "digits:9"]]
+
+
+def offered(machine: InboundMachine, language: str = "en") -> list[object]:
+    machine.handle(CallerArrived(0.0, NUMBER, "Ada", language, QUEUE))
+    machine.handle(PromptFinished(4.0, machine.playing))
+    return machine.handle(PromptFinished(9.0, "recording-notice"))
+
+
+def test_given_greeting_keys_when_greeted_then_offered_once_after_the_notice():
+    machine = make(offers=OFFERS)
+
+    [play] = offered(machine)
+
+    assert play == Play("greeting-offers", tuple(OFFERS[0][3:]) + tuple(OFFERS[1][3:]))
+    assert machine.state is InboundState.GREETING
+    assert machine.handle(PromptFinished(14.0, "greeting-offers")) == [FindOperator(())]
+
+
+def test_given_offers_when_caller_presses_queue_key_then_that_queue_and_noted():
+    machine = make(offers=OFFERS)
+    offered(machine)
+
+    actions = machine.handle(CallerDigit(11.0, "2"))
+
+    assert [a.event for a in actions] == ["greeting key"] and machine.queue == "billing"
+    assert machine.handle(CallerDigit(11.5, "9")) == []  # one key: no maze
+    machine.handle(PromptFinished(14.0, "greeting-offers"))
+    assert machine.handle(NoOperatorFree(14.0)) == [
+        HandTo("queue", {"queue": "billing", "returning": False})]
+
+
+def test_given_offers_when_caller_presses_language_key_then_the_call_goes_on_in_it():
+    machine = make(offers=OFFERS)
+    offered(machine)
+
+    machine.handle(CallerDigit(11.0, "9"))
+
+    assert machine.language == "ru" and machine.queue == QUEUE
+
+
+def test_given_caller_already_in_that_language_when_greeted_then_not_offered_it():
+    machine = make(offers=OFFERS)
+
+    [play] = offered(machine, language="ru")
+
+    assert play.media == tuple(OFFERS[0][3:])
+    assert machine.handle(CallerDigit(11.0, "9")) == []
+
+
+def test_given_a_key_nobody_offered_when_pressed_then_nothing():
+    machine = make(offers=OFFERS)
+    offered(machine)
+
+    assert machine.handle(CallerDigit(11.0, "5")) == [] and machine.chosen is None
