@@ -250,7 +250,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 app=settings.ari_app, moh_class=rules.moh_class,
                 ring_timeout=policy.operators.ring_timeout,
                 recording_notice=policy.recording.enabled,
-                codes=_feature_codes(policy),
+                codes=_feature_codes(policy), offers=_greeting_offers(policy),
                 number_region=(policy.callback.allowed_countries[0]
                                if len(policy.callback.allowed_countries) == 1 else None)))
         # an attempt's end goes to the dialer, which decides what next
@@ -366,6 +366,22 @@ def _transfer_settings(policy: Policy) -> TransferSettings:
                             check_in_interval=policy.hold.check_in_interval,
                             recording_notice=policy.recording.enabled,
                             complete_code=codes.transfer, cancel_code=codes.resume)
+
+
+def _greeting_offers(policy: Policy) -> tuple[tuple[str, ...], ...]:
+    """The keys said after the greeting, with how each is said: a queue by its department's
+    name; a language in that language (its prompt from that language's folder)."""
+    offers = []
+    names = {e.id: e.name_prompt or f"directory-{e.id}" for e in policy.directory}
+    for digit, queue in sorted(policy.greeting.queue_keys.items()):
+        department = policy.queue(queue).department or ""
+        offers.append((digit, "queue", queue, "sound:etiquette/greeting-key-queue",
+                       f"sound:etiquette/{names[department]}",
+                       "sound:etiquette/greeting-key-press", f"digits:{digit}"))
+    for digit, language in sorted(policy.greeting.language_keys.items()):
+        offers.append((digit, "language", language, f"sound:{language}/etiquette/language-offer",
+                       f"digits:{digit}"))
+    return tuple(offers)
 
 
 def _desk_codes(policy: Policy) -> DeskCodes:

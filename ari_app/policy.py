@@ -506,6 +506,11 @@ class QueuePolicy(_Section):
     department: Slug | None = None
     # Who serves the queue: a subset of [operators] endpoints (left out: all of them).
     operators: EndpointList = ()
+    # The numbers callers dial to wait here (the dialplan's ${EXTEN}, Stasis's second
+    # argument); a number no queue lists waits in the first queue.
+    extensions: Annotated[tuple[Annotated[StrictStr, _matching(r"[0-9*#+]{1,20}",
+                                                               "1-20 of 0-9 * # +")], ...],
+                          AfterValidator(_check_unique)] = ()
     # A check-in every check_in_interval seconds, start to start (20-30).
     check_in_interval: Annotated[StrictInt, _in_range(20, 30, "seconds", test_low=1)] = 25
     # The way out (1 keep waiting, 2 voice message, 3 callback keeping the place) after this
@@ -516,10 +521,16 @@ class QueuePolicy(_Section):
     default_after_max_wait: Literal["callback", "voicemail"] = "callback"
     # More callers than this waiting: the queue is full (voicemail or a callback at once).
     max_waiting: Annotated[StrictInt, _in_range(1, 1000)] = 50
+    # A caller whose estimated wait is longer than this many minutes is told the wait and
+    # offered the way out at once, as in a full queue (left out: no such limit).
+    max_estimated_wait: Annotated[StrictInt, _in_range(1, 120, "minutes")] | None = None
     # When the queue takes callers, in the business_hours time zone (default: business hours).
     hours: Window | None = None
     menu_repeat_after: MenuRepeatAfter = 4.0
     choice_timeout: Annotated[StrictInt, _in_range(3, 20, "seconds", test_low=1)] = 8
+    # Callers put through within this many seconds count as answered within the service
+    # level (the figure supervisors watch: 80 % within 20 s is common).
+    service_level: Annotated[StrictInt, _in_range(5, 600, "seconds")] = 20
     # A caller who hung up while waiting and calls again within this many seconds is welcomed
     # back at their old place (0: never).
     return_window: Annotated[StrictInt, _in_range(0, 3600, "seconds")] = 120
@@ -536,6 +547,19 @@ class QueuePolicy(_Section):
             raise _problem(f"must be at least threshold ({self.threshold})",
                            at=("max_wait",), value=self.max_wait)
         return self
+
+
+GreetingKey = Annotated[StrictStr, _matching(r"[1-9]", "one digit 1-9 (0 stays: a person)")]
+
+
+class GreetingPolicy(_Section):
+    """Keys offered once, right after the greeting and the recording notice: never a maze
+    (one level, a digit each, no key needed: without one the caller goes on as usual)."""
+
+    # "For Billing, press 2": the queue (it needs a department: its name is said).
+    queue_keys: dict[GreetingKey, Slug] = Field(default_factory=dict)
+    # "Для русского языка нажмите 9": said in that language; the call goes on in it.
+    language_keys: dict[GreetingKey, LanguageCode] = Field(default_factory=dict)
 
 
 # --- the policy ----------------------------------------------------------------
@@ -558,6 +582,7 @@ class Policy(_Section):
     directory: tuple[DirectoryEntry, ...] = ()
     # Optional: none configured, callers wait for an operator as before.
     queues: tuple[QueuePolicy, ...] = ()
+    greeting: GreetingPolicy = Field(default_factory=GreetingPolicy)
 
     @field_validator("languages")
     @classmethod
@@ -636,8 +661,15 @@ class Policy(_Section):
     @model_validator(mode="after")
     def _queues_are_consistent(self) -> Policy:
         seen: dict[str, int] = {}
+        numbers: dict[str, int] = {}
         departments = {e.id for e in self.directory if e.kind == "department"}
         for index, queue in enumerate(self.queues):
+            for number in queue.extensions:
+                if number in numbers:
+                    raise _problem(f"lists {number}, already in queues[{numbers[number]}]",
+                                   at=("queues", index, "extensions"),
+                                   value=list(queue.extensions))
+                numbers[number] = index
             if queue.name in seen:
                 raise _problem(f"is already used by queues[{seen[queue.name]}]",
                                at=("queues", index, "name"), value=queue.name)
@@ -651,6 +683,27 @@ class Policy(_Section):
                     raise _problem(f"includes {json.dumps(endpoint)}, which is not in "
                                    "operators.endpoints", at=("queues", index, "operators"),
                                    value=list(queue.operators))
+        return self
+
+    @model_validator(mode="after")
+    def _greeting_keys_are_known(self) -> Policy:
+        keys = self.greeting
+        for digit in set(keys.queue_keys) & set(keys.language_keys):
+            raise _problem("is both a queue key and a language key",
+                           at=("greeting", "language_keys", digit), value=digit)
+        queues = {q.name: q for q in self.queues}
+        for digit, name in keys.queue_keys.items():
+            if name not in queues:
+                known = ", ".join(queues) or "none"
+                raise _problem(f"is not a queue of the policy (queues: {known})",
+                               at=("greeting", "queue_keys", digit), value=name)
+            if queues[name].department is None:
+                raise _problem("has no department, whose name the caller would hear",
+                               at=("greeting", "queue_keys", digit), value=name)
+        for digit, language in keys.language_keys.items():
+            if language not in self.languages:
+                raise _problem(f"is not one of languages {list(self.languages)}",
+                               at=("greeting", "language_keys", digit), value=language)
         return self
 
     def queue(self, name: str) -> QueuePolicy:

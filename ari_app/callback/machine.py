@@ -21,6 +21,7 @@ from typing import ClassVar
 import structlog
 
 from ari_app.calls.machine import RuleMachine
+from ari_app.calls.pacing import menu_wait
 # the words every rule shares (the timer, prompts, the end): re-exported
 from ari_app.calls.vocabulary import (OPERATOR, Finish, Note, Play, PromptFinished, TimerFired,
                                       prompt_media)
@@ -135,6 +136,8 @@ class CallbackCallMachine(RuleMachine):
     operator: str = ""          # the endpoint reserved for this attempt
     language: str = "en"        # the customer's
     answer_timeout: float = 8.0
+    menu_repeat_after: float = 4.0  # no key by then: the menu is said once more
+    menu_repeated: bool = False
     state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
     customer_first: bool = False
     reason_prompt: str | None = None
@@ -206,7 +209,9 @@ class CallbackCallMachine(RuleMachine):
             return []
         del self.playing[ev.party]
         if ev.party == CUSTOMER and self.state is CallbackCallState.INTRODUCING:
-            self.deadline = ev.now + self.answer_timeout
+            # no dead air: the menu is said once more, then at most 5 s of silence
+            self.deadline = ev.now + menu_wait(self.menu_repeated, self.menu_repeat_after,
+                                               self.answer_timeout)
         elif ev.party == CUSTOMER and self.state is CallbackCallState.CLOSING:
             return self._finish(self.outcome or "rescheduled")
         return []
@@ -232,6 +237,10 @@ class CallbackCallMachine(RuleMachine):
         if self.deadline is None or ev.now < self.deadline:
             return []
         self.deadline = None
+        if self.state is CallbackCallState.INTRODUCING and not self.menu_repeated:
+            self.menu_repeated = True
+            return [Note("menu repeated", (("prompt", "callback-menu"),)),
+                    self._play(CUSTOMER, "callback-menu")]
         if self.state is CallbackCallState.INTRODUCING:  # nobody pressed a key: a machine?
             return self._finish("not-reached", "no key pressed after the introduction")
         return []

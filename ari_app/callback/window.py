@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from ari_app.policy import BusinessHours, QuietHours
-from ari_app.prompts.catalog import hours_prompt, minutes_prompt
+from ari_app.prompts.catalog import hours_prompt, spoken_minutes
 
 __all__ = ["PromiseWindow", "spoken_window", "callable_at", "next_callable", "promise_window", "customer_zone"]
 
@@ -99,10 +99,8 @@ def spoken_window(latest_at: float, now: float, language: str) -> tuple[str, ...
     """What a caller hears about when the callback comes: "we will call you back within 30
     minutes" (or hours, when it is later than two hours away: at night, over a weekend)."""
     minutes = max(1, -(-int(latest_at - now) // 60))
+    said = ("sound:etiquette/callback-window-prefix", "sound:etiquette/callback-within")
     if minutes <= 120:
-        count, word = minutes, minutes_prompt(minutes, language)
-    else:
-        count = -(-minutes // 60)
-        word = hours_prompt(count, language)
-    return ("sound:etiquette/callback-window-prefix", "sound:etiquette/callback-within",
-            f"number:{count}", f"sound:etiquette/{word}")
+        return (*said, *spoken_minutes(minutes, language))
+    count = -(-minutes // 60)
+    return (*said, f"number:{count}", f"sound:etiquette/{hours_prompt(count, language)}")

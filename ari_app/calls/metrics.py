@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from ari_app.calls.events import CallEvent
@@ -23,6 +23,9 @@ logger = structlog.get_logger()
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+WAIT_BUCKETS = (5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 1200)
+ERROR_BUCKETS = (5, 15, 30, 60, 120, 300, 600)
+QUEUE_OUTCOMES = frozenset({"connected", "abandoned", "voicemail", "callback"})
 
 FALLBACK_CHOICES = frozenset({"keep_holding", "voicemail", "callback"})
 TRANSFER_OUTCOMES = frozenset({"connected", "declined", "message", "failed", "operator_gone",
@@ -79,6 +82,31 @@ class CallMetrics:
         self.loop_lag = Histogram("etiquette_event_loop_lag_seconds",
                                   "How late the event loop ran a timer it was asked to run.",
                                   buckets=LAG_BUCKETS, registry=r)
+        # the queues: the wait is what callers notice most
+        self.queue_entered = Counter("etiquette_queue_entered",
+                                     "Callers who entered a queue.", ["queue"], registry=r)
+        self.queue_waiting = Gauge("etiquette_queue_waiting",
+                                   "Callers waiting in a queue, on this instance.", ["queue"],
+                                   registry=r)
+        self.queue_longest_wait = Gauge(
+            "etiquette_queue_longest_wait_seconds",
+            "The longest wait of a caller still waiting in a queue on this instance, as of the "
+            "queue's last step.", ["queue"], registry=r)
+        self.queue_waits = Histogram("etiquette_queue_wait_seconds",
+                                     "How long callers waited in a queue, by how it ended.",
+                                     ["queue", "outcome"], buckets=WAIT_BUCKETS, registry=r)
+        self.queue_within_sla = Counter(
+            "etiquette_queue_answered_within_service_level",
+            "Callers put through from a queue within its service level.", ["queue"],
+            registry=r)
+        self.queue_overflows = Counter("etiquette_queue_overflows",
+                                       "Callers refused by a closed or full queue.",
+                                       ["queue", "why"], registry=r)
+        self.queue_estimate_error = Histogram(
+            "etiquette_queue_estimate_error_seconds",
+            "How far the wait a caller was told was from the wait they had (absolute).",
+            ["queue"], buckets=ERROR_BUCKETS, registry=r)
+        self._in_line: dict[str, tuple[str, float]] = {}  # call -> (queue, entered at)
         self._connects = 0
         for reason in ("true", "false"):  # both series exist from the start
             self.holds.labels(reason_given=reason)
@@ -93,12 +121,10 @@ class CallMetrics:
                 self.calls.inc()
             case "hold:started":
                 self.holds.labels(reason_given="true" if d.get("reason") else "false").inc()
-            case "hold:check_in_played" | "transfer:check_in_played":
-                self.check_ins.labels(rule=event.rule).inc()
-                due = d.get("due_at")
-                if isinstance(due, (int, float)):
-                    self.check_in_lateness.labels(rule=event.rule).observe(
-                        max(0.0, event.at - due))
+            case ("queue:entered" | "queue:check_in_played" | "queue:connected"
+                  | "queue:abandoned" | "queue:overflow" | "queue:queue_left"
+                  | "queue:place_kept" | "queue:state_changed"):
+                self._queue(event)
             case "hold:fallback_offered":
                 self.fallbacks_offered.inc()
             case "hold:fallback_chosen":
@@ -115,8 +141,48 @@ class CallMetrics:
                 self.missed_calls.inc()
             case "callback:attempt_ended":
                 self.callbacks.labels(state=bounded(d.get("outcome"), CALLBACK_STATES)).inc()
+        if event.name in ("hold:check_in_played", "transfer:check_in_played",
+                          "queue:check_in_played"):
+            self.check_ins.labels(rule=event.rule).inc()
+            due = d.get("due_at")
+            if isinstance(due, (int, float)):
+                self.check_in_lateness.labels(rule=event.rule).observe(max(0.0, event.at - due))
         if event.step == "breach":
             self.breaches.labels(what=bounded(d.get("what"), BREACHES)).inc()
+
+    def _queue(self, event: CallEvent) -> None:
+        d, call = event.data, event.call_id
+        queue = str(d.get("queue") or (self._in_line.get(call) or ("",))[0] or "other")
+        match event.step:
+            case "entered":
+                self.queue_entered.labels(queue=queue).inc()
+                if (d.get("operators") or 0) > 0:
+                    self._in_line[call] = (queue, event.at)
+            case "overflow":
+                self.queue_overflows.labels(queue=queue, why=bounded(
+                    d.get("why"), frozenset({"closed", "full"}))).inc()
+            case "connected" | "abandoned" | "queue_left" | "place_kept":
+                outcome = {"queue_left": d.get("outcome"), "place_kept": "callback"}.get(
+                    event.step, event.step)
+                waited = d.get("waited")
+                if isinstance(waited, (int, float)):
+                    self.queue_waits.labels(queue=queue, outcome=bounded(
+                        outcome, QUEUE_OUTCOMES)).observe(waited)
+                if event.step == "connected" and d.get("within_service_level"):
+                    self.queue_within_sla.labels(queue=queue).inc()
+                error = d.get("estimate_error")
+                if event.step == "connected" and isinstance(error, (int, float)):
+                    self.queue_estimate_error.labels(queue=queue).observe(abs(error))
+                self._in_line.pop(call, None)
+            case "state_changed" if event.new in ("connecting", "keeping_place", "ended"):
+                self._in_line.pop(call, None)
+        self._count_queue(queue, event.at)
+
+    def _count_queue(self, queue: str, now: float) -> None:
+        entered = [at for q, at in self._in_line.values() if q == queue]
+        self.queue_waiting.labels(queue=queue).set(len(entered))
+        self.queue_longest_wait.labels(queue=queue).set(
+            max(0.0, now - min(entered)) if entered else 0.0)
 
     def ari_connected(self) -> None:
         """Called on every connect of the events WebSocket; the first one is no reconnect."""

@@ -41,6 +41,7 @@ from ari_app.calls.vocabulary import (CallerHungUp, DetachCaller, Finish, Note, 
                                       Play, PromptFinished, ReattachCaller, RecordingFinished,
                                       StartMusic, StopMusic, StopPlayback, TimerFired,
                                       prompt_media)
+from ari_app.prompts.catalog import spoken_minutes
 
 __all__ = [
     "HoldState", "HoldMachine", "HoldSettings", "InvalidHoldEvent",
@@ -91,6 +92,7 @@ class HoldRequested:
     expected_minutes: int | None = None
     source: str = "rest"            # phone | feature-code | rest
     holds_before: int = 0           # earlier holds in this call
+    language: str = "en"            # the caller's: how "N minutes" is said
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,8 @@ class HoldMachine(TakingANumber, RuleMachine):
                                          ("hold_number", ev.holds_before + 1))))
         media = [prompt_media("hold-intro"), prompt_media(ev.reason_prompt or "hold-no-reason")]
         if ev.expected_minutes:
-            media += [prompt_media("hold-expected-duration"), f"number:{ev.expected_minutes}",
-                      prompt_media("minute" if ev.expected_minutes == 1 else "minutes")]
+            media += [prompt_media("hold-expected-duration"),
+                      *spoken_minutes(ev.expected_minutes, ev.language)]
         return [*notes, DetachCaller(), self._play("hold-intro", tuple(media))]
 
     def _on_FallbackRequested(self, ev: FallbackRequested) -> list[object]:

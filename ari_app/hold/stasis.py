@@ -63,7 +63,7 @@ class HoldRule(RuleBase):
         return machine, h.HoldRequested(now, reason, self.reason_prompts.get(reason or ""),
                                         request.get("expected_minutes"),
                                         request.get("source", "rest"),
-                                        request.get("holds_before", 0))
+                                        request.get("holds_before", 0), legs.language)
 
     def ask(self, what: str, data: Mapping[str, Any], now: float) -> object:
         if what == "resume":

@@ -19,7 +19,7 @@ import structlog
 
 from ari_app.calls.machine import RuleMachine
 from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, Finish, HandTo,
-                                      OperatorHungUp, Play, PromptFinished, RuleEnded,
+                                      Note, OperatorHungUp, Play, PromptFinished, RuleEnded,
                                       TimerFired)
 from ari_app.inbound import words
 from ari_app.inbound.feature_codes import (REASON_WAIT, FeatureCodes, caller_key, operator_key,
@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 logger = structlog.get_logger()
+OFFERS = "greeting-offers"  # the keys offered after the greeting, said as one prompt
 
 
 @dataclass
@@ -82,6 +83,10 @@ class InboundMachine(HandOffs):
     rule: str | None = None              # the rule that has the caller now (hold, ...)
     queue: str | None = None             # where the caller waits when nobody is free
     returning: bool = False              # back within the queue's return window
+    # keys offered after the greeting: [digit, "queue" | "language", the queue or language,
+    # then how it is said (media)]
+    offers: list[list[str]] = field(default_factory=list)
+    chosen: str | None = None            # the greeting key pressed
     pending_transfer: dict[str, Any] | None = None  # a TransferCall waiting for a hand-over
 
     def get_timer(self) -> float | None:
@@ -95,6 +100,8 @@ class InboundMachine(HandOffs):
         self.language = ev.language or "en"
         self.queue, self.returning = ev.queue, ev.returning and ev.queue is not None
         self.prompts = ["recording-notice"] if self.recording_notice else []
+        if self._offered() and not self.returning:
+            self.prompts.append(OFFERS)
         # a caller who hung up while waiting and calls again is welcomed back, not greeted anew
         return [Answer(), self._play("queue-welcome-back" if self.returning else "greeting")]
 
@@ -106,7 +113,11 @@ class InboundMachine(HandOffs):
         self.playing = None
         if self.state is InboundState.GREETING:
             if self.prompts:
-                return [self._play(self.prompts.pop(0))]
+                prompt = self.prompts.pop(0)
+                if prompt == OFFERS:
+                    self.playing = prompt
+                    return [Play(prompt, tuple(m for o in self._offered() for m in o[3:]))]
+                return [self._play(prompt)]
             self._set_state(InboundState.SEEKING_OPERATOR)
             return [FindOperator(tuple(self.tried))]
         if self.told_busy and HOLD_BRIDGE not in self.bridges and self.state in (
@@ -199,12 +210,33 @@ class InboundMachine(HandOffs):
         return []
 
     def _on_CallerDigit(self, ev: CallerDigit) -> list[object]:
+        if self.state is InboundState.GREETING:
+            return self._greeting_key(ev.digit)
         if not self.codes.caller_supervisor or self.state is not InboundState.CONNECTED:
             return []
         self.caller_keys, intent = caller_key(self.codes, self.caller_keys, ev.digit)
         if intent.kind == "supervisor":
             return self._on_EscalationRequested(EscalationRequested(ev.now, "caller"))
         return []
+
+    def _greeting_key(self, digit: str) -> list[object]:
+        """A key offered after the greeting: the queue or the language from now on (once)."""
+        if self.chosen is not None:
+            return []
+        for key, kind, value in ((o[0], o[1], o[2]) for o in self._offered()):
+            if key != digit:
+                continue
+            self.chosen = digit
+            if kind == "queue":
+                self.queue = value
+            else:
+                self.language = value
+            return [Note("greeting key", (("key", digit), (kind, value)))]
+        return []
+
+    def _offered(self) -> list[list[str]]:
+        """The keys worth offering this caller (not the language they already have)."""
+        return [o for o in self.offers if not (o[1] == "language" and o[2] == self.language)]
 
     # --- hang-ups and the end -------------------------------------------------------------------
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:

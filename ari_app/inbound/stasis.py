@@ -26,7 +26,7 @@ from ari_app.calls.ownership import CallOwnership
 from ari_app.calls.rule import CallLegs
 from ari_app.calls.runner import RuleRunner
 from ari_app.calls.timers import CallTimers
-from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, HandTo,
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, HandTo, Note,
                                       OperatorHungUp, PromptFinished, RuleEnded, TimerFired,
                                       ToRule)
 from ari_app.customers.service import Customers
@@ -129,6 +129,8 @@ class InboundSettings:
     seek_retry: float = 3.0
     number_region: str | None = None  # national caller IDs are read in this country
     request_timeout: float = 10.0
+    # keys offered after the greeting (inbound/machine.py `offers`)
+    offers: tuple[tuple[str, ...], ...] = ()
     clock: Callable[[], float] = time.time
 
 
@@ -239,7 +241,8 @@ class InboundStasis:
                 machine = m.InboundMachine(
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
-                    operator_count=len(self.services.operators.endpoints), codes=self.codes)
+                    operator_count=len(self.services.operators.endpoints), codes=self.codes,
+                    offers=[list(o) for o in self.settings.offers])
         elif machine is None:
             return
         elif isinstance(item, Tick):
@@ -417,17 +420,17 @@ class InboundStasis:
         return []
 
     def _queue_of(self, call_id: str, args: list[str]) -> str | None:
-        """The queue the dialplan names (`Stasis(app,inbound,<exten>,<queue>)`), else the
-        policy's first; None when the policy has no queue."""
+        """The queue the dialplan names (`Stasis(app,inbound,<exten>,<queue>)`), else the one
+        that lists the number dialled, else the policy's first; None without queues."""
         queues = self.services.queues
         if queues is None or not queues.names:
             return None
         wanted = args[2] if len(args) > 2 and args[2] else None
         if wanted is not None and wanted not in queues.policies:
-            logger.warning("dialplan names an unknown queue: using the policy's first",
+            logger.warning("dialplan names an unknown queue: the number decides",
                            queue=wanted, known=queues.names, call_id=call_id)
             wanted = None
-        return wanted or queues.default()
+        return wanted or queues.for_number(args[1] if len(args) > 1 else "")
 
     async def _returning(self, arrived: object) -> object:
         """A caller who hung up while waiting and calls again within the return window."""
@@ -485,8 +488,10 @@ class InboundStasis:
                     return _first(await self.rules.ask(rule, self._legs(machine), what, data))
                 case m.Answer():
                     await self.ari.answer(call_id)
-                case m.Play(prompt=prompt):
-                    await self._play(machine, call_id, prompt, CALLER)
+                case m.Play(prompt=prompt, media=media):
+                    await self._play(machine, call_id, prompt, CALLER, media)
+                case Note(event=event, data=data):
+                    self.events.note(call_id, event, dict(data), operator=machine.operator)
                 case m.PlayToOperator(prompt=prompt):
                     await self._play(machine, machine.operator_channel, prompt, OPERATOR)
                 case m.Ring():
@@ -542,9 +547,9 @@ class InboundStasis:
         return None
 
     async def _play(self, machine: m.InboundMachine, channel: str | None, prompt: str,
-                    party: str) -> None:
+                    party: str, media: tuple[str, ...] = ()) -> None:
         if channel:
-            await self.ari.play(channel, f"sound:etiquette/{prompt}",
+            await self.ari.play(channel, list(media) or f"sound:etiquette/{prompt}",
                                 playback_id=ids.playback(machine.call_id,
                                                          f"{OWN_TAG}{uuid.uuid4().hex[:8]}",
                                                          prompt, party),

@@ -106,6 +106,18 @@ def hours_prompt(count: int, lang: str) -> str:
         minutes_prompt(count, lang)]
 
 
+def spoken_minutes(count: int, lang: str) -> tuple[str, ...]:
+    """"N minutes" as media. Russian says 1 and 2 in the feminine before минута (одна, две),
+    which ARI's number: cannot, and Asterisk's Russian sounds have no digits/1f or 2f: those
+    come from the catalog (count-1f, count-2f)."""
+    word = f"sound:etiquette/{minutes_prompt(count, lang)}"
+    units, tens = count % 10, count % 100
+    if lang.split("_")[0] == "ru" and units in (1, 2) and tens not in (11, 12):
+        head = (f"number:{count - units}",) if count > units else ()
+        return (*head, f"sound:etiquette/count-{units}f", word)
+    return (f"number:{count}", word)
+
+
 def minutes_prompt(count: int, lang: str) -> str:
     """Which of `minute`, `minutes-few`, `minutes` follows the number `count`.
 

@@ -38,7 +38,7 @@ from ari_app.calls.pacing import next_check_in
 from ari_app.calls.vocabulary import (OPERATOR, CallerHungUp, Finish, Note, OperatorHungUp, Play,
                                       PromptFinished, StartMusic, StopMusic, StopPlayback,
                                       TimerFired, prompt_media)
-from ari_app.prompts.catalog import minutes_prompt
+from ari_app.prompts.catalog import spoken_minutes
 from ari_app.queue.estimate import LESS_THAN_A_MINUTE, MINUTES, WaitEstimate
 
 __all__ = [
@@ -87,6 +87,7 @@ class QueueSettings:
     menu_repeat_after: float = 4.0
     language: str = "en"
     numbers: NumberRules = NumberRules()   # what may be called back (none: nothing)
+    service_level: float = 20.0            # answered within this: counted as such
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -250,14 +251,8 @@ class InvalidQueueEvent(Exception):
 
 
 def minutes_media(count: int, language: str) -> tuple[str, ...]:
-    """"N minutes" as media: Russian says 1 and 2 in the feminine before минута (одна, две),
-    which ARI's number: cannot: those come from digits/1f and digits/2f."""
-    word = prompt_media(minutes_prompt(count, language))
-    units, tens = count % 10, count % 100
-    if language.split("_")[0] == "ru" and units in (1, 2) and tens not in (11, 12):
-        head = (f"number:{count - units}",) if count > units else ()
-        return (*head, f"sound:digits/{units}f", word)
-    return (f"number:{count}", word)
+    """"N minutes" as media (prompts/catalog.py: Russian's feminine one and two)."""
+    return spoken_minutes(count, language)
 
 
 @dataclass
@@ -472,7 +467,10 @@ class QueueMachine(TakingANumber, RuleMachine):
             return [Note("operator released", (("operator", ev.operator),
                                                ("state", self.state.value))),
                     HangUpOperator(self.leg or ""), ReleaseOperator(ev.operator)]
-        actions: list[object] = [StopMusic()] if self.state is QueueState.WAITING else []
+        # music plays while waiting, and while a check-in waits for the caller's place
+        music = self.state is QueueState.WAITING or (
+            self.state is QueueState.CHECKING_IN and self.checking_in)
+        actions: list[object] = [StopMusic()] if music else []
         actions += self._stop_playing()
         self.next_check_in = self.offer_at = self.choice_deadline = None
         self.checking_in = False
@@ -502,8 +500,13 @@ class QueueMachine(TakingANumber, RuleMachine):
         self.waiting_for = []
         self.outcome = "connected"
         waited = self._waited(now)
+        error = (None if self.estimate_seconds is None
+                 else round(waited - self.estimate_seconds, 1))
         return [Note("connected", (("operator", self.operator), ("waited", waited),
-                                   ("queue", self.settings.queue))),
+                                   ("queue", self.settings.queue),
+                                   ("within_service_level",
+                                    waited <= self.settings.service_level),
+                                   ("estimate_error", error))),
                 Finish("connected", {"operator": self.operator, "leg": self.leg,
                                      "waited": waited, "queue": self.settings.queue})]
 

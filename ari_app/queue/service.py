@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 import structlog
 from redis.asyncio import Redis
 
+from ari_app.calls.vocabulary import prompt_media
 from ari_app.operators.service import OperatorService
+from ari_app.prompts.catalog import spoken_minutes
 from ari_app.policy import BusinessHours, Policy, QueuePolicy
 from ari_app.queue.estimate import EstimateSettings, HandleTimes, estimate_wait
 from ari_app.queue.machine import QueueEntered, QueueRefused
@@ -58,6 +60,13 @@ class QueueDesk:
         """The queue of a call whose dialplan names none: the policy's first."""
         return next(iter(self.policies), None)
 
+    def for_number(self, dialled: str) -> str | None:
+        """The queue that lists the number the caller dialled, else the policy's first."""
+        for name, policy in self.policies.items():
+            if dialled in policy.extensions:
+                return name
+        return self.default()
+
     def operators(self, queue: str) -> OperatorService:
         """The operators who serve `queue` (its `operators`, else all of the policy's)."""
         return self._operators[queue]
@@ -75,7 +84,8 @@ class QueueDesk:
             return False
         return bool(await self.redis.exists(self.keys.queue_left(queue, number)))
 
-    async def join(self, queue: str, call_id: str, number: str) -> Joined:
+    async def join(self, queue: str, call_id: str, number: str, language: str = "en"
+                   ) -> Joined:
         """Put the caller in line (back at their old place when they return) and say what they
         are told; an overflow or a queue nobody serves leaves them out of line."""
         policy, now = self.policies[queue], self.clock()
@@ -87,7 +97,9 @@ class QueueDesk:
         else:
             closed = not self.business.is_open(moment)
         if closed:
-            return Joined(QueueRefused(now, "closed"), False)
+            return Joined(QueueRefused(now, "closed", _hours_said(
+                hours or self.business.hours_on(moment.astimezone(self.business.zone)
+                                                .weekday()))), False)
         operators = self.operators(queue)
         listed = await operators.listing()
         available = sum(1 for o in listed if o["state"] == "logged_in")
@@ -105,6 +117,14 @@ class QueueDesk:
         estimate = estimate_wait(position, now=now, handle_times=await self.handle_times(queue),
                                  available=available, free=free,
                                  settings=self._estimate_settings(policy))
+        limit = policy.max_estimated_wait
+        if limit is not None and estimate.seconds is not None and estimate.seconds > limit * 60:
+            # too long a wait to ask of anyone: said, and the way out at once
+            await self.store.remove(queue, call_id)
+            said = ((prompt_media("queue-wait-about"),
+                     *spoken_minutes(estimate.minutes, language)) if estimate.minutes
+                    else ())
+            return Joined(QueueRefused(now, "full", said), False)
         return Joined(QueueEntered(now, position, estimate, available, returning,
                                    entry.arrival), True)
 
@@ -190,6 +210,19 @@ class QueueDesk:
                 "longest_wait": round(max((now - e.arrival for e in entries), default=0.0), 1),
                 "operators": operators})
         return out
+
+
+def _hours_said(hours) -> tuple[str, ...]:
+    """"Our operators take calls from 9 to 18 o'clock" (minutes said when not on the hour);
+    nothing when the queue has no hours today."""
+    if hours is None:
+        return ()
+
+    def at(moment) -> tuple[str, ...]:
+        return (f"number:{moment.hour}", *((f"number:{moment.minute}",) if moment.minute else ()))
+
+    return (prompt_media("queue-hours-from"), *at(hours.start), prompt_media("queue-hours-to"),
+            *at(hours.end), prompt_media("queue-hours-oclock"))
 
 
 _NO_ESTIMATE = estimate_wait(1, now=0.0, handle_times=(), available=0, free=0,

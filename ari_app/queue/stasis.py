@@ -112,7 +112,7 @@ class QueueRule(RuleBase):
         queue, caller = machine.settings.queue, legs.call_id
         match action:
             case q.JoinQueue():
-                joined = await self.desk.join(queue, caller, legs.number)
+                joined = await self.desk.join(queue, caller, legs.number, legs.language)
                 if joined.in_line:
                     self.dispatcher.kick(queue)
                 return joined.event
@@ -224,5 +224,6 @@ def queue_settings(policy, numbers) -> dict[str, q.QueueSettings]:
             check_in_interval=queue.check_in_interval, threshold=queue.threshold,
             max_wait=queue.max_wait, default_after_max_wait=queue.default_after_max_wait,
             choice_timeout=queue.choice_timeout, menu_repeat_after=queue.menu_repeat_after,
-            language=policy.default_language, numbers=numbers)
+            language=policy.default_language, numbers=numbers,
+            service_level=queue.service_level)
     return out

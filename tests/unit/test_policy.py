@@ -635,13 +635,13 @@ def test_given_unknown_key_when_load_then_error_names_key(tmp_path):
 
 
 def test_given_unknown_section_and_entry_key_when_load_then_each_is_named(tmp_path):
-    body = 'company = "X"\n[greeting]\ntext = "hi"\n' + entry() + "floor = 3\n"
+    body = 'company = "X"\n[welcome]\ntext = "hi"\n' + entry() + "floor = 3\n"
     path = write_policy(tmp_path, body)
 
     problems = sorted(problems_of(path))
 
     assert problems[0].startswith(f"{path}: unknown key directory[0].floor (allowed keys: id, kind,")
-    assert problems[1].startswith(f"{path}: unknown key greeting (allowed keys: company, ")
+    assert problems[1].startswith(f"{path}: unknown key welcome (allowed keys: company, ")
 
 
 def test_given_toml_syntax_error_when_load_then_error_names_line(tmp_path):
@@ -810,3 +810,20 @@ def test_given_a_full_queue_when_load_then_kept(tmp_path):
     queue = load_policy(path).queue("billing")
     assert queue.operators == ("PJSIP/operator2",) and str(queue.hours) == "08:00-20:00"
     assert queue.default_handle_time == 240 and queue.default_after_max_wait == "voicemail"
+
+
+def test_given_greeting_keys_when_queue_or_language_unknown_then_named(tmp_path):
+    queues = ('[[directory]]\nid = "billing"\nkind = "department"\nname = "Billing"\n'
+              'endpoint = "PJSIP/b"\ndirect_number = "4100"\n'
+              '[[queues]]\nname = "sales"\n[[queues]]\nname = "billing"\ndepartment = "billing"\n')
+    good = write_policy(tmp_path, 'company = "X"\n[greeting]\nqueue_keys = {"2" = "billing"}\n'
+                        'language_keys = {"9" = "ru"}\n' + queues)
+    assert dict(load_policy(good).greeting.queue_keys) == {"2": "billing"}
+    for keys, wrong in (('queue_keys = {"2" = "nope"}', "is not a queue"),
+                        ('queue_keys = {"2" = "sales"}', "has no department"),
+                        ('queue_keys = {"0" = "billing"}', "one digit 1-9"),
+                        ('language_keys = {"9" = "de"}', "is not one of languages"),
+                        ('queue_keys = {"2" = "billing"}\nlanguage_keys = {"2" = "ru"}',
+                         "both a queue key and a language key")):
+        path = write_policy(tmp_path, f'company = "X"\n[greeting]\n{keys}\n' + queues)
+        assert any(wrong in p for p in problems_of(path)), (keys, problems_of(path))

@@ -8,12 +8,12 @@ The timeline most tests share (answer_timeout 8 s):
     0.0  Started              -> DialOperator
     2.0  operator answers     -> operator-callback-intro to the operator, DialCustomer
    10.0  customer answers     -> callback-intro (intro [+ reason] + menu) to the customer
-   20.0  intro ends           -> answer deadline 28.0
+   20.0  intro ends           -> the menu again at 24.0 (no dead air), then 5 s to choose
    22.0  1: Connect           |  2: operator hung up, callback-rescheduled + goodbye
   customer-first
     0.0  Started              -> DialCustomer
    10.0  customer answers     -> callback-intro
-   20.0  intro ends           -> answer deadline 28.0
+   20.0  intro ends           -> the menu again at 24.0
    22.0  1                    -> callback-connecting, DialOperator
    25.0  operator answers     -> Connect
 """
@@ -56,7 +56,7 @@ ANSWER_TIMEOUT = 8.0
 OPERATOR_ANSWERS = 2.0
 CUSTOMER_ANSWERS = 10.0
 INTRO_END = 20.0
-DEADLINE = INTRO_END + ANSWER_TIMEOUT
+DEADLINE = INTRO_END + 4.0  # no key: the menu is said once more (calls/pacing.py)
 KEY_AT = 22.0
 OPERATOR_JOINS = 25.0
 
@@ -104,7 +104,7 @@ def introducing() -> CallbackCallMachine:
 
 
 def intro_heard() -> CallbackCallMachine:
-    """Intro ended at 20.0: the customer has until 28.0 to press a key."""
+    """Intro ended at 20.0: the menu is said again at 24.0 if no key came."""
     machine = introducing()
     assert machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER)) == []
     assert machine.get_timer() == DEADLINE
@@ -273,7 +273,7 @@ def test_given_intro_playing_when_intro_finishes_then_answer_deadline_set_from_t
 
     assert machine.handle(PromptFinished(INTRO_END, "callback-intro", party=CUSTOMER)) == []
     assert machine.state is CallbackCallState.INTRODUCING
-    assert machine.get_timer() == INTRO_END + ANSWER_TIMEOUT
+    assert machine.get_timer() == INTRO_END + 4.0  # then the menu once more
 
 
 def test_given_intro_playing_when_another_prompt_finishes_then_ignored_and_no_deadline():
@@ -301,8 +301,22 @@ def test_given_intro_heard_when_timer_fires_before_deadline_then_nothing_happens
     assert machine.get_timer() == DEADLINE
 
 
+def test_given_intro_heard_when_no_key_then_menu_said_again_and_then_at_most_5_s_of_silence():
+    machine = intro_heard()
+
+    actions = machine.handle(TimerFired(DEADLINE))
+
+    assert [a for a in actions if isinstance(a, Play)] == [
+        Play("callback-menu", ("sound:etiquette/callback-menu",), party=CUSTOMER)]
+    assert machine.state is CallbackCallState.INTRODUCING and machine.get_timer() is None
+    assert machine.handle(PromptFinished(27.0, "callback-menu", party=CUSTOMER)) == []
+    assert machine.get_timer() == 27.0 + 5.0
+
+
 def test_given_intro_heard_when_no_key_by_deadline_then_not_reached_and_both_hung_up():
     machine = intro_heard()
+    machine.handle(TimerFired(DEADLINE))
+    machine.handle(PromptFinished(27.0, "callback-menu", party=CUSTOMER))
 
     actions = machine.handle(TimerFired(machine.get_timer()))
 
@@ -569,8 +583,10 @@ def test_given_customer_first_ringing_when_operator_hangs_up_then_ignored():
 
 def test_given_customer_first_when_no_key_by_deadline_then_not_reached_and_customer_hung_up():
     machine = cf_intro_heard()
+    machine.handle(TimerFired(DEADLINE))  # the menu once more
+    machine.handle(PromptFinished(27.0, "callback-menu", party=CUSTOMER))
 
-    assert machine.handle(TimerFired(DEADLINE)) == finished(
+    assert machine.handle(TimerFired(machine.get_timer())) == finished(
         "not-reached", "no key pressed after the introduction", CUSTOMER)
 
 
@@ -736,7 +752,9 @@ def test_given_intro_heard_when_stored_as_json_then_deadline_and_legs_survive():
     assert machine.get_timer() == DEADLINE
     assert machine.up == [OPERATOR, CUSTOMER]
     assert machine.playing == {OPERATOR: "operator-callback-intro"}
-    assert machine.handle(TimerFired(DEADLINE))[-1] == Finish(
+    machine.handle(TimerFired(DEADLINE))  # the menu once more
+    machine.handle(PromptFinished(27.0, "callback-menu", party=CUSTOMER))
+    assert machine.handle(TimerFired(machine.get_timer()))[-1] == Finish(
         "not-reached", {"detail": "no key pressed after the introduction"})
 
 
