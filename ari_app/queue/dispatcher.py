@@ -158,8 +158,28 @@ class QueueDispatcher:
 
     # --- the background: offers from other instances, the sweep ------------------------------
     async def run(self) -> None:
+        """Offers from other instances and the sweep, for as long as the app runs; Redis away
+        is a warning and a wait (as everywhere), never a dead task."""
+        away = False
+        try:
+            while True:
+                try:
+                    await self._listen(resumed=away)
+                except STORAGE_ERRORS as exc:
+                    if not away:
+                        logger.warning("queue dispatcher waits for storage", error=str(exc))
+                    away = True
+                    await asyncio.sleep(1.0)
+        finally:
+            for handle in self._later:
+                handle.cancel()
+
+    async def _listen(self, resumed: bool) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.keys.queue_channel())
+        if resumed:
+            logger.info("queue dispatcher resumed after storage came back")
+            self.kick()  # what was freed meanwhile
         next_sweep = time.monotonic() + self.sweep
         try:
             while True:
@@ -170,9 +190,10 @@ class QueueDispatcher:
                     next_sweep = time.monotonic() + self.sweep
                     await self._sweep()
         finally:
-            for handle in self._later:
-                handle.cancel()
-            await pubsub.aclose()
+            try:
+                await pubsub.aclose()
+            except STORAGE_ERRORS:
+                pass
 
     def _offered(self, raw: bytes | str) -> None:
         offer = json.loads(raw)

@@ -32,6 +32,8 @@ KEYS = Keyspace()  # the app's own key names
 pytestmark = pytest.mark.integration
 CHECK_INS = ("[hold]\ncheck_in_interval = 4\nfallback_after = 60\n"
              "[callback]\nallowed_countries = [\"US\"]\n")
+# a queue too: its dispatcher waits for Redis like everything else, GET /api/queues is a 503
+WITH_QUEUE = CHECK_INS + '[[queues]]\nname = "sales"\nhours = "00:00-23:59"\n'
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
@@ -103,6 +105,7 @@ async def assert_storage_503_everywhere(base: str, call_id: str, request_id: str
               ("GET", "/api/customers/+12125550142", {}),
               ("DELETE", f"/api/calls/{call_id}/hold", {}),
               ("GET", "/api/operators", {}),
+              ("GET", "/api/queues", {}),
               ("POST", "/api/operators/operator1/pause", {"json": {"reason": "break"}})]
     for method, path, extra in routes:
         status, body, took, kind = await timed(method, base + path, headers=AUTH, **extra)
@@ -116,7 +119,7 @@ async def assert_storage_503_everywhere(base: str, call_id: str, request_id: str
     assert took < 2.0, took
 
 
-@pytest.mark.policy(CHECK_INS)
+@pytest.mark.policy(WITH_QUEUE)
 async def test_redis_killed_mid_call(app, app_runner, parties, ari, redis, sandbox, spool):
     instance, _ = sandbox
     callers, phones, observer = parties
@@ -146,7 +149,7 @@ async def test_redis_killed_mid_call(app, app_runner, parties, ari, redis, sandb
     await callers.hang_up(ours)
 
 
-@pytest.mark.policy(CHECK_INS)
+@pytest.mark.policy(WITH_QUEUE)
 async def test_redis_stopped_mid_call(app, app_runner, parties, ari, redis, sandbox, spool):
     """SIGSTOP: Redis takes connections and never answers; without timeouts every request
     hung. Now each answers 503 within 2 s, and the call goes on once Redis does."""
