@@ -73,6 +73,7 @@ from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
 from ari_app.watchdog import Watched, Watchdog
 from ari_app import http as api
+from ari_app import openapi
 from ari_app.callback.keys import callback_calls_key, callbacks_key, rate_limits_key
 from ari_app.customers.keys import customers_key
 from ari_app.inbound import http as inbound_http
@@ -134,6 +135,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(calls_http.routes)
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
+    app.add_routes(openapi.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)

@@ -1,0 +1,186 @@
+"""The REST API described: an OpenAPI 3.1 document of every route, served at
+`GET /api/openapi.json` (public: it holds no data). A unit test keeps it true: every route the
+app registers is in it, and every path in it is a route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ari_app.http import public
+
+__all__ = ["document", "routes"]
+
+routes = web.RouteTableDef()
+
+ERROR = {"type": "object", "required": ["error_id", "message"], "properties": {
+    "error_id": {"type": "string", "examples": ["no-such-call"]},
+    "message": {"type": "string"},
+    "field": {"type": "string", "description": "the request's field at fault (422)"}}}
+OBJECT = {"type": "object"}
+TEXT = {"type": "string"}
+
+
+def _error(status: int, *ids: str) -> tuple[str, dict]:
+    return str(status), {"description": " | ".join(ids), "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"},
+                             "example": {"error_id": ids[0], "message": "..."}}}}
+
+
+STORAGE = _error(503, "storage-unavailable")
+AUTH = _error(401, "unauthorized")
+BAD = _error(422, "invalid-request", "invalid-json")
+NO_CALL = _error(404, "no-such-call")
+STATE = _error(409, "wrong-call-state", "call-busy")
+
+
+def _ok(status: int, what: str, schema: dict | None = None, example: Any = None,
+        kind: str = "application/json") -> tuple[str, dict]:
+    content: dict = {"schema": schema or OBJECT}
+    if example is not None:
+        content["example"] = example
+    return str(status), {"description": what, "content": {kind: content}}
+
+
+def _op(summary: str, *responses: tuple[str, dict], body: dict | None = None,
+        params: tuple[tuple[str, str, str], ...] = (), secured: bool = True) -> dict:
+    """One operation: `params` are (name, in, description)."""
+    op: dict = {"summary": summary, "responses": dict(responses)}
+    if not secured:
+        op["security"] = []
+    if params:
+        op["parameters"] = [{"name": n, "in": where, "required": where == "path",
+                             "description": d, "schema": TEXT} for n, where, d in params]
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": body}}}
+    return op
+
+
+def _body(**fields: tuple[str, str]) -> dict:
+    """A JSON object: name -> (type, description); none required unless marked '!'."""
+    required = [n for n, (t, _) in fields.items() if t.endswith("!")]
+    return {"type": "object", "required": required, "properties": {
+        n: {"type": t.rstrip("!"), "description": d} for n, (t, d) in fields.items()}}
+
+
+CALL = (("call_id", "path", "the call's id (the caller's channel id)"),)
+VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
+
+
+def document() -> dict:
+    paths: dict[str, dict] = {
+        "/healthz": {"get": _op(
+            "Whether every part works (Redis, ARI, the events WebSocket, background tasks)",
+            _ok(200, "healthy", example={"redis": "ok", "ari": "ok"}),
+            _ok(503, "not healthy: `problems` names each part"), secured=False)},
+        "/metrics": {"get": _op("Prometheus metrics", _ok(200, "the text format",
+                                                           TEXT, kind="text/plain"),
+                                secured=False)},
+        "/callback": {"get": _op("The customers' callback page (HTML)",
+                                 _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/api/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI 3.1"),
+                                         secured=False)},
+        "/api/calls": {"get": _op("The calls in progress", _ok(200, "the calls", example={
+            "calls": [{"call_id": "1796298214.23", "status": "queued", "caller": "+12125550100",
+                       "operator": None, "started_at": 1796298214.2}]}), AUTH, STORAGE)},
+        "/api/calls/{call_id}/hold": {
+            "post": _op("Put the caller on hold (the reason is said to them)",
+                        _ok(202, "on hold"), NO_CALL, STATE, BAD, AUTH, STORAGE, params=CALL,
+                        body=_body(reason=("string", "a key of the policy's hold reasons"),
+                                   expected_minutes=("integer", "1-30, said to the caller"))),
+            "delete": _op("Take the caller off hold", _ok(202, "resuming"), NO_CALL, STATE,
+                          AUTH, STORAGE, params=CALL)},
+        "/api/calls/{call_id}/transfer": {
+            "post": _op("Transfer the caller (announced or attended)", _ok(202, "started"),
+                        NO_CALL, STATE, BAD, _error(404, "no-such-transfer-target"),
+                        _error(409, "transfer-target-not-available"), AUTH, STORAGE,
+                        params=CALL, body=_body(
+                            target=("string!", "a directory entry's id, code or number"),
+                            mode=("string", '"announced" or "attended"'),
+                            reason=("string", "a key of the policy's reasons"))),
+            "delete": _op("Cancel the transfer", _ok(202, "cancelled"), NO_CALL, STATE, AUTH,
+                          STORAGE, params=CALL)},
+        "/api/calls/{call_id}/transfer/complete": {"post": _op(
+            "Complete an attended transfer", _ok(202, "completing"), NO_CALL, STATE, AUTH,
+            STORAGE, params=CALL)},
+        "/api/calls/{call_id}/escalate": {"post": _op(
+            "A supervisor for the caller (or their complaint recorded)", _ok(202, "started"),
+            NO_CALL, STATE, AUTH, STORAGE, params=CALL)},
+        "/api/callbacks": {"post": _op(
+            "Ask to be called back (the web page; CSRF token from its cookie)",
+            _ok(200, "joined the number's open request (merged)"),
+            _ok(201, "accepted, with the promised window", example={
+                "id": "5f0c...", "status": "pending", "number": "+12125550100",
+                "window": {"earliest": 1795528800.0, "latest": 1795530600.0,
+                           "time_zone": "America/New_York"}, "merged": False}),
+            _error(403, "csrf-token-missing-or-wrong"), BAD,
+            _error(422, "no-callback-window"), _error(429, "too-many-requests"), STORAGE,
+            body=_body(number=("string!", "the number to call back"),
+                       name=("string", "who asks"), topic=("string", "what about"),
+                       time_zone=("string", "IANA zone, else from the number"),
+                       preferred_time=("string", "ISO time, the earliest wanted")),
+            secured=False)},
+        "/api/callbacks/{request_id}": {"get": _op(
+            "A callback request's status (its id is the secret)", _ok(200, "the request"),
+            _error(404, "no-such-callback-request"), STORAGE,
+            params=(("request_id", "path", "the id the POST returned"),), secured=False)},
+        "/api/customers/{number}": {"get": _op(
+            "A customer's card: name, calls, callback requests, messages",
+            _ok(200, "the card"), _error(404, "no-such-customer"), AUTH, STORAGE,
+            params=(("number", "path", "E.164"),))},
+        "/api/voicemails": {"get": _op(
+            "Voice messages", _ok(200, "the messages"), AUTH, STORAGE,
+            params=(("for", "query", "an operator endpoint or a directory id"),
+                    ("heard", "query", "true or false")))},
+        "/api/voicemails/{voicemail_id}": {
+            "get": _op("One voice message", _ok(200, "the message"),
+                       _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL),
+            "delete": _op("Delete the message and its recording", _ok(200, "deleted"),
+                          _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
+        "/api/voicemails/{voicemail_id}/audio": {"get": _op(
+            "The recording (WAV)", _ok(200, "audio", {"type": "string", "format": "binary"},
+                                       kind="audio/wav"),
+            _error(404, "no-such-voicemail", "voicemail-recording-gone"), AUTH, STORAGE,
+            params=VOICEMAIL)},
+        "/api/voicemails/{voicemail_id}/heard": {"post": _op(
+            "Mark the message heard", _ok(200, "the message"),
+            _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
+        "/api/events": {"get": _op(
+            "The live call events (server-sent events, one JSON event each)",
+            _ok(200, "the stream", TEXT, kind="text/event-stream"), AUTH)},
+        "/api/operators": {"get": _op(
+            "The operators: state, reason, since, phone registered, in a call, free",
+            _ok(200, "the operators"), AUTH, STORAGE)},
+        "/api/operators/{operator}/{action}": {"post": _op(
+            "Log an operator in or out, pause (with a reason) or unpause",
+            _ok(200, "the operator after it"), _error(404, "no-such-operator"),
+            _error(409, "wrong-operator-state"), BAD, AUTH, STORAGE,
+            params=(("operator", "path", "the endpoint (PJSIP/operator1) or its resource"),
+                    ("action", "path", "login | logout | pause | unpause")),
+            body=_body(reason=("string", "pause only: one of the policy's pause_reasons")))},
+        "/api/queues": {"get": _op(
+            "The queues: who waits (place, wait, kind), the longest wait, their operators",
+            _ok(200, "the queues"), AUTH, STORAGE)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ari-etiquette", "version": "1",
+                 "description": "Call-center etiquette on Asterisk: calls, holds, transfers, "
+                                "queues, operators, callbacks, voice messages. Every error is "
+                                "JSON with `error_id` and `message`."},
+        "components": {
+            "schemas": {"Error": ERROR},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "ETIQUETTE_API_TOKEN"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+@routes.get("/api/openapi.json")
+@public
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
