@@ -71,6 +71,11 @@ from ari_app.queue.stasis import QueueRule, queue_settings
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
+from ari_app.survey.stasis import SurveyRule
+from ari_app.survey.store import SurveyStore
+from ari_app.warning import http as warning_http
+from ari_app.warning.stasis import WarningRule
+from ari_app.warning.store import WarningStore
 from ari_app.watchdog import Watched, Watchdog
 from ari_app import http as api
 from ari_app import openapi
@@ -135,6 +140,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(calls_http.routes)
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
+    app.add_routes(warning_http.routes)
     app.add_routes(openapi.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
@@ -243,6 +249,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                           callbacks,
                           app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
             *queue_rules,
+            SurveyRule(SurveyStore(redis, keys=keys), app[customers_key]),
+            WarningRule(ari, WarningStore(redis, keys=keys), app[customers_key]),
         ], LegActions(ari, rules.moh_class), call_events)
         inbound = InboundStasis(
             ari, app[store_key], runner, call_events,
@@ -253,6 +261,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 ring_timeout=policy.operators.ring_timeout,
                 recording_notice=policy.recording.enabled,
                 codes=_feature_codes(policy), offers=_greeting_offers(policy),
+                survey_queues=tuple(q.name for q in policy.queues if q.survey),
                 number_region=(policy.callback.allowed_countries[0]
                                if len(policy.callback.allowed_countries) == 1 else None)))
         # an attempt's end goes to the dialer, which decides what next
@@ -396,5 +405,5 @@ def _feature_codes(policy: Policy) -> FeatureCodes:
     codes = policy.feature_codes
     return FeatureCodes(hold=codes.hold, resume=codes.resume,
                         reasons=tuple(policy.hold.reasons), transfer=codes.transfer,
-                        supervisor=codes.supervisor, transfer_mode=policy.transfer.mode,
+                        supervisor=codes.supervisor, warn=codes.warn, transfer_mode=policy.transfer.mode,
                         caller_supervisor=policy.supervisor.caller_key_allowed)

@@ -109,6 +109,12 @@ def document() -> dict:
         "/api/calls/{call_id}/escalate": {"post": _op(
             "A supervisor for the caller (or their complaint recorded)", _ok(202, "started"),
             NO_CALL, STATE, AUTH, STORAGE, params=CALL)},
+        "/api/calls/{call_id}/warn": {"post": _op(
+            "Warn an abusive caller: the first time a polite warning both hear, the second "
+            "time a polite goodbye, then the call ends (the operator goes to wrap-up)",
+            _ok(202, "warning (the prompt plays)", example={"call_id": "1796298214.23",
+                                                            "status": "warning"}),
+            NO_CALL, STATE, AUTH, STORAGE, params=CALL)},
         "/api/callbacks": {"post": _op(
             "Ask to be called back (the web page; CSRF token from its cookie)",
             _ok(200, "joined the number's open request (merged)"),

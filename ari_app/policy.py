@@ -330,6 +330,8 @@ class FeatureCodes(_Section):
     resume: DtmfCode = "*8"
     transfer: DtmfCode = "*2"
     supervisor: DtmfCode = "*9"
+    # Warn an abusive caller during a call (a second time ends the call politely).
+    warn: DtmfCode = "*5"
     # Dialled from an operator's desk phone (not during a call); the dialplan sends them to
     # the app. A reason digit may follow the pause code.
     login: DtmfCode = "*41"
@@ -537,6 +539,9 @@ class QueuePolicy(_Section):
     # The handle time the estimate assumes until enough calls have ended (left out: no
     # estimate is said until then).
     default_handle_time: Annotated[StrictInt, _in_range(30, 3600, "seconds")] | None = None
+    # When the operator hangs up first, the caller is asked to rate the call 1-5 by keypad
+    # (one question, skippable, at most 10 s; ari_app/survey/).
+    survey: StrictBool = False
 
     @model_validator(mode="after")
     def _times_in_order(self) -> QueuePolicy:

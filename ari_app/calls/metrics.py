@@ -37,6 +37,9 @@ BREACHES = frozenset({"hold_without_a_reason", "caller_put_on_hold_again",
                       "caller_transferred_again"})
 
 
+SCORES = frozenset("12345")
+
+
 def bounded(value: object, known: frozenset[str]) -> str:
     """"caller hung up" -> "caller_hung_up" if known, else "other"."""
     word = str(value or "").strip().lower().replace(" ", "_").replace("-", "_")
@@ -106,6 +109,9 @@ class CallMetrics:
             "etiquette_queue_estimate_error_seconds",
             "How far the wait a caller was told was from the wait they had (absolute).",
             ["queue"], buckets=ERROR_BUCKETS, registry=r)
+        self.survey_answers = Counter("etiquette_survey_answers",
+                                      "Post-call survey answers, by queue and score (1-5).",
+                                      ["queue", "score"], registry=r)
         self._in_line: dict[str, tuple[str, float]] = {}  # call -> (queue, entered at)
         self._connects = 0
         for reason in ("true", "false"):  # both series exist from the start
@@ -139,6 +145,9 @@ class CallMetrics:
                 self.operator_states.labels(state=bounded(event.new, OPERATOR_STATES)).inc()
             case "operator:paused" if d.get("reason") == "missed":
                 self.missed_calls.inc()
+            case "survey:answered" if str(d.get("score")) in SCORES:
+                self.survey_answers.labels(queue=str(d.get("queue") or "other"),
+                                           score=str(d.get("score"))).inc()
             case "callback:attempt_ended":
                 self.callbacks.labels(state=bounded(d.get("outcome"), CALLBACK_STATES)).inc()
         if event.name in ("hold:check_in_played", "transfer:check_in_played",

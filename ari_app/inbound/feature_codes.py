@@ -25,6 +25,7 @@ class FeatureCodes:
     reasons: tuple[str, ...] = ()
     transfer: str = "*2"          # then the directory code and #
     supervisor: str = "*9"
+    warn: str = "*5"              # warn an abusive caller (a second time ends the call)
     transfer_mode: str = "announced"
     caller_supervisor: bool = False  # the caller may key the supervisor code too
 
@@ -32,9 +33,10 @@ class FeatureCodes:
 @dataclass(frozen=True)
 class Intent:
     """What the keys ask for: `hold` (value: the reason, None when no digit named one),
-    `resume`, `transfer` (value: the directory code), `supervisor`, `wait-for-reason` (the
+    `resume`, `transfer` (value: the directory code), `supervisor`, `warn`, `wait-for-reason` (the
     hold code alone: a reason digit may follow), or `none` yet."""
-    kind: Literal["none", "hold", "resume", "transfer", "supervisor", "wait-for-reason"]
+    kind: Literal["none", "hold", "resume", "transfer", "supervisor", "warn",
+                  "wait-for-reason"]
     value: str | None = None
 
 
@@ -60,13 +62,15 @@ def operator_key(codes: FeatureCodes, keys: str, digit: str, held: bool
         return keys, NOTHING
     elif keys == codes.supervisor:
         return "", Intent("supervisor")
+    elif keys == codes.warn:
+        return "", Intent("warn")
     elif keys.startswith(codes.hold) and len(keys) == len(codes.hold) + 1:
         index = int(digit) - 1 if digit.isdigit() else -1
         reason = codes.reasons[index] if 0 <= index < len(codes.reasons) else None
         return "", Intent("hold", reason)
     elif keys == codes.hold:
         return keys, Intent("wait-for-reason")
-    known = (codes.hold, codes.resume, codes.transfer, codes.supervisor)
+    known = (codes.hold, codes.resume, codes.transfer, codes.supervisor, codes.warn)
     if not any(code.startswith(keys) for code in known):  # no code starts so: start again
         keys = digit if any(code.startswith(digit) for code in known) else ""
     return keys, NOTHING

@@ -20,14 +20,15 @@ from ari_app.inbound.words import (TALK_BRIDGE, AddToBridge, CreateBridge,
                                    EscalationRequested, FindSupervisor, HangUp, InboundState,
                                    InvalidTransition, NoSupervisor, PlayToOperator, PutOnHold,
                                    ReleaseOperator, SupervisorOnDuty, TakeOffHold, TransferCall,
-                                   TransferTargetUnknown)
+                                   TransferTargetUnknown, WarnCaller)
 from ari_app.transfer.machine import TransferTarget
 
 __all__ = ["HandOffs", "RULE_OF_STATE"]
 
 # which rule has the caller in which state (COMPLAINING: once no supervisor was found)
 RULE_OF_STATE = {InboundState.HELD: "hold", InboundState.TRANSFERRING: "transfer",
-                 InboundState.COMPLAINING: "complaint", InboundState.QUEUED: "queue"}
+                 InboundState.COMPLAINING: "complaint", InboundState.QUEUED: "queue",
+                 InboundState.SURVEYING: "survey", InboundState.WARNING: "warning"}
 # what the operator hears when the caller leaves them a way out of a hold
 TOLD = {"callback": "operator-freed-callback", "voicemail": "operator-freed-voicemail"}
 
@@ -50,6 +51,9 @@ class HandOffs(RuleMachine):
     queue: str | None
     returning: bool
     bridges: list[str]
+    survey_queues: list[str]
+    warnings: int
+    operator_released: bool
 
     def _end(self, hang_up: str | None) -> list[object]:
         raise NotImplementedError  # the call's life (inbound/machine.py) ends the call
@@ -73,7 +77,8 @@ class HandOffs(RuleMachine):
             return []
         self.rule = None
         ended = {"hold": self._hold_ended, "transfer": self._transfer_ended,
-                 "complaint": self._complaint_ended, "queue": self._queue_ended}[ev.rule]
+                 "complaint": self._complaint_ended, "queue": self._queue_ended,
+                 "survey": self._survey_ended, "warning": self._warning_ended}[ev.rule]
         return ended(ev)
 
     # --- queue --------------------------------------------------------------------------------
@@ -203,6 +208,52 @@ class HandOffs(RuleMachine):
         if ev.outcome == "caller-hung-up":
             return []
         return self._end(hang_up=CALLER)
+
+
+    # --- survey ---------------------------------------------------------------------------------
+    def _wants_survey(self) -> bool:
+        """The operator hung up first in a call that came through a queue with a survey."""
+        return self.queue is not None and self.queue in self.survey_queues
+
+    def _start_survey(self) -> list[object]:
+        """The operator is freed at once (wrap-up starts); the call keeps their endpoint so
+        the caller's answer lands in that operator's day."""
+        self._set_state(InboundState.SURVEYING)
+        self.keys, self.deadline = "", None
+        self.operator_channel = None
+        released: list[object] = []
+        if self.operator:
+            released.append(ReleaseOperator(self.operator, "call"))
+            self.operator_released = True
+        return [*released, self._hand_to("survey", {"queue": self.queue,
+                                                     "operator": self.operator})]
+
+    def _survey_ended(self, ev: RuleEnded) -> list[object]:
+        if ev.outcome == "caller-hung-up":
+            return []  # CallerHungUp ends the call
+        return self._end(hang_up=CALLER)
+
+    # --- warning an abusive caller ------------------------------------------------------------
+    def _on_WarnCaller(self, ev: WarnCaller) -> list[object]:
+        """First a polite warning both hear, then (the second time) a polite goodbye and the
+        end of the call; only while the caller talks with the operator."""
+        if self.state is not InboundState.CONNECTED or self.operator_channel is None:
+            raise InvalidTransition(
+                f"cannot warn the caller of a call that is {self.state.value}: only while "
+                "they talk with the operator")
+        self._leave_talk(InboundState.WARNING, "warn")
+        self.warnings += 1
+        return [self._hand_to("warning", {"count": self.warnings, "source": ev.source})]
+
+    def _warning_ended(self, ev: RuleEnded) -> list[object]:
+        if ev.outcome == "caller-hung-up":
+            return []  # CallerHungUp ends the call
+        if ev.outcome == "warned" and self.operator_channel:
+            self._set_state(InboundState.CONNECTED)
+            return []
+        # the call is ended politely: the caller's leg goes, the operator goes on as when a
+        # caller hangs up (their leg is hung up, wrap-up starts)
+        return [HangUp(CALLER), *self._end(hang_up=OPERATOR if self.operator_channel else None)]
 
 
 def _transfer_call(data: dict[str, Any]) -> TransferCall:

@@ -34,7 +34,7 @@ from ari_app.inbound.words import (END_STATES, HOLD_BRIDGE, TALK_BRIDGE, AddToBr
                                    OperatorFailed, OperatorFound, PlayToOperator, PutOnHold,
                                    ReleaseOperator, Ring, StartBridgeMoh, StopRinging,
                                    SupervisorOnDuty, TakeOffHold, TransferCall,
-                                   TransferTargetUnknown)
+                                   TransferTargetUnknown, WarnCaller)
 
 __all__ = [
     "InboundMachine", "FeatureCodes", "REASON_WAIT", "CALLER", "OPERATOR",
@@ -88,6 +88,9 @@ class InboundMachine(HandOffs):
     offers: list[list[str]] = field(default_factory=list)
     chosen: str | None = None            # the greeting key pressed
     pending_transfer: dict[str, Any] | None = None  # a TransferCall waiting for a hand-over
+    survey_queues: list[str] = field(default_factory=list)  # queues whose callers are surveyed
+    warnings: int = 0                    # times the operator warned an abusive caller
+    operator_released: bool = False      # freed before the call's end (the survey)
 
     def get_timer(self) -> float | None:
         return self.deadline
@@ -205,6 +208,8 @@ class InboundMachine(HandOffs):
                 return self._on_EscalationRequested(EscalationRequested(ev.now, "feature-code"))
             case "hold":
                 return self._on_PutOnHold(PutOnHold(ev.now, intent.value, None, "feature-code"))
+            case "warn":
+                return self._on_WarnCaller(WarnCaller(ev.now, "feature-code"))
             case "wait-for-reason":
                 self.deadline = ev.now + REASON_WAIT  # a reason digit may follow
         return []
@@ -242,11 +247,14 @@ class InboundMachine(HandOffs):
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
         if self.state is InboundState.RELEASING:
             return []  # we hung up the caller ourselves; the operator is still being told
-        return self._end(hang_up=OPERATOR if self.operator_channel or self.operator else None)
+        operator_up = self.operator_channel or (self.operator and not self.operator_released)
+        return self._end(hang_up=OPERATOR if operator_up else None)
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
         if self.state is InboundState.RINGING_OPERATOR:
             return self._on_OperatorFailed(OperatorFailed(ev.now, "hung up"))
+        if self.state is InboundState.SURVEYING:
+            return []  # they hung up first: that is why the survey runs
         if self.state in RULE_OF_STATE:
             # the caller is not dropped: the rule that has them goes on without the operator
             self.operator_channel = None
@@ -257,13 +265,15 @@ class InboundMachine(HandOffs):
             return self._end(hang_up=None)
         if self.state is not InboundState.CONNECTED:
             return []
+        if self._wants_survey():
+            return self._start_survey()
         return self._end(hang_up=CALLER)
 
     def _end(self, hang_up: str | None) -> list[object]:
         actions: list[object] = []
         if hang_up:
             actions.append(HangUp(hang_up))
-        if self.operator:  # they talked with the caller once their leg was answered
+        if self.operator and not self.operator_released:  # they talked once their leg answered
             actions.append(ReleaseOperator(self.operator,
                                            "call" if self.operator_channel else "unused"))
         actions += [DestroyBridge(b) for b in self.bridges]

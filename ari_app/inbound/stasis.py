@@ -131,6 +131,7 @@ class InboundSettings:
     request_timeout: float = 10.0
     # keys offered after the greeting (inbound/machine.py `offers`)
     offers: tuple[tuple[str, ...], ...] = ()
+    survey_queues: tuple[str, ...] = ()  # the queues whose callers get the post-call survey
     clock: Callable[[], float] = time.time
 
 
@@ -242,7 +243,8 @@ class InboundStasis:
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
                     operator_count=len(self.services.operators.endpoints), codes=self.codes,
-                    offers=[list(o) for o in self.settings.offers])
+                    offers=[list(o) for o in self.settings.offers],
+                    survey_queues=list(self.settings.survey_queues))
         elif machine is None:
             return
         elif isinstance(item, Tick):

@@ -18,6 +18,7 @@ __all__ = [
     "CallerArrived", "OperatorFound", "NoOperatorFree", "OperatorAnswered", "OperatorFailed",
     "PutOnHold", "TakeOffHold", "OperatorDigit", "CallerDigit", "TransferCall",
     "TransferTargetUnknown", "EscalationRequested", "SupervisorOnDuty", "NoSupervisor",
+    "WarnCaller",
     "Answer", "Ring", "StopRinging", "CreateBridge", "AddToBridge", "DestroyBridge",
     "StartBridgeMoh", "FindOperator", "DialOperator", "ReleaseOperator", "HangUp",
     "PlayToOperator", "LookUpTarget", "FindSupervisor",
@@ -34,6 +35,8 @@ class InboundState(Enum):
     TRANSFERRING = "transferring"  # the transfer rule (ari_app/transfer) has the caller
     COMPLAINING = "complaining"    # a supervisor is sought, then the complaint rule has them
     QUEUED = "queued"        # the queue rule (ari_app/queue) has the caller
+    SURVEYING = "surveying"  # the operator hung up first: the survey rule asks the caller
+    WARNING = "warning"      # the warning rule tells an abusive caller (ari_app/warning)
     RELEASING = "releasing"  # caller done (voicemail/callback): the operator is being told
     ENDED = "ended"
 
@@ -132,6 +135,14 @@ class TransferTargetUnknown:
 @dataclass(frozen=True)
 class EscalationRequested:
     """The caller wants a supervisor (the operator's code, REST, or the caller's own key)."""
+    now: float
+    source: str = "rest"
+
+
+@dataclass(frozen=True)
+class WarnCaller:
+    """The operator warns an abusive caller (the REST route or the feature code): the
+    first time politely, the second time the call is ended politely."""
     now: float
     source: str = "rest"
 

@@ -24,13 +24,14 @@ def key_all(digits: str, held: bool = False, codes: FeatureCodes = CODES
     ("*72", "", Intent("hold", "consult")),
     ("*79", "", Intent("hold", None)),       # no such reason: a hold without one
     ("*9", "", Intent("supervisor")),
+    ("*5", "", Intent("warn")),
     ("*221#", "", Intent("transfer", "21")),
     ("*2#", "", NOTHING),                      # no directory code
     ("*2*", "*", NOTHING),                     # the transfer code keyed by mistake
     ("*2123456789", "", NOTHING),              # more than eight digits: start again
     ("*8", "*8", NOTHING),                     # resume while talking: nothing to resume
     ("5", "", NOTHING),
-    ("*5*", "*", NOTHING),                     # no code starts so: start again from the *
+    ("*6*", "*", NOTHING),                     # no code starts so: start again from the *
 ])
 def test_given_connected_keys_when_read_then_kept_keys_and_intent(digits, keys, last):
     got_keys, intents = key_all(digits)

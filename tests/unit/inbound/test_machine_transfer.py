@@ -613,7 +613,7 @@ def test_given_escalation_then_transfer_when_states_change_then_each_transition_
 
 
 CODES = FeatureCodes(hold="*5", resume="*6", reasons=("lookup", "consult"), transfer="*3",
-                     supervisor="*4", transfer_mode="attended", caller_supervisor=True)
+                     supervisor="*4", warn="*0", transfer_mode="attended", caller_supervisor=True)
 
 
 @pytest.mark.parametrize("through_json", [False, True], ids=["dict", "json"])

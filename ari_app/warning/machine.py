@@ -1,0 +1,138 @@
+"""The abusive-caller warning: the operator warns, the call says it politely. Pure: events in
+(each with `now`), actions out, one deadline.
+
+Decided here (the product's rule: warn politely first, then end the call politely): the first
+warning is a polite prompt both the caller and the operator hear, then they talk again; the
+second is a polite goodbye both hear, then the call ends (the call core hangs up the caller
+and frees the operator as when a caller hangs up). Both are recorded, with their count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
+
+import structlog
+
+from ari_app.calls.machine import RuleMachine
+# the words every rule shares (hang-ups, prompts, the timer, the end): re-exported
+from ari_app.calls.vocabulary import (CallerHungUp, Finish, Note, OperatorHungUp,
+                                      PromptFinished, TimerFired)
+
+__all__ = [
+    "WarningState", "WarningMachine", "InvalidWarningEvent", "WARNING", "GOODBYE", "BOTH",
+    "WarningStarted", "PromptFinished", "TimerFired", "CallerHungUp", "OperatorHungUp",
+    "Announce", "SaveWarning", "Note", "Finish",
+]
+
+logger = structlog.get_logger()
+
+WARNING, GOODBYE = "warning-abuse", "warning-goodbye"
+BOTH = "both"  # the party a prompt to the conversation is for (its playback id says so)
+PROMPT_BOUND = 15.0  # a prompt whose end never comes (a lost event) holds nobody longer
+
+
+class WarningState(Enum):
+    WARNING = "warning"  # the first warning plays to both
+    ENDING = "ending"    # the goodbye plays to both; then the call ends
+    ENDED = "ended"
+
+
+END_STATES = frozenset({WarningState.ENDED})
+
+
+# --- inputs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WarningStarted:
+    now: float
+    count: int           # 1: warn; 2 (or more): end the call
+    source: str = "rest"
+
+
+# --- outputs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Announce:
+    """A prompt to the conversation: the caller and the operator both hear it."""
+    prompt: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class SaveWarning:
+    """The warning on the customer card."""
+    count: int
+
+
+# Finish(outcome): warned | ended | caller-hung-up
+
+
+class InvalidWarningEvent(Exception):
+    pass
+
+
+@dataclass
+class WarningMachine(RuleMachine):
+    KIND: ClassVar[str] = "warning"
+    END_STATES: ClassVar[frozenset] = END_STATES
+    INVALID: ClassVar[type[Exception]] = InvalidWarningEvent
+
+    call_id: str
+    state: WarningState = WarningState.WARNING
+    started_at: float | None = None
+    count: int = 0
+    playing: str | None = None
+    operator_present: bool = True
+
+    @property
+    def playing_tag(self) -> str:
+        return f"w{self.count}"
+
+    def get_timer(self) -> float | None:
+        if self.started_at is None or self.state in END_STATES:
+            return None
+        return self.started_at + PROMPT_BOUND
+
+    def _on_WarningStarted(self, ev: WarningStarted) -> list[object]:
+        if self.started_at is not None:
+            return []
+        self.started_at, self.count = ev.now, ev.count
+        if ev.count <= 1:
+            self.playing = WARNING
+            return [Note("warned", (("count", ev.count), ("source", ev.source))),
+                    SaveWarning(ev.count), Announce(WARNING, self.playing_tag)]
+        self._set_state(WarningState.ENDING)
+        self.playing = GOODBYE
+        return [Note("call ended", (("count", ev.count), ("source", ev.source))),
+                SaveWarning(ev.count), Announce(GOODBYE, self.playing_tag)]
+
+    def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
+        if ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag):
+            return []
+        self.playing = None
+        return self._finish()
+
+    def _on_TimerFired(self, ev: TimerFired) -> list[object]:
+        due = self.get_timer()
+        if due is None or ev.now < due:
+            return []
+        return [Note("prompt end lost", (("prompt", self.playing),)), *self._finish()]
+
+    def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
+        self._set_state(WarningState.ENDED)
+        return [Finish("caller-hung-up")]
+
+    def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
+        self.operator_present = False  # the call ends once the caller has heard it out
+        return []
+
+    def _finish(self) -> list[object]:
+        outcome = "warned" if self.state is WarningState.WARNING else "ended"
+        self._set_state(WarningState.ENDED)
+        return [Finish(outcome, {"count": self.count})]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WarningMachine":
+        data = dict(data)
+        data["state"] = WarningState(data["state"])
+        return cls(**data)
