@@ -827,3 +827,36 @@ def test_given_greeting_keys_when_queue_or_language_unknown_then_named(tmp_path)
                          "both a queue key and a language key")):
         path = write_policy(tmp_path, f'company = "X"\n[greeting]\n{keys}\n' + queues)
         assert any(wrong in p for p in problems_of(path)), (keys, problems_of(path))
+
+
+# --- the post-call survey and the abusive-caller warning ---------------------------------------
+
+
+def test_given_a_queue_without_survey_when_load_then_no_survey(tmp_path):
+    policy = load_policy(write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'))
+
+    assert policy.queue("sales").survey is False
+
+
+def test_given_a_queue_with_survey_when_load_then_surveyed(tmp_path):
+    policy = load_policy(write_policy(tmp_path, 'company = "Acme"\n[[queues]]\nname = "sales"\n'
+                                      "survey = true\n[[queues]]\nname = \"support\"\n"))
+
+    assert [(q.name, q.survey) for q in policy.queues] == [("sales", True), ("support", False)]
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1"])
+def test_given_a_survey_that_is_not_true_or_false_when_load_then_error_names_the_key(
+        tmp_path, value):
+    path = write_policy(tmp_path, f'company = "Acme"\n[[queues]]\nname = "sales"\nsurvey = {value}\n')
+
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: queues[0].survey = {value}"), problem
+
+
+def test_given_no_warn_code_when_load_then_star_5_and_a_clash_is_named(tmp_path):
+    assert Policy(company="X").feature_codes.warn == "*5"
+    path = write_policy(tmp_path, 'company = "X"\n[feature_codes]\nwarn = "*9"\n')
+
+    assert problems_of(path) == [
+        f'{path}: feature_codes.warn = "*9" is already used by feature_codes.supervisor']

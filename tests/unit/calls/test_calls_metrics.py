@@ -130,3 +130,17 @@ def test_given_operator_state_changes_when_counted_then_by_new_state_and_missed_
                        (("state", "logged_out"),): 0, (("state", "other"),): 1}
     assert s[("etiquette_operator_missed_calls_total", ())] == 1
     assert not any("operator1" in str(labels) for _, labels in s)  # never per operator
+
+
+def test_given_survey_answers_when_counted_then_by_queue_and_score_and_skips_not_counted():
+    metrics = CallMetrics()
+    for score in (4, 4, 1):
+        metrics.on_event(ev("survey:answered", score=score, queue="sales",
+                            operator="PJSIP/operator1"))
+    metrics.on_event(ev("survey:answered", score=9, queue="sales"))  # not a score: not counted
+    metrics.on_event(ev("survey:skipped", why="no key", queue="sales"))
+
+    got = samples(metrics)
+    assert got[("etiquette_survey_answers_total", (("queue", "sales"), ("score", "4")))] == 2
+    assert got[("etiquette_survey_answers_total", (("queue", "sales"), ("score", "1")))] == 1
+    assert ("etiquette_survey_answers_total", (("queue", "sales"), ("score", "9"))) not in got
