@@ -324,7 +324,8 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
         leaks["live calls in redis"] = live
     if reserved := [k async for k in redis.scan_iter(KEYS.operator("*"))]:
         leaks["operator reservations"] = reserved
-    rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call", "queue")
+    rules = [k for kind in ("hold", "transfer", "complaint-flow", "callback-call", "queue",
+                             "survey", "warning")
              async for k in redis.scan_iter(KEYS.snapshot(kind, "*"))]
     if rules:
         leaks["rule snapshots"] = rules
