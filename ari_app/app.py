@@ -250,7 +250,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                           app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
             *queue_rules,
             SurveyRule(SurveyStore(redis, keys=keys), app[customers_key]),
-            WarningRule(ari, WarningStore(redis, keys=keys), app[customers_key]),
+            WarningRule(WarningStore(redis, keys=keys), app[customers_key]),
         ], LegActions(ari, rules.moh_class), call_events)
         inbound = InboundStasis(
             ari, app[store_key], runner, call_events,

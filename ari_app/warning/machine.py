@@ -9,7 +9,7 @@ and frees the operator as when a caller hangs up). Both are recorded, with their
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
@@ -17,19 +17,18 @@ import structlog
 
 from ari_app.calls.machine import RuleMachine
 # the words every rule shares (hang-ups, prompts, the timer, the end): re-exported
-from ari_app.calls.vocabulary import (CallerHungUp, Finish, Note, OperatorHungUp,
-                                      PromptFinished, TimerFired)
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, CallerHungUp, Finish, Note,
+                                      OperatorHungUp, Play, PromptFinished, TimerFired)
 
 __all__ = [
-    "WarningState", "WarningMachine", "InvalidWarningEvent", "WARNING", "GOODBYE", "BOTH",
+    "WarningState", "WarningMachine", "InvalidWarningEvent", "WARNING", "GOODBYE",
     "WarningStarted", "PromptFinished", "TimerFired", "CallerHungUp", "OperatorHungUp",
-    "Announce", "SaveWarning", "Note", "Finish",
+    "Play", "SaveWarning", "Note", "Finish",
 ]
 
 logger = structlog.get_logger()
 
 WARNING, GOODBYE = "warning-abuse", "warning-goodbye"
-BOTH = "both"  # the party a prompt to the conversation is for (its playback id says so)
 PROMPT_BOUND = 15.0  # a prompt whose end never comes (a lost event) holds nobody longer
 
 
@@ -51,13 +50,6 @@ class WarningStarted:
 
 
 # --- outputs --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Announce:
-    """A prompt to the conversation: the caller and the operator both hear it."""
-    prompt: str
-    tag: str
-
-
 @dataclass(frozen=True)
 class SaveWarning:
     """The warning on the customer card."""
@@ -82,6 +74,9 @@ class WarningMachine(RuleMachine):
     started_at: float | None = None
     count: int = 0
     playing: str | None = None
+    # whose leg still plays it: each party hears it on their own leg (a playback on the
+    # talk bridge was not always heard by the caller here)
+    waiting: list[str] = field(default_factory=list)
     operator_present: bool = True
 
     @property
@@ -98,19 +93,18 @@ class WarningMachine(RuleMachine):
             return []
         self.started_at, self.count = ev.now, ev.count
         if ev.count <= 1:
-            self.playing = WARNING
             return [Note("warned", (("count", ev.count), ("source", ev.source))),
-                    SaveWarning(ev.count), Announce(WARNING, self.playing_tag)]
+                    SaveWarning(ev.count), *self._to_both(WARNING)]
         self._set_state(WarningState.ENDING)
-        self.playing = GOODBYE
         return [Note("call ended", (("count", ev.count), ("source", ev.source))),
-                SaveWarning(ev.count), Announce(GOODBYE, self.playing_tag)]
+                SaveWarning(ev.count), *self._to_both(GOODBYE)]
 
     def _on_PromptFinished(self, ev: PromptFinished) -> list[object]:
-        if ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag):
+        if (ev.prompt != self.playing or (ev.tag and ev.tag != self.playing_tag)
+                or ev.party not in self.waiting):
             return []
-        self.playing = None
-        return self._finish()
+        self.waiting.remove(ev.party)
+        return [] if self.waiting else self._finish()
 
     def _on_TimerFired(self, ev: TimerFired) -> list[object]:
         due = self.get_timer()
@@ -124,9 +118,18 @@ class WarningMachine(RuleMachine):
 
     def _on_OperatorHungUp(self, ev: OperatorHungUp) -> list[object]:
         self.operator_present = False  # the call ends once the caller has heard it out
+        if OPERATOR in self.waiting:
+            self.waiting.remove(OPERATOR)
+            return [] if self.waiting else self._finish()
         return []
 
+    def _to_both(self, prompt: str) -> list[object]:
+        self.playing, self.waiting = prompt, [CALLER, OPERATOR]
+        return [Play(prompt, tag=self.playing_tag, party=CALLER),
+                Play(prompt, tag=self.playing_tag, party=OPERATOR)]
+
     def _finish(self) -> list[object]:
+        self.playing, self.waiting = None, []
         outcome = "warned" if self.state is WarningState.WARNING else "ended"
         self._set_state(WarningState.ENDED)
         return [Finish(outcome, {"count": self.count})]

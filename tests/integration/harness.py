@@ -171,15 +171,16 @@ async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path)
 
 
 async def record_heard_since(party: Party, channel_id: str, seconds: int,
-                             spool: Path) -> tuple[list[int], float]:
+                             spool: Path, spy: str = "in") -> tuple[list[int], float]:
     """record_heard, plus the wall-clock time the recording started (to line it up with
     Playback events)."""
     """What a channel hears, as RMS levels per 100 ms window, from a recording of a snoop on
-    it (events alone have reported "played" for audio nobody heard)."""
+    it (events alone have reported "played" for audio nobody heard). `spy="out"`: what is
+    written to the channel (the app's own caller channel, whose far side is the caller)."""
     tag = uuid.uuid4().hex[:8]
     snoop_id, name = f"snoop-{tag}", f"heard-{tag}"
     ari = party.ari
-    await ari.call(ops.SNOOP, channelId=channel_id, spy="in", app=party.app, snoopId=snoop_id)
+    await ari.call(ops.SNOOP, channelId=channel_id, spy=spy, app=party.app, snoopId=snoop_id)
     await party.wait_for(lambda e: e.get("type") == "StasisStart"
                          and e["channel"]["id"] == snoop_id, what="snoop in stasis")
     await ari.call(ops.RECORD, channelId=snoop_id, name=name, format="wav", ifExists="overwrite",

@@ -5,9 +5,15 @@ import json
 
 import pytest
 
-from ari_app.warning.machine import (GOODBYE, WARNING, Announce, CallerHungUp, Finish, Note,
-                                     OperatorHungUp, PromptFinished, SaveWarning, TimerFired,
-                                     WarningMachine, WarningStarted, WarningState)
+from ari_app.calls.vocabulary import CALLER, OPERATOR
+from ari_app.warning.machine import (GOODBYE, WARNING, CallerHungUp, Finish, Note,
+                                     OperatorHungUp, Play, PromptFinished, SaveWarning,
+                                     TimerFired, WarningMachine, WarningStarted, WarningState)
+
+
+def both(prompt: str, tag: str) -> list[Play]:
+    """The prompt on each leg: the caller's and the operator's."""
+    return [Play(prompt, tag=tag, party=CALLER), Play(prompt, tag=tag, party=OPERATOR)]
 
 
 def test_given_a_first_warning_when_started_then_both_hear_it_and_it_is_recorded():
@@ -16,15 +22,17 @@ def test_given_a_first_warning_when_started_then_both_hear_it_and_it_is_recorded
     actions = machine.handle(WarningStarted(0.0, 1, "rest"))
 
     assert actions == [Note("warned", (("count", 1), ("source", "rest"))), SaveWarning(1),
-                       Announce(WARNING, "w1")]
+                       *both(WARNING, "w1")]
     assert machine.state is WarningState.WARNING
 
 
-def test_given_the_warning_said_when_it_ends_then_back_to_talk():
+def test_given_the_warning_said_when_it_ends_on_both_legs_then_back_to_talk():
     machine = WarningMachine("call-1")
     machine.handle(WarningStarted(0.0, 1))
 
-    assert machine.handle(PromptFinished(4.0, WARNING, "w1", "both")) == [
+    assert machine.handle(PromptFinished(4.0, WARNING, "w1", CALLER)) == []
+    assert machine.handle(PromptFinished(4.0, WARNING, "w1", CALLER)) == []  # a repeat
+    assert machine.handle(PromptFinished(4.1, WARNING, "w1", OPERATOR)) == [
         Finish("warned", {"count": 1})]
     assert machine.state is WarningState.ENDED
 
@@ -35,9 +43,10 @@ def test_given_a_second_warning_when_started_then_goodbye_then_the_call_ends():
     actions = machine.handle(WarningStarted(10.0, 2, "feature-code"))
 
     assert actions == [Note("call ended", (("count", 2), ("source", "feature-code"))),
-                       SaveWarning(2), Announce(GOODBYE, "w2")]
+                       SaveWarning(2), *both(GOODBYE, "w2")]
     assert machine.state is WarningState.ENDING
-    assert machine.handle(PromptFinished(13.0, GOODBYE, "w2", "both")) == [
+    machine.handle(PromptFinished(13.0, GOODBYE, "w2", OPERATOR))
+    assert machine.handle(PromptFinished(13.0, GOODBYE, "w2", CALLER)) == [
         Finish("ended", {"count": 2})]
 
 
@@ -72,6 +81,8 @@ def test_given_the_operator_hangs_up_when_warned_then_the_caller_still_hears_it_
 
     assert machine.handle(OperatorHungUp(1.0)) == []
     assert not machine.operator_present and machine.state is WarningState.WARNING
+    assert machine.handle(PromptFinished(4.0, WARNING, "w1", CALLER)) == [
+        Finish("warned", {"count": 1})]
 
 
 @pytest.mark.parametrize("through_json", [False, True])
