@@ -53,6 +53,7 @@ class HandOffs(RuleMachine):
     bridges: list[str]
     survey_queues: list[str]
     warnings: int
+    pending_warning: str | None
     operator_released: bool
 
     def _end(self, hang_up: str | None) -> list[object]:
@@ -122,10 +123,13 @@ class HandOffs(RuleMachine):
 
     def _hold_ended(self, ev: RuleEnded) -> list[object]:
         pending, self.pending_transfer = self.pending_transfer, None
+        warning, self.pending_warning = self.pending_warning, None
         if ev.outcome in ("resumed", "handed-over"):  # handed over: a transfer follows
             self._set_state(InboundState.CONNECTED)
             if ev.outcome == "handed-over" and pending is not None:
                 return self._on_TransferCall(_transfer_call(pending))
+            if warning is not None and self.operator_channel:  # warned while on hold
+                return self._on_WarnCaller(WarnCaller(ev.now, warning))
             return []
         if ev.outcome == "caller-hung-up":
             return []  # CallerHungUp ends the call
@@ -236,7 +240,12 @@ class HandOffs(RuleMachine):
     # --- warning an abusive caller ------------------------------------------------------------
     def _on_WarnCaller(self, ev: WarnCaller) -> list[object]:
         """First a polite warning both hear, then (the second time) a polite goodbye and the
-        end of the call; only while the caller talks with the operator."""
+        end of the call; only while the caller talks with the operator. On hold, the caller
+        is taken off hold first ("thank you for waiting"), then warned."""
+        if (self.state is InboundState.HELD and self.rule == "hold" and self.operator_channel
+                and self.pending_warning is None and self.pending_transfer is None):
+            self.pending_warning = ev.source
+            return [Ask("hold", "resume", {"source": "warning"})]
         if self.state is not InboundState.CONNECTED or self.operator_channel is None:
             raise InvalidTransition(
                 f"cannot warn the caller of a call that is {self.state.value}: only while "

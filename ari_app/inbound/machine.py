@@ -90,6 +90,7 @@ class InboundMachine(HandOffs):
     pending_transfer: dict[str, Any] | None = None  # a TransferCall waiting for a hand-over
     survey_queues: list[str] = field(default_factory=list)  # queues whose callers are surveyed
     warnings: int = 0                    # times the operator warned an abusive caller
+    pending_warning: str | None = None   # warned on hold: once the hold hands them back
     operator_released: bool = False      # freed before the call's end (the survey)
 
     def get_timer(self) -> float | None:

@@ -191,3 +191,23 @@ async def test_given_a_call_in_its_greeting_when_warned_then_409_and_no_such_cal
     assert await warning_steps(app, call_id) == []
     await callers.hang_up(ours)
     await gone(observer, call_id)
+
+
+async def test_given_on_hold_when_warned_then_taken_off_hold_then_warned_on_both_legs(
+        app, app_runner, parties, ari):
+    callers, phones, observer = parties
+    ours, call_id, operator_leg, phone = await talking(parties, ari)
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/hold", json={})
+    assert (status, body["status"]) == (202, "held"), body
+
+    status, body = await app_runner.api("POST", f"/api/calls/{call_id}/warn")
+    assert (status, body["status"]) == (202, "held"), body  # thank you for waiting first
+    thanks = await prompt_event(observer, call_id, "hold-resume-thanks", "PlaybackFinished")
+    await heard_out(observer, call_id, operator_leg, "warning-abuse")
+    warned = [e for e in observer.of_type("PlaybackStarted") if prompt_of(e) == "warning-abuse"]
+    assert all(e["_t"] >= thanks["_t"] for e in warned)
+    await until_connected(app_runner, call_id)
+    [step] = await warning_steps(app, call_id)
+    assert (step["step"], step["count"], step["source"]) == ("warning:warned", 1, "rest")
+    await callers.hang_up(ours)
+    await gone(observer, call_id)

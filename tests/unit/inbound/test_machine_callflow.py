@@ -6,7 +6,7 @@ Fake clock: `now` starts at 0.0 and is moved by hand. The rules themselves are n
 
 import pytest
 
-from ari_app.inbound.machine import (CALLER, OPERATOR, TALK_BRIDGE, CallerHungUp, DestroyBridge,
+from ari_app.inbound.machine import (CALLER, Ask, OPERATOR, TALK_BRIDGE, CallerHungUp, DestroyBridge,
                                      Finish, HandTo, HangUp, InboundMachine, InboundState,
                                      InvalidTransition, OperatorAnswered, OperatorDigit,
                                      OperatorFound, OperatorHungUp, PutOnHold, ReleaseOperator,
@@ -119,13 +119,29 @@ def test_given_the_operator_feature_code_when_keyed_then_warned():
     assert actions == [HandTo("warning", {"count": 1, "source": "feature-code"})]
 
 
-@pytest.mark.parametrize("setup", ["greeting", "held", "warning"])
+def test_given_on_hold_when_warned_then_taken_off_hold_first_then_warned():
+    machine, now = connected()
+    machine.handle(PutOnHold(now))
+
+    assert machine.handle(WarnCaller(now + 5.0, "rest")) == [
+        Ask("hold", "resume", {"source": "warning"})]
+    assert machine.state is InboundState.HELD  # "thank you for waiting" first
+    with pytest.raises(InvalidTransition, match="cannot warn"):
+        machine.handle(WarnCaller(now + 5.5, "rest"))  # one warning at a time
+
+    actions = machine.handle(RuleEnded(now + 8.0, "hold", "resumed"))
+
+    assert actions == [HandTo("warning", {"count": 1, "source": "rest"})]
+    assert machine.state is InboundState.WARNING and machine.pending_warning is None
+
+
+@pytest.mark.parametrize("setup", ["greeting", "warning"])
 def test_given_no_talk_when_warned_then_refused(setup):
     if setup == "greeting":
         machine, now = InboundMachine("call-1"), 0.0
     else:
         machine, now = connected()
-        machine.handle(PutOnHold(now) if setup == "held" else WarnCaller(now))
+        machine.handle(WarnCaller(now))
 
     with pytest.raises(InvalidTransition, match="cannot warn"):
         machine.handle(WarnCaller(now + 1.0))
