@@ -211,3 +211,28 @@ async def test_given_on_hold_when_warned_then_taken_off_hold_then_warned_on_both
     assert (step["step"], step["count"], step["source"]) == ("warning:warned", 1, "rest")
     await callers.hang_up(ours)
     await gone(observer, call_id)
+
+
+async def test_given_operator_sessions_when_warning_then_only_the_calls_own_operator_may(
+        app, app_runner, parties, ari):
+    from test_staff_signin import Browser
+
+    callers, phones, observer = parties
+    ours, call_id, operator_leg, phone = await talking(parties, ari)
+    mine, other = Browser(app_runner.base_url), Browser(app_runner.base_url)
+    try:
+        assert (await other.sign_in("operator2"))[0] == 200
+        status, body, _ = await other.call("POST", f"/api/calls/{call_id}/warn")
+        assert (status, body["error_id"]) == (403, "not-your-call"), body
+        assert (await mine.sign_in("operator1"))[0] == 200
+        status, body, _ = await mine.call("POST", f"/api/calls/{call_id}/warn")
+        assert (status, body["status"]) == (202, "warning"), body
+    finally:
+        await mine.close()
+        await other.close()
+    await heard_out(observer, call_id, operator_leg, "warning-abuse")
+    [step] = await warning_steps(app, call_id)
+    assert (step["step"], step["operator"]) == ("warning:warned", OP1)
+    await until_connected(app_runner, call_id)
+    await callers.hang_up(ours)
+    await gone(observer, call_id)
