@@ -107,6 +107,8 @@ BAD_INPUTS = [
     Bad("DELETE", f"/api/calls/{CALL}/transfer", status=404, error_id="no-such-call"),
     Bad("POST", f"/api/calls/{CALL}/escalate", status=404, error_id="no-such-call"),
     Bad("DELETE", f"/api/calls/{CALL}/hold", status=404, error_id="no-such-call"),
+    Bad("POST", f"/api/calls/{CALL}/warn", status=404, error_id="no-such-call"),
+    Bad("POST", f"/api/calls/{'x' * 300}/warn", status=404, error_id="no-such-call"),
     # unknown routes and methods
     Bad("GET", "/api/no-such-thing", status=404, error_id="no-such-route"),
     Bad("GET", "/no-such-page", status=404, error_id="no-such-route", auth=False),
