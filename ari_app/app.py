@@ -45,6 +45,9 @@ from ari_app.hold.machine import HoldSettings
 from ari_app.hold.stasis import HoldRule
 from ari_app.hold.store import HoldStore
 from ari_app.calls.vocabulary import ToRule
+from ari_app.console import http as console_http
+from ari_app.console.keys import console_key
+from ari_app.console.service import ConsoleService
 from ari_app.inbound.machine import FeatureCodes, InvalidTransition
 from ari_app.inbound.stasis import CallServices, InboundSettings, InboundStasis
 from ari_app.inbound.store import CallStore
@@ -136,6 +139,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(console_http.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)
@@ -282,6 +286,10 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                              outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
         app[operators_key] = operators
+        app[console_key] = ConsoleService(  # the operator's page: reads only
+            redis, policy, keys=keys, operators=operators, calls=app[store_key],
+            customers=app[customers_key], callbacks=callbacks, voicemails=app[voicemails_key],
+            directory=app[directory_key])
         app[inbound_key], app[events_key] = inbound, events
         app[watchdog_key] = watchdog = Watchdog()
         reader = watchdog.watch("ari-events", events.run)

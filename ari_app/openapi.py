@@ -81,6 +81,18 @@ def document() -> dict:
                                 secured=False)},
         "/callback": {"get": _op("The customers' callback page (HTML)",
                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/console": {"get": _op("The operator console (HTML; signs in through /api/session)",
+                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/console/console.js": {"get": _op("The console's script", _ok(
+            200, "JavaScript", TEXT, kind="application/javascript"), secured=False)},
+        "/console/console.css": {"get": _op("The console's style", _ok(
+            200, "CSS", TEXT, kind="text/css"), secured=False)},
+        "/api/console": {"get": _op(
+            "The signed-in operator's console: their state, their calls (the customer's card, "
+            "the hold's timers), callbacks due, voice messages",
+            _ok(200, "the view"), _error(403, "not-your-console"),
+            _error(404, "no-such-operator"), BAD, AUTH, STORAGE,
+            params=(("operator", "query", "admins and supervisors: whose console"),))},
         "/api/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI 3.1"),
                                          secured=False)},
         "/api/calls": {"get": _op("The calls in progress", _ok(200, "the calls", example={

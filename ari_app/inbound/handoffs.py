@@ -50,6 +50,7 @@ class HandOffs(RuleMachine):
     queue: str | None
     returning: bool
     bridges: list[str]
+    answered_at: float | None
 
     def _end(self, hang_up: str | None) -> list[object]:
         raise NotImplementedError  # the call's life (inbound/machine.py) ends the call
@@ -87,6 +88,7 @@ class HandOffs(RuleMachine):
         if ev.outcome == "connected" and ev.data.get("channel"):
             # the operator the queue found is the caller's operator from now on
             self.operator, self.operator_channel = ev.data["operator"], ev.data["channel"]
+            self.answered_at = self.answered_at or ev.now
             self._set_state(InboundState.CONNECTED)
             self.bridges.append(TALK_BRIDGE)
             return [CreateBridge(TALK_BRIDGE, "mixing"), AddToBridge(TALK_BRIDGE, CALLER),
