@@ -133,7 +133,7 @@
     $("transfer-cancel").disabled = !moving;
     $("supervisor").disabled = !connected;
     $("warn").disabled = !connected;
-    var times = warned[call.call_id] || 0;
+    var times = Math.max(call.warnings || 0, warned[call.call_id] || 0);
     text($("warn-state"), times === 0 ? "" :
       "The caller was warned once: pressing again ends the call with a goodbye.");
     $("warn").textContent = times === 0 ? "Warn the caller" : "End the call (second warning)";

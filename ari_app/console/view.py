@@ -6,17 +6,17 @@ given here (epoch seconds), so a view fetched once keeps ticking in the browser.
 from __future__ import annotations
 
 from ari_app.hold.machine import HoldMachine, HoldState
-from ari_app.inbound.machine import InboundMachine, InboundState
+from ari_app.inbound.machine import InboundMachine
 from ari_app.transfer.machine import TransferMachine, TransferState
 
 __all__ = ["ORDINALS", "activity", "call_view", "etiquette_view", "next_hold_warning"]
 
 ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth"}
 # how the operator reads the call's state (the machine's internal ones are not theirs)
-_SHOWN = {InboundState.RINGING_OPERATOR: "ringing", InboundState.CONNECTED: "talking",
-          InboundState.HELD: "on hold", InboundState.TRANSFERRING: "transferring",
-          InboundState.COMPLAINING: "with a supervisor", InboundState.RELEASING: "ending",
-          InboundState.ENDED: "ended"}
+_SHOWN = {"ringing_operator": "ringing", "connected": "talking", "held": "on hold",
+          "transferring": "transferring", "complaining": "with a supervisor",
+          "warning": "hearing a warning", "surveying": "answering the survey",
+          "releasing": "ending", "ended": "ended"}
 
 
 def next_hold_warning(holds: int, max_holds: int) -> str | None:
@@ -57,7 +57,8 @@ def call_view(call: InboundMachine, *, department: str | None, hold: HoldMachine
     moving = transfer is not None and transfer.state is not TransferState.ENDED
     return {
         **call.to_public_dict(),
-        "shown_status": _SHOWN.get(call.state, call.state.value.replace("_", " ")),
+        "shown_status": _SHOWN.get(call.state.value, call.state.value.replace("_", " ")),
+        "warnings": getattr(call, "warnings", 0),  # the abusive-caller warning (`callflow`)
         "department": department, "waited": round(max(waited_until - started, 0.0), 1),
         "etiquette": etiquette_view(call, hold, max_holds, now),
         "transfer": transfer.to_public_dict() if moving and transfer is not None else None,
