@@ -52,7 +52,7 @@
   }
 
   function failed(err) {
-    if (err && err.status === 401) { return signedOut(err); }
+    if (err && err.status === 401) { return; }  // Staff.onExpired shows the sign-in form
     showError(err);
   }
 
@@ -278,7 +278,8 @@
   }
 
   function operatorPath(action) {
-    return "/api/operators/" + encodeURIComponent(view.operator.endpoint) + "/" + action;
+    var endpoint = view.operator.endpoint;  // "PJSIP/operator1": the route takes "operator1"
+    return "/api/operators/" + encodeURIComponent(endpoint.split("/").pop()) + "/" + action;
   }
 
   function wire() {
@@ -321,7 +322,9 @@
       }).catch(noop);
     });
     $("sign-out").addEventListener("click", function () {
-      Promise.resolve(Staff.signOut()).then(function () { signedOut(null); });
+      Promise.resolve(Staff.signOut()).then(function () {
+        signedOut("You are signed out.");
+      });
     });
     $("hold-warning").tabIndex = -1;
     setInterval(tick, 250);
@@ -334,7 +337,6 @@
     operatorQuery = who.role !== "operator" && wanted ? "?operator=" + encodeURIComponent(wanted) : "";
     showError(null);
     show($("signin"), false);
-    $("signin").innerHTML = "";
     show($("console"), true);
     show($("sign-out"), true);
     text($("who"), "Signed in as " + who.user + (who.operator ? " (" + who.operator + ")" : ""));
@@ -343,12 +345,16 @@
         // an operator's stream carries only their events; a supervisor's, everybody's
         if (!view || session.role === "operator" || !event.operator ||
             event.operator === view.operator.endpoint) { refetch(); }
+      }, function (state) {
+        document.body.dataset.live = state;
+        text($("live"), state === "live" ? "Live" : "Reconnecting…");
+        if (state === "live") { refetch(); }  // whatever happened while it was away
       });
     }
     return load();
   }
 
-  function signedOut(err) {
+  function signedOut(why) {
     session = null;
     view = null;
     if (stream && stream.close) { stream.close(); }
@@ -356,22 +362,16 @@
     show($("console"), false);
     show($("sign-out"), false);
     text($("who"), "");
+    showError(null);
     show($("signin"), true);
-    $("signin").innerHTML = "";
-    if (err) {
-      showError(err);  // "your session expired": said in the page as the API said it
-    } else {
-      showError(null);
-    }
-    Staff.signInForm($("signin"), signedIn);
+    if (why !== undefined) { Staff.signInForm($("signin"), signedIn, why); }
   }
 
   function start() {
     wire();
-    Promise.resolve(Staff.session()).then(function (who) {
-      if (who) { return signedIn(who); }
-      Staff.signInForm($("signin"), signedIn);
-    }).catch(function (err) { showError(err); Staff.signInForm($("signin"), signedIn); });
+    // an expired session (any call of the page): the console goes, the sign-in form says why
+    Staff.onExpired(function () { signedOut(); });
+    Staff.gate($("signin"), null, signedIn);
   }
 
   start();
