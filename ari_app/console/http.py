@@ -12,9 +12,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from ari_app.console.access import for_operators, principal_of
 from ari_app.console.keys import console_key
-from ari_app.http import ApiError, InvalidRequest, shown
+from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
 from ari_app.operators.keys import operators_key
 from ari_app.operators.service import NoSuchOperator
 

@@ -20,8 +20,7 @@ from aiohttp import web
 
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
-from ari_app.console.access import for_operators, principal_of
-from ari_app.http import ApiError, InvalidRequest, shown
+from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
 from ari_app.keys import ari_key, policy_key
 from ari_app.operators.scope import Scope
 from ari_app.voicemail.keys import voicemails_key

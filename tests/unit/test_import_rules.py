@@ -13,7 +13,8 @@ from pathlib import Path
 import ari_app
 
 CAPABILITIES = frozenset({"hold", "transfer", "escalation", "callback", "voicemail", "inbound",
-                          "customers", "operators", "console"})
+                          "customers", "operators", "queue", "staff", "console", "dashboard",
+                          "reports", "survey", "warning"})
 PRIVATE = frozenset({"stasis", "http"})  # a capability's modules no other may import
 ROOT = Path(ari_app.__file__).parent
 
