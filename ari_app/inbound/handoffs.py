@@ -39,6 +39,7 @@ class HandOffs(RuleMachine):
     number: str
     operator: str | None
     operator_channel: str | None
+    answered_at: float | None
     keys: str
     deadline: float | None
     codes: FeatureCodes
@@ -50,7 +51,6 @@ class HandOffs(RuleMachine):
     queue: str | None
     returning: bool
     bridges: list[str]
-    answered_at: float | None
 
     def _end(self, hang_up: str | None) -> list[object]:
         raise NotImplementedError  # the call's life (inbound/machine.py) ends the call
