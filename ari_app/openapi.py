@@ -68,6 +68,7 @@ def _body(**fields: tuple[str, str]) -> dict:
 
 CALL = (("call_id", "path", "the call's id (the caller's channel id)"),)
 VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
+NOT_YOURS = _error(403, "not-your-voicemail")  # an operator's session: another's message
 
 
 def document() -> dict:
@@ -144,22 +145,24 @@ def document() -> dict:
             _ok(200, "the card"), _error(404, "no-such-customer"), AUTH, STORAGE,
             params=(("number", "path", "E.164"),))},
         "/api/voicemails": {"get": _op(
-            "Voice messages", _ok(200, "the messages"), AUTH, STORAGE,
+            "Voice messages (an operator's session: only theirs)", _ok(200, "the messages"),
+            AUTH, STORAGE,
             params=(("for", "query", "an operator endpoint or a directory id"),
                     ("heard", "query", "true or false")))},
         "/api/voicemails/{voicemail_id}": {
             "get": _op("One voice message", _ok(200, "the message"),
-                       _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL),
+                       _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE,
+                       params=VOICEMAIL),
             "delete": _op("Delete the message and its recording", _ok(200, "deleted"),
                           _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
         "/api/voicemails/{voicemail_id}/audio": {"get": _op(
             "The recording (WAV)", _ok(200, "audio", {"type": "string", "format": "binary"},
                                        kind="audio/wav"),
-            _error(404, "no-such-voicemail", "voicemail-recording-gone"), AUTH, STORAGE,
-            params=VOICEMAIL)},
+            _error(404, "no-such-voicemail", "voicemail-recording-gone"), NOT_YOURS, AUTH,
+            STORAGE, params=VOICEMAIL)},
         "/api/voicemails/{voicemail_id}/heard": {"post": _op(
             "Mark the message heard", _ok(200, "the message"),
-            _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
+            _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE, params=VOICEMAIL)},
         "/api/events": {"get": _op(
             "The live call events (server-sent events, one JSON event each)",
             _ok(200, "the stream", TEXT, kind="text/event-stream"), AUTH)},
