@@ -1,0 +1,61 @@
+"""The dashboard's snapshot (ari_app/dashboard/service.py): callbacks late first, and a hold
+nearing its way out flagged."""
+
+from __future__ import annotations
+
+from ari_app.callback.service import CallbackRequest
+from ari_app.dashboard.service import callbacks_late_first, hold_of, nearing_way_out
+
+NOW = 1_000_000.0
+
+
+def request(rid: str, latest: float | None, created: float = NOW - 600,
+            status: str = "pending") -> CallbackRequest:
+    return CallbackRequest(number="+12125550100", source="web", id=rid, created_at=created,
+                           latest_at=latest, earliest_at=None if latest is None else latest - 1800,
+                           status=status)
+
+
+def test_given_open_requests_when_listed_then_late_first_longest_overdue_first():
+    listed = callbacks_late_first([
+        request("soon", NOW + 600), request("late-a-bit", NOW - 60),
+        request("no-window", None), request("very-late", NOW - 3600),
+        request("later", NOW + 7200)], NOW)
+    assert [c["id"] for c in listed] == ["very-late", "late-a-bit", "soon", "later",
+                                         "no-window"]
+    assert [c["late"] for c in listed] == [True, True, False, False, False]
+    assert listed[0]["window"]["latest"] == NOW - 3600
+
+
+def test_given_done_or_failed_requests_when_listed_then_left_out():
+    listed = callbacks_late_first([request("done", NOW - 10, status="done"),
+                                   request("failed", NOW - 10, status="failed"),
+                                   request("dialing", NOW - 10, status="dialing")], NOW)
+    assert [c["id"] for c in listed] == ["dialing"]
+
+
+def test_given_same_window_when_listed_then_oldest_request_first():
+    listed = callbacks_late_first([request("b", NOW + 60, created=NOW - 10),
+                                   request("a", NOW + 60, created=NOW - 20)], NOW)
+    assert [c["id"] for c in listed] == ["a", "b"]
+
+
+def test_given_a_hold_when_far_from_its_way_out_then_not_nearing():
+    assert not nearing_way_out(NOW + 100, 120, NOW)      # 20 s of 120 gone
+    assert not nearing_way_out(None, 120, NOW)
+
+
+def test_given_a_hold_within_30_s_or_past_two_thirds_when_checked_then_nearing():
+    assert nearing_way_out(NOW + 30, 600, NOW)           # within 30 s
+    assert nearing_way_out(NOW + 39, 120, NOW)           # 81 s of 120 gone: past 2/3
+    assert nearing_way_out(NOW - 5, 120, NOW)            # past it
+    assert not nearing_way_out(NOW + 41, 120, NOW)
+
+
+def test_given_a_hold_snapshot_when_shown_then_its_timers():
+    shown = hold_of("c1", {"state": "holding", "reason": "lookup", "started_at": NOW - 50,
+                           "next_check_in": NOW + 10, "fallback_at": NOW + 20,
+                           "settings": {"fallback_after": 70}}, NOW)
+    assert shown == {"call_id": "c1", "state": "holding", "reason": "lookup",
+                     "started_at": NOW - 50, "next_check_in": NOW + 10, "way_out_at": NOW + 20,
+                     "way_out_after": 70, "nearing_way_out": True}
