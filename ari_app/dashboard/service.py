@@ -15,6 +15,7 @@ itself between fetches (`now` is the server's clock, so the page can correct its
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -79,6 +80,12 @@ def callbacks_late_first(requests: Sequence[CallbackRequest], now: float) -> lis
                             key=order)]
 
 
+def _retrieved(future: asyncio.Future) -> None:
+    """Every request that waited may have left: the outcome is taken, never "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _text(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -91,8 +98,31 @@ class Dashboard:
         self.redis, self.keys, self.today = redis, keys, today
         self.operators, self.callbacks, self.complaints = operators, callbacks, complaints
         self.queues, self.clock = queues, clock
+        self._next: asyncio.Future | None = None    # the snapshot the requests now wait for
+        self._builder: asyncio.Task | None = None
 
     async def snapshot(self) -> dict:
+        """A snapshot begun after this request came: requests arriving while one is being
+        built share the next one, built as soon as that one is done. So it is never older
+        than the event that made a page ask, and twenty open dashboards cost about what one
+        does."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieved)
+            if self._builder is None or self._builder.done():
+                self._builder = asyncio.get_running_loop().create_task(
+                    self._build_while_asked(), name="dashboard-snapshot")
+        return await asyncio.shield(self._next)
+
+    async def _build_while_asked(self) -> None:
+        while self._next is not None:
+            asked, self._next = self._next, None  # who asks from now on waits for the next
+            try:
+                asked.set_result(await self._build())
+            except Exception as exc:  # each waiting request answers it (503 for Redis away)
+                asked.set_exception(exc)
+
+    async def _build(self) -> dict:
         now = self.clock()
         hours, stored = await self.today.day(now)
         return {"now": round(now, 3),

@@ -248,8 +248,8 @@ class TodayFigures:
 
     # --- reading -------------------------------------------------------------------------
     async def day(self, now: float) -> tuple[list[str], list[Mapping]]:
-        """Today's hours and each hour's stored hash (empty for an hour with nothing)."""
-        await self.flush(1.0)
+        """Today's hours and each hour's stored hash (empty for an hour with nothing); what
+        this process has not written yet (at most `linger` old) shows on the next read."""
         hours = hours_of_day(now)
         async with self.redis.pipeline(transaction=False) as pipe:
             for hour in hours:

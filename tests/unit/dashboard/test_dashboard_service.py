@@ -3,8 +3,11 @@ nearing its way out flagged."""
 
 from __future__ import annotations
 
+import asyncio
+
 from ari_app.callback.service import CallbackRequest
-from ari_app.dashboard.service import callbacks_late_first, hold_of, nearing_way_out
+from ari_app.dashboard.service import (Dashboard, callbacks_late_first, hold_of,
+                                       nearing_way_out)
 
 NOW = 1_000_000.0
 
@@ -59,3 +62,47 @@ def test_given_a_hold_snapshot_when_shown_then_its_timers():
     assert shown == {"call_id": "c1", "state": "holding", "reason": "lookup",
                      "started_at": NOW - 50, "next_check_in": NOW + 10, "way_out_at": NOW + 20,
                      "way_out_after": 70, "nearing_way_out": True}
+
+
+class CountingDashboard(Dashboard):
+    """The snapshot's sharing alone: each build waits for the test to let it finish."""
+
+    def __init__(self) -> None:
+        super().__init__(None, keys=None, today=None, operators=None,  # type: ignore[arg-type]
+                         callbacks=None, complaints=None)
+        self.builds = 0
+        self.release = asyncio.Event()
+
+    async def _build(self) -> dict:
+        self.builds += 1
+        number = self.builds
+        await self.release.wait()
+        self.release.clear()
+        return {"build": number}
+
+
+async def test_given_requests_while_a_snapshot_is_built_when_answered_then_they_share_the_next():
+    board = CountingDashboard()
+    first = asyncio.create_task(board.snapshot())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first build has begun
+    later = [asyncio.create_task(board.snapshot()) for _ in range(5)]
+    await asyncio.sleep(0)
+    board.release.set()
+    assert await first == {"build": 1}
+    await asyncio.sleep(0)
+    board.release.set()
+    # all five came after build 1 began: none gets it, all get build 2, built once
+    assert [await t for t in later] == [{"build": 2}] * 5
+    assert board.builds == 2
+
+
+async def test_given_a_build_fails_when_answered_then_every_waiting_request_gets_the_error():
+    class Failing(CountingDashboard):
+        async def _build(self) -> dict:
+            raise ConnectionError("redis away")
+
+    board = Failing()
+    results = await asyncio.gather(board.snapshot(), board.snapshot(), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert isinstance(await asyncio.gather(board.snapshot(), return_exceptions=True), list)
