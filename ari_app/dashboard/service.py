@@ -37,6 +37,7 @@ __all__ = ["Dashboard", "NEAR_WAY_OUT", "callbacks_late_first", "hold_of", "near
 
 NEAR_WAY_OUT = 30.0  # s before the way out, or past 2/3 of the hold's stretch: highlighted
 MAX_COMPLAINTS = 100  # the newest open ones shown
+MIN_GAP = 0.1  # s between two builds of the snapshot: at most ten a second, whoever asks
 
 
 def nearing_way_out(way_out_at: float | None, stretch: float | None, now: float) -> bool:
@@ -94,18 +95,19 @@ class Dashboard:
     def __init__(self, redis: Redis, *, keys: Keyspace, today: TodayFigures,
                  operators: OperatorService, callbacks: CallbackRequests,
                  complaints: Complaints, queues: QueueDesk | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, min_gap: float = MIN_GAP) -> None:
         self.redis, self.keys, self.today = redis, keys, today
         self.operators, self.callbacks, self.complaints = operators, callbacks, complaints
         self.queues, self.clock = queues, clock
         self._next: asyncio.Future | None = None    # the snapshot the requests now wait for
         self._builder: asyncio.Task | None = None
+        self.min_gap, self._last_build = min_gap, float("-inf")
 
     async def snapshot(self) -> dict:
         """A snapshot begun after this request came: requests arriving while one is being
         built share the next one, built as soon as that one is done. So it is never older
         than the event that made a page ask, and twenty open dashboards cost about what one
-        does."""
+        does (at most one build every `min_gap` s)."""
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
             self._next.add_done_callback(_retrieved)
@@ -115,7 +117,11 @@ class Dashboard:
         return await asyncio.shield(self._next)
 
     async def _build_while_asked(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._next is not None:
+            # at most one build every `min_gap` s, however many pages ask
+            await asyncio.sleep(max(0.0, self._last_build + self.min_gap - loop.time()))
+            self._last_build = loop.time()
             asked, self._next = self._next, None  # who asks from now on waits for the next
             try:
                 asked.set_result(await self._build())

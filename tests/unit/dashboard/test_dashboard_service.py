@@ -69,7 +69,7 @@ class CountingDashboard(Dashboard):
 
     def __init__(self) -> None:
         super().__init__(None, keys=None, today=None, operators=None,  # type: ignore[arg-type]
-                         callbacks=None, complaints=None)
+                         callbacks=None, complaints=None, min_gap=0.0)
         self.builds = 0
         self.release = asyncio.Event()
 
@@ -106,3 +106,21 @@ async def test_given_a_build_fails_when_answered_then_every_waiting_request_gets
     results = await asyncio.gather(board.snapshot(), board.snapshot(), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     assert isinstance(await asyncio.gather(board.snapshot(), return_exceptions=True), list)
+
+
+async def test_given_many_requests_when_built_then_builds_at_least_min_gap_apart():
+    class Timed(Dashboard):
+        def __init__(self) -> None:
+            super().__init__(None, keys=None, today=None, operators=None,  # type: ignore[arg-type]
+                             callbacks=None, complaints=None, min_gap=0.05)
+            self.starts: list[float] = []
+
+        async def _build(self) -> dict:
+            self.starts.append(asyncio.get_running_loop().time())
+            return {}
+
+    board = Timed()
+    for _ in range(3):
+        await asyncio.gather(*(board.snapshot() for _ in range(4)))
+    assert len(board.starts) == 3
+    assert all(b - a >= 0.049 for a, b in zip(board.starts, board.starts[1:]))
