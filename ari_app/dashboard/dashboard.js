@@ -210,7 +210,7 @@
       var y = top + plotH * (1 - f);
       chart.appendChild(svg("line", {x1: left, x2: W, y1: y, y2: y, stroke: "#eceef2"}));
       chart.appendChild(svg("text", {x: left - 4, y: y + 3, "text-anchor": "end"},
-                            String(Math.round(max * f)) + (unit || "")));
+                            String(Math.round(max * f * 10) / 10) + (unit || "")));
     });
     hours.forEach(function (h, i) {
       var x0 = left + i * slot + 1;
@@ -276,6 +276,7 @@
       draw(snapshot);
     }, function (err) {
       if (err.status === 401) { signIn(); return; }
+      if (err.status === 403) document.getElementById("board").hidden = true;
       problem(err.status === 403 ? "The dashboard is for supervisors: " + err.message
                                  : "Could not load the dashboard: " + err.message);
     }).then(function () {

@@ -99,3 +99,71 @@ async def test_given_calls_when_answered_abandoned_and_held_then_snapshot_and_to
     assert (today["queued"], today["answered"], today["abandoned"]) == (2, 1, 1)
     assert len(body["today"]) == 24
     assert sum(h["calls"] for h in body["today"]) == 3
+
+
+async def sign_in(page, user: str) -> None:
+    """Through the page's sign-in form, as a person would (the password of U is "pw-U")."""
+    form = page.locator("#sign-in")
+    await form.locator("input[type=password]").wait_for(timeout=10_000)
+    await form.locator("input:not([type=password]):not([type=hidden])").first.fill(user)
+    await form.locator("input[type=password]").fill("pw-" + user)
+    await form.locator("input[type=password]").press("Enter")
+
+
+@pytest.mark.policy(QUEUE)
+@pytest.mark.timeout(120)
+async def test_given_supervisor_on_dashboard_when_caller_waits_then_appears_counts_and_leaves(
+        app, app_runner, parties, ari, browser, page_shots):
+    callers, _, observer = parties
+    page = await page_shots.new_page(browser)
+    await page.goto(app_runner.base_url + "/dashboard")
+    await sign_in(page, "supervisor1")
+    await page.locator('[data-queue="sales"]').wait_for(timeout=10_000)
+    assert "supervisor1" in await page.locator("#who").inner_text()
+
+    first, first_id = await busy_operator(parties, ari)
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    # the caller is in line once they hear their place: on the page within a second
+    await wait_prompt(observer, call_id, "queue-entered", timeout=25)
+    waiting = page.locator(f'[data-queue="sales"] li[data-call-id="{call_id}"]')
+    await waiting.wait_for(timeout=1000)
+    assert await page.locator('[data-queue="sales"] .waiting-count').inner_text() == "1"
+    # ... their wait counting in the page
+    shown = await waiting.locator(".wait").inner_text()
+    await page.wait_for_function(
+        "([selector, before]) => document.querySelector(selector).textContent !== before",
+        arg=[f'li[data-call-id="{call_id}"] .wait', shown], timeout=2500)
+
+    # the caller hangs up: gone from the page
+    await callers.hang_up(ours)
+    await waiting.wait_for(state="detached", timeout=3000)
+    assert await page.locator('[data-queue="sales"] .waiting-count').inner_text() == "0"
+    await page.locator('[data-queue="sales"] .abandoned').filter(has_text="1").wait_for(
+        timeout=3000)
+
+    # the operator's caller on hold: highlighted (the test policy's way out is 7 s away)
+    status, body = await app_runner.api("POST", f"/api/calls/{first_id}/hold",
+                                        {"reason": "lookup"})
+    assert status == 202, body
+    await page.locator(f'tr[data-operator="PJSIP/operator1"] .hold[data-call-id="{first_id}"]'
+                       ".nearing").wait_for(timeout=3000)
+    status, body = await app_runner.api("DELETE", f"/api/calls/{first_id}/hold")
+    assert status == 202, body
+    await wait_prompt(observer, first_id, "hold-resume-thanks", "PlaybackFinished")
+    await page.locator(f'.hold[data-call-id="{first_id}"]').wait_for(state="detached",
+                                                                      timeout=10_000)
+    await callers.hang_up(first)
+
+
+@pytest.mark.timeout(60)
+async def test_given_operator_session_when_dashboard_asked_then_refused(
+        app, app_runner, browser, page_shots):
+    page = await page_shots.new_page(browser)
+    await page.goto(app_runner.base_url + "/dashboard")
+    await sign_in(page, "operator2")
+    problem = page.locator("#problem")
+    await problem.wait_for(state="visible", timeout=10_000)
+    assert "for supervisors" in await problem.inner_text()
+    assert await page.locator("#board").is_hidden()
+    status = await page.evaluate("fetch('/api/dashboard').then(r => r.status)")
+    assert status == 403
