@@ -1,14 +1,22 @@
 """Today's figures (ari_app/dashboard/today.py): what each call event adds to its UTC hour, and
-the hourly series and a queue's totals read back from the stored hashes."""
+the hourly series and a queue's totals read back from the stored hashes; the writer sums
+per hour, and keeps the sums while Redis is away."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 from types import MappingProxyType
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from structlog.testing import capture_logs
+
 from ari_app.calls.events import CallEvent
-from ari_app.dashboard.today import (bucket_of, figures_of, hour_of, hours_of_day,
-                                     queue_totals, series)
+from ari_app.dashboard.today import (TodayFigures, bucket_of, figures_of, hour_of,
+                                     hours_of_day, queue_totals, series)
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()
 
 AT = calendar.timegm((2026, 12, 3, 14, 7, 30))  # 14:07:30 UTC
 
@@ -114,3 +122,73 @@ def test_given_stored_hours_when_a_queue_totalled_then_summed_over_the_day():
     assert totals["answered"] == 4 and totals["abandoned"] == 1
     assert totals["service_level_share"] == 0.25 and totals["mean_estimate_error"] == 15.0
     assert queue_totals("none", stored)["service_level_share"] is None
+
+
+class FakePipeline:
+    def __init__(self, redis: "FakeRedis") -> None:
+        self.redis, self.commands = redis, []
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+    def hincrbyfloat(self, key, name, amount):
+        self.commands.append(("hincrbyfloat", key, name, amount))
+
+    def expire(self, key, seconds):
+        self.commands.append(("expire", key, seconds))
+
+    async def execute(self):
+        if self.redis.fail_next:
+            self.redis.fail_next -= 1
+            raise RedisConnectionError("Redis is loading")
+        for command, key, *rest in self.commands:
+            if command == "expire":
+                self.redis.ttl[key] = rest[0]
+            else:
+                fields = self.redis.hashes.setdefault(key, {})
+                fields[rest[0]] = fields.get(rest[0], 0.0) + rest[1]
+
+
+class FakeRedis:
+    """Only what the writer uses: a pipeline of HINCRBYFLOAT and EXPIRE."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, float]] = {}
+        self.ttl: dict[str, int] = {}
+        self.fail_next = 0
+
+    def pipeline(self, transaction: bool = True) -> FakePipeline:
+        return FakePipeline(self)
+
+
+async def test_given_events_when_written_then_summed_per_hour_with_expiry():
+    redis = FakeRedis()
+    today = TodayFigures(redis, keys=KEYS, linger=0)  # type: ignore[arg-type]
+    today.start()
+    for _ in range(3):
+        today.on_event(event("inbound:call_started"))
+    today.on_event(event("queue:abandoned", queue="sales", waited=5))
+    await today.flush()
+    stored = redis.hashes[KEYS.dashboard_hour("2026-12-03T14")]
+    assert stored["calls"] == 3 and stored["queue:sales:abandoned"] == 1
+    assert redis.ttl[KEYS.dashboard_hour("2026-12-03T14")] == 3 * 86400
+    await today.close()
+
+
+async def test_given_redis_away_when_events_come_then_kept_summed_and_written_once_back():
+    redis = FakeRedis()
+    redis.fail_next = 2
+    today = TodayFigures(redis, keys=KEYS, linger=0, retry_pause=0.01)  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        today.start()
+        today.on_event(event("inbound:call_started"))
+        await asyncio.sleep(0)
+        today.on_event(event("inbound:call_started"))
+        await today.flush()
+    assert redis.hashes[KEYS.dashboard_hour("2026-12-03T14")]["calls"] == 2
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "dashboard figures wait for storage"]
+    await today.close()
