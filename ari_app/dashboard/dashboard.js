@@ -275,7 +275,7 @@
       problem("");
       draw(snapshot);
     }, function (err) {
-      if (err.status === 401) { signIn(); return; }
+      if (err.status === 401) return;  // Staff shows the sign-in form again, with why
       if (err.status === 403) document.getElementById("board").hidden = true;
       problem(err.status === 403 ? "The dashboard is for supervisors: " + err.message
                                  : "Could not load the dashboard: " + err.message);
@@ -283,6 +283,13 @@
       inFlight = false;
       if (again) { again = false; refetch(); }
     });
+  }
+
+  function live(state) {
+    var badge = document.getElementById("live");
+    badge.textContent = state === "live" ? "live" : "reconnecting…";
+    badge.classList.toggle("on", state === "live");
+    if (state === "live") refetch();  // what happened while the stream was away
   }
 
   var started = false;
@@ -294,30 +301,23 @@
     fetchNow();
     if (started) return;
     started = true;
-    Staff.events(function () {
-      var live = document.getElementById("live");
-      live.textContent = "live";
-      live.classList.add("on");
-      refetch();
-    });
-    document.getElementById("live").textContent = "live";
-    document.getElementById("live").classList.add("on");
+    Staff.events(refetch, live);
     setInterval(tick, 500);
     setInterval(refetch, FALLBACK_REFRESH);
   }
 
-  function signIn() {
+  function signedOut() {
     document.getElementById("board").hidden = true;
-    Staff.signInForm(document.getElementById("sign-in"), function (session) {
-      Promise.resolve(session || Staff.session()).then(start);
-    });
+    document.getElementById("sign-out").hidden = true;
+    document.getElementById("who").textContent = "";
   }
 
   document.getElementById("sign-out").addEventListener("click", function () {
     Promise.resolve(Staff.signOut()).then(function () { location.reload(); });
   });
 
-  Promise.resolve(Staff.session()).then(function (session) {
-    if (session) start(session); else signIn();
-  }, signIn);
+  Staff.onExpired(signedOut);
+  // the page for supervisors (the bearer token, an admin, has no session); anyone else is
+  // told so by the sign-in form
+  Staff.gate(document.getElementById("sign-in"), ["supervisor"], start);
 })();

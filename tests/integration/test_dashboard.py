@@ -103,11 +103,10 @@ async def test_given_calls_when_answered_abandoned_and_held_then_snapshot_and_to
 
 async def sign_in(page, user: str) -> None:
     """Through the page's sign-in form, as a person would (the password of U is "pw-U")."""
-    form = page.locator("#sign-in")
-    await form.locator("input[type=password]").wait_for(timeout=10_000)
-    await form.locator("input:not([type=password]):not([type=hidden])").first.fill(user)
-    await form.locator("input[type=password]").fill("pw-" + user)
-    await form.locator("input[type=password]").press("Enter")
+    await page.locator("#signin-user").wait_for(timeout=10_000)
+    await page.fill("#signin-user", user)
+    await page.fill("#signin-password", "pw-" + user)
+    await page.click("#signin-button")
 
 
 @pytest.mark.policy(QUEUE)
@@ -161,9 +160,11 @@ async def test_given_operator_session_when_dashboard_asked_then_refused(
     page = await page_shots.new_page(browser)
     await page.goto(app_runner.base_url + "/dashboard")
     await sign_in(page, "operator2")
-    problem = page.locator("#problem")
-    await problem.wait_for(state="visible", timeout=10_000)
-    assert "for supervisors" in await problem.inner_text()
+    why = page.locator("#sign-in .why")
+    await page.wait_for_function(
+        "document.querySelector('#sign-in .why') && "
+        "document.querySelector('#sign-in .why').textContent.includes('for supervisors')")
+    assert "signed in as operator" in await why.inner_text()
     assert await page.locator("#board").is_hidden()
     status = await page.evaluate("fetch('/api/dashboard').then(r => r.status)")
     assert status == 403
