@@ -200,7 +200,7 @@ def document() -> dict:
                                "holds": []}],
                 "callbacks": [], "complaints": [],
                 "today": [{"hour": "2026-12-03T14", "calls": 3, "answered": 2}]}),
-            AUTH, STORAGE)},
+            AUTH, _error(403, "forbidden"), STORAGE)},
     }
     return {
         "openapi": "3.1.0",
