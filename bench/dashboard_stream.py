@@ -218,7 +218,16 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                     dashboards = [Dashboard(http, base, args.fetch_gap / 1000) for _ in range(k)]
                     await asyncio.gather(*(d.open() for d in dashboards))
                     await asyncio.sleep(args.settle)
+                    profiler = None
+                    if args.profile and k:  # py-spy samples the app over the window
+                        profiler = await asyncio.create_subprocess_exec(
+                            "py-spy", "record", "-p", str(app.pid), "-d",
+                            str(int(args.measure) - 1), "-r", "250", "-f", "raw",
+                            "-o", f"{args.profile}-{k}-{r}.txt", "--nonblocking",
+                            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
                     result = await window(app.pid, args.measure, dashboards)
+                    if profiler is not None:
+                        await profiler.wait()
                     await asyncio.gather(*(d.close() for d in dashboards))
                     result.update({"round": r, "calls": n, "held": held, "talking": talking,
                                    "since_holds_s": round(time.monotonic() - held_at, 1),
@@ -290,6 +299,9 @@ async def main() -> None:
     parser.add_argument("--fetch-gap", type=float, default=250.0,
                         help="ms between a dashboard's snapshot fetches (0: the stream only)")
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="sample the app with py-spy over each window with dashboards open "
+                             "into PREFIX-K-ROUND.txt (collapsed stacks; no ratios from it)")
     args = parser.parse_args()
     if args.rounds * 2 * (args.measure + args.settle + 2) + args.interval >= FALLBACK_AFTER:
         parser.error(f"the windows would run past the holds' way out ({FALLBACK_AFTER} s): "

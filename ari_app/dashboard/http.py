@@ -36,7 +36,8 @@ def _read(name: str) -> str:
 
 @routes.get("/api/dashboard")
 async def snapshot(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[dashboard_key].snapshot())
+    return web.Response(body=await request.app[dashboard_key].snapshot_body(),
+                        content_type="application/json")
 
 
 @routes.get("/dashboard")
