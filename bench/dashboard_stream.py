@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hold_checkins import _quiet, free_port, pct, proc_cpu, proc_rss_mb  # noqa: E402
+from hold_checkins import (_quiet, free_port, pct, proc_cpu, proc_rss_mb,  # noqa: E402
+                           wait_healthy)
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
@@ -165,9 +166,17 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(port),
                "ETIQUETTE_API_TOKEN": TOKEN, "ETIQUETTE_LOG_LEVEL": "WARNING",
                "ETIQUETTE_LOG_FORMAT": "json"}
-    log = open(f"/tmp/bench-dashboard-app-{n}.log", "wb")
+    log_path = f"/tmp/bench-dashboard-app-{n}.log"
+    log = open(log_path, "wb")
     app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
                                                env=app_env, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        await wait_healthy(base, app, log_path, timeout=30)
+    except BaseException:
+        if app.returncode is None:
+            app.terminate()
+            await app.wait()
+        raise
     ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
 
     def on_phone(e: dict) -> None:
@@ -183,14 +192,6 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
     connector = aiohttp.TCPConnector(limit=0)
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
-            for _ in range(150):
-                try:
-                    async with http.get(base + "/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
             for i, tag in enumerate(tags):  # paced like real arrivals, not one stampede
                 await ari.originate("Local/100@etiquette-inbound/n", app="bench-caller",
                                     channel_id=f"bc-{tag}", other_channel_id=f"call-{tag}",
