@@ -1,5 +1,5 @@
 """Today's figures for the supervisor dashboard, a consumer of call events: per UTC hour, the
-calls, the queue callers answered and abandoned, their waits and the holds' lengths (sum,
+calls, those answered (at once or from a queue), the queue callers abandoned, their waits and the holds' lengths (sum,
 count and a few buckets: a distribution, not just a mean), those answered within the queue's
 service level, and how far the estimate said was from the wait. Kept in Redis (one hash per
 hour, `Keyspace.dashboard_hour`), so every instance adds to and shows the same figures; a
@@ -70,6 +70,9 @@ def figures_of(event: CallEvent) -> dict[str, float]:
     match event.rule, step:
         case "inbound", "call_started":
             return {"calls": 1}
+        case "inbound", "state_changed" if (event.old, event.new) == ("ringing_operator",
+                                                                      "connected"):
+            return {"answered": 1}  # put through at once, no queue (the queue counts its own)
         case "hold", "ended":
             held = _length(d.get("held_for"))
             if held is None:

@@ -192,3 +192,12 @@ async def test_given_redis_away_when_events_come_then_kept_summed_and_written_on
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
         "dashboard figures wait for storage"]
     await today.close()
+
+
+def test_given_a_call_put_through_at_once_then_answered_but_not_after_a_hold():
+    direct = CallEvent("inbound:state_changed", "c1", AT, "inbound", "state_changed",
+                       old="ringing_operator", new="connected")
+    resumed = CallEvent("inbound:state_changed", "c1", AT, "inbound", "state_changed",
+                        old="held", new="connected")
+    assert figures_of(direct) == {"answered": 1}
+    assert figures_of(resumed) == {}
