@@ -36,6 +36,10 @@ from ari_app.callback.service import CallbackRequests
 from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage.snapshots import SnapshotStore
 from ari_app.customers.service import Customers
+from ari_app.dashboard import http as dashboard_http
+from ari_app.dashboard.keys import dashboard_key, today_key
+from ari_app.dashboard.service import Dashboard
+from ari_app.dashboard.today import TodayFigures
 from ari_app.escalation.service import Complaints, SupervisorDesk
 from ari_app.escalation.stasis import ComplaintRule
 from ari_app.escalation.store import ComplaintStore
@@ -143,6 +147,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(dashboard_http.routes)
     app.add_routes(staff_http.routes)
     app.add_routes(console_http.routes)
     app[directory_key] = Directory(policy)
@@ -176,6 +181,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                                     keys=keys)
         log.start()
         call_events.subscribe(log)
+        app[today_key] = today = TodayFigures(log_redis, keys=keys)  # the dashboard's figures
+        today.start()
+        call_events.subscribe(today)
         app[store_key] = CallStore(redis, log, keys=keys)
         app[customers_key] = customers = Customers(redis, keys=keys)
         app[callbacks_key] = CallbackRequests(redis, policy, keys=keys, customers=customers)
@@ -197,6 +205,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         yield
         if notifier is not None:
             await notifier.close()
+        await today.close()
         await log.close()
         await log_redis.aclose()
         await redis.aclose()
@@ -298,6 +307,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
                              outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
+        app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
+                                       operators=operators, callbacks=callbacks,
+                                       complaints=Complaints(redis, keys=keys), queues=queues)
         app[operators_key] = operators
         app[console_key] = ConsoleService(  # the operator's page: reads only
             redis, policy, keys=keys, operators=operators, calls=app[store_key],

@@ -197,6 +197,25 @@ def document() -> dict:
         "/api/queues": {"get": _op(
             "The queues: who waits (place, wait, kind), the longest wait, their operators",
             _ok(200, "the queues"), AUTH, STORAGE)},
+        "/dashboard": {"get": _op("The supervisor dashboard (HTML; signs in through the API)",
+                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/dashboard/{asset}": {"get": _op(
+            "The dashboard's script and style sheet", _ok(200, "the file", TEXT,
+                                                          kind="text/plain"),
+            _error(404, "no-such-asset"), secured=False,
+            params=(("asset", "path", "dashboard.js | dashboard.css"),))},
+        "/api/dashboard": {"get": _op(
+            "The supervisor dashboard's snapshot: queues (waiting, longest wait, estimate, "
+            "today's figures), operators with their current holds, open callbacks late first, "
+            "open complaints, today's figures per UTC hour",
+            _ok(200, "the snapshot", example={
+                "now": 1796298214.2, "queues": [{"name": "sales", "waiting": [],
+                                                 "longest_wait": 0.0}],
+                "operators": [{"endpoint": "PJSIP/operator1", "state": "logged_in",
+                               "holds": []}],
+                "callbacks": [], "complaints": [],
+                "today": [{"hour": "2026-12-03T14", "calls": 3, "answered": 2}]}),
+            AUTH, _error(403, "forbidden"), STORAGE)},
     }
     return {
         "openapi": "3.1.0",

@@ -13,8 +13,7 @@ from pathlib import Path
 import ari_app
 
 CAPABILITIES = frozenset({"hold", "transfer", "escalation", "callback", "voicemail", "inbound",
-                          "customers", "operators", "queue", "staff", "console", "dashboard",
-                          "reports", "survey", "warning"})
+                          "customers", "operators", "queue", "staff", "dashboard"})
 PRIVATE = frozenset({"stasis", "http"})  # a capability's modules no other may import
 ROOT = Path(ari_app.__file__).parent
 
