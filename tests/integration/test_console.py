@@ -14,6 +14,9 @@ import time
 import pytest
 
 from ari_app.customers.keys import customers_key
+from ari_app.keys import policy_key
+from ari_app.voicemail.keys import voicemails_key
+from ari_app.voicemail.service import Voicemail
 
 from test_hold import connected_call, wait_prompt
 from test_transfer import continue_transfer, press, target_answers
@@ -237,3 +240,31 @@ async def test_given_abusive_caller_when_operator_warns_twice_then_call_ends_wit
                                     and e["channel"]["id"] == call_id, what="the call ended")
     assert ended["_t"] >= goodbye["_t"]
     await page.locator("#no-call").wait_for(state="visible", timeout=3000)
+
+
+async def test_given_signed_in_operator_when_pausing_and_hearing_a_message_then_page_follows(
+        app, app_runner, browser, page_shots):
+    message = await app[voicemails_key].create(
+        Voicemail("rec-console", "PJSIP/operator1", "+12125550100", "Ann Lee", duration=12.0))
+    page = await signed_in(page_shots, browser, app_runner.base_url, "operator1")
+    item = page.locator(f"#voicemails li[data-id='{message.id}']")
+    assert "Ann Lee" in await item.inner_text()
+    assert await item.locator("audio").get_attribute("src") == (
+        f"/api/voicemails/{message.id}/audio")
+
+    # pause with a reason, unpause: the state and its buttons follow
+    reason = app[policy_key].operators.pause_reasons[0]
+    await page.select_option("#pause-reason", reason)
+    await page.click("#pause")
+    await page.wait_for_function(
+        "document.getElementById('activity').textContent === 'paused'", timeout=3000)
+    assert reason in await page.inner_text("#state-detail")
+    assert await page.locator("#pause").is_disabled()
+    await page.click("#unpause")
+    await page.wait_for_function(
+        "document.getElementById('activity').textContent === 'ready'", timeout=3000)
+
+    # the message marked heard: kept, no longer new
+    await item.locator("button.mark-heard").click()
+    await page.locator(f"#voicemails li.heard[data-id='{message.id}']").wait_for(timeout=3000)
+    assert (await app[voicemails_key].get(message.id)).heard is True
