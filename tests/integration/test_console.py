@@ -260,6 +260,11 @@ async def test_given_signed_in_operator_when_pausing_and_hearing_a_message_then_
         "document.getElementById('activity').textContent === 'paused'", timeout=3000)
     assert reason in await page.inner_text("#state-detail")
     assert await page.locator("#pause").is_disabled()
+    # a page behind the truth (a button still enabled): the API's 409 is said in the page
+    await page.evaluate("document.getElementById('login').disabled = false")
+    await page.click("#login")
+    await page.locator("#error").wait_for(state="visible", timeout=3000)
+    assert "(wrong-operator-state)" in await page.inner_text("#error")
     await page.click("#unpause")
     await page.wait_for_function(
         "document.getElementById('activity').textContent === 'ready'", timeout=3000)
