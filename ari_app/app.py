@@ -69,6 +69,10 @@ from ari_app.queue.keys import queues_key
 from ari_app.queue.machine import OperatorOffered, QueueMachine
 from ari_app.queue.service import QueueDesk
 from ari_app.queue.stasis import QueueRule, queue_settings
+from ari_app.staff import http as staff_http
+from ari_app.staff.accounts import StaffAccounts, StaffFileError
+from ari_app.staff.keys import accounts_key, staff_sessions_key
+from ari_app.staff.sessions import Sessions
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
@@ -81,7 +85,7 @@ from ari_app.inbound import http as inbound_http
 from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.keys import (
     ari_key, call_events_key, etiquette_log_key, events_key, live_events_key, metrics_key,
-    policy_key, redis_key, settings_key, watchdog_key,
+    policy_key, redis_key, sessions_key, settings_key, watchdog_key,
 )
 from ari_app.transfer.keys import directory_key
 from ari_app.voicemail.keys import voicemails_key
@@ -138,6 +142,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(queue_http.routes)
     app.add_routes(reports_http.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(staff_http.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)
@@ -155,6 +160,11 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     keys = Keyspace()  # names every Redis key: the one place a key is spelled
 
     async def redis_ctx(app: web.Application):
+        if settings.staff_file is not None:  # who may sign in to the console and the dashboard
+            try:
+                app[accounts_key] = StaffAccounts.load(settings.staff_file)
+            except StaffFileError as exc:
+                raise StartupError(str(exc)) from exc
         redis = storage_client(settings)
         await check_redis(redis, settings.redis_url)
         app[redis_key] = redis
@@ -179,6 +189,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 notifier(voicemail)
 
         app[voicemails_key] = Voicemails(redis, keys=keys, on_created=voicemail_left)
+        if accounts_key in app:
+            app[staff_sessions_key] = app[sessions_key] = Sessions(
+                redis, keys=keys, idle=settings.session_idle, longest=settings.session_longest)
         yield
         if notifier is not None:
             await notifier.close()

@@ -121,6 +121,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"app settings: {instance.dir / 'app.env'}")
         for phone, password in state.phone_passwords.items():
             print(f"desk phone {phone}: register to 127.0.0.1:{state.ports.sip} as {phone} / {password}")
+        for user, password in state.staff_passwords.items():
+            print(f"console/dashboard sign-in: {user} / {password}")
     elif args.action == "down":
         instance.down()
     elif args.action == "destroy":
@@ -160,6 +162,63 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """Set, list or remove who may sign in to the console and the dashboard."""
+    import getpass
+
+    from ari_app.staff.accounts import (Account, StaffAccounts, StaffFileError, hash_password,
+                                        new_password, parse, render)
+
+    path = Path(args.file or os.environ.get("ETIQUETTE_STAFF_FILE") or "config/staff.toml")
+    try:
+        accounts = StaffAccounts.load(path).accounts if path.exists() else {}
+    except StaffFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.action == "list":
+        for account in accounts.values():
+            print(f"{account.user}\t{account.role}\t{account.endpoint or ''}")
+        return 0
+    if not args.user:
+        print("name the user: ari-etiquette staff set USER --role ...", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        if accounts.pop(args.user, None) is None:
+            print(f"no user {args.user!r} in {path}", file=sys.stderr)
+            return 1
+    else:
+        old = accounts.get(args.user)
+        role = args.role or (old.role if old else None)
+        endpoint = args.endpoint or (old.endpoint if old else None)
+        if role is None:
+            print("--role operator|supervisor is needed for a new user", file=sys.stderr)
+            return 2
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        elif sys.stdin.isatty() and not args.generate:
+            password = getpass.getpass(f"password for {args.user}: ")
+        else:
+            password = new_password()
+            print(f"{args.user}: {password}")
+        if len(password) < 8:
+            print("a password needs at least 8 characters", file=sys.stderr)
+            return 2
+        account = Account(args.user, role, endpoint, hash_password(password))
+        try:  # the same checks as at start
+            parse({"users": {account.user: {k: v for k, v in (
+                ("role", role), ("endpoint", endpoint), ("password", account.password))
+                if v is not None}}}, str(path))
+        except StaffFileError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        accounts[args.user] = account
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(accounts), encoding="utf-8")
+    path.chmod(0o600)
+    print(f"{path}: {len(accounts)} account(s); restart the app to use them")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ari-etiquette",
@@ -193,6 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("out", help="Asterisk's sounds folder, e.g. /usr/share/asterisk/sounds")
     prompts.add_argument("--policy", default="config/policy.example.toml")
     prompts.set_defaults(func=cmd_prompts)
+
+    staff = sub.add_parser("staff", help="who may sign in to the console and the dashboard")
+    staff.add_argument("action", choices=["set", "list", "remove"])
+    staff.add_argument("user", nargs="?")
+    staff.add_argument("--role", choices=["operator", "supervisor"])
+    staff.add_argument("--endpoint", help="an operator's phone, e.g. PJSIP/operator1")
+    staff.add_argument("--file", help="the staff file (default: $ETIQUETTE_STAFF_FILE or "
+                                      "config/staff.toml)")
+    staff.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin (default: ask, or generate one)")
+    staff.add_argument("--generate", action="store_true", help="generate and print a password")
+    staff.set_defaults(func=cmd_staff)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -48,6 +48,7 @@ class Check:
 async def run_doctor(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     policy = _check_policy(settings, checks)
+    _check_staff(settings, policy, checks)
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password.get_secret_value(),
                     request_timeout=3)
     try:
@@ -82,6 +83,30 @@ def _check_policy(settings: Settings, checks: list[Check]) -> Policy | None:
         f"{policy.business_hours.time_zone!r} is in no country; set callback.allowed_countries "
         f'(e.g. ["US"]; README "Toll fraud")')))
     return policy
+
+
+def _check_staff(settings: Settings, policy: Policy | None, checks: list[Check]) -> None:
+    """The staff file: readable, valid, its operators' phones in the policy."""
+    from ari_app.staff.accounts import StaffAccounts, StaffFileError
+
+    if settings.staff_file is None:
+        checks.append(Check("staff sign-in", None, "ETIQUETTE_STAFF_FILE unset: no console or "
+                            "dashboard sign-in (the API takes the bearer token only)"))
+        return
+    try:
+        accounts = StaffAccounts.load(settings.staff_file).accounts
+    except StaffFileError as exc:
+        checks.append(Check("staff sign-in", False, str(exc)))
+        return
+    strangers = sorted(a.user for a in accounts.values() if policy is not None
+                       and a.role == "operator" and a.endpoint not in policy.operators.endpoints)
+    if strangers:
+        checks.append(Check("staff sign-in", False, f"operators whose endpoint is not in the "
+                            f"policy's operators.endpoints: {', '.join(strangers)}"))
+        return
+    roles = [a.role for a in accounts.values()]
+    checks.append(Check("staff sign-in", True, f"{roles.count('operator')} operator(s), "
+                        f"{roles.count('supervisor')} supervisor(s) in {settings.staff_file}"))
 
 
 async def _check_ari(ari: AriClient, settings: Settings, checks: list[Check]) -> bool:

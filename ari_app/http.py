@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import structlog
 from aiohttp import web
 
-from ari_app.keys import calls_key, events_key, redis_key, settings_key, watchdog_key
+from ari_app.keys import (
+    calls_key, events_key, redis_key, sessions_key, settings_key, watchdog_key,
+)
 from ari_app.storage import STORAGE_ERRORS, storage_away as storage_failure
 
-__all__ = ["ApiError", "BODY_TIMEOUT", "InvalidRequest", "MAX_BODY", "MAX_JSON_DEPTH",
-           "StorageUnavailable", "auth_middleware", "error_middleware", "field", "read_json",
-           "routes", "same_secret", "storage_failure"]
+__all__ = ["ApiError", "BODY_TIMEOUT", "COOKIE", "Forbidden", "InvalidRequest", "MAX_BODY",
+           "MAX_JSON_DEPTH", "Principal", "SessionFinder", "StorageUnavailable",
+           "auth_middleware", "error_middleware", "field", "for_operators", "principal_of",
+           "public", "read_json", "routes", "same_secret", "storage_failure"]
 
 MAX_BODY = 64 * 1024        # bytes; aiohttp's client_max_size (build_app)
 BODY_TIMEOUT = 5.0          # seconds to receive a whole body once its headers are in
@@ -176,10 +180,50 @@ def same_secret(sent: str, expected: str) -> bool:
                                expected.encode("utf-8", "surrogatepass"))
 
 
+COOKIE = "etq_session"  # the staff session's cookie (HttpOnly, SameSite=Strict)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent a request: the bearer token (the admin's tools), or a signed-in supervisor or
+    operator (the dashboard, the console); an operator's `operator` is their endpoint."""
+    user: str
+    role: Literal["admin", "supervisor", "operator"]
+    operator: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+
+ADMIN = Principal("api-token", "admin")
+PRINCIPAL = web.RequestKey("principal", Principal)  # who sent the request (auth_middleware)
+
+
+class SessionFinder(Protocol):
+    """What the root needs of the staff sessions (staff/sessions.py): a cookie's session."""
+
+    async def find(self, token: str) -> Any | None: ...  # .user .role .operator .csrf
+
+
 def public(handler):
     """A route anybody may call (the customers' web page): no bearer token needed."""
     handler.public = True
     return handler
+
+
+def for_operators(handler):
+    """A route a signed-in operator may call too; the handler keeps them to what is theirs
+    (`principal_of(request).operator`). Others are for supervisors and the admin's token."""
+    handler.for_operators = True
+    return handler
+
+
+def principal_of(request: web.Request) -> Principal:
+    """Who sent the request (set by `auth_middleware`; the admin for a route it did not check,
+    which is only ever a public one)."""
+    return request.get(PRINCIPAL, ADMIN)
 
 
 def has_bearer(request: web.Request) -> bool:
@@ -195,6 +239,26 @@ class Unauthorized(ApiError):
     error_id = "unauthorized"
 
 
+class SessionExpired(ApiError):
+    status = 401
+    error_id = "session-expired"
+
+
+class Forbidden(ApiError):
+    status = 403
+    error_id = "forbidden"
+
+
+class CsrfMissing(ApiError):
+    status = 403
+    error_id = "csrf-token-missing"
+
+
+class CsrfWrong(ApiError):
+    status = 403
+    error_id = "csrf-token-wrong"
+
+
 class ApiDisabled(ApiError):
     status = 503
     error_id = "api-token-not-configured"
@@ -202,14 +266,41 @@ class ApiDisabled(ApiError):
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    """The API needs `Authorization: Bearer <ETIQUETTE_API_TOKEN>` (calls and customers' cards
-    are not for everybody), but for the routes marked @public."""
+    """The API needs `Authorization: Bearer <ETIQUETTE_API_TOKEN>` or a staff session's cookie
+    (calls and customers' cards are not for everybody), but for the routes marked @public. A
+    session's changes need its CSRF token (`X-CSRF-Token`), and an operator's session reaches
+    only the routes marked @for_operators."""
     if request.path.startswith("/api/") and not getattr(handler, "public", False):
-        if request.app[settings_key].api_token is None:
+        request[PRINCIPAL] = principal = await authenticate(request)
+        if principal.is_operator and not getattr(handler, "for_operators", False):
+            raise Forbidden("operators may not use this route; the console shows what is "
+                            "theirs (GET /api/console)")
+    return await handler(request)
+
+
+async def authenticate(request: web.Request) -> Principal:
+    settings = request.app[settings_key]
+    sessions = request.app.get(sessions_key)
+    if "Authorization" in request.headers or (COOKIE not in request.cookies and sessions is None):
+        if settings.api_token is None:
             raise ApiDisabled("set ETIQUETTE_API_TOKEN to use the call-control API")
         if not has_bearer(request):
             raise Unauthorized("missing or wrong bearer token")
-    return await handler(request)
+        return ADMIN
+    token = request.cookies.get(COOKIE)
+    if token is None or sessions is None:
+        raise Unauthorized("sign in first (POST /api/session), or send the bearer token")
+    session = await sessions.find(token)
+    if session is None:
+        raise SessionExpired("your session has expired or was signed out; please sign in again")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get("X-CSRF-Token")
+        if not sent:
+            raise CsrfMissing("a change made with a session needs its X-CSRF-Token header "
+                              "(GET /api/session gives it)")
+        if not same_secret(sent, session.csrf):
+            raise CsrfWrong("the X-CSRF-Token header does not match this session's")
+    return Principal(session.user, session.role, session.operator)
 
 
 @web.middleware

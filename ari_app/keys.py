@@ -23,6 +23,7 @@ from ari_app.watchdog import Watchdog
 
 if TYPE_CHECKING:  # calls/control.py reads these keys: a runtime import would be a cycle
     from ari_app.calls.control import CallControl
+    from ari_app.http import SessionFinder
 
 settings_key = web.AppKey("settings", Settings)
 policy_key = web.AppKey("policy", Policy)
@@ -37,3 +38,6 @@ etiquette_log_key = web.AppKey("etiquette_log", EtiquetteLog)
 # the object that carries out REST requests on live calls (calls/control.py `apply`); today
 # the inbound adapter, stored under this same key as `inbound.keys.inbound_key`
 calls_key: web.AppKey[CallControl] = web.AppKey("calls")
+# the staff sessions (staff/sessions.py) the root's auth middleware asks who a cookie is;
+# absent when no staff file is set
+sessions_key: web.AppKey[SessionFinder] = web.AppKey("sessions")

@@ -30,7 +30,7 @@ def _error(status: int, *ids: str) -> tuple[str, dict]:
 
 
 STORAGE = _error(503, "storage-unavailable")
-AUTH = _error(401, "unauthorized")
+AUTH = _error(401, "unauthorized", "session-expired")
 BAD = _error(422, "invalid-request", "invalid-json")
 NO_CALL = _error(404, "no-such-call")
 STATE = _error(409, "wrong-call-state", "call-busy")
@@ -174,6 +174,24 @@ def document() -> dict:
                     ("format", "query", "json (default) or csv")))},
         "/reports": {"get": _op("The compliance report page (HTML; signs in through the API)",
                                 _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/api/session": {
+            "post": _op("Sign in (staff: the console, the dashboard); sets the session cookie",
+                        _ok(200, "the session", example={
+                            "user": "operator1", "role": "operator",
+                            "operator": "PJSIP/operator1", "csrf": "q8Z...", "started": 1.0}),
+                        _error(401, "wrong-credentials"),
+                        _error(429, "too-many-sign-in-attempts"),
+                        _error(503, "sign-in-not-configured"), BAD, STORAGE, secured=False,
+                        body=_body(user=("string!", "the staff file's user name"),
+                                   password=("string!", "their password"))),
+            "get": _op("The signed-in session (who, role, their CSRF token)",
+                       _ok(200, "the session"), _error(401, "not-signed-in", "session-expired"),
+                       STORAGE, secured=False),
+            "delete": _op("Sign out", _ok(200, "signed out", example={"signed_out": True}),
+                          STORAGE, secured=False)},
+        "/static/staff.js": {"get": _op(
+            "The staff pages' shared script (sign-in, API calls with CSRF, live events)",
+            _ok(200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
         "/api/queues": {"get": _op(
             "The queues: who waits (place, wait, kind), the longest wait, their operators",
             _ok(200, "the queues"), AUTH, STORAGE)},
@@ -186,9 +204,16 @@ def document() -> dict:
                                 "JSON with `error_id` and `message`."},
         "components": {
             "schemas": {"Error": ERROR},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "ETIQUETTE_API_TOKEN"}}},
-        "security": [{"bearer": []}],
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "ETIQUETTE_API_TOKEN: the admin's tools, everything"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "etq_session",
+                            "description": "a signed-in supervisor (everything) or operator "
+                                           "(only the routes for operators, on their own calls "
+                                           "and state: 403 `forbidden` / `not-your-call` "
+                                           "otherwise); every change also needs the header "
+                                           "`X-CSRF-Token` (403 `csrf-token-missing`)"}}},
+        "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
     }
 

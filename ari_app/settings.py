@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     http_port: int = Field(8090, ge=0, le=65535, description="the app's own REST API and pages")
     api_token: SecretStr | None = Field(
         None, description="bearer token for /api/ calls that act on calls; unset = those refused")
+    staff_file: Path | None = Field(None, description=(
+        "the staff accounts (TOML, scrypt hashes) who may sign in to the console and the "
+        "dashboard; unset = no sign-in, the API takes the bearer token only"))
+    session_idle: int = Field(28800, ge=1, le=7 * 86400, description=(
+        "seconds a staff session lives without a request"))
+    session_longest: int = Field(43200, ge=1, le=30 * 86400, description=(
+        "seconds a staff session lives at most after sign-in (a shift)"))
+    cookie_secure: bool | None = Field(None, description=(
+        "send the session cookie over HTTPS only; unset = when the request came over HTTPS "
+        "(set true behind a proxy that ends TLS)"))
     log_level: str = "INFO"
     log_format: str = Field("auto", pattern="^(auto|json|console)$")
     # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.

@@ -15,14 +15,16 @@ from aiohttp import web
 
 from ari_app.ari import AriError
 from ari_app.calls.errors import WrongState
-from ari_app.http import ApiError, InvalidRequest, StorageUnavailable, field, shown, storage_failure
+from ari_app.http import (
+    ApiError, InvalidRequest, StorageUnavailable, field, principal_of, shown, storage_failure,
+)
 from ari_app.keys import calls_key
 
 if TYPE_CHECKING:
     from ari_app.ari import Lanes
 
-__all__ = ["CallBusy", "CallControl", "CallControlFailed", "NoSuchCall", "WrongCallState",
-           "apply", "call_id_of", "reason_of"]
+__all__ = ["CallBusy", "CallControl", "CallControlFailed", "NoSuchCall", "NotYourCall",
+           "WrongCallState", "apply", "call_id_of", "check_own_call", "reason_of"]
 
 
 class CallControl(Protocol):
@@ -35,10 +37,19 @@ class CallControl(Protocol):
         WrongState: not now; AriError: Asterisk refused; TimeoutError: the lane was busy."""
         ...
 
+    async def operator_of(self, call_id: str) -> str | None:
+        """The call's operator endpoint; LookupError: no such call."""
+        ...
+
 
 class NoSuchCall(ApiError):
     status = 404
     error_id = "no-such-call"
+
+
+class NotYourCall(ApiError):
+    status = 403
+    error_id = "not-your-call"
 
 
 class WrongCallState(ApiError):
@@ -75,6 +86,7 @@ async def apply(request: web.Request, event: object) -> web.Response:
     """Send `event` to the path's call: 202 with its new state, or the JSON error for each
     way it can fail (a bug is re-raised: the error middleware logs it, answers 500)."""
     call_id = call_id_of(request)
+    await check_own_call(request, call_id)
     try:
         state = await request.app[calls_key].request(call_id, event)
     except LookupError as exc:
@@ -91,6 +103,21 @@ async def apply(request: web.Request, event: object) -> web.Response:
                            "before retrying") from exc
         raise  # a bug: the error middleware logs it and answers 500 internal-error
     return web.json_response({"call_id": call_id, "status": state}, status=202)
+
+
+async def check_own_call(request: web.Request, call_id: str) -> None:
+    """An operator's session acts on their own calls only (403 `not-your-call`); the admin's
+    token and supervisors on any."""
+    principal = principal_of(request)
+    if not principal.is_operator:
+        return
+    try:
+        operator = await request.app[calls_key].operator_of(call_id)
+    except LookupError as exc:
+        raise NoSuchCall(f"no live call {call_id}") from exc
+    if operator != principal.operator:
+        raise NotYourCall(f"call {call_id} is not yours ({principal.operator}); only its "
+                          "operator or a supervisor may change it")
 
 
 def reason_of(body: dict, reasons: dict) -> str | None:

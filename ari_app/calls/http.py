@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ari_app.calls.metrics import CONTENT_TYPE
+from ari_app.http import for_operators, principal_of
 from ari_app.keys import live_events_key, metrics_key
 
 __all__ = ["routes"]
@@ -15,8 +16,13 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/events")
+@for_operators  # theirs only
 async def call_events(request: web.Request) -> web.StreamResponse:
-    return await request.app[live_events_key].serve(request)
+    """`?named=0`: every event as a plain `message` (a browser's one handler for all)."""
+    principal = principal_of(request)
+    return await request.app[live_events_key].serve(
+        request, operator=principal.operator if principal.is_operator else None,
+        named=request.query.get("named", "1") != "0")
 
 
 @routes.get("/metrics")

@@ -23,16 +23,27 @@ logger = structlog.get_logger()
 _CLOSED = object()
 
 
-def sse_frame(event: CallEvent) -> bytes:
-    """`event: hold:check_in_played` then `data: {json}`, and the blank line."""
+def sse_frame(event: CallEvent, named: bool = True) -> bytes:
+    """`event: hold:check_in_played` then `data: {json}`, and the blank line; unnamed (a plain
+    `message`, the name only in the data) for a browser that wants every event in one handler."""
     data = json.dumps(event.to_dict(), separators=(",", ":"), default=str)
+    if not named:
+        return f"data: {data}\n\n".encode()
     return f"event: {event.name}\ndata: {data}\n\n".encode()
+
+
+class _Client:
+    """One open stream: its queue, and what it asked for."""
+    __slots__ = ("queue", "operator", "named")
+
+    def __init__(self, queue: asyncio.Queue, operator: str | None, named: bool) -> None:
+        self.queue, self.operator, self.named = queue, operator, named
 
 
 class LiveEvents:
     def __init__(self, *, queue_size: int = 1000, keep_alive: float = 15.0) -> None:
         self.queue_size, self.keep_alive = queue_size, keep_alive
-        self._clients: set[asyncio.Queue] = set()
+        self._clients: set[_Client] = set()
         self.dropped = 0
 
     @property
@@ -42,15 +53,21 @@ class LiveEvents:
     def on_event(self, event: CallEvent) -> None:
         if not self._clients:
             return
-        frame = sse_frame(event)
-        for queue in list(self._clients):
+        frames: dict[bool, bytes] = {}
+        for client in list(self._clients):
+            if client.operator is not None and client.operator != event.operator:
+                continue  # an operator sees their own calls' events only
+            frame = frames.get(client.named)
+            if frame is None:
+                frame = frames[client.named] = sse_frame(event, client.named)
             try:
-                queue.put_nowait(frame)
+                client.queue.put_nowait(frame)
             except asyncio.QueueFull:  # too slow: dropped, never waited for
-                self._drop(queue)
+                self._drop(client)
 
-    def _drop(self, queue: asyncio.Queue) -> None:
-        self._clients.discard(queue)
+    def _drop(self, client: _Client) -> None:
+        queue = client.queue
+        self._clients.discard(client)
         self.dropped += 1
         logger.warning("event stream client dropped", why="not keeping up",
                        queued=queue.qsize())
@@ -58,13 +75,16 @@ class LiveEvents:
             queue.get_nowait()
         queue.put_nowait(_CLOSED)
 
-    async def serve(self, request: web.Request) -> web.StreamResponse:
-        """GET /api/events: the stream until the client leaves, falls behind or we shut down."""
+    async def serve(self, request: web.Request, *, operator: str | None = None,
+                    named: bool = True) -> web.StreamResponse:
+        """GET /api/events: the stream until the client leaves, falls behind or we shut down;
+        only `operator`'s events when given."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.queue_size)
-        self._clients.add(queue)
+        client = _Client(queue, operator, named)
+        self._clients.add(client)
         try:
             await response.prepare(request)
             await response.write(b": connected\n\n")
@@ -86,13 +106,14 @@ class LiveEvents:
         except ConnectionResetError:
             pass  # the client left
         finally:
-            self._clients.discard(queue)
+            self._clients.discard(client)
         return response
 
     async def close(self) -> None:
         """End every open stream (app shutdown)."""
-        for queue in list(self._clients):
-            self._clients.discard(queue)
+        for client in list(self._clients):
+            self._clients.discard(client)
+            queue = client.queue
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(_CLOSED)

@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from ari_app.calls.control import apply, call_id_of, reason_of
-from ari_app.http import InvalidRequest, field, read_json
+from ari_app.http import InvalidRequest, field, for_operators, read_json
 from ari_app.inbound import machine as m
 from ari_app.keys import policy_key
 
@@ -21,6 +21,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/api/calls/{call_id}/hold")
+@for_operators
 async def put_on_hold(request: web.Request) -> web.Response:
     call_id_of(request)
     body = await read_json(request)
@@ -33,5 +34,6 @@ async def put_on_hold(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/calls/{call_id}/hold")
+@for_operators
 async def take_off_hold(request: web.Request) -> web.Response:
     return await apply(request, m.TakeOffHold(time.time(), "rest"))

@@ -279,6 +279,13 @@ class InboundStasis:
             return
         request.answer.set_result(machine.state.value)
 
+    async def operator_of(self, call_id: str) -> str | None:
+        """The call's operator (whose console may act on it); LookupError: no such call."""
+        machine = await self.store.load(call_id)
+        if machine is None:
+            raise LookupError(call_id)
+        return machine.operator
+
     async def request(self, call_id: str, event: object) -> str:
         """Apply an API request in the call's lane, in order with its events; the new state."""
         answer = asyncio.get_running_loop().create_future()

@@ -15,7 +15,9 @@ import time
 
 from aiohttp import web
 
-from ari_app.http import ApiError, InvalidRequest, field, read_json, shown
+from ari_app.http import (
+    ApiError, Forbidden, InvalidRequest, field, for_operators, principal_of, read_json, shown,
+)
 from ari_app.operators.keys import operators_key
 from ari_app.operators.machine import InvalidTransition, LogIn, LogOut, Pause, Unpause
 from ari_app.operators.service import NoSuchOperator, UnknownPauseReason
@@ -43,8 +45,13 @@ async def listing(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/operators/{operator:.+}/{action:login|logout|pause|unpause}")
+@for_operators  # themselves only
 async def change(request: web.Request) -> web.Response:
     name = request.match_info["operator"]
+    principal = principal_of(request)
+    if principal.is_operator and name not in (principal.operator,
+                                              (principal.operator or "").split("/", 1)[-1]):
+        raise Forbidden(f"you may change your own state only ({principal.operator})")
     body = await read_json(request)
     now = time.time()
     match request.match_info["action"]:

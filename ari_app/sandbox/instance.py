@@ -27,6 +27,8 @@ from pathlib import Path
 
 import structlog
 
+from ari_app.staff.accounts import Account, hash_password, new_password
+from ari_app.staff.accounts import render as render_staff
 from ari_app.sandbox.rootfs import ensure_rootfs, rootfs_info
 
 __all__ = ["PHONE_APP", "SandboxError", "SandboxInstance", "SandboxPorts", "repo_root"]
@@ -38,6 +40,10 @@ SIM_CALLER_IP = "127.0.0.2"
 SIM_PHONE_IP = "127.0.0.3"
 # the example policy's operators, supervisor and transfer directory (config/policy.example.toml)
 SIMULATED_PHONES = ("operator1", "operator2", "supervisor1", "billing", "anna")
+# the sandbox's staff accounts: user -> (role, the operator's endpoint)
+SANDBOX_STAFF = {"operator1": ("operator", "PJSIP/operator1"),
+                 "operator2": ("operator", "PJSIP/operator2"),
+                 "supervisor1": ("supervisor", None)}
 
 
 class SandboxError(RuntimeError):
@@ -83,6 +89,10 @@ class SandboxState:
     redis_password: str = field(default_factory=lambda: secrets.token_hex(16))
     phone_passwords: dict[str, str] = field(
         default_factory=lambda: {p: secrets.token_hex(8) for p in SIMULATED_PHONES})
+    # who signs in to the console and the dashboard: user -> password (the staff file holds
+    # their hashes)
+    staff_passwords: dict[str, str] = field(
+        default_factory=lambda: {u: new_password() for u in SANDBOX_STAFF})
     phones: str = "stasis"  # stasis: the test's ARI app answers; answer: dialplan answers; none
     asterisk_pid: int | None = None
     redis_pid: int | None = None
@@ -121,6 +131,7 @@ class SandboxInstance:
             "ETIQUETTE_ARI_USER": state.ari_user,
             "ETIQUETTE_ARI_PASSWORD": state.ari_password,
             "ETIQUETTE_REDIS_URL": f"redis://:{state.redis_password}@127.0.0.1:{state.ports.redis}/0",
+            "ETIQUETTE_STAFF_FILE": str(self.dir / "staff.toml"),
         }
 
     def status(self) -> dict:
@@ -176,6 +187,11 @@ class SandboxInstance:
         except SandboxError:
             self.down()
             raise
+        staff = self.dir / "staff.toml"
+        staff.write_text(render_staff({
+            user: Account(user, *SANDBOX_STAFF[user], hash_password(password))
+            for user, password in state.staff_passwords.items() if user in SANDBOX_STAFF}))
+        os.chmod(staff, 0o600)
         env_file = self.dir / "app.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in self.app_env(state).items()))
         os.chmod(env_file, 0o600)

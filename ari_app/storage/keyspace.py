@@ -97,6 +97,15 @@ class Keyspace:
         ("ip:<address>"), `slot` the window's number."""
         return f"{self.prefix}:rate:{key}:{slot}"
 
+    def session(self, token_digest: str) -> str:
+        """A staff member's signed-in session, a hash (staff/sessions.py), keyed by the
+        SHA-256 of the cookie's token: Redis never holds a usable cookie."""
+        return f"{self.prefix}:session:{token_digest}"
+
+    def sign_in_failures(self, user: str) -> str:
+        """Wrong passwords for one user name in the current window (staff/sessions.py)."""
+        return f"{self.prefix}:sign-in-failures:{user}"
+
     # --- a queue (tag: queue:<name>) -------------------------------------------------------
     def queue_line(self, queue: str) -> str:
         """The queue's waiting line, a sorted set of entry ids by their place (queue/store.py)."""

@@ -13,9 +13,9 @@ import time
 
 from aiohttp import web
 
-from ari_app.calls.control import apply, call_id_of, reason_of
+from ari_app.calls.control import apply, call_id_of, check_own_call, reason_of
 from ari_app.calls.vocabulary import ToRule
-from ari_app.http import ApiError, InvalidRequest, field, read_json, shown
+from ari_app.http import ApiError, InvalidRequest, field, for_operators, read_json, shown
 from ari_app.inbound import machine as m
 from ari_app.inbound.keys import store_key
 from ari_app.keys import policy_key
@@ -38,8 +38,10 @@ class TargetNotAvailable(ApiError):
 
 
 @routes.post("/api/calls/{call_id}/transfer")
+@for_operators
 async def transfer(request: web.Request) -> web.Response:
     call_id = call_id_of(request)
+    await check_own_call(request, call_id)
     body = await read_json(request)
     policy, directory = request.app[policy_key], request.app[directory_key]
     wanted = field(body, "target", str, "a directory entry's id, code or number")
@@ -66,16 +68,19 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/calls/{call_id}/transfer/complete")
+@for_operators
 async def complete(request: web.Request) -> web.Response:
     return await apply(request, ToRule("transfer", t.CompleteRequested(time.time(), "rest")))
 
 
 @routes.delete("/api/calls/{call_id}/transfer")
+@for_operators
 async def cancel(request: web.Request) -> web.Response:
     return await apply(request, ToRule("transfer", t.CancelRequested(time.time(), "rest")))
 
 
 @routes.post("/api/calls/{call_id}/escalate")
+@for_operators
 async def escalate(request: web.Request) -> web.Response:
     return await apply(request, m.EscalationRequested(time.time(), "rest"))
 

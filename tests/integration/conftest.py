@@ -36,11 +36,22 @@ from ari_app.inbound.keys import inbound_key
 from ari_app.policy import load_policy
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
 from ari_app.settings import Settings
+from ari_app.staff.accounts import Account, hash_password, render as render_staff
 
 from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
+
+# staff who may sign in (the console, the dashboard): the password of user U is "pw-" + U
+STAFF = {"operator1": ("operator", "PJSIP/operator1"), "operator2": ("operator", "PJSIP/operator2"),
+         "supervisor1": ("supervisor", None)}
+SCREENSHOTS = Path(os.environ.get("ETIQUETTE_SCREENSHOTS", "/tmp/ari-etiquette-screenshots"))
+CHROMIUM = "/usr/bin/chromium"
+# as root on a machine without network: no sandbox, no background connections
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
 
 TEST_POLICY = """
 company = "Example Corp"
@@ -162,13 +173,17 @@ def settings(sandbox, tmp_path: Path, request) -> Settings:
     if marker is not None:
         text = _merge_toml(text, marker.args[0])
     policy.write_text(text)
+    staff = tmp_path / "staff.toml"
+    staff.write_text(render_staff({user: Account(user, role, endpoint,
+                                                 hash_password("pw-" + user, n=2 ** 10))
+                                   for user, (role, endpoint) in STAFF.items()}))
     env = instance.app_env(state)
     return Settings(ari_url=env["ETIQUETTE_ARI_URL"], ari_user=env["ETIQUETTE_ARI_USER"],
                     ari_password=env["ETIQUETTE_ARI_PASSWORD"],
                     redis_url=env["ETIQUETTE_REDIS_URL"], policy_file=policy,
                     test_time_ranges=True, http_port=0, api_token=API_TOKEN,
                     callback_dialer=request.node.get_closest_marker("dialer") is not None,
-                    _env_file=None)
+                    staff_file=staff, _env_file=None)
 
 
 @pytest.fixture
@@ -397,6 +412,74 @@ async def _tasks_left(before: set[asyncio.Task], timeout: float = 2.0) -> list[s
 
 # --- an error in the app fails the test that caused it ---------------------------------------
 ERROR_METHODS = frozenset({"error", "exception", "critical", "fatal"})
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (`item.rep_call`), for fixtures that act on a
+    failure (page_shots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    if not os.path.exists(CHROMIUM):
+        message = "Debian's chromium is not installed (scripts/test installs it)"
+        if os.environ.get("CI"):  # any value: CI=1 is CI too
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                           headless=True)
+        yield browser
+        await browser.close()
+
+
+class PageShots:
+    """Pages opened through it are photographed when the test fails (ETIQUETTE_SCREENSHOTS,
+    default /tmp/ari-etiquette-screenshots/<test>-<n>.png), so a failure shows what the
+    operator or supervisor saw."""
+
+    def __init__(self) -> None:
+        self.pages: list = []
+
+    async def new_page(self, browser, **options):
+        context = await browser.new_context(**options)
+        page = await context.new_page()
+        self.pages.append(page)
+        return page
+
+    async def take(self, name: str) -> list[Path]:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        taken = []
+        for n, page in enumerate(self.pages):
+            path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{n}.png"
+            try:
+                await page.screenshot(path=str(path), full_page=True)
+                taken.append(path)
+            except Exception:  # the page or browser is gone: nothing to show
+                pass
+        return taken
+
+
+@pytest.fixture
+async def page_shots(request):
+    shots = PageShots()
+    yield shots
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for path in await shots.take(request.node.name):
+            print(f"screenshot of the page at the failure: {path}")
+    for page in shots.pages:
+        try:
+            await page.context.close()
+        except Exception:
+            pass
 
 
 @pytest.fixture(autouse=True)

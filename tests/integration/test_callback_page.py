@@ -4,9 +4,6 @@ next to the field, and nothing is stored."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from test_callback import callback_policy
@@ -15,25 +12,6 @@ from ari_app.storage import Keyspace
 KEYS = Keyspace()  # the app's own key names
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# as root on a machine without network: no sandbox, no background connections
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-async def browser():
-    if not os.path.exists(CHROMIUM):
-        message = "Debian's chromium is not installed (scripts/test installs it)"
-        if os.environ.get("CI"):  # any value: CI=1 is CI too
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        await browser.close()
 
 
 async def test_given_callback_page_when_customer_submits_then_promised_window_shown(

@@ -33,7 +33,8 @@ async def test_given_sandbox_when_doctor_then_every_check_is_green(settings):
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks)
     names = {c.name for c in checks}
     assert {"ARI reachable", "ARI credentials", "Asterisk modules", "ARI events WebSocket",
-            "sound files", "operators", "Redis", "policy", "callback countries"} <= names
+            "sound files", "operators", "Redis", "policy", "callback countries",
+            "staff sign-in"} <= names
 
 
 async def test_given_wrong_ari_password_when_doctor_then_credentials_named(settings):
@@ -65,6 +66,22 @@ def test_given_wrong_password_when_doctor_cli_then_exit_1_and_message(settings, 
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL ARI credentials" in proc.stdout
+
+
+async def test_given_broken_staff_file_when_doctor_and_start_then_both_name_the_line(
+        settings, tmp_path):
+    staff = tmp_path / "broken-staff.toml"
+    staff.write_text('[users.operator9]\nrole = "operator"\nendpoint = "PJSIP/operator9"\n'
+                     'password = "hunter2"\n')
+    bad = settings.model_copy(update={"staff_file": staff})
+    failed = {c.name: c.detail for c in await run_doctor(bad) if c.ok is False}
+    assert set(failed) == {"staff sign-in"}
+    assert "[users.operator9]: password must be a scrypt hash" in failed["staff sign-in"]
+    runner = web.AppRunner(build_app(bad, load_policy(settings.policy_file,
+                                                      test_time_ranges=True)))
+    with pytest.raises(StartupError, match=r"\[users.operator9\]: password must be"):
+        await runner.setup()
+    await runner.cleanup()
 
 
 @pytest.mark.parametrize("fault", ["ari_password", "ari_down", "redis_down"])

@@ -33,7 +33,7 @@ def test_given_the_app_when_its_routes_are_listed_then_each_is_described_and_not
 def test_given_the_document_when_read_then_openapi_31_with_errors_auth_and_public_routes():
     doc = json.loads(json.dumps(document()))  # plain JSON all the way down
 
-    assert doc["openapi"] == "3.1.0" and doc["security"] == [{"bearer": []}]
+    assert doc["openapi"] == "3.1.0" and doc["security"] == [{"bearer": []}, {"session": []}]
     ops = [op for ops in doc["paths"].values() for op in ops.values()]
     assert all(op["summary"] and op["responses"] for op in ops)
     public = {path for path, o in doc["paths"].items() for op in o.values()

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ari_app.calls.events import CallEvent
-from ari_app.calls.stream import LiveEvents, sse_frame
+from ari_app.calls.stream import LiveEvents, _Client, sse_frame
 
 EVENT = CallEvent("hold:check_in_played", "call-1", 12.5, "hold", "check-in",
                   operator="PJSIP/operator1", data={"prompt": "checkin-1"})
@@ -26,10 +26,25 @@ def test_given_event_when_framed_then_event_name_and_json_data():
 def test_given_slow_client_when_queue_full_then_dropped_not_waited_for():
     live = LiveEvents(queue_size=2)
     queue: asyncio.Queue = asyncio.Queue(maxsize=2)
-    live._clients.add(queue)
+    live._clients.add(_Client(queue, None, True))
     for _ in range(3):
         live.on_event(EVENT)
     assert live.clients == 0 and live.dropped == 1
+
+
+def test_given_operator_client_then_only_their_calls_events_unnamed_when_asked():
+    live = LiveEvents()
+    theirs, others = asyncio.Queue(), asyncio.Queue()
+    live._clients.update({_Client(theirs, "PJSIP/operator1", False),
+                          _Client(others, "PJSIP/operator2", True)})
+    live.on_event(EVENT)
+    live.on_event(CallEvent("operator:paused", "", 13.0, "operator", operator="PJSIP/operator2"))
+    frame = theirs.get_nowait().decode()
+    assert frame.startswith("data: {") and json.loads(frame[6:])["name"] == EVENT.name
+    assert theirs.empty()
+    assert json.loads(others.get_nowait().decode().split("data: ")[1])["name"] == \
+        "operator:paused"
+    assert others.empty()
 
 
 async def client_for(live: LiveEvents) -> TestClient:
