@@ -168,7 +168,7 @@ def document() -> dict:
                 example={"day": "2026-12-03", "score_formula": "score = 100 − ...",
                          "operators": [{"operator": "PJSIP/operator1", "calls": 6,
                                         "score": 45}]}),
-            _error(422, "invalid-request"), AUTH, STORAGE,
+            _error(422, "invalid-request"), _error(403, "forbidden"), AUTH, STORAGE,
             params=(("day", "query", "YYYY-MM-DD (UTC); today when left out"),
                     ("operator", "query", "one operator (PJSIP/operator1 or operator1)"),
                     ("format", "query", "json (default) or csv")))},

@@ -19,14 +19,19 @@ import time
 import aiohttp
 import pytest
 
+from ari_app.ari import operations as ops
+from ari_app.callback.keys import callback_calls_key
 from ari_app.inbound.keys import inbound_key
+from ari_app.storage import Keyspace
 
 from conftest import API_TOKEN
+from test_callback import CUSTOMER, PHONE, callback_policy
 from test_hold import connected_call, wait_prompt
 from test_transfer import continue_transfer, press, target_answers
 from test_first_call import talk_bridge_with
 
 pytestmark = pytest.mark.integration
+KEYS = Keyspace()  # the app's own key names
 OP1, OP2 = "PJSIP/operator1", "PJSIP/operator2"
 # the way out after 15 s: a check-in comes between the hold's intro and it (after the
 # intro of about 5 s plus the 2 s interval)
@@ -173,3 +178,47 @@ async def test_given_bad_query_when_report_asked_then_422_naming_the_field_and_n
     status, _, text = await get(app_runner, "?day=2020-01-01&operator=PJSIP/operator1")
     [one] = json.loads(text)["operators"]
     assert (status, one["calls"], one["score"]) == (200, 0, None)
+
+
+@pytest.mark.dialer
+@pytest.mark.policy("[operators]\nwrap_up = 0\n")
+async def test_given_a_promise_on_hold_when_the_dialer_reaches_the_customer_in_its_window_then_kept(
+        app_runner, settings, parties, ari, redis):
+    """The promise is in operator1's day; its outcome in the request's own timeline (the
+    attempt's steps, operator2 calling back): joined by the request id."""
+    callers, phones, observer = parties
+    callback_policy(settings)  # open all week; the customer is a simulated phone
+    app = await app_runner.start()
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    ours, call_id = await callers.dial_local("100", number=CUSTOMER)
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+    operator = json.loads(await redis.get(KEYS.call(call_id)))["operator"]
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    # no key at the way out: a callback to the caller's own number, then goodbye
+    await wait_prompt(observer, call_id, "callback-confirmed", timeout=40)
+    await call_ended(callers, ours)
+
+    # the dialer: the free operator's phone first, then the customer, who presses 1
+    customer = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~cust")
+                                       and e["channel"]["state"] == "Up", timeout=30,
+                                       what="customer answered the callback")
+    attempt = customer["channel"]["id"].split("~")[0]
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                            and e["playback"]["target_uri"] == f"channel:{attempt}~cust",
+                            what="the customer hears who calls")
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await talk_bridge_with(ari, f"{attempt}~op", f"{attempt}~cust", timeout=15)
+    await ari.hangup(phones.answered[PHONE])
+    await app[callback_calls_key].lanes.join()  # the attempt is over: the request done
+
+    status, _, text = await get(app_runner, f"?day={day}&operator={operator}")
+    assert status == 200
+    [one] = json.loads(text)["operators"]
+    promises = one["callback_promises"]
+    assert (promises["total"], promises["kept"], promises["missed"], promises["pending"]) == (
+        1, 1, 0, 0), promises
+    [promise] = promises["promises"]
+    assert promise["call_id"] == call_id and promise["outcome"] == "kept"
+    assert promise["promised_at"] < promise["reached_at"] <= promise["window_end"]
+    assert one["calls"] == 1 and one["holds"]["reached_way_out"] == 1
