@@ -249,9 +249,11 @@ def compliance(operator: str, day: str, entries: Iterable[Mapping], *,
                 report.warnings += 1
             case "warning:call_ended":
                 report.ended_after_warning += 1
-            case "survey:answered":
-                if (score := _number(entry.get("score"))) is not None:
-                    report.survey_scores.append(score)
+            case "survey:answered":  # a key 1-5 (an int; a digit as text is read too)
+                try:
+                    report.survey_scores.append(float(str(entry.get("score"))))
+                except ValueError:
+                    pass
             case "survey:skipped":
                 report.surveys_skipped += 1
         promise = _promise(entry)

@@ -167,6 +167,14 @@ def test_given_many_faults_when_scored_then_never_below_zero():
     assert compliance(OP, DAY, holds, now=T0).to_dict()["score"] == 0
 
 
+def test_given_survey_scores_as_digits_or_missing_when_reported_then_digits_read_others_left():
+    entries = [e(0, "survey:answered", score="5"), e(1, "survey:answered", score=None, call="c2"),
+               e(2, "survey:answered", score=3, call="c3")]
+
+    assert compliance(OP, DAY, entries, now=T0).to_dict()["survey"] == {
+        "answered": 2, "skipped": 0, "average": 4.0, "scores": [5.0, 3.0]}
+
+
 def test_given_a_report_when_made_a_csv_row_then_one_cell_per_column_in_order():
     row = csv_row(report())
     names = [name for name, _ in CSV_COLUMNS]
