@@ -41,6 +41,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+from hold_checkins import wait_healthy  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
@@ -109,19 +111,7 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
     redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as probe:
-            for _ in range(150):
-                try:
-                    async with probe.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if app.returncode is not None:
-                    raise RuntimeError(f"the app exited; see {log_path}")
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"the app did not answer /healthz; see {log_path}")
+        await wait_healthy(base, app, log_path)
         aof = await redis.config_get("append*")
         assert await redis.zcard(KEYS.record_index("callback")) == 0, \
             "a fresh sandbox Redis expected"

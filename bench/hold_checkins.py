@@ -84,6 +84,25 @@ async def ping_probe(ari: AriClient, out: list[float]) -> None:
         await asyncio.sleep(0.1)
 
 
+async def wait_healthy(base_url: str, app: asyncio.subprocess.Process, log_path,
+                       timeout: float = 15.0) -> None:
+    """Until the app under test answers /healthz 200; SystemExit naming its log when it exits
+    or does not come up (every bench starts the app this way)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"{base_url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if app.returncode is not None:
+                raise SystemExit(f"the app exited at start ({app.returncode}): see {log_path}")
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"the app did not answer /healthz within {timeout:g} s: see {log_path}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,15 +148,8 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
     callers = EventStream(ari, "bench-caller", lambda e: None)
     tasks = [asyncio.create_task(s.run()) for s in (observer, phones, callers)]
     await asyncio.gather(*(s.connected.wait() for s in (observer, phones, callers)))
+    await wait_healthy(f"http://127.0.0.1:{port}", app, "the app's output")
     async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
         rss0 = proc_rss_mb(app.pid)
         tags = [uuid.uuid4().hex[:10] for _ in range(n)]
         for i, tag in enumerate(tags):  # paced like real arrivals, not one stampede

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hold_checkins import (_quiet, asterisk_pid, free_port, pct, ping_probe,  # noqa: E402
-                           proc_cpu, proc_rss_mb, system_cpu)
+                           proc_cpu, proc_rss_mb, system_cpu, wait_healthy)
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
@@ -403,17 +403,7 @@ async def run_app(n: int, args, instance: SandboxInstance, env: dict, ari: AriCl
     callers = Callers(ari)
     await callers.start()
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if app.returncode is not None:
-                    raise SystemExit(f"the app exited at start ({app.returncode}): see {log_path}")
-                await asyncio.sleep(0.1)
+        await wait_healthy(f"http://127.0.0.1:{port}", app, log_path)
         rss0 = proc_rss_mb(app.pid)
         idle0 = proc_cpu(app.pid)  # the app with no call: heartbeats, the dialer's rounds
         await asyncio.sleep(args.idle)

@@ -106,7 +106,10 @@ class CallMetrics:
             "etiquette_queue_estimate_error_seconds",
             "How far the wait a caller was told was from the wait they had (absolute).",
             ["queue"], buckets=ERROR_BUCKETS, registry=r)
-        self._in_line: dict[str, tuple[str, float]] = {}  # call -> (queue, entered at)
+        # who waits, per queue, in the order they entered (the first is the longest wait):
+        # each queue event updates the gauges in O(1), whatever the line's length
+        self._lines: dict[str, dict[str, float]] = {}  # queue -> {call: entered at}
+        self._in_line: dict[str, str] = {}  # call -> queue
         self._connects = 0
         for reason in ("true", "false"):  # both series exist from the start
             self.holds.labels(reason_given=reason)
@@ -152,12 +155,13 @@ class CallMetrics:
 
     def _queue(self, event: CallEvent) -> None:
         d, call = event.data, event.call_id
-        queue = str(d.get("queue") or (self._in_line.get(call) or ("",))[0] or "other")
+        queue = str(d.get("queue") or self._in_line.get(call) or "other")
         match event.step:
             case "entered":
                 self.queue_entered.labels(queue=queue).inc()
                 if (d.get("operators") or 0) > 0:
-                    self._in_line[call] = (queue, event.at)
+                    self._in_line[call] = queue
+                    self._lines.setdefault(queue, {})[call] = event.at
             case "overflow":
                 self.queue_overflows.labels(queue=queue, why=bounded(
                     d.get("why"), frozenset({"closed", "full"}))).inc()
@@ -173,16 +177,22 @@ class CallMetrics:
                 error = d.get("estimate_error")
                 if event.step == "connected" and isinstance(error, (int, float)):
                     self.queue_estimate_error.labels(queue=queue).observe(abs(error))
-                self._in_line.pop(call, None)
+                self._out_of_line(call)
             case "state_changed" if event.new in ("connecting", "keeping_place", "ended"):
-                self._in_line.pop(call, None)
+                self._out_of_line(call)
         self._count_queue(queue, event.at)
 
+    def _out_of_line(self, call: str) -> None:
+        queue = self._in_line.pop(call, None)
+        if queue is not None:
+            self._lines.get(queue, {}).pop(call, None)
+
     def _count_queue(self, queue: str, now: float) -> None:
-        entered = [at for q, at in self._in_line.values() if q == queue]
-        self.queue_waiting.labels(queue=queue).set(len(entered))
+        line = self._lines.get(queue) or {}
+        self.queue_waiting.labels(queue=queue).set(len(line))
+        first = next(iter(line.values()), None)  # entered first: waited longest
         self.queue_longest_wait.labels(queue=queue).set(
-            max(0.0, now - min(entered)) if entered else 0.0)
+            max(0.0, now - first) if first is not None else 0.0)
 
     def ari_connected(self) -> None:
         """Called on every connect of the events WebSocket; the first one is no reconnect."""

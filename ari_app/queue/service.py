@@ -101,9 +101,7 @@ class QueueDesk:
                 hours or self.business.hours_on(moment.astimezone(self.business.zone)
                                                 .weekday()))), False)
         operators = self.operators(queue)
-        listed = await operators.listing()
-        available = sum(1 for o in listed if o["state"] == "logged_in")
-        free = sum(1 for o in listed if o["free"])
+        available, free = await operators.counts()
         if available == 0:
             return Joined(QueueEntered(now, 0, _NO_ESTIMATE, 0), False)
         if await self.store.length(queue) >= policy.max_waiting:
