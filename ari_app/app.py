@@ -70,6 +70,7 @@ from ari_app.operators.service import OperatorPool, OperatorService, PoolSetting
 from ari_app.operators.stasis import OperatorStasis
 from ari_app.operators.store import OperatorStore
 from ari_app.queue import http as queue_http
+from ari_app.reports import http as reports_http
 from ari_app.queue.dispatcher import QueueDispatcher
 from ari_app.queue.keys import queues_key
 from ari_app.queue.machine import OperatorOffered, QueueMachine
@@ -146,6 +147,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(calls_http.routes)
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
+    app.add_routes(reports_http.routes)
     app.add_routes(openapi.routes)
     app.add_routes(dashboard_http.routes)
     app.add_routes(staff_http.routes)

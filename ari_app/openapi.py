@@ -176,6 +176,19 @@ def document() -> dict:
             params=(("operator", "path", "the endpoint (PJSIP/operator1) or its resource"),
                     ("action", "path", "login | logout | pause | unpause")),
             body=_body(reason=("string", "pause only: one of the policy's pause_reasons")))},
+        "/api/reports/compliance": {"get": _op(
+            "The compliance report per operator for a UTC day: figures and a 0-100 score "
+            "(supervisors and admins)",
+            _ok(200, "every operator's figures (JSON), or with format=csv one row each",
+                example={"day": "2026-12-03", "score_formula": "score = 100 − ...",
+                         "operators": [{"operator": "PJSIP/operator1", "calls": 6,
+                                        "score": 45}]}),
+            _error(422, "invalid-request"), _error(403, "forbidden"), AUTH, STORAGE,
+            params=(("day", "query", "YYYY-MM-DD (UTC); today when left out"),
+                    ("operator", "query", "one operator (PJSIP/operator1 or operator1)"),
+                    ("format", "query", "json (default) or csv")))},
+        "/reports": {"get": _op("The compliance report page (HTML; signs in through the API)",
+                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
         "/api/session": {
             "post": _op("Sign in (staff: the console, the dashboard); sets the session cookie",
                         _ok(200, "the session", example={
