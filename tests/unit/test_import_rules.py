@@ -14,7 +14,7 @@ import ari_app
 
 CAPABILITIES = frozenset({"hold", "transfer", "escalation", "callback", "voicemail", "inbound",
                           "customers", "operators", "queue", "staff", "dashboard",
-                          "reports"})
+                          "reports", "console"})
 PRIVATE = frozenset({"stasis", "http"})  # a capability's modules no other may import
 ROOT = Path(ari_app.__file__).parent
 
