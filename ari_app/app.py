@@ -36,6 +36,10 @@ from ari_app.callback.service import CallbackRequests
 from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage.snapshots import SnapshotStore
 from ari_app.customers.service import Customers
+from ari_app.dashboard import http as dashboard_http
+from ari_app.dashboard.keys import dashboard_key, today_key
+from ari_app.dashboard.service import Dashboard
+from ari_app.dashboard.today import TodayFigures
 from ari_app.escalation.service import Complaints, SupervisorDesk
 from ari_app.escalation.stasis import ComplaintRule
 from ari_app.escalation.store import ComplaintStore
@@ -45,6 +49,9 @@ from ari_app.hold.machine import HoldSettings
 from ari_app.hold.stasis import HoldRule
 from ari_app.hold.store import HoldStore
 from ari_app.calls.vocabulary import ToRule
+from ari_app.console import http as console_http
+from ari_app.console.keys import console_key
+from ari_app.console.service import ConsoleService
 from ari_app.inbound.machine import FeatureCodes, InvalidTransition
 from ari_app.inbound.stasis import CallServices, InboundSettings, InboundStasis
 from ari_app.inbound.store import CallStore
@@ -63,6 +70,7 @@ from ari_app.operators.service import OperatorPool, OperatorService, PoolSetting
 from ari_app.operators.stasis import OperatorStasis
 from ari_app.operators.store import OperatorStore
 from ari_app.queue import http as queue_http
+from ari_app.reports import http as reports_http
 from ari_app.queue.dispatcher import QueueDispatcher
 from ari_app.queue.keys import queues_key
 from ari_app.queue.machine import OperatorOffered, QueueMachine
@@ -145,8 +153,11 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
     app.add_routes(warning_http.routes)
+    app.add_routes(reports_http.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(dashboard_http.routes)
     app.add_routes(staff_http.routes)
+    app.add_routes(console_http.routes)
     app[directory_key] = Directory(policy)
     # every step of every rule is published once; these consume it (the etiquette log joins
     # once Redis is there)
@@ -178,6 +189,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                                                     keys=keys)
         log.start()
         call_events.subscribe(log)
+        app[today_key] = today = TodayFigures(log_redis, keys=keys)  # the dashboard's figures
+        today.start()
+        call_events.subscribe(today)
         app[store_key] = CallStore(redis, log, keys=keys)
         app[customers_key] = customers = Customers(redis, keys=keys)
         app[callbacks_key] = CallbackRequests(redis, policy, keys=keys, customers=customers)
@@ -199,6 +213,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         yield
         if notifier is not None:
             await notifier.close()
+        await today.close()
         await log.close()
         await log_redis.aclose()
         await redis.aclose()
@@ -303,7 +318,14 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
                              outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
+        app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
+                                       operators=operators, callbacks=callbacks,
+                                       complaints=Complaints(redis, keys=keys), queues=queues)
         app[operators_key] = operators
+        app[console_key] = ConsoleService(  # the operator's page: reads only
+            redis, policy, keys=keys, operators=operators, calls=app[store_key],
+            customers=app[customers_key], callbacks=callbacks, voicemails=app[voicemails_key],
+            directory=app[directory_key])
         app[inbound_key], app[events_key] = inbound, events
         app[watchdog_key] = watchdog = Watchdog()
         reader = watchdog.watch("ari-events", events.run)

@@ -68,6 +68,7 @@ def _body(**fields: tuple[str, str]) -> dict:
 
 CALL = (("call_id", "path", "the call's id (the caller's channel id)"),)
 VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
+NOT_YOURS = _error(403, "not-your-voicemail")  # an operator's session: another's message
 
 
 def document() -> dict:
@@ -81,6 +82,18 @@ def document() -> dict:
                                 secured=False)},
         "/callback": {"get": _op("The customers' callback page (HTML)",
                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/console": {"get": _op("The operator console (HTML; signs in through /api/session)",
+                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/console/console.js": {"get": _op("The console's script", _ok(
+            200, "JavaScript", TEXT, kind="application/javascript"), secured=False)},
+        "/console/console.css": {"get": _op("The console's style", _ok(
+            200, "CSS", TEXT, kind="text/css"), secured=False)},
+        "/api/console": {"get": _op(
+            "The signed-in operator's console: their state, their calls (the customer's card, "
+            "the hold's timers), callbacks due, voice messages",
+            _ok(200, "the view"), _error(403, "not-your-console"),
+            _error(404, "no-such-operator"), BAD, AUTH, STORAGE,
+            params=(("operator", "query", "admins and supervisors: whose console"),))},
         "/api/openapi.json": {"get": _op("This document", _ok(200, "OpenAPI 3.1"),
                                          secured=False)},
         "/api/calls": {"get": _op("The calls in progress", _ok(200, "the calls", example={
@@ -138,22 +151,24 @@ def document() -> dict:
             _ok(200, "the card"), _error(404, "no-such-customer"), AUTH, STORAGE,
             params=(("number", "path", "E.164"),))},
         "/api/voicemails": {"get": _op(
-            "Voice messages", _ok(200, "the messages"), AUTH, STORAGE,
+            "Voice messages (an operator's session: only theirs)", _ok(200, "the messages"),
+            AUTH, STORAGE,
             params=(("for", "query", "an operator endpoint or a directory id"),
                     ("heard", "query", "true or false")))},
         "/api/voicemails/{voicemail_id}": {
             "get": _op("One voice message", _ok(200, "the message"),
-                       _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL),
+                       _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE,
+                       params=VOICEMAIL),
             "delete": _op("Delete the message and its recording", _ok(200, "deleted"),
                           _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
         "/api/voicemails/{voicemail_id}/audio": {"get": _op(
             "The recording (WAV)", _ok(200, "audio", {"type": "string", "format": "binary"},
                                        kind="audio/wav"),
-            _error(404, "no-such-voicemail", "voicemail-recording-gone"), AUTH, STORAGE,
-            params=VOICEMAIL)},
+            _error(404, "no-such-voicemail", "voicemail-recording-gone"), NOT_YOURS, AUTH,
+            STORAGE, params=VOICEMAIL)},
         "/api/voicemails/{voicemail_id}/heard": {"post": _op(
             "Mark the message heard", _ok(200, "the message"),
-            _error(404, "no-such-voicemail"), AUTH, STORAGE, params=VOICEMAIL)},
+            _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE, params=VOICEMAIL)},
         "/api/events": {"get": _op(
             "The live call events (server-sent events, one JSON event each)",
             _ok(200, "the stream", TEXT, kind="text/event-stream"), AUTH)},
@@ -167,6 +182,19 @@ def document() -> dict:
             params=(("operator", "path", "the endpoint (PJSIP/operator1) or its resource"),
                     ("action", "path", "login | logout | pause | unpause")),
             body=_body(reason=("string", "pause only: one of the policy's pause_reasons")))},
+        "/api/reports/compliance": {"get": _op(
+            "The compliance report per operator for a UTC day: figures and a 0-100 score "
+            "(supervisors and admins)",
+            _ok(200, "every operator's figures (JSON), or with format=csv one row each",
+                example={"day": "2026-12-03", "score_formula": "score = 100 − ...",
+                         "operators": [{"operator": "PJSIP/operator1", "calls": 6,
+                                        "score": 45}]}),
+            _error(422, "invalid-request"), _error(403, "forbidden"), AUTH, STORAGE,
+            params=(("day", "query", "YYYY-MM-DD (UTC); today when left out"),
+                    ("operator", "query", "one operator (PJSIP/operator1 or operator1)"),
+                    ("format", "query", "json (default) or csv")))},
+        "/reports": {"get": _op("The compliance report page (HTML; signs in through the API)",
+                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
         "/api/session": {
             "post": _op("Sign in (staff: the console, the dashboard); sets the session cookie",
                         _ok(200, "the session", example={
@@ -188,6 +216,25 @@ def document() -> dict:
         "/api/queues": {"get": _op(
             "The queues: who waits (place, wait, kind), the longest wait, their operators",
             _ok(200, "the queues"), AUTH, STORAGE)},
+        "/dashboard": {"get": _op("The supervisor dashboard (HTML; signs in through the API)",
+                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/dashboard/{asset}": {"get": _op(
+            "The dashboard's script and style sheet", _ok(200, "the file", TEXT,
+                                                          kind="text/plain"),
+            _error(404, "no-such-asset"), secured=False,
+            params=(("asset", "path", "dashboard.js | dashboard.css"),))},
+        "/api/dashboard": {"get": _op(
+            "The supervisor dashboard's snapshot: queues (waiting, longest wait, estimate, "
+            "today's figures), operators with their current holds, open callbacks late first, "
+            "open complaints, today's figures per UTC hour",
+            _ok(200, "the snapshot", example={
+                "now": 1796298214.2, "queues": [{"name": "sales", "waiting": [],
+                                                 "longest_wait": 0.0}],
+                "operators": [{"endpoint": "PJSIP/operator1", "state": "logged_in",
+                               "holds": []}],
+                "callbacks": [], "complaints": [],
+                "today": [{"hour": "2026-12-03T14", "calls": 3, "answered": 2}]}),
+            AUTH, _error(403, "forbidden"), STORAGE)},
     }
     return {
         "openapi": "3.1.0",

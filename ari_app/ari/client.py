@@ -209,6 +209,9 @@ def tolerated(action: str) -> Iterator[None]:
     except AriConflict as exc:
         logger.warning("ari action refused", action=action, error=exc.message)
     except AriError as exc:
+        if "not found" in exc.message.lower():  # addChannel to a bridge answers 400 for a
+            logger.info("resource already gone", action=action, error=exc.message)  # gone one
+            return
         logger.error("ari action failed", action=action, error=str(exc))
 
 

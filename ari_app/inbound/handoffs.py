@@ -40,6 +40,7 @@ class HandOffs(RuleMachine):
     number: str
     operator: str | None
     operator_channel: str | None
+    answered_at: float | None
     keys: str
     deadline: float | None
     codes: FeatureCodes
@@ -93,6 +94,7 @@ class HandOffs(RuleMachine):
         if ev.outcome == "connected" and ev.data.get("channel"):
             # the operator the queue found is the caller's operator from now on
             self.operator, self.operator_channel = ev.data["operator"], ev.data["channel"]
+            self.answered_at = self.answered_at or ev.now
             self._set_state(InboundState.CONNECTED)
             self.bridges.append(TALK_BRIDGE)
             return [CreateBridge(TALK_BRIDGE, "mixing"), AddToBridge(TALK_BRIDGE, CALLER),

@@ -64,6 +64,7 @@ class InboundMachine(HandOffs):
     name: str = ""
     language: str = "en"
     started_at: float | None = None
+    answered_at: float | None = None     # an operator first took the caller (the wait ends)
     prompts: list[str] = field(default_factory=list)  # still to play, in order
     playing: str | None = None
     bridges: list[str] = field(default_factory=list)
@@ -157,6 +158,7 @@ class InboundMachine(HandOffs):
         if self.state is not InboundState.RINGING_OPERATOR:
             return [HangUp(OPERATOR, ev.channel)]  # answered after we gave up on that leg
         self.operator_channel = ev.channel
+        self.answered_at = self.answered_at or ev.now
         self._set_state(InboundState.CONNECTED)
         actions: list[object] = self._stop_ringing()
         actions += [CreateBridge(TALK_BRIDGE, "mixing"),
@@ -323,4 +325,7 @@ class InboundMachine(HandOffs):
 
     def to_public_dict(self) -> dict:
         return {"call_id": self.call_id, "status": self.state.value, "caller": self.number,
-                "operator": self.operator, "started_at": self.started_at}
+                "operator": self.operator, "started_at": self.started_at,
+                "name": self.name, "queue": self.queue, "language": self.language,
+                "answered_at": self.answered_at, "holds": self.holds,
+                "transfers": self.transfers}

@@ -98,6 +98,21 @@ class CallStore:
         self._owned.pop(call_id, None)
         self._written.pop(call_id, None)
 
+    async def peek(self, call_ids: list[str]) -> list[InboundMachine | None]:
+        """For readers (the operator console): the calls this process drives from memory,
+        the others from Redis in one round trip, never cached (another process moves them)."""
+        missing = [c for c in call_ids if c not in self._owned or c in self._unsure]
+        raws: list = []
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for call_id in missing:
+                    pipe.get(self._call_key(call_id))
+                raws = await pipe.execute()
+        read = {c: InboundMachine.from_dict(json.loads(raw)) for c, raw in zip(missing, raws)
+                if raw}
+        return [read.get(c) if c in read or c in missing else self._owned.get(c)
+                for c in call_ids]
+
     async def live_calls(self) -> list[str]:
         return sorted(m.decode() if isinstance(m, bytes) else m
                       for m in await self.redis.smembers(self.live_key))

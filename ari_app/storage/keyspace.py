@@ -92,6 +92,11 @@ class Keyspace:
         """An operator's etiquette log for one UTC day, YYYY-MM-DD (calls/etiquette_log.py)."""
         return f"{self.prefix}:etiquette:operator:{endpoint}:{day}"
 
+    def dashboard_hour(self, hour: str) -> str:
+        """The supervisor dashboard's figures of one UTC hour, YYYY-MM-DDTHH, a hash of
+        counters (dashboard/today.py), kept a few days."""
+        return f"{self.prefix}:dashboard:hour:{hour}"
+
     def rate(self, key: str, slot: int | str) -> str:
         """A fixed-window rate counter (callback/intake.py): `key` is what is counted
         ("ip:<address>"), `slot` the window's number."""

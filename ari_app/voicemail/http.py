@@ -1,4 +1,8 @@
-"""REST for voice messages (operators' tools; bearer token).
+"""REST for voice messages (operators' tools; bearer token, staff sessions).
+
+An operator's session may list, play and mark heard the messages for what they answer for
+(operators/scope.py: themselves, the directory entries that ring their phone, their queues'
+departments), and no other (403 `not-your-voicemail`); deleting is for admins and supervisors.
 
     GET    /api/voicemails?for=<operator or directory id>&heard=false
     GET    /api/voicemails/{id}
@@ -16,8 +20,9 @@ from aiohttp import web
 
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
-from ari_app.http import ApiError, InvalidRequest, shown
-from ari_app.keys import ari_key
+from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
+from ari_app.keys import ari_key, policy_key
+from ari_app.operators.scope import Scope
 from ari_app.voicemail.keys import voicemails_key
 
 __all__ = ["routes"]
@@ -37,6 +42,19 @@ class RecordingGone(ApiError):
     error_id = "voicemail-recording-gone"
 
 
+class NotYourVoicemail(ApiError):
+    status = 403
+    error_id = "not-your-voicemail"
+
+
+def _scope(request: web.Request) -> Scope | None:
+    """An operator's session: what they answer for; None for admins and supervisors."""
+    who = principal_of(request)
+    if who.role != "operator":
+        return None
+    return Scope(request.app[policy_key], who.operator or "")
+
+
 async def _found(request: web.Request):
     voicemail_id = request.match_info["voicemail_id"]
     # a malformed id is as unknown as a missing one (and never reaches another Redis key)
@@ -44,10 +62,15 @@ async def _found(request: web.Request):
                  if VOICEMAIL_ID.fullmatch(voicemail_id) else None)
     if voicemail is None:
         raise NoSuchVoicemail(f"no voicemail {shown(voicemail_id)}")
+    scope = _scope(request)
+    if scope is not None and not scope.covers(voicemail.for_whom):
+        raise NotYourVoicemail(f"voicemail {voicemail.id} is for {voicemail.for_whom}, "
+                               "not for you")
     return voicemail
 
 
 @routes.get("/api/voicemails")
+@for_operators
 async def listing(request: web.Request) -> web.Response:
     heard = request.query.get("heard") or None  # empty (a form's blank filter): no filter
     if heard is not None and heard.lower() not in ("true", "false"):
@@ -58,15 +81,20 @@ async def listing(request: web.Request) -> web.Response:
                              f"(at most {MAX_FOR} characters)", "for")
     found = await request.app[voicemails_key].listing(
         for_whom, None if heard is None else heard.lower() == "true")
+    scope = _scope(request)
+    if scope is not None:  # an operator: theirs only, whatever "for" asked
+        found = [v for v in found if scope.covers(v.for_whom)]
     return web.json_response({"voicemails": [asdict(v) for v in found]})
 
 
 @routes.get("/api/voicemails/{voicemail_id}")
+@for_operators
 async def one(request: web.Request) -> web.Response:
     return web.json_response(asdict(await _found(request)))
 
 
 @routes.get("/api/voicemails/{voicemail_id}/audio")
+@for_operators
 async def audio(request: web.Request) -> web.Response:
     voicemail = await _found(request)
     try:
@@ -79,6 +107,7 @@ async def audio(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/voicemails/{voicemail_id}/heard")
+@for_operators
 async def heard(request: web.Request) -> web.Response:
     found = await _found(request)
     voicemail = await request.app[voicemails_key].mark_heard(found.id)

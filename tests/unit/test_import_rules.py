@@ -13,7 +13,8 @@ from pathlib import Path
 import ari_app
 
 CAPABILITIES = frozenset({"hold", "transfer", "escalation", "callback", "voicemail", "inbound",
-                          "customers", "operators", "queue", "staff", "survey", "warning"})
+                          "customers", "operators", "queue", "staff", "dashboard",
+                          "reports", "console", "survey", "warning"})
 PRIVATE = frozenset({"stasis", "http"})  # a capability's modules no other may import
 ROOT = Path(ari_app.__file__).parent
 

@@ -49,7 +49,8 @@ def test_given_a_customer_when_card_and_history_named_then_one_slot():
 
 def test_given_keys_used_alone_when_named_then_no_hash_tag():
     for key in (KEYS.live_calls(), KEYS.operator("PJSIP/operator1"),
-                KEYS.operator_state("PJSIP/operator1"), KEYS.operator_day("PJSIP/operator1", "2026-12-02"), KEYS.rate("ip:1.2.3.4", 7)):
+                KEYS.operator_state("PJSIP/operator1"), KEYS.operator_day("PJSIP/operator1", "2026-12-02"), KEYS.rate("ip:1.2.3.4", 7),
+                KEYS.dashboard_hour("2026-12-02T14")):
         assert "{" not in key and key.startswith("etq:")
 
 

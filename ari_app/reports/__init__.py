@@ -1,0 +1,1 @@
+"""The compliance report per operator per day (etiquette log -> figures, a score)."""
