@@ -16,7 +16,6 @@ for the stream, metrics and log lines; the log keeps the facts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import deque
@@ -25,8 +24,8 @@ import structlog
 from redis.asyncio import Redis
 
 from ari_app.calls.events import STATE_CHANGED, CallEvent
-from ari_app.storage import storage_away
 from ari_app.storage.keyspace import Keyspace
+from ari_app.storage.writer import BackgroundWriter
 
 __all__ = ["EtiquetteLog", "entry_of", "operator_day"]
 
@@ -50,20 +49,19 @@ def operator_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
 
 
-class EtiquetteLog:
+class EtiquetteLog(BackgroundWriter):
+    what = "etiquette log"
+
     def __init__(self, redis: Redis, retention_days: int, *, keys: Keyspace,
                  max_queued: int = 100_000, retry_pause: float = 0.5,
                  linger: float = 0.05) -> None:
+        super().__init__(retry_pause=retry_pause, linger=linger)
         self.redis, self.keys = redis, keys
         self.ttl = int(retention_days * 86400)
-        self.max_queued, self.retry_pause, self.linger = max_queued, retry_pause, linger
+        self.max_queued = max_queued
         self._expiring: dict[str, float] = {}  # list -> when this process last renewed its ttl
         self.dropped = 0
         self._queue: deque[tuple[str, str]] = deque()  # (key, JSON entry)
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task | None = None
 
     # --- keys ------------------------------------------------------------------------------------
     def call_key(self, call_id: str) -> str:
@@ -83,8 +81,7 @@ class EtiquetteLog:
             raw = f'{raw[:-1]}, "call_id": {json.dumps(event.call_id)}}}'
         if event.operator:
             self._push(self.operator_key(event.operator, operator_day(event.at)), raw)
-        self._idle.clear()
-        self._wake.set()
+        self._queued()
 
     def _push(self, key: str, raw: str) -> None:
         if len(self._queue) >= self.max_queued:
@@ -95,38 +92,15 @@ class EtiquetteLog:
                                why="queue full while Redis is away")
         self._queue.append((key, raw))
 
-    # --- the writer ------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="etiquette-log")
+    # --- the writer (storage/writer.py runs it) -------------------------------------------
+    def _has_pending(self) -> bool:
+        return bool(self._queue)
 
-    async def _run(self) -> None:
-        waiting = False
-        while True:
-            if not self._queue:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                if self.linger > 0:
-                    await asyncio.sleep(self.linger)
-                continue
-            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                if not storage_away(exc):
-                    logger.exception("etiquette log write failed", entries=len(batch))
-                    continue  # a bug, not an outage: never retried for ever
-                if not waiting:
-                    logger.warning("etiquette log waits for storage",
-                                   error=f"{type(exc).__name__}: {exc}")
-                    waiting = True
-                self._queue.extendleft(reversed(batch))
-                await asyncio.sleep(self.retry_pause)
-                continue
-            if waiting:
-                logger.info("etiquette log resumed after storage came back")
-                waiting = False
+    def _take(self) -> list[tuple[str, str]]:
+        return [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+
+    def _put_back(self, batch: list[tuple[str, str]]) -> None:
+        self._queue.extendleft(reversed(batch))
 
     async def _write(self, batch: list[tuple[str, str]]) -> None:
         lists: dict[str, list[str]] = {}
@@ -144,25 +118,6 @@ class EtiquetteLog:
             self._expiring = {k: t for k, t in self._expiring.items() if now - t < REFRESH}
         for key in expire:
             self._expiring[key] = now
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until what was published so far is in Redis (read your own writes)."""
-        if self._task is None or self._task.done():
-            return
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass  # Redis away: read what is there
-
-    async def close(self, timeout: float = 2.0) -> None:
-        await self.flush(timeout)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     # --- reading ---------------------------------------------------------------------------------
     async def read(self, call_id: str) -> list[dict]:

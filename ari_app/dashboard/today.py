@@ -14,23 +14,19 @@ per field and hour) and are written when it is back, as the etiquette log does.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections import Counter
 from collections.abc import Mapping
 
-import structlog
 from redis.asyncio import Redis
 
 from ari_app.calls.events import CallEvent
-from ari_app.storage import storage_away
+from ari_app.storage.writer import BackgroundWriter
 from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["HOLD_BUCKETS", "TodayFigures", "WAIT_BUCKETS", "bucket_of", "figures_of",
            "hour_of", "hours_of_day", "series"]
-
-logger = structlog.get_logger()
 
 # upper bounds in seconds; a value above the last is counted in "more"
 WAIT_BUCKETS = (10, 30, 60, 120, 300)
@@ -160,18 +156,16 @@ def queue_totals(queue: str, stored: list[Mapping]) -> dict:
                                     if estimates else None)}
 
 
-class TodayFigures:
+class TodayFigures(BackgroundWriter):
+    what = "dashboard figures"
+
     def __init__(self, redis: Redis, *, keys: Keyspace, retention_days: int = RETENTION_DAYS,
                  retry_pause: float = 0.5, linger: float = 0.2) -> None:
+        super().__init__(retry_pause=retry_pause, linger=linger)
         self.redis, self.keys = redis, keys
         self.ttl = int(retention_days * 86400)
-        self.retry_pause, self.linger = retry_pause, linger
         self._pending: dict[str, Counter[str]] = {}  # hour -> field -> increment
         self._expiring: set[str] = set()  # hour keys whose expiry this process set
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task | None = None
 
     # --- the consumer (sync, cheap) ------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:
@@ -179,43 +173,19 @@ class TodayFigures:
         if not figures:
             return
         self._pending.setdefault(hour_of(event.at), Counter()).update(figures)
-        self._idle.clear()
-        self._wake.set()
+        self._queued()
 
-    # --- the writer ------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="dashboard-today")
+    # --- the writer (storage/writer.py runs it) -----------------------------------------
+    def _has_pending(self) -> bool:
+        return bool(self._pending)
 
-    async def _run(self) -> None:
-        waiting = False
-        while True:
-            if not self._pending:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                if self.linger > 0:
-                    await asyncio.sleep(self.linger)
-                continue
-            batch, self._pending = self._pending, {}
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                if not storage_away(exc):
-                    logger.exception("dashboard figures write failed", hours=len(batch))
-                    continue  # a bug, not an outage: never retried for ever
-                if not waiting:
-                    logger.warning("dashboard figures wait for storage",
-                                   error=f"{type(exc).__name__}: {exc}")
-                    waiting = True
-                for hour, figures in batch.items():  # kept, added to what came meanwhile
-                    self._pending.setdefault(hour, Counter()).update(figures)
-                await asyncio.sleep(self.retry_pause)
-                continue
-            if waiting:
-                logger.info("dashboard figures resumed after storage came back")
-                waiting = False
+    def _take(self) -> dict[str, Counter[str]]:
+        batch, self._pending = self._pending, {}
+        return batch
+
+    def _put_back(self, batch: dict[str, Counter[str]]) -> None:
+        for hour, figures in batch.items():  # kept, added to what came meanwhile
+            self._pending.setdefault(hour, Counter()).update(figures)
 
     async def _write(self, batch: dict[str, Counter[str]]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -229,25 +199,6 @@ class TodayFigures:
         self._expiring.update(self.keys.dashboard_hour(h) for h in batch)
         if len(self._expiring) > 1000:
             self._expiring.clear()
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until what was published so far is in Redis (read your own writes)."""
-        if self._task is None or self._task.done():
-            return
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass  # Redis away: read what is there
-
-    async def close(self, timeout: float = 2.0) -> None:
-        await self.flush(timeout)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     # --- reading -------------------------------------------------------------------------
     async def day(self, now: float) -> tuple[list[str], list[Mapping]]:

@@ -190,7 +190,7 @@ async def test_given_redis_away_when_events_come_then_kept_summed_and_written_on
         await today.flush()
     assert redis.hashes[KEYS.dashboard_hour("2026-12-03T14")]["calls"] == 2
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-        "dashboard figures wait for storage"]
+        "dashboard figures waits for storage"]
     await today.close()
 
 
