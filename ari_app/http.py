@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections.abc import Mapping
+from importlib import resources
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -23,7 +25,7 @@ from ari_app.keys import (
 )
 from ari_app.storage import STORAGE_ERRORS, storage_away as storage_failure
 
-__all__ = ["ApiError", "BODY_TIMEOUT", "COOKIE", "Forbidden", "InvalidRequest", "MAX_BODY",
+__all__ = ["ApiError", "BODY_TIMEOUT", "COOKIE", "browser_files", "Forbidden", "InvalidRequest", "MAX_BODY",
            "MAX_JSON_DEPTH", "Principal", "SessionFinder", "StorageUnavailable",
            "auth_middleware", "error_middleware", "field", "for_operators", "principal_of",
            "public", "read_json", "routes", "same_secret", "storage_failure"]
@@ -171,6 +173,26 @@ def _depth(value: object) -> int:
                 break
             todo.extend((item, level + 1) for item in value)
     return deepest
+
+
+_KINDS = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def browser_files(routes: web.RouteTableDef, package: str, files: Mapping[str, str]) -> None:
+    """Serve a capability's page, script and style sheet (shipped in its package) at the
+    given paths, e.g. {"/console": "page.html", "/console/console.js": "console.js"}: public
+    (a page holds no data; it signs in and asks the API), read once, sent with no-cache."""
+    folder = resources.files(package)
+    for path, name in files.items():
+        body = folder.joinpath(name).read_bytes()
+        kind = _KINDS[name[name.rindex("."):]]
+
+        async def serve(request: web.Request, body: bytes = body, kind: str = kind
+                        ) -> web.Response:
+            return web.Response(body=body, content_type=kind, charset="utf-8",
+                                headers={"Cache-Control": "no-cache"})
+
+        routes.get(path)(serve)
 
 
 def same_secret(sent: str, expected: str) -> bool:

@@ -85,7 +85,7 @@ def document() -> dict:
         "/console": {"get": _op("The operator console (HTML; signs in through /api/session)",
                                 _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
         "/console/console.js": {"get": _op("The console's script", _ok(
-            200, "JavaScript", TEXT, kind="application/javascript"), secured=False)},
+            200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
         "/console/console.css": {"get": _op("The console's style", _ok(
             200, "CSS", TEXT, kind="text/css"), secured=False)},
         "/api/console": {"get": _op(
@@ -218,11 +218,10 @@ def document() -> dict:
             _ok(200, "the queues"), AUTH, STORAGE)},
         "/dashboard": {"get": _op("The supervisor dashboard (HTML; signs in through the API)",
                                   _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
-        "/dashboard/{asset}": {"get": _op(
-            "The dashboard's script and style sheet", _ok(200, "the file", TEXT,
-                                                          kind="text/plain"),
-            _error(404, "no-such-asset"), secured=False,
-            params=(("asset", "path", "dashboard.js | dashboard.css"),))},
+        "/dashboard/dashboard.js": {"get": _op("The dashboard's script", _ok(
+            200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
+        "/dashboard/dashboard.css": {"get": _op("The dashboard's style", _ok(
+            200, "CSS", TEXT, kind="text/css"), secured=False)},
         "/api/dashboard": {"get": _op(
             "The supervisor dashboard's snapshot: queues (waiting, longest wait, estimate, "
             "today's figures), operators with their current holds, open callbacks late first, "

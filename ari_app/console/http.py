@@ -8,20 +8,21 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from aiohttp import web
 
 from ari_app.console.keys import console_key
-from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
+from ari_app.http import (
+    ApiError, InvalidRequest, browser_files, for_operators, principal_of, shown,
+)
 from ari_app.operators.keys import operators_key
 from ari_app.operators.service import NoSuchOperator
 
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
-_FILES = resources.files("ari_app.console")
-_ASSETS = {"console.js": "application/javascript", "console.css": "text/css"}
+browser_files(routes, "ari_app.console", {"/console": "page.html",
+                                           "/console/console.js": "console.js",
+                                           "/console/console.css": "console.css"})
 MAX_NAME = 128
 
 
@@ -33,27 +34,6 @@ class NoSuchOperatorError(ApiError):
 class NotYourConsole(ApiError):
     status = 403
     error_id = "not-your-console"
-
-
-def _read(name: str) -> str:
-    return _FILES.joinpath(name).read_text(encoding="utf-8")
-
-
-@routes.get("/console")
-async def page(request: web.Request) -> web.Response:
-    return web.Response(text=_read("page.html"), content_type="text/html",
-                        headers={"Cache-Control": "no-cache"})
-
-
-def _asset(name: str):
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(text=_read(name), content_type=_ASSETS[name],
-                            headers={"Cache-Control": "no-cache"})
-    return serve
-
-
-for _name in _ASSETS:
-    routes.get(f"/console/{_name}")(_asset(_name))
 
 
 @routes.get("/api/console")

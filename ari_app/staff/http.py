@@ -9,12 +9,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from aiohttp import web
 
 from ari_app.http import (
-    COOKIE, ApiError, InvalidRequest, SessionExpired, field, public, read_json,
+    COOKIE, ApiError, InvalidRequest, SessionExpired, browser_files, field, public,
+    read_json,
 )
 from ari_app.keys import settings_key
 from ari_app.staff.keys import accounts_key, staff_sessions_key
@@ -23,7 +23,6 @@ from ari_app.staff.sessions import FAILURE_WINDOW, MAX_FAILURES
 __all__ = ["routes"]
 
 routes = web.RouteTableDef()
-SCRIPT = Path(__file__).with_name("staff.js")
 
 
 class SignInDisabled(ApiError):
@@ -113,7 +112,4 @@ async def sign_out(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/static/staff.js")
-async def script(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(SCRIPT, headers={"Content-Type": "text/javascript; charset=utf-8",
-                                             "Cache-Control": "no-cache"})
+browser_files(routes, "ari_app.staff", {"/static/staff.js": "staff.js"})
