@@ -195,10 +195,9 @@ class OperatorService:
         self._freed(endpoint)  # logged in or back from a pause: calls may be waiting
         return (await self.listing([endpoint]))[0]
 
-    async def counts(self, endpoints: Sequence[str] | None = None) -> tuple[int, int]:
-        """(logged in, free now) from our own state alone: no question to Asterisk, so a
-        caller entering a queue costs two Redis round trips whatever the number of operators
-        (a phone busy with a call we did not put through counts as free here)."""
+    async def _states(self, endpoints: Sequence[str] | None
+                      ) -> tuple[list[str], list[OperatorMachine], list]:
+        """The operators named (all by default), their machines and their reservations."""
         endpoints = list(self.endpoints if endpoints is None else endpoints)
         machines = (await self.pool.machines(endpoints) if self.pool is not None
                     else [OperatorMachine.fresh(e, False) for e in endpoints])
@@ -206,8 +205,19 @@ class OperatorService:
             for endpoint in endpoints:
                 pipe.get(self._key(endpoint))
             reserved = await pipe.execute()
-        now = self.pool.clock() if self.pool is not None else time.time()
-        wrap_up = self.pool.settings.wrap_up if self.pool is not None else 0.0
+        return endpoints, machines, reserved
+
+    def _now_and_wrap_up(self) -> tuple[float, float]:
+        if self.pool is None:
+            return time.time(), 0.0
+        return self.pool.clock(), self.pool.settings.wrap_up
+
+    async def counts(self, endpoints: Sequence[str] | None = None) -> tuple[int, int]:
+        """(logged in, free now) from our own state alone: no question to Asterisk, so a
+        caller entering a queue costs two Redis round trips whatever the number of operators
+        (a phone busy with a call we did not put through counts as free here)."""
+        endpoints, machines, reserved = await self._states(endpoints)
+        now, wrap_up = self._now_and_wrap_up()
         logged_in = sum(1 for m in machines if m.state.value == "logged_in")
         free = sum(1 for m, held in zip(machines, reserved)
                    if held is None and m.offered(now, wrap_up))
@@ -216,16 +226,9 @@ class OperatorService:
     async def listing(self, endpoints: Sequence[str] | None = None) -> list[dict]:
         """Every operator (or those named): their state, whether the phone is registered and
         in a call (None: unknown), and whether they would be offered a call now."""
-        endpoints = list(self.endpoints if endpoints is None else endpoints)
-        machines = (await self.pool.machines(endpoints) if self.pool is not None
-                    else [OperatorMachine.fresh(e, False) for e in endpoints])
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for endpoint in endpoints:
-                pipe.get(self._key(endpoint))
-            reserved = await pipe.execute()
+        endpoints, machines, reserved = await self._states(endpoints)
         phones = await asyncio.gather(*(self._phone(e) for e in endpoints))
-        now = self.pool.clock() if self.pool is not None else time.time()
-        wrap_up = self.pool.settings.wrap_up if self.pool is not None else 0.0
+        now, wrap_up = self._now_and_wrap_up()
         out = []
         for machine, held, (registered, busy) in zip(machines, reserved, phones):
             in_call = None if busy is None else busy or held is not None
