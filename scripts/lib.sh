@@ -56,3 +56,15 @@ ensure_rootfs() {
   log "Asterisk 22 rootfs (debootstrap, built once, cached in $CACHE)"
   "$VENV/bin/ari-etiquette" sandbox build >/dev/null
 }
+
+ensure_test_prompts() {
+  # Festival takes minutes from an empty cache: done here, not inside a test's time limit
+  log "the prompt catalog as the tests say it (Festival; cached in the rootfs)"
+  "$VENV/bin/python" - <<'PY'
+import sys
+sys.path.insert(0, "tests/integration")
+from harness import render_test_prompts
+from ari_app.sandbox.rootfs import ensure_rootfs
+render_test_prompts(ensure_rootfs() / "usr/share/asterisk/etiquette-prompts")
+PY
+}

@@ -38,7 +38,7 @@ from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, s
 from ari_app.settings import Settings
 from ari_app.staff.accounts import Account, hash_password, render as render_staff
 
-from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones
+from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones, render_test_prompts
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -133,11 +133,8 @@ def sandbox():
     try:
         sweep_stale()
         instance = SandboxInstance(f"test-{os.getpid()}")
-        from ari_app.prompts.install import install_prompts
         state = instance.up(SandboxPorts.free(), phones="stasis",
-                            prompts_dir_hook=lambda sounds: install_prompts(
-                                sounds, {"company": "Example Corp"}, ("en", "ru"),
-                                {"directory-billing": "Billing"}))
+                            prompts_dir_hook=render_test_prompts)
     except Exception as exc:
         if os.environ.get("CI"):  # any non-empty value (CI=1, CI=yes): a skip would hide it
             pytest.fail(f"sandbox Asterisk/Redis could not start under CI={os.environ['CI']}: "

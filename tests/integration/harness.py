@@ -27,6 +27,16 @@ MUSIC = (SILENCE, 2500)  # the median level of music on hold lies between these
 DEAD_AIR_WINDOWS = 5     # at most this many windows (0.5 s) of silence in a row
 
 
+def render_test_prompts(sounds: Path):
+    """The prompt catalog as the tests' sandbox says it (company, languages, directory names):
+    rendered by scripts/test before pytest starts (Festival takes minutes from an empty cache,
+    more than a test's time limit), then again, a no-op, by the session's sandbox."""
+    from ari_app.prompts.install import install_prompts
+
+    return install_prompts(sounds, {"company": "Example Corp"}, ("en", "ru"),
+                           {"directory-billing": "Billing"})
+
+
 class Party:
     """A test Stasis app: records every event it sees and lets a test wait for one."""
 
