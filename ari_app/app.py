@@ -267,14 +267,19 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         for rule in queue_rules:
             call_events.subscribe(rule)  # a call put through from the queue: handle times
         # the rules a call can hand its caller to: one line each
+        async def complaint_recorded(complaint) -> None:  # on the card the operator sees next
+            await app[customers_key].note(
+                complaint.caller_number, "complaint recorded", complaint=complaint.id,
+                operator=complaint.operator, callback=complaint.callback_id)
+
         runner = RuleRunner([
             HoldRule(ari, HoldStore(redis, keys=keys), callbacks, app[voicemails_key],
                      app=settings.ari_app, reason_prompts=dict(rules.reasons),
                      settings=_hold_settings(policy)),
             TransferRule(ari, TransferStore(redis, keys=keys), app=settings.ari_app,
                          settings=_transfer_settings(policy)),
-            ComplaintRule(ari, ComplaintStore(redis, keys=keys), Complaints(redis, keys=keys),
-                          callbacks,
+            ComplaintRule(ari, ComplaintStore(redis, keys=keys),
+                          Complaints(redis, keys=keys, on_created=complaint_recorded), callbacks,
                           app=settings.ari_app, window_minutes=policy.supervisor.callback_window),
             *queue_rules,
             SurveyRule(SurveyStore(redis, keys=keys), app[customers_key]),

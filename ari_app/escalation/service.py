@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -40,8 +40,9 @@ class Complaint:
 
 
 class Complaints(DurableRecords[Complaint]):
-    def __init__(self, redis: Redis, *, keys: Keyspace) -> None:
-        super().__init__(redis, "complaint", Complaint, keys=keys)
+    def __init__(self, redis: Redis, *, keys: Keyspace,
+                 on_created: Callable[[Complaint], Awaitable[None]] | None = None) -> None:
+        super().__init__(redis, "complaint", Complaint, keys=keys, on_created=on_created)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -36,8 +37,10 @@ R = TypeVar("R", bound=Record)
 
 
 class DurableRecords(Generic[R]):
-    def __init__(self, redis: Redis, kind: str, record: type[R], *, keys: Keyspace) -> None:
+    def __init__(self, redis: Redis, kind: str, record: type[R], *, keys: Keyspace,
+                 on_created: Callable[[R], Awaitable[None]] | None = None) -> None:
         self.redis, self.kind, self.record, self.keys = redis, kind, record, keys
+        self.on_created = on_created  # the customer's card, a webhook: awaited, never left behind
         self.index_key = keys.record_index(kind)
 
     def _key(self, record_id: str) -> str:
@@ -48,6 +51,8 @@ class DurableRecords(Generic[R]):
             pipe.set(self._key(record.id), json.dumps(asdict(record)))  # type: ignore[call-overload]
             pipe.zadd(self.index_key, {record.id: record.created_at})
             await pipe.execute()
+        if self.on_created is not None:
+            await self.on_created(record)
         return record
 
     async def get(self, record_id: str) -> R | None:

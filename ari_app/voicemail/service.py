@@ -34,14 +34,7 @@ class Voicemail:
 class Voicemails(DurableRecords[Voicemail]):
     def __init__(self, redis: Redis, *, keys: Keyspace,
                  on_created: Callable[[Voicemail], Awaitable[None]] | None = None) -> None:
-        super().__init__(redis, "voicemail", Voicemail, keys=keys)
-        self.on_created = on_created  # e.g. the webhook notifier
-
-    async def create(self, voicemail: Voicemail) -> Voicemail:
-        await super().create(voicemail)
-        if self.on_created is not None:  # awaited: nothing is left running behind the call
-            await self.on_created(voicemail)
-        return voicemail
+        super().__init__(redis, "voicemail", Voicemail, keys=keys, on_created=on_created)
 
     async def listing(self, for_whom: str | None = None, heard: bool | None = None) -> list[Voicemail]:
         return [v for v in await self.all()

@@ -388,6 +388,11 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     assert unit == heard[1] and abs(count - int(heard[0].split(":")[1])) <= 1, (said, heard)
     why = [e for e in await timeline(app, call_id) if e["event"] == "complaint started"][0]
     assert why["why"] == "escalation not allowed by policy"
+    # the complaint is on the customer's card, for the console of whoever talks to them next
+    history = [json.loads(x) for x in await redis.lrange(KEYS.customer_history("+12125550123"),
+                                                         0, -1)]
+    [noted] = [e for e in history if e["event"] == "complaint recorded"]
+    assert (noted["complaint"], noted["callback"]) == (complaint_id, complaint["callback_id"])
     await callers.hang_up(ours)
 
 
