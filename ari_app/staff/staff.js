@@ -76,7 +76,15 @@ const Staff = (() => {
   }
 
   // A sign-in form in `container`; `onSignedIn(session)` once in. `why` explains why it shows.
+  // A form already there is kept (only its reason changes): several requests failing with
+  // the session's end must not wipe what the person is typing.
   function signInForm(container, onSignedIn, why) {
+    let form = container.querySelector("form.signin");
+    if (form) {
+      form.querySelector(".why").textContent = why || "";
+      form.onSignedIn = onSignedIn;
+      return;
+    }
     container.innerHTML = `
       <form class="signin" autocomplete="on">
         <h2>Sign in</h2>
@@ -87,7 +95,8 @@ const Staff = (() => {
         <button id="signin-button" type="submit">Sign in</button>
         <p id="signin-error" class="error" role="alert"></p>
       </form>`;
-    const form = container.querySelector("form");
+    form = container.querySelector("form");
+    form.onSignedIn = onSignedIn;
     const error = container.querySelector("#signin-error");
     container.querySelector(".why").textContent = why || "";
     form.addEventListener("submit", async ev => {
@@ -95,7 +104,9 @@ const Staff = (() => {
       error.textContent = "";
       try {
         const s = await signIn(form.username.value, form.password.value);
-        onSignedIn(s);
+        form.password.value = "";  // kept in the page for the next time: never the password
+        form.querySelector(".why").textContent = "";
+        form.onSignedIn(s);
       } catch (e) {
         error.textContent = e.errorId === "wrong-credentials"
           ? "Wrong user name or password. Please try again."
