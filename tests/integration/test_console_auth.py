@@ -81,7 +81,8 @@ async def test_given_signed_in_operator_when_session_expires_then_page_says_so_a
     for key in [k async for k in redis.scan_iter(KEYS.session("*"))]:
         await redis.delete(key)  # the session's end, as its idle time would bring it
 
-    await page.click("#pause")
+    # the next request meets the end (the page may have noticed already: its own re-read)
+    await page.evaluate("document.getElementById('pause').click()")
     await page.wait_for_function(
         "document.querySelector('#signin .why') && "
         "document.querySelector('#signin .why').textContent.includes('expired')",
