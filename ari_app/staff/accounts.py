@@ -76,11 +76,9 @@ def verify_password(password: str, stored: str) -> bool:
 class StaffAccounts:
     """The accounts of one staff file, read at start (a change needs a restart)."""
 
-    # a hash that no password matches: an unknown user costs the same time as a known one
-    _DUMMY = hash_password("", n=SCRYPT_N)
-
     def __init__(self, accounts: dict[str, Account]) -> None:
         self.accounts = accounts
+        self._dummy: str | None = None  # made at the first unknown user, not at import
 
     @classmethod
     def load(cls, path: Path) -> StaffAccounts:
@@ -101,7 +99,10 @@ class StaffAccounts:
     def check(self, user: str, password: str) -> Account | None:
         """The account when the password is right; None otherwise (same cost either way)."""
         account = self.accounts.get(user)
-        ok = verify_password(password, account.password if account else self._DUMMY)
+        if account is None and self._dummy is None:
+            # a hash no password matches: an unknown user costs the time a known one does
+            self._dummy = hash_password(new_password())
+        ok = verify_password(password, account.password if account else self._dummy)
         return account if ok and account is not None else None
 
 

@@ -99,6 +99,9 @@ async def test_given_stream_open_when_call_held_with_two_check_ins_then_steps_st
             status, _ = await app_runner.api("DELETE", f"/api/calls/{call_id}/hold")
             assert status == 202
             await stream.wait_for(lambda n, d: n == "hold:ended")
+            # the call takes its caller back after the hold's end: its own step, just after
+            await stream.wait_for(lambda n, d: n == "inbound:state_changed"
+                                  and d["call_id"] == call_id and d["old"] == "held")
 
             held = [(n, d) for n, d in stream.events if n.startswith("hold:")]
             assert all(d["call_id"] == call_id and d["rule"] == "hold" for _, d in held)

@@ -97,11 +97,13 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
                                     and e["playback"]["target_uri"] == f"channel:{c}",
                                     timeout=20, what="first check-in")
 
+        killed_at = time.time()
         app.send_signal(signal.SIGKILL)
         await app.wait()
         # on purpose: the app stays down a while (the callers go on without it)
         await asyncio.sleep(1.0)
         app = await _start_app(settings, port, tmp_path / "app-2.log")
+        down = time.time() - killed_at  # no app at all: nobody can play a check-in
 
         for ours, call_id in calls:  # two more check-ins each, after the restart
             await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
@@ -111,8 +113,9 @@ async def test_given_callers_on_hold_when_app_killed_and_restarted_then_check_in
             assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
             gaps = _music_gaps(observer, call_id)
             assert len(gaps) >= 2
-            # never longer than one interval plus a few seconds (the restart) without a check-in
-            assert max(gaps) <= INTERVAL + 3.0, gaps
+            # never longer than one interval, plus the time no app ran, without a check-in
+            # (how long a process takes to start varies with the machine's load)
+            assert max(gaps) <= INTERVAL + down + 0.5, (gaps, down)
         assert await redis.exists(KEYS.snapshot("hold", calls[0][1]))
         await _hang_up_while_app_runs(callers, observer, redis, calls)
     finally:
