@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from hold_checkins import (_quiet, free_port, pct, proc_cpu, proc_rss_mb,  # noqa: E402
-                           wait_healthy)
+                           tear_down, wait_healthy)
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
@@ -239,15 +239,7 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                 print(f"warning: the windows ran past the holds' way out ({FALLBACK_AFTER} s)",
                       flush=True)
     finally:
-        for tag in tags:
-            await _quiet(ari.hangup(f"bc-{tag}"))
-        await asyncio.sleep(3)
-        app.terminate()
-        await app.wait()
-        for t in streams:
-            t.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
-        await ari.close()
+        await tear_down(ari, tags, app, streams)
     return {"calls": n, "clients": args.clients, "interval_s": interval,
             "fetch_gap_ms": args.fetch_gap, "cores": os.cpu_count(), "windows": windows,
             "cpu_ratio": ratios(windows, args.clients)}

@@ -84,6 +84,20 @@ async def ping_probe(ari: AriClient, out: list[float]) -> None:
         await asyncio.sleep(0.1)
 
 
+async def tear_down(ari, tags, app: asyncio.subprocess.Process, tasks) -> None:
+    """The bench's callers hung up (their calls given 3 s to end), the app stopped, the
+    bench's own readers cancelled, ARI closed."""
+    for tag in tags:
+        await _quiet(ari.hangup(f"bc-{tag}"))
+    await asyncio.sleep(3)
+    app.terminate()
+    await app.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await ari.close()
+
+
 async def wait_healthy(base_url: str, app: asyncio.subprocess.Process, log_path,
                        timeout: float = 15.0) -> None:
     """Until the app under test answers /healthz 200; SystemExit naming its log when it exits
@@ -219,15 +233,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             due = next_check_in(interval, began, ended) if began is not None else ended + interval
             if time.time() - due > 7.5 + 1.0:
                 missed += 1  # music has run past a due check-in that never came
-    for tag in tags:
-        await _quiet(ari.hangup(f"bc-{tag}"))
-    await asyncio.sleep(3)
-    app.terminate()
-    await app.wait()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await ari.close()
+    await tear_down(ari, tags, app, tasks)
     return {"calls": n, "spread": bool(args.spread), "connected": len(connected), "held": held, "interval_s": interval,
             "measured_s": round(elapsed, 1), "check_ins": len(lateness),
             "lateness_p50_ms": round(pct(lateness, 50), 1),
