@@ -66,6 +66,16 @@ def _body(**fields: tuple[str, str]) -> dict:
         n: {"type": t.rstrip("!"), "description": d} for n, (t, d) in fields.items()}}
 
 
+_FILE_KINDS = {"html": ("the page", "text/html"), "js": ("JavaScript", "text/javascript"),
+               "css": ("CSS", "text/css")}
+
+
+def _file(summary: str, path: str) -> dict:
+    """A public file a browser loads (a page, its script or style sheet)."""
+    what, kind = _FILE_KINDS[path.rsplit(".", 1)[-1] if "." in path else "html"]
+    return {"get": _op(summary, _ok(200, what, TEXT, kind=kind), secured=False)}
+
+
 CALL = (("call_id", "path", "the call's id (the caller's channel id)"),)
 VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
 NOT_YOURS = _error(403, "not-your-voicemail")  # an operator's session: another's message
@@ -82,12 +92,10 @@ def document() -> dict:
                                 secured=False)},
         "/callback": {"get": _op("The customers' callback page (HTML)",
                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
-        "/console": {"get": _op("The operator console (HTML; signs in through /api/session)",
-                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
-        "/console/console.js": {"get": _op("The console's script", _ok(
-            200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
-        "/console/console.css": {"get": _op("The console's style", _ok(
-            200, "CSS", TEXT, kind="text/css"), secured=False)},
+        "/console": _file("The operator console (HTML; signs in through /api/session)",
+                          "/console"),
+        "/console/console.js": _file("The console's script", "/console/console.js"),
+        "/console/console.css": _file("The console's style", "/console/console.css"),
         "/api/console": {"get": _op(
             "The signed-in operator's console: their state, their calls (the customer's card, "
             "the hold's timers), callbacks due, voice messages",
@@ -193,8 +201,8 @@ def document() -> dict:
             params=(("day", "query", "YYYY-MM-DD (UTC); today when left out"),
                     ("operator", "query", "one operator (PJSIP/operator1 or operator1)"),
                     ("format", "query", "json (default) or csv")))},
-        "/reports": {"get": _op("The compliance report page (HTML; signs in through the API)",
-                                _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
+        "/reports": _file("The compliance report page (HTML; signs in through the API)",
+                          "/reports"),
         "/api/session": {
             "post": _op("Sign in (staff: the console, the dashboard); sets the session cookie",
                         _ok(200, "the session", example={
@@ -210,18 +218,16 @@ def document() -> dict:
                        STORAGE, secured=False),
             "delete": _op("Sign out", _ok(200, "signed out", example={"signed_out": True}),
                           STORAGE, secured=False)},
-        "/static/staff.js": {"get": _op(
+        "/static/staff.js": _file(
             "The staff pages' shared script (sign-in, API calls with CSRF, live events)",
-            _ok(200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
+            "/static/staff.js"),
         "/api/queues": {"get": _op(
             "The queues: who waits (place, wait, kind), the longest wait, their operators",
             _ok(200, "the queues"), AUTH, STORAGE)},
-        "/dashboard": {"get": _op("The supervisor dashboard (HTML; signs in through the API)",
-                                  _ok(200, "the page", TEXT, kind="text/html"), secured=False)},
-        "/dashboard/dashboard.js": {"get": _op("The dashboard's script", _ok(
-            200, "JavaScript", TEXT, kind="text/javascript"), secured=False)},
-        "/dashboard/dashboard.css": {"get": _op("The dashboard's style", _ok(
-            200, "CSS", TEXT, kind="text/css"), secured=False)},
+        "/dashboard": _file("The supervisor dashboard (HTML; signs in through the API)",
+                            "/dashboard"),
+        "/dashboard/dashboard.js": _file("The dashboard's script", "/dashboard/dashboard.js"),
+        "/dashboard/dashboard.css": _file("The dashboard's style", "/dashboard/dashboard.css"),
         "/api/dashboard": {"get": _op(
             "The supervisor dashboard's snapshot: queues (waiting, longest wait, estimate, "
             "today's figures), operators with their current holds, open callbacks late first, "
