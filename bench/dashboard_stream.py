@@ -17,8 +17,12 @@ every `--fetch-gap` ms (0: the stream only). Measured:
 - delivery latency: an event's receipt by a client minus its `at` (when the app published it;
   one machine, one clock), p50/p99/max over every client's events in the window;
 - the snapshot's answer time (p50/p99) and how many were fetched;
+- the same latency on one probe stream open in every window (the 0-dashboard one too): a lag
+  the probe sees without the dashboards is not theirs; the slowest event names by p99;
 - the app's CPU (from /proc) per second in each window, and the ratio K/0: what the dashboards
-  add; the bench's own CPU too (it parses K streams on the same machine).
+  add; the bench's own CPU too (it parses K streams on the same machine); Asterisk's CPU, the
+  machine's idle time and ARI's answer time (ten pings a second): a saturated Asterisk delays
+  the steps themselves.
 
 Not a test: prints figures, a Markdown table, and writes JSON (and the table) to bench/results/.
 The measured windows must end before the holds' way out (`fallback_after` 180 s): with the
@@ -42,8 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hold_checkins import (_quiet, free_port, pct, proc_cpu, proc_rss_mb,  # noqa: E402
-                           tear_down, wait_healthy)
+from hold_checkins import (_quiet, asterisk_pid, free_port, pct, ping_probe,  # noqa: E402
+                           proc_cpu, proc_rss_mb, system_cpu, tear_down, wait_healthy)
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
@@ -62,6 +66,7 @@ class Dashboard:
         self.http, self.base, self.fetch_gap = http, base, fetch_gap
         self.recording = False
         self.latencies: list[float] = []     # ms, event `at` -> received
+        self.by_step: dict[str, list[float]] = {}  # the same, per event name
         self.snapshot_ms: list[float] = []
         self.events = 0
         self.errors: list[str] = []
@@ -94,8 +99,10 @@ class Dashboard:
                         continue
                     received = time.time()
                     if self.recording:
-                        at = json.loads(line[6:])["at"]
-                        self.latencies.append((received - at) * 1000)
+                        event = json.loads(line[6:])
+                        ms = (received - event["at"]) * 1000
+                        self.latencies.append(ms)
+                        self.by_step.setdefault(event["name"], []).append(ms)
                         self.events += 1
                     self._dirty.set()
         except asyncio.CancelledError:
@@ -124,21 +131,53 @@ class Dashboard:
                 self.snapshot_ms.append((time.monotonic() - t0) * 1000)
 
 
-async def window(app_pid: int, measure: float, dashboards: list[Dashboard]) -> dict:
-    """One measured window: the app's CPU, and what the open dashboards saw."""
-    for d in dashboards:
-        d.recording = True
+def _reset(d: Dashboard, recording: bool) -> None:
+    d.recording = recording
+    if recording:
+        d.latencies, d.by_step, d.snapshot_ms, d.events = [], {}, [], 0
+
+
+async def window(app_pid: int, ast_pid: int, ari: AriClient, measure: float,
+                 dashboards: list[Dashboard], probe: Dashboard) -> dict:
+    """One measured window: the app's and Asterisk's CPU, ARI's answer time, what the open
+    dashboards saw, and what the one probe stream (open in every window) saw: the probe says
+    whether a lag comes from the dashboards or is there without them."""
+    for d in (*dashboards, probe):
+        _reset(d, True)
+    pings: list[float] = []
+    pinger = asyncio.create_task(ping_probe(ari, pings))
+    stat0 = system_cpu()
     t0, cpu0, own0 = time.time(), proc_cpu(app_pid), sum(os.times()[:2])
+    ast0 = proc_cpu(ast_pid)
     await asyncio.sleep(measure)
     elapsed = time.time() - t0
     app_cpu = (proc_cpu(app_pid) - cpu0) / elapsed
     own_cpu = (sum(os.times()[:2]) - own0) / elapsed
-    for d in dashboards:
-        d.recording = False
+    ast_cpu = (proc_cpu(ast_pid) - ast0) / elapsed
+    stat1 = system_cpu()
+    total = max(1, sum(stat1.values()) - sum(stat0.values()))
+    idle = 100 * (stat1["idle"] - stat0["idle"]) / total * (os.cpu_count() or 1)
+    pinger.cancel()
+    await asyncio.gather(pinger, return_exceptions=True)
+    for d in (*dashboards, probe):
+        _reset(d, False)
     latencies = [x for d in dashboards for x in d.latencies]
     snapshots = [x for d in dashboards for x in d.snapshot_ms]
+    steps: dict[str, list[float]] = {}
+    for d in dashboards or [probe]:
+        for name, values in d.by_step.items():
+            steps.setdefault(name, []).extend(values)
+    slowest = sorted(((round(pct(v, 99), 1), name, len(v)) for name, v in steps.items()),
+                     reverse=True)[:4]
     return {"dashboards": len(dashboards), "measured_s": round(elapsed, 1),
             "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+            "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1),
+            "machine_idle_pct_of_core": round(idle, 1),
+            "ari_ping_p50_ms": round(pct(pings, 50), 1) if pings else None,
+            "ari_ping_p99_ms": round(pct(pings, 99), 1) if pings else None,
+            "probe_p50_ms": round(pct(probe.latencies, 50), 1) if probe.latencies else None,
+            "probe_p99_ms": round(pct(probe.latencies, 99), 1) if probe.latencies else None,
+            "slowest_steps_p99_ms": [f"{name} {p99} ms ({count})" for p99, name, count in slowest],
             "bench_cpu_pct_of_core": round(own_cpu * 100, 1),
             "events_delivered": len(latencies),
             "events_per_s_per_dashboard": (round(len(latencies) / elapsed / len(dashboards), 1)
@@ -213,6 +252,9 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                     held += r.status == 202
                 await asyncio.sleep(interval / n)
             held_at = time.monotonic()
+            probe = Dashboard(http, base, 0)
+            await probe.open()
+            ast_pid = asterisk_pid(instance.load_state().asterisk_pid)
             for r in range(args.rounds):
                 order = [0, args.clients] if r % 2 == 0 else [args.clients, 0]
                 for k in order:
@@ -226,7 +268,8 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                             str(int(args.measure) - 1), "-r", "250", "-f", "raw",
                             "-o", f"{args.profile}-{k}-{r}.txt", "--nonblocking",
                             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-                    result = await window(app.pid, args.measure, dashboards)
+                    result = await window(app.pid, ast_pid, ari, args.measure, dashboards,
+                                          probe)
                     if profiler is not None:
                         await profiler.wait()
                     await asyncio.gather(*(d.close() for d in dashboards))
@@ -235,6 +278,7 @@ async def run(args, instance: SandboxInstance, env: dict) -> dict:
                                    "app_rss_mb": round(proc_rss_mb(app.pid), 1)})
                     print(json.dumps(result), flush=True)
                     windows.append(result)
+            await probe.close()
             if time.monotonic() - held_at > FALLBACK_AFTER:
                 print(f"warning: the windows ran past the holds' way out ({FALLBACK_AFTER} s)",
                       flush=True)
@@ -260,17 +304,25 @@ def _or(value) -> str:
 
 
 def table(result: dict) -> str:
-    lines = ["| round | dashboards | app CPU % of a core | events/s per dashboard | "
+    lines = ["| round | dashboards | app CPU % of a core | Asterisk CPU % | idle % | "
+             "ARI ping p50/p99 ms | probe p50/p99 ms | events/s per dashboard | "
              "delivery p50 ms | p99 ms | max ms | snapshots | snapshot p50 ms | p99 ms | "
              "bench CPU % |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in result["windows"]:
         lines.append(
             f"| {w['round']} | {w['dashboards']} | {w['app_cpu_pct_of_core']} | "
+            f"{w['asterisk_cpu_pct_of_core']} | {w['machine_idle_pct_of_core']} | "
+            f"{_or(w['ari_ping_p50_ms'])}/{_or(w['ari_ping_p99_ms'])} | "
+            f"{_or(w['probe_p50_ms'])}/{_or(w['probe_p99_ms'])} | "
             f"{_or(w['events_per_s_per_dashboard'])} | {_or(w['delivery_p50_ms'])} | "
             f"{_or(w['delivery_p99_ms'])} | {_or(w['delivery_max_ms'])} | {w['snapshots']} | "
             f"{_or(w['snapshot_p50_ms'])} | {_or(w['snapshot_p99_ms'])} | "
             f"{w['bench_cpu_pct_of_core']} |")
+    lines.append("")
+    for w in result["windows"]:
+        lines.append(f"- round {w['round']}, {w['dashboards']} dashboards: slowest events (p99) "
+                     + "; ".join(w["slowest_steps_p99_ms"]))
     lines.append("")
     lines.append(f"{result['calls']} calls on hold (a check-in every {result['interval_s']:g} s), "
                  f"{result['clients']} dashboards (snapshot at most every "
