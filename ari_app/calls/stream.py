@@ -101,7 +101,16 @@ class LiveEvents:
                     frame = b": keep-alive\n\n"
                 if frame is _CLOSED:
                     break
-                await response.write(frame)
+                frames, closed = [frame], False  # what queued meanwhile: the same write
+                while not queue.empty():
+                    more = queue.get_nowait()
+                    if more is _CLOSED:
+                        closed = True
+                        break
+                    frames.append(more)
+                await response.write(b"".join(frames) if len(frames) > 1 else frame)
+                if closed:
+                    break
                 quiet_since = loop.time()
         except ConnectionResetError:
             pass  # the client left

@@ -32,6 +32,7 @@ from ari_app.operators.scope import Scope
 from ari_app.operators.service import OperatorService
 from ari_app.policy import Policy
 from ari_app.storage.keyspace import Keyspace
+from ari_app.storage.reads import get_each
 from ari_app.transfer.directory import Directory
 from ari_app.transfer.machine import TransferMachine
 from ari_app.voicemail.service import Voicemails
@@ -99,11 +100,8 @@ class ConsoleService:
         """Each call's hold and transfer snapshots (the rules' own state), one round trip."""
         if not call_ids:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call_id in call_ids:
-                pipe.get(self.keys.snapshot("hold", call_id))
-                pipe.get(self.keys.snapshot("transfer", call_id))
-            raws = await pipe.execute()
+        raws = await get_each(self.redis, [key for call_id in call_ids for key in (
+            self.keys.snapshot("hold", call_id), self.keys.snapshot("transfer", call_id))])
         found = {}
         for index, call_id in enumerate(call_ids):
             hold, transfer = raws[2 * index], raws[2 * index + 1]

@@ -29,6 +29,7 @@ from ari_app.escalation.service import Complaints
 from ari_app.operators.service import OperatorService
 from ari_app.queue.estimate import EstimateSettings, estimate_wait
 from ari_app.storage.keyspace import Keyspace
+from ari_app.storage.reads import get_each
 
 if TYPE_CHECKING:
     from ari_app.queue.service import QueueDesk
@@ -166,16 +167,13 @@ class Dashboard:
 
     async def _operators(self, now: float) -> list[dict]:
         """Every operator with the holds of their calls (the hold snapshots of the live calls
-        whose operator they are: two round trips whatever the number of calls)."""
+        whose operator they are: pipelined reads, storage/reads.py)."""
         operators = await self.operators.listing()
         calls = sorted(_text(c) for c in await self.redis.smembers(self.keys.live_calls()))
         holds: dict[str, list[dict]] = {}
         if calls:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for call_id in calls:
-                    pipe.get(self.keys.call(call_id))
-                    pipe.get(self.keys.snapshot("hold", call_id))
-                raws = await pipe.execute()
+            raws = await get_each(self.redis, [key for call_id in calls for key in (
+                self.keys.call(call_id), self.keys.snapshot("hold", call_id))])
             for call_id, call_raw, hold_raw in zip(calls, raws[::2], raws[1::2]):
                 if not call_raw or not hold_raw:
                     continue

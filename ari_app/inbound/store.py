@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from ari_app.inbound.machine import InboundMachine
 from ari_app.calls.etiquette_log import EtiquetteLog
 from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
+from ari_app.storage.reads import get_each
 
 __all__ = ["CallStore"]
 
@@ -104,10 +105,7 @@ class CallStore:
         missing = [c for c in call_ids if c not in self._owned or c in self._unsure]
         raws: list = []
         if missing:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for call_id in missing:
-                    pipe.get(self._call_key(call_id))
-                raws = await pipe.execute()
+            raws = await get_each(self.redis, [self._call_key(c) for c in missing])
         read = {c: InboundMachine.from_dict(json.loads(raw)) for c, raw in zip(missing, raws)
                 if raw}
         return [read.get(c) if c in read or c in missing else self._owned.get(c)

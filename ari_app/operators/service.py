@@ -23,6 +23,7 @@ from ari_app.calls.events import RuleEvents
 from ari_app.operators.machine import CallEnded, Missed, OperatorMachine, Pause, next_in_line
 from ari_app.operators.store import OperatorStore
 from ari_app.storage.keyspace import Keyspace
+from ari_app.storage.reads import get_each
 
 __all__ = ["NoSuchOperator", "OperatorPool", "OperatorService", "PoolSettings",
            "UnknownPauseReason", "desk_phone_variables"]
@@ -201,10 +202,7 @@ class OperatorService:
         endpoints = list(self.endpoints if endpoints is None else endpoints)
         machines = (await self.pool.machines(endpoints) if self.pool is not None
                     else [OperatorMachine.fresh(e, False) for e in endpoints])
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for endpoint in endpoints:
-                pipe.get(self._key(endpoint))
-            reserved = await pipe.execute()
+        reserved = await get_each(self.redis, [self._key(e) for e in endpoints])
         return endpoints, machines, reserved
 
     def _now_and_wrap_up(self) -> tuple[float, float]:

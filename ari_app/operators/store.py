@@ -15,6 +15,7 @@ from redis.exceptions import WatchError
 from ari_app.calls.vocabulary import Note
 from ari_app.operators.machine import OperatorMachine, OperatorState
 from ari_app.storage.keyspace import Keyspace
+from ari_app.storage.reads import get_each
 
 __all__ = ["OperatorStore"]
 
@@ -29,13 +30,8 @@ class OperatorStore:
         return OperatorMachine.from_dict({**json.loads(raw), "endpoint": endpoint})
 
     async def load_many(self, endpoints: Sequence[str]) -> list[OperatorMachine]:
-        """One round trip (a pipeline, not MGET: the keys carry no common hash tag)."""
-        if not endpoints:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for endpoint in endpoints:
-                pipe.get(self.keys.operator_state(endpoint))
-            raws = await pipe.execute()
+        """Pipelined reads (storage/reads.py)."""
+        raws = await get_each(self.redis, [self.keys.operator_state(e) for e in endpoints])
         return [self._machine(e, raw) for e, raw in zip(endpoints, raws)]
 
     async def change(self, endpoint: str, event: object

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ari_app.calls.events import CallEvent
-from ari_app.calls.stream import LiveEvents, _Client, sse_frame
+from ari_app.calls.stream import _CLOSED, LiveEvents, _Client, sse_frame
 
 EVENT = CallEvent("hold:check_in_played", "call-1", 12.5, "hold", "check-in",
                   operator="PJSIP/operator1", data={"prompt": "checkin-1"})
@@ -77,5 +77,22 @@ async def test_given_open_stream_when_events_then_streamed_with_keep_alives_and_
         await live.close()
         assert await asyncio.wait_for(resp.content.read(), 2) == b""  # the stream ended
         assert live.clients == 0
+    finally:
+        await client.close()
+
+
+async def test_given_events_queued_together_when_streamed_then_all_in_order_then_closed():
+    live = LiveEvents(keep_alive=5)
+    client = await client_for(live)
+    try:
+        resp = await client.get("/api/events")
+        assert await read_frame(resp) == ": connected\n"
+        for n in range(5):  # queued in one go: written together, none lost, order kept
+            live.on_event(CallEvent(f"hold:step_{n}", "call-1", 12.5 + n, "hold"))
+        [opened] = live._clients  # an end queued behind them still ends the stream
+        opened.queue.put_nowait(_CLOSED)
+        frames = [await read_frame(resp) for _ in range(5)]
+        assert [f.split("\n")[0] for f in frames] == [f"event: hold:step_{n}" for n in range(5)]
+        assert await asyncio.wait_for(resp.content.read(), 2) == b""
     finally:
         await client.close()
