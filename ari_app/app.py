@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from aiohttp import web
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import AuthenticationError, RedisError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ari_app.ari import AriClient, AriError, AriUnauthorized, EventStream
 from ari_app.callback import http as callback_http
@@ -35,6 +31,7 @@ from ari_app.callback.machine import CallbackCallMachine
 from ari_app.callback.service import CallbackRequests
 from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage.snapshots import SnapshotStore
+from ari_app.storage.connect import storage_client, where
 from ari_app.customers.service import Customers
 from ari_app.dashboard import http as dashboard_http
 from ari_app.dashboard.keys import dashboard_key, today_key
@@ -102,7 +99,7 @@ from ari_app.keys import (
 from ari_app.transfer.keys import directory_key
 from ari_app.voicemail.keys import voicemails_key
 
-__all__ = ["StartupError", "build_app", "redacted"]
+__all__ = ["StartupError", "build_app", "check_redis", "storage_client"]
 
 logger = structlog.get_logger()
 
@@ -110,21 +107,13 @@ class StartupError(RuntimeError):
     """The app cannot start; the message says exactly what to fix."""
 
 
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-async def check_redis(redis: Redis, url: str) -> None:
+async def check_redis(redis: Redis, settings: Settings) -> None:
     try:
         await redis.ping()
     except AuthenticationError as exc:
-        raise StartupError(f"Redis at {redacted(url)} refused the password: {exc}") from exc
+        raise StartupError(f"Redis ({where(settings)}) refused the password: {exc}") from exc
     except (RedisError, OSError) as exc:
-        raise StartupError(f"Redis not reachable at {redacted(url)}: {exc}") from exc
+        raise StartupError(f"Redis not reachable ({where(settings)}): {exc}") from exc
 
 
 async def check_ari(ari: AriClient, user: str) -> None:
@@ -181,7 +170,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             except StaffFileError as exc:
                 raise StartupError(str(exc)) from exc
         redis = storage_client(settings)
-        await check_redis(redis, settings.redis_url)
+        await check_redis(redis, settings)
         app[redis_key] = redis
         # its own connections: the log's writes never take one a call is waiting for
         log_redis = storage_client(settings)
@@ -361,17 +350,6 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
 
     app.cleanup_ctx.extend([redis_ctx, ari_ctx, calls_ctx])
     return app
-
-
-def storage_client(settings: Settings) -> Redis:
-    """Redis with every call bounded: a stopped or unreachable Redis is an error within about
-    two timeouts (one quick retry covers a connection dropped by a Redis restart), never a
-    request that hangs."""
-    return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=settings.redis_timeout,
-        socket_timeout=settings.redis_timeout, health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1,
-                    supported_errors=(RedisConnectionError,)))
 
 
 async def _first_connect(events: EventStream, reader: Watched) -> None:

@@ -136,6 +136,43 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sentinel(args: argparse.Namespace) -> int:
+    """A Redis Sentinel group on loopback to try the app's failover by hand."""
+    from ari_app.sandbox.sentinel import SentinelGroup
+
+    directory = Path(args.dir).resolve()
+    if args.action == "up":
+        group = SentinelGroup(directory).up()
+        env = group.save()
+        print(f"Redis master on 127.0.0.1:{group.master_port()}, replicas on "
+              f"{', '.join(str(p) for p in group.data_ports[1:])}, sentinels on "
+              f"{group.sentinels}")
+        print(f"the app's Redis settings: {env} (add them to app.env)")
+        return 0
+    try:
+        group = SentinelGroup.load(directory)
+    except FileNotFoundError:
+        print(f"no Sentinel group in {directory}: ari-etiquette sentinel up --dir {args.dir}",
+              file=sys.stderr)
+        return 2
+    if args.action == "down":
+        group.down()
+        group.save()
+    elif args.action == "kill-master":
+        old = group.master_port()
+        if old is None:
+            print("the sentinels know no master now", file=sys.stderr)
+            return 1
+        group.kill(old)
+        group.save()
+        print(f"killed the master on {old}; waiting for the sentinels to promote a replica")
+        print(f"new master on 127.0.0.1:{group.wait_failover(old)}")
+    elif args.action == "status":
+        print(json.dumps({"master": group.master_port(), "sentinels": group.sentinels,
+                          "running": sorted(group.pids)}, indent=2))
+    return 0
+
+
 def _prompt_renderer(policy_file: str | None):
     from ari_app.policy import load_policy
     from ari_app.prompts.install import install_prompts
@@ -232,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     doctor = sub.add_parser("doctor", help="check ARI, credentials, modules, sounds, Redis")
     doctor.add_argument("--env-file", help="read settings from this file instead of .env")
     doctor.set_defaults(func=cmd_doctor)
+
+    sentinel = sub.add_parser("sentinel", help="a Redis Sentinel group on loopback (a master, "
+                              "two replicas, three sentinels) to try a failover")
+    sentinel.add_argument("action", choices=["up", "down", "status", "kill-master"])
+    sentinel.add_argument("--dir", default="sentinel-sandbox",
+                          help="where its files, logs and settings go")
+    sentinel.set_defaults(func=cmd_sentinel)
 
     sandbox = sub.add_parser("sandbox", help="a local Asterisk 22 + Redis for development")
     sandbox.add_argument("action", choices=["build", "up", "down", "status", "env", "destroy"])

@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError, RedisError
 
 from ari_app.ari import AriClient, AriError, AriNotFound, AriUnauthorized, EventStream
 from ari_app.ari import operations as ops
-from ari_app.app import redacted
 from ari_app.policy import Policy, PolicyError, load_policy
 from ari_app.prompts.catalog import load_catalog
 from ari_app.settings import Settings
+from ari_app.storage.connect import storage_client, where
 from ari_app.transfer.directory import Directory
 
 __all__ = ["Check", "REQUIRED_MODULES", "run_doctor"]
@@ -208,20 +208,28 @@ async def _check_operators(ari: AriClient, policy: Policy | None, checks: list[C
 
 
 async def _check_redis(settings: Settings, checks: list[Check]) -> None:
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    redis = storage_client(settings, timeout=2)
     try:
         await redis.ping()
         info = await redis.info("persistence")
+        replication = await redis.info("replication") if settings.sentinels() else {}
     except AuthenticationError as exc:
-        checks.append(Check("Redis", False, f"{redacted(settings.redis_url)} refused the "
-                            f"password: {exc}"))
+        checks.append(Check("Redis", False, f"{where(settings)} refused the password: {exc}"))
+        return
+    except MasterNotFoundError as exc:
+        checks.append(Check("Redis", False, f"no master named {settings.redis_master!r}: the "
+                            "sentinels do not know it (sentinel monitor <name> ... in their "
+                            f"config; ETIQUETTE_REDIS_MASTER): {exc}"))
         return
     except (RedisError, OSError) as exc:
-        checks.append(Check("Redis", False, f"not reachable at {redacted(settings.redis_url)}: {exc}"))
+        checks.append(Check("Redis", False, f"not reachable: {where(settings)}: {exc}"))
         return
     finally:
         await redis.aclose()
     aof = "append-only on" if info.get("aof_enabled") else "append-only OFF: accepted requests "\
         "could be lost on a crash (set appendonly yes)"
+    replicas = ""
+    if settings.sentinels():
+        replicas = f", {replication.get('connected_slaves', 0)} replica(s) connected"
     checks.append(Check("Redis", bool(info.get("aof_enabled")),
-                        f"{redacted(settings.redis_url)}, {aof}"))
+                        f"{where(settings)}, {aof}{replicas}"))

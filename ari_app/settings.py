@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     ari_password: SecretStr = Field(..., description="ARI password from ari.conf; no default")
     ari_app: str = Field("ari-etiquette", description="Stasis application name in the dialplan")
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinels: str | None = Field(None, description=(
+        "Redis Sentinel: the sentinels, host:port,host:port,...; the app asks them for the "
+        "master `redis_master` and follows a failover (redis_url then gives only the "
+        "password and the database); unset = the one Redis at redis_url"))
+    redis_master: str = Field("etiquette", min_length=1, description=(
+        "the master's name the sentinels watch (`sentinel monitor <name> ...`)"))
     policy_file: Path = Path("config/policy.example.toml")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8090, ge=0, le=65535, description="the app's own REST API and pages")
@@ -61,6 +67,30 @@ class Settings(BaseSettings):
         "seconds a call's lease lives without renewal: how soon another instance may take "
         "over the calls of one that died"))
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_listed(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            sentinel_addresses(value)  # a clear error at startup, not at the first failover
+            return value.strip()
+        return None
+
+    def sentinels(self) -> list[tuple[str, int]]:
+        return sentinel_addresses(self.redis_sentinels) if self.redis_sentinels else []
+
     def instance(self) -> str:
         return self.instance_id or f"{socket.gethostname()}/{self.ari_app}"
 
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """"127.0.0.1:26379, [::1]:26380" -> [(host, port), ...]; ValueError naming the bad one."""
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"a sentinel is host:port, not {item!r} "
+                             "(e.g. 127.0.0.1:26379,127.0.0.1:26380)")
+        out.append((host, int(port)))
+    return out

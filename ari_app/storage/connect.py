@@ -1,0 +1,68 @@
+"""The app's Redis client: the one Redis at `redis_url`, or the master a group of Sentinels
+names (`redis_sentinels`, `redis_master`), followed through a failover.
+
+Either way every command is bounded (`redis_timeout`): a Redis stopped, unreachable, or a
+master not yet elected is an error within about two timeouts, which the API answers 503
+`storage-unavailable` and the calls wait out with their music on (storage/faults.py). Under
+Sentinel each new connection asks the sentinels where the master is now, and a connection to a
+master that became a replica is dropped on its first READONLY answer: after a failover the
+next command goes to the new master, with nobody restarting anything.
+
+What a failover may lose: Redis replicates asynchronously, so a write acknowledged in the last
+milliseconds before the master died may not have reached the replica that is promoted (on one
+machine or a LAN the stream to the replicas trails by well under a millisecond). Redis'
+`min-replicas-to-write` / `min-replicas-max-lag` would bound it to a second, but its NOREPLICAS
+refusal is not a storage error redis-py names: not used yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ari_app.settings import Settings
+
+__all__ = ["redacted", "storage_client", "where"]
+
+
+def redacted(url: str) -> str:
+    """A URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def storage_client(settings: Settings, *, timeout: float | None = None) -> Redis:
+    """Redis with every call bounded; one quick retry covers a connection dropped by a Redis
+    restart or a failover."""
+    timeout = settings.redis_timeout if timeout is None else timeout
+    bounded: dict[str, Any] = dict(
+        socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1,
+                    supported_errors=(RedisConnectionError,)))
+    sentinels = settings.sentinels()
+    if not sentinels:
+        return Redis.from_url(settings.redis_url, **bounded)
+    url = parse_url(settings.redis_url)  # the password, user and database; not the host
+    auth = {k: url[k] for k in ("username", "password", "db") if url.get(k) is not None}
+    group = Sentinel(sentinels, sentinel_kwargs={"socket_connect_timeout": timeout,
+                                                 "socket_timeout": timeout})
+    return group.master_for(settings.redis_master, redis_class=Redis, **auth, **bounded)
+
+
+def where(settings: Settings) -> str:
+    """Where the app's Redis is, for messages (no password)."""
+    sentinels = settings.sentinels()
+    if not sentinels:
+        return redacted(settings.redis_url)
+    listed = ", ".join(f"{host}:{port}" for host, port in sentinels)
+    return f"the master {settings.redis_master!r} of the sentinels at {listed}"

@@ -1,0 +1,52 @@
+"""The app's Redis client: one Redis at redis_url, or the master named by Sentinels, whose
+addresses are checked when the settings load (not at the first failover)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from redis.asyncio.sentinel import SentinelConnectionPool
+
+from ari_app.settings import Settings
+from ari_app.storage.connect import redacted, storage_client, where
+
+
+def settings(**kw) -> Settings:
+    return Settings(ari_password="x", _env_file=None, **kw)
+
+
+def test_given_no_sentinels_then_the_one_redis_at_the_url():
+    client = storage_client(settings(redis_url="redis://:secret@10.0.0.5:6380/2"))
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("10.0.0.5", 6380, 2)
+    assert where(settings(redis_url="redis://:secret@10.0.0.5:6380/2")) == \
+        "redis://:***@10.0.0.5:6380/2"
+
+
+def test_given_sentinels_then_master_asked_of_them_with_the_urls_password_and_db():
+    s = settings(redis_url="redis://:secret@ignored:1/3", redis_master="calls",
+                 redis_sentinels="127.0.0.1:26379, [::1]:26380,sentinel-3:26381")
+    assert s.sentinels() == [("127.0.0.1", 26379), ("::1", 26380), ("sentinel-3", 26381)]
+    client = storage_client(s)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "calls"
+    assert pool.connection_kwargs["password"] == "secret"
+    assert pool.connection_kwargs["db"] == 3
+    assert pool.connection_kwargs["socket_timeout"] == s.redis_timeout  # still bounded
+    assert where(s) == ("the master 'calls' of the sentinels at 127.0.0.1:26379, ::1:26380, "
+                        "sentinel-3:26381")
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1", "host:port", "host:0", ":26379",
+                                 "127.0.0.1:26379,,127.0.0.1:26380"])
+def test_given_a_sentinel_without_host_and_port_then_refused_naming_it(bad):
+    with pytest.raises(ValidationError, match="a sentinel is host:port"):
+        settings(redis_sentinels=bad)
+
+
+def test_given_empty_sentinels_then_the_one_redis():
+    assert settings(redis_sentinels="  ").sentinels() == []
+
+
+def test_given_url_without_password_then_unchanged():
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
