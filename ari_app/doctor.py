@@ -20,7 +20,7 @@ from ari_app.settings import Settings
 from ari_app.storage.connect import storage_client, where
 from ari_app.transfer.directory import Directory
 
-__all__ = ["Check", "REQUIRED_MODULES", "run_doctor"]
+__all__ = ["Check", "POOL_MODULES", "REQUIRED_MODULES", "run_doctor"]
 
 REQUIRED_MODULES = (
     "res_ari.so", "res_ari_channels.so", "res_ari_bridges.so", "res_ari_playbacks.so",
@@ -31,6 +31,8 @@ REQUIRED_MODULES = (
     "bridge_simple.so", "bridge_softmix.so", "chan_bridge_media.so", "format_wav.so",
     "format_gsm.so", "codec_ulaw.so", "codec_gsm.so", "codec_resample.so",
 )
+# several instances sharing one Asterisk's callers need them; one instance runs without
+POOL_MODULES = ("res_stasis_broadcast.so", "app_stasis_broadcast.so")
 CORE_SOUNDS = ("ss-noservice", "beep", "silence/1")
 
 
@@ -137,6 +139,20 @@ async def _check_modules(ari: AriClient, checks: list[Check]) -> None:
                             + " (add `load = ...` lines to modules.conf)"))
     else:
         checks.append(Check("Asterisk modules", True, f"all {len(REQUIRED_MODULES)} loaded"))
+    _check_pool_modules(modules, checks)
+
+
+def _check_pool_modules(modules: dict[str, str | None], checks: list[Check]) -> None:
+    """StasisBroadcast: needed only for several instances sharing one Asterisk's callers."""
+    missing = [m for m in POOL_MODULES if modules.get(m) != "Running"]
+    if missing:
+        checks.append(Check("several instances (StasisBroadcast)", None, (
+            "not loaded: " + ", ".join(missing) + ": run one instance per Stasis app name, as "
+            "the dialplan names it; to share callers among instances load them (Asterisk "
+            "22.10 or later; modules.conf)")))
+    else:
+        checks.append(Check("several instances (StasisBroadcast)", True,
+                            "loaded: instances can share inbound callers, first claim wins"))
 
 
 async def _check_events(ari: AriClient, settings: Settings, checks: list[Check]) -> None:
