@@ -73,6 +73,9 @@ async def test_given_sentinel_group_when_master_killed_then_503_meanwhile_and_no
             assert all(b["error_id"] == "storage-unavailable" for b in refused), refused[:3]
             assert [s for s, _ in after[-3:]] == [201] * 3, "the app did not recover by itself"
 
+            back = next(t for t, s, _ in answers if t > killed and s == 201) - killed
+            print(f"failover: {len(refused)} answered 503, requests taken again {back:.1f} s "
+                  f"after the kill, {len(answers)} posted")
             # every acknowledged request is on the new master
             acknowledged = [b["id"] for _, s, b in answers if s == 201]
             for request_id in acknowledged:
