@@ -31,6 +31,7 @@ from ari_app.callback.machine import CallbackCallMachine
 from ari_app.callback.service import CallbackRequests
 from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage.snapshots import SnapshotStore
+from ari_app.pool.keeper import POOL_EVENTS, STEPS as POOL_STEPS, ShardKeeper
 from ari_app.storage.connect import storage_client, where
 from ari_app.customers.service import Customers
 from ari_app.dashboard import http as dashboard_http
@@ -309,8 +310,26 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             await inbound.reconcile()
             await desk_codes.reconcile()
 
-        events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
-                             outage=storage_away)  # Redis away: a warning, as everywhere
+        # a call's state is written only while this process holds its lease (a stale
+        # instance's write lands nowhere), and a call taken over is dropped here at once
+        runner.fence(ownership)
+        app[store_key].fence = ownership
+        ownership.on_lost = inbound.moved
+        keeper: ShardKeeper | None = None
+        if settings.pool():  # several instances share callers (pool/)
+            async def shard_connected(shard: str, takeover: bool) -> None:
+                metrics.ari_connected()
+                await inbound.reconcile(shard, takeover=takeover, pool=True)
+                await desk_codes.reconcile()
+
+            inbound.also_allowed = POOL_EVENTS
+            events = keeper = ShardKeeper(
+                ari, redis, keys=keys, instance=settings.instance(), home=settings.ari_app,
+                apps=settings.pool(), lease=settings.pool_lease, on_event=on_event,
+                on_connected=shard_connected, events=call_events.for_rule("pool", POOL_STEPS))
+        else:
+            events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
+                                 outage=storage_away)  # Redis away: a warning, as everywhere
         app[callback_calls_key] = callback_calls
         app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
                                        operators=operators, callbacks=callbacks,
@@ -322,7 +341,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             directory=app[directory_key])
         app[inbound_key], app[events_key] = inbound, events
         app[watchdog_key] = watchdog = Watchdog()
-        reader = watchdog.watch("ari-events", events.run)
+        reader = watchdog.watch("pool" if keeper else "ari-events", events.run)
         if settings.callback_dialer:
             watchdog.watch("callback-dialer", dialer.run)
         watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
@@ -330,7 +349,12 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         if dispatcher is not None:
             watchdog.watch("queue-dispatcher", dispatcher.run)
         try:
-            await asyncio.wait_for(_first_connect(events, reader), timeout=15)
+            if keeper is not None:  # our app name may be held by a survivor still draining it
+                await asyncio.wait_for(keeper.first_round.wait(), timeout=15)
+                if keeper.held():
+                    await asyncio.wait_for(keeper.connected.wait(), timeout=15)
+            else:
+                await asyncio.wait_for(_first_connect(events, reader), timeout=15)
         except asyncio.TimeoutError as exc:
             await watchdog.stop()
             why = f": {events.last_error}" if events.last_error else ""
@@ -342,6 +366,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                     operators=list(policy.operators.endpoints))
         yield
         await watchdog.stop()
+        if keeper is not None:
+            await keeper.close()
         if dispatcher is not None:
             await dispatcher.close()
         await desk_codes.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -66,6 +66,39 @@ class Settings(BaseSettings):
     call_lease: float = Field(15.0, ge=1, le=300, description=(
         "seconds a call's lease lives without renewal: how soon another instance may take "
         "over the calls of one that died"))
+
+    pool_apps: str | None = Field(None, description=(
+        "a pool of instances on one Asterisk: every instance's ARI app name, comma-separated "
+        "(the same list in every instance; `ari_app` is this instance's own, one of them). "
+        "New callers enter with StasisBroadcast and the first instance to claim takes them; "
+        "a survivor takes over the calls of one that died. Unset = one instance"))
+    pool_lease: float = Field(5.0, ge=1, le=60, description=(
+        "seconds a pool app name's lease lives without renewal: how soon a survivor takes "
+        "over the calls of an instance that died or was cut off"))
+
+    @field_validator("pool_apps")
+    @classmethod
+    def _pool_listed(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        names = [n.strip() for n in value.split(",")]
+        bad = [n for n in names if not n or not all(c.isalnum() or c in "-_." for c in n)]
+        if bad:
+            raise ValueError(f"a pool app name is letters, digits, '-', '_' or '.', not {bad[0]!r} "
+                             "(e.g. etiquette-pool-1,etiquette-pool-2)")
+        if len(set(names)) != len(names):
+            raise ValueError("a pool app name is listed twice")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _home_in_pool(self) -> "Settings":
+        if self.pool_apps is not None and self.ari_app not in self.pool():
+            raise ValueError(f"ari_app {self.ari_app!r} must be one of pool_apps "
+                             f"({self.pool_apps}): it is this instance's own app name")
+        return self
+
+    def pool(self) -> list[str]:
+        return self.pool_apps.split(",") if self.pool_apps else []
 
     @field_validator("redis_sentinels")
     @classmethod

@@ -32,6 +32,8 @@ PING = Op("GET", "/asterisk/ping")
 ASTERISK_INFO = Op("GET", "/asterisk/info", ("only",))
 MODULES = Op("GET", "/asterisk/modules")
 APPLICATIONS = Op("GET", "/applications")
+APPLICATION = Op("GET", "/applications/{applicationName}")
+CLAIM = Op("POST", "/events/claim", ("channelId", "application"))
 # Only the events we use: Asterisk then skips serialising the rest (measured: the app's event
 # queue in Asterisk, not the app, was the bottleneck with hundreds of callers on hold).
 EVENT_FILTER = Op("PUT", "/applications/{applicationName}/eventFilter", raw_body="filter")

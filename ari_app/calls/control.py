@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from aiohttp import web
 
 from ari_app.ari import AriError
-from ari_app.calls.errors import WrongState
+from ari_app.calls.errors import CallElsewhere, WrongState
 from ari_app.http import (
     ApiError, InvalidRequest, StorageUnavailable, field, principal_of, shown, storage_failure,
 )
@@ -57,6 +57,11 @@ class WrongCallState(ApiError):
     error_id = "wrong-call-state"
 
 
+class CallOnAnotherInstance(ApiError):
+    status = 409  # several instances share the calls: the one with the call's events acts
+    error_id = "call-on-another-instance"
+
+
 class CallControlFailed(ApiError):
     status = 502  # Asterisk refused the change or did not answer
     error_id = "call-control-failed"
@@ -93,6 +98,8 @@ async def apply(request: web.Request, event: object) -> web.Response:
         raise NoSuchCall(f"no live call {call_id}") from exc
     except WrongState as exc:
         raise WrongCallState(str(exc)) from exc
+    except CallElsewhere as exc:
+        raise CallOnAnotherInstance(str(exc)) from exc
     except AriError as exc:
         raise CallControlFailed(f"Asterisk could not change the call: {exc}") from exc
     except Exception as exc:

@@ -109,6 +109,12 @@ class CallMetrics:
             "etiquette_queue_estimate_error_seconds",
             "How far the wait a caller was told was from the wait they had (absolute).",
             ["queue"], buckets=ERROR_BUCKETS, registry=r)
+        self.pool_claims = Counter("etiquette_pool_claims",
+                                   "New callers claimed by this instance (pool), by outcome.",
+                                   ["outcome"], registry=r)
+        self.pool_takeovers = Counter("etiquette_pool_takeovers",
+                                      "Calls taken over from an instance that died (pool).",
+                                      registry=r)
         self.survey_answers = Counter("etiquette_survey_answers",
                                       "Post-call survey answers, by queue and score (1-5).",
                                       ["queue", "score"], registry=r)
@@ -151,6 +157,12 @@ class CallMetrics:
             case "survey:answered" if str(d.get("score")) in SCORES:
                 self.survey_answers.labels(queue=str(d.get("queue") or "other"),
                                            score=str(d.get("score"))).inc()
+            case "pool:claimed":
+                self.pool_claims.labels(outcome="won").inc()
+            case "pool:claim_lost":
+                self.pool_claims.labels(outcome="lost").inc()
+            case "inbound:taken_over":
+                self.pool_takeovers.inc()
             case "callback:attempt_ended":
                 self.callbacks.labels(state=bounded(d.get("outcome"), CALLBACK_STATES)).inc()
         if event.name in ("hold:check_in_played", "transfer:check_in_played",

@@ -35,6 +35,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from ari_app.calls.errors import CallElsewhere
 from ari_app.storage import storage_away
 from ari_app.storage.keyspace import Keyspace
 
@@ -43,13 +44,13 @@ __all__ = ["CallOwnership", "LeaseLost"]
 logger = structlog.get_logger()
 
 
-class LeaseLost(Exception):
+class LeaseLost(CallElsewhere):
     """Our lease of the call is gone (another instance claimed it, or it was released):
     nothing was written, and this instance must stop driving the call."""
 
     def __init__(self, call_id: str) -> None:
-        super().__init__(f"lease of call {call_id} lost: another instance drives it now")
-        self.call_id = call_id
+        Exception.__init__(self, f"lease of call {call_id} lost: another instance drives it now")
+        self.call_id, self.owner = call_id, None
 
 
 # KEYS[1] lease, KEYS[2] fence counter; ARGV[1] instance id, ARGV[2] lease ttl ms,
@@ -58,6 +59,25 @@ CLAIM = """
 local v = redis.call('GET', KEYS[1])
 if v and string.match(v, '^(.*):%d+$') ~= ARGV[1] then
   return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return token
+"""
+
+# The same, whoever holds the lease: for the holder of the shard the call's caller is in
+# (pool/), which the lease of that shard makes the only instance allowed to drive it. The new
+# token fences whoever held the call before (a dead or paused instance); a lease already
+# ours keeps its token (writes in flight stay valid).
+TAKE = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  local owner, held = string.match(v, '^(.*):(%d+)$')
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(held)
+  end
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -105,6 +125,14 @@ if #KEYS < 3 then return 0 end
 return redis.call('DEL', unpack(KEYS, 3))
 """
 
+# Let go of the lease but keep the fence counter: the key is an orphan for anyone to take at
+# once (pool/: a shard with callers in it, on shutdown).
+ABANDON = _HELD + """
+if not held() then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 # Compare-and-delete: our lease and the call's fence counter, nothing left of the call.
 RELEASE = _HELD + """
 if not held() then return 0 end
@@ -144,11 +172,14 @@ class CallOwnership:
         self.fence_ttl = max(fence_ttl, ttl)
         self.on_lost = on_lost
         self._tokens: dict[str, int] = {}
+        self._lost_calls: dict[str, None] = {}  # taken from us: their writes stay refused
         self._claim = redis.register_script(CLAIM)
+        self._take = redis.register_script(TAKE)
         self._renew = redis.register_script(RENEW)
         self._set = redis.register_script(FENCED_SET)
         self._delete = redis.register_script(FENCED_DELETE)
         self._release = redis.register_script(RELEASE)
+        self._abandon = redis.register_script(ABANDON)
         self.renewals = 0          # renew_all rounds that reached Redis (for /healthz)
         self.failures = 0          # rounds that failed (Redis away)
         self.last_renewed: float | None = None  # time.time() of the last good round
@@ -180,6 +211,9 @@ class CallOwnership:
         if self._tokens.get(call_id) != token:
             return False
         del self._tokens[call_id]
+        self._lost_calls[call_id] = None
+        while len(self._lost_calls) > 10000:  # the oldest are long over
+            del self._lost_calls[next(iter(self._lost_calls))]
         logger.warning("call lost to another instance", call_id=call_id, token=token,
                        instance=self.instance_id)
         if self.on_lost is not None:
@@ -190,17 +224,20 @@ class CallOwnership:
         return True
 
     # --- the lease --------------------------------------------------------------------------
-    async def claim(self, call_id: str) -> int | None:
+    async def claim(self, call_id: str, *, take: bool = False) -> int | None:
         """Take the lease of a new call, of one whose owner's lease expired, or of one we
         already own (a new token: writes in flight under the old one fail): the token, or
-        None when a live instance holds it. Claim in the call's lane, where its writes run."""
-        token = await self._claim(keys=self._keys(call_id),
-                                  args=[self.instance_id, _ms(self.ttl), _ms(self.fence_ttl)])
+        None when a live instance holds it. Claim in the call's lane, where its writes run.
+        `take`: whoever holds it (only for the holder of the caller's shard, pool/)."""
+        script = self._take if take else self._claim
+        token = await script(keys=self._keys(call_id),
+                             args=[self.instance_id, _ms(self.ttl), _ms(self.fence_ttl)])
         if token is None:
             if call_id in self._tokens:
                 self._lost(call_id, self._tokens[call_id])
             return None
         self._tokens[call_id] = int(token)
+        self._lost_calls.pop(call_id, None)
         return int(token)
 
     async def renew_all(self) -> set[str]:
@@ -259,11 +296,24 @@ class CallOwnership:
             del self._tokens[call_id]
         return bool(released)
 
+    async def abandon(self, call_id: str) -> bool:
+        """Let go of the lease, leaving its fence counter: another instance may take it now
+        (and knows it was held, not finished). False when it was not ours any more."""
+        token = self._tokens.pop(call_id, None)
+        if token is None:
+            return False
+        return bool(await self._abandon(keys=self._keys(call_id), args=self._argv(token)))
+
     # --- what we know -----------------------------------------------------------------------
     def owns(self, call_id: str) -> bool:
         """We hold the call's lease as far as this process knows (no Redis round trip);
         `fenced_set` is what actually guards a write."""
         return call_id in self._tokens
+
+    def guards(self, call_id: str) -> bool:
+        """Writes of the call go through the fenced scripts: we hold its lease, or held it
+        and lost it (then they raise LeaseLost, never fall back to a plain write)."""
+        return call_id in self._tokens or call_id in self._lost_calls
 
     def token(self, call_id: str) -> int | None:
         return self._tokens.get(call_id)

@@ -22,6 +22,7 @@ from ari_app.calls.events import CallEvents, RuleEvents
 from ari_app.calls.legs import SHARED, LegActions
 from ari_app.calls.machine import RuleMachine
 from ari_app.calls.rule import CallLegs, Instead, Rule
+from ari_app.storage.snapshots import Fence
 from ari_app.calls.vocabulary import (CALLER, CallerHungUp, Finish, Note, OperatorHungUp,
                                       PromptFinished, RuleEnded, TimerFired)
 
@@ -135,6 +136,16 @@ class RuleRunner:
     def forget_owned(self) -> None:
         for rule in self.rules.values():
             rule.store.forget_owned()
+
+    def forget(self, call_id: str) -> None:
+        """Another instance drives the call now (its lease moved): no rule keeps it in memory."""
+        for rule in self.rules.values():
+            rule.store.forget(call_id)
+
+    def fence(self, fence: Fence) -> None:
+        """Every rule's snapshot of a call this process holds the lease of is written fenced."""
+        for rule in self.rules.values():
+            rule.store.fence = fence
 
     # --- one step --------------------------------------------------------------------------
     async def _run(self, rule: Rule, legs: CallLegs, machine: RuleMachine, event: object

@@ -22,7 +22,8 @@ from ari_app.ari import operations as ops
 from ari_app.callback.intake import to_e164
 from ari_app.calls import ids
 from ari_app.calls.events import CallEvents
-from ari_app.calls.ownership import CallOwnership
+from ari_app.calls.errors import CallElsewhere
+from ari_app.calls.ownership import CallOwnership, LeaseLost
 from ari_app.calls.rule import CallLegs
 from ari_app.calls.runner import RuleRunner
 from ari_app.calls.timers import CallTimers
@@ -153,6 +154,7 @@ class InboundStasis:
         self.app, self.codes = settings.app, settings.codes
         self.request_timeout = settings.request_timeout
         self.handled = HANDLED | rules.wants
+        self.also_allowed: frozenset[str] = frozenset()  # read by others on the socket (pool/)
         self.unwatched = rules.unwatched_prompts
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS,
                            refuse_while_stalled=_answer_now)
@@ -171,22 +173,40 @@ class InboundStasis:
             return
         self.lanes.submit(call_id_of(resource), event)
 
-    async def reconcile(self) -> None:
-        """Take back the calls we own after a start or a reconnect; clean up what died."""
+    async def reconcile(self, app: str | None = None, *, takeover: bool = False,
+                        pool: bool = False) -> None:
+        """Take back the calls we own after a start or a reconnect; clean up what died.
+
+        In a pool (`pool`), `app` is one shard (ARI app name) this instance holds: only the
+        calls whose caller is in it are ours to resume, and with `takeover` (the shard was
+        taken from an instance that died or was cut off) whoever held their leases: the
+        holder of the caller's shard drives the call, and the new token fences the old one."""
+        app = app or self.app
         self.store.forget_owned()
         self.rules.forget_owned()
-        await self.ari.call(ops.EVENT_FILTER, applicationName=self.app,
-                            filter={"allowed": [{"type": t} for t in sorted(self.handled)]})
+        await self.ari.call(ops.EVENT_FILTER, applicationName=app,
+                            filter={"allowed": [{"type": t} for t in sorted(
+                                self.handled | self.also_allowed)]})
         channels = await self.ari.call(ops.CHANNELS)
         live = frozenset(c["id"] for c in channels)
+        in_app: frozenset[str] | None = None
+        if pool:
+            in_app = frozenset((await self.ari.call(ops.APPLICATION, applicationName=app))
+                               .get("channel_ids", []))
         known = set(await self.store.live_calls())
         for call_id in known:
-            if await self._claim(call_id):  # never another live instance's call
+            if in_app is not None and call_id in live and call_id not in in_app:
+                continue  # in another shard: its holder resumes it
+            if await self._claim(call_id, take=takeover and in_app is not None
+                                 and call_id in in_app):
+                if takeover:
+                    self.events.note(call_id, "taken over", {"app": app})
                 self.lanes.submit(call_id, Resync(live))
         for channel in channels:  # callers that reached Stasis while we were away
-            cid, data = channel["id"], (channel.get("dialplan") or {}).get("app_data", "")
+            cid, dialplan = channel["id"], channel.get("dialplan") or {}
             if (cid not in known and not ids.is_part_of_call(cid)
-                    and data.startswith(f"{self.app},inbound")):
+                    and (cid in in_app if in_app is not None else True)
+                    and _entered_inbound(dialplan, app)):
                 self.lanes.submit(cid, {"type": "StasisStart", "args": ["inbound"],
                                         "channel": channel})
         for b in await self.ari.bridges():
@@ -199,16 +219,30 @@ class InboundStasis:
                 if self.services.ownership is not None:
                     await self.services.ownership.release(owner)
 
-    async def _claim(self, call_id: str) -> bool:
-        """The call's lease: ours, or free to take (its owner is gone)."""
+    def moved(self, call_id: str) -> None:
+        """Another instance drives the call now (its lease moved, calls/ownership.py): this one
+        stops at once, timers included, and keeps nothing of it in memory."""
+        self.timers.cancel(call_id)
+        self.store.forget(call_id)
+        self.rules.forget(call_id)
+
+    async def _claim(self, call_id: str, take: bool = False) -> bool:
+        """The call's lease: ours, or free to take (its owner is gone); `take`: whoever held
+        it (we hold the caller's shard)."""
         ownership = self.services.ownership
-        return ownership is None or await ownership.claim(call_id) is not None
+        return ownership is None or await ownership.claim(call_id, take=take) is not None
 
     # --- one call's items, in order -------------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
         with structlog.contextvars.bound_contextvars(rule="inbound"):
             try:
                 await self._handle_item(call_id, item)
+            except LeaseLost as exc:  # another instance took the call over: nothing was written
+                logger.warning("call moved to another instance; this one stops driving it",
+                               item=type(item).__name__)
+                self.moved(call_id)
+                if isinstance(item, Request) and not item.answer.done():
+                    item.answer.set_exception(exc)
             except BaseException as exc:
                 if not isinstance(item, Request):
                     raise
@@ -264,6 +298,13 @@ class InboundStasis:
     async def _answer_request(self, machine: m.InboundMachine | None, request: Request) -> None:
         if machine is None:
             request.answer.set_exception(LookupError("no such call"))
+            return
+        ownership = self.services.ownership
+        if ownership is not None and not ownership.owns(machine.call_id):
+            # its events reach the instance that holds it: only that one may act on it
+            request.answer.set_exception(CallElsewhere(
+                machine.call_id, await ownership.owner_of(machine.call_id)))
+            self.store.forget(machine.call_id)
             return
         event = request.event
         if isinstance(event, ToRule):
@@ -658,6 +699,16 @@ class InboundStasis:
     async def close(self) -> None:
         self.timers.cancel_all()
         await self.lanes.close()
+
+
+def _entered_inbound(dialplan: dict, app: str) -> bool:
+    """The channel entered the app as an inbound caller: Stasis(app,inbound,...) or, in a
+    pool, StasisBroadcast(timeout,filter,inbound:...)."""
+    data = dialplan.get("app_data", "")
+    if dialplan.get("app_name") == "StasisBroadcast":
+        parts = data.split(",")
+        return len(parts) > 2 and parts[2].split(":")[0] == "inbound"
+    return data.startswith(f"{app},inbound")
 
 
 def _ended(ended: RuleEnded | None) -> list[object]:

@@ -12,6 +12,7 @@ from ari_app.inbound.machine import InboundMachine
 from ari_app.calls.etiquette_log import EtiquetteLog
 from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
 from ari_app.storage.reads import get_each
+from ari_app.storage.snapshots import Fence
 
 __all__ = ["CallStore"]
 
@@ -27,6 +28,7 @@ class CallStore:
         self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
         self.live_key = keys.live_calls()
         self.log = log
+        self.fence: Fence | None = None  # the call leases, when several instances share calls
 
     def _call_key(self, call_id: str) -> str:
         return self.keys.call(call_id)
@@ -56,6 +58,17 @@ class CallStore:
         self._owned[machine.call_id], self._written[machine.call_id] = machine, text
 
     async def _put(self, call_id: str, text: str | None) -> None:
+        if self.fence is not None and self.fence.guards(call_id):
+            # the call's key only while our lease's token is the call's (LeaseLost otherwise:
+            # nothing written), then the live set (another slot: not in the same script)
+            if text is None:
+                await self.fence.fenced_delete(call_id, self._call_key(call_id))
+                await self.redis.srem(self.live_key, call_id)
+            else:
+                await self.fence.fenced_set(call_id, self._call_key(call_id), text,
+                                            ex=CALL_STATE_TTL)
+                await self.redis.sadd(self.live_key, call_id)
+            return
         # one round trip, not one transaction: the live set and the call's key are in
         # different Cluster slots; a write that half failed is put right by `_restore`
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -84,6 +97,12 @@ class CallStore:
         self._written[call_id] = previous
         machine = self._owned[call_id] = InboundMachine.from_dict(json.loads(previous))
         return machine
+
+    def forget(self, call_id: str) -> None:
+        """Another instance drives the call now: nothing of it stays in memory."""
+        self._owned.pop(call_id, None)
+        self._written.pop(call_id, None)
+        self._unsure.pop(call_id, None)
 
     def forget_owned(self) -> None:
         """After a reconnect, read everything from Redis again."""

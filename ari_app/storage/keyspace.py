@@ -74,6 +74,11 @@ class Keyspace:
         """The call's fencing token counter, INCRed by every claim (calls/ownership.py)."""
         return self._of_call(call_id, "fence")
 
+    def shards(self) -> "Keyspace":
+        """The pool's shard leases (pool/): the same lease and fence-counter keys, per ARI app
+        name instead of per call (`etq:shard:{<app>}:owner`)."""
+        return Keyspace(f"{self.prefix}:shard")
+
     # --- used alone (no tag) --------------------------------------------------------------
     def live_calls(self) -> str:
         """The set of inbound calls in progress (what reconcile resumes)."""

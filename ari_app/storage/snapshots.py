@@ -16,8 +16,36 @@ from redis.asyncio import Redis
 
 from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
 
+__all__ = ["Fence", "SnapshotStore", "fenced_set", "fenced_delete"]
 
-__all__ = ["SnapshotStore"]
+
+class Fence(Protocol):
+    """The call's lease (calls/ownership.py): a write of a call this process holds a token of
+    lands only while the token is still the call's, else LeaseLost and nothing is written."""
+
+    def guards(self, call_id: str) -> bool: ...
+
+    async def fenced_set(self, call_id: str, key: str, value: str | bytes,
+                         ex: float | None = None) -> None: ...
+
+    async def fenced_delete(self, call_id: str, *keys: str) -> int: ...
+
+
+async def fenced_set(redis: Redis, fence: Fence | None, call_id: str, key: str,
+                     value: str) -> None:
+    """SET with the call state's ttl; fenced when this process holds the call's lease (a call
+    nobody claimed, such as a callback call, is written plainly)."""
+    if fence is not None and fence.guards(call_id):
+        await fence.fenced_set(call_id, key, value, ex=CALL_STATE_TTL)
+    else:
+        await redis.set(key, value, ex=CALL_STATE_TTL)
+
+
+async def fenced_delete(redis: Redis, fence: Fence | None, call_id: str, *keys: str) -> None:
+    if fence is not None and fence.guards(call_id):
+        await fence.fenced_delete(call_id, *keys)
+    else:
+        await redis.delete(*keys)
 
 
 class Machine(Protocol):
@@ -30,8 +58,10 @@ M = TypeVar("M", bound=Machine)
 
 
 class SnapshotStore(Generic[M]):
-    def __init__(self, redis: Redis, kind: str, machine: type[M], *, keys: Keyspace) -> None:
+    def __init__(self, redis: Redis, kind: str, machine: type[M], *, keys: Keyspace,
+                 fence: Fence | None = None) -> None:
         self.redis, self.kind, self.machine, self.keys = redis, kind, machine, keys
+        self.fence = fence
         self._owned: dict[str, M] = {}
         self._written: dict[str, str] = {}         # the snapshot Redis holds, as we know it
         self._unsure: dict[str, str | None] = {}   # a failed write: what to put back first
@@ -59,7 +89,7 @@ class SnapshotStore(Generic[M]):
             self._owned[call_id] = machine
             return
         try:
-            await self.redis.set(self._key(machine.call_id), snapshot, ex=CALL_STATE_TTL)
+            await fenced_set(self.redis, self.fence, call_id, self._key(call_id), snapshot)
         except BaseException:
             self._unsure_after_failure(machine.call_id)
             raise
@@ -75,9 +105,9 @@ class SnapshotStore(Generic[M]):
     async def _restore(self, call_id: str) -> M | None:
         previous = self._unsure[call_id]
         if previous is None:
-            await self.redis.delete(self._key(call_id))
+            await fenced_delete(self.redis, self.fence, call_id, self._key(call_id))
         else:
-            await self.redis.set(self._key(call_id), previous, ex=CALL_STATE_TTL)
+            await fenced_set(self.redis, self.fence, call_id, self._key(call_id), previous)
         del self._unsure[call_id]
         if previous is None:
             self._written.pop(call_id, None)
@@ -90,13 +120,19 @@ class SnapshotStore(Generic[M]):
         """The machine this process last loaded or saved, without a Redis read."""
         return self._owned.get(call_id)
 
+    def forget(self, call_id: str) -> None:
+        """Another instance drives the call now: nothing of it stays in memory."""
+        self._owned.pop(call_id, None)
+        self._written.pop(call_id, None)
+        self._unsure.pop(call_id, None)
+
     def forget_owned(self) -> None:
         self._owned.clear()
         self._written.clear()
 
     async def delete(self, call_id: str) -> None:
         try:
-            await self.redis.delete(self._key(call_id))
+            await fenced_delete(self.redis, self.fence, call_id, self._key(call_id))
         except BaseException:
             self._unsure_after_failure(call_id)
             raise

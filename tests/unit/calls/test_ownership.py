@@ -320,3 +320,35 @@ async def test_given_stale_local_lease_when_claim_refused_then_dropped(redis):
     assert a.owns("call-1")
     assert await a.claim("call-1") is None
     assert not a.owns("call-1") and not await a.may_take("call-1")
+
+
+async def test_given_live_lease_of_another_when_taken_then_new_token_fences_it(redis):
+    """The pool's takeover: the holder of the caller's shard takes the call whoever holds it;
+    the old holder's writes land nowhere."""
+    a, b = CallOwnership(redis, "app-a", keys=KEYS), CallOwnership(redis, "app-b", keys=KEYS)
+    assert await a.claim("call-1") == 1
+    assert await b.claim("call-1", take=True) == 2
+    assert await b.owner_of("call-1") == "app-b"
+    with pytest.raises(LeaseLost):
+        await a.fenced_set("call-1", "etq:{call-1}:snapshot:hold", "a's")
+    await b.fenced_set("call-1", "etq:{call-1}:snapshot:hold", "b's")
+    assert await redis.get("etq:{call-1}:snapshot:hold") == b"b's"
+
+
+async def test_given_our_own_lease_when_taken_then_token_kept(redis):
+    """Taking a call already ours keeps its token: its writes in flight stay valid."""
+    a = CallOwnership(redis, "app-a", keys=KEYS)
+    assert await a.claim("call-1") == 1
+    assert await a.claim("call-1", take=True) == 1
+    await a.fenced_set("call-1", "etq:{call-1}:snapshot:hold", "still ours")
+
+
+async def test_given_lease_abandoned_when_other_claims_then_taken_and_counter_kept(redis):
+    a, b = CallOwnership(redis, "app-a", keys=KEYS), CallOwnership(redis, "app-b", keys=KEYS)
+    await a.claim("shard-1")
+    assert await a.abandon("shard-1")
+    assert not a.owns("shard-1")
+    assert await redis.exists("etq:{shard-1}:fence")  # known to have been held
+    assert await b.claim("shard-1") == 2
+    assert not await a.abandon("shard-1")  # not ours any more: nothing done
+    assert await b.owner_of("shard-1") == "app-b"

@@ -1,0 +1,311 @@
+"""A pool of app instances on one Asterisk (ari_app/pool/): real processes, each with its own
+ARI app name; callers enter through StasisBroadcast (dialplan context etiquette-pool) and the
+first claim wins; an instance killed with -9, or paused past its lease, has its callers taken
+over by the survivor: still connected, check-ins resumed, and never two instances acting on
+one call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from conftest import API_TOKEN
+from harness import AppProcess
+from test_first_call import prompt_of, talk_bridge_with
+from test_queue import QUEUE, started, wait_prompt
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+APPS = ("etiquette-pool-1", "etiquette-pool-2")
+LEASE = 3.0     # seconds a shard's lease lives: the takeover comes within about this
+INTERVAL = 5.0  # the hold's check-in interval here (a takeover must fit inside one)
+
+
+def _policy(settings) -> None:
+    text = settings.policy_file.read_text()
+    text = text.replace("fallback_after = 7", "fallback_after = 60")
+    text = re.sub(r"(?m)^check_in_interval = 2$", f"check_in_interval = {INTERVAL:g}", text)
+    settings.policy_file.write_text(text)
+
+
+def _instance(settings, tmp_path, app: str) -> AppProcess:
+    return AppProcess(settings, tmp_path, app, API_TOKEN,
+                      ETIQUETTE_POOL_APPS=",".join(APPS), ETIQUETTE_POOL_LEASE=str(LEASE),
+                      ETIQUETTE_INSTANCE_ID=f"test/{app}")
+
+
+async def _metric(instance: AppProcess, name: str) -> dict[str, float]:
+    async with aiohttp.ClientSession() as s:
+        async with s.get(instance.base_url + "/metrics") as resp:
+            text = await resp.text()
+    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+            if line.startswith(name)}
+
+
+async def _api(instance: AppProcess, method: str, path: str, json=None) -> tuple[int, dict]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as s:
+        async with s.request(method, instance.base_url + path, json=json) as resp:
+            return resp.status, await resp.json()
+
+
+async def _claims(redis, call_id: str, timeout: float = 5.0) -> list[dict]:
+    """The call's timeline in Redis (the etiquette log): its pool steps, once written."""
+    key = Keyspace().timeline(call_id)
+    deadline = time.monotonic() + timeout
+    while True:  # polling Redis, bounded: the log is written in the background
+        steps = [json.loads(x) for x in await redis.lrange(key, 0, -1)]
+        if any(s.get("step") == "pool:claimed" for s in steps) or time.monotonic() > deadline:
+            return [s for s in steps if s.get("step") == "pool:claimed"]
+        await asyncio.sleep(0.1)
+
+
+async def _stop_all(*instances: AppProcess) -> None:
+    for instance in instances:
+        if instance.proc is not None and instance.proc.returncode is None:
+            instance.proc.send_signal(signal.SIGCONT)
+        await instance.stop()
+
+
+async def test_given_two_instances_when_callers_enter_the_pool_then_each_is_claimed_once(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    callers, phones, observer = parties
+    _policy(settings)
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    try:
+        await asyncio.gather(one.start(), two.start())
+        calls = [await callers.dial_local("100", context="etiquette-pool") for _ in range(6)]
+        for _, call_id in calls:
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                    and e["playback"]["target_uri"] == f"channel:{c}",
+                                    timeout=20, what="the caller greeted by the pool")
+        by_app = {app: 0 for app in APPS}
+        for _, call_id in calls:
+            claimed = await _claims(redis, call_id)
+            assert len(claimed) == 1, (call_id, claimed)  # claimed once, by one instance
+            by_app[claimed[0].get("app") or claimed[0]["data"]["app"]] += 1
+        # every instance was offered every caller: one claim won, the other told 409
+        won = [await _metric(i, 'etiquette_pool_claims_total{outcome="won"}') for i in (one, two)]
+        lost = [await _metric(i, 'etiquette_pool_claims_total{outcome="lost"}') for i in (one, two)]
+        total_won = sum(sum(m.values()) for m in won)
+        total_lost = sum(sum(m.values()) for m in lost)
+        assert total_won == len(calls), (won, lost)
+        assert total_lost == len(calls), (won, lost)
+        print(f"claims by instance: {by_app}")
+        for ours, _ in calls:
+            await callers.hang_up(ours)
+        for _, call_id in calls:
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "ChannelDestroyed"
+                                    and e["channel"]["id"] == c, timeout=15, what="call ended")
+        await _until_forgotten(redis, [c for _, c in calls])
+    finally:
+        await _stop_all(one, two)
+    for instance in (one, two):
+        assert instance.error_lines() == [], instance.error_lines()
+
+
+async def _until_forgotten(redis, call_ids: list[str], timeout: float = 15.0) -> None:
+    keys = Keyspace()
+    deadline = time.monotonic() + timeout
+    for call_id in call_ids:
+        while await redis.sismember(keys.live_calls(), call_id):  # polling Redis, bounded
+            assert time.monotonic() < deadline, f"{call_id} never forgotten"
+            await asyncio.sleep(0.1)
+
+
+async def _callers_on_hold(callers, ari, observer, instance: AppProcess, n: int
+                           ) -> list[tuple[str, str]]:
+    """`n` callers through the pool, each put through to an operator and then on hold (with
+    only `instance` running, so all of them are its calls)."""
+    calls = []
+    for i in range(n):
+        ours, call_id = await callers.dial_local("100", context="etiquette-pool")
+        await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
+        status, body = await _api(instance, "POST", f"/api/calls/{call_id}/hold",
+                                  {"reason": "lookup"})
+        assert status == 202, body
+        calls.append((ours, call_id))
+    for _, call_id in calls:
+        await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                and prompt_of(e) == "checkin-1"
+                                and e["playback"]["target_uri"] == f"channel:{c}",
+                                timeout=20, what="the first check-in")
+    return calls
+
+
+def _check_ins(observer, call_id: str) -> list[float]:
+    return [e["_t"] for e in observer.events if e.get("type") == "PlaybackStarted"
+            and prompt_of(e).startswith("checkin")
+            and e["playback"]["target_uri"] == f"channel:{call_id}"]
+
+
+async def test_given_callers_on_hold_when_their_instance_is_killed_then_the_survivor_takes_over(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    callers, phones, observer = parties
+    _policy(settings)
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    try:
+        await one.start()
+        calls = await _callers_on_hold(callers, ari, observer, one, 2)
+        await two.start()
+        status, body = await _api(two, "DELETE", f"/api/calls/{calls[0][1]}/hold")
+        assert status == 409 and body["error_id"] == "call-on-another-instance", body
+
+        killed_at = time.time()
+        one.proc.send_signal(signal.SIGKILL)
+        await one.proc.wait()
+        for ours, call_id in calls:
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                    and prompt_of(e).startswith("checkin")
+                                    and e["playback"]["target_uri"] == f"channel:{c}"
+                                    and e["_t"] > killed_at,
+                                    timeout=3 * INTERVAL + LEASE, what="a check-in by the survivor")
+            assert ours in {c["id"] for c in await ari.channels()}, "caller dropped"
+        for ours, call_id in calls:
+            times = _check_ins(observer, call_id)
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            # a takeover inside one interval: at most one check-in missed
+            assert max(gaps) <= 2 * INTERVAL + 1.0, (call_id, gaps)
+            print(f"{call_id}: check-in gaps {[round(g, 1) for g in gaps]}")
+        taken = [float(v) for v in (await _metric(two, "etiquette_pool_takeovers_total")).values()]
+        assert sum(taken) == len(calls), taken
+        # the survivor drives them now: it takes them off hold
+        for _, call_id in calls:
+            status, body = await _api(two, "DELETE", f"/api/calls/{call_id}/hold")
+            assert status == 202, body
+        for ours, call_id in calls:
+            await callers.hang_up(ours)
+        await _until_forgotten(redis, [c for _, c in calls])
+        # emptied, the dead instance's app name is handed back (a restarted one gets it)
+        await _until_released(redis, APPS[0])
+    finally:
+        await _stop_all(one, two)
+    assert two.error_lines() == [], two.error_lines()
+
+
+async def _until_released(redis, app: str, timeout: float = 3 * LEASE) -> None:
+    key = Keyspace().shards().lease(app)
+    deadline = time.monotonic() + timeout
+    while await redis.exists(key):  # polling Redis, bounded
+        assert time.monotonic() < deadline, f"{app} was never handed back"
+        await asyncio.sleep(0.1)
+
+
+async def test_given_an_instance_paused_past_its_lease_when_it_resumes_then_it_no_longer_acts(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """Fencing: the paused instance's due check-ins, when it wakes up, land nowhere (its
+    writes fail with another token, so it carries out nothing), and it lets the calls go."""
+    callers, phones, observer = parties
+    _policy(settings)
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    try:
+        await one.start()
+        calls = await _callers_on_hold(callers, ari, observer, one, 1)
+        await two.start()
+        one.proc.send_signal(signal.SIGSTOP)
+        paused_at = time.time()
+        _, call_id = calls[0]
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and prompt_of(e).startswith("checkin")
+                                and e["playback"]["target_uri"] == f"channel:{call_id}"
+                                and e["_t"] > paused_at + 1,
+                                timeout=3 * INTERVAL + LEASE, what="the other instance's check-in")
+        one.proc.send_signal(signal.SIGCONT)
+        resumed_at = time.time()
+        # two more check-ins after the wake-up, and never two within half an interval
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and prompt_of(e).startswith("checkin")
+                                and e["playback"]["target_uri"] == f"channel:{call_id}"
+                                and e["_t"] > resumed_at + INTERVAL,
+                                timeout=3 * INTERVAL, what="check-ins after the wake-up")
+        times = _check_ins(observer, call_id)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert min(gaps) >= INTERVAL / 2, ("two instances played check-ins", gaps)
+        assert ours_alive(await ari.channels(), calls[0][0])
+        log = one.log.read_text()
+        assert "shard lease lost" in log or "shard lease not renewed in time" in log, log[-2000:]
+        await callers.hang_up(calls[0][0])
+        await _until_forgotten(redis, [call_id])
+        # the woken instance gets its own app name back once the survivor has emptied it
+        deadline = time.monotonic() + 6 * LEASE
+        while True:  # polling its /healthz, bounded
+            async with aiohttp.ClientSession() as s:
+                async with s.get(one.base_url + "/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            assert time.monotonic() < deadline, "the woken instance never got its app back"
+            await asyncio.sleep(0.2)
+    finally:
+        await _stop_all(one, two)
+    for instance in (one, two):
+        assert instance.error_lines() == [], instance.error_lines()
+
+
+def ours_alive(channels: list[dict], ours: str) -> bool:
+    return ours in {c["id"] for c in channels}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.policy(QUEUE.replace("threshold = 40", "threshold = 180")
+                    .replace("max_wait = 80", "max_wait = 600")
+                    .replace("check_in_interval = 3", f"check_in_interval = {INTERVAL:g}"))
+async def test_given_twenty_callers_when_their_instance_is_killed_then_line_and_check_ins_go_on(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """One caller talking, nineteen waiting in line, all on the instance that is killed: the
+    survivor takes its app name, every caller is still there at the same place, and each
+    hears a queue check-in again within one interval of the takeover."""
+    callers, phones, observer = parties
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    waiting: list[tuple[str, str]] = []
+    try:
+        await one.start()
+        talking, talking_id = await callers.dial_local("100", context="etiquette-pool",
+                                                       number="+12125550100")
+        await talk_bridge_with(ari, talking_id, f"{talking_id}~op1", timeout=20)
+        for n in range(19):  # one after the other, so that the line has a known order
+            waiting.append(await callers.dial_local("100", context="etiquette-pool",
+                                                    number=f"+121255502{n:02d}"))
+            await asyncio.sleep(0.05)  # on purpose: arrivals 50 ms apart
+        for _, call_id in waiting:  # all past the welcome: waiting, with check-ins
+            await wait_prompt(observer, call_id, "queue-checkin-", timeout=60)
+        await two.start()
+        line = KEYS.queue_line("sales")
+        order = [m.decode() for m in await redis.zrange(line, 0, -1)]
+        assert len(order) == len(waiting)
+
+        killed_at = time.time()
+        one.proc.send_signal(signal.SIGKILL)
+        await one.proc.wait()
+        resumed, gaps = [], []
+        for ours, call_id in waiting:
+            event = await wait_prompt(observer, call_id, "queue-checkin-", since=killed_at,
+                                      timeout=LEASE + 2 * INTERVAL + 10)
+            resumed.append(event["_t"] - killed_at)
+            before = [e["_t"] for e in started(observer, call_id, "queue-checkin-")
+                      if e["_t"] < killed_at]
+            gaps.append(event["_t"] - before[-1])
+        alive = {c["id"] for c in await ari.channels()}
+        assert all(ours in alive for ours, _ in waiting), "a caller was dropped"
+        assert [m.decode() for m in await redis.zrange(line, 0, -1)] == order, "line reordered"
+        print(f"queue check-ins after the kill: first {min(resumed):.1f} s, "
+              f"last {max(resumed):.1f} s; longest gap {max(gaps):.1f} s "
+              f"(interval {INTERVAL:g} s, lease {LEASE:g} s)")
+        # nobody misses more than one check-in (under the load of 20 callers: +1.5 s)
+        assert max(gaps) <= 2 * INTERVAL + 1.5, gaps
+        # the operator frees up: the first in line is put through by the survivor
+        await callers.hang_up(talking)
+        await talk_bridge_with(ari, waiting[0][1], f"{waiting[0][1]}~qop1", timeout=25)
+        for ours, _ in waiting:
+            await callers.hang_up(ours)
+        await _until_forgotten(redis, [talking_id] + [c for _, c in waiting], timeout=30)
+    finally:
+        await _stop_all(one, two)
+    assert two.error_lines() == [], two.error_lines()
