@@ -5,6 +5,7 @@ nothing, and the step's actions never run; a call nobody claimed is written plai
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +13,23 @@ from ari_app.calls.ownership import CallOwnership, LeaseLost
 from ari_app.storage import Keyspace
 from ari_app.storage.snapshots import SnapshotStore
 
-from test_ownership import redis, server  # noqa: F401  (a redis-server of the test's own)
+from redis.asyncio import Redis
+
+from test_ownership import REDIS_SERVER, RedisServer  # a redis-server of the test's own
 
 KEYS = Keyspace()
+
+
+@pytest.fixture
+async def redis(tmp_path):
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    client = Redis(port=server.port, socket_timeout=2, socket_connect_timeout=1)
+    yield client
+    await client.aclose()
+    server.stop()
 
 
 class Machine:
@@ -29,7 +44,7 @@ class Machine:
         return cls(d["call_id"], d["state"])
 
 
-async def test_given_call_taken_over_when_stale_store_saves_then_nothing_written(redis):  # noqa: F811
+async def test_given_call_taken_over_when_stale_store_saves_then_nothing_written(redis):
     a, b = CallOwnership(redis, "app-a", keys=KEYS), CallOwnership(redis, "app-b", keys=KEYS)
     stale = SnapshotStore(redis, "hold", Machine, keys=KEYS, fence=a)
     fresh = SnapshotStore(redis, "hold", Machine, keys=KEYS, fence=b)
@@ -46,7 +61,7 @@ async def test_given_call_taken_over_when_stale_store_saves_then_nothing_written
     assert 0 < await redis.ttl(KEYS.snapshot("hold", "call-1"))
 
 
-async def test_given_call_nobody_claimed_when_saved_then_written_plainly(redis):  # noqa: F811
+async def test_given_call_nobody_claimed_when_saved_then_written_plainly(redis):
     store = SnapshotStore(redis, "callback-call", Machine, keys=KEYS,
                           fence=CallOwnership(redis, "app-a", keys=KEYS))
     await store.save(Machine("cb-1", "dialing"))
