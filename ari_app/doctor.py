@@ -18,6 +18,7 @@ from ari_app.policy import Policy, PolicyError, load_policy
 from ari_app.prompts.catalog import load_catalog
 from ari_app.settings import Settings
 from ari_app.storage.connect import storage_client, where
+from ari_app.storage.keyspace import Keyspace
 from ari_app.transfer.directory import Directory
 
 __all__ = ["Check", "POOL_MODULES", "REQUIRED_MODULES", "run_doctor"]
@@ -54,18 +55,45 @@ async def run_doctor(settings: Settings) -> list[Check]:
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password.get_secret_value(),
                     request_timeout=3)
     try:
-        if await _check_ari(ari, settings, checks):
-            await _check_modules(ari, checks)
+        usable = await _check_ari(ari, settings, checks)
+        if usable:
+            await _check_modules(ari, checks, pool=bool(settings.pool()))
             await _check_events(ari, settings, checks)
             await _check_sounds(ari, policy, checks)
             await _check_operators(ari, policy, checks)
         else:
             checks.append(Check("Asterisk modules, sounds, operators", None,
                                 "not checked: ARI is not usable"))
+        await _check_redis(settings, checks)
+        if settings.pool() and usable:
+            await _check_pool(ari, settings, checks)
     finally:
         await ari.close()
-    await _check_redis(settings, checks)
     return checks
+
+
+async def _check_pool(ari: AriClient, settings: Settings, checks: list[Check]) -> None:
+    """Who holds each of the pool's app names, and whether Asterisk sees it connected: what an
+    admin needs when a caller went to the way out."""
+    keys = Keyspace().shards()
+    redis = storage_client(settings, timeout=2)
+    try:
+        holders = [await redis.get(keys.lease(app)) for app in settings.pool()]
+    except (RedisError, OSError) as exc:
+        checks.append(Check("pool", None, f"not checked: Redis not usable ({exc})"))
+        return
+    finally:
+        await redis.aclose()
+    connected = {a.get("name") for a in await ari.call(ops.APPLICATIONS)}
+    parts = []
+    for app, raw in zip(settings.pool(), holders):
+        holder = raw.decode().rpartition(":")[0] if raw else None
+        parts.append(f"{app}: " + (f"held by {holder}" if holder else "nobody")
+                     + (", connected" if app in connected else ", not connected"))
+    served = [app for app in settings.pool() if app in connected]
+    checks.append(Check("pool", bool(served), "; ".join(parts) + (
+        "" if served else ": no instance takes callers now, they all go to the way out "
+        "(etiquette-away)")))
 
 
 def _check_policy(settings: Settings, checks: list[Check]) -> Policy | None:
@@ -131,7 +159,7 @@ async def _check_ari(ari: AriClient, settings: Settings, checks: list[Check]) ->
     return True
 
 
-async def _check_modules(ari: AriClient, checks: list[Check]) -> None:
+async def _check_modules(ari: AriClient, checks: list[Check], pool: bool = False) -> None:
     modules = {m["name"]: m.get("status") for m in await ari.call(ops.MODULES)}
     missing = [m for m in REQUIRED_MODULES if modules.get(m) != "Running"]
     if missing:
@@ -139,14 +167,16 @@ async def _check_modules(ari: AriClient, checks: list[Check]) -> None:
                             + " (add `load = ...` lines to modules.conf)"))
     else:
         checks.append(Check("Asterisk modules", True, f"all {len(REQUIRED_MODULES)} loaded"))
-    _check_pool_modules(modules, checks)
+    _check_pool_modules(modules, checks, pool)
 
 
-def _check_pool_modules(modules: dict[str, str | None], checks: list[Check]) -> None:
-    """StasisBroadcast: needed only for several instances sharing one Asterisk's callers."""
+def _check_pool_modules(modules: dict[str, str | None], checks: list[Check],
+                        pool: bool = False) -> None:
+    """StasisBroadcast: needed only for several instances sharing one Asterisk's callers (a
+    failure when this instance is set up as one of a pool)."""
     missing = [m for m in POOL_MODULES if modules.get(m) != "Running"]
     if missing:
-        checks.append(Check("several instances (StasisBroadcast)", None, (
+        checks.append(Check("several instances (StasisBroadcast)", False if pool else None, (
             "not loaded: " + ", ".join(missing) + ": run one instance per Stasis app name, as "
             "the dialplan names it; to share callers among instances load them (Asterisk "
             "22.10 or later; modules.conf)")))

@@ -390,4 +390,6 @@ async def health(request: web.Request) -> web.Response:
         "status": "degraded" if problems else "ok", "problems": problems,
         "ari_events": "connected" if events.connected.is_set() else "reconnecting",
         "redis": redis, "tasks": tasks, "active_call_lanes": len(calls.lanes),
-        "calls_waiting_for_storage": calls.lanes.stalled_count}, status=503 if problems else 200)
+        "calls_waiting_for_storage": calls.lanes.stalled_count,
+        **({"pool": events.status()} if hasattr(events, "status") else {}),
+    }, status=503 if problems else 200)

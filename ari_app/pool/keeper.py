@@ -84,6 +84,12 @@ class ShardKeeper:
     def held(self) -> list[str]:
         return sorted(self._streams)
 
+    def status(self) -> dict:
+        """For /healthz: what this instance holds, waits for, and how its claims went."""
+        return {"instance": self.instance, "home": self.home, "held": self.held(),
+                "waiting_for_home": self.waiting_for, "claims": dict(self.claims),
+                "lease_renewed_s_ago": round(self.clock() - self._renewed_at, 1)}
+
     async def drop(self) -> None:
         """Close every socket as a network failure would (tests): each reconnects."""
         for stream, _ in list(self._streams.values()):
