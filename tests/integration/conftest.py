@@ -37,6 +37,7 @@ from ari_app.policy import load_policy
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
 from ari_app.settings import Settings
 from ari_app.staff.accounts import Account, hash_password, render as render_staff
+from ari_app.voicemail.away import AWAY_FOLDER, voicemail_id
 
 from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones, render_test_prompts
 from ari_app.storage import Keyspace
@@ -351,7 +352,17 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
         leaks["queue offers"] = offers
     if locks := [k async for k in redis.scan_iter(KEYS.callback_lock("*"))]:
         leaks["callback locks"] = locks
+    if unfiled := await _away_unfiled(ari, redis):
+        leaks["away messages not filed"] = unfiled
     return leaks
+
+
+async def _away_unfiled(ari: AriClient, redis: Redis) -> list[str]:
+    """Messages callers left when no instance took their call (dialplan etiquette-away) that
+    no voice message holds: a message lost. One filed stays: its recording IS the message."""
+    names = [r["name"] for r in await ari.call(ops.STORED_RECORDINGS)
+             if r["name"].startswith(AWAY_FOLDER + "/")]
+    return [n for n in names if not await redis.exists(KEYS.record("voicemail", voicemail_id(n)))]
 
 
 async def _still_running(ari: AriClient, observer: Party, kind: str, key: str, op: Op,
