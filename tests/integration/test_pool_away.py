@@ -44,8 +44,9 @@ hours = "00:00-23:59"
 
 @pytest.fixture
 def away_spool(spool: Path):
-    """The dialplan's folder of away messages, emptied after the test: a message left there
-    would be filed again by every later test's app."""
+    """The dialplan's folder of away messages, emptied after the test (and after the leak
+    checks, when set up before app_runner): a message left there would be filed again by
+    every later test's app."""
     folder = spool / AWAY_FOLDER
     yield folder
     for path in folder.glob("*"):
@@ -76,7 +77,8 @@ def importer(ari, redis, settings, filed: list) -> AwayMessages:
 @pytest.mark.timeout(90)
 @pytest.mark.policy(ACCOUNTS)
 async def test_given_no_pool_instance_when_caller_dials_then_away_prompt_message_filed_once(
-        app_runner, settings, parties, ari, redis, spool, away_spool):
+        away_spool, app_runner, settings, parties, ari, redis, spool):
+    # away_spool first: emptied only after app_runner's leak checks looked at what is left
     assert shipped_claim_ms() == CLAIM_S * 1000
     # nobody in the pool: no connected application is named like the pool's instances
     assert not [a["name"] for a in await ari.call(ops.APPLICATIONS)
