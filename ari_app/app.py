@@ -59,6 +59,7 @@ from ari_app.transfer.machine import TransferSettings
 from ari_app.transfer.stasis import TransferRule
 from ari_app.transfer.store import TransferStore
 from ari_app.voicemail import http as voicemail_http
+from ari_app.voicemail.away import AwayMessages
 from ari_app.voicemail.notifier import VoicemailNotifier
 from ari_app.voicemail.service import Voicemails
 from ari_app.operators import http as operators_http
@@ -346,6 +347,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             watchdog.watch("callback-dialer", dialer.run)
         watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
         watchdog.watch("call-leases", ownership.run)
+        # callers no instance took left messages in the dialplan: filed once, by any instance
+        watchdog.watch("away-messages", AwayMessages(ari, app[voicemails_key], policy).run)
         if dispatcher is not None:
             watchdog.watch("queue-dispatcher", dispatcher.run)
         try:

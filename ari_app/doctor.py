@@ -32,8 +32,9 @@ REQUIRED_MODULES = (
     "bridge_simple.so", "bridge_softmix.so", "chan_bridge_media.so", "format_wav.so",
     "format_gsm.so", "codec_ulaw.so", "codec_gsm.so", "codec_resample.so",
 )
-# several instances sharing one Asterisk's callers need them; one instance runs without
-POOL_MODULES = ("res_stasis_broadcast.so", "app_stasis_broadcast.so")
+# several instances sharing one Asterisk's callers need them (app_record: the message of a
+# caller no instance took, dialplan etiquette-away); one instance runs without
+POOL_MODULES = ("res_stasis_broadcast.so", "app_stasis_broadcast.so", "app_record.so")
 CORE_SOUNDS = ("ss-noservice", "beep", "silence/1")
 
 

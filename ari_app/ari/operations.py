@@ -40,6 +40,7 @@ EVENT_FILTER = Op("PUT", "/applications/{applicationName}/eventFilter", raw_body
 SUBSCRIBE = Op("POST", "/applications/{applicationName}/subscription", ("eventSource",))
 
 CHANNELS = Op("GET", "/channels")
+CHANNEL = Op("GET", "/channels/{channelId}")
 ORIGINATE = Op("POST", "/channels", (
     "endpoint", "extension", "context", "priority", "app", "appArgs", "callerId", "timeout",
     "channelId", "otherChannelId", "originator", "formats"), ("variables",))
@@ -71,6 +72,7 @@ BRIDGE_PLAY = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playback
 PLAYBACK = Op("GET", "/playbacks/{playbackId}")
 STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")
 STOP_RECORDING = Op("POST", "/recordings/live/{recordingName}/stop")
+STORED_RECORDINGS = Op("GET", "/recordings/stored")
 STORED_RECORDING_FILE = Op("GET", "/recordings/stored/{recordingName}/file", binary=True)
 DELETE_STORED_RECORDING = Op("DELETE", "/recordings/stored/{recordingName}")
 ENDPOINT = Op("GET", "/endpoints/{tech}/{resource}")

@@ -28,6 +28,17 @@ def is_record_id(value: str) -> bool:
     return isinstance(value, str) and _RECORD_ID.fullmatch(value) is not None
 
 
+# The record unless one with its id is there, and its index entry, at once (both keys share
+# the kind's hash tag): 1 if this call wrote it.
+_CREATE_ONCE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
 class Record(Protocol):
     id: str
     created_at: float
@@ -54,6 +65,28 @@ class DurableRecords(Generic[R]):
         if self.on_created is not None:
             await self.on_created(record)
         return record
+
+    async def create_once(self, record: R) -> bool:
+        """`create` unless a record with this id exists: for ids derived from what is recorded
+        (several instances filing the same thing at once file it once). True for the caller
+        that created it; only that one runs `on_created`."""
+        created = await self.redis.eval(_CREATE_ONCE, 2, self._key(record.id), self.index_key,
+                                        json.dumps(asdict(record)),  # type: ignore[call-overload]
+                                        record.created_at, record.id)
+        if not created:
+            return False
+        if self.on_created is not None:
+            await self.on_created(record)
+        return True
+
+    async def exist(self, record_ids: list[str]) -> list[bool]:
+        """Which of these records exist, in one round trip."""
+        if not record_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for record_id in record_ids:
+                pipe.exists(self._key(record_id))
+            return [bool(n) for n in await pipe.execute()]
 
     async def get(self, record_id: str) -> R | None:
         """The record, or None: for an id that is not a record id and for a value that is

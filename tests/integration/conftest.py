@@ -37,6 +37,7 @@ from ari_app.policy import load_policy
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
 from ari_app.settings import Settings
 from ari_app.staff.accounts import Account, hash_password, render as render_staff
+from ari_app.voicemail.away import AWAY_FOLDER, voicemail_id
 
 from harness import CALLER_APP, OBSERVER_APP, Callers, Party, Phones, render_test_prompts
 from ari_app.storage import Keyspace
@@ -266,6 +267,7 @@ async def app_runner(settings, redis, ari, parties):
     if tasks := await _tasks_left(before):
         leaks["asyncio tasks"] = tasks
     await redis.flushdb()  # what a stopped app left on purpose (a restart would take it back)
+    await _drop_away_messages(ari)
     assert not leaks, f"left behind after the test: {leaks}"
 
 
@@ -351,7 +353,30 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
         leaks["queue offers"] = offers
     if locks := [k async for k in redis.scan_iter(KEYS.callback_lock("*"))]:
         leaks["callback locks"] = locks
+    if unfiled := await _away_unfiled(ari, redis):
+        leaks["away messages not filed"] = unfiled
     return leaks
+
+
+async def _away_names(ari: AriClient) -> list[str]:
+    return [r["name"] for r in await ari.call(ops.STORED_RECORDINGS)
+            if r["name"].startswith(AWAY_FOLDER + "/")]
+
+
+async def _drop_away_messages(ari: AriClient) -> None:
+    """After the check, with the test's Redis: the next test's app would file them again."""
+    for name in await _away_names(ari):
+        try:
+            await ari.call(ops.DELETE_STORED_RECORDING, recordingName=name)
+        except AriNotFound:
+            pass
+
+
+async def _away_unfiled(ari: AriClient, redis: Redis) -> list[str]:
+    """Messages callers left when no instance took their call (dialplan etiquette-away) that
+    no voice message holds: a message lost. One filed stays: its recording IS the message."""
+    return [n for n in await _away_names(ari)
+            if not await redis.exists(KEYS.record("voicemail", voicemail_id(n)))]
 
 
 async def _still_running(ari: AriClient, observer: Party, kind: str, key: str, op: Op,
