@@ -309,3 +309,32 @@ async def test_given_twenty_callers_when_their_instance_is_killed_then_line_and_
     finally:
         await _stop_all(one, two)
     assert two.error_lines() == [], two.error_lines()
+
+
+async def test_given_pool_desk_context_when_code_dialed_then_an_instance_answers_it_else_the_phone_is_told(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """Desk codes in a pool go to whichever instance claims them; with none up, the dialplan
+    says the code was not carried out instead of leaving the phone in silence."""
+    callers, phones, observer = parties
+    one = _instance(settings, tmp_path, APPS[0])
+    try:
+        await one.start()
+        ours, leg = await callers.dial_local("*41", context="etiquette-pool-operators")
+        # a Local channel is no operator's phone: the instance says the code is unknown
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and e["playback"]["id"].startswith(f"{leg}~")
+                                and prompt_of(e) == "operator-code-unknown",
+                                timeout=15, what="the desk code answered by the pool")
+        await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == ours, timeout=15, what="hung up")
+    finally:
+        await one.stop()
+    assert one.error_lines() == [], one.error_lines()
+    ours, leg = await callers.dial_local("*41", context="etiquette-pool-operators")
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDialplan"
+                            and e["channel"]["id"] == leg
+                            and e.get("dialplan_app") == "Playback"
+                            and "operator-state-not-saved" in e.get("dialplan_app_data", ""),
+                            timeout=15, what="the phone told nothing was done")
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == ours, timeout=15, what="hung up")
