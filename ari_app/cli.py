@@ -173,6 +173,45 @@ def cmd_sentinel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pool(args: argparse.Namespace) -> int:
+    """A pool of app instances on the sandbox's Asterisk (and a Sentinel group), one command."""
+    from ari_app.sandbox.instance import SandboxInstance, SandboxPorts
+    from ari_app.sandbox.pool import AppPool, read_env
+
+    configure_logging("INFO", "console")
+    directory = Path(args.dir).resolve()
+    if args.action == "up":
+        if args.env_file:
+            base = read_env(Path(args.env_file))
+        else:
+            sandbox = SandboxInstance(args.sandbox)
+            if not sandbox.status().get("running"):
+                sandbox.up(SandboxPorts(), phones="answer",
+                           prompts_dir_hook=_prompt_renderer(None))
+            base = read_env(sandbox.dir / "app.env")
+        for key, value in os.environ.items():  # the policy, the API token, ...
+            if key.startswith("ETIQUETTE_") and key not in base:
+                base[key] = value
+        pool = AppPool(directory).up(base, args.instances, sentinel=args.sentinel,
+                                     first_port=args.first_port, lease=args.lease)
+        for app, info in pool.status().items():
+            print(f"{app}: pid {info['pid']}, {info['url']} (log {directory / (app + '.log')})")
+        print("callers: dial 100@etiquette-pool; desk phones: context etiquette-pool-operators")
+        return 0
+    try:
+        pool = AppPool.load(directory)
+    except FileNotFoundError:
+        print(f"no pool in {directory}: ari-etiquette pool up --dir {args.dir}", file=sys.stderr)
+        return 2
+    if args.action == "down":
+        pool.down()
+    elif args.action == "status":
+        status = pool.status()
+        print(json.dumps(status, indent=2))
+        return 0 if status and all(i["healthy"] for i in status.values()) else 3
+    return 0
+
+
 def _prompt_renderer(policy_file: str | None):
     from ari_app.policy import load_policy
     from ari_app.prompts.install import install_prompts
@@ -276,6 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     sentinel.add_argument("--dir", default="sentinel-sandbox",
                           help="where its files, logs and settings go")
     sentinel.set_defaults(func=cmd_sentinel)
+
+    pool = sub.add_parser("pool", help="several app instances sharing the sandbox's callers "
+                          "(StasisBroadcast), optionally on a Redis Sentinel group")
+    pool.add_argument("action", choices=["up", "down", "status"])
+    pool.add_argument("--dir", default="pool-sandbox", help="its settings, logs and state")
+    pool.add_argument("--instances", type=int, default=2)
+    pool.add_argument("--sentinel", action="store_true",
+                      help="Redis through a Sentinel group (a master, two replicas, three "
+                           "sentinels) instead of the sandbox's Redis")
+    pool.add_argument("--sandbox", default="default", help="the sandbox to start or use")
+    pool.add_argument("--env-file", help="use these ARI and Redis settings instead of a sandbox")
+    pool.add_argument("--first-port", type=int, default=8091,
+                      help="the first instance's HTTP port (the next ones follow)")
+    pool.add_argument("--lease", type=float, default=5.0, help="ETIQUETTE_POOL_LEASE")
+    pool.set_defaults(func=cmd_pool)
 
     sandbox = sub.add_parser("sandbox", help="a local Asterisk 22 + Redis for development")
     sandbox.add_argument("action", choices=["build", "up", "down", "status", "env", "destroy"])

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import sys
 import time
 
 import aiohttp
 import pytest
 
 from conftest import API_TOKEN
-from harness import AppProcess
+from harness import AppProcess, log_errors
 from test_first_call import prompt_of, talk_bridge_with
 from test_queue import QUEUE, started, wait_prompt
 from ari_app.storage import Keyspace
@@ -338,3 +340,50 @@ async def test_given_pool_desk_context_when_code_dialed_then_an_instance_answers
                             timeout=15, what="the phone told nothing was done")
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == ours, timeout=15, what="hung up")
+
+
+@pytest.mark.timeout(180)
+async def test_given_pool_command_when_up_with_sentinel_then_callers_served_and_down_stops_all(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """`ari-etiquette pool up --instances 2 --sentinel`: two instances on a Sentinel group, as a
+    user would start them to try the pool; `pool down` leaves nothing running."""
+    callers, phones, observer = parties
+    base = tmp_path / "sandbox.env"
+    base.write_text(f"ETIQUETTE_ARI_URL={settings.ari_url}\nETIQUETTE_ARI_USER={settings.ari_user}\n"
+                    f"ETIQUETTE_ARI_PASSWORD={settings.ari_password.get_secret_value()}\n"
+                    f"ETIQUETTE_REDIS_URL={settings.redis_url}\n")
+    env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
+           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_API_TOKEN": API_TOKEN}
+    directory = tmp_path / "pool"
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ari_app.cli", "pool", *args, "--dir", str(directory), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+        return proc.returncode, out.decode()
+
+    code, out = await cli("up", "--instances", "2", "--sentinel", "--env-file", str(base),
+                          "--first-port", "0")
+    try:
+        assert code == 0, out
+        assert "etiquette-pool-2" in out
+        code, out = await cli("status")
+        assert code == 0, out
+        status = json.loads(out)
+        assert set(status) == set(APPS) and all(i["healthy"] for i in status.values()), status
+        calls = [await callers.dial_local("100", context="etiquette-pool") for _ in range(2)]
+        for ours, call_id in calls:
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                    and e["playback"]["target_uri"] == f"channel:{c}",
+                                    timeout=20, what="the caller greeted by the pool")
+            await callers.hang_up(ours)
+    finally:
+        code, out = await cli("down")
+    assert code == 0, out
+    pids = [info["pid"] for info in status.values()]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    for app in APPS:
+        assert log_errors(directory / f"{app}.log") == []

@@ -510,3 +510,20 @@ def test_no_file_in_docker_holds_a_password():
         assert not found, f"{path.relative_to(REPO)} has what looks like a password: {found}"
         checked.append(path.name)
     assert "compose.yaml" in checked and ".env.example" in checked
+
+
+def test_compose_pool_profile():
+    """The pool's instances: profile `pool`, each its own Stasis app name and port, the same
+    list of names, everything else as the one app."""
+    services = _compose()["services"]
+    pool = {name: s for name, s in services.items() if "pool" in (s.get("profiles") or [])}
+    assert set(pool) == {"app-pool-1", "app-pool-2"}
+    apps = {s["environment"]["ETIQUETTE_ARI_APP"] for s in pool.values()}
+    assert apps == {"etiquette-pool-1", "etiquette-pool-2"}
+    for service in pool.values():
+        env = service["environment"]
+        assert set(env["ETIQUETTE_POOL_APPS"].split(",")) == apps
+        assert env["ETIQUETTE_ARI_PASSWORD"] == services["app"]["environment"]["ETIQUETTE_ARI_PASSWORD"]
+        assert service["network_mode"] == "host" and service["volumes"] == services["app"]["volumes"]
+    assert len({s["environment"]["ETIQUETTE_HTTP_PORT"] for s in pool.values()}) == 2
+    assert "profiles" not in services["app"]  # the default stack is unchanged
