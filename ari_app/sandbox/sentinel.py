@@ -143,6 +143,9 @@ class SentinelGroup:
                  f"dbfilename dump-{port}.rdb", f"appendfilename appendonly-{port}.aof",
                  f"appenddirname aof-{port}", "appendonly yes", "appendfsync everysec",
                  'save ""', f"requirepass {self.password}", f"masterauth {self.password}",
+                 # a master alone (its replicas cut off) refuses writes after 10 s instead of
+                 # acknowledging what a failover would then throw away (NoReplicasError: 503)
+                 "min-replicas-to-write 1", "min-replicas-max-lag 10",
                  f"logfile {self.directory}/redis-{port}.log"]
         if master is not None:
             lines.append(f"replicaof 127.0.0.1 {master}")

@@ -10,7 +10,20 @@ from __future__ import annotations
 
 from redis import exceptions as redis_errors
 
-__all__ = ["STORAGE_ERRORS", "storage_away"]
+__all__ = ["NoReplicasError", "STORAGE_ERRORS", "storage_away"]
+
+
+class NoReplicasError(redis_errors.ResponseError):
+    """The master refuses writes while fewer replicas than `min-replicas-to-write` are in
+    sync (a Sentinel group bounding what a failover can lose): nothing was written, and it
+    passes like a failover, so it is storage away, not a bug."""
+
+
+try:  # redis-py answers it as a plain ResponseError unless told its prefix
+    from redis._parsers.base import BaseParser
+    BaseParser.EXCEPTION_CLASSES.setdefault("NOREPLICAS", NoReplicasError)
+except (ImportError, AttributeError):  # pragma: no cover - another redis-py layout
+    pass
 
 STORAGE_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.ConnectionError,   # refused, reset, auth lost, BusyLoadingError (loading)
@@ -19,6 +32,7 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.TryAgainError,
     redis_errors.ClusterDownError,
     redis_errors.OutOfMemoryError,  # full: nothing was written
+    NoReplicasError,                # too few replicas in sync: nothing was written
 )
 
 

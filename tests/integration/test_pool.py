@@ -61,7 +61,7 @@ async def _api(instance: AppProcess, method: str, path: str, json=None) -> tuple
 
 async def _claims(redis, call_id: str, timeout: float = 5.0) -> list[dict]:
     """The call's timeline in Redis (the etiquette log): its pool steps, once written."""
-    key = Keyspace().timeline(call_id)
+    key = KEYS.timeline(call_id)
     deadline = time.monotonic() + timeout
     while True:  # polling Redis, bounded: the log is written in the background
         steps = [json.loads(x) for x in await redis.lrange(key, 0, -1)]
@@ -93,7 +93,7 @@ async def test_given_two_instances_when_callers_enter_the_pool_then_each_is_clai
         for _, call_id in calls:
             claimed = await _claims(redis, call_id)
             assert len(claimed) == 1, (call_id, claimed)  # claimed once, by one instance
-            by_app[claimed[0].get("app") or claimed[0]["data"]["app"]] += 1
+            by_app[claimed[0]["app"]] += 1
         # every instance was offered every caller: one claim won, the other told 409
         won = [await _metric(i, 'etiquette_pool_claims_total{outcome="won"}') for i in (one, two)]
         lost = [await _metric(i, 'etiquette_pool_claims_total{outcome="lost"}') for i in (one, two)]
@@ -143,6 +143,20 @@ async def _callers_on_hold(callers, ari, observer, instance: AppProcess, n: int
     return calls
 
 
+async def _lateness(redis, call_id: str, since: float, timeout: float = 5.0) -> list[float]:
+    """How late each hold check-in since `since` started after it was due (the call's
+    timeline in Redis: `hold:check_in_played` has when it was due)."""
+    key = KEYS.timeline(call_id)
+    deadline = time.monotonic() + timeout
+    while True:  # polling Redis, bounded: the log is written in the background
+        steps = [json.loads(x) for x in await redis.lrange(key, 0, -1)]
+        late = [s["t"] - s["due_at"] for s in steps
+                if s.get("step") == "hold:check_in_played" and s["t"] > since]
+        if late or time.monotonic() > deadline:
+            return late
+        await asyncio.sleep(0.1)
+
+
 def _check_ins(observer, call_id: str) -> list[float]:
     return [e["_t"] for e in observer.events if e.get("type") == "PlaybackStarted"
             and prompt_of(e).startswith("checkin")
@@ -176,7 +190,10 @@ async def test_given_callers_on_hold_when_their_instance_is_killed_then_the_surv
             gaps = [b - a for a, b in zip(times, times[1:])]
             # a takeover inside one interval: at most one check-in missed
             assert max(gaps) <= 2 * INTERVAL + 1.0, (call_id, gaps)
-            print(f"{call_id}: check-in gaps {[round(g, 1) for g in gaps]}")
+            late = await _lateness(redis, call_id, killed_at)
+            print(f"{call_id}: check-in gaps {[round(g, 1) for g in gaps]}, the first after "
+                  f"the kill {late[0]:.1f} s after it was due")
+            assert late[0] <= LEASE * 4 / 3 + 1.5, late  # the takeover's time, no more
         taken = [float(v) for v in (await _metric(two, "etiquette_pool_takeovers_total")).values()]
         assert sum(taken) == len(calls), taken
         # the survivor drives them now: it takes them off hold
@@ -387,3 +404,35 @@ async def test_given_pool_command_when_up_with_sentinel_then_callers_served_and_
             os.kill(pid, 0)
     for app in APPS:
         assert log_errors(directory / f"{app}.log") == []
+
+
+async def test_given_caller_on_hold_when_their_instance_is_stopped_then_handed_over_at_once(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """SIGTERM (a service restart, a deploy): the stopping instance leaves its app name to the
+    pool at once instead of letting the lease run out, and the survivor goes on with the
+    caller's check-ins."""
+    callers, phones, observer = parties
+    _policy(settings)
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    try:
+        await one.start()
+        calls = await _callers_on_hold(callers, ari, observer, one, 1)
+        await two.start()
+        stopped_at = time.time()
+        assert await one.stop() == 0
+        _, call_id = calls[0]
+        event = await observer.wait_for(
+            lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e).startswith("checkin")
+            and e["playback"]["target_uri"] == f"channel:{call_id}" and e["_t"] > stopped_at,
+            timeout=2 * INTERVAL + LEASE, what="a check-in by the survivor")
+        late = await _lateness(redis, call_id, stopped_at)
+        print(f"after SIGTERM: next check-in {event['_t'] - stopped_at:.1f} s later, "
+              f"{[round(x, 2) for x in late]} s after it was due")
+        assert late and max(late) <= 1.0, late  # on time: the handover cost no check-in
+        assert "shard left to the pool" in one.log.read_text()
+        await callers.hang_up(calls[0][0])
+        await _until_forgotten(redis, [call_id])
+    finally:
+        await _stop_all(one, two)
+    for instance in (one, two):
+        assert instance.error_lines() == [], instance.error_lines()
