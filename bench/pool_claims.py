@@ -37,12 +37,13 @@ Each caller hangs up `--hold` s after its greeting starts (shortened so that at 
 waits while that many are up, and says how often: at --rate 40 and up with --instances 0 the
 1.5 s claim window alone keeps more up); one sent the way out hangs up at once.
 
-Measured over the window from the first dial until every caller's channel is gone: the CPU
-of each instance and of Asterisk (from /proc; also with the instances' idle CPU, read before
-dialing, taken off), of the sandbox's Redis, the machine's busy time and other processes (another test suite on this machine shows
-there); claims won and lost per instance (/metrics `etiquette_pool_claims_total`); the claim's
-round trip (the `pool:claimed` steps' `ms` in each call's timeline in Redis). Ratios pool /
-reference (same rate, same round): time to greeting p50 and p99, app CPU per call.
+Measured over the window from the first dial until every caller's channel is gone: the CPU of
+each instance and of Asterisk (from /proc; also with the instances' idle CPU, read before
+dialing, taken off), of the sandbox's Redis, the machine's busy time and other processes
+(another test suite on this machine shows there); claims won and lost per instance (/metrics
+`etiquette_pool_claims_total`); the claim's round trip (the `pool:claimed` steps' `ms` in each
+call's timeline in Redis). Ratios pool / reference (same rate, same round): time to greeting p50
+and p99, app CPU per call.
 
 `--instances 0` adds a pool with no instance at all: every caller must get the way out after
 the claim window (a check of the bench's way-out detection).
