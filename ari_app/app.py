@@ -239,7 +239,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         desk = SupervisorDesk(policy.supervisor, policy.business_hours,
                               operators.for_endpoints(policy.supervisor.endpoints))
         # callers wait in the policy's queues; an operator freed takes the head at once
-        queues = QueueDesk(redis, policy, operators, keys=keys) if policy.queues else None
+        queues = (QueueDesk(redis, policy, operators, keys=keys, node=settings.node)
+                  if policy.queues else None)
         dispatcher = QueueDispatcher(
             queues, redis, owns=ownership.owns,
             deliver=lambda queue, entry, operator: _offer(inbound, entry.id, operator),
@@ -298,7 +299,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             company_id=f'"{policy.company}"',
             on_finished=lambda machine, finish: dialer.finished(machine, finish))
         dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy,
-                                supervisors=desk.supervisors, calls=callback_calls)
+                                supervisors=desk.supervisors, calls=callback_calls,
+                                other_nodes=settings.node is not None)
 
         def on_event(event: dict) -> None:  # callback calls have ids of their own
             if desk_codes.on_event(event):  # an operator's desk code: theirs alone
@@ -327,7 +329,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             events = keeper = ShardKeeper(
                 ari, redis, keys=keys, instance=settings.instance(), home=settings.ari_app,
                 apps=settings.pool(), lease=settings.pool_lease, on_event=on_event,
-                on_connected=shard_connected, events=call_events.for_rule("pool", POOL_STEPS))
+                on_connected=shard_connected, events=call_events.for_rule("pool", POOL_STEPS),
+                node=settings.node)
         else:
             events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
                                  outage=storage_away)  # Redis away: a warning, as everywhere

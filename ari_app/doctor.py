@@ -76,7 +76,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
 async def _check_pool(ari: AriClient, settings: Settings, checks: list[Check]) -> None:
     """Who holds each of the pool's app names, and whether Asterisk sees it connected: what an
     admin needs when a caller went to the way out."""
-    keys = Keyspace().shards()
+    keys = Keyspace().shards(settings.node)
     redis = storage_client(settings, timeout=2)
     try:
         holders = [await redis.get(keys.lease(app)) for app in settings.pool()]

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "seconds a pool app name's lease lives without renewal: how soon a survivor takes "
         "over the calls of an instance that died or was cut off"))
 
+    node: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description=(
+        "several Asterisk nodes sharing one Redis: the name of the node this instance "
+        "serves (its callers wait in the shared queues for an operator registered on the "
+        "same node; callbacks are dialed by an instance whose node has a free operator); "
+        "unset = one node"))
+
     @field_validator("pool_apps")
     @classmethod
     def _pool_listed(cls, value: str | None) -> str | None:

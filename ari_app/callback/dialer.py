@@ -53,8 +53,11 @@ class CallbackDialer:
                  customers: Customers, policy: Policy, *, tick: float = 1.0,
                  supervisors: OperatorService | None = None,
                  clock: Callable[[], float] = time.time, owner: str | None = None,
-                 calls: "AttemptCalls") -> None:
+                 calls: "AttemptCalls", other_nodes: bool = False) -> None:
         self.redis, self.requests, self.operators = redis, requests, operators
+        # several Asterisk nodes: our operators are this node's only, another node's dialer
+        # may have one free now, so a request nobody here can take is not put off
+        self.other_nodes = other_nodes
         self.supervisors = supervisors
         self._round_was_full = False
         self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
@@ -114,12 +117,15 @@ class CallbackDialer:
             # never more callback dials than free operators, whichever party rings first
             endpoint = await self._who_calls(request).reserve_free(f"{PREFIX}{request_id}")
             if endpoint is None:
-                request.next_attempt_at = now + NO_OPERATOR_RETRY
-                await self.requests.save(request)
+                if not self.other_nodes:
+                    request.next_attempt_at = now + NO_OPERATOR_RETRY
+                    await self.requests.save(request)
                 await self._unlock(request_id)
                 continue  # nobody free for this one (others may be for someone else)
             if await self._start(request, endpoint, now):
                 started += 1
+        if not started:  # nothing could start: the next round waits its tick (no spinning)
+            self._round_was_full = False
         return started
 
     async def dial_kept(self, request_id: str, operators: OperatorService) -> str:

@@ -48,10 +48,11 @@ class ShardKeeper:
                  on_event: Callable[[dict], None],
                  on_connected: Callable[[str, bool], Awaitable[None]],
                  events: RuleEvents, may_claim: Callable[[], bool] = lambda: True,
+                 node: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if home not in apps:
             raise ValueError(f"the home app {home!r} is not one of the pool's apps {apps}")
-        self.ari, self.redis, self.keys = ari, redis, keys.shards()
+        self.ari, self.redis, self.keys = ari, redis, keys.shards(node)
         self.instance, self.home, self.apps, self.lease = instance, home, list(apps), lease
         self.on_event, self.on_connected, self.events = on_event, on_connected, events
         self.may_claim, self.clock = may_claim, clock

@@ -107,7 +107,7 @@ class QueueDispatcher:
     async def _dispatch(self, queue: str) -> None:
         store, operators = self.desk.store, self.desk.operators(queue)
         while True:
-            head = await store.head(queue)
+            head = await store.head(queue, self.desk.node)
             if head is None:
                 return
             if head.kind == CALLBACK:

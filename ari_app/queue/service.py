@@ -43,8 +43,10 @@ class Joined:
 
 class QueueDesk:
     def __init__(self, redis: Redis, policy: Policy, operators: OperatorService, *,
-                 keys: Keyspace, clock: Callable[[], float] = time.time) -> None:
+                 keys: Keyspace, clock: Callable[[], float] = time.time,
+                 node: str | None = None) -> None:
         self.redis, self.keys, self.clock = redis, keys, clock
+        self.node = node  # this instance's Asterisk node: its callers' entries say so
         self.store = QueueStore(redis, keys=keys)
         self.policies: Mapping[str, QueuePolicy] = {q.name: q for q in policy.queues}
         self.business: BusinessHours = policy.business_hours
@@ -108,9 +110,10 @@ class QueueDesk:
             return Joined(QueueRefused(now, "full"), False)
         entry, returning = await self._come_back(queue, number), True
         if entry is None:
-            entry, returning = QueueEntry(call_id, now), False
+            entry, returning = QueueEntry(call_id, now, node=self.node), False
         else:
-            entry = replace(entry, id=call_id, kind=LIVE, number=None, request=None)
+            entry = replace(entry, id=call_id, kind=LIVE, number=None, request=None,
+                            node=self.node)
         position = await self.store.enqueue(queue, entry)
         estimate = estimate_wait(position, now=now, handle_times=await self.handle_times(queue),
                                  available=available, free=free,
@@ -147,7 +150,7 @@ class QueueDesk:
 
     async def put_back(self, queue: str, call_id: str, arrival: float) -> int:
         """Back in line at the caller's own place (an operator did not take the call)."""
-        return await self.store.enqueue(queue, QueueEntry(call_id, arrival))
+        return await self.store.enqueue(queue, QueueEntry(call_id, arrival, node=self.node))
 
     async def position(self, queue: str, call_id: str) -> int | None:
         return await self.store.position(queue, call_id)

@@ -58,6 +58,8 @@ class QueueEntry:
     priority: int = 0            # 0-9: higher first (a returning callback)
     number: str | None = None    # for a callback: whom to dial
     request: str | None = None   # for a callback: its request (callback/service.py)
+    node: str | None = None      # a live caller's Asterisk node (several nodes: only an
+                                 # operator registered there can be bridged with them)
 
     @property
     def score(self) -> float:
@@ -107,13 +109,24 @@ class QueueStore:
             removed, _ = await pipe.execute()
         return bool(removed)
 
-    async def head(self, queue: str) -> QueueEntry | None:
+    async def head(self, queue: str, node: str | None = None) -> QueueEntry | None:
+        """The first in line; with `node`, the first an operator on that Asterisk node can
+        take (a callback, or a live caller on that node): callers on other nodes keep their
+        places for their own node's operators."""
         line, entries = self._keys(queue)
-        ids = await self.redis.zrange(line, 0, 0)
-        if not ids:
-            return None
-        raw = await self.redis.hget(entries, ids[0])
-        return QueueEntry.from_json(raw) if raw else None
+        start = 0
+        while True:
+            ids = await self.redis.zrange(line, start, start + (0 if node is None else 63))
+            if not ids:
+                return None
+            raws = await self.redis.hmget(entries, ids)
+            for raw in raws:
+                if not raw:
+                    continue
+                entry = QueueEntry.from_json(raw)
+                if node is None or entry.kind == CALLBACK or entry.node in (None, node):
+                    return entry
+            start += len(ids)
 
     async def take_head(self, queue: str) -> QueueEntry | None:
         """The head, out of line, for the operator who asks first; None when nobody waits."""

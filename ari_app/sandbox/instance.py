@@ -13,6 +13,7 @@ like real phones and dial the operators' desk codes as them: `PJSIP/*41@sim-desk
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -231,6 +232,7 @@ astsbindir => /usr/sbin
 
 [options]
 systemname = etiquette-{self.name}
+entityid = {_entity_id(self.name)}
 defaultlanguage = en
 """)
         (etc / "ari_users.conf").write_text(
@@ -601,3 +603,10 @@ def sweep_stale(prefix: str = "test-") -> list[str]:
             inst.destroy()
             removed.append(d.name)
     return removed
+
+
+def _entity_id(name: str) -> str:
+    """A node's own entity id (a locally administered MAC), stable per sandbox name: nodes on
+    one host would all derive the same one from its network card."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))

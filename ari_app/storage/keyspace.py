@@ -74,10 +74,11 @@ class Keyspace:
         """The call's fencing token counter, INCRed by every claim (calls/ownership.py)."""
         return self._of_call(call_id, "fence")
 
-    def shards(self) -> "Keyspace":
+    def shards(self, node: str | None = None) -> "Keyspace":
         """The pool's shard leases (pool/): the same lease and fence-counter keys, per ARI app
-        name instead of per call (`etq:shard:{<app>}:owner`)."""
-        return Keyspace(f"{self.prefix}:shard")
+        name instead of per call (`etq:shard:{<app>}:owner`); per Asterisk node when several
+        share the Redis (`etq:shard:<node>:{<app>}:owner`: app names are per node)."""
+        return Keyspace(f"{self.prefix}:shard" + (f":{node}" if node else ""))
 
     # --- used alone (no tag) --------------------------------------------------------------
     def live_calls(self) -> str:

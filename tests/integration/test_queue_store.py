@@ -105,3 +105,22 @@ async def test_given_two_instances_taking_at_once_then_never_the_same_caller(red
     every = [e for r in results for e in r]
     assert len(every) == 40 and len(set(every)) == 40
     assert all(r == sorted(r) for r in results)  # each took them in line order
+
+
+async def test_given_callers_on_two_nodes_when_an_operator_asks_then_the_first_on_their_node(
+        store):
+    """Several Asterisk nodes share one line: an operator registered on node b is given the
+    first caller on b (or a callback, dialed from any node); a's callers keep their places."""
+    await store.enqueue("sales", QueueEntry("a1", 100.0, node="a"))
+    await store.enqueue("sales", QueueEntry("a2", 101.0, node="a"))
+    await store.enqueue("sales", QueueEntry("b1", 102.0, node="b"))
+    await store.enqueue("sales", QueueEntry("cb", 103.0, CALLBACK, number="+12125550100"))
+    assert (await store.head("sales")).id == "a1"
+    assert (await store.head("sales", "a")).id == "a1"
+    assert (await store.head("sales", "b")).id == "b1"
+    await store.take("sales", "b1")
+    assert (await store.head("sales", "b")).id == "cb"
+    assert (await store.head("sales", "c")).id == "cb"
+    await store.take("sales", "cb")
+    assert await store.head("sales", "b") is None
+    assert [e.id for e in await store.waiting("sales")] == ["a1", "a2"]

@@ -1,0 +1,166 @@
+"""Two Asterisk nodes sharing one Redis (ETIQUETTE_NODE): real processes, an app instance on
+each node, operator1's phone registered on node a only and operator2's on node b only. A caller
+on a waits in the shared queue for an operator on a (b's free operator never rings for them);
+a callback for a customer is dialed on the node whose operator is free."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from ari_app.ari import AriClient
+from ari_app.ari import operations as ops
+from ari_app.callback.service import CallbackRequest, CallbackRequests
+from ari_app.customers.service import Customers
+from ari_app.policy import load_policy
+from ari_app.sandbox.instance import SandboxInstance, SandboxPorts
+from ari_app.storage import Keyspace
+
+from conftest import API_TOKEN
+from harness import AppProcess, Callers, Party, Phones, render_test_prompts
+from test_callback import CUSTOMER, PHONE, callback_policy
+from test_first_call import talk_bridge_with
+from test_queue import BOTH, wait_prompt, started
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+KEYS = Keyspace()
+
+
+@pytest.fixture(scope="module")
+def node_b():
+    """A second sandbox Asterisk (its own ports and phones), for this module's tests."""
+    instance = SandboxInstance(f"test-{os.getpid()}-b")
+    try:
+        state = instance.up(SandboxPorts.free(), phones="stasis",
+                            prompts_dir_hook=render_test_prompts)
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"a second sandbox Asterisk could not start under CI: {exc}")
+        pytest.skip(f"no second sandbox Asterisk here: {exc}")
+    yield instance, state
+    instance.destroy()
+
+
+def _registered(instance: SandboxInstance, phone: str) -> bool:
+    return f"{phone}/sip:{phone}@" in instance.cli("pjsip show contacts")
+
+
+async def _until(check, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # polling Asterisk's CLI, bounded
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.3)
+
+
+async def _unregister(instance: SandboxInstance, phone: str) -> None:
+    instance.cli(f"pjsip send unregister sim-reg-{phone}")
+    await _until(lambda: not _registered(instance, phone), f"{phone} still registered")
+
+
+async def _register(instance: SandboxInstance, phone: str) -> None:
+    instance.cli(f"pjsip send register sim-reg-{phone}")
+    await _until(lambda: _registered(instance, phone), f"{phone} did not register again")
+
+
+@pytest.mark.policy(BOTH.replace("threshold = 40", "threshold = 120")
+                    .replace("max_wait = 80", "max_wait = 600"))
+async def test_given_two_nodes_when_callers_wait_then_served_by_operators_on_their_own_node(
+        sandbox, node_b, settings, redis, ari, parties, app_runner, tmp_path):
+    instance_a, _ = sandbox
+    instance_b, state_b = node_b
+    callers_a, phones_a, observer_a = parties
+    callback_policy(settings)
+    env_b = instance_b.app_env(state_b)
+    ari_b = AriClient(env_b["ETIQUETTE_ARI_URL"], env_b["ETIQUETTE_ARI_USER"],
+                      env_b["ETIQUETTE_ARI_PASSWORD"])
+    callers_b = await Callers(ari_b, "etiquette-caller").start()
+    phones_b = await Phones(ari_b, "etiquette-phones").start()
+    observer_b = await Party(ari_b, "etiquette-observer", subscribe_all=True).start()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    node_a = AppProcess(settings, tmp_path / "a", settings.ari_app, API_TOKEN,
+                        ETIQUETTE_NODE="a", ETIQUETTE_INSTANCE_ID="node-a",
+                        ETIQUETTE_CALLBACK_DIALER="true")
+    node_b_app = AppProcess(settings, tmp_path / "b", settings.ari_app, API_TOKEN,
+                            ETIQUETTE_NODE="b", ETIQUETTE_INSTANCE_ID="node-b",
+                            ETIQUETTE_CALLBACK_DIALER="true",
+                            ETIQUETTE_ARI_URL=env_b["ETIQUETTE_ARI_URL"],
+                            ETIQUETTE_ARI_USER=env_b["ETIQUETTE_ARI_USER"],
+                            ETIQUETTE_ARI_PASSWORD=env_b["ETIQUETTE_ARI_PASSWORD"])
+    try:
+        ids = [(await client.call(ops.ASTERISK_INFO))["system"]["entity_id"]
+               for client in (ari, ari_b)]
+        assert ids[0] != ids[1], f"both nodes have entity id {ids[0]}"
+        await _unregister(instance_a, "operator2")  # operator1 sits at node a
+        await _unregister(instance_b, "operator1")  # operator2 at node b
+        await asyncio.gather(node_a.start(), node_b_app.start())
+
+        # each node's first caller is put through to the operator on that node
+        x1, x1_id = await callers_a.dial_local("100", number="+12125550101")
+        await talk_bridge_with(ari, x1_id, f"{x1_id}~op1", timeout=20)
+        y1, y1_id = await callers_b.dial_local("100", number="+12125550201")
+        await talk_bridge_with(ari_b, y1_id, f"{y1_id}~op1", timeout=20)
+        leg = [e["channel"] for e in observer_b.of_type("ChannelCreated")
+               if e["channel"]["id"] == f"{y1_id}~op1"]
+        assert leg and leg[0]["name"].startswith("PJSIP/operator2"), leg
+
+        # a second caller on a waits in the shared line; operator2 (node b) is freed, and
+        # still never rings for them: they are not on b
+        x2, x2_id = await callers_a.dial_local("100", number="+12125550102")
+        await wait_prompt(observer_a, x2_id, "queue-entered", timeout=25)
+        freed = time.time()
+        await callers_b.hang_up(y1)
+        for n in (1, 2):  # two check-ins (3 s apart): node b's dispatcher ran meanwhile
+            await wait_prompt(observer_a, x2_id, "queue-checkin-", since=freed, timeout=15)
+            freed = time.time()
+        legs = [e["channel"]["id"] for party in (observer_a, observer_b)
+                for e in party.of_type("ChannelCreated")
+                if e["channel"]["id"].startswith(f"{x2_id}~")]
+        assert legs == [], f"an operator was dialed for a caller on another node: {legs}"
+        assert started(observer_a, x2_id, "queue-checkin-")
+
+        # operator1 (node a) frees up: the caller on a is put through to them
+        await callers_a.hang_up(x1)
+        await talk_bridge_with(ari, x2_id, f"{x2_id}~qop1", timeout=25)
+
+        # a callback for a customer: operator1 is busy, operator2 (node b) free: node b dials
+        policy = load_policy(settings.policy_file, test_time_ranges=True)
+        requests = CallbackRequests(redis, policy, keys=KEYS, customers=Customers(redis, keys=KEYS))
+        accepted = await requests.accept(CallbackRequest(number=CUSTOMER, source="web",
+                                                         earliest_at=time.time() - 1))
+        op_leg = await observer_b.wait_for(lambda e: e.get("type") == "ChannelCreated"
+                                           and e["channel"]["id"].startswith("cb-")
+                                           and e["channel"]["id"].endswith("~op"), timeout=30,
+                                           what="the callback dialed on node b")
+        assert op_leg["channel"]["name"].startswith("PJSIP/operator2")
+        assert not [e for e in observer_a.of_type("ChannelCreated")
+                    if e["channel"]["id"].startswith("cb-")], "node a dialed the callback"
+        call = op_leg["channel"]["id"].split("~")[0]
+        await observer_b.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                  and e["channel"]["id"] == f"{call}~cust"
+                                  and e["channel"]["state"] == "Up", timeout=20,
+                                  what="the customer answered on node b")
+        await observer_b.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                  and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                                  what="the customer hears who calls")
+        print(f"callback {accepted.request.id}: dialed on node b ({call})")
+        await ari_b.call(ops.SEND_DTMF, channelId=phones_b.answered[PHONE], dtmf="1")
+        await talk_bridge_with(ari_b, f"{call}~op", f"{call}~cust", timeout=15)
+        await ari_b.hangup(phones_b.answered[PHONE])  # the conversation ends
+        await callers_a.hang_up(x2)
+        deadline = time.monotonic() + 20
+        while await ari_b.channels() or await redis.exists(KEYS.live_calls()):
+            assert time.monotonic() < deadline, "node b's calls never ended"
+            await asyncio.sleep(0.2)  # polling until both instances let everything go
+    finally:
+        await node_a.stop()
+        await node_b_app.stop()
+        for party in (callers_b, phones_b, observer_b):
+            await party.stop()
+        await ari_b.close()
+        await _register(instance_a, "operator2")  # the session's sandbox as it was
+    for instance in (node_a, node_b_app):
+        assert instance.error_lines() == [], instance.error_lines()
