@@ -181,19 +181,28 @@ def cmd_pool(args: argparse.Namespace) -> int:
     configure_logging("INFO", "console")
     directory = Path(args.dir).resolve()
     if args.action == "up":
+        nodes = None
         if args.env_file:
             base = read_env(Path(args.env_file))
         else:
-            sandbox = SandboxInstance(args.sandbox)
-            if not sandbox.status().get("running"):
-                sandbox.up(SandboxPorts(), phones="answer",
-                           prompts_dir_hook=_prompt_renderer(None))
-            base = read_env(sandbox.dir / "app.env")
+            names = [args.sandbox] + [f"{args.sandbox}-{n}" for n in range(2, args.nodes + 1)]
+            envs = []
+            for n, name in enumerate(names):  # the first on the usual ports, others free ones
+                sandbox = SandboxInstance(name)
+                if not sandbox.status().get("running"):
+                    sandbox.up(SandboxPorts() if n == 0 else SandboxPorts.free(),
+                               phones="answer", prompts_dir_hook=_prompt_renderer(None))
+                envs.append(read_env(sandbox.dir / "app.env"))
+            base = envs[0]  # its Redis is everyone's
+            if args.nodes > 1:
+                nodes = {chr(ord("a") + n): {k: v for k, v in env.items()
+                                             if k.startswith("ETIQUETTE_ARI_")}
+                         for n, env in enumerate(envs)}
         for key, value in os.environ.items():  # the policy, the API token, ...
             if key.startswith("ETIQUETTE_") and key not in base:
                 base[key] = value
         pool = AppPool(directory).up(base, args.instances, sentinel=args.sentinel,
-                                     first_port=args.first_port, lease=args.lease)
+                                     first_port=args.first_port, lease=args.lease, nodes=nodes)
         for app, info in pool.status().items():
             print(f"{app}: pid {info['pid']}, {info['url']} (log {directory / (app + '.log')})")
         print("callers: dial 100@etiquette-pool; desk phones: context etiquette-pool-operators")
@@ -320,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
                           "(StasisBroadcast), optionally on a Redis Sentinel group")
     pool.add_argument("action", choices=["up", "down", "status"])
     pool.add_argument("--dir", default="pool-sandbox", help="its settings, logs and state")
-    pool.add_argument("--instances", type=int, default=2)
+    pool.add_argument("--instances", type=int, default=2, help="instances per node")
+    pool.add_argument("--nodes", type=int, default=1, choices=range(1, 5),
+                      help="Asterisk nodes (sandboxes NAME, NAME-2, ...) sharing the first's "
+                           "Redis, each with its own instances (ETIQUETTE_NODE a, b, ...)")
     pool.add_argument("--sentinel", action="store_true",
                       help="Redis through a Sentinel group (a master, two replicas, three "
                            "sentinels) instead of the sandbox's Redis")

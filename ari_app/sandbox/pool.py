@@ -58,30 +58,40 @@ class AppPool:
 
     # --- the settings ---------------------------------------------------------------------------
     def settings(self, base: dict[str, str], count: int, first_port: int | None = None,
-                 lease: float = 5.0) -> dict[str, dict[str, str]]:
+                 lease: float = 5.0, nodes: dict[str, dict[str, str]] | None = None
+                 ) -> dict[str, dict[str, str]]:
         """Each instance's settings: the sandbox's (ARI, Redis, staff) and its own name and port;
-        the same pool list everywhere."""
+        the same pool list everywhere. With `nodes` (name -> that node's ARI settings), `count`
+        instances per node, each with ETIQUETTE_NODE, all on `base`'s Redis."""
         if count < 1:
             raise ValueError("a pool needs at least one instance")
         apps = [f"{PREFIX}{n}" for n in range(1, count + 1)]
-        out = {}
-        for i, app in enumerate(apps):
-            port = first_port + i if first_port else _free_port()
-            out[app] = {**base, "ETIQUETTE_ARI_APP": app, "ETIQUETTE_POOL_APPS": ",".join(apps),
-                        "ETIQUETTE_POOL_LEASE": f"{lease:g}", "ETIQUETTE_HTTP_PORT": str(port),
-                        "ETIQUETTE_INSTANCE_ID": f"{socket.gethostname()}/{app}",
-                        "ETIQUETTE_LOG_FORMAT": "json"}
+        out, i = {}, 0
+        for node, ari in (nodes or {"": {}}).items():
+            for app in apps:
+                port = first_port + i if first_port else _free_port()
+                i += 1
+                name = f"{node}/{app}" if node else app
+                out[name] = {**base, **ari, "ETIQUETTE_ARI_APP": app,
+                             "ETIQUETTE_POOL_APPS": ",".join(apps),
+                             "ETIQUETTE_POOL_LEASE": f"{lease:g}",
+                             "ETIQUETTE_HTTP_PORT": str(port),
+                             "ETIQUETTE_INSTANCE_ID": f"{socket.gethostname()}/{name}",
+                             "ETIQUETTE_LOG_FORMAT": "json",
+                             **({"ETIQUETTE_NODE": node} if node else {})}
         return out
 
     # --- up and down ----------------------------------------------------------------------------
     def up(self, base: dict[str, str], count: int, *, sentinel: bool = False,
-           first_port: int | None = None, lease: float = 5.0, timeout: float = 40.0) -> "AppPool":
+           first_port: int | None = None, lease: float = 5.0, timeout: float = 40.0,
+           nodes: dict[str, dict[str, str]] | None = None) -> "AppPool":
         self.directory.mkdir(parents=True, exist_ok=True)
         if sentinel:
             group = SentinelGroup(self.directory / "sentinel").up()
             base = {**base, **read_env(group.save())}
             self.sentinel = True
-        for app, env in self.settings(base, count, first_port, lease).items():
+        for name, env in self.settings(base, count, first_port, lease, nodes).items():
+            app = name.replace("/", "-")  # its files' names
             env_file = self.directory / f"{app}.env"
             env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
             os.chmod(env_file, 0o600)
