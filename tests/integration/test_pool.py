@@ -436,3 +436,46 @@ async def test_given_caller_on_hold_when_their_instance_is_stopped_then_handed_o
         await _stop_all(one, two)
     for instance in (one, two):
         assert instance.error_lines() == [], instance.error_lines()
+
+
+async def test_given_second_process_with_the_same_app_name_when_started_then_it_waits(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """Never two processes on one app name: a second process configured with an app name a
+    live instance holds does not open its WebSocket (Asterisk would hand it the first one's
+    callers); it says whom it waits for, and takes the name once the first is gone."""
+    callers, phones, observer = parties
+    (tmp_path / "second").mkdir()
+    first = _instance(settings, tmp_path, APPS[0])
+    second = AppProcess(settings, tmp_path / "second", APPS[0], API_TOKEN,
+                        ETIQUETTE_POOL_APPS=",".join(APPS), ETIQUETTE_POOL_LEASE=str(LEASE),
+                        ETIQUETTE_INSTANCE_ID="test/the-other-one")
+    try:
+        await first.start()
+        second_started = asyncio.create_task(second.start(timeout=60))
+        deadline = time.monotonic() + 20
+        while True:  # polling the second's /healthz until it answers, bounded
+            try:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(second.base_url + "/healthz") as resp:
+                        health = await resp.json()
+                        break
+            except aiohttp.ClientError:
+                assert time.monotonic() < deadline, "the second process never answered"
+                await asyncio.sleep(0.2)
+        assert resp.status == 503, health
+        assert health["pool"]["held"] == [] and \
+            health["pool"]["waiting_for_home"] == f"test/{APPS[0]}", health
+        ours, call_id = await callers.dial_local("100", context="etiquette-pool")
+        await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                and e["playback"]["target_uri"] == f"channel:{call_id}",
+                                timeout=20, what="the caller greeted by the first")
+        assert "ApplicationReplaced" not in first.log.read_text()
+        assert (await _claims(redis, call_id))[0]["instance"] == f"test/{APPS[0]}"
+        await callers.hang_up(ours)
+        await _until_forgotten(redis, [call_id])
+        await first.stop()  # gone (cleanly): the second takes the name at once
+        await second_started
+    finally:
+        await _stop_all(first, second)
+    for instance in (first, second):
+        assert instance.error_lines() == [], instance.error_lines()
