@@ -33,10 +33,12 @@ the kill; its lateness (its PlaybackStarted minus when it was due: ari_app/calls
 `next_check_in` after the previous check-in: what the outage added to the caller's schedule);
 the longest gap between two check-ins across the kill (start to start); how many callers
 missed more than one check-in (the first after the kill more than one interval + 1 s late)
-or got none; how many were dropped (their channel gone). Per side: the new process's CPU
+or got none (counted in every figure with the window's end instead: a lower bound; a few of
+them are shown with what they heard and their timeline's last steps); how many were dropped (their channel gone). Per side: the new process's CPU
 (the survivor; the restarted instance) over the first 30 s after the kill, from /proc, and
 Asterisk's; the time until the survivor's /metrics `etiquette_pool_takeovers_total` reaches N
-(reference: until the restarted process answers /healthz). Reported: p50/p95/max
+(the callers served: a caller no instance claimed within the claim timeout goes to
+etiquette-away and is counted as "not served", outside every other figure) (reference: until the restarted process answers /healthz). Reported: p50/p95/max
 time-to-first-check-in after the kill per side and the ratio pool/reference.
 
 The whole run of a side must end before the first caller reaches the queue's `threshold`
@@ -93,6 +95,7 @@ class Observer:
         self.ari = ari
         self.check_ins: dict[str, list[float]] = {}   # call id -> PlaybackStarted times
         self.finished: dict[str, list[float]] = {}    # call id -> PlaybackFinished times (any prompt)
+        self.heard: dict[str, list[tuple[str, str, float]]] = {}  # call -> (kind, prompt, t)
         seen: set[str] = set()  # a prompt of several parts has a PlaybackStarted per part
 
         def on_observed(e: dict) -> None:
@@ -104,10 +107,12 @@ class Observer:
                 return
             call = target.split(":", 1)[1]
             now = time.time()
+            pb = read_playback(e["playback"]["id"])
+            self.heard.setdefault(call, []).append(
+                (kind, pb.prompt if pb else e["playback"]["id"], now))
             if kind == "PlaybackFinished":
                 self.finished.setdefault(call, []).append(now)
                 return
-            pb = read_playback(e["playback"]["id"])
             if pb is not None and pb.prompt.startswith(CHECKIN) and e["playback"]["id"] not in seen:
                 seen.add(e["playback"]["id"])
                 self.check_ins.setdefault(call, []).append(now)
@@ -195,13 +200,16 @@ def app_env(base: dict[str, str], policy: Path, **extra: str) -> dict[str, str]:
             "ETIQUETTE_LOG_LEVEL": "WARNING", "ETIQUETTE_LOG_FORMAT": "json", **extra}
 
 
-async def until_first_check_ins(obs: Observer, calls: list[str], timeout: float) -> int:
+async def until_first_check_ins(obs: Observer, calls: list[str], timeout: float) -> list[str]:
+    """The callers an instance took (they heard its greeting: a caller no pool instance claimed
+    in time goes to etiquette-away, whose prompts are dialplan playbacks, not ARI ones), once
+    each has had a first check-in (or the timeout passed)."""
+    await asyncio.sleep(5)  # the last callers' greeting starts
+    served = [c for c in calls if c in obs.heard]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(obs.check_ins.get(c) for c in calls):
-            return len(calls)
+    while time.monotonic() < deadline and not all(obs.check_ins.get(c) for c in served):
         await asyncio.sleep(0.2)
-    return sum(bool(obs.check_ins.get(c)) for c in calls)
+    return served
 
 
 async def run_side(side: str, n: int, args, instance: SandboxInstance, env: dict,
@@ -246,8 +254,10 @@ async def run_side(side: str, n: int, args, instance: SandboxInstance, env: dict
                     http, 'etiquette_pool_claims_total{outcome="won"}')
                 result["claims_lost_by_instance_2"] = await survivor.metric(
                     http, 'etiquette_pool_claims_total{outcome="lost"}')
-            had_first = await until_first_check_ins(obs, calls, interval + 40)
-            result["had_a_first_check_in"] = had_first
+            served = await until_first_check_ins(obs, calls, interval + 40)
+            result["not_served"] = n - len(served)  # pool: nobody claimed in time (away)
+            calls = served
+            result["had_a_first_check_in"] = sum(bool(obs.check_ins.get(c)) for c in calls)
             ast = asterisk_pid(instance.load_state().asterisk_pid)
             ast0 = proc_cpu(ast)
             # --- the kill -----------------------------------------------------------------
@@ -276,7 +286,7 @@ async def run_side(side: str, n: int, args, instance: SandboxInstance, env: dict
             while time.time() < give_up:
                 if side == "pool" and taken_at is None:
                     taken = await survivor.metric(http, "etiquette_pool_takeovers_total")
-                    if taken is not None and taken >= n:
+                    if taken is not None and taken >= len(calls):
                         taken_at = time.time()
                 if (all(t > killed_at for c in calls for t in obs.check_ins.get(c, [])[-1:])
                         and (side == "reference" or taken_at is not None)
@@ -294,10 +304,11 @@ async def run_side(side: str, n: int, args, instance: SandboxInstance, env: dict
                 result["claim_ms_p50"], result["claim_ms_max"] = await claim_times(redis, calls)
             alive = {c["id"] for c in await ari.channels()}
             result.update(figures(obs, calls, killed_at, window_end, interval, alive))
+            result["no_check_in_examples"] = await unheard(obs, redis, calls, killed_at)
             result["survivor_cpu_pct_of_core_30s"] = round(100 * survivor_cpu / CPU_WINDOW, 1)
             result["asterisk_cpu_pct_of_core_30s"] = round(100 * ast_cpu / CPU_WINDOW, 1)
             result["measured_after_kill_s"] = round(window_end - killed_at, 1)
-            first = min((obs.finished.get(c, [t_dial])[0] for c in calls), default=t_dial)
+            first = min((obs.finished.get(c, [time.time()])[0] for c in calls), default=t_dial)
             if window_end - first > THRESHOLD - 5:
                 result["warning"] = "ran into the queue threshold (way-out menu): figures skewed"
         finally:
@@ -322,6 +333,22 @@ async def claim_times(redis, calls: list[str]) -> tuple[float | None, float | No
     return (round(pct(ms, 50), 1), round(max(ms), 1)) if ms else (None, None)
 
 
+async def unheard(obs: Observer, redis, calls: list[str], killed_at: float,
+                  limit: int = 3) -> list[dict]:
+    """A few callers with no check-in after the kill: what they heard and what their timeline
+    in Redis says since the kill (to tell a stuck call from a slow one)."""
+    out = []
+    for c in [c for c in calls if obs.check_ins.get(c)
+              and not any(t > killed_at for t in obs.check_ins[c])][:limit]:
+        steps = [json.loads(x) for x in await redis.lrange(Keyspace().timeline(c), -8, -1)]
+        out.append({"call": c,
+                    "heard_after_kill": [(k, p, round(t - killed_at, 1))
+                                         for k, p, t in obs.heard.get(c, []) if t > killed_at - 25],
+                    "timeline_tail": [(s.get("step"), round(s.get("t", 0) - killed_at, 1))
+                                      for s in steps]})
+    return out
+
+
 def figures(obs: Observer, calls: list[str], killed_at: float, end: float, interval: float,
             alive: set[str]) -> dict:
     first_after, lateness, gaps = [], [], []
@@ -335,14 +362,13 @@ def figures(obs: Observer, calls: list[str], killed_at: float, end: float, inter
         ended = [t for t in obs.finished.get(c, []) if before[-1] <= t <= killed_at]
         # when the next was due (ended: the check-in's own end, when seen before the kill)
         due = next_check_in(interval, before[-1], ended[-1] if ended else before[-1])
-        if not after:
-            none_after += 1
-            missed_more_than_one += end - due > interval + LATE
-            continue
-        first_after.append(after[0] - killed_at)
-        lateness.append(after[0] - due)
-        gaps.append(after[0] - before[-1])
-        missed_more_than_one += after[0] - due > interval + LATE
+        # none after the kill: counted with the window's end (a lower bound), not left out
+        first = after[0] if after else end
+        none_after += not after
+        first_after.append(first - killed_at)
+        lateness.append(first - due)
+        gaps.append(first - before[-1])
+        missed_more_than_one += first - due > interval + LATE
     dropped = sum(c not in alive for c in calls)
 
     def s(values: list[float], q: float) -> float | None:
@@ -380,9 +406,9 @@ def markdown(command: str, args, results: list[dict], pairs: list[dict]) -> str:
              f"interval {args.interval:g} s, pool lease {args.lease:g} s, call lease 15 s "
              f"(shipped), {os.cpu_count()} cores; times in s from the kill (SIGKILL)", "",
              "| side | N | first check-in p50 | p95 | max | lateness p50 | p95 | longest gap "
-             "| missed >1 | none after | dropped | new process CPU % (30 s) | Asterisk CPU % "
+             "| missed >1 | none after | dropped | not served | new process CPU % (30 s) | Asterisk CPU % "
              "| takeovers = N / healthz |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         back = r.get("takeovers_reach_n_s") if r["side"] == "pool" else r.get("restart_healthy_s")
         lines.append(
@@ -390,7 +416,7 @@ def markdown(command: str, args, results: list[dict], pairs: list[dict]) -> str:
             f"| {r['first_check_in_after_kill_p95_s']} | {r['first_check_in_after_kill_max_s']} "
             f"| {r['lateness_p50_s']} | {r['lateness_p95_s']} | {r['longest_gap_across_kill_s']} "
             f"| {r['missed_more_than_one_check_in']} | {r['no_check_in_after_kill']} "
-            f"| {r['dropped']} | {r['survivor_cpu_pct_of_core_30s']} "
+            f"| {r['dropped']} | {r['not_served']} | {r['survivor_cpu_pct_of_core_30s']} "
             f"| {r['asterisk_cpu_pct_of_core_30s']} | {back} |")
     lines += ["", "time to the first check-in after the kill, pool/reference; and the first "
               "check-in's lateness (s past due), reference -> pool", "",
