@@ -41,6 +41,10 @@ Asterisk's; the time until the survivor's /metrics `etiquette_pool_takeovers_tot
 etiquette-away and is counted as "not served", outside every other figure) (reference: until the restarted process answers /healthz). Reported: p50/p95/max
 time-to-first-check-in after the kill per side and the ratio pool/reference.
 
+On a 2-core machine 500 waiting callers saturate it (Asterisk at about 135% of a core over the
+window here): figures at 500 are taken saturated, and some pool callers then miss the 1.5 s
+claim window (not served). Ratios matter, not absolutes.
+
 The whole run of a side must end before the first caller reaches the queue's `threshold`
 (180 s, the way-out menu): with 500 callers, `--interval` 20 fits. Not a test: prints figures
 and writes JSON and a Markdown table to bench/results/ (not committed); the apps' logs are in
