@@ -222,11 +222,8 @@ async def run_side(side: str, n: int, args, instance: SandboxInstance, env: dict
     await redis.flushdb()  # each side starts alike: no line, no leases, no returning callers
     interval = args.interval
     policy = instance.dir / f"bench-takeover-{interval:g}.toml"
-    # open all day: queue_checkins' policy leaves the queue's hours to the default (closed at
-    # night: every caller gets the way-out menu at once)
     policy.write_text(POLICY.replace("check_in_interval = 25",
-                                     f"check_in_interval = {int(interval)}")
-                      .replace('name = "bench"\n', 'name = "bench"\nhours = "00:00-23:59"\n'))
+                                     f"check_in_interval = {int(interval)}"))
     log = f"/tmp/bench-takeover-{side}-{n}"
     for old in Path("/tmp").glob(f"bench-takeover-{side}-{n}*.log"):
         old.unlink()

@@ -85,6 +85,7 @@ endpoints = ["PJSIP/operator1"]
 enabled = false
 [[queues]]
 name = "bench"
+hours = "00:00-23:59"  # open all day (the default hours close it at night: the way out at once)
 check_in_interval = {int(INTERVAL)}
 threshold = {int(THRESHOLD)}
 max_wait = 3600

@@ -17,6 +17,7 @@ phone that came back, another instance's wrap-up ending).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -141,6 +142,7 @@ class QueueDispatcher:
         task = asyncio.ensure_future(_logged(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: _close_unstarted(job))  # cancelled at shutdown
 
     async def _take_up(self, queue: str, entry: QueueEntry, endpoint: str) -> None:
         """This instance drives the call: hand it the operator (its lane answers)."""
@@ -229,6 +231,13 @@ class QueueDispatcher:
             task.cancel()
         await asyncio.gather(*self._running.values(), *self._tasks, return_exceptions=True)
 
+
+
+def _close_unstarted(job: Awaitable[None]) -> None:
+    """A job whose task was cancelled before it ran (shutdown) is closed, not left for the
+    garbage collector to warn that it was never awaited."""
+    if inspect.iscoroutine(job) and inspect.getcoroutinestate(job) == inspect.CORO_CREATED:
+        job.close()
 
 
 async def _logged(job: Awaitable[None]) -> None:
