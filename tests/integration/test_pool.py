@@ -188,8 +188,10 @@ async def test_given_callers_on_hold_when_their_instance_is_killed_then_the_surv
         for ours, call_id in calls:
             times = _check_ins(observer, call_id)
             gaps = [b - a for a, b in zip(times, times[1:])]
-            # a takeover inside one interval: at most one check-in missed
-            assert max(gaps) <= 2 * INTERVAL + 1.0, (call_id, gaps)
+            # at most one check-in missed (two intervals), plus the slack of a check-in prompt
+            # (about 6 s) longer than this test's short interval: its end is seen only once
+            # the survivor holds the app name, and the music after it starts then
+            assert max(gaps) <= 2 * INTERVAL + 2.0, (call_id, gaps)
             late = await _lateness(redis, call_id, killed_at)
             print(f"{call_id}: check-in gaps {[round(g, 1) for g in gaps]}, the first after "
                   f"the kill {late[0]:.1f} s after it was due")
