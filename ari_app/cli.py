@@ -185,7 +185,9 @@ def cmd_pool(args: argparse.Namespace) -> int:
         if args.env_file:
             base = read_env(Path(args.env_file))
         else:
-            names = [args.sandbox] + [f"{args.sandbox}-{n}" for n in range(2, args.nodes + 1)]
+            # node a is the sandbox itself, node b the sandbox NAME-b, ...
+            names = [args.sandbox] + [f"{args.sandbox}-{chr(ord('a') + n)}"
+                                      for n in range(1, args.nodes)]
             envs = []
             for n, name in enumerate(names):  # the first on the usual ports, others free ones
                 sandbox = SandboxInstance(name)
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     pool.add_argument("--dir", default="pool-sandbox", help="its settings, logs and state")
     pool.add_argument("--instances", type=int, default=2, help="instances per node")
     pool.add_argument("--nodes", type=int, default=1, choices=range(1, 5),
-                      help="Asterisk nodes (sandboxes NAME, NAME-2, ...) sharing the first's "
+                      help="Asterisk nodes (sandboxes NAME, NAME-b, ...) sharing the first's "
                            "Redis, each with its own instances (ETIQUETTE_NODE a, b, ...)")
     pool.add_argument("--sentinel", action="store_true",
                       help="Redis through a Sentinel group (a master, two replicas, three "

@@ -257,6 +257,58 @@ async def _quiet(coro) -> None:
         pass
 
 
+# --- shared by the queue and pool benches --------------------------------------------------------
+
+def command_line() -> str:
+    """The command that produced a run, printed and written beside its figures."""
+    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
+    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
+                        *sys.argv])
+    print("command:", command, flush=True)
+    return command
+
+
+def bench_sandbox() -> tuple[SandboxInstance, dict[str, str]]:
+    """The bench's own sandbox Asterisk and Redis, with no phone registered (nobody is ever a
+    free operator) and the prompts rendered; and the app's settings for it."""
+    configure_logging("WARNING", "json")
+    instance = SandboxInstance(f"bench-{os.getpid()}")
+    state = instance.up(SandboxPorts.free(), phones="none",
+                        prompts_dir_hook=lambda d: install_prompts(d, {"company": "Example Corp"},
+                                                                   ("en", "ru")))
+    return instance, instance.app_env(state)
+
+
+class BenchCallers:
+    """The bench's ARI side: its event streams (the callers' own halves parked in Stasis, an
+    observer), started and stopped together, and every caller hung up at the end."""
+
+    ari: AriClient
+    streams: list[EventStream]
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(s.run()) for s in self.streams]
+        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.streams)), 15)
+
+    async def hang_up_all(self, tags: list[str]) -> int:
+        """Hang up every caller (`bc-<tag>`), then anything still up; how many channels were
+        left."""
+        await asyncio.gather(*(_quiet(self.ari.hangup(f"bc-{t}")) for t in tags))
+        left: list[dict] = []
+        for _ in range(60):
+            await asyncio.sleep(0.5)
+            left = await self.ari.channels()
+            if not left:
+                return 0
+        await asyncio.gather(*(_quiet(self.ari.hangup(c["id"])) for c in left))
+        return len(left)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[50, 200, 500])

@@ -71,15 +71,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hold_checkins import (_quiet, asterisk_pid, free_port, pct, proc_cpu,  # noqa: E402
-                           system_cpu, wait_healthy)
+from hold_checkins import (_quiet, asterisk_pid, bench_sandbox, command_line,  # noqa: E402
+                           free_port, pct, proc_cpu, system_cpu, wait_healthy)
 from queue_checkins import POLICY, all_processes, wait_quiet  # noqa: E402
 
 from ari_app.ari import AriClient, AriError, EventStream  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
-from ari_app.log import configure_logging  # noqa: E402
-from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance  # noqa: E402
 from ari_app.storage.keyspace import Keyspace  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
@@ -501,18 +499,10 @@ async def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=20.0,
                         help="seconds at most to wait for a quiet machine before each run")
     args = parser.parse_args()
-    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
-    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
-                        *sys.argv])
-    print("command:", command, flush=True)
-    configure_logging("WARNING", "json")
-    instance = SandboxInstance(f"bench-{os.getpid()}")
+    command = command_line()
+    instance, env = bench_sandbox()
     results: list[dict] = []
     try:
-        state = instance.up(SandboxPorts.free(), phones="none",  # nobody registers: all wait
-                            prompts_dir_hook=lambda d: install_prompts(
-                                d, {"company": "Example Corp"}, ("en", "ru")))
-        env = instance.app_env(state)
         ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
         observer = Observer(ari)
         try:

@@ -70,16 +70,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hold_checkins import (_quiet, asterisk_pid, free_port, pct, proc_cpu,  # noqa: E402
-                           wait_healthy)
+from hold_checkins import (BenchCallers, asterisk_pid, bench_sandbox,  # noqa: E402
+                           command_line, free_port, pct, proc_cpu, wait_healthy)
 from queue_checkins import POLICY, THRESHOLD  # noqa: E402
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
 from ari_app.calls.pacing import next_check_in  # noqa: E402
-from ari_app.log import configure_logging  # noqa: E402
-from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
@@ -91,7 +89,7 @@ CPU_WINDOW = 30.0  # s after the kill: the new process's CPU
 CHECKIN = "queue-checkin-"
 
 
-class Observer:
+class Observer(BenchCallers):
     """The callers' own halves (parked in the bench's app) and an observer that sees every
     channel (subscribeAll): each caller's check-ins, stamped on receipt."""
 
@@ -124,33 +122,12 @@ class Observer:
         self.streams = [EventStream(ari, OBSERVER_APP, on_observed, subscribe_all=True),
                         EventStream(ari, CALLER_APP, lambda e: None)]
 
-    async def start(self) -> None:
-        self.tasks = [asyncio.create_task(s.run()) for s in self.streams]
-        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in self.streams)), 15)
-
     async def dial(self, endpoint: str, tags: list[str], rate: float) -> None:
         for i, tag in enumerate(tags):  # paced like real arrivals, not one stampede
             await self.ari.originate(endpoint, app=CALLER_APP, channel_id=f"bc-{tag}",
                                      other_channel_id=f"call-{tag}",
                                      caller_id=f'"Bench" <+1212555{i:04d}>', timeout=60)
             await asyncio.sleep(1 / rate)
-
-    async def hang_up_all(self, tags: list[str]) -> int:
-        """Hang up every caller, then anything still up; how many channels were left."""
-        await asyncio.gather(*(_quiet(self.ari.hangup(f"bc-{t}")) for t in tags))
-        left: list[dict] = []
-        for _ in range(60):
-            await asyncio.sleep(0.5)
-            left = await self.ari.channels()
-            if not left:
-                return 0
-        await asyncio.gather(*(_quiet(self.ari.hangup(c["id"])) for c in left))
-        return len(left)
-
-    async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 class App:
@@ -447,16 +424,8 @@ async def main() -> None:
     parser.add_argument("--order", choices=("reference-first", "pool-first"),
                         default="reference-first")
     args = parser.parse_args()
-    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
-    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
-                        *sys.argv])
-    print("command:", command, flush=True)
-    configure_logging("WARNING", "json")
-    instance = SandboxInstance(f"bench-{os.getpid()}")
-    state = instance.up(SandboxPorts.free(), phones="none",  # nobody registers: no one is free
-                        prompts_dir_hook=lambda d: install_prompts(d, {"company": "Example Corp"},
-                                                                   ("en", "ru")))
-    env = instance.app_env(state)
+    command = command_line()
+    instance, env = bench_sandbox()
     ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
     obs = Observer(ari)
     results, pairs = [], []

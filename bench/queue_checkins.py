@@ -57,16 +57,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from hold_checkins import (_quiet, asterisk_pid, free_port, pct, ping_probe,  # noqa: E402
-                           proc_cpu, proc_rss_mb, system_cpu, wait_healthy)
+from hold_checkins import (BenchCallers, _quiet, asterisk_pid, bench_sandbox,  # noqa: E402
+                           command_line, free_port, pct, ping_probe, proc_cpu, proc_rss_mb,
+                           system_cpu, wait_healthy)
 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
 from ari_app.calls.pacing import next_check_in  # noqa: E402
-from ari_app.log import configure_logging  # noqa: E402
-from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
 INTERVAL = 25.0     # the check-in / periodic-announce interval, both sides
@@ -211,7 +210,7 @@ class Ami:
 
 # --- one side, one N ---------------------------------------------------------------------------
 
-class Callers:
+class Callers(BenchCallers):
     """The bench's ARI side: the callers' own halves (parked in Stasis), and an observer."""
 
     def __init__(self, ari: AriClient) -> None:
@@ -228,10 +227,6 @@ class Callers:
         self.streams = [EventStream(ari, OBSERVER_APP, on_observed),
                         EventStream(ari, CALLER_APP, lambda e: None)]
 
-    async def start(self) -> None:
-        self.tasks = [asyncio.create_task(s.run()) for s in self.streams]
-        await asyncio.gather(*(s.connected.wait() for s in self.streams))
-
     async def dial(self, endpoint: str, tags: list[str], rate: float, observe: bool) -> None:
         for i, tag in enumerate(tags):  # paced like real arrivals, not one stampede
             await self.ari.originate(endpoint, app=CALLER_APP, channel_id=f"bc-{tag}",
@@ -241,23 +236,6 @@ class Callers:
                 await self.ari.call(ops.SUBSCRIBE, applicationName=OBSERVER_APP,
                                     eventSource=f"channel:call-{tag}")
             await asyncio.sleep(1 / rate)
-
-    async def hang_up_all(self, tags: list[str]) -> int:
-        """Hang up every caller, then anything of theirs still up; how many channels were left."""
-        await asyncio.gather(*(_quiet(self.ari.hangup(f"bc-{t}")) for t in tags))
-        left: list[dict] = []
-        for _ in range(60):
-            await asyncio.sleep(0.5)
-            left = await self.ari.channels()
-            if not left:
-                return 0
-        await asyncio.gather(*(_quiet(self.ari.hangup(c["id"])) for c in left))
-        return len(left)
-
-    async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def all_processes() -> dict[int, tuple[str, float]]:
@@ -571,16 +549,8 @@ async def main() -> None:
     parser.add_argument("--only", choices=("native", "app", "app-unobserved"),
                         help="run one side only (no ratios)")
     args = parser.parse_args()
-    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
-    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
-                        *sys.argv])
-    print("command:", command, flush=True)
-    configure_logging("WARNING", "json")
-    instance = SandboxInstance(f"bench-{os.getpid()}")
-    state = instance.up(SandboxPorts.free(), phones="none",  # nobody registers: no one is free
-                        prompts_dir_hook=lambda d: install_prompts(d, {"company": "Example Corp"},
-                                                                   ("en", "ru")))
-    env = instance.app_env(state)
+    command = command_line()
+    instance, env = bench_sandbox()
     ami_port, ami_secret = free_port(), secrets.token_hex(12)
     results, pairs = [], []
     ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])

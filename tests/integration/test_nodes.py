@@ -6,7 +6,9 @@ a callback for a customer is dialed on the node whose operator is free."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 
 import pytest
@@ -20,7 +22,7 @@ from ari_app.sandbox.instance import SandboxInstance, SandboxPorts
 from ari_app.storage import Keyspace
 
 from conftest import API_TOKEN
-from harness import AppProcess, Callers, Party, Phones, render_test_prompts
+from harness import AppProcess, Callers, Party, Phones, log_errors, render_test_prompts
 from test_callback import CUSTOMER, PHONE, callback_policy
 from test_first_call import talk_bridge_with
 from test_queue import BOTH, wait_prompt, started
@@ -164,3 +166,60 @@ async def test_given_two_nodes_when_callers_wait_then_served_by_operators_on_the
         await _register(instance_a, "operator2")  # the session's sandbox as it was
     for instance in (node_a, node_b_app):
         assert instance.error_lines() == [], instance.error_lines()
+
+
+@pytest.mark.timeout(180)
+async def test_given_pool_command_with_two_nodes_when_up_then_each_node_greets_its_own_callers(
+        sandbox, node_b, settings, redis, ari, parties, app_runner, tmp_path):
+    """`ari-etiquette pool up --sandbox NAME --nodes 2`, as a user tries several nodes: the
+    sandbox (node a) and the sandbox NAME-b (node b, running here already) get an instance
+    each, on node a's Redis; a caller on either node is greeted by their own node's instance;
+    `pool down` leaves nothing running."""
+    instance_a, _ = sandbox
+    instance_b, state_b = node_b
+    assert instance_b.name == f"{instance_a.name}-b"  # the name the command gives node b
+    callers_a, _, observer_a = parties
+    env_b = instance_b.app_env(state_b)
+    ari_b = AriClient(env_b["ETIQUETTE_ARI_URL"], env_b["ETIQUETTE_ARI_USER"],
+                      env_b["ETIQUETTE_ARI_PASSWORD"])
+    callers_b = await Callers(ari_b, "etiquette-caller").start()
+    observer_b = await Party(ari_b, "etiquette-observer", subscribe_all=True).start()
+    env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
+           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_API_TOKEN": API_TOKEN}
+    directory = tmp_path / "pool"
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ari_app.cli", "pool", *args, "--dir", str(directory), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+        return proc.returncode, out.decode()
+
+    status: dict = {}
+    try:
+        code, out = await cli("up", "--sandbox", instance_a.name, "--nodes", "2",
+                              "--instances", "1", "--first-port", "0")
+        assert code == 0, out
+        code, out = await cli("status")
+        assert code == 0, out
+        status = json.loads(out)
+        assert set(status) == {"a-etiquette-pool-1", "b-etiquette-pool-1"}, status
+        for callers, observer, node in ((callers_a, observer_a, "a"), (callers_b, observer_b, "b")):
+            ours, call_id = await callers.dial_local("100", context="etiquette-pool")
+            await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"
+                                    and e["playback"]["target_uri"] == f"channel:{c}",
+                                    timeout=20, what=f"the caller on node {node} greeted")
+            assert await redis.exists(KEYS.shards(node).lease("etiquette-pool-1")), \
+                f"node {node}'s app name is held by nobody"
+            await callers.hang_up(ours)
+    finally:
+        code, out = await cli("down")
+        for party in (callers_b, observer_b):
+            await party.stop()
+        await ari_b.close()
+    assert code == 0, out
+    for info in status.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(info["pid"], 0)
+    for app in status:
+        assert log_errors(directory / f"{app}.log") == []
