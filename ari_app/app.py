@@ -23,6 +23,7 @@ from ari_app.calls.legs import LegActions
 from ari_app.calls.ownership import CallOwnership
 from ari_app.calls.runner import RuleRunner
 from ari_app.calls.metrics import CallMetrics
+from ari_app.calls.nodes import NodeCalls, NodeEvents
 from ari_app.calls.step_log import StepLog
 from ari_app.calls.stream import LiveEvents
 from ari_app.callback.intake import RateLimits
@@ -95,7 +96,7 @@ from ari_app.customers.keys import customers_key
 from ari_app.inbound import http as inbound_http
 from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.keys import (
-    ari_key, call_events_key, etiquette_log_key, events_key, live_events_key, metrics_key,
+    ari_key, ari_nodes_key, call_events_key, etiquette_log_key, events_key, live_events_key, metrics_key,
     policy_key, redis_key, sessions_key, settings_key, watchdog_key,
 )
 from ari_app.transfer.keys import directory_key
@@ -118,15 +119,16 @@ async def check_redis(redis: Redis, settings: Settings) -> None:
         raise StartupError(f"Redis not reachable ({where(settings)}): {exc}") from exc
 
 
-async def check_ari(ari: AriClient, user: str) -> None:
+async def check_ari(ari: AriClient, user: str, node: str | None = None) -> None:
+    where = f"node {node}'s ARI" if node else "ARI"
     try:
         await ari.ping()
     except AriUnauthorized as exc:
         raise StartupError(
-            f"ARI at {ari.base_url} rejected user {user!r} ({exc.message}): check the user "
+            f"{where} at {ari.base_url} rejected user {user!r} ({exc.message}): check the user "
             "in ari.conf and ETIQUETTE_ARI_USER / ETIQUETTE_ARI_PASSWORD") from exc
     except AriError as exc:
-        raise StartupError(f"ARI not usable at {ari.base_url}: {exc.message}") from exc
+        raise StartupError(f"{where} not usable at {ari.base_url}: {exc.message}") from exc
 
 
 def build_app(settings: Settings, policy: Policy) -> web.Application:
@@ -210,54 +212,127 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         await redis.aclose()
 
     async def ari_ctx(app: web.Application):
-        ari = AriClient(settings.ari_url, settings.ari_user,
-                        settings.ari_password.get_secret_value(),
-                        request_timeout=settings.ari_request_timeout,
-                        pool_size=settings.ari_pool_size)
+        clients: dict[str | None, AriClient] = {}  # one per node this instance serves
         try:
-            await check_ari(ari, settings.ari_user)
+            for node in settings.ari_nodes():
+                clients[node.node] = ari = AriClient(
+                    node.url, node.user, node.password,
+                    request_timeout=settings.ari_request_timeout,
+                    pool_size=settings.ari_pool_size)
+                await check_ari(ari, node.user, node.node if settings.nodes else None)
         except StartupError:
-            await ari.close()
+            for ari in clients.values():
+                await ari.close()
             raise
-        app[ari_key] = ari
+        app[ari_key] = next(iter(clients.values()))  # this instance's own node: the API's reads
+        app[ari_nodes_key] = clients
         yield
-        await ari.close()
+        for ari in clients.values():
+            await ari.close()
 
     async def calls_ctx(app: web.Application):
-        ari, redis = app[ari_key], app[redis_key]
+        redis = app[redis_key]
+        callbacks = app[callbacks_key]
+        ownership = CallOwnership(redis, settings.instance(), settings.call_lease, keys=keys)
+        watchdog = Watchdog()
+        several = len(app[ari_nodes_key]) > 1
+        nodes = {node: _node(node, ari, ownership) for node, ari in app[ari_nodes_key].items()}
+        calls = (NodeCalls({n: s.inbound for n, s in nodes.items()}, app[store_key])
+                 if several else next(iter(nodes.values())).inbound)
+        for served in nodes.values():
+            served.calls = calls  # a queue's offer goes to the node the caller is on
+            for other in nodes.values():  # an operator freed on any node: every line may move
+                if other.dispatcher is not None:
+                    served.operators.listeners.append(_wakes(other.dispatcher))
+        home = next(iter(nodes.values()))
+        if home.queue_rule is not None:  # one consumer, whichever node: the figures are shared
+            call_events.subscribe(home.queue_rule)
+        # a call's state is written only while this process holds its lease (a stale
+        # instance's write lands nowhere), and a call taken over is dropped here at once
+        app[store_key].fence = ownership
+        ownership.on_lost = lambda call_id: [s.inbound.moved(call_id) for s in nodes.values()]
+        app[callback_calls_key] = home.callback_calls
+        app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
+                                       operators=home.operators, callbacks=callbacks,
+                                       complaints=Complaints(redis, keys=keys),
+                                       queues=home.queues)
+        app[operators_key] = home.operators
+        if home.queues is not None:
+            app[queues_key] = home.queues
+        app[console_key] = ConsoleService(  # the operator's page: reads only
+            redis, policy, keys=keys, operators=home.operators, calls=app[store_key],
+            customers=app[customers_key], callbacks=callbacks, voicemails=app[voicemails_key],
+            directory=app[directory_key])
+        app[inbound_key] = calls
+        app[events_key] = (NodeEvents({n: s.events for n, s in nodes.items()}) if several
+                           else home.events)
+        app[watchdog_key] = watchdog
+        for node, served in nodes.items():
+            name = (lambda what: f"{what}:{node}") if several else (lambda what: what)
+            served.reader = watchdog.watch(name("pool" if served.keeper else "ari-events"),
+                                           served.events.run)
+            if settings.callback_dialer:
+                watchdog.watch(name("callback-dialer"), served.dialer.run)
+            # callers no instance took left messages in the dialplan: filed once, by any
+            watchdog.watch(name("away-messages"),
+                           AwayMessages(served.ari, app[voicemails_key], policy).run)
+            if served.dispatcher is not None:
+                watchdog.watch(name("queue-dispatcher"), served.dispatcher.run)
+        watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
+        watchdog.watch("call-leases", ownership.run)
+        try:
+            for node, served in nodes.items():
+                await served.started()
+        except asyncio.TimeoutError as exc:
+            await watchdog.stop()
+            stuck = next(s for s in nodes.values() if not s.events.connected.is_set())
+            why = f": {stuck.events.last_error}" if stuck.events.last_error else ""
+            raise StartupError(f"ARI events WebSocket at {stuck.ari.base_url} not "
+                               f"answering{why}") from exc
+        except StartupError:
+            await watchdog.stop()
+            raise
+        logger.info("app ready", ari=[s.ari.base_url for s in nodes.values()],
+                    app_name=settings.ari_app, operators=list(policy.operators.endpoints))
+        yield
+        await watchdog.stop()
+        for served in nodes.values():
+            await served.close()
+
+    def _node(node: str | None, ari: AriClient, ownership: CallOwnership) -> ServedNode:
+        """Everything that drives calls on one Asterisk node: its operators' phones, its
+        callers' lanes, its queue dispatcher, its callback dialer, its events."""
+        redis = app[redis_key]
+        served = ServedNode(node, ari)
         staff = policy.operators
         pool = OperatorPool(
             OperatorStore(redis, keys=keys, login_required=staff.login_required),
             PoolSettings(members=staff.endpoints, wrap_up=staff.wrap_up,
                          pause_reasons=staff.pause_reasons),
             call_events.for_rule("operator"))
-        operators = OperatorService(ari, redis, staff.endpoints, keys=keys, pool=pool)
-        desk_codes = OperatorStasis(ari, operators, _desk_codes(policy), app=settings.ari_app)
+        operators = served.operators = OperatorService(ari, redis, staff.endpoints, keys=keys,
+                                                       pool=pool)
+        desk_codes = served.desk_codes = OperatorStasis(ari, operators, _desk_codes(policy),
+                                                        app=settings.ari_app)
         rules = policy.hold
         callbacks = app[callbacks_key]
-        ownership = CallOwnership(redis, settings.instance(), settings.call_lease, keys=keys)
         desk = SupervisorDesk(policy.supervisor, policy.business_hours,
                               operators.for_endpoints(policy.supervisor.endpoints))
         # callers wait in the policy's queues; an operator freed takes the head at once
-        queues = (QueueDesk(redis, policy, operators, keys=keys, node=settings.node)
-                  if policy.queues else None)
-        dispatcher = QueueDispatcher(
+        queues = served.queues = (QueueDesk(redis, policy, operators, keys=keys, node=node)
+                                  if policy.queues else None)
+        dispatcher = served.dispatcher = QueueDispatcher(
             queues, redis, owns=ownership.owns,
-            deliver=lambda queue, entry, operator: _offer(inbound, entry.id, operator),
+            deliver=lambda queue, entry, operator: _offer(served.calls, entry.id, operator),
             call_back=lambda entry, staff: dialer.dial_kept(entry.request or "", staff),
         ) if queues is not None else None
-        if dispatcher is not None:
-            operators.listeners.append(
-                lambda endpoint, after: dispatcher.kick_later(after, endpoint) if after > 0
-                else dispatcher.operator_changed(endpoint))
-            app[queues_key] = queues
         queue_rules = [QueueRule(
             ari, SnapshotStore(redis, "queue", QueueMachine, keys=keys), queues, dispatcher,
             callbacks, app[customers_key], app=settings.ari_app,
             settings=queue_settings(policy, NumberRules.from_policy(policy.callback)),
             ring_timeout=policy.operators.ring_timeout)] if dispatcher is not None else []
-        for rule in queue_rules:
-            call_events.subscribe(rule)  # a call put through from the queue: handle times
+        served.queue_rule = queue_rules[0] if queue_rules else None
+
         # the rules a call can hand its caller to: one line each
         async def complaint_recorded(complaint) -> None:  # on the card the operator sees next
             await app[customers_key].note(
@@ -277,10 +352,10 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             SurveyRule(SurveyStore(redis, keys=keys), app[customers_key]),
             WarningRule(WarningStore(redis, keys=keys), app[customers_key]),
         ], LegActions(ari, rules.moh_class), call_events)
-        inbound = InboundStasis(
+        inbound = served.inbound = InboundStasis(
             ari, app[store_key], runner, call_events,
-            CallServices(operators, app[directory_key], desk, app[customers_key], ownership,
-                         queues),
+            CallServices(operators, app[directory_key], desk, app[customers_key],
+                         ownership, queues),
             InboundSettings(
                 app=settings.ari_app, moh_class=rules.moh_class,
                 ring_timeout=policy.operators.ring_timeout,
@@ -288,9 +363,10 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 codes=_feature_codes(policy), offers=_greeting_offers(policy),
                 survey_queues=tuple(q.name for q in policy.queues if q.survey),
                 number_region=(policy.callback.allowed_countries[0]
-                               if len(policy.callback.allowed_countries) == 1 else None)))
+                               if len(policy.callback.allowed_countries) == 1 else None),
+                node=node))
         # an attempt's end goes to the dialer, which decides what next
-        callback_calls = CallbackStasis(
+        callback_calls = served.callback_calls = CallbackStasis(
             ari, SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=keys),
             call_events,
             app=settings.ari_app, dial_template=policy.callback.dial,
@@ -298,9 +374,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             operator_ring_timeout=policy.operators.ring_timeout,
             company_id=f'"{policy.company}"',
             on_finished=lambda machine, finish: dialer.finished(machine, finish))
-        dialer = CallbackDialer(redis, app[callbacks_key], operators, app[customers_key], policy,
-                                supervisors=desk.supervisors, calls=callback_calls,
-                                other_nodes=settings.node is not None)
+        dialer = served.dialer = CallbackDialer(
+            redis, app[callbacks_key], operators, app[customers_key], policy,
+            supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None)
 
         def on_event(event: dict) -> None:  # callback calls have ids of their own
             if desk_codes.on_event(event):  # an operator's desk code: theirs alone
@@ -313,12 +389,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             await inbound.reconcile()
             await desk_codes.reconcile()
 
-        # a call's state is written only while this process holds its lease (a stale
-        # instance's write lands nowhere), and a call taken over is dropped here at once
         runner.fence(ownership)
-        app[store_key].fence = ownership
-        ownership.on_lost = inbound.moved
-        keeper: ShardKeeper | None = None
         if settings.pool():  # several instances share callers (pool/)
             async def shard_connected(shard: str, takeover: bool) -> None:
                 metrics.ari_connected()
@@ -326,62 +397,62 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 await desk_codes.reconcile()
 
             inbound.also_allowed = POOL_EVENTS
-            events = keeper = ShardKeeper(
+            served.events = served.keeper = ShardKeeper(
                 ari, redis, keys=keys, instance=settings.instance(), home=settings.ari_app,
                 apps=settings.pool(), lease=settings.pool_lease, on_event=on_event,
                 on_connected=shard_connected, events=call_events.for_rule("pool", POOL_STEPS),
-                node=settings.node)
+                node=node)
         else:
-            events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
-                                 outage=storage_away)  # Redis away: a warning, as everywhere
-        app[callback_calls_key] = callback_calls
-        app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
-                                       operators=operators, callbacks=callbacks,
-                                       complaints=Complaints(redis, keys=keys), queues=queues)
-        app[operators_key] = operators
-        app[console_key] = ConsoleService(  # the operator's page: reads only
-            redis, policy, keys=keys, operators=operators, calls=app[store_key],
-            customers=app[customers_key], callbacks=callbacks, voicemails=app[voicemails_key],
-            directory=app[directory_key])
-        app[inbound_key], app[events_key] = inbound, events
-        app[watchdog_key] = watchdog = Watchdog()
-        reader = watchdog.watch("pool" if keeper else "ari-events", events.run)
-        if settings.callback_dialer:
-            watchdog.watch("callback-dialer", dialer.run)
-        watchdog.watch("event-loop-lag", metrics.watch_loop_lag)
-        watchdog.watch("call-leases", ownership.run)
-        # callers no instance took left messages in the dialplan: filed once, by any instance
-        watchdog.watch("away-messages", AwayMessages(ari, app[voicemails_key], policy).run)
-        if dispatcher is not None:
-            watchdog.watch("queue-dispatcher", dispatcher.run)
-        try:
-            if keeper is not None:  # our app name may be held by a survivor still draining it
-                await asyncio.wait_for(keeper.first_round.wait(), timeout=15)
-                if keeper.held():
-                    await asyncio.wait_for(keeper.connected.wait(), timeout=15)
-            else:
-                await asyncio.wait_for(_first_connect(events, reader), timeout=15)
-        except asyncio.TimeoutError as exc:
-            await watchdog.stop()
-            why = f": {events.last_error}" if events.last_error else ""
-            raise StartupError(f"ARI events WebSocket at {ari.base_url} not answering{why}") from exc
-        except StartupError:
-            await watchdog.stop()
-            raise
-        logger.info("app ready", ari=settings.ari_url, app_name=settings.ari_app,
-                    operators=list(policy.operators.endpoints))
-        yield
-        await watchdog.stop()
-        if keeper is not None:
-            await keeper.close()
-        if dispatcher is not None:
-            await dispatcher.close()
-        await desk_codes.close()
-        await callback_calls.close()
-        await inbound.close()
+            served.events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
+                                        outage=storage_away)  # Redis away: a warning
+        return served
 
     app.cleanup_ctx.extend([redis_ctx, ari_ctx, calls_ctx])
     return app
+
+
+class ServedNode:
+    """What drives calls on one Asterisk node (app.py `_node`): built once per node this
+    instance serves, started and closed with the app."""
+
+    def __init__(self, node: str | None, ari: AriClient) -> None:
+        self.node, self.ari = node, ari
+        self.keeper: ShardKeeper | None = None
+        self.dispatcher: QueueDispatcher | None = None
+        self.queues: QueueDesk | None = None
+        self.queue_rule: QueueRule | None = None
+        self.calls: object = None  # where a queue's offer goes (the node the caller is on)
+        self.reader: Watched | None = None
+        self.events: EventStream | ShardKeeper
+        self.operators: OperatorService
+        self.desk_codes: OperatorStasis
+        self.inbound: InboundStasis
+        self.callback_calls: CallbackStasis
+        self.dialer: CallbackDialer
+
+    async def started(self) -> None:
+        if self.keeper is not None:  # our app name may be held by a survivor still draining it
+            await asyncio.wait_for(self.keeper.first_round.wait(), timeout=15)
+            if self.keeper.held():
+                await asyncio.wait_for(self.keeper.connected.wait(), timeout=15)
+        else:
+            assert self.reader is not None
+            await asyncio.wait_for(_first_connect(self.events, self.reader), timeout=15)
+
+    async def close(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.close()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        await self.desk_codes.close()
+        await self.callback_calls.close()
+        await self.inbound.close()
+
+
+def _wakes(dispatcher: QueueDispatcher):
+    """An operator's change, for a dispatcher: at once, or when their wrap-up ends."""
+    return lambda endpoint, after: (dispatcher.kick_later(after, endpoint) if after > 0
+                                    else dispatcher.operator_changed(endpoint))
 
 
 async def _first_connect(events: EventStream, reader: Watched) -> None:

@@ -16,7 +16,7 @@ from ari_app.ari import AriClient, AriError, AriNotFound, AriUnauthorized, Event
 from ari_app.ari import operations as ops
 from ari_app.policy import Policy, PolicyError, load_policy
 from ari_app.prompts.catalog import load_catalog
-from ari_app.settings import Settings
+from ari_app.settings import NodeAri, Settings
 from ari_app.storage.connect import storage_client, where
 from ari_app.storage.keyspace import Keyspace
 from ari_app.transfer.directory import Directory
@@ -53,10 +53,10 @@ async def run_doctor(settings: Settings) -> list[Check]:
     checks: list[Check] = []
     policy = _check_policy(settings, checks)
     _check_staff(settings, policy, checks)
-    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password.get_secret_value(),
-                    request_timeout=3)
+    home, *others = settings.ari_nodes()
+    ari = AriClient(home.url, home.user, home.password, request_timeout=3)
     try:
-        usable = await _check_ari(ari, settings, checks)
+        usable = await _check_ari(ari, home.user, checks)
         if usable:
             await _check_modules(ari, checks, pool=bool(settings.pool()))
             await _check_events(ari, settings, checks)
@@ -67,16 +67,34 @@ async def run_doctor(settings: Settings) -> list[Check]:
                                 "not checked: ARI is not usable"))
         await _check_redis(settings, checks)
         if settings.pool() and usable:
-            await _check_pool(ari, settings, checks)
+            await _check_pool(ari, settings, checks, home.node)
     finally:
         await ari.close()
+    for node in others:  # every other node this instance serves (settings `nodes`)
+        await _check_other_node(node, settings, checks)
     return checks
 
 
-async def _check_pool(ari: AriClient, settings: Settings, checks: list[Check]) -> None:
+async def _check_other_node(node: NodeAri, settings: Settings, checks: list[Check]) -> None:
+    """Another node this instance serves: reachable with its credentials, and with a pool,
+    who holds its app names there."""
+    ari = AriClient(node.url, node.user, node.password, request_timeout=3)
+    try:
+        found: list[Check] = []
+        if await _check_ari(ari, node.user, found):
+            await _check_modules(ari, found, pool=bool(settings.pool()))
+            if settings.pool():
+                await _check_pool(ari, settings, found, node.node)
+        checks += [Check(f"node {node.node}: {c.name}", c.ok, c.detail) for c in found]
+    finally:
+        await ari.close()
+
+
+async def _check_pool(ari: AriClient, settings: Settings, checks: list[Check],
+                      node: str | None) -> None:
     """Who holds each of the pool's app names, and whether Asterisk sees it connected: what an
     admin needs when a caller went to the way out."""
-    keys = Keyspace().shards(settings.node)
+    keys = Keyspace().shards(node)
     redis = storage_client(settings, timeout=2)
     try:
         holders = [await redis.get(keys.lease(app)) for app in settings.pool()]
@@ -140,20 +158,20 @@ def _check_staff(settings: Settings, policy: Policy | None, checks: list[Check])
                         f"{roles.count('supervisor')} supervisor(s) in {settings.staff_file}"))
 
 
-async def _check_ari(ari: AriClient, settings: Settings, checks: list[Check]) -> bool:
+async def _check_ari(ari: AriClient, user: str, checks: list[Check]) -> bool:
     try:
         info = await ari.call(ops.ASTERISK_INFO)
     except AriUnauthorized:
         checks.append(Check("ARI credentials", False,
-                            f"Asterisk at {settings.ari_url} rejected user {settings.ari_user!r}: "
+                            f"Asterisk at {ari.base_url} rejected user {user!r}: "
                             "wrong password, or the user is missing from ari.conf"))
         return False
     except AriError as exc:
         checks.append(Check("ARI reachable", False, exc.message))
         return False
     version = (info.get("system") or {}).get("version", "?")
-    checks.append(Check("ARI reachable", True, f"{settings.ari_url} (Asterisk {version})"))
-    checks.append(Check("ARI credentials", True, f"user {settings.ari_user!r} accepted"))
+    checks.append(Check("ARI reachable", True, f"{ari.base_url} (Asterisk {version})"))
+    checks.append(Check("ARI credentials", True, f"user {user!r} accepted"))
     major = version.split(".")[0]
     if major.isdigit() and int(major) < 22:
         checks.append(Check("Asterisk version", False, f"{version}: Asterisk 22 or later needed"))

@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # calls/control.py reads these keys: a runtime import would b
 settings_key = web.AppKey("settings", Settings)
 policy_key = web.AppKey("policy", Policy)
 redis_key = web.AppKey("redis", Redis)
-ari_key = web.AppKey("ari", AriClient)
+ari_key = web.AppKey("ari", AriClient)  # this instance's own node (the first it serves)
+ari_nodes_key: web.AppKey[dict[str | None, AriClient]] = web.AppKey("ari_nodes")  # every node's
 events_key = web.AppKey("events", EventStream)
 watchdog_key = web.AppKey("watchdog", Watchdog)
 call_events_key = web.AppKey("call_events", CallEvents)

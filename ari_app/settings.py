@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +83,31 @@ class Settings(BaseSettings):
         "serves (its callers wait in the shared queues for an operator registered on the "
         "same node; callbacks are dialed by an instance whose node has a free operator); "
         "unset = one node"))
+    nodes: str | None = Field(None, description=(
+        "several Asterisk nodes, every one served by this instance: name=ARI URL, "
+        "comma-separated (a=http://10.0.0.1:8088,b=http://10.0.0.2:8088), each with ari_user "
+        "and ari_password unless its URL names its own (http://user:password@host:port); "
+        "with a pool, a survivor takes over a dead instance's callers "
+        "on every node. `node` (if set) names one of them: the node whose Asterisk serves the "
+        "API's own reads (voice messages, operator phones). Unset = the one node at ari_url"))
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes_listed(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        node_urls(value)  # a clear error at startup
+        return value.strip()
+
+    def ari_nodes(self) -> list["NodeAri"]:
+        """Every node this instance serves, its own (`node`) first, with its credentials."""
+        password = self.ari_password.get_secret_value()
+        if self.nodes is None:
+            return [NodeAri(self.node, self.ari_url, self.ari_user, password)]
+        listed = [_node_ari(name, url, self.ari_user, password)
+                  for name, url in node_urls(self.nodes)]
+        home = self.node or listed[0].node
+        return sorted(listed, key=lambda n: n.node != home)
 
     @field_validator("pool_apps")
     @classmethod
@@ -101,6 +128,9 @@ class Settings(BaseSettings):
         if self.pool_apps is not None and self.ari_app not in self.pool():
             raise ValueError(f"ari_app {self.ari_app!r} must be one of pool_apps "
                              f"({self.pool_apps}): it is this instance's own app name")
+        if self.nodes is not None and self.node is not None and self.node not in dict(
+                node_urls(self.nodes)):
+            raise ValueError(f"node {self.node!r} is not one of nodes ({self.nodes})")
         return self
 
     def pool(self) -> list[str]:
@@ -120,6 +150,39 @@ class Settings(BaseSettings):
     def instance(self) -> str:
         return self.instance_id or f"{socket.gethostname()}/{self.ari_app}"
 
+
+
+class NodeAri(NamedTuple):
+    node: str | None
+    url: str  # without credentials: it is named in logs and errors
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"NodeAri({self.node!r}, {self.url!r})"
+
+
+def _node_ari(node: str, url: str, user: str, password: str) -> NodeAri:
+    parts = urlsplit(url)
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return NodeAri(node, url, user, password)
+
+
+def node_urls(text: str) -> list[tuple[str, str]]:
+    """"a=http://10.0.0.1:8088,b=..." -> [(name, url), ...]; ValueError naming the bad one."""
+    out: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, url = (x.strip() for x in item.partition("="))
+        if (not sep or not name or not all(c.isalnum() or c in "._-" for c in name)
+                or not url.startswith(("http://", "https://"))):
+            raise ValueError(f"a node is name=ARI URL, not {item!r} "
+                             "(e.g. a=http://10.0.0.1:8088,b=http://10.0.0.2:8088)")
+        if name in dict(out):
+            raise ValueError(f"node {name!r} is listed twice")
+        out.append((name, url.rstrip("/")))
+    return out
 
 
 def sentinel_addresses(text: str) -> list[tuple[str, int]]:

@@ -93,6 +93,7 @@ class InboundMachine(HandOffs):
     warnings: int = 0                    # times the operator warned an abusive caller
     pending_warning: str | None = None   # warned on hold: once the hold hands them back
     operator_released: bool = False      # freed before the call's end (the survey)
+    node: str | None = None              # the Asterisk node the caller is on (several nodes)
 
     def get_timer(self) -> float | None:
         return self.deadline

@@ -133,6 +133,7 @@ class InboundSettings:
     # keys offered after the greeting (inbound/machine.py `offers`)
     offers: tuple[tuple[str, ...], ...] = ()
     survey_queues: tuple[str, ...] = ()  # the queues whose callers get the post-call survey
+    node: str | None = None  # this adapter's Asterisk node, when several share the Redis
     clock: Callable[[], float] = time.time
 
 
@@ -194,6 +195,9 @@ class InboundStasis:
             in_app = frozenset((await self.ari.call(ops.APPLICATION, applicationName=app))
                                .get("channel_ids", []))
         known = set(await self.store.live_calls())
+        if self.settings.node is not None:  # several nodes share the live set: only ours here
+            known = {c for c, machine in zip(sorted(known), await self.store.peek(sorted(known)))
+                     if machine is None or machine.node in (None, self.settings.node)}
         for call_id in known:
             if in_app is not None and call_id in live and call_id not in in_app:
                 continue  # in another shard: its holder resumes it
@@ -278,7 +282,7 @@ class InboundStasis:
                     seek_retry=self.settings.seek_retry,
                     operator_count=len(self.services.operators.endpoints), codes=self.codes,
                     offers=[list(o) for o in self.settings.offers],
-                    survey_queues=list(self.settings.survey_queues))
+                    survey_queues=list(self.settings.survey_queues), node=self.settings.node)
         elif machine is None:
             return
         elif isinstance(item, Tick):

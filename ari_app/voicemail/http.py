@@ -21,7 +21,7 @@ from aiohttp import web
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
 from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
-from ari_app.keys import ari_key, policy_key
+from ari_app.keys import ari_key, ari_nodes_key, policy_key
 from ari_app.operators.scope import Scope
 from ari_app.voicemail.keys import voicemails_key
 
@@ -97,11 +97,14 @@ async def one(request: web.Request) -> web.Response:
 @for_operators
 async def audio(request: web.Request) -> web.Response:
     voicemail = await _found(request)
-    try:
-        data = await request.app[ari_key].call(ops.STORED_RECORDING_FILE,
-                                               recordingName=voicemail.recording)
-    except AriNotFound as exc:
-        raise RecordingGone(f"Asterisk no longer has recording {voicemail.recording}") from exc
+    for ari in _nodes(request):  # recorded on the caller's node: the first that has it
+        try:
+            data = await ari.call(ops.STORED_RECORDING_FILE, recordingName=voicemail.recording)
+            break
+        except AriNotFound:
+            continue
+    else:
+        raise RecordingGone(f"Asterisk no longer has recording {voicemail.recording}")
     return web.Response(body=data, content_type="audio/wav", headers={
         "Content-Disposition": f'attachment; filename="voicemail-{voicemail.id}.wav"'})
 
@@ -119,10 +122,16 @@ async def heard(request: web.Request) -> web.Response:
 @routes.delete("/api/voicemails/{voicemail_id}")
 async def delete(request: web.Request) -> web.Response:
     voicemail = await _found(request)
-    try:
-        await request.app[ari_key].call(ops.DELETE_STORED_RECORDING,
-                                        recordingName=voicemail.recording)
-    except AriNotFound:
-        pass  # already gone from Asterisk: the record goes all the same
+    for ari in _nodes(request):
+        try:
+            await ari.call(ops.DELETE_STORED_RECORDING, recordingName=voicemail.recording)
+            break
+        except AriNotFound:
+            continue  # on another node, or already gone: the record goes all the same
     await request.app[voicemails_key].delete(voicemail.id)
     return web.json_response({"deleted": voicemail.id})
+
+
+def _nodes(request: web.Request) -> list:
+    """Every node's ARI this instance serves, its own first (one without settings `nodes`)."""
+    return list(request.app.get(ari_nodes_key, {}).values()) or [request.app[ari_key]]

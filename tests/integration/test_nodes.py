@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
+from urllib.parse import quote
+
+import aiohttp
 
 import pytest
 
@@ -25,7 +29,7 @@ from conftest import API_TOKEN
 from harness import AppProcess, Callers, Party, Phones, log_errors, render_test_prompts
 from test_callback import CUSTOMER, PHONE, callback_policy
 from test_first_call import talk_bridge_with
-from test_queue import BOTH, wait_prompt, started
+from test_queue import BOTH, QUEUE, wait_prompt, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 KEYS = Keyspace()
@@ -223,3 +227,77 @@ async def test_given_pool_command_with_two_nodes_when_up_then_each_node_greets_i
             os.kill(info["pid"], 0)
     for app in status:
         assert log_errors(directory / f"{app}.log") == []
+
+
+POOL = ("etiquette-pool-1", "etiquette-pool-2")
+LEASE, INTERVAL = 3.0, 5.0
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.policy(QUEUE.replace("threshold = 40", "threshold = 180")
+                    .replace("max_wait = 80", "max_wait = 600")
+                    .replace("check_in_interval = 3", f"check_in_interval = {INTERVAL:g}"))
+async def test_given_instances_serving_both_nodes_when_one_is_killed_then_the_other_resumes_callers_on_each(
+        sandbox, node_b, settings, redis, ari, parties, app_runner, tmp_path):
+    """ETIQUETTE_NODES: every instance of the pool connects to both nodes. One instance takes
+    a caller on each node; it is killed with SIGKILL; the other takes its app name over on
+    both nodes and each caller hears a queue check-in again, from their own node, within the
+    lease and one interval. Nobody is free (operator1 registered nowhere): they keep waiting."""
+    instance_a, _ = sandbox
+    instance_b, state_b = node_b
+    callers_a, _, observer_a = parties
+    env_b = instance_b.app_env(state_b)
+    ari_b = AriClient(env_b["ETIQUETTE_ARI_URL"], env_b["ETIQUETTE_ARI_USER"],
+                      env_b["ETIQUETTE_ARI_PASSWORD"])
+    callers_b = await Callers(ari_b, "etiquette-caller").start()
+    observer_b = await Party(ari_b, "etiquette-observer", subscribe_all=True).start()
+    host_b = env_b["ETIQUETTE_ARI_URL"].split("://", 1)[1]
+    nodes = (f"a={settings.ari_url},b=http://{quote(env_b['ETIQUETTE_ARI_USER'])}:"
+             f"{quote(env_b['ETIQUETTE_ARI_PASSWORD'], safe='')}@{host_b}")
+    one, two = (AppProcess(settings, tmp_path, app, API_TOKEN, ETIQUETTE_NODES=nodes,
+                           ETIQUETTE_NODE="a", ETIQUETTE_POOL_APPS=",".join(POOL),
+                           ETIQUETTE_POOL_LEASE=str(LEASE), ETIQUETTE_INSTANCE_ID=f"test/{app}")
+                for app in POOL)
+    waiting: list[tuple[Callers, str, str]] = []
+    try:
+        await _unregister(instance_a, "operator1")
+        await _unregister(instance_b, "operator1")
+        await one.start()
+        for callers, number in ((callers_a, "+12125550301"), (callers_b, "+12125550302")):
+            ours, call_id = await callers.dial_local("100", context="etiquette-pool",
+                                                     number=number)
+            waiting.append((callers, ours, call_id))
+        for (_, _, call_id), observer in zip(waiting, (observer_a, observer_b)):
+            await wait_prompt(observer, call_id, "queue-checkin-", timeout=40)
+        await two.start()
+
+        killed_at = time.time()
+        one.proc.send_signal(signal.SIGKILL)
+        await one.proc.wait()
+        for (_, ours, call_id), observer, node in zip(waiting, (observer_a, observer_b), "ab"):
+            event = await wait_prompt(observer, call_id, "queue-checkin-", since=killed_at,
+                                      timeout=LEASE + 2 * INTERVAL + 10)
+            print(f"node {node}: a check-in {event['_t'] - killed_at:.1f} s after the kill")
+            holder = await redis.get(KEYS.shards(node).lease(POOL[0]))
+            assert holder and holder.decode().startswith(f"test/{POOL[1]}"), holder
+        assert {c["id"] for c in await ari.channels()} >= {waiting[0][1]}
+        assert {c["id"] for c in await ari_b.channels()} >= {waiting[1][1]}
+        async with aiohttp.ClientSession() as s:
+            async with s.get(two.base_url + "/healthz") as resp:
+                health = await resp.json()
+        assert resp.status == 200 and set(health["pool"]) == {"a", "b"}, health
+        for callers, ours, _ in waiting:
+            await callers.hang_up(ours)
+        deadline = time.monotonic() + 20
+        while await redis.exists(KEYS.live_calls()):
+            assert time.monotonic() < deadline, "the callers' calls never ended"
+            await asyncio.sleep(0.2)  # polling until the survivor let both calls go
+    finally:
+        await one.stop()
+        await two.stop()
+        for party in (callers_b, observer_b):
+            await party.stop()
+        await ari_b.close()
+        await _register(instance_a, "operator1")
+        await _register(instance_b, "operator1")
+    assert two.error_lines() == [], two.error_lines()
