@@ -312,10 +312,31 @@ def test_entrypoint_syntax():
     assert result.returncode == 0, result.stderr
 
 
+# The head of Debian's /etc/asterisk/asterisk.conf (the upstream sample): the image keeps it.
+ASTERISK_CONF = """[directories](!)
+astetcdir => /etc/asterisk
+astspooldir => /var/spool/asterisk
+
+[options]
+;verbose = 3
+;entityid=00:11:22:33:44:55	; Entity ID.
+;systemname = my_system_name	; Prefix uniqueid with a system name.
+documentation_language = en_US
+
+[compat]
+pbx_realtime=1.6
+"""
+
+
 def _run_entrypoint(tmp_path: Path, env: dict[str, str], *command: str):
     etc = tmp_path / "etc"
     etc.mkdir(exist_ok=True)
     (etc / "http.conf").write_text("[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = 8088\n")
+    for name in ("pjsip.conf", "rtp.conf"):  # as the image ships them
+        if not (etc / name).exists():
+            shutil.copyfile(REPO / "config/asterisk" / name, etc / name)
+    if not (etc / "asterisk.conf").exists():
+        (etc / "asterisk.conf").write_text(ASTERISK_CONF)
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ASTERISK_ETC_DIR": str(etc),
             "ASTERISK_RUN_DIR": str(tmp_path / "run"), "ASTERISK_SPOOL_DIR": str(tmp_path / "spool")}
     return subprocess.run(["bash", str(ENTRYPOINT), *command], env={**base, **env},
@@ -358,6 +379,80 @@ def test_entrypoint_reads_a_password_file(tmp_path):
     result = _run_entrypoint(tmp_path, {"ARI_PASSWORD_FILE": str(tmp_path / "secret")}, "true")
     assert result.returncode == 0, result.stderr
     assert f"password = {password}\n" in (tmp_path / "etc/ari_users.conf").read_text()
+
+
+NODE_B = {"ASTERISK_HTTP_PORT": "8188", "ASTERISK_SIP_PORT": "5160", "ASTERISK_RTP_START": "11000",
+          "ASTERISK_RTP_END": "11999", "ASTERISK_ENTITY_ID": "02:00:00:00:00:0b",
+          "ASTERISK_SYSTEM_NAME": "etiquette-b"}
+
+
+def _conf_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines()]
+
+
+def test_entrypoint_gives_a_second_node_its_own_ports_and_identity(tmp_path):
+    env = {"ARI_PASSWORD": secrets.token_hex(24), **NODE_B}
+    for start in (1, 2):  # a restarted container rewrites its lines again, the same way
+        result = _run_entrypoint(tmp_path, env, "true")
+        assert result.returncode == 0, (start, result.stderr)
+        etc = tmp_path / "etc"
+        assert "bindport = 8188" in _conf_lines(etc / "http.conf")
+        pjsip = _conf_lines(etc / "pjsip.conf")
+        assert "bind = 0.0.0.0:5160" in pjsip and not [x for x in pjsip if x.endswith(":5060")]
+        rtp = _conf_lines(etc / "rtp.conf")
+        assert "rtpstart = 11000" in rtp and "rtpend = 11999" in rtp
+        conf = _conf_lines(etc / "asterisk.conf")
+        options = conf[conf.index("[options]"):conf.index("[compat]")]
+        assert options.count("entityid = 02:00:00:00:00:0b") == 1
+        assert options.count("systemname = etiquette-b") == 1
+        assert sorted(x for x in conf if x.startswith(("entityid", "systemname"))) == [
+            "entityid = 02:00:00:00:00:0b", "systemname = etiquette-b"]  # once each, nowhere else
+        assert "documentation_language = en_US" in options and "[directories](!)" in conf
+
+
+def test_entrypoint_without_the_node_variables_leaves_the_configs_as_shipped(tmp_path):
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD": secrets.token_hex(24)}, "true")
+    assert result.returncode == 0, result.stderr
+    etc = tmp_path / "etc"
+    for name in ("pjsip.conf", "rtp.conf"):
+        assert (etc / name).read_text() == (REPO / "config/asterisk" / name).read_text()
+    assert (etc / "asterisk.conf").read_text() == ASTERISK_CONF
+
+
+def test_entrypoint_adds_an_options_section_when_asterisk_conf_has_none(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/asterisk.conf").write_text("[directories]\nastetcdir => /etc/asterisk\n")
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD": secrets.token_hex(24),
+                                        "ASTERISK_ENTITY_ID": "02:00:00:00:00:0b"}, "true")
+    assert result.returncode == 0, result.stderr
+    conf = _conf_lines(tmp_path / "etc/asterisk.conf")
+    assert conf[-2:] == ["[options]", "entityid = 02:00:00:00:00:0b"]
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"ASTERISK_HTTP_PORT": "80a"}, "ASTERISK_HTTP_PORT '80a' is not a port number"),
+    ({"ASTERISK_HTTP_PORT": "65536"}, "ASTERISK_HTTP_PORT '65536' is not a port number"),
+    ({"ASTERISK_SIP_PORT": "0"}, "ASTERISK_SIP_PORT '0' is not a port number"),
+    ({"ASTERISK_RTP_START": "11000"}, "set ASTERISK_RTP_START and ASTERISK_RTP_END together"),
+    ({"ASTERISK_RTP_START": "12000", "ASTERISK_RTP_END": "11999"}, "must be below"),
+    ({"ASTERISK_ENTITY_ID": "02:00:00:00:0b"}, "is not a MAC address"),
+    ({"ASTERISK_SYSTEM_NAME": "node b"}, "is not a valid system name"),
+], ids=["http-letters", "http-too-high", "sip-zero", "rtp-alone", "rtp-reversed", "entity-short",
+        "system-space"])
+def test_entrypoint_refuses_bad_node_settings_and_does_not_start(tmp_path, env, says):
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD": secrets.token_hex(24), **env},
+                             "sh", "-c", "echo started")
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert says in result.stderr, result.stderr
+
+
+def test_entrypoint_says_which_line_it_could_not_find(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/pjsip.conf").write_text("[transport-udp]\ntype = transport\n")
+    result = _run_entrypoint(tmp_path, {"ARI_PASSWORD": secrets.token_hex(24),
+                                        "ASTERISK_SIP_PORT": "5160"}, "true")
+    assert result.returncode != 0
+    assert "ASTERISK_SIP_PORT:" in result.stderr and "pjsip.conf has no line" in result.stderr
 
 
 # --- compose.yaml -------------------------------------------------------------------------------
