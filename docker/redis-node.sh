@@ -115,7 +115,8 @@ number SENTINEL_DOWN_AFTER_MS "$down_after"
 number SENTINEL_FAILOVER_TIMEOUT_MS "$failover_timeout"
 
 conf="$dir/sentinel.conf"
-topology="# etiquette-topology: master $name; data $data_ports; sentinels $sentinel_ports; first master $master_port"
+topology="# etiquette-topology: master $name; data $data_ports; sentinels $sentinel_ports;"
+topology="$topology first master $master_port"
 master="127.0.0.1 $master_port"
 learned=""
 if [ -f "$conf" ] && grep -qxF "$topology" "$conf"; then
