@@ -20,7 +20,9 @@
 #   /var/spool/asterisk/recording      call recordings (a volume, so they outlive the container).
 # Environment at start: ARI_USER, ARI_PASSWORD (or ARI_PASSWORD_FILE, e.g. a Docker secret), and
 # optionally ASTERISK_HTTP_BINDADDR (ARI listens on 127.0.0.1 as shipped; set e.g. 0.0.0.0 only when
-# the app reaches Asterisk over a private network, never on a public interface without TLS).
+# the app reaches Asterisk over a private network, never on a public interface without TLS), and for
+# a second node on one host ASTERISK_HTTP_PORT, ASTERISK_SIP_PORT, ASTERISK_RTP_START/_END,
+# ASTERISK_ENTITY_ID, ASTERISK_SYSTEM_NAME (docker/asterisk-entrypoint.sh; EXPOSE below is node a's).
 
 # Debian suite of the Asterisk stage. Only sid and testing have Asterisk 22 (bookworm and trixie have
 # no asterisk package at all). If sid's asterisk is broken or missing on the day you build, fall back

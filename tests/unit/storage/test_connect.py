@@ -48,5 +48,14 @@ def test_given_empty_sentinels_then_the_one_redis():
     assert settings(redis_sentinels="  ").sentinels() == []
 
 
+def test_given_sentinels_empty_in_the_environment_then_the_one_redis(monkeypatch):
+    """docker/compose.yaml passes ETIQUETTE_REDIS_SENTINELS: ${REDIS_SENTINELS:-}, empty
+    without the sentinel profile."""
+    monkeypatch.setenv("ETIQUETTE_REDIS_SENTINELS", "")
+    s = settings(redis_url="redis://:secret@127.0.0.1:6379/0")
+    assert s.redis_sentinels is None and s.sentinels() == []
+    assert where(s) == "redis://:***@127.0.0.1:6379/0"
+
+
 def test_given_url_without_password_then_unchanged():
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
