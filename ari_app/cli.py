@@ -204,7 +204,8 @@ def cmd_pool(args: argparse.Namespace) -> int:
             if key.startswith("ETIQUETTE_") and key not in base:
                 base[key] = value
         pool = AppPool(directory).up(base, args.instances, sentinel=args.sentinel,
-                                     first_port=args.first_port, lease=args.lease, nodes=nodes)
+                                     first_port=args.first_port, lease=args.lease, nodes=nodes,
+                                     every_node=args.every_node)
         for app, info in pool.status().items():
             print(f"{app}: pid {info['pid']}, {info['url']} (log {directory / (app + '.log')})")
         print("callers: dial 100@etiquette-pool; desk phones: context etiquette-pool-operators")
@@ -335,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     pool.add_argument("--nodes", type=int, default=1, choices=range(1, 5),
                       help="Asterisk nodes (sandboxes NAME, NAME-b, ...) sharing the first's "
                            "Redis, each with its own instances (ETIQUETTE_NODE a, b, ...)")
+    pool.add_argument("--every-node", action="store_true",
+                      help="with --nodes: each instance serves every node (ETIQUETTE_NODES), "
+                           "so a survivor takes over callers on all of them")
     pool.add_argument("--sentinel", action="store_true",
                       help="Redis through a Sentinel group (a master, two replicas, three "
                            "sentinels) instead of the sandbox's Redis")

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from ari_app.sandbox.sentinel import SentinelGroup
 
@@ -45,6 +46,13 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def _with_credentials(ari: dict[str, str]) -> str:
+    """A node's ARI URL carrying its own user and password (each sandbox has its own)."""
+    scheme, _, rest = ari["ETIQUETTE_ARI_URL"].partition("://")
+    user = quote(ari.get("ETIQUETTE_ARI_USER", "etiquette"), safe="")
+    return f"{scheme}://{user}:{quote(ari['ETIQUETTE_ARI_PASSWORD'], safe='')}@{rest}"
+
+
 def read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines()
                 if "=" in line and not line.lstrip().startswith("#"))
@@ -58,15 +66,20 @@ class AppPool:
 
     # --- the settings ---------------------------------------------------------------------------
     def settings(self, base: dict[str, str], count: int, first_port: int | None = None,
-                 lease: float = 5.0, nodes: dict[str, dict[str, str]] | None = None
-                 ) -> dict[str, dict[str, str]]:
+                 lease: float = 5.0, nodes: dict[str, dict[str, str]] | None = None,
+                 every_node: bool = False) -> dict[str, dict[str, str]]:
         """Each instance's settings: the sandbox's (ARI, Redis, staff) and its own name and port;
         the same pool list everywhere. With `nodes` (name -> that node's ARI settings), `count`
-        instances per node, each with ETIQUETTE_NODE, all on `base`'s Redis."""
+        instances per node, each with ETIQUETTE_NODE, all on `base`'s Redis; with
+        `every_node`, `count` instances each serving every node (ETIQUETTE_NODES)."""
         if count < 1:
             raise ValueError("a pool needs at least one instance")
         apps = [f"{PREFIX}{n}" for n in range(1, count + 1)]
         out, i = {}, 0
+        if nodes and every_node:
+            listed = ",".join(f"{node}={_with_credentials(ari)}" for node, ari in nodes.items())
+            base = {**base, "ETIQUETTE_NODES": listed, "ETIQUETTE_NODE": next(iter(nodes))}
+            nodes = None
         for node, ari in (nodes or {"": {}}).items():
             for app in apps:
                 port = first_port + i if first_port else _free_port()
@@ -84,13 +97,15 @@ class AppPool:
     # --- up and down ----------------------------------------------------------------------------
     def up(self, base: dict[str, str], count: int, *, sentinel: bool = False,
            first_port: int | None = None, lease: float = 5.0, timeout: float = 40.0,
-           nodes: dict[str, dict[str, str]] | None = None) -> "AppPool":
+           nodes: dict[str, dict[str, str]] | None = None, every_node: bool = False
+           ) -> "AppPool":
         self.directory.mkdir(parents=True, exist_ok=True)
         if sentinel:
             group = SentinelGroup(self.directory / "sentinel").up()
             base = {**base, **read_env(group.save())}
             self.sentinel = True
-        for name, env in self.settings(base, count, first_port, lease, nodes).items():
+        for name, env in self.settings(base, count, first_port, lease, nodes,
+                                       every_node).items():
             app = name.replace("/", "-")  # its files' names
             env_file = self.directory / f"{app}.env"
             env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -173,12 +173,13 @@ async def test_given_two_nodes_when_callers_wait_then_served_by_operators_on_the
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("every_node", [False, True], ids=["per-node", "every-node"])
 async def test_given_pool_command_with_two_nodes_when_up_then_each_node_greets_its_own_callers(
-        sandbox, node_b, settings, redis, ari, parties, app_runner, tmp_path):
-    """`ari-etiquette pool up --sandbox NAME --nodes 2`, as a user tries several nodes: the
-    sandbox (node a) and the sandbox NAME-b (node b, running here already) get an instance
-    each, on node a's Redis; a caller on either node is greeted by their own node's instance;
-    `pool down` leaves nothing running."""
+        every_node, sandbox, node_b, settings, redis, ari, parties, app_runner, tmp_path):
+    """`ari-etiquette pool up --sandbox NAME --nodes 2 [--every-node]`, as a user tries several
+    nodes: the sandbox (node a) and the sandbox NAME-b (node b, running here already) get an
+    instance each (or one instance serving both), on node a's Redis; a caller on either node
+    is greeted; `pool down` leaves nothing running."""
     instance_a, _ = sandbox
     instance_b, state_b = node_b
     assert instance_b.name == f"{instance_a.name}-b"  # the name the command gives node b
@@ -202,12 +203,14 @@ async def test_given_pool_command_with_two_nodes_when_up_then_each_node_greets_i
     status: dict = {}
     try:
         code, out = await cli("up", "--sandbox", instance_a.name, "--nodes", "2",
-                              "--instances", "1", "--first-port", "0")
+                              "--instances", "1", "--first-port", "0",
+                              *(["--every-node"] if every_node else []))
         assert code == 0, out
         code, out = await cli("status")
         assert code == 0, out
         status = json.loads(out)
-        assert set(status) == {"a-etiquette-pool-1", "b-etiquette-pool-1"}, status
+        assert set(status) == ({"etiquette-pool-1"} if every_node
+                               else {"a-etiquette-pool-1", "b-etiquette-pool-1"}), status
         for callers, observer, node in ((callers_a, observer_a, "a"), (callers_b, observer_b, "b")):
             ours, call_id = await callers.dial_local("100", context="etiquette-pool")
             await observer.wait_for(lambda e, c=call_id: e.get("type") == "PlaybackStarted"

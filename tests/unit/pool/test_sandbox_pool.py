@@ -46,3 +46,16 @@ def test_given_two_nodes_when_planned_then_instances_per_node_on_one_redis(tmp_p
 def test_given_no_instance_when_planned_then_refused(tmp_path: Path):
     with pytest.raises(ValueError):
         AppPool(tmp_path).settings(BASE, 0)
+
+
+def test_given_every_node_when_planned_then_each_instance_serves_all_nodes(tmp_path: Path):
+    nodes = {"a": {"ETIQUETTE_ARI_URL": "http://127.0.0.1:8088", "ETIQUETTE_ARI_USER": "etiquette",
+                   "ETIQUETTE_ARI_PASSWORD": "pa"},
+             "b": {"ETIQUETTE_ARI_URL": "http://127.0.0.1:8188", "ETIQUETTE_ARI_USER": "etiquette",
+                   "ETIQUETTE_ARI_PASSWORD": "p/b"}}
+    out = AppPool(tmp_path).settings(BASE, 2, first_port=9001, nodes=nodes, every_node=True)
+    assert list(out) == ["etiquette-pool-1", "etiquette-pool-2"]
+    for env in out.values():
+        served = _loads(env).ari_nodes()
+        assert [(n.node, n.url, n.password) for n in served] == [
+            ("a", "http://127.0.0.1:8088", "pa"), ("b", "http://127.0.0.1:8188", "p/b")]
