@@ -332,6 +332,49 @@ async def test_given_twenty_callers_when_their_instance_is_killed_then_line_and_
     assert two.error_lines() == [], two.error_lines()
 
 
+@pytest.mark.policy(QUEUE.replace("threshold = 40", "threshold = 180")
+                    .replace("max_wait = 80", "max_wait = 600")
+                    .replace("check_in_interval = 3", f"check_in_interval = {INTERVAL:g}"))
+async def test_given_an_instance_paused_past_its_lease_when_an_operator_frees_up_then_dialed_once(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """Fencing, for dials: a caller waits in line on an instance paused (SIGSTOP) past its
+    lease; the survivor takes them over and, when the operator frees up, rings the operator
+    for them; the paused instance, woken up, rings nobody: one operator leg for the caller."""
+    callers, phones, observer = parties
+    one, two = (_instance(settings, tmp_path, app) for app in APPS)
+    try:
+        await one.start()
+        talking, talking_id = await callers.dial_local("100", context="etiquette-pool",
+                                                       number="+12125550400")
+        await talk_bridge_with(ari, talking_id, f"{talking_id}~op1", timeout=20)
+        waiting, waiting_id = await callers.dial_local("100", context="etiquette-pool",
+                                                       number="+12125550401")
+        await wait_prompt(observer, waiting_id, "queue-checkin-", timeout=30)
+        await two.start()
+        one.proc.send_signal(signal.SIGSTOP)
+        paused_at = time.time()
+        await wait_prompt(observer, waiting_id, "queue-checkin-", since=paused_at + 1,
+                          timeout=LEASE + 2 * INTERVAL + 5)  # the survivor drives them now
+        await callers.hang_up(talking)  # operator1 is free: the survivor rings them for the caller
+        await talk_bridge_with(ari, waiting_id, f"{waiting_id}~qop1", timeout=25)
+        one.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while not any(f'"call_id": "{waiting_id}"' in line and "call lost" in line
+                      for line in one.log.read_text().splitlines()):  # polling its log, bounded
+            assert time.monotonic() < deadline, "the woken instance never let the caller go"
+            await asyncio.sleep(0.2)
+        await talk_bridge_with(ari, waiting_id, f"{waiting_id}~qop1", timeout=5)  # still so
+        await callers.hang_up(waiting)
+        await _until_forgotten(redis, [talking_id, waiting_id])
+        legs = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")
+                if e["channel"]["id"].startswith(f"{waiting_id}~")]
+        assert legs == [f"{waiting_id}~qop1"], f"the operator was rung more than once: {legs}"
+    finally:
+        await _stop_all(one, two)
+    for instance in (one, two):
+        assert instance.error_lines() == [], instance.error_lines()
+
+
 async def test_given_pool_desk_context_when_code_dialed_then_an_instance_answers_it_else_the_phone_is_told(
         settings, redis, ari, parties, app_runner, tmp_path):
     """Desk codes in a pool go to whichever instance claims them; with none up, the dialplan
