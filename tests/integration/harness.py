@@ -4,6 +4,7 @@ own WebSocket (one application per socket: see ASTERISK-SANDBOX.md's wedge)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import signal
 import socket
@@ -312,3 +313,18 @@ def log_errors(path: Path) -> list[str]:
         if level in ("error", "critical"):
             errors.append(line)
     return errors
+
+
+def pool_cli(settings, directory: Path, api_token: str):
+    """`ari-etiquette pool ACTION ... --dir directory` as a user runs it: (exit code, output)."""
+    env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
+           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_API_TOKEN": api_token}
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ari_app.cli", "pool", *args, "--dir", str(directory), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 90)
+        return proc.returncode, out.decode()
+
+    return cli

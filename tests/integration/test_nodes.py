@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from urllib.parse import quote
 
@@ -26,7 +25,8 @@ from ari_app.sandbox.instance import SandboxInstance, SandboxPorts
 from ari_app.storage import Keyspace
 
 from conftest import API_TOKEN
-from harness import AppProcess, Callers, Party, Phones, log_errors, render_test_prompts
+from harness import (AppProcess, Callers, Party, Phones, log_errors, pool_cli,
+                     render_test_prompts)
 from test_callback import CUSTOMER, PHONE, callback_policy
 from test_first_call import talk_bridge_with
 from test_queue import BOTH, QUEUE, wait_prompt, started
@@ -48,6 +48,16 @@ def node_b():
         pytest.skip(f"no second sandbox Asterisk here: {exc}")
     yield instance, state
     instance.destroy()
+
+
+async def _parties_on(instance: SandboxInstance, state) -> tuple[dict, AriClient, Callers, Party]:
+    """A node's settings, an ARI client on it, its callers and an observer of all it does."""
+    env = instance.app_env(state)
+    ari = AriClient(env["ETIQUETTE_ARI_URL"], env["ETIQUETTE_ARI_USER"],
+                    env["ETIQUETTE_ARI_PASSWORD"])
+    callers = await Callers(ari, "etiquette-caller").start()
+    observer = await Party(ari, "etiquette-observer", subscribe_all=True).start()
+    return env, ari, callers, observer
 
 
 def _registered(instance: SandboxInstance, phone: str) -> bool:
@@ -184,21 +194,9 @@ async def test_given_pool_command_with_two_nodes_when_up_then_each_node_greets_i
     instance_b, state_b = node_b
     assert instance_b.name == f"{instance_a.name}-b"  # the name the command gives node b
     callers_a, _, observer_a = parties
-    env_b = instance_b.app_env(state_b)
-    ari_b = AriClient(env_b["ETIQUETTE_ARI_URL"], env_b["ETIQUETTE_ARI_USER"],
-                      env_b["ETIQUETTE_ARI_PASSWORD"])
-    callers_b = await Callers(ari_b, "etiquette-caller").start()
-    observer_b = await Party(ari_b, "etiquette-observer", subscribe_all=True).start()
-    env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
-           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_API_TOKEN": API_TOKEN}
+    env_b, ari_b, callers_b, observer_b = await _parties_on(instance_b, state_b)
     directory = tmp_path / "pool"
-
-    async def cli(*args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ari_app.cli", "pool", *args, "--dir", str(directory), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 90)
-        return proc.returncode, out.decode()
+    cli = pool_cli(settings, directory, API_TOKEN)
 
     status: dict = {}
     try:
@@ -249,11 +247,7 @@ async def test_given_instances_serving_both_nodes_when_one_is_killed_then_the_ot
     instance_a, _ = sandbox
     instance_b, state_b = node_b
     callers_a, _, observer_a = parties
-    env_b = instance_b.app_env(state_b)
-    ari_b = AriClient(env_b["ETIQUETTE_ARI_URL"], env_b["ETIQUETTE_ARI_USER"],
-                      env_b["ETIQUETTE_ARI_PASSWORD"])
-    callers_b = await Callers(ari_b, "etiquette-caller").start()
-    observer_b = await Party(ari_b, "etiquette-observer", subscribe_all=True).start()
+    env_b, ari_b, callers_b, observer_b = await _parties_on(instance_b, state_b)
     host_b = env_b["ETIQUETTE_ARI_URL"].split("://", 1)[1]
     nodes = (f"a={settings.ari_url},b=http://{quote(env_b['ETIQUETTE_ARI_USER'])}:"
              f"{quote(env_b['ETIQUETTE_ARI_PASSWORD'], safe='')}@{host_b}")

@@ -11,14 +11,13 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 
 import aiohttp
 import pytest
 
 from conftest import API_TOKEN
-from harness import AppProcess, log_errors
+from harness import AppProcess, log_errors, pool_cli
 from test_first_call import prompt_of, talk_bridge_with
 from test_queue import QUEUE, started, wait_prompt
 from ari_app.storage import Keyspace
@@ -414,16 +413,8 @@ async def test_given_pool_command_when_up_with_sentinel_then_callers_served_and_
     base.write_text(f"ETIQUETTE_ARI_URL={settings.ari_url}\nETIQUETTE_ARI_USER={settings.ari_user}\n"
                     f"ETIQUETTE_ARI_PASSWORD={settings.ari_password.get_secret_value()}\n"
                     f"ETIQUETTE_REDIS_URL={settings.redis_url}\n")
-    env = {**os.environ, "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
-           "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_API_TOKEN": API_TOKEN}
     directory = tmp_path / "pool"
-
-    async def cli(*args: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ari_app.cli", "pool", *args, "--dir", str(directory), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 90)
-        return proc.returncode, out.decode()
+    cli = pool_cli(settings, directory, API_TOKEN)
 
     code, out = await cli("up", "--instances", "2", "--sentinel", "--env-file", str(base),
                           "--first-port", "0")
