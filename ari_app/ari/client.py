@@ -208,6 +208,10 @@ def tolerated(action: str) -> Iterator[None]:
         logger.info("resource already gone", action=action, error=exc.message)
     except AriConflict as exc:
         logger.warning("ari action refused", action=action, error=exc.message)
+    except AriUnavailable as exc:  # Asterisk down or not answering: not our bug; when it
+        # went away, the events' reconnect resyncs the call with what Asterisk still has
+        logger.warning("ari action lost: Asterisk not answering", action=action,
+                       error=exc.message)
     except AriError as exc:
         if "not found" in exc.message.lower():  # addChannel to a bridge answers 400 for a
             logger.info("resource already gone", action=action, error=exc.message)  # gone one

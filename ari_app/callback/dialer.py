@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 import structlog
 from redis.asyncio import Redis
 
+from ari_app.ari import AriUnavailable
 from ari_app.callback import machine as k
 from ari_app.callback.numbers import RefusedNumber, check_number
 from ari_app.callback.service import OPEN, CallbackRequest, CallbackRequests, request_zone
@@ -78,22 +79,23 @@ class CallbackDialer:
         return self.requests.keys.callback_lock(request_id)
 
     async def run(self) -> None:
-        storage_away = False
+        away: str | None = None  # "storage" or "Asterisk" while it is away
         while True:
             try:
                 await self.dial_due()
             except asyncio.CancelledError:
                 raise
-            except STORAGE_ERRORS as exc:  # Redis away: wait for it, one line per outage
-                if not storage_away:
-                    logger.warning("callback dialer waits for storage", error=str(exc))
-                storage_away, self._round_was_full = True, False
+            except (*STORAGE_ERRORS, AriUnavailable) as exc:  # wait for it, one line an outage
+                what = "Asterisk" if isinstance(exc, AriUnavailable) else "storage"
+                if away != what:
+                    logger.warning(f"callback dialer waits for {what}", error=str(exc))
+                away, self._round_was_full = what, False
             except Exception:
                 logger.exception("callback dialer round failed")
             else:
-                if storage_away:
-                    logger.info("callback dialer resumed after storage came back")
-                storage_away = False
+                if away is not None:
+                    logger.info(f"callback dialer resumed after {away} came back")
+                away = None
             if not self._round_was_full:  # a full round: more may be due, go on at once
                 await asyncio.sleep(self.tick)
 
@@ -115,7 +117,11 @@ class CallbackDialer:
             if not await self._may_ring(request, now):
                 continue
             # never more callback dials than free operators, whichever party rings first
-            endpoint = await self._who_calls(request).reserve_free(f"{PREFIX}{request_id}")
+            try:
+                endpoint = await self._who_calls(request).reserve_free(f"{PREFIX}{request_id}")
+            except AriUnavailable:  # Asterisk away: due again, at once, when it is back
+                await self._unlock(request_id)
+                raise
             if endpoint is None:
                 if not self.other_nodes:
                     request.next_attempt_at = now + NO_OPERATOR_RETRY
@@ -142,7 +148,11 @@ class CallbackDialer:
             return "left"
         if not await self._may_ring(request, now):
             return "left"
-        endpoint = await operators.reserve_free(f"{PREFIX}{request_id}")
+        try:
+            endpoint = await operators.reserve_free(f"{PREFIX}{request_id}")
+        except AriUnavailable:
+            await self._unlock(request_id)
+            raise
         if endpoint is None:
             await self._unlock(request_id)
             return "no-operator"

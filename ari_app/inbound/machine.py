@@ -94,6 +94,7 @@ class InboundMachine(HandOffs):
     pending_warning: str | None = None   # warned on hold: once the hold hands them back
     operator_released: bool = False      # freed before the call's end (the survey)
     node: str | None = None              # the Asterisk node the caller is on (several nodes)
+    asterisk_started: str | None = None  # when that Asterisk had started (it may restart)
 
     def get_timer(self) -> float | None:
         return self.deadline

@@ -160,6 +160,10 @@ class InboundStasis:
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS,
                            refuse_while_stalled=_answer_now)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, Tick()), self.clock)
+        # when Asterisk last started (read at every connect): a call it no longer has, begun
+        # under an earlier start, was lost with the restart, not hung up by its caller
+        self.asterisk_started: str | None = None
+        self._lost: dict[str, str] = {}  # call -> why it was lost, for its "call ended"
 
     # --- routing (runs in the WebSocket reader: enqueue only) --------------------------------
     def on_event(self, event: dict) -> None:
@@ -188,6 +192,8 @@ class InboundStasis:
         await self.ari.call(ops.EVENT_FILTER, applicationName=app,
                             filter={"allowed": [{"type": t} for t in sorted(
                                 self.handled | self.also_allowed)]})
+        info = await self.ari.call(ops.ASTERISK_INFO, only="status")
+        self.asterisk_started = (info.get("status") or {}).get("startup_time") or None
         channels = await self.ari.call(ops.CHANNELS)
         live = frozenset(c["id"] for c in channels)
         in_app: frozenset[str] | None = None
@@ -282,11 +288,15 @@ class InboundStasis:
                     seek_retry=self.settings.seek_retry,
                     operator_count=len(self.services.operators.endpoints), codes=self.codes,
                     offers=[list(o) for o in self.settings.offers],
-                    survey_queues=list(self.settings.survey_queues), node=self.settings.node)
+                    survey_queues=list(self.settings.survey_queues), node=self.settings.node,
+                    asterisk_started=self.asterisk_started)
         elif machine is None:
             return
         elif isinstance(item, Tick):
-            events = [TimerFired(now)]
+            # only what is due is fed: a rule's tick (a hold's check-in) leaves the call's own
+            # machine out, and its snapshot is not built just to be found unchanged
+            due = machine.deadline is not None and machine.deadline <= now
+            events = [TimerFired(now)] if due else []
             rule_due = await self.rules.deadline(machine.rule, call_id)
             if rule_due is not None and rule_due <= now:
                 events.append(ForRule(TimerFired(now)))
@@ -521,6 +531,13 @@ class InboundStasis:
                              live: frozenset[str], now: float) -> list[object]:
         rule = machine.rule
         if call_id not in live:
+            if None not in (machine.asterisk_started, self.asterisk_started) and (
+                    machine.asterisk_started != self.asterisk_started):
+                self._lost[call_id] = "lost: Asterisk restarted"
+                self.events.note(call_id, "call lost", {"why": "Asterisk restarted"},
+                                 operator=machine.operator, at=now)
+                logger.warning("call lost: Asterisk restarted", call_id=call_id,
+                               state=machine.state.value, operator=machine.operator)
             return [*([ForRule(CallerHungUp(now))] if rule else []), CallerHungUp(now)]
         if machine.operator_channel and machine.operator_channel not in live:
             return [OperatorHungUp(now), *([ForRule(OperatorHungUp(now))] if rule else [])]
@@ -595,7 +612,9 @@ class InboundStasis:
                     await self.store.delete(call_id)
                     if self.services.ownership is not None:
                         await self.services.ownership.release(call_id)
-                    self.events.note(call_id, "call ended", operator=machine.operator)
+                    lost = self._lost.pop(call_id, None)
+                    self.events.note(call_id, "call ended", {"outcome": lost} if lost else (),
+                                     operator=machine.operator)
                 case _:
                     raise InvalidEvent(f"no ARI mapping for {action!r}")
         return None

@@ -474,10 +474,18 @@ contact = sip:127.0.0.1:{p.sip}
         """SIGSTOP (or SIGCONT): Redis accepts connections but never answers."""
         os.kill(self._state().redis_pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
-    def restart_asterisk(self) -> None:
-        """Stop Asterisk at once (calls are lost) and start it again with the same config."""
+    def restart_asterisk(self, crash: bool = False) -> None:
+        """Stop Asterisk at once (calls are lost) and start it again with the same config:
+        `core stop now` hangs every channel up first (the app hears each call end), a `crash`
+        (SIGKILL) tells nobody anything, as a segfault or a power cut would."""
         state = self._state()
-        if _alive(state.asterisk_pid):
+        if _alive(state.asterisk_pid) and crash:
+            inside = _children(state.asterisk_pid)  # Asterisk, in its own pid namespace
+            _stop_pid(state.asterisk_pid, "unshare", signals=(signal.SIGKILL,))
+            deadline = time.monotonic() + 5
+            while any(_alive(pid) for pid in inside) and time.monotonic() < deadline:
+                time.sleep(0.02)  # --kill-child: it dies with unshare; its ports with it
+        elif _alive(state.asterisk_pid):
             subprocess.run(self._asterisk_cmd("-rx", "core stop now"), capture_output=True,
                            timeout=20)
             _stop_pid(state.asterisk_pid, "unshare")
@@ -561,7 +569,16 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _stop_pid(pid: int, expected: str, timeout: float = 10.0) -> None:
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _stop_pid(pid: int, expected: str, timeout: float = 10.0,
+              signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
     """Stop a process we started, after checking its command line is what we started."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -574,7 +591,8 @@ def _stop_pid(pid: int, expected: str, timeout: float = 10.0) -> None:
         logger.warning("pid file points at another program; not killing it", pid=pid,
                        cmdline=cmdline[:80])
         return
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+    for sig in signals:
+        wait = timeout if sig == signal.SIGTERM else 5.0
         try:
             os.kill(pid, sig)
         except ProcessLookupError:

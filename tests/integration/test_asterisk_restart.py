@@ -1,0 +1,125 @@
+"""Asterisk restarted under the app (issue 14, faults). The calls a crashed Asterisk lost are closed, on
+their timelines, as "lost: Asterisk restarted" (not as callers who hung up), their operators
+are free again, nothing of them stays in Redis, and the app serves the next caller without a
+restart of its own; a callback that fell due meanwhile is dialed once Asterisk is back."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+
+import pytest
+
+from ari_app.ari import AriUnavailable
+from ari_app.ari import operations as ops
+from ari_app.callback.keys import callbacks_key
+from ari_app.callback.service import CallbackRequest
+from ari_app.inbound.keys import store_key
+from conftest import _wait_phones_registered
+from test_callback import CUSTOMER, PHONE, callback_policy
+from test_first_call import talk_bridge_with
+from test_storage_faults import _healthy, _operators_online, until
+from ari_app.storage import Keyspace
+
+KEYS = Keyspace()  # the app's own key names
+
+pytestmark = pytest.mark.integration
+
+
+async def test_asterisk_restart_closes_lost_calls_frees_operators_and_serves_the_next(
+        app, app_runner, parties, ari, redis, sandbox):
+    instance, _ = sandbox
+    callers, phones, observer = parties
+    talking, talking_id = await callers.dial_local("100")
+    await talk_bridge_with(ari, talking_id, f"{talking_id}~op1", timeout=20)
+    phones.mode["operator2"] = "busy"
+    waiting, waiting_id = await callers.dial_local("100")
+    await observer.wait_for(lambda e: e.get("type") == "ChannelEnteredBridge"
+                            and e["bridge"]["id"] == f"{waiting_id}~hold", timeout=20,
+                            what="the second caller waiting on music")
+    lost = (talking_id, waiting_id)
+
+    # a crash (SIGKILL): `core stop now` would hang the calls up first, and the app would
+    # hear each one end as it does any hang-up
+    await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(instance.restart_asterisk, crash=True))
+
+    async def closed() -> bool:
+        return not any([await redis.sismember(KEYS.live_calls(), c) for c in lost])
+    await until(closed, 30, "both lost calls closed by the reconnected app")
+    for call_id in lost:
+        timeline = await app[store_key].timeline(call_id)
+        steps = [(e.get("step"), e.get("why"), e.get("outcome")) for e in timeline
+                 if e.get("step") in ("inbound:call_lost", "inbound:call_ended")]
+        assert steps == [("inbound:call_lost", "Asterisk restarted", None),
+                         ("inbound:call_ended", None, "lost: Asterisk restarted")], timeline
+        assert not await redis.exists(KEYS.call(call_id)), call_id
+
+    # the operator of the lost call is free again (no reservation), and the next caller is
+    # put through to an operator
+    await until(lambda: _free(redis, "PJSIP/operator1"), 15, "operator1 free again")
+    await asyncio.get_running_loop().run_in_executor(None, _wait_phones_registered, instance)
+    for party in parties:
+        await asyncio.wait_for(party.stream.connected.wait(), 30)
+    await until(lambda: _operators_online(ari), 30, "both operators online again")
+    await until(lambda: _healthy(app_runner.base_url), 30, "the app healthy again by itself")
+    phones.mode["operator2"] = "answer"
+    ours, call_id = await callers.dial_local("100")
+    await until(lambda: _talking(ari, call_id), 40, "the next caller talking with an operator")
+    await callers.hang_up(ours)
+
+
+async def _free(redis, endpoint: str) -> bool:
+    return not await redis.exists(KEYS.operator(endpoint))
+
+
+async def _talking(ari, call_id: str) -> bool:
+    talk = [b for b in await ari.bridges() if b["id"] == f"{call_id}~talk"]
+    return bool(talk) and len(talk[0]["channels"]) == 2 and call_id in talk[0]["channels"]
+
+
+@pytest.mark.dialer
+async def test_asterisk_restart_with_a_callback_due_then_dialed_once_it_is_back(
+        app_runner, settings, redis, parties, ari, sandbox):
+    """A callback that falls due while Asterisk is away waits for it (no attempt spent, no
+    request left locked) and is dialed once Asterisk and the operators' phones are back."""
+    instance, _ = sandbox
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    restart = asyncio.get_running_loop().run_in_executor(None, instance.restart_asterisk)
+    await until(lambda: _down(ari), 20, "Asterisk stopped")
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+    await restart
+    await asyncio.get_running_loop().run_in_executor(None, _wait_phones_registered, instance)
+    for party in parties:
+        await asyncio.wait_for(party.stream.connected.wait(), 30)
+
+    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~op")
+                                       and e["channel"]["state"] == "Up", timeout=45,
+                                       what="the operator answered the callback")
+    call = operator["channel"]["id"].split("~")[0]
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                            and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                            timeout=20, what="the customer hears who calls")
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    await ari.hangup(phones.answered[PHONE])
+
+    async def done() -> dict | None:
+        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
+        return record if record["status"] == "done" else None
+    record = await until(done, 15, "the callback closed as done")
+    assert (record["outcome"], record["attempts"]) == ("connected", 1)
+
+
+async def _down(ari) -> bool:
+    try:
+        await ari.ping()
+    except AriUnavailable:
+        return True
+    return False
