@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     app = build_app(settings, policy)
     app.on_shutdown.insert(0, _bounded_shutdown)
+    _use_event_loop(settings.event_loop)
     try:
         # keepalive_timeout also bounds a connection that never finishes its headers (aiohttp
         # arms it at connect); a stalled body is cut by read_json's BODY_TIMEOUT.
@@ -57,6 +58,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _use_event_loop(name: str) -> None:
+    """uvloop when asked for and installed (run_app makes its loop from the policy)."""
+    if name != "uvloop":
+        return
+    import structlog
+
+    try:
+        import uvloop
+    except ImportError:
+        structlog.get_logger().warning("uvloop is not installed: asyncio's event loop is used")
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 SHUTDOWN_GRACE = 10.0  # s a request in flight may take to finish after SIGTERM

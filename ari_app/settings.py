@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         "(set true behind a proxy that ends TLS)"))
     log_level: str = "INFO"
     log_format: str = Field("auto", pattern="^(auto|json|console)$")
+    event_loop: str = Field("uvloop", pattern="^(uvloop|asyncio)$", description=(
+        "the event loop `run` uses: uvloop (libuv, faster sockets: bench/callback_api.py) or "
+        "asyncio's own; uvloop not installed = asyncio's"))
     # Explicit, for tests only: lets the policy shrink times below the etiquette ranges.
     test_time_ranges: bool = False
     ari_request_timeout: float = Field(5.0, gt=0)

@@ -1,23 +1,28 @@
-"""POST /api/callbacks throughput and latency, against a real sandbox Asterisk and Redis.
+"""POST /api/callbacks throughput and latency, ours against a naive handler in the same run.
 
-    sudo ~/.cache/ari-etiquette/venv/bin/python bench/callback_api.py --clients 20 --seconds 10
+    sudo ~/.cache/ari-etiquette/venv/bin/python bench/callback_api.py --clients 50 --seconds 10 \
+        --rounds 2 --loops uvloop asyncio
 
-The app runs as its own process (`python -m ari_app.cli run`) with the callback dialer off
-(ETIQUETTE_CALLBACK_DIALER=false: nothing is dialled) and a bearer token, as a server posting
-requests would use. For `--seconds`, `--clients` concurrent aiohttp clients (a session,
-so a keep-alive connection, each) post valid, distinct New York numbers (+1 212/646/...
-555 xxxx, then other exchanges): one request per number, so the per-number limit never
-counts above 1 and nothing is merged. The per-IP limit counts every request: the policy sets
-requests_per_ip_per_hour = 1000 and the bench deletes the IP's counter
-(etq:rate:ip:127.0.0.1:<hour>) every 1000 - clients - 50 requests, holding the clients at a
-gate while it does, so the counter never reaches the limit (a 429 would show in the error counts).
+Ours: the app as its own process (`python -m ari_app.cli run`, a real sandbox Asterisk and
+Redis) with the callback dialer off (ETIQUETTE_CALLBACK_DIALER=false: nothing is dialled) and a
+bearer token, as a server posting requests would use. The reference: bench/naive_intake.py,
+aiohttp + redis-py that parses the JSON, validates the number with phonenumbers and writes the
+record and its index in one transaction, against the same Redis. Each round loads ours (once
+per event loop in `--loops`, ETIQUETTE_EVENT_LOOP), then the naive one (on asyncio's loop),
+`--rounds` times alternately: for `--seconds`, `--clients` concurrent aiohttp
+clients (a session, so a keep-alive connection, each) post valid, distinct New York numbers
+(+1 212/646/... 555 xxxx, then other exchanges): one request per number, so the per-number
+limit never counts above 1 and nothing is merged. The per-server limit counts every request
+to ours: the policy sets it to its maximum and the bench deletes the counter
+(etq:rate:server:127.0.0.1:<hour>) before it is reached, holding the clients at a gate
+meanwhile (a 429 would show in the error counts).
 
-Reported: requests/s, latency p50/p99/max, responses by status, the app's and Redis's CPU,
-and the durability check: every 201's id is in etq:{callback}:index (ZMSCORE) with its
-record, and ZCARD etq:{callback}:index equals the number of 201s. Redis is the sandbox's
-(appendonly yes, appendfsync everysec). The bench's clients share the machine with the app:
-on 2 cores, client CPU is part of what limits the figure. Not a test: prints figures and
-writes JSON to bench/results/.
+Reported per round and side: requests/s, latency p50/p99/max, responses by status, the
+server's and Redis's CPU, and the durability check (every 201's id is in its index, ZMSCORE,
+with its record; the index grew by the number of 201s); ours / naive for requests/s and p99.
+Redis is the sandbox's (appendonly yes, appendfsync everysec). The clients share the machine
+with the servers: on 2 cores, client CPU is part of what limits the figure. Not a test: prints
+figures and writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
 
 KEYS = Keyspace()  # the app's own key names
+SERVER_LIMIT = 100_000  # requests_per_server_per_hour: the policy's maximum
 
 TOKEN = uuid.uuid4().hex
 AREAS = ("212", "646", "718", "917", "347", "332", "929")  # New York: one zone for every number
@@ -85,6 +91,7 @@ def write_policy(path: Path) -> None:
                     '[business_hours]\ntime_zone = "UTC"\n' + OPEN_ALL_WEEK
                     + quiet_hours_away_from_now()
                     + "[callback]\nallowed_countries = [\"US\"]\nrequests_per_ip_per_hour = 1000\n"
+                    f"requests_per_server_per_hour = {SERVER_LIMIT}\n"
                     "requests_per_number_per_day = 3\n")
 
 
@@ -96,119 +103,164 @@ def numbers():
                 yield f"+1{area}{exchange}{i:04d}"
 
 
+async def load(args, base: str, headers: dict, redis, pool, index: str, record, flush: bool,
+               app_pid: int, redis_pid: int) -> dict:
+    """`--clients` clients posting for `--seconds` to one intake; its figures and the check
+    that every 201 is in `index` with its `record(id)`."""
+    batch = SERVER_LIMIT - args.clients - 50  # in flight at a flush: at most `clients` more
+    gate = asyncio.Lock()
+    issued = {"since_flush": 0, "flushes": 0}
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    created: list[str] = []
+    before = await redis.zcard(index)
+
+    async def flush_if_due() -> None:
+        if not flush or issued["since_flush"] < batch:
+            return
+        async with gate:
+            if issued["since_flush"] >= batch:
+                slot = int(time.time() // 3600)
+                await redis.delete(*(KEYS.rate("server:127.0.0.1", s)
+                                     for s in (slot - 1, slot, slot + 1)))
+                issued["since_flush"] = 0
+                issued["flushes"] += 1
+
+    async def client(n: int, end: float) -> None:
+        async with aiohttp.ClientSession(headers=headers) as session:
+            while time.perf_counter() < end:
+                await flush_if_due()
+                number = next(pool, None)
+                if number is None:
+                    raise RuntimeError("ran out of distinct numbers: use fewer --seconds")
+                issued["since_flush"] += 1
+                body = {"number": number, "name": f"Bench Client {n}", "topic": "bench",
+                        "time_zone": "America/New_York"}
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(f"{base}/api/callbacks", json=body) as r:
+                        answer = await r.read()
+                        status: int | str = r.status
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    status, answer = type(exc).__name__, b""
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[status] += 1
+                if status == 201:
+                    created.append(json.loads(answer)["id"])
+
+    cpu0, redis_cpu0 = proc_cpu(app_pid), proc_cpu(redis_pid)
+    t0 = time.perf_counter()
+    end = t0 + args.seconds
+    await asyncio.gather(*(client(n, end) for n in range(args.clients)))
+    elapsed = time.perf_counter() - t0
+    app_cpu = (proc_cpu(app_pid) - cpu0) / elapsed
+    redis_cpu = (proc_cpu(redis_pid) - redis_cpu0) / elapsed
+
+    # durability: every 201 is in the index, with its record
+    added = await redis.zcard(index) - before
+    missing_index = missing_record = 0
+    for i in range(0, len(created), 500):
+        chunk = created[i:i + 500]
+        scores = await redis.zmscore(index, chunk)
+        missing_index += sum(s is None for s in scores)
+        exists = await redis.exists(*(record(c) for c in chunk))
+        missing_record += len(chunk) - exists
+    total = sum(statuses.values())
+    return {
+        "clients": args.clients, "seconds": round(elapsed, 2), "requests": total,
+        "requests_per_s": round(total / elapsed, 1),
+        "created_per_s": round(statuses.get(201, 0) / elapsed, 1),
+        "latency_p50_ms": round(pct(latencies, 50), 2),
+        "latency_p99_ms": round(pct(latencies, 99), 2),
+        "latency_max_ms": round(max(latencies), 2) if latencies else None,
+        "by_status": {str(k): v for k, v in sorted(statuses.items(), key=str)},
+        "errors": sum(v for k, v in statuses.items() if k != 201),
+        "rate_counter_flushes": issued["flushes"],
+        "redis": {"index_added": added, "created_201": len(created),
+                  "index_added_equals_201s": added == len(created),
+                  "ids_missing_from_index": missing_index,
+                  "ids_missing_record": missing_record},
+        "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+        "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
+        "load_avg_1m": os.getloadavg()[0],
+    }
+
+
+async def start(command: list[str], env: dict, port: int, name: str):
+    log_path = Path(f"/tmp/bench-callback-api-{name}-{os.getpid()}.log")
+    log = open(log_path, "wb")
+    process = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=log,
+                                                   stderr=log)
+    await wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
+    return process, log
+
+
+async def stop(process, log) -> None:
+    if process.returncode is None:
+        process.terminate()
+    await process.wait()
+    log.close()
+
+
 async def run(args, env: dict, instance: SandboxInstance) -> dict:
     policy = instance.dir / "bench-callback-api.toml"
     write_policy(policy)
-    port = free_port()
+    port, naive_port = free_port(), free_port()
     app_env = {**os.environ, **env, "ETIQUETTE_POLICY_FILE": str(policy),
                "ETIQUETTE_HTTP_PORT": str(port), "ETIQUETTE_API_TOKEN": TOKEN,
                "ETIQUETTE_CALLBACK_DIALER": "false", "ETIQUETTE_LOG_LEVEL": "WARNING",
                "ETIQUETTE_LOG_FORMAT": "json"}
-    log_path = Path(f"/tmp/bench-callback-api-{os.getpid()}.log")
-    log = open(log_path, "wb")
-    app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
-                                               env=app_env, cwd=ROOT, stdout=log, stderr=log)
     redis = aioredis.from_url(env["ETIQUETTE_REDIS_URL"])
-    base = f"http://127.0.0.1:{port}"
+    redis_pid = instance.load_state().redis_pid
+    pool = numbers()
+    started: list = []
     try:
-        await wait_healthy(base, app, log_path)
+        naive = await start([sys.executable, str(ROOT / "bench" / "naive_intake.py"), "--port",
+                             str(naive_port), "--redis", env["ETIQUETTE_REDIS_URL"]],
+                            {**os.environ}, naive_port, "naive")
+        started.append(naive)
         aof = await redis.config_get("append*")
-        assert await redis.zcard(KEYS.record_index("callback")) == 0, \
-            "a fresh sandbox Redis expected"
-
-        batch = 1000 - args.clients - 50  # in flight at a flush: at most `clients` more
-        gate = asyncio.Lock()
-        issued = {"since_flush": 0, "flushes": 0}
-        pool = numbers()
-        latencies: list[float] = []
-        statuses: Counter = Counter()
-        created: list[str] = []
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-
-        async def flush_if_due() -> None:
-            if issued["since_flush"] < batch:
-                return
-            async with gate:
-                if issued["since_flush"] >= batch:
-                    slot = int(time.time() // 3600)
-                    await redis.delete(*(KEYS.rate("ip:127.0.0.1", s)
-                                         for s in (slot - 1, slot, slot + 1)))
-                    issued["since_flush"] = 0
-                    issued["flushes"] += 1
-
-        async def client(n: int, end: float) -> None:
-            async with aiohttp.ClientSession(headers=headers) as session:
-                while time.perf_counter() < end:
-                    await flush_if_due()
-                    number = next(pool, None)
-                    if number is None:
-                        raise RuntimeError("ran out of distinct numbers: use fewer --seconds")
-                    issued["since_flush"] += 1
-                    body = {"number": number, "name": f"Bench Client {n}", "topic": "bench",
-                            "time_zone": "America/New_York"}
-                    t0 = time.perf_counter()
-                    try:
-                        async with session.post(f"{base}/api/callbacks", json=body) as r:
-                            answer = await r.read()
-                            status: int | str = r.status
-                    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                        status, answer = type(exc).__name__, b""
-                    latencies.append((time.perf_counter() - t0) * 1000)
-                    statuses[status] += 1
-                    if status == 201:
-                        created.append(json.loads(answer)["id"])
-
-        cpu0, redis_cpu0 = proc_cpu(app.pid), proc_cpu(instance.load_state().redis_pid)
-        t0 = time.perf_counter()
-        end = t0 + args.seconds
-        await asyncio.gather(*(client(n, end) for n in range(args.clients)))
-        elapsed = time.perf_counter() - t0
-        app_cpu = (proc_cpu(app.pid) - cpu0) / elapsed
-        redis_cpu = (proc_cpu(instance.load_state().redis_pid) - redis_cpu0) / elapsed
-
-        # durability: every 201 is in the pending index, with its record
-        zcard = await redis.zcard(KEYS.record_index("callback"))
-        missing_index = missing_record = 0
-        for i in range(0, len(created), 500):
-            chunk = created[i:i + 500]
-            scores = await redis.zmscore(KEYS.record_index("callback"), chunk)
-            missing_index += sum(s is None for s in scores)
-            exists = await redis.exists(*(KEYS.record("callback", c) for c in chunk))
-            missing_record += len(chunk) - exists
-        total = sum(statuses.values())
-        return {
-            "clients": args.clients, "seconds": round(elapsed, 2), "requests": total,
-            "requests_per_s": round(total / elapsed, 1),
-            "created_per_s": round(statuses.get(201, 0) / elapsed, 1),
-            "latency_p50_ms": round(pct(latencies, 50), 2),
-            "latency_p99_ms": round(pct(latencies, 99), 2),
-            "latency_max_ms": round(max(latencies), 2) if latencies else None,
-            "by_status": {str(k): v for k, v in sorted(statuses.items(), key=str)},
-            "errors": sum(v for k, v in statuses.items() if k != 201),
-            "rate_counter_flushes": issued["flushes"], "flush_every": batch,
-            "redis": {"zcard_pending": zcard, "created_201": len(created),
-                      "zcard_equals_201s": zcard == len(created),
-                      "ids_missing_from_index": missing_index,
-                      "ids_missing_record": missing_record,
-                      "appendonly": aof.get("appendonly"), "appendfsync": aof.get("appendfsync")},
-            "app_cpu_pct_of_core": round(app_cpu * 100, 1),
-            "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
-            "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-        }
+        rounds: list[dict] = []
+        for n in range(args.rounds):  # alternately, so every side sees the same machine
+            sides: dict[str, dict] = {}
+            for loop in args.loops:  # ours, one process at a time (one ARI app name)
+                app = await start([sys.executable, "-m", "ari_app.cli", "run"],
+                                  {**app_env, "ETIQUETTE_EVENT_LOOP": loop}, port, f"app-{loop}")
+                try:
+                    sides[f"ours_{loop}"] = await load(
+                        args, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"},
+                        redis, pool, KEYS.record_index("callback"),
+                        lambda i: KEYS.record("callback", i), True, app[0].pid, redis_pid)
+                finally:
+                    await stop(*app)
+            sides["naive"] = reference = await load(
+                args, f"http://127.0.0.1:{naive_port}", {}, redis, pool, "naive:index",
+                lambda i: f"naive:record:{i}", False, naive[0].pid, redis_pid)
+            ratios = {f"{side}_over_naive": {
+                "requests_per_s": round(f["requests_per_s"] / reference["requests_per_s"], 2),
+                "p99": round(f["latency_p99_ms"] / reference["latency_p99_ms"], 2)}
+                for side, f in sides.items() if side != "naive"}
+            rounds.append({"round": n + 1, **sides, "ratios": ratios})
+        return {"command": " ".join(["bench/callback_api.py", *sys.argv[1:]]),
+                "clients": args.clients, "seconds": args.seconds, "rounds": rounds,
+                "appendonly": aof.get("appendonly"), "appendfsync": aof.get("appendfsync"),
+                "cores": os.cpu_count()}
     finally:
-        app.terminate()
-        await app.wait()
-        log.close()
+        for process, log in started:
+            await stop(process, log)
         await redis.aclose()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (max 100)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long they post")
+    parser.add_argument("--rounds", type=int, default=2, help="ours then the naive one, N times")
+    parser.add_argument("--loops", nargs="+", default=["uvloop"], choices=["uvloop", "asyncio"],
+                        help="ours on each of these event loops (ETIQUETTE_EVENT_LOOP)")
     args = parser.parse_args()
-    if not 1 <= args.clients <= 100:
-        parser.error("--clients: 1 to 100 (the per-IP counter is flushed below its limit)")
+    if not 1 <= args.clients <= 1000:
+        parser.error("--clients: 1 to 1000 (the per-server counter is flushed below its limit)")
     configure_logging("WARNING", "json")
     instance = SandboxInstance(f"bench-{os.getpid()}")
     try:

@@ -96,19 +96,19 @@ async def create(request: web.Request) -> web.Response:
         sent, cookie = request.headers.get("X-CSRF-Token", ""), request.cookies.get(CSRF_COOKIE, "")
         if not sent or not cookie or not same_secret(sent, cookie):
             raise CsrfFailed("reload the page and send the form again")
-    limits = request.app[rate_limits_key]
+    limits, sender = request.app[rate_limits_key], request.remote or "unknown"
     try:
-        if server:
-            await limits.check_server(request.remote or "unknown")
-        else:
-            await limits.check_ip(request.remote or "unknown")
-        body = await read_json(request)
-        for name in TEXT_FIELDS:
-            if body.get(name) is not None and not isinstance(body[name], str):
-                raise InvalidField(name, f"{name} must be text")
-        policy = request.app[policy_key]
-        form = check_form(body, policy.callback, policy.languages)
-        await limits.check_number(form.number)
+        try:
+            body = await read_json(request)
+            for name in TEXT_FIELDS:
+                if body.get(name) is not None and not isinstance(body[name], str):
+                    raise InvalidField(name, f"{name} must be text")
+            policy = request.app[policy_key]
+            form = check_form(body, policy.callback, policy.languages)
+        except (ApiError, InvalidField):
+            await limits.check_sender(sender, server=server)  # bad input counts all the same
+            raise
+        await limits.check(sender, form.number, server=server)  # one round trip for both
     except InvalidField as problem:
         raise InvalidCallbackRequest(problem) from None
     except RateLimited as exc:

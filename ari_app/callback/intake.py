@@ -123,30 +123,41 @@ def _preferred(value: object, now: float) -> float | None:
 
 
 class RateLimits:
-    """Fixed-window counters in Redis, so every app instance counts together."""
+    """Fixed-window counters in Redis, so every app instance counts together. A form's two
+    counters (its sender's and its number's) are counted in one round trip (`check`)."""
 
     def __init__(self, redis: Redis, policy: CallbackPolicy, *, keys: Keyspace) -> None:
         self.redis, self.policy, self.keys = redis, policy, keys
 
-    async def _hit(self, key: str, limit: int, window: int, what: str) -> None:
-        slot = int(time.time() // window)
-        full = self.keys.rate(key, slot)
+    def _sender(self, ip: str, server: bool) -> tuple[str, int, int, str]:
+        if server:  # a caller with the bearer token: its own, larger, per-address limit
+            return (f"server:{ip}", self.policy.requests_per_server_per_hour, 3600,
+                    "from this server")
+        return f"ip:{ip}", self.policy.requests_per_ip_per_hour, 3600, "from here"
+
+    def _number(self, number: str) -> tuple[str, int, int, str]:
+        return (f"number:{number}", self.policy.requests_per_number_per_day, 86400,
+                "for this number")
+
+    async def _hit(self, *counters: tuple[str, int, int, str]) -> None:
+        """Count one request on each counter (one transaction); RateLimited names the first
+        one past its limit."""
+        now = time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(full)
-            pipe.expire(full, window)
-            count, _ = await pipe.execute()
-        if count > limit:
-            raise RateLimited(f"Too many callback requests {what}. Please try again later.",
-                              window - int(time.time()) % window)
+            for key, _, window, _ in counters:
+                full = self.keys.rate(key, int(now // window))
+                pipe.incr(full)
+                pipe.expire(full, window)
+            counts = (await pipe.execute())[::2]
+        for count, (_, limit, window, what) in zip(counts, counters):
+            if count > limit:
+                raise RateLimited(f"Too many callback requests {what}. Please try again later.",
+                                  window - int(now) % window)
 
-    async def check_ip(self, ip: str) -> None:
-        await self._hit(f"ip:{ip}", self.policy.requests_per_ip_per_hour, 3600, "from here")
+    async def check(self, ip: str, number: str, *, server: bool = False) -> None:
+        """A form that passed check_form: its sender and its number, counted together."""
+        await self._hit(self._sender(ip, server), self._number(number))
 
-    async def check_server(self, ip: str) -> None:
-        """A caller with the bearer token (a server): its own, larger, per-address limit."""
-        await self._hit(f"server:{ip}", self.policy.requests_per_server_per_hour, 3600,
-                        "from this server")
-
-    async def check_number(self, number: str) -> None:
-        await self._hit(f"number:{number}", self.policy.requests_per_number_per_day, 86400,
-                        "for this number")
+    async def check_sender(self, ip: str, *, server: bool = False) -> None:
+        """A request refused before it had a number (bad input) still counts for its sender."""
+        await self._hit(self._sender(ip, server))

@@ -18,6 +18,7 @@ Refused, whatever the policy says (toll fraud: a callback is a call the company 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import phonenumbers
@@ -86,7 +87,24 @@ class NumberRules:
 
 
 def check_number(raw: str, rules: NumberRules) -> str:
-    """`raw` (as typed or sent) -> the E.164 number to dial, or RefusedNumber saying why not."""
+    """`raw` (as typed or sent) -> the E.164 number to dial, or RefusedNumber saying why not.
+    Pure, so the last answers are kept: a web form's number is checked by check_form, then
+    again where it is accepted, then by the dialer (the metadata lookups are what cost)."""
+    e164, refused = _checked(raw, rules)
+    if refused is not None:
+        raise RefusedNumber(*refused)
+    return e164
+
+
+@lru_cache(maxsize=4096)
+def _checked(raw: str, rules: NumberRules) -> tuple[str, tuple[str, str] | None]:
+    try:
+        return _check(raw, rules), None
+    except RefusedNumber as refused:  # a fresh exception each time, never a cached one
+        return "", (refused.message, refused.error_id)
+
+
+def _check(raw: str, rules: NumberRules) -> str:
     raw = (raw or "").strip()
     if not raw or len(raw) > 32:
         raise RefusedNumber("This is not a phone number. Please enter it with the country "

@@ -139,8 +139,13 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
             logger.warning("callback number refused", source=request.source,
                            call_id=request.call_id, why=refused.message)
             raise
+        open_key = self._open_key(request.number)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for both
+            pipe.zcard(self.index_key)  # the backlog ahead of it, for the window
+            pipe.get(open_key)          # the number's open request, to merge into
+            backlog, open_id = await pipe.execute()
         if request.earliest_at is None and self.policy is not None:
-            await self._promise(request, preferred)
+            self._promise(request, preferred, backlog)
             if request.earliest_at is None and require_window:
                 raise NoCallbackWindow("no time to call back in the next 8 days: the business "
                                        "hours and the customer's quiet hours never overlap")
@@ -149,7 +154,7 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                 "topic": request.topic or None})
         due = request.earliest_at or request.created_at
         request.next_attempt_at = due
-        accepted = await self._create_or_merge(request, due)
+        accepted = await self._create_or_merge(request, due, open_id)
         if self.customers is not None:  # the operator sees it on the customer's card
             await self.customers.note(request.number, "callback requested",
                                       name=request.name or None, request=accepted.request.id,
@@ -157,11 +162,14 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                       call_id=request.call_id, merged=accepted.merged)
         return accepted
 
-    async def _create_or_merge(self, request: CallbackRequest, due: float) -> Accepted:
+    async def _create_or_merge(self, request: CallbackRequest, due: float,
+                               open_id: bytes | str | None) -> Accepted:
+        """`open_id`: the number's open key as just read; read again after a lost race."""
         open_key, entry = self._open_key(request.number), json.dumps(request.history[-1])
-        for _ in range(MERGE_TRIES):
-            raw = await self.redis.get(open_key)
-            open_id = (raw.decode() if isinstance(raw, bytes) else raw) or ""
+        for attempt in range(MERGE_TRIES):
+            if attempt:
+                open_id = await self.redis.get(open_key)
+            open_id = (open_id.decode() if isinstance(open_id, bytes) else open_id) or ""
             if open_id and is_record_id(open_id):
                 merged = await self._merge(keys=[open_key, self._key(open_id),
                                                  self._submission_key(request.id)],
@@ -169,9 +177,10 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                 if merged:
                     return Accepted(CallbackRequest(**json.loads(merged)), True, request.id)
             was_open = self._key(open_id if is_record_id(open_id) else request.id)
+            # vars, not asdict: every field is JSON already, and asdict deep-copies them all
             if await self._create(keys=[open_key, self._key(request.id), self.index_key,
                                         was_open],
-                                  args=[json.dumps(asdict(request)), due, request.id, open_id]):
+                                  args=[json.dumps(vars(request)), due, request.id, open_id]):
                 return Accepted(request, False, request.id)
         raise RuntimeError(f"the open callback request of {request.number} kept changing")
 
@@ -191,15 +200,14 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
         request = await self.get(joined.decode() if isinstance(joined, bytes) else joined or "")
         return replace(request, id=submission_id) if request is not None else None
 
-    async def _promise(self, request: CallbackRequest, preferred: float | None) -> None:
+    def _promise(self, request: CallbackRequest, preferred: float | None, backlog: int) -> None:
         policy = self.policy
         assert policy is not None
         zone = request_zone(request, policy)
         request.time_zone = zone.key
         window = promise_window(
             self.clock(), zone=zone, business=policy.business_hours, quiet=policy.quiet_hours,
-            backlog=await self.redis.zcard(self.index_key),
-            operators=len(policy.operators.endpoints) or 1,
+            backlog=backlog, operators=len(policy.operators.endpoints) or 1,
             minutes_per_call=policy.callback.minutes_per_call,
             width_minutes=policy.callback.window_minutes, preferred=preferred)
         if window is None:

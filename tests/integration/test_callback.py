@@ -188,6 +188,31 @@ async def test_given_rate_limit_when_exceeded_then_429_with_retry_after(app_runn
         await session.close()
 
 
+@pytest.mark.policy("[callback]\nrequests_per_ip_per_hour = 3\nrequests_per_number_per_day = 2\n")
+async def test_given_limits_when_bad_input_and_repeats_come_then_each_counted_and_429_names_which(
+        app_runner, redis):
+    await app_runner.start()
+    session, token = await page_session(app_runner.base_url)
+    try:
+        answers = []
+        for number in ("911", "+12125550100", "+12125550101", "+12125550102"):
+            status, body = await post_form(session, app_runner.base_url, token, {"number": number})
+            answers.append((status, body.get("error_id"), body.get("message", "")))
+    finally:
+        await session.close()
+    # a refused number counts for its sender as much as an accepted one
+    assert [a[:2] for a in answers] == [(422, "refused-number"), (201, None), (201, None),
+                                        (429, "too-many-requests")]
+    assert "from here" in answers[-1][2]
+
+    # the number's own limit (a server: its own per-address limit): the second one merges
+    statuses = [(await app_runner.api("POST", "/api/callbacks", {"number": "+12125550103"}))
+                for _ in range(3)]
+    assert [s for s, _ in statuses] == [201, 200, 429]
+    assert "for this number" in statuses[-1][1]["message"]
+    assert await redis.zcard(KEYS.record_index("callback")) == 3  # 100, 101, 103
+
+
 @pytest.mark.dialer
 async def test_given_due_request_when_dialer_runs_then_operator_first_customer_presses_1_and_connected(
         app_runner, settings, redis, parties, ari):
