@@ -48,5 +48,6 @@ def country_of_zone(zone: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)  # a few hundred countries; read for every callback request
 def zones_of_country(country: str) -> tuple[str, ...]:
     return tuple(z for z, c in _zone_table().items() if c == country)

@@ -108,16 +108,15 @@ async def create(request: web.Request) -> web.Response:
         except (ApiError, InvalidField):
             await limits.check_sender(sender, server=server)  # bad input counts all the same
             raise
-        await limits.check(sender, form.number, server=server)  # one round trip for both
+        accepted = await request.app[callbacks_key].accept(CallbackRequest(
+            number=form.number, source="web", name=form.name, topic=form.topic,
+            language=form.language, own_number=False, time_zone=form.time_zone),
+            preferred=form.preferred_at, require_window=True,
+            counted=limits.for_form(sender, form.number, server=server))  # one round trip
     except InvalidField as problem:
         raise InvalidCallbackRequest(problem) from None
     except RateLimited as exc:
         raise TooManyRequests(exc.message, exc.retry_after) from None
-    try:
-        accepted = await request.app[callbacks_key].accept(CallbackRequest(
-            number=form.number, source="web", name=form.name, topic=form.topic,
-            language=form.language, own_number=False, time_zone=form.time_zone),
-            preferred=form.preferred_at, require_window=True)
     except NoCallbackWindow as exc:
         raise NoWindow(f"{exc}; please call us instead") from None
     callback = accepted.request

@@ -17,7 +17,8 @@ from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.policy import CallbackPolicy
 from ari_app.storage.keyspace import Keyspace
 
-__all__ = ["CallbackForm", "InvalidField", "RateLimited", "check_form", "RateLimits", "to_e164"]
+__all__ = ["CallbackForm", "Counted", "InvalidField", "RateLimited", "check_form", "RateLimits",
+           "to_e164"]
 
 MAX_NAME, MAX_TOPIC, MAX_NUMBER = 80, 300, 32
 
@@ -140,24 +141,44 @@ class RateLimits:
                 "for this number")
 
     async def _hit(self, *counters: tuple[str, int, int, str]) -> None:
-        """Count one request on each counter (one transaction); RateLimited names the first
+        """Count one request on each counter (one round trip); RateLimited names the first
         one past its limit."""
-        now = time.time()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key, _, window, _ in counters:
-                full = self.keys.rate(key, int(now // window))
-                pipe.incr(full)
-                pipe.expire(full, window)
-            counts = (await pipe.execute())[::2]
-        for count, (_, limit, window, what) in zip(counts, counters):
-            if count > limit:
-                raise RateLimited(f"Too many callback requests {what}. Please try again later.",
-                                  window - int(now) % window)
+        counted = Counted(self, counters, time.time())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            counted.add(pipe)
+            counted.check(await pipe.execute())
+
+    def for_form(self, ip: str, number: str, *, server: bool = False) -> Counted:
+        """A form that passed check_form: its sender's and its number's counters, to be
+        counted in the round trip that stores it (CallbackRequests.accept)."""
+        return Counted(self, (self._sender(ip, server), self._number(number)), time.time())
 
     async def check(self, ip: str, number: str, *, server: bool = False) -> None:
-        """A form that passed check_form: its sender and its number, counted together."""
+        """The same, counted on their own."""
         await self._hit(self._sender(ip, server), self._number(number))
 
     async def check_sender(self, ip: str, *, server: bool = False) -> None:
         """A request refused before it had a number (bad input) still counts for its sender."""
         await self._hit(self._sender(ip, server))
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Counters to count once each in a pipeline someone else sends, then judge."""
+    limits: RateLimits
+    counters: tuple[tuple[str, int, int, str], ...]
+    now: float
+
+    def add(self, pipe) -> int:
+        """INCR and EXPIRE per counter; how many replies they take."""
+        for key, _, window, _ in self.counters:
+            full = self.limits.keys.rate(key, int(self.now // window))
+            pipe.incr(full)
+            pipe.expire(full, window)
+        return 2 * len(self.counters)
+
+    def check(self, replies: list) -> None:
+        for count, (_, limit, window, what) in zip(replies[::2], self.counters):
+            if count > limit:
+                raise RateLimited(f"Too many callback requests {what}. Please try again later.",
+                                  window - int(self.now) % window)

@@ -21,6 +21,7 @@ from phonenumbers import timezone as number_zones
 import structlog
 from redis.asyncio import Redis
 
+from ari_app.callback.intake import Counted
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
@@ -127,12 +128,13 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
         return self.keys.callback_open(number)
 
     async def accept(self, request: CallbackRequest, preferred: float | None = None,
-                     require_window: bool = False) -> Accepted:
+                     require_window: bool = False, counted: Counted | None = None) -> Accepted:
         """Store the request (or merge it into the number's open one) with its promised window.
         `require_window`: refuse (NoCallbackWindow) rather than store a request nobody can be
         promised a time for (the web form); a caller on the phone is never refused a window.
         Every source's number passes the one check first (callback/numbers.py): RefusedNumber,
-        and nothing stored, for one the dialer must never call."""
+        and nothing stored, for one the dialer must never call. `counted`: the form's rate
+        counters, counted in the first round trip (RateLimited, and nothing stored)."""
         try:
             request.number = check_number(request.number, self.rules)
         except RefusedNumber as refused:
@@ -140,10 +142,14 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                            call_id=request.call_id, why=refused.message)
             raise
         open_key = self._open_key(request.number)
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for both
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for all
+            counters = counted.add(pipe) if counted is not None else 0
             pipe.zcard(self.index_key)  # the backlog ahead of it, for the window
             pipe.get(open_key)          # the number's open request, to merge into
-            backlog, open_id = await pipe.execute()
+            replies = await pipe.execute()
+        if counted is not None:
+            counted.check(replies[:counters])
+        backlog, open_id = replies[counters:]
         if request.earliest_at is None and self.policy is not None:
             self._promise(request, preferred, backlog)
             if request.earliest_at is None and require_window:

@@ -25,12 +25,13 @@ TOKEN = "unit-token"
 
 
 class Limits:
-    async def check(self, ip: str, number: str, *, server: bool = False) -> None: ...
+    def for_form(self, ip: str, number: str, *, server: bool = False) -> None: ...
     async def check_sender(self, ip: str, *, server: bool = False) -> None: ...
 
 
 class Callbacks:
-    async def accept(self, request, preferred=None, require_window=False) -> Accepted:
+    async def accept(self, request, preferred=None, require_window=False,
+                     counted=None) -> Accepted:
         return Accepted(request, merged=False, submission_id=request.id)
 
 
