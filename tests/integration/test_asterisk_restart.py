@@ -13,12 +13,11 @@ import time
 import pytest
 
 from ari_app.ari import AriUnavailable
-from ari_app.ari import operations as ops
 from ari_app.callback.keys import callbacks_key
 from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import store_key
 from conftest import _wait_phones_registered
-from test_callback import CUSTOMER, PHONE, callback_policy
+from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
 from test_first_call import talk_bridge_with
 from test_storage_faults import _healthy, _operators_online, until
 from ari_app.storage import Keyspace
@@ -98,16 +97,7 @@ async def test_asterisk_restart_with_a_callback_due_then_dialed_once_it_is_back(
     for party in parties:
         await asyncio.wait_for(party.stream.connected.wait(), 30)
 
-    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
-                                       and e["channel"]["id"].endswith("~op")
-                                       and e["channel"]["state"] == "Up", timeout=45,
-                                       what="the operator answered the callback")
-    call = operator["channel"]["id"].split("~")[0]
-    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
-                            and e["playback"]["target_uri"] == f"channel:{call}~cust",
-                            timeout=20, what="the customer hears who calls")
-    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
-    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    await callback_put_through(observer, ari, phones, timeout=45)
     await ari.hangup(phones.answered[PHONE])
 
     async def done() -> dict | None:

@@ -70,6 +70,24 @@ async def post_form(session, base_url: str, token: str | None, body: dict):
         return resp.status, await resp.json()
 
 
+async def callback_put_through(observer, ari, phones, *, prefix: str = "",
+                               timeout: float = 20) -> str:
+    """A callback attempt as the people on it live it: the operator's phone answers first, the
+    customer hears who calls and presses 1, and the two talk. The attempt's call id."""
+    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~op")
+                                       and e["channel"]["id"].startswith(prefix)
+                                       and e["channel"]["state"] == "Up", timeout=timeout,
+                                       what="the operator answered the callback")
+    call = operator["channel"]["id"].split("~")[0]
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                            and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                            timeout=20, what="the customer hears who calls")
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    return call
+
+
 async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_and_status_readable(
         app_runner, settings, redis):
     callback_policy(settings)

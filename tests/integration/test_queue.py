@@ -23,7 +23,7 @@ from ari_app.ari import operations as ops
 
 from conftest import API_TOKEN
 from harness import MUSIC, SILENCE, AppProcess, longest_silence, record_heard_since
-from test_callback import CUSTOMER, PHONE, callback_policy
+from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -232,17 +232,7 @@ async def test_given_way_out_when_caller_keeps_place_then_called_back_at_their_t
     assert record["attempts"] == 0, "a callback dialled before an earlier live caller"
     # then the callback: the operator is reserved and answers first, then the customer
     await callers.hang_up(earlier)
-    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
-                                       and e["channel"]["id"].endswith("~op")
-                                       and e["channel"]["id"].startswith("cb-")
-                                       and e["channel"]["state"] == "Up", timeout=20,
-                                       what="operator answered the callback")
-    call = operator["channel"]["id"].split("~")[0]
-    await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
-                            and e["playback"]["target_uri"] == f"channel:{call}~cust",
-                            timeout=15, what="the customer hears who calls")
-    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
-    await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
+    await callback_put_through(observer, ari, phones, prefix="cb-")
     # the caller who came after the callback is still waiting
     assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [later_id]
     await ari.hangup(phones.answered[PHONE])
