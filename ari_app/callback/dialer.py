@@ -117,11 +117,7 @@ class CallbackDialer:
             if not await self._may_ring(request, now):
                 continue
             # never more callback dials than free operators, whichever party rings first
-            try:
-                endpoint = await self._who_calls(request).reserve_free(f"{PREFIX}{request_id}")
-            except AriUnavailable:  # Asterisk away: due again, at once, when it is back
-                await self._unlock(request_id)
-                raise
+            endpoint = await self._reserve(self._who_calls(request), request_id)
             if endpoint is None:
                 if not self.other_nodes:
                     request.next_attempt_at = now + NO_OPERATOR_RETRY
@@ -148,16 +144,21 @@ class CallbackDialer:
             return "left"
         if not await self._may_ring(request, now):
             return "left"
-        try:
-            endpoint = await operators.reserve_free(f"{PREFIX}{request_id}")
-        except AriUnavailable:
-            await self._unlock(request_id)
-            raise
+        endpoint = await self._reserve(operators, request_id)
         if endpoint is None:
             await self._unlock(request_id)
             return "no-operator"
         await self._start(request, endpoint, now)
         return "started"
+
+    async def _reserve(self, operators: OperatorService, request_id: str) -> str | None:
+        """A free operator for a locked request; with Asterisk away, the lock is given back
+        (the request is due again, at once, when it is back) before the error goes up."""
+        try:
+            return await operators.reserve_free(f"{PREFIX}{request_id}")
+        except AriUnavailable:
+            await self._unlock(request_id)
+            raise
 
     async def _may_ring(self, request: CallbackRequest, now: float) -> bool:
         zone = request_zone(request, self.policy)

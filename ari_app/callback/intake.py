@@ -125,7 +125,8 @@ def _preferred(value: object, now: float) -> float | None:
 
 class RateLimits:
     """Fixed-window counters in Redis, so every app instance counts together. A form's two
-    counters (its sender's and its number's) are counted in one round trip (`check`)."""
+    counters (its sender's and its number's) ride in the round trip that stores it
+    (`for_form`)."""
 
     def __init__(self, redis: Redis, policy: CallbackPolicy, *, keys: Keyspace) -> None:
         self.redis, self.policy, self.keys = redis, policy, keys
@@ -143,7 +144,7 @@ class RateLimits:
     async def _hit(self, *counters: tuple[str, int, int, str]) -> None:
         """Count one request on each counter (one round trip); RateLimited names the first
         one past its limit."""
-        counted = Counted(self, counters, time.time())
+        counted = Counted(self.keys, counters, time.time())
         async with self.redis.pipeline(transaction=False) as pipe:
             counted.add(pipe)
             counted.check(await pipe.execute())
@@ -151,11 +152,8 @@ class RateLimits:
     def for_form(self, ip: str, number: str, *, server: bool = False) -> Counted:
         """A form that passed check_form: its sender's and its number's counters, to be
         counted in the round trip that stores it (CallbackRequests.accept)."""
-        return Counted(self, (self._sender(ip, server), self._number(number)), time.time())
-
-    async def check(self, ip: str, number: str, *, server: bool = False) -> None:
-        """The same, counted on their own."""
-        await self._hit(self._sender(ip, server), self._number(number))
+        return Counted(self.keys, (self._sender(ip, server), self._number(number)),
+                       time.time())
 
     async def check_sender(self, ip: str, *, server: bool = False) -> None:
         """A request refused before it had a number (bad input) still counts for its sender."""
@@ -165,14 +163,14 @@ class RateLimits:
 @dataclass(frozen=True)
 class Counted:
     """Counters to count once each in a pipeline someone else sends, then judge."""
-    limits: RateLimits
+    keys: Keyspace
     counters: tuple[tuple[str, int, int, str], ...]
     now: float
 
     def add(self, pipe) -> int:
         """INCR and EXPIRE per counter; how many replies they take."""
         for key, _, window, _ in self.counters:
-            full = self.limits.keys.rate(key, int(self.now // window))
+            full = self.keys.rate(key, int(self.now // window))
             pipe.incr(full)
             pipe.expire(full, window)
         return 2 * len(self.counters)

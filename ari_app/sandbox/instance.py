@@ -482,9 +482,8 @@ contact = sip:127.0.0.1:{p.sip}
         if _alive(state.asterisk_pid) and crash:
             inside = _children(state.asterisk_pid)  # Asterisk, in its own pid namespace
             _stop_pid(state.asterisk_pid, "unshare", signals=(signal.SIGKILL,))
-            deadline = time.monotonic() + 5
-            while any(_alive(pid) for pid in inside) and time.monotonic() < deadline:
-                time.sleep(0.02)  # --kill-child: it dies with unshare; its ports with it
+            for pid in inside:  # --kill-child: it dies with unshare; its ports with it
+                _wait_gone(pid, 5.0)
         elif _alive(state.asterisk_pid):
             subprocess.run(self._asterisk_cmd("-rx", "core stop now"), capture_output=True,
                            timeout=20)
