@@ -143,8 +143,9 @@ async def read_json(request: web.Request) -> dict:
         text = raw.decode(request.charset or "utf-8")
     except LookupError:
         raise InvalidJson(f"unknown charset {shown(request.charset)}; send UTF-8") from None
-    except UnicodeDecodeError:
-        raise InvalidJson("the body is not valid UTF-8 text") from None
+    except UnicodeError:  # UnicodeDecodeError, and the bare UnicodeError of charset=punycode
+        charset = request.charset or "utf-8"  # or charset=undefined (a 500 before)
+        raise InvalidJson(f"the body is not valid {shown(charset)} text; send UTF-8") from None
     try:
         body = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
@@ -392,5 +393,6 @@ async def health(request: web.Request) -> web.Response:
         "ari_events": "connected" if events.connected.is_set() else "reconnecting",
         "redis": redis, "tasks": tasks, "active_call_lanes": len(calls.lanes),
         "calls_waiting_for_storage": calls.lanes.stalled_count,
+        "asyncio_tasks": len(asyncio.all_tasks()),  # grows with calls, never without (a leak)
         **({"pool": events.status()} if hasattr(events, "status") else {}),
     }, status=503 if problems else 200)

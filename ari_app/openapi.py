@@ -31,7 +31,10 @@ def _error(status: int, *ids: str) -> tuple[str, dict]:
 
 STORAGE = _error(503, "storage-unavailable")
 AUTH = _error(401, "unauthorized", "session-expired")
-BAD = _error(422, "invalid-request", "invalid-json")
+BAD = _error(422, "invalid-request")
+# what read_json answers for any body (ari_app/http.py), on every operation that takes one
+BODY_ERRORS = (_error(400, "invalid-json"), _error(408, "request-timeout"),
+               _error(413, "request-too-large"))
 NO_CALL = _error(404, "no-such-call")
 STATE = _error(409, "wrong-call-state", "call-busy")
 
@@ -46,8 +49,15 @@ def _ok(status: int, what: str, schema: dict | None = None, example: Any = None,
 
 def _op(summary: str, *responses: tuple[str, dict], body: dict | None = None,
         params: tuple[tuple[str, str, str], ...] = (), secured: bool = True) -> dict:
-    """One operation: `params` are (name, in, description)."""
-    op: dict = {"summary": summary, "responses": dict(responses)}
+    """One operation: `params` are (name, in, description); two errors of one status are one
+    answer naming both error ids."""
+    answers: dict = {}
+    for status, answer in responses + (BODY_ERRORS if body is not None else ()):
+        if status in answers:
+            answer = {**answers[status], "description": answers[status]["description"] + " | "
+                      + answer["description"]}
+        answers[status] = answer
+    op: dict = {"summary": summary, "responses": answers}
     if not secured:
         op["security"] = []
     if params:
@@ -144,7 +154,8 @@ def document() -> dict:
                 "window": {"earliest": 1795528800.0, "latest": 1795530600.0,
                            "time_zone": "America/New_York"}, "merged": False}),
             _error(403, "csrf-token-missing-or-wrong"), BAD,
-            _error(422, "no-callback-window"), _error(429, "too-many-requests"), STORAGE,
+            _error(422, "invalid-number", "refused-number", "no-callback-window"),
+            _error(429, "too-many-requests"), STORAGE,
             body=_body(number=("string!", "the number to call back"),
                        name=("string", "who asks"), topic=("string", "what about"),
                        time_zone=("string", "IANA zone, else from the number"),
@@ -160,7 +171,7 @@ def document() -> dict:
             params=(("number", "path", "E.164"),))},
         "/api/voicemails": {"get": _op(
             "Voice messages (an operator's session: only theirs)", _ok(200, "the messages"),
-            AUTH, STORAGE,
+            _error(422, "invalid-request"), AUTH, STORAGE,
             params=(("for", "query", "an operator endpoint or a directory id"),
                     ("heard", "query", "true or false")))},
         "/api/voicemails/{voicemail_id}": {

@@ -7,7 +7,9 @@ call holds no task and nothing leaks when a call ends.
 An item that fails with one of `retry_on` (storage away: Redis restarting or stopped) is not
 dropped: the lane keeps it at its head and tries it again with a capped backoff, so the call's
 events are applied in order once storage is back, and a check-in that was due plays late
-instead of never. Meanwhile `stalled(key)` tells why, so a request can be refused at once.
+instead of never. Meanwhile `stalled(key)` tells why, so a request can be refused at once, and
+`while_stalled(key, item)` is offered the waiting items at every retry (what must not wait for
+storage, such as music after a prompt; it must be idempotent).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ class Lanes:
     def __init__(self, handler: Callable[[str, Any], Awaitable[None]], *,
                  retry_on: tuple[type[Exception], ...] = (),
                  retry_backoff: tuple[float, float] = (0.25, 4.0),
-                 refuse_while_stalled: Callable[[Any, Exception], bool] | None = None) -> None:
+                 refuse_while_stalled: Callable[[Any, Exception], bool] | None = None,
+                 while_stalled: Callable[[str, Any], Awaitable[None]] | None = None) -> None:
         """`refuse_while_stalled(item, why)`: offered every item queued behind a stalled head
         (and submitted while it stalls); True means it was answered now and is dropped (an
         API request must not wait for storage behind the call's events)."""
         self._handler = handler
         self._retry_on, self._backoff = retry_on, retry_backoff
         self._refuse = refuse_while_stalled
+        self._while_stalled = while_stalled
         self._queues: dict[str, deque] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._stalled: dict[str, Exception] = {}
@@ -71,6 +75,9 @@ class Lanes:
                         waiting += [i for i in queue if not self._refuse(i, exc)]
                         queue.clear()
                         queue.extend(waiting)
+                    if self._while_stalled is not None:
+                        for waiting_item in list(queue):
+                            await self._while_stalled(key, waiting_item)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
                     continue  # the same item again: nothing of the call is skipped

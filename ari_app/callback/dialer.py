@@ -174,8 +174,9 @@ class CallbackDialer:
         return False
 
     async def _start(self, request: CallbackRequest, operator: str, now: float) -> bool:
-        try:  # defence in depth: the number was checked when accepted; again before dialling
-            check_number(request.number, self.requests.rules)
+        try:  # defence in depth: the number was checked when accepted; again before dialling,
+            # and what is dialled is the checked E.164 form, never the stored text
+            number = check_number(request.number, self.requests.rules)
         except RefusedNumber as refused:
             await self._refuse(request, operator, refused, now)
             return False
@@ -195,7 +196,7 @@ class CallbackDialer:
                                 "attempt": request.attempts, "operator": operator or None})
         await self.requests.save(request)
         call_id = f"{PREFIX}{request.id[:16]}{request.attempts}"
-        machine = k.CallbackCallMachine(call_id, request_id=request.id, number=request.number,
+        machine = k.CallbackCallMachine(call_id, request_id=request.id, number=number,
                                         operator=operator, language=request.language,
                                         answer_timeout=self.policy.callback.answer_timeout)
         await self.customers.note(request.number, "callback attempt", request=request.id,

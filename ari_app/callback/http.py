@@ -73,7 +73,10 @@ class NoSuchRequest(ApiError):
 
 
 class NoWindow(ApiError):
-    status = 503
+    """The customer's quiet hours (their zone, from their number or the form) never meet the
+    business hours: this request cannot be served, retrying will not help. A 422, as the
+    OpenAPI document says (a 503 made a customer's form a server error)."""
+    status = 422
     error_id = "no-callback-window"
 
 

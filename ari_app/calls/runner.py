@@ -130,15 +130,18 @@ class RuleRunner:
 
     async def drop(self, call_id: str) -> None:
         """The call is over: no rule keeps anything of it."""
+        self.legs.forget(call_id)
         for rule in self.rules.values():
             await rule.store.delete(call_id)
 
     def forget_owned(self) -> None:
+        self.legs.forget()
         for rule in self.rules.values():
             rule.store.forget_owned()
 
     def forget(self, call_id: str) -> None:
         """Another instance drives the call now (its lease moved): no rule keeps it in memory."""
+        self.legs.forget(call_id)
         for rule in self.rules.values():
             rule.store.forget(call_id)
 
@@ -162,6 +165,8 @@ class RuleRunner:
         finish: Finish | None = None
         follow: list[object] = []
         parties = self.legs.channels(legs, rule.parties(machine))
+        with tolerated("music taken off after the storage outage"):
+            await self.legs.before_step(call_id, actions)
         for action in actions:
             if isinstance(action, Finish):
                 finish = action

@@ -158,7 +158,7 @@ class InboundStasis:
         self.also_allowed: frozenset[str] = frozenset()  # read by others on the socket (pool/)
         self.unwatched = rules.unwatched_prompts
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS,
-                           refuse_while_stalled=_answer_now)
+                           refuse_while_stalled=_answer_now, while_stalled=self._while_stalled)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, Tick()), self.clock)
         # when Asterisk last started (read at every connect): a call it no longer has, begun
         # under an earlier start, was lost with the restart, not hung up by its caller
@@ -264,6 +264,13 @@ class InboundStasis:
                 if isinstance(exc, STORAGE_ERRORS):
                     return  # answered (503): a request is never retried behind the caller's back
                 raise
+
+    async def _while_stalled(self, call_id: str, item: object) -> None:
+        """The call waits for storage: a prompt that paused the caller's music and has ended
+        gets the music back now, not when storage is back (no dead air meanwhile)."""
+        if isinstance(item, dict) and item.get("type") == "PlaybackFinished":
+            with tolerated("music while the call waits for storage"):
+                await self.rules.legs.resume_music(call_id, item["playback"]["id"])
 
     async def _handle_item(self, call_id: str, item: object) -> None:
         now = self.clock()

@@ -453,11 +453,12 @@ contact = sip:127.0.0.1:{p.sip}
 
     # --- faults, for tests and drills: one part away while the other runs --------------------
 
-    def stop_redis(self) -> None:
-        """Kill Redis as a crash would (SIGKILL): what it had fsynced stays on disk."""
+    def stop_redis(self, graceful: bool = False) -> None:
+        """Kill Redis as a crash would (SIGKILL): what it had fsynced stays on disk; or stop it
+        as a restart does (`graceful`, SIGTERM: it flushes its append-only file first)."""
         state = self._state()
         if _alive(state.redis_pid):
-            os.kill(state.redis_pid, signal.SIGKILL)
+            os.kill(state.redis_pid, signal.SIGTERM if graceful else signal.SIGKILL)
             _wait_gone(state.redis_pid)
         state.redis_pid = None
         self._save_state(state)

@@ -121,6 +121,11 @@ async def test_given_redirect_when_called_then_passed_through(client):
     (b"[" * 5000 + b"]" * 5000, {}, 400, "invalid-json"),
     (b'{"a":' * 20 + b"1" + b"}" * 20, {}, 400, "invalid-json"),
     (b'{"reason": "x"}', {"Content-Type": "application/json; charset=nope"}, 400, "invalid-json"),
+    # codecs that raise a bare UnicodeError (a 500 before the OpenAPI fuzz test found it)
+    (b'{"reason": "x\xc3"}', {"Content-Type": "application/json; charset=punycode"}, 400,
+     "invalid-json"),
+    (b'{"reason": "x"}', {"Content-Type": "application/json; charset=undefined"}, 400,
+     "invalid-json"),
     (b'{"reason": "\xff"}', {"Content-Type": "application/json"}, 400, "invalid-json"),
     (b"{not json", {}, 400, "invalid-json"),
     (b'{"n": NaN}', {}, 400, "invalid-json"),

@@ -281,3 +281,32 @@ async def test_given_stalled_lane_when_request_queued_then_it_is_answered_at_onc
     release.set()
     await lanes.join()
     assert not lane_tasks()
+
+
+async def test_given_stalled_lane_when_items_wait_then_each_is_offered_to_while_stalled():
+    """What must not wait for storage (music after a prompt) is done meanwhile; the items
+    themselves still run in order once storage is back."""
+    release = asyncio.Event()
+    offered: list[tuple[str, object]] = []
+    seen: list[object] = []
+
+    async def handler(key, item):
+        if item == "tick" and not release.is_set():
+            raise StorageAway("redis not reachable")
+        seen.append(item)
+
+    async def meanwhile(key, item):
+        offered.append((key, item))
+        if item == "prompt ended":
+            release.set()  # storage back at the next retry
+
+    lanes = Lanes(handler, retry_on=(StorageAway,), retry_backoff=(0.01, 0.02),
+                  while_stalled=meanwhile)
+    lanes.submit("a", "tick")
+    while not lanes.stalled("a"):
+        await asyncio.sleep(0.005)
+    lanes.submit("a", "prompt ended")
+    await lanes.join()
+
+    assert ("a", "tick") in offered and ("a", "prompt ended") in offered
+    assert seen == ["tick", "prompt ended"] and not lane_tasks()
