@@ -99,6 +99,7 @@ from ari_app.keys import (
     ari_key, ari_nodes_key, call_events_key, etiquette_log_key, events_key, live_events_key, metrics_key,
     policy_key, redis_key, sessions_key, settings_key, watchdog_key,
 )
+from ari_app.log import client_faults_as_warnings
 from ari_app.transfer.keys import directory_key
 from ari_app.voicemail.keys import voicemails_key
 
@@ -132,6 +133,7 @@ async def check_ari(ari: AriClient, user: str, node: str | None = None) -> None:
 
 
 def build_app(settings: Settings, policy: Policy) -> web.Application:
+    client_faults_as_warnings()  # a client's malformed HTTP is not the app's error
     app = web.Application(middlewares=[api.error_middleware, api.auth_middleware],
                           client_max_size=api.MAX_BODY)
     app[settings_key] = settings

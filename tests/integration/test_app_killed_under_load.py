@@ -10,24 +10,20 @@ is. `ETIQUETTE_CROWD=300` runs it at 300 callers."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
 import pytest
 
 from ari_app.ari import operations as ops
-from ari_app.storage import Keyspace
 
 from conftest import API_TOKEN
 from harness import AppProcess
 from test_first_call import talk_bridge_with
 from test_hold import wait_prompt
-from test_queue import busy_operator
-from test_redis_restart import AUTH, CROWD, INTERVAL, POLICY, Crowd
+from test_redis_restart import AUTH, CROWD, INTERVAL, POLICY, app_and_crowd, nothing_left
 
 pytestmark = pytest.mark.integration
-KEYS = Keyspace()
 KILLED = POLICY.replace("wrap_up = 0", "wrap_up = 300") + "\n[transfer]\nring_timeout = 30\n"
 
 
@@ -42,15 +38,9 @@ async def api(app: AppProcess, method: str, path: str, body: dict | None = None)
 async def test_given_hundred_callers_and_a_transfer_ringing_when_app_killed_then_all_kept_and_transfer_completes(
         settings, parties, ari, redis, tmp_path):
     callers, phones, observer = parties
-    app = await AppProcess(settings, tmp_path, settings.ari_app, API_TOKEN,
-                           ETIQUETTE_CALLBACK_DIALER="false").start()
-    crowd = Crowd(callers, observer)
-    first = None
+    app, crowd = await app_and_crowd(settings, tmp_path, parties)
     try:
-        first, first_id = await busy_operator(parties, ari)
-        await crowd.dial(CROWD, first_number=200)
-        await crowd.all_heard("queue-entered", timeout=60)
-        await crowd.all_heard("queue-checkin-", timeout=INTERVAL + 30)
+        first, first_id = await crowd.waiting(parties, ari)
 
         # operator1 transfers their caller to billing (operator2), whose phone rings unanswered
         phones.mode["operator2"] = "ignore"
@@ -89,18 +79,5 @@ async def test_given_hundred_callers_and_a_transfer_ringing_when_app_killed_then
               f"after the kill; first check-in after it p50 {resumed[len(resumed) // 2]:.1f} s, "
               f"max {resumed[-1]:.1f} s; the transfer completed")
     finally:
-        await crowd.hang_up()
-        if first is not None:
-            await callers.hang_up(first)
-        deadline = time.monotonic() + 30
-        while await redis.exists(KEYS.live_calls()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)  # polling until the app has closed every call
-        code = await app.stop()
-    assert code == 0, app.log.read_text()[-3000:]
-    assert app.error_lines() == [], app.error_lines()[:5]
-    deadline = time.monotonic() + 20
-    while await ari.channels() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # polling until Asterisk has hung every leg up
-    assert not await ari.channels() and not await ari.bridges()
-    assert not await redis.exists(KEYS.live_calls(), KEYS.queue_line("sales"),
-                                  KEYS.queue_offers())
+        code = await crowd.end(app, redis)
+    await nothing_left(app, code, ari, redis)

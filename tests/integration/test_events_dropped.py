@@ -16,16 +16,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ari_app.storage import Keyspace
 
-from conftest import API_TOKEN
 from harness import AppProcess
 from test_first_call import prompt_of
-from test_queue import busy_operator
-from test_redis_restart import CROWD, INTERVAL, POLICY, Crowd
+from test_redis_restart import CROWD, INTERVAL, POLICY, app_and_crowd, nothing_left
 
 pytestmark = pytest.mark.integration
-KEYS = Keyspace()
 
 
 def cut_connections(pid: int, port: int) -> int:
@@ -59,15 +55,9 @@ def connects(app: AppProcess) -> list[dict]:
 async def test_given_hundred_callers_waiting_when_events_socket_cut_then_resynced_none_stuck_no_prompt_twice(
         settings, parties, ari, redis, tmp_path):
     callers, phones, observer = parties
-    app = await AppProcess(settings, tmp_path, settings.ari_app, API_TOKEN,
-                           ETIQUETTE_CALLBACK_DIALER="false").start()
-    crowd = Crowd(callers, observer)
-    first = None
+    app, crowd = await app_and_crowd(settings, tmp_path, parties)
     try:
-        first, _ = await busy_operator(parties, ari)
-        await crowd.dial(CROWD, first_number=200)
-        await crowd.all_heard("queue-entered", timeout=60)
-        await crowd.all_heard("queue-checkin-", timeout=INTERVAL + 30)
+        await crowd.waiting(parties, ari)
         assert len(connects(app)) == 1
 
         cut = cut_connections(app.proc.pid, urlparse(settings.ari_url).port)
@@ -96,18 +86,5 @@ async def test_given_hundred_callers_waiting_when_events_socket_cut_then_resynce
               f"{reconnected:.1f} s; first check-in after the cut p50 "
               f"{resumed[len(resumed) // 2]:.1f} s, max {resumed[-1]:.1f} s")
     finally:
-        await crowd.hang_up()
-        if first is not None:
-            await callers.hang_up(first)
-        deadline = time.monotonic() + 30
-        while await redis.exists(KEYS.live_calls()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)  # polling until the app has closed every call
-        code = await app.stop()
-    assert code == 0, app.log.read_text()[-3000:]
-    assert app.error_lines() == [], app.error_lines()[:5]
-    deadline = time.monotonic() + 20
-    while await ari.channels() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # polling until Asterisk has hung every leg up
-    assert not await ari.channels() and not await ari.bridges()
-    assert not await redis.exists(KEYS.live_calls(), KEYS.queue_line("sales"),
-                                  KEYS.queue_offers())
+        code = await crowd.end(app, redis)
+    await nothing_left(app, code, ari, redis)

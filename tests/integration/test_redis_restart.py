@@ -41,6 +41,16 @@ class Crowd:
     def __init__(self, callers, observer) -> None:
         self.callers, self.observer = callers, observer
         self.legs: dict[str, str] = {}  # call id -> our leg
+        self.first: tuple[str, str] | None = None  # operator1's caller: (our leg, call id)
+
+    async def waiting(self, parties, ari) -> tuple[str, str]:
+        """operator1 talking with a first caller, then CROWD callers in the queue, each past
+        their first check-in; the first caller's (leg, call id)."""
+        self.first = await busy_operator(parties, ari)
+        await self.dial(CROWD, first_number=200)
+        await self.all_heard("queue-entered", timeout=60)
+        await self.all_heard("queue-checkin-", timeout=INTERVAL + 30)
+        return self.first
 
     async def dial(self, count: int, first_number: int, rate: float = 20.0) -> None:
         """`count` callers, paced at `rate` a second as independent callers arrive."""
@@ -80,8 +90,36 @@ class Crowd:
             except asyncio.TimeoutError:
                 pass
 
-    async def hang_up(self) -> None:
-        await asyncio.gather(*(self.callers.hang_up(leg) for leg in self.legs.values()))
+    async def end(self, app: AppProcess, redis) -> int | None:
+        """Every caller hangs up, the app closes every call, then stops: its exit code
+        (checked by `nothing_left`, after any failure of the test itself)."""
+        legs = [*self.legs.values(), *([self.first[0]] if self.first else [])]
+        await asyncio.gather(*(self.callers.hang_up(leg) for leg in legs))
+        deadline = time.monotonic() + 30
+        while await redis.exists(KEYS.live_calls()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # polling until the app has closed every call
+        return await app.stop()
+
+
+async def app_and_crowd(settings, tmp_path, parties) -> tuple[AppProcess, Crowd]:
+    """The app as its own process (the dialer off: nothing posted is dialed), and a crowd of
+    callers still to dial in."""
+    app = await AppProcess(settings, tmp_path, settings.ari_app, API_TOKEN,
+                           ETIQUETTE_CALLBACK_DIALER="false").start()
+    return app, Crowd(parties[0], parties[2])
+
+
+async def nothing_left(app: AppProcess, code: int | None, ari, redis) -> None:
+    """The app exited cleanly with no error logged; nothing left in Asterisk or of the calls
+    and the queue in Redis."""
+    assert code == 0, app.log.read_text()[-3000:]
+    assert app.error_lines() == [], app.error_lines()[:5]
+    deadline = time.monotonic() + 20
+    while await ari.channels() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # polling until Asterisk has hung every leg up
+    assert not await ari.channels() and not await ari.bridges()
+    assert not await redis.exists(KEYS.live_calls(), KEYS.queue_line("sales"),
+                                  KEYS.queue_offers())
 
 
 class Poster:
@@ -121,16 +159,11 @@ async def test_given_hundred_callers_waiting_when_redis_restarts_then_check_ins_
         settings, sandbox, parties, ari, redis, tmp_path, spool):
     instance, _ = sandbox
     callers, phones, observer = parties
-    app = await AppProcess(settings, tmp_path, settings.ari_app, API_TOKEN,
-                           ETIQUETTE_CALLBACK_DIALER="false").start()
-    crowd = Crowd(callers, observer)
+    app, crowd = await app_and_crowd(settings, tmp_path, parties)
     poster = Poster(app.base_url)
-    posting, first = None, None
+    posting = None
     try:
-        first, _ = await busy_operator(parties, ari)
-        await crowd.dial(CROWD, first_number=200)
-        await crowd.all_heard("queue-entered", timeout=60)
-        await crowd.all_heard("queue-checkin-", timeout=INTERVAL + 30)
+        await crowd.waiting(parties, ari)
         posting = asyncio.create_task(poster.run(first_number=5000))
         await poster.until(lambda: poster.statuses(0).count(201) >= 10, 20, "10 requests taken")
 
@@ -189,18 +222,5 @@ async def test_given_hundred_callers_waiting_when_redis_restarts_then_check_ins_
         poster.running = False
         if posting is not None:
             await asyncio.gather(posting, return_exceptions=True)
-        await crowd.hang_up()
-        if first is not None:
-            await callers.hang_up(first)
-        deadline = time.monotonic() + 30
-        while await redis.exists(KEYS.live_calls()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)  # polling until the app has closed every call
-        code = await app.stop()
-    assert code == 0, app.log.read_text()[-3000:]
-    assert app.error_lines() == [], app.error_lines()[:5]
-    deadline = time.monotonic() + 20
-    while await ari.channels() and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # polling until Asterisk has hung every leg up
-    assert not await ari.channels() and not await ari.bridges()
-    assert not await redis.exists(KEYS.live_calls(), KEYS.queue_line("sales"),
-                                  KEYS.queue_offers())
+        code = await crowd.end(app, redis)
+    await nothing_left(app, code, ari, redis)

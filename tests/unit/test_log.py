@@ -28,3 +28,24 @@ def test_given_json_logs_when_stdlib_logger_logs_exception_then_traceback_is_tex
         assert "exc_info" not in line, line
         assert line["exception"].startswith("Traceback (most recent call last)"), line
         assert "ZeroDivisionError: boom" in line["exception"]
+
+
+def test_given_malformed_request_when_aiohttp_logs_it_then_one_warning_without_traceback(capsys):
+    """A client's bad HTTP (a scanner, a fuzzer's NULL byte in a header) is not the app's error."""
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    try:
+        configure_logging("INFO", "json")
+        try:
+            raise BadHttpMessage("Invalid header value char")
+        except BadHttpMessage:
+            logging.getLogger("aiohttp.server").exception("Error handling request")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert line["level"] == "warning" and "exception" not in line, line
+    assert line["event"] == "malformed HTTP request refused: 400 Invalid header value char"

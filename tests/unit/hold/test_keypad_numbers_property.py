@@ -130,34 +130,44 @@ def assert_only_callable_numbers(saves: list, actions: list, caller: str,
 
 
 # --- the hold's way out ----------------------------------------------------------------------
-def drive_hold(machine: h.HoldMachine, script: list[str], start: h.HoldRequested |
-               h.FallbackRequested) -> list[object]:
+def drive(rule, machine, script: list[str], start: object, now: float,
+          own: dict[str, object]) -> list[object]:
+    """Feed `machine` (of the rule module `rule`: hold or queue) its start, then each step:
+    the timer, the playing prompt's end, a typed number and #, a reload of its snapshot as
+    another instance would, one of the rule's `own` events (a factory of `now`), else a key."""
     actions = machine.handle(start)
-    now = start.now
     for step in script:
         now += 0.7
         if step == "tick":
             now = max(now, machine.get_timer() or now)
-            actions += machine.handle(h.TimerFired(now))
+            actions += machine.handle(rule.TimerFired(now))
         elif step == "prompt":
             if machine.playing:
-                actions += machine.handle(h.PromptFinished(now, machine.playing,
-                                                           machine.playing_tag))
+                actions += machine.handle(rule.PromptFinished(now, machine.playing,
+                                                              machine.playing_tag))
         elif step.startswith("type:"):
             for key in step[5:] + "#":
                 now += 0.2
-                actions += machine.handle(h.DigitPressed(now, key))
+                actions += machine.handle(rule.DigitPressed(now, key))
         elif step == "restore":  # the snapshot in Redis, read back by another instance
-            machine = h.HoldMachine.from_dict(json.loads(json.dumps(machine.to_dict())))
+            machine = type(machine).from_dict(json.loads(json.dumps(machine.to_dict())))
+        elif step in own:
+            actions += machine.handle(own[step](now))
         else:
-            actions += machine.handle({
-                "hangup": h.CallerHungUp(now), "operator-left": h.OperatorHungUp(now),
-                "resume": h.ResumeRequested(now), "saved": h.CallbackSaved(now),
-                "refused": h.CallbackRefused(now, "rules changed"),
-                "recorded": h.RecordingFinished(now, 5.0, saved=True),
-                "not-recorded": h.RecordingFinished(now, 0.0, saved=False),
-            }.get(step) or h.DigitPressed(now, step))
+            actions += machine.handle(rule.DigitPressed(now, step))
     return actions
+
+
+HOLD_OWN = {"hangup": h.CallerHungUp, "operator-left": h.OperatorHungUp,
+            "resume": h.ResumeRequested, "saved": h.CallbackSaved,
+            "refused": lambda now: h.CallbackRefused(now, "rules changed"),
+            "recorded": lambda now: h.RecordingFinished(now, 5.0, saved=True),
+            "not-recorded": lambda now: h.RecordingFinished(now, 0.0, saved=False)}
+
+
+def drive_hold(machine: h.HoldMachine, script: list[str], start: h.HoldRequested |
+               h.FallbackRequested) -> list[object]:
+    return drive(h, machine, script, start, start.now, HOLD_OWN)
 
 
 HOLD_EVENTS = events("hangup", "operator-left", "resume", "saved", "refused", "recorded",
@@ -218,36 +228,15 @@ def test_given_a_number_typed_then_hash_when_hold_asks_then_saved_only_as_its_ch
 ABOUT_4 = WaitEstimate("minutes", 4, 230.0, "samples", 115.0)
 
 
+QUEUE_OWN = {"place": lambda now: q.PositionChanged(now, 2),
+             "offered": lambda now: q.OperatorOffered(now, "PJSIP/op1"),
+             "missed": lambda now: q.OperatorMissed(now, "PJSIP/op1", missed=True),
+             "hangup": q.CallerHungUp, "kept": q.PlaceKept,
+             "not-kept": lambda now: q.PlaceNotKept(now, "rules changed")}
+
+
 def drive_queue(machine: q.QueueMachine, script: list[str], start: object) -> list[object]:
-    actions = machine.handle(start)
-    now = 0.0
-    for step in script:
-        now += 0.7
-        if step == "tick":
-            now = max(now, machine.get_timer() or now)
-            actions += machine.handle(q.TimerFired(now))
-        elif step == "prompt":
-            if machine.playing:
-                actions += machine.handle(q.PromptFinished(now, machine.playing,
-                                                           machine.playing_tag))
-        elif step.startswith("type:"):
-            for key in step[5:] + "#":
-                now += 0.2
-                actions += machine.handle(q.DigitPressed(now, key))
-        elif step == "restore":
-            machine = q.QueueMachine.from_dict(json.loads(json.dumps(machine.to_dict())))
-        elif step == "place":  # the answer to a LookUpPosition (or news unasked)
-            actions += machine.handle(q.PositionChanged(now, 2))
-        elif step == "offered":
-            actions += machine.handle(q.OperatorOffered(now, "PJSIP/op1"))
-        elif step == "missed":
-            actions += machine.handle(q.OperatorMissed(now, "PJSIP/op1", missed=True))
-        else:
-            actions += machine.handle({
-                "hangup": q.CallerHungUp(now), "kept": q.PlaceKept(now),
-                "not-kept": q.PlaceNotKept(now, "rules changed"),
-            }.get(step) or q.DigitPressed(now, step))
-    return actions
+    return drive(q, machine, script, start, 0.0, QUEUE_OWN)
 
 
 QUEUE_STARTS = st.sampled_from([
