@@ -2,26 +2,35 @@
 
 import json
 import logging
+from contextlib import contextmanager
 
 import structlog
 
 from ari_app.log import configure_logging
 
 
-def test_given_json_logs_when_stdlib_logger_logs_exception_then_traceback_is_text(capsys):
+@contextmanager
+def json_logs():
+    """The app's JSON logging (on the stderr of the moment), the test run's own put back
+    after; entered in the test's body, where capsys captures."""
     root = logging.getLogger()
     handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    configure_logging("INFO", "json")
     try:
-        configure_logging("INFO", "json")
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+
+
+def test_given_json_logs_when_stdlib_logger_logs_exception_then_traceback_is_text(capsys):
+    with json_logs():
         try:
             raise ZeroDivisionError("boom")
         except ZeroDivisionError:
             logging.getLogger("aiohttp.server").exception("Error handling request")
             structlog.get_logger().exception("call handler failed", item="Tick")
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.configure(**config)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [line["event"] for line in lines] == ["Error handling request", "call handler failed"]
     for line in lines:
@@ -34,18 +43,11 @@ def test_given_malformed_request_when_aiohttp_logs_it_then_one_warning_without_t
     """A client's bad HTTP (a scanner, a fuzzer's NULL byte in a header) is not the app's error."""
     from aiohttp.http_exceptions import BadHttpMessage
 
-    root = logging.getLogger()
-    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
-    try:
-        configure_logging("INFO", "json")
+    with json_logs():
         try:
             raise BadHttpMessage("Invalid header value char")
         except BadHttpMessage:
             logging.getLogger("aiohttp.server").exception("Error handling request")
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.configure(**config)
     [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert line["level"] == "warning" and "exception" not in line, line
     assert line["event"] == "malformed HTTP request refused: 400 Invalid header value char"
