@@ -30,6 +30,7 @@ import structlog
 
 from ari_app.staff.accounts import Account, hash_password, new_password
 from ari_app.staff.accounts import render as render_staff
+from ari_app.sandbox.ports import free_port
 from ari_app.sandbox.rootfs import ensure_rootfs, rootfs_info
 
 __all__ = ["PHONE_APP", "SandboxError", "SandboxInstance", "SandboxPorts", "repo_root"]
@@ -55,12 +56,6 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class SandboxPorts:
     http: int = 8088
@@ -75,10 +70,10 @@ class SandboxPorts:
     def free(cls) -> "SandboxPorts":
         """Ports nobody holds right now, for test instances that run beside a stack."""
         rtp = 20000 + secrets.randbelow(200) * 100
-        return cls(http=_free_port(), sip=_free_port(socket.SOCK_DGRAM),
-                   sim_caller_sip=_free_port(socket.SOCK_DGRAM, SIM_CALLER_IP),
-                   sim_phone_sip=_free_port(socket.SOCK_DGRAM, SIM_PHONE_IP),
-                   rtp_start=rtp, rtp_end=rtp + 99, redis=_free_port())
+        return cls(http=free_port(), sip=free_port(socket.SOCK_DGRAM),
+                   sim_caller_sip=free_port(socket.SOCK_DGRAM, SIM_CALLER_IP),
+                   sim_phone_sip=free_port(socket.SOCK_DGRAM, SIM_PHONE_IP),
+                   rtp_start=rtp, rtp_end=rtp + 99, redis=free_port())
 
 
 @dataclass

@@ -23,17 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from ari_app.sandbox.ports import free_port
 from ari_app.sandbox.sentinel import SentinelGroup
 
 __all__ = ["AppPool", "PREFIX", "read_env"]
 
 PREFIX = "etiquette-pool-"  # the dialplan's ETIQUETTE_POOL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pid: int | None) -> bool:
@@ -82,7 +77,7 @@ class AppPool:
             nodes = None
         for node, ari in (nodes or {"": {}}).items():
             for app in apps:
-                port = first_port + i if first_port else _free_port()
+                port = first_port + i if first_port else free_port()
                 i += 1
                 name = f"{node}/{app}" if node else app
                 out[name] = {**base, **ari, "ETIQUETTE_ARI_APP": app,

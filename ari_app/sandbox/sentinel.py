@@ -15,9 +15,10 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
+
+from ari_app.sandbox.ports import free_port
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,18 +29,12 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class SentinelGroup:
     directory: Path
     password: str = field(default_factory=lambda: secrets.token_hex(16))
-    data_ports: list[int] = field(default_factory=lambda: [_free_port() for _ in range(3)])
-    sentinel_ports: list[int] = field(default_factory=lambda: [_free_port() for _ in range(3)])
+    data_ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(3)])
+    sentinel_ports: list[int] = field(default_factory=lambda: [free_port() for _ in range(3)])
     pids: dict[int, int] = field(default_factory=dict)  # port -> pid
 
     @property

@@ -59,3 +59,12 @@ def test_given_every_node_when_planned_then_each_instance_serves_all_nodes(tmp_p
         served = _loads(env).ari_nodes()
         assert [(n.node, n.url, n.password) for n in served] == [
             ("a", "http://127.0.0.1:8088", "pa"), ("b", "http://127.0.0.1:8188", "p/b")]
+
+
+def test_given_ports_picked_one_after_another_when_none_bound_yet_then_never_the_same_twice():
+    """A sentinel once got a Redis node's port (the kernel offered it again before either was
+    bound) and died on bind: free_port never hands one port out twice in a process."""
+    from ari_app.sandbox.ports import free_port
+
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
