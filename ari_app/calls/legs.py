@@ -29,9 +29,10 @@ SHARED = (DetachCaller, ReattachCaller, StartMusic, StopMusic, Play, StopPlaybac
 class LegActions:
     def __init__(self, ari: AriClient, moh_class: str) -> None:
         self.ari, self.moh_class = ari, moh_class
-        self._music_off: set[str] = set()       # calls whose music a StopMusic paused
-        self._paused: dict[str, set[str]] = {}  # call -> playback ids of its prompts meanwhile
-        self._resumed: set[str] = set()         # calls whose music resume_music put back
+        # call -> playback ids of its prompts since a StopMusic paused its music (no entry:
+        # the music is not paused)
+        self._paused: dict[str, set[str]] = {}
+        self.resumed: set[str] = set()  # calls whose music resume_music put back
 
     async def resume_music(self, call_id: str, playback_id: str) -> bool:
         """A prompt that paused the caller's music ended while the call waits for storage:
@@ -40,28 +41,28 @@ class LegActions:
             return False
         self._paused[call_id].discard(playback_id)
         await self.ari.start_moh(call_id, self.moh_class)
-        self._resumed.add(call_id)
+        self.resumed.add(call_id)
         return True
 
     async def before_step(self, call_id: str, actions: Sequence[object]) -> None:
         """The machine acts again: music resume_music put back is taken off first, unless the
         step says what the music does itself (the sequence the machine knows stays true)."""
-        if call_id not in self._resumed:
+        if call_id not in self.resumed:
             return
         if any(isinstance(a, (StartMusic, StopMusic)) for a in actions):
-            self._resumed.discard(call_id)
+            self.resumed.discard(call_id)
         elif any(not isinstance(a, (Note, Finish)) for a in actions):
-            self._resumed.discard(call_id)
+            self.resumed.discard(call_id)
             await self.ari.stop_moh(call_id)
 
     def forget(self, call_id: str | None = None) -> None:
         """The call is over or driven elsewhere (None: every call): nothing of it is kept."""
         if call_id is None:
-            self._music_off.clear(), self._paused.clear(), self._resumed.clear()
-            return
-        self._music_off.discard(call_id)
-        self._paused.pop(call_id, None)
-        self._resumed.discard(call_id)
+            self._paused.clear()
+            self.resumed.clear()
+        else:
+            self._paused.pop(call_id, None)
+            self.resumed.discard(call_id)
 
     @staticmethod
     def channels(legs: CallLegs, more: Mapping[str, str | None]) -> dict[str, str | None]:
@@ -76,18 +77,17 @@ class LegActions:
             case ReattachCaller():
                 await self.ari.add_to_bridge(legs.talk_bridge, caller)
             case StartMusic():
-                self._music_off.discard(caller)
                 self._paused.pop(caller, None)
                 await self.ari.start_moh(caller, self.moh_class)
             case StopMusic():
-                self._music_off.add(caller)
+                self._paused.setdefault(caller, set())
                 await self.ari.stop_moh(caller)
             case Play(prompt=prompt, media=media, tag=tag, party=party):
                 channel = parties.get(party)
                 if channel:  # a party that has left hears nothing
                     playback = ids.playback(caller, tag, prompt, party)
-                    if party == CALLER and caller in self._music_off:
-                        self._paused.setdefault(caller, set()).add(playback)
+                    if party == CALLER and caller in self._paused:
+                        self._paused[caller].add(playback)
                     await self.ari.play(channel, list(media) or [f"sound:etiquette/{prompt}"],
                                         playback, lang=legs.language)
             case StopPlayback(prompt=prompt, tag=tag, party=party):

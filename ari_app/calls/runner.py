@@ -165,8 +165,9 @@ class RuleRunner:
         finish: Finish | None = None
         follow: list[object] = []
         parties = self.legs.channels(legs, rule.parties(machine))
-        with tolerated("music taken off after the storage outage"):
-            await self.legs.before_step(call_id, actions)
+        if call_id in self.legs.resumed:  # music put back while storage was away
+            with tolerated("music taken off after the storage outage"):
+                await self.legs.before_step(call_id, actions)
         for action in actions:
             if isinstance(action, Finish):
                 finish = action
