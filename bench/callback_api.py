@@ -104,7 +104,7 @@ def numbers():
 
 
 async def load(args, base: str, headers: dict, redis, pool, index: str, record, flush: bool,
-               app_pid: int, redis_pid: int) -> dict:
+               app_pid: int, redis_pid: int, profile: str | None = None) -> dict:
     """`--clients` clients posting for `--seconds` to one intake; its figures and the check
     that every 201 is in `index` with its `record(id)`."""
     batch = SERVER_LIMIT - args.clients - 50  # in flight at a flush: at most `clients` more
@@ -114,6 +114,9 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
     statuses: Counter = Counter()
     created: list[str] = []
     before = await redis.zcard(index)
+    if flush:  # a fresh per-server count for each load: the earlier ones' counts are theirs
+        slot = int(time.time() // 3600)
+        await redis.delete(*(KEYS.rate("server:127.0.0.1", s) for s in (slot - 1, slot, slot + 1)))
 
     async def flush_if_due() -> None:
         if not flush or issued["since_flush"] < batch:
@@ -151,8 +154,17 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
     cpu0, redis_cpu0 = proc_cpu(app_pid), proc_cpu(redis_pid)
     t0 = time.perf_counter()
     end = t0 + args.seconds
+    profiler = None
+    if profile:  # py-spy (pip install py-spy) samples the server over the load
+        profiler = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(app_pid),
+            "-d", str(max(1, int(args.seconds) - 1)), "-r", "250", "-f", "raw", "-o", profile,
+            "--nonblocking", stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
     await asyncio.gather(*(client(n, end) for n in range(args.clients)))
     elapsed = time.perf_counter() - t0
+    if profiler is not None:
+        await profiler.wait()
     app_cpu = (proc_cpu(app_pid) - cpu0) / elapsed
     redis_cpu = (proc_cpu(redis_pid) - redis_cpu0) / elapsed
 
@@ -230,7 +242,8 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
                     sides[f"ours_{loop}"] = await load(
                         args, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"},
                         redis, pool, KEYS.record_index("callback"),
-                        lambda i: KEYS.record("callback", i), True, app[0].pid, redis_pid)
+                        lambda i: KEYS.record("callback", i), True, app[0].pid, redis_pid,
+                        f"{args.profile}-{loop}-{n + 1}.txt" if args.profile else None)
                 finally:
                     await stop(*app)
             sides["naive"] = reference = await load(
@@ -258,6 +271,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="ours then the naive one, N times")
     parser.add_argument("--loops", nargs="+", default=["uvloop"], choices=["uvloop", "asyncio"],
                         help="ours on each of these event loops (ETIQUETTE_EVENT_LOOP)")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="py-spy samples ours over each load: PREFIX-<loop>-<round>.txt "
+                             "(collapsed stacks)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 1000:
         parser.error("--clients: 1 to 1000 (the per-server counter is flushed below its limit)")

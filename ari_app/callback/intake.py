@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.policy import CallbackPolicy
+from ari_app.storage.batch import Batched
 from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["CallbackForm", "Counted", "InvalidField", "RateLimited", "check_form", "RateLimits",
@@ -125,11 +126,13 @@ def _preferred(value: object, now: float) -> float | None:
 
 class RateLimits:
     """Fixed-window counters in Redis, so every app instance counts together. A form's two
-    counters (its sender's and its number's) ride in the round trip that stores it
+    counters (its sender's and its number's) are counted by the script that stores it
     (`for_form`)."""
 
-    def __init__(self, redis: Redis, policy: CallbackPolicy, *, keys: Keyspace) -> None:
+    def __init__(self, redis: Redis, policy: CallbackPolicy, *, keys: Keyspace,
+                 batch: Batched | None = None) -> None:
         self.redis, self.policy, self.keys = redis, policy, keys
+        self.batch = batch or Batched(redis)
 
     def _sender(self, ip: str, server: bool) -> tuple[str, int, int, str]:
         if server:  # a caller with the bearer token: its own, larger, per-address limit
@@ -145,13 +148,11 @@ class RateLimits:
         """Count one request on each counter (one round trip); RateLimited names the first
         one past its limit."""
         counted = Counted(self.keys, counters, time.time())
-        async with self.redis.pipeline(transaction=False) as pipe:
-            counted.add(pipe)
-            counted.check(await pipe.execute())
+        counted.check(await self.batch.send(*counted.commands()))
 
     def for_form(self, ip: str, number: str, *, server: bool = False) -> Counted:
         """A form that passed check_form: its sender's and its number's counters, to be
-        counted in the round trip that stores it (CallbackRequests.accept)."""
+        counted by the script that stores it (CallbackRequests.accept)."""
         return Counted(self.keys, (self._sender(ip, server), self._number(number)),
                        time.time())
 
@@ -162,21 +163,31 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class Counted:
-    """Counters to count once each in a pipeline someone else sends, then judge."""
+    """Counters to count once each, by commands or a script someone else sends, then judge."""
     keys: Keyspace
     counters: tuple[tuple[str, int, int, str], ...]
     now: float
 
-    def add(self, pipe) -> int:
-        """INCR and EXPIRE per counter; how many replies they take."""
-        for key, _, window, _ in self.counters:
-            full = self.keys.rate(key, int(self.now // window))
-            pipe.incr(full)
-            pipe.expire(full, window)
-        return 2 * len(self.counters)
+    def _keys(self) -> list[str]:
+        return [self.keys.rate(key, int(self.now // window)) for key, _, window, _ in self.counters]
+
+    def commands(self) -> list[tuple]:
+        """INCR and EXPIRE per counter, for `check`."""
+        return [command for full, (_, _, window, _) in zip(self._keys(), self.counters)
+                for command in (("INCR", full), ("EXPIRE", full, window))]
+
+    def parts(self) -> tuple[list[str], list[int], list[int]]:
+        """The counters' keys, windows and limits, for a script that counts them."""
+        return (self._keys(), [window for _, _, window, _ in self.counters],
+                [limit for _, limit, _, _ in self.counters])
 
     def check(self, replies: list) -> None:
-        for count, (_, limit, window, what) in zip(replies[::2], self.counters):
+        for i, (count, (_, limit, _, _)) in enumerate(zip(replies[::2], self.counters)):
             if count > limit:
-                raise RateLimited(f"Too many callback requests {what}. Please try again later.",
-                                  window - int(self.now) % window)
+                self.refuse(i)
+
+    def refuse(self, i: int) -> None:
+        """RateLimited, naming counter `i` and when its window ends."""
+        _, _, window, what = self.counters[i]
+        raise RateLimited(f"Too many callback requests {what}. Please try again later.",
+                          window - int(self.now) % window)

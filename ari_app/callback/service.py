@@ -26,6 +26,7 @@ from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
 from ari_app.policy import Policy
+from ari_app.storage.batch import Batched
 from ari_app.storage.keyspace import CALLBACK, Keyspace
 from ari_app.storage.records import DurableRecords, is_record_id
 from ari_app.zones import zones_of_country
@@ -36,38 +37,41 @@ __all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow"
 OPEN = ("pending", "dialing")
 logger = structlog.get_logger()
 
-# Two requests for one number arriving together still make one callback: a request merges
-# into the number's open one, or is created as the number's open one, each in one script that
-# checks the open key has not moved since it was read (else the caller reads it again). Every
-# key is in KEYS and shares the `{callback}` hash tag (storage/keyspace.py): Cluster-safe.
-_MERGE = """
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
-local raw = redis.call('get', KEYS[2])
-if not raw then return false end
-local rec = cjson.decode(raw)
-if rec.status ~= 'pending' and rec.status ~= 'dialing' then return false end
-table.insert(rec.history, cjson.decode(ARGV[2]))
-local merged = cjson.encode(rec)
-redis.call('set', KEYS[2], merged)
-redis.call('set', KEYS[3], ARGV[1])
-return merged
-"""
-_CREATE = """
+# A request, in one script (atomic, so two requests for one number arriving together still
+# make one callback): the form's rate counters (all counted; the first past its limit refuses
+# it, nothing stored), then a merge into the number's open request, or the request created as
+# the number's open one. Replies {what, merged record or '', backlog}. Every key shares the
+# `{callback}` hash tag (storage/keyspace.py), one Cluster slot; the open request's record key
+# is built here from its id (ARGV[5] .. id), in that slot too.
+_ACCEPT = """
+local counters = tonumber(ARGV[6])
+local limited = 0
+for i = 1, counters do
+  local count = redis.call('incr', KEYS[4 + i])
+  redis.call('expire', KEYS[4 + i], ARGV[6 + i])
+  if limited == 0 and count > tonumber(ARGV[6 + counters + i]) then limited = i end
+end
+if limited > 0 then return {'limited', tostring(limited), redis.call('zcard', KEYS[3])} end
 local open = redis.call('get', KEYS[1])
-if (open or '') ~= ARGV[4] then return 0 end
-if open then
-  local raw = redis.call('get', KEYS[4])
+if open and #open <= 64 and string.match(open, '^[%w_-]+$') then
+  local raw = redis.call('get', ARGV[5] .. open)
   if raw then
     local rec = cjson.decode(raw)
-    if rec.status == 'pending' or rec.status == 'dialing' then return 0 end
+    if rec.status == 'pending' or rec.status == 'dialing' then
+      table.insert(rec.history, cjson.decode(ARGV[4]))
+      local merged = cjson.encode(rec)
+      redis.call('set', ARGV[5] .. open, merged)
+      redis.call('set', KEYS[4], open)
+      return {'merged', merged, redis.call('zcard', KEYS[3])}
+    end
   end
 end
 redis.call('set', KEYS[2], ARGV[1])
 redis.call('set', KEYS[1], ARGV[3])
 redis.call('zadd', KEYS[3], ARGV[2], ARGV[3])
-return 1
+return {'created', '', redis.call('zcard', KEYS[3])}
 """
-MERGE_TRIES = 8  # each try loses only to another request for the same number that won
+BACKLOG_FRESH = 1.0  # seconds: the backlog a window is promised from, as the last reply said
 
 
 @dataclass
@@ -115,14 +119,16 @@ class Accepted:
 
 class CallbackRequests(DurableRecords[CallbackRequest]):
     def __init__(self, redis: Redis, policy: Policy | None = None, *, keys: Keyspace,
-                 clock: Callable[[], float] = time.time, customers: Customers | None = None) -> None:
+                 clock: Callable[[], float] = time.time, customers: Customers | None = None,
+                 batch: Batched | None = None) -> None:
         super().__init__(redis, CALLBACK, CallbackRequest, keys=keys)
         self.pending_key = self.index_key  # score: when the request is due
         self.policy, self.clock, self.customers = policy, clock, customers
         # no policy, no country set up: nothing may be called back
         self.rules = NumberRules.from_policy(policy.callback) if policy else NumberRules()
-        self._merge = redis.register_script(_MERGE)
-        self._create = redis.register_script(_CREATE)
+        self.batch = batch or Batched(redis)  # a request's commands ride with the others'
+        self._accept = self.batch.script(_ACCEPT)
+        self._backlog: tuple[int, float] | None = None  # (requests pending, when read)
 
     def _open_key(self, number: str) -> str:
         return self.keys.callback_open(number)
@@ -134,25 +140,18 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
         promised a time for (the web form); a caller on the phone is never refused a window.
         Every source's number passes the one check first (callback/numbers.py): RefusedNumber,
         and nothing stored, for one the dialer must never call. `counted`: the form's rate
-        counters, counted in the first round trip (RateLimited, and nothing stored)."""
+        counters, counted by the script that stores it (RateLimited, and nothing stored)."""
         try:
             request.number = check_number(request.number, self.rules)
         except RefusedNumber as refused:
             logger.warning("callback number refused", source=request.source,
                            call_id=request.call_id, why=refused.message)
             raise
-        open_key = self._open_key(request.number)
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for all
-            counters = counted.add(pipe) if counted is not None else 0
-            pipe.zcard(self.index_key)  # the backlog ahead of it, for the window
-            pipe.get(open_key)          # the number's open request, to merge into
-            replies = await pipe.execute()
-        if counted is not None:
-            counted.check(replies[:counters])
-        backlog, open_id = replies[counters:]
         if request.earliest_at is None and self.policy is not None:
-            self._promise(request, preferred, backlog)
+            self._promise(request, preferred, await self._pending_count())
             if request.earliest_at is None and require_window:
+                if counted is not None:  # refused all the same: it counts (RateLimited first)
+                    counted.check(await self.batch.send(*counted.commands()))
                 raise NoCallbackWindow("no time to call back in the next 8 days: the business "
                                        "hours and the customer's quiet hours never overlap")
         request.history.append({"t": round(self.clock(), 3), "event": "requested",
@@ -160,7 +159,7 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                 "topic": request.topic or None})
         due = request.earliest_at or request.created_at
         request.next_attempt_at = due
-        accepted = await self._create_or_merge(request, due, open_id)
+        accepted = await self._create_or_merge(request, due, counted)
         if self.customers is not None:  # the operator sees it on the customer's card
             await self.customers.note(request.number, "callback requested",
                                       name=request.name or None, request=accepted.request.id,
@@ -168,27 +167,30 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
                                       call_id=request.call_id, merged=accepted.merged)
         return accepted
 
+    async def _pending_count(self) -> int:
+        """The backlog ahead of a new request, for its window: as the last request's reply
+        said (under load, a few milliseconds old), read again when that is over a second."""
+        if self._backlog is None or time.monotonic() - self._backlog[1] > BACKLOG_FRESH:
+            count, = await self.batch.send(("ZCARD", self.index_key))
+            self._backlog = (int(count), time.monotonic())
+        return self._backlog[0]
+
     async def _create_or_merge(self, request: CallbackRequest, due: float,
-                               open_id: bytes | str | None) -> Accepted:
-        """`open_id`: the number's open key as just read; read again after a lost race."""
-        open_key, entry = self._open_key(request.number), json.dumps(request.history[-1])
-        for attempt in range(MERGE_TRIES):
-            if attempt:
-                open_id = await self.redis.get(open_key)
-            open_id = (open_id.decode() if isinstance(open_id, bytes) else open_id) or ""
-            if open_id and is_record_id(open_id):
-                merged = await self._merge(keys=[open_key, self._key(open_id),
-                                                 self._submission_key(request.id)],
-                                           args=[open_id, entry])
-                if merged:
-                    return Accepted(CallbackRequest(**json.loads(merged)), True, request.id)
-            was_open = self._key(open_id if is_record_id(open_id) else request.id)
+                               counted: Counted | None) -> Accepted:
+        keys, windows, limits = counted.parts() if counted is not None else ((), (), ())
+        reply, = await self.batch.send(self._accept.call(
+            keys=[self._open_key(request.number), self._key(request.id), self.index_key,
+                  self._submission_key(request.id), *keys],
             # vars, not asdict: every field is JSON already, and asdict deep-copies them all
-            if await self._create(keys=[open_key, self._key(request.id), self.index_key,
-                                        was_open],
-                                  args=[json.dumps(vars(request)), due, request.id, open_id]):
-                return Accepted(request, False, request.id)
-        raise RuntimeError(f"the open callback request of {request.number} kept changing")
+            args=[json.dumps(vars(request)), due, request.id, json.dumps(request.history[-1]),
+                  self._key(""), len(keys), *windows, *limits]))
+        what, merged, backlog = reply
+        self._backlog = (int(backlog), time.monotonic())
+        if what == b"limited" and counted is not None:
+            counted.refuse(int(merged) - 1)
+        if what == b"merged":
+            return Accepted(CallbackRequest(**json.loads(merged)), True, request.id)
+        return Accepted(request, False, request.id)
 
     async def create(self, request: CallbackRequest) -> CallbackRequest:
         return (await self.accept(request)).request

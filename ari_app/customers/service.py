@@ -9,16 +9,28 @@ import time
 
 from redis.asyncio import Redis
 
+from ari_app.storage.batch import Batched
 from ari_app.storage.keyspace import Keyspace
 
 __all__ = ["Customers"]
 
 HISTORY_KEPT = 200
+# One entry on the card, at once: the name (when given), the first contact, the history
+# (capped). The card and its history share the number's hash tag (one Cluster slot).
+_NOTE = """
+if ARGV[1] ~= '' then redis.call('hset', KEYS[1], 'name', ARGV[1]) end
+redis.call('hsetnx', KEYS[1], 'first_seen', ARGV[2])
+redis.call('rpush', KEYS[2], ARGV[3])
+redis.call('ltrim', KEYS[2], -tonumber(ARGV[4]), -1)
+return 1
+"""
 
 
 class Customers:
-    def __init__(self, redis: Redis, *, keys: Keyspace) -> None:
+    def __init__(self, redis: Redis, *, keys: Keyspace, batch: Batched | None = None) -> None:
         self.redis, self.keys = redis, keys
+        self.batch = batch or Batched(redis)  # a note rides with other requests' commands
+        self._note = self.batch.script(_NOTE)
 
     def _key(self, number: str) -> str:
         return self.keys.customer(number)
@@ -29,13 +41,9 @@ class Customers:
             return
         entry = {"t": round(time.time(), 3), "event": event,
                  **{k: v for k, v in data.items() if v is not None}}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if name:
-                pipe.hset(self._key(number), "name", name)
-            pipe.hsetnx(self._key(number), "first_seen", entry["t"])
-            pipe.rpush(self.keys.customer_history(number), json.dumps(entry))
-            pipe.ltrim(self.keys.customer_history(number), -HISTORY_KEPT, -1)
-            await pipe.execute()
+        await self.batch.send(self._note.call(
+            keys=[self._key(number), self.keys.customer_history(number)],
+            args=[name or "", repr(entry["t"]), json.dumps(entry), HISTORY_KEPT]))
 
     async def card(self, number: str) -> dict | None:
         info = await self.redis.hgetall(self._key(number))

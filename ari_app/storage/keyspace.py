@@ -104,9 +104,10 @@ class Keyspace:
         return f"{self.prefix}:dashboard:hour:{hour}"
 
     def rate(self, key: str, slot: int | str) -> str:
-        """A fixed-window rate counter (callback/intake.py): `key` is what is counted
-        ("ip:<address>"), `slot` the window's number."""
-        return f"{self.prefix}:rate:{key}:{slot}"
+        """A fixed-window rate counter of the callback intake (callback/intake.py): `key` is
+        what is counted ("ip:<address>"), `slot` the window's number. In the callback slot:
+        the script that stores a request counts them."""
+        return self._tagged("callback", f"rate:{key}:{slot}")
 
     def session(self, token_digest: str) -> str:
         """A staff member's signed-in session, a hash (staff/sessions.py), keyed by the

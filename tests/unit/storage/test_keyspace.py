@@ -30,7 +30,8 @@ def test_given_two_calls_when_named_then_they_spread_over_slots():
 def test_given_callback_request_when_create_or_merge_keys_named_then_one_slot():
     keys = [KEYS.record("callback", "r1"), KEYS.record_index("callback"),
             KEYS.callback_open("+12125550100"), KEYS.callback_submission("s1"),
-            KEYS.callback_lock("r1")]
+            KEYS.callback_lock("r1"), KEYS.rate("ip:1.2.3.4", 7),
+            KEYS.rate("number:+12125550100", 20000)]
 
     assert len({slot(k) for k in keys}) == 1
 
@@ -49,7 +50,7 @@ def test_given_a_customer_when_card_and_history_named_then_one_slot():
 
 def test_given_keys_used_alone_when_named_then_no_hash_tag():
     for key in (KEYS.live_calls(), KEYS.operator("PJSIP/operator1"),
-                KEYS.operator_state("PJSIP/operator1"), KEYS.operator_day("PJSIP/operator1", "2026-12-02"), KEYS.rate("ip:1.2.3.4", 7),
+                KEYS.operator_state("PJSIP/operator1"), KEYS.operator_day("PJSIP/operator1", "2026-12-02"),
                 KEYS.dashboard_hour("2026-12-02T14")):
         assert "{" not in key and key.startswith("etq:")
 
