@@ -34,17 +34,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from ari_app.app import StartupError, build_app
-    from ari_app.policy import PolicyError, load_policy
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format, cache=True)
-    try:
-        policy = load_policy(settings.policy_file, test_time_ranges=settings.test_time_ranges)
-    except PolicyError as exc:
-        print(f"the etiquette policy is invalid:\n{exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"cannot read the policy file {settings.policy_file}: {exc}", file=sys.stderr)
+    policy = _policy(settings)
+    if policy is None:
         return 2
     app = build_app(settings, policy)
     app.on_shutdown.insert(0, _bounded_shutdown)
@@ -58,6 +52,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_intake(args: argparse.Namespace) -> int:
+    from ari_app.web_intake import run_intake
+
+    settings = _settings(args)
+    if args.port is not None:
+        settings = settings.model_copy(update={"intake_port": args.port})
+    configure_logging(settings.log_level, settings.log_format, cache=True)
+    policy = _policy(settings)
+    if policy is None:
+        return 2
+    _use_event_loop(settings.event_loop)
+    return run_intake(settings, policy, args.workers)
+
+
+def _policy(settings):
+    """The policy file read and checked; None, the problem printed, when it cannot be."""
+    from ari_app.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(settings.policy_file, test_time_ranges=settings.test_time_ranges)
+    except PolicyError as exc:
+        print(f"the etiquette policy is invalid:\n{exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"cannot read the policy file {settings.policy_file}: {exc}", file=sys.stderr)
+    return None
 
 
 def _use_event_loop(name: str) -> None:
@@ -322,6 +343,20 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("--port: 1 to 65535")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("--workers: 1 to 64 processes")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ari-etiquette",
@@ -331,6 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the app (settings from ETIQUETTE_* and .env)")
     run.add_argument("--env-file", help="read settings from this file instead of .env")
     run.set_defaults(func=cmd_run)
+
+    intake = sub.add_parser("intake", help="the public callback form on processes of its own "
+                            "(one port, SO_REUSEPORT), apart from call control")
+    intake.add_argument("--env-file", help="read settings from this file instead of .env")
+    intake.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                        help="processes sharing the port (default: one per core)")
+    intake.add_argument("--port", type=_port, help="instead of ETIQUETTE_INTAKE_PORT (8095)")
+    intake.set_defaults(func=cmd_intake)
 
     doctor = sub.add_parser("doctor", help="check ARI, credentials, modules, sounds, Redis")
     doctor.add_argument("--env-file", help="read settings from this file instead of .env")

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     policy_file: Path = Path("config/policy.example.toml")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8090, ge=0, le=65535, description="the app's own REST API and pages")
+    intake_port: int = Field(8095, ge=1, le=65535,
+                             description="the public callback form's own processes "
+                                         "(ari-etiquette intake)")
     api_token: SecretStr | None = Field(
         None, description="bearer token for /api/ calls that act on calls; unset = those refused")
     staff_file: Path | None = Field(None, description=(

@@ -17,6 +17,9 @@ to ours: the policy sets it to its maximum and the bench deletes the counter
 (etq:rate:server:127.0.0.1:<hour>) before it is reached, holding the clients at a gate
 meanwhile (a 429 would show in the error counts).
 
+`--intake-workers 1 2`: also `ari-etiquette intake --workers N` (the form on processes of its
+own, sharing one port), loaded the same way after ours; its CPU is its processes' together.
+
 Reported per round and side: requests/s, latency p50/p99/max, responses by status, the
 server's and Redis's CPU, and the durability check (every 201's id is in its index, ZMSCORE,
 with its record; the index grew by the number of 201s); ours / naive for requests/s and p99.
@@ -70,6 +73,34 @@ def pct(values: list[float], q: float) -> float:
 def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """The CPU seconds of a process and its children (the intake's workers)."""
+    total = proc_cpu(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def all_workers_up(base: str, workers: int, timeout: float = 15.0) -> None:
+    """Until `workers` different processes have answered /healthz (a new connection each:
+    the kernel spreads them over the processes sharing the port)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        while len(seen) < workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {len(seen)} of {workers} intake processes answered")
+            async with http.get(f"{base}/healthz") as r:
+                if r.status == 200:
+                    seen.add((await r.json())["pid"])
 
 
 def free_port() -> int:
@@ -151,7 +182,7 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
                 if status == 201:
                     created.append(json.loads(answer)["id"])
 
-    cpu0, redis_cpu0 = proc_cpu(app_pid), proc_cpu(redis_pid)
+    cpu0, redis_cpu0, clients_cpu0 = tree_cpu(app_pid), proc_cpu(redis_pid), proc_cpu(os.getpid())
     t0 = time.perf_counter()
     end = t0 + args.seconds
     profiler = None
@@ -165,8 +196,9 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
     elapsed = time.perf_counter() - t0
     if profiler is not None:
         await profiler.wait()
-    app_cpu = (proc_cpu(app_pid) - cpu0) / elapsed
+    app_cpu = (tree_cpu(app_pid) - cpu0) / elapsed
     redis_cpu = (proc_cpu(redis_pid) - redis_cpu0) / elapsed
+    clients_cpu = (proc_cpu(os.getpid()) - clients_cpu0) / elapsed
 
     # durability: every 201 is in the index, with its record
     added = await redis.zcard(index) - before
@@ -194,6 +226,7 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
                   "ids_missing_record": missing_record},
         "app_cpu_pct_of_core": round(app_cpu * 100, 1),
         "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
+        "clients_cpu_pct_of_core": round(clients_cpu * 100, 1),  # this bench's own process
         "load_avg_1m": os.getloadavg()[0],
     }
 
@@ -217,7 +250,7 @@ async def stop(process, log) -> None:
 async def run(args, env: dict, instance: SandboxInstance) -> dict:
     policy = instance.dir / "bench-callback-api.toml"
     write_policy(policy)
-    port, naive_port = free_port(), free_port()
+    port, naive_port, intake_port = free_port(), free_port(), free_port()
     app_env = {**os.environ, **env, "ETIQUETTE_POLICY_FILE": str(policy),
                "ETIQUETTE_HTTP_PORT": str(port), "ETIQUETTE_API_TOKEN": TOKEN,
                "ETIQUETTE_CALLBACK_DIALER": "false", "ETIQUETTE_LOG_LEVEL": "WARNING",
@@ -246,6 +279,20 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
                         f"{args.profile}-{loop}-{n + 1}.txt" if args.profile else None)
                 finally:
                     await stop(*app)
+            for workers in args.intake_workers:  # the form on processes of its own
+                intake = await start([sys.executable, "-m", "ari_app.cli", "intake", "--workers",
+                                      str(workers), "--port", str(intake_port)],
+                                     {**app_env, "ETIQUETTE_EVENT_LOOP": args.loops[0]},
+                                     intake_port, f"intake-{workers}")
+                try:
+                    await all_workers_up(f"http://127.0.0.1:{intake_port}", workers)
+                    sides[f"intake_x{workers}"] = await load(
+                        args, f"http://127.0.0.1:{intake_port}",
+                        {"Authorization": f"Bearer {TOKEN}"}, redis, pool,
+                        KEYS.record_index("callback"), lambda i: KEYS.record("callback", i),
+                        True, intake[0].pid, redis_pid)
+                finally:
+                    await stop(*intake)
             sides["naive"] = reference = await load(
                 args, f"http://127.0.0.1:{naive_port}", {}, redis, pool, "naive:index",
                 lambda i: f"naive:record:{i}", False, naive[0].pid, redis_pid)
@@ -271,6 +318,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="ours then the naive one, N times")
     parser.add_argument("--loops", nargs="+", default=["uvloop"], choices=["uvloop", "asyncio"],
                         help="ours on each of these event loops (ETIQUETTE_EVENT_LOOP)")
+    parser.add_argument("--intake-workers", type=int, nargs="*", default=[],
+                        help="also `ari-etiquette intake --workers N` for each N (the form on "
+                             "processes of its own, one port), on the first of --loops")
     parser.add_argument("--profile", metavar="PREFIX",
                         help="py-spy samples ours over each load: PREFIX-<loop>-<round>.txt "
                              "(collapsed stacks)")

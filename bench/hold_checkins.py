@@ -1,6 +1,8 @@
 """N concurrent callers on hold with check-ins, against a real sandbox Asterisk and Redis.
 
     sudo ~/.cache/ari-etiquette/venv/bin/python bench/hold_checkins.py --calls 50 200 500
+    git worktree add /tmp/before <rev> && \
+        bench/hold_checkins.py --calls 150 --interval 5 --measure 40 --against /tmp/before --rounds 3
 
 For each N: N Local-channel callers dial in (paced), each is connected to its own operator (a
 Local destination answered by the bench, so N operators exist), then put on hold over the REST
@@ -123,7 +125,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
+async def run_one(n: int, args, instance: SandboxInstance, env: dict,
+                  tree: Path = ROOT) -> dict:
     interval = args.interval
     policy = instance.dir / f"bench-hold-{n}.toml"
     operators = ", ".join(f'"Local/bop{i}@sandbox-phones"' for i in range(n))
@@ -136,8 +139,10 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
                "ETIQUETTE_API_TOKEN": TOKEN, "ETIQUETTE_LOG_LEVEL": "WARNING",
                "ETIQUETTE_LOG_FORMAT": "json"}
     log = open(f"/tmp/bench-hold-app-{n}.log", "wb")
+    # `-m` from the tree's own directory: its ari_app comes first on the path
     app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
-                                               env=app_env, cwd=ROOT, stdout=log, stderr=log)
+                                               env={**app_env, "PYTHONPATH": str(tree)},
+                                               cwd=tree, stdout=log, stderr=log)
     ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
     prompts: dict[str, list[tuple[str, str, float]]] = {}
     connected: set[str] = set()
@@ -180,6 +185,11 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             if len(connected) >= n:
                 break
             await asyncio.sleep(0.5)
+        # the cost of having N calls up (leases, health, keep-alives) without check-ins: the
+        # same callers talking, measured before the holds, subtracted for the marginal figure
+        talk_cpu0, talk0 = proc_cpu(app.pid), time.time()
+        await asyncio.sleep(args.baseline)
+        talk_cpu = (proc_cpu(app.pid) - talk_cpu0) / max(1e-9, time.time() - talk0)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         held = 0
         # --spread: holds start evenly over one interval, as independent calls would, so the
@@ -199,7 +209,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
         profiler = None
         if args.profile:  # py-spy (pip install py-spy) samples the app over the measured window
             profiler = await asyncio.create_subprocess_exec(
-                "py-spy", "record", "-p", str(app.pid), "-d", str(int(args.measure) - 1),
+                str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(app.pid), "-d", str(int(args.measure) - 1),
                 "-r", "250", "-f", "raw", "-o", f"{args.profile}-{n}.txt", "--nonblocking",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await asyncio.sleep(args.measure)
@@ -242,6 +252,9 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict) -> dict:
             "missed_check_ins": missed,
             "app_cpu_pct_of_core": round(app_cpu * 100, 1),
             "app_cpu_ms_per_check_in": round(app_cpu * elapsed * 1000 / max(1, len(lateness)), 2),
+            "app_cpu_pct_talking": round(talk_cpu * 100, 1),
+            "app_cpu_ms_per_check_in_over_talking": round(
+                (app_cpu - talk_cpu) * elapsed * 1000 / max(1, len(lateness)), 2),
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
             "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1),
             # Asterisk's own answer time to a bare GET /asterisk/ping while under this load: a
@@ -319,6 +332,12 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="PREFIX",
                         help="sample the app with py-spy over the measured window into PREFIX-N.txt")
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
+    parser.add_argument("--against", metavar="TREE", type=Path,
+                        help="another checkout of the app (git worktree add /tmp/before REV): "
+                             "each N runs this tree's app, then that one's, `--rounds` times")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", type=float, default=10.0,
+                        help="seconds the connected callers talk, measured, before the holds")
     args = parser.parse_args()
     configure_logging("WARNING", "json")
     instance = SandboxInstance(f"bench-{os.getpid()}")
@@ -329,9 +348,21 @@ async def main() -> None:
     results = []
     try:
         for n in args.calls:
-            result = await run_one(n, args, instance, env)
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            for round_ in range(args.rounds):
+                trees = {"this tree": ROOT, **({str(args.against): args.against}
+                                                if args.against else {})}
+                pair = {}
+                for name, tree in trees.items():
+                    result = {"tree": name, "round": round_ + 1,
+                              **await run_one(n, args, instance, env, tree)}
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
+                    pair[name] = result["app_cpu_ms_per_check_in"]
+                if args.against:
+                    ratio = pair["this tree"] / max(1e-9, pair[str(args.against)])
+                    print(json.dumps({"calls": n, "round": round_ + 1,
+                                      "cpu_per_check_in_this_over_against": round(ratio, 2)}),
+                          flush=True)
     finally:
         instance.destroy()
     out = ROOT / "bench" / "results"

@@ -56,7 +56,7 @@ class Batched:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiting.append((commands, future))
-        if self._sender is None:
+        if self._sender is None or self._sender.done():
             self._sender = loop.create_task(self._send_waiting())
         return await future
 
@@ -71,6 +71,9 @@ class Batched:
                 await self._send(batch)
         finally:
             self._sender = None
+            left, self._waiting = self._waiting, []  # only when cancelled (the app stops)
+            for _, future in left:
+                future.cancel()
 
     async def _send(self, batch: list[tuple[tuple[Command, ...], asyncio.Future]]) -> None:
         self.round_trips += 1

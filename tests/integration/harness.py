@@ -249,7 +249,8 @@ class AppProcess:
     """`python -m ari_app.cli run --env-file ...` as an admin starts it: a process of its own,
     with its own Stasis app name and HTTP port, its JSON log in `<name>.log`."""
 
-    def __init__(self, settings, directory: Path, name: str, api_token: str, **env: str) -> None:
+    def __init__(self, settings, directory: Path, name: str, api_token: str,
+                 command: tuple[str, ...] = ("run",), **env: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -262,14 +263,17 @@ class AppProcess:
             "ETIQUETTE_ARI_APP": name, "ETIQUETTE_REDIS_URL": settings.redis_url,
             "ETIQUETTE_POLICY_FILE": str(settings.policy_file),
             "ETIQUETTE_TEST_TIME_RANGES": "true", "ETIQUETTE_HTTP_PORT": str(self.port),
+            "ETIQUETTE_INTAKE_PORT": str(self.port),  # `intake` serves here instead
             "ETIQUETTE_API_TOKEN": api_token, "ETIQUETTE_LOG_FORMAT": "json", **env}
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        self.command = command
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 30.0) -> "AppProcess":
         with self.log.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ari_app.cli", "run", "--env-file", str(self.env_file),
+                sys.executable, "-m", "ari_app.cli", *self.command, "--env-file",
+                str(self.env_file),
                 stdout=asyncio.subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:

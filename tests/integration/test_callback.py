@@ -231,6 +231,33 @@ async def test_given_limits_when_bad_input_and_repeats_come_then_each_counted_an
     assert await redis.zcard(KEYS.record_index("callback")) == 3  # 100, 101, 103
 
 
+@pytest.mark.policy("[callback]\nrequests_per_number_per_day = 5\n")
+async def test_given_20_requests_for_one_number_at_once_when_posted_then_one_callback_five_counted(
+        app_runner, redis):
+    """The rate counters, the merge and the creation are one script, and concurrent requests
+    share round trips (storage/batch.py): 20 at once still make one callback, the number's
+    limit lets exactly 5 in, and nothing of the 15 refused is stored."""
+    await app_runner.start()
+
+    answers = await asyncio.gather(*(app_runner.api("POST", "/api/callbacks", {
+        "number": CUSTOMER, "name": "Ann Lee", "topic": f"try {i}"}) for i in range(20)))
+
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 4 + [201] + [429] * 15
+    created = next(body for status, body in answers if status == 201)
+    assert all("for this number" in body["message"] for status, body in answers if status == 429)
+    assert await redis.zrange(KEYS.record_index("callback"), 0, -1) == [created["id"].encode()]
+    record = json.loads(await redis.get(KEYS.record("callback", created["id"])))
+    assert len(record["history"]) == 5  # the first and the 4 merged into it
+    for status, body in answers:
+        if status == 200:
+            follow_status, followed = await app_runner.api("GET", f"/api/callbacks/{body['id']}")
+            assert (follow_status, followed["id"], followed["window"]) == (
+                200, body["id"], created["window"])
+    status, card = await app_runner.api("GET", f"/api/customers/{CUSTOMER}")
+    assert (status, card["name"], card["callback_requests"]) == (200, "Ann Lee", 5)
+
+
 @pytest.mark.dialer
 async def test_given_due_request_when_dialer_runs_then_operator_first_customer_presses_1_and_connected(
         app_runner, settings, redis, parties, ari):

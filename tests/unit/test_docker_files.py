@@ -906,8 +906,9 @@ def test_compose_app_names_and_ports_are_unique():
     redis = [_command_option(services["redis"], "--port", _env_example())] + [
         _resolved(s)["NODE_PORT"] for s in _profile(services, "sentinel").values()]
     ari = [_shipped("http.conf", "bindport"), _resolved(services["asterisk-b"])["ASTERISK_HTTP_PORT"]]
-    tcp = http + redis + ari
-    assert len(tcp) == len(set(tcp)) == 13, tcp
+    intake = [_resolved(services["intake"])["ETIQUETTE_INTAKE_PORT"]]
+    tcp = http + redis + ari + intake
+    assert len(tcp) == len(set(tcp)) == 14, tcp
 
 
 def test_compose_profiles_commands_are_written_down():
@@ -915,7 +916,8 @@ def test_compose_profiles_commands_are_written_down():
     for profiles in ("--profile pool", "--profile pool --profile sentinel",
                      "--profile pool --profile sentinel --profile node-b"):
         assert f"docker compose -f docker/compose.yaml {profiles} up -d --build --scale app=0" in text
+    assert "docker compose -f docker/compose.yaml --profile intake up -d --build" in text
     assert "Sentinel is not in this file" not in text
     services = _compose()["services"]
     assert {p for s in services.values() for p in s.get("profiles") or []} == {
-        "pool", "sentinel", "node-b"}
+        "pool", "sentinel", "node-b", "intake"}
