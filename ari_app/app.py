@@ -26,16 +26,13 @@ from ari_app.calls.metrics import CallMetrics
 from ari_app.calls.nodes import NodeCalls, NodeEvents
 from ari_app.calls.step_log import StepLog
 from ari_app.calls.stream import LiveEvents
-from ari_app.callback.intake import RateLimits
 from ari_app.callback.dialer import CallbackDialer
 from ari_app.callback.machine import CallbackCallMachine
-from ari_app.callback.service import CallbackRequests
+from ari_app.callback.service import intake_services
 from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage.snapshots import SnapshotStore
 from ari_app.pool.keeper import POOL_EVENTS, STEPS as POOL_STEPS, ShardKeeper
 from ari_app.storage.connect import storage_client, where
-from ari_app.storage.batch import Batched
-from ari_app.customers.service import Customers
 from ari_app.dashboard import http as dashboard_http
 from ari_app.dashboard.keys import dashboard_key, today_key
 from ari_app.dashboard.service import Dashboard
@@ -189,11 +186,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         today.start()
         call_events.subscribe(today)
         app[store_key] = CallStore(redis, log, keys=keys)
-        batch = Batched(redis)  # the intake's commands: concurrent requests share round trips
-        app[customers_key] = customers = Customers(redis, keys=keys, batch=batch)
-        app[callbacks_key] = CallbackRequests(redis, policy, keys=keys, customers=customers,
-                                              batch=batch)
-        app[rate_limits_key] = RateLimits(redis, policy.callback, keys=keys, batch=batch)
+        customers, app[callbacks_key], app[rate_limits_key] = intake_services(redis, policy, keys)
+        app[customers_key] = customers
         notifier = VoicemailNotifier(settings.voicemail_webhook) if settings.voicemail_webhook else None
 
         async def voicemail_left(voicemail) -> None:

@@ -26,17 +26,14 @@ from aiohttp import web
 from ari_app import http as api
 from ari_app.app import StartupError, check_redis
 from ari_app.callback import http as callback_http
-from ari_app.callback.intake import RateLimits
 from ari_app.callback.keys import callbacks_key, rate_limits_key
-from ari_app.callback.service import CallbackRequests
+from ari_app.callback.service import intake_services
 from ari_app.customers.keys import customers_key
-from ari_app.customers.service import Customers
 from ari_app.keys import policy_key, redis_key, settings_key
 from ari_app.log import client_faults_as_warnings
 from ari_app.policy import Policy
 from ari_app.settings import Settings
 from ari_app.storage import Keyspace, storage_away
-from ari_app.storage.batch import Batched
 from ari_app.storage.connect import storage_client
 
 __all__ = ["PUBLIC_ROUTES", "build_intake_app", "run_intake"]
@@ -58,12 +55,9 @@ def build_intake_app(settings: Settings, policy: Policy) -> web.Application:
     async def redis_ctx(app: web.Application):
         redis = storage_client(settings)
         await check_redis(redis, settings)
-        keys, batch = Keyspace(), Batched(redis)
         app[redis_key] = redis
-        app[customers_key] = customers = Customers(redis, keys=keys, batch=batch)
-        app[callbacks_key] = CallbackRequests(redis, policy, keys=keys, customers=customers,
-                                              batch=batch)
-        app[rate_limits_key] = RateLimits(redis, policy.callback, keys=keys, batch=batch)
+        app[customers_key], app[callbacks_key], app[rate_limits_key] = intake_services(
+            redis, policy, Keyspace())
         yield
         await redis.aclose()
 

@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -54,6 +53,7 @@ from hold_checkins import wait_healthy  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.ports import free_port  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
 
 KEYS = Keyspace()  # the app's own key names
@@ -101,12 +101,6 @@ async def all_workers_up(base: str, workers: int, timeout: float = 15.0) -> None
             async with http.get(f"{base}/healthz") as r:
                 if r.status == 200:
                     seen.add((await r.json())["pid"])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def quiet_hours_away_from_now(zone: str = "America/New_York") -> str:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -38,6 +37,7 @@ from ari_app.calls.pacing import next_check_in  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.ports import free_port  # noqa: E402,F401 (other benches import it from here)
 
 TOKEN = uuid.uuid4().hex
 
@@ -117,12 +117,6 @@ async def wait_healthy(base_url: str, app: asyncio.subprocess.Process, log_path,
                 raise SystemExit(f"the app exited at start ({app.returncode}): see {log_path}")
             await asyncio.sleep(0.1)
     raise SystemExit(f"the app did not answer /healthz within {timeout:g} s: see {log_path}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def run_one(n: int, args, instance: SandboxInstance, env: dict,

@@ -21,7 +21,7 @@ from phonenumbers import timezone as number_zones
 import structlog
 from redis.asyncio import Redis
 
-from ari_app.callback.intake import Counted
+from ari_app.callback.intake import Counted, RateLimits
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
@@ -32,7 +32,7 @@ from ari_app.storage.records import DurableRecords, is_record_id
 from ari_app.zones import zones_of_country
 
 __all__ = ["Accepted", "CallbackRequest", "CallbackRequests", "NoCallbackWindow", "OPEN",
-           "RefusedNumber"]
+           "RefusedNumber", "intake_services"]
 
 OPEN = ("pending", "dialing")
 logger = structlog.get_logger()
@@ -241,6 +241,16 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
     async def due(self, now: float, limit: int) -> list[str]:
         ids = await self.redis.zrangebyscore(self.index_key, "-inf", now, start=0, num=limit)
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
+def intake_services(redis: Redis, policy: Policy, keys: Keyspace
+                    ) -> tuple[Customers, CallbackRequests, RateLimits]:
+    """The card, the requests and the limits a form goes through, on one Batched: the app's
+    routes and `ari-etiquette intake` wire them alike."""
+    batch = Batched(redis)
+    customers = Customers(redis, keys=keys, batch=batch)
+    return (customers, CallbackRequests(redis, policy, keys=keys, customers=customers, batch=batch),
+            RateLimits(redis, policy.callback, keys=keys, batch=batch))
 
 
 def request_zone(request: CallbackRequest, policy: Policy) -> ZoneInfo:

@@ -29,8 +29,7 @@ Command = tuple  # ("INCR", key), ("EVALSHA", sha, n, *keys, *args): one Redis c
 
 @dataclass(frozen=True)
 class BatchedScript:
-    """A Lua script sent by its digest; loaded again where Redis lost it (a restart)."""
-    text: str
+    """A Lua script sent by its digest; Batched loads it again where Redis lost it."""
     sha: str
 
     def call(self, *, keys: Sequence[str], args: Sequence = ()) -> Command:
@@ -48,7 +47,7 @@ class Batched:
     def script(self, text: str) -> BatchedScript:
         sha = hashlib.sha1(text.encode()).hexdigest()
         self._scripts[sha] = text
-        return BatchedScript(text, sha)
+        return BatchedScript(sha)
 
     async def send(self, *commands: Command) -> list:
         """Each command's reply, in order, once Redis has answered them all; the first

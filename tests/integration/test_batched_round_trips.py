@@ -8,6 +8,8 @@ import asyncio
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -60,7 +62,9 @@ async def test_given_redis_lost_the_script_when_sent_then_loaded_again_and_run_o
 
 
 async def test_given_redis_away_when_requests_wait_then_each_fails_with_a_storage_error():
-    away = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    # no retries: redis-py's default backs off for seconds between refused connections
+    away = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5,
+                 retry=Retry(NoBackoff(), 0))
     batch = Batched(away)
     try:
         results = await asyncio.wait_for(asyncio.gather(
