@@ -484,9 +484,45 @@ contact = sip:127.0.0.1:{p.sip}
             subprocess.run(self._asterisk_cmd("-rx", "core stop now"), capture_output=True,
                            timeout=20)
             _stop_pid(state.asterisk_pid, "unshare")
+        self._wait_control_closed()
         state.asterisk_pid = self._start_asterisk()
         self._save_state(state)
         self._wait_booted(state)
+
+    def revive(self) -> list[str]:
+        """Start again (same ports, secrets and config) whichever of Redis and Asterisk is not
+        running, and wake a paused Redis: what a test that stopped one and failed before it
+        started it again leaves, so that the next test does not fail for it."""
+        state = self._state()
+        revived = []
+        if _paused(state.redis_pid):
+            os.kill(state.redis_pid, signal.SIGCONT)
+            revived.append("redis (paused)")
+        if not _alive(state.redis_pid):
+            self.start_redis()
+            revived.append("redis")
+        if not _alive(state.asterisk_pid):
+            self.restart_asterisk()
+            revived.append("asterisk")
+        return revived
+
+    def _wait_control_closed(self, timeout: float = 10.0) -> None:
+        """Wait until nothing answers on the old Asterisk's control socket: a new one that
+        finds it answering refuses to start ("Asterisk already running"). A killed Asterisk
+        holds it until its last thread has exited, which can be after its main one."""
+        path = str(self.dir / "run" / "asterisk.ctl")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(0.5)
+                    s.connect(path)
+            except OSError:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the stopped Asterisk still answers on {path} after "
+                                   f"{timeout:.0f} s; a new one would refuse to start")
+            time.sleep(0.05)
 
     def _state(self) -> SandboxState:
         state = self.load_state()
@@ -545,9 +581,10 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie is not alive; reap it if it is our child
+    try:  # a zombie is not alive (reap it if it is our child), unless threads of it still run
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if stat.rsplit(")", 1)[1].split()[0] == "Z" \
+                and len(os.listdir(f"/proc/{pid}/task")) <= 1:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
@@ -556,6 +593,15 @@ def _alive(pid: int | None) -> bool:
     except OSError:
         return False
     return True
+
+
+def _paused(pid: int | None) -> bool:
+    """Stopped by SIGSTOP (state T), as pause_redis leaves it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
+    except OSError:
+        return False
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:

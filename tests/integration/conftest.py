@@ -165,6 +165,9 @@ def settings(sandbox, tmp_path: Path, request) -> Settings:
     """Settings for the app under test; `@pytest.mark.policy("...")` appends TOML to the
     test policy (a later key in the same table wins)."""
     instance, state = sandbox
+    if revived := instance.revive():  # an earlier test stopped it and failed before restarting
+        print(f"sandbox: started again before this test: {', '.join(revived)}")
+        _wait_phones_registered(instance)
     policy = tmp_path / "policy.toml"
     text = TEST_POLICY
     marker = request.node.get_closest_marker("policy")

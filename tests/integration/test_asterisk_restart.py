@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -113,3 +115,26 @@ async def _down(ari) -> bool:
     except AriUnavailable:
         return True
     return False
+
+
+async def test_given_asterisk_crashed_twice_and_redis_paused_when_revived_then_both_answer(
+        sandbox):
+    """The sandbox's own faults: a crashed Asterisk's control socket can answer for a moment
+    after its main thread is gone (the CI run of 9e9ed8b: "Asterisk already running"), so a
+    restart waits for it; and whatever a failed test left stopped is started again before the
+    next one (revive), instead of failing every test after it."""
+    instance, _ = sandbox
+    loop = asyncio.get_running_loop()
+    for _ in range(2):
+        await loop.run_in_executor(None, functools.partial(instance.restart_asterisk, crash=True))
+        assert "fully booted" in instance.cli("core waitfullybooted").lower()
+    state = instance.load_state()
+    os.kill(state.asterisk_pid, signal.SIGKILL)
+    instance.pause_redis()
+
+    revived = await loop.run_in_executor(None, instance.revive)
+
+    assert revived == ["redis (paused)", "asterisk"]
+    assert "fully booted" in instance.cli("core waitfullybooted").lower()
+    await loop.run_in_executor(None, _wait_phones_registered, instance)
+    assert await loop.run_in_executor(None, instance.revive) == []
