@@ -1,8 +1,11 @@
 """The one executor of the shared actions on a call's legs (calls/vocabulary.py), for every
 rule: detach and reattach the caller, music, prompts to any party.
 
-Music is channel music on hold on the caller's leg, stopped for each prompt and started again
-after it: the one sequence that was heard to work here (bridge music did not come back).
+Music is channel music on hold on the caller's leg, paused for each prompt and started again
+after it: the one sequence that was heard to work here (bridge music did not come back). A
+prompt to the caller right after the music's stop needs no stop request: Asterisk ends the
+music itself when it opens the prompt's stream (file.c, ast_openstream_full deactivates the
+channel's generator), so `plan` drops that request (one of a check-in's four).
 
 The music after a prompt is the machine's step, and a step waits while storage is away; so the
 executor remembers which prompts paused the music, and `resume_music` puts it back when one of
@@ -21,9 +24,15 @@ from ari_app.calls.rule import CallLegs
 from ari_app.calls.vocabulary import (CALLER, OPERATOR, DetachCaller, Finish, Note, Play,
                                       ReattachCaller, StartMusic, StopMusic, StopPlayback)
 
-__all__ = ["LegActions", "SHARED"]
+__all__ = ["LegActions", "MusicYields", "SHARED"]
 
-SHARED = (DetachCaller, ReattachCaller, StartMusic, StopMusic, Play, StopPlayback)
+
+class MusicYields:
+    """A StopMusic right before a prompt to the caller: the prompt takes the music's place."""
+
+
+MUSIC_YIELDS = MusicYields()
+SHARED = (DetachCaller, ReattachCaller, StartMusic, StopMusic, Play, StopPlayback, MusicYields)
 
 
 class LegActions:
@@ -65,6 +74,18 @@ class LegActions:
             self.resumed.discard(call_id)
 
     @staticmethod
+    def plan(actions: Sequence[object]) -> list[object]:
+        """The step's actions with each StopMusic that a prompt to the caller follows at once
+        made a MusicYields: no request, the same bookkeeping (the music is paused)."""
+        planned = list(actions)
+        for i in range(len(planned) - 1):
+            after = planned[i + 1]
+            if isinstance(planned[i], StopMusic) and isinstance(after, Play) \
+                    and after.party == CALLER:
+                planned[i] = MUSIC_YIELDS
+        return planned
+
+    @staticmethod
     def channels(legs: CallLegs, more: Mapping[str, str | None]) -> dict[str, str | None]:
         return {CALLER: legs.call_id, OPERATOR: legs.operator_channel, **more}
 
@@ -82,6 +103,8 @@ class LegActions:
             case StopMusic():
                 self._paused.setdefault(caller, set())
                 await self.ari.stop_moh(caller)
+            case MusicYields():
+                self._paused.setdefault(caller, set())
             case Play(prompt=prompt, media=media, tag=tag, party=party):
                 channel = parties.get(party)
                 if channel:  # a party that has left hears nothing

@@ -168,7 +168,7 @@ class RuleRunner:
         if call_id in self.legs.resumed:  # music put back while storage was away
             with tolerated("music taken off after the storage outage"):
                 await self.legs.before_step(call_id, actions)
-        for action in actions:
+        for action in self.legs.plan(actions):
             if isinstance(action, Finish):
                 finish = action
             elif isinstance(action, Note):

@@ -6,7 +6,8 @@ from ari_app.ari import operations as ops
 from ari_app.calls import ids
 from ari_app.calls.legs import LegActions
 from ari_app.calls.rule import CallLegs
-from ari_app.calls.vocabulary import CALLER, Note, Play, StartMusic, StopMusic
+from ari_app.calls.vocabulary import (CALLER, OPERATOR, Note, Play, ReattachCaller, StartMusic,
+                                      StopMusic)
 
 
 class RecordingAri:
@@ -81,3 +82,27 @@ async def test_given_call_forgotten_when_its_prompt_ends_then_nothing_resumed():
     legs, ari, playback = await paused_for_check_in()
     legs.forget("call-1")
     assert not await legs.resume_music("call-1", playback)
+
+
+async def test_given_stop_then_prompt_to_the_caller_when_planned_then_no_stop_request():
+    """A check-in (music off, the prompt, ...): the prompt's stream ends the music itself, so
+    one request less; the music still counts as paused for that prompt."""
+    ari = RecordingAri()
+    legs = LegActions(ari, "default")
+    parties = legs.channels(LEGS, {})
+    for action in legs.plan([StopMusic(), Play("checkin-1", tag="t1"), Note("check-in")]):
+        if not isinstance(action, Note):
+            await legs.do(LEGS, parties, action)
+
+    playback = ids.playback("call-1", "t1", "checkin-1", CALLER)
+    assert ari.done == [("play", playback)]
+    assert await legs.resume_music("call-1", playback)  # paused, as a stop would have left it
+
+
+def test_given_stop_not_followed_by_a_prompt_to_the_caller_when_planned_then_kept():
+    """The music stops for real before anything else: the caller back with the operator, a
+    prompt to the operator only, the end of the step."""
+    to_operator = Play("nudge", tag="n", party=OPERATOR)
+    for actions in ([StopMusic()], [StopMusic(), ReattachCaller()], [StopMusic(), to_operator],
+                    [StopMusic(), Note("x"), Play("checkin-1")]):
+        assert LegActions.plan(actions) == actions
