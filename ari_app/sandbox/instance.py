@@ -582,9 +582,7 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     try:  # a zombie is not alive (reap it if it is our child), unless threads of it still run
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z" \
-                and len(os.listdir(f"/proc/{pid}/task")) <= 1:
+        if _state_of(pid) == "Z" and len(os.listdir(f"/proc/{pid}/task")) <= 1:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
@@ -595,13 +593,17 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def _state_of(pid: int) -> str:
+    """The process state letter from /proc (R, S, T stopped, Z zombie, ...); OSError if gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def _paused(pid: int | None) -> bool:
     """Stopped by SIGSTOP (state T), as pause_redis leaves it."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
+        return bool(pid) and _state_of(pid) == "T"
     except OSError:
         return False
-    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
