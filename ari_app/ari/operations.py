@@ -56,6 +56,7 @@ STOP_MOH = Op("DELETE", "/channels/{channelId}/moh")
 START_SILENCE = Op("POST", "/channels/{channelId}/silence")
 # a phone's transfer button (SIP REFER handed to ARI): tell the phone how it went
 TRANSFER_PROGRESS = Op("POST", "/channels/{channelId}/transfer_progress", ("states",))
+CHANNEL_VARIABLE = Op("GET", "/channels/{channelId}/variable", ("variable",))
 SNOOP = Op("POST", "/channels/{channelId}/snoop", ("spy", "whisper", "app", "appArgs", "snoopId"))
 RECORD = Op("POST", "/channels/{channelId}/record", (
     "name", "format", "maxDurationSeconds", "maxSilenceSeconds", "ifExists", "beep",

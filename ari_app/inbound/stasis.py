@@ -386,6 +386,14 @@ class InboundStasis:
                         ids.part(machine.call_id, m.TALK_BRIDGE), machine.number, machine.name,
                         machine.language, machine.operator)
 
+    async def _refer_taken(self, channel: str) -> None:
+        """Return once Asterisk has finished taking the phone's REFER. It announces the REFER
+        (ChannelTransfer) before it keeps its own record of it (res_pjsip_refer.c,
+        refer_incoming_ari_request: ari_notify, then progress->ari_state), and a progress
+        that arrives in between crashes it (a NULL ari_state; seen here and in CI). Reading
+        the leg's SIP endpoint runs on the same SIP task queue as the REFER, behind it."""
+        await self.ari.call(ops.CHANNEL_VARIABLE, channelId=channel, variable="CHANNEL(endpoint)")
+
     async def _side_step(self, machine: m.InboundMachine, item: object) -> list[object]:
         """What is not the call's machine's own: the rule's share, and legs to let go."""
         match item:
@@ -393,6 +401,7 @@ class InboundStasis:
                 await unless_gone(self.ari.hangup(channel))
             case TransferProgress(channel=channel, state=state):
                 with tolerated("TransferProgress"):
+                    await self._refer_taken(channel)
                     await self.ari.call(ops.TRANSFER_PROGRESS, channelId=channel, states=state)
             case LegEntered(channel=channel, role=role):
                 rule = machine.rule
