@@ -502,9 +502,25 @@ contact = sip:127.0.0.1:{p.sip}
             self.start_redis()
             revived.append("redis")
         if not _alive(state.asterisk_pid):
+            core = self.core_dump()
             self.restart_asterisk()
-            revived.append("asterisk")
+            revived.append(f"asterisk (it had crashed: core dump {core})" if core else "asterisk")
         return revived
+
+    def core_dump(self) -> Path | None:
+        """The core this instance's Asterisk dumped since it was last started, if it crashed
+        (it runs with -g and dumps `core` in the rootfs' root, which other instances share:
+        the core's own command line names the instance). Read it with gdb, sysroot the
+        rootfs: a crash in CI otherwise shows only as 'Asterisk not answering'."""
+        core = self.root / "core"
+        try:
+            if core.stat().st_mtime < (self.dir / "run" / "sandbox-asterisk.pid").stat().st_mtime:
+                return None
+            with open(core, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            return None
+        return core if f"{self.inner}/etc/asterisk.conf".encode() in head else None
 
     def _wait_control_closed(self, timeout: float = 10.0) -> None:
         """Wait until nothing answers on the old Asterisk's control socket: a new one that

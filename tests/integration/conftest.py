@@ -188,12 +188,25 @@ def _endpoint_state(instance: SandboxInstance, phone: str) -> str:
 API_TOKEN = "test-token-" + os.urandom(8).hex()
 
 
+REVIVED: list[str] = []  # what revive started again, and before which test
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Said at the end of the run, passed or not: a crashed Asterisk otherwise shows only as
+    'Asterisk not answering' in whichever test it was running."""
+    if REVIVED:
+        terminalreporter.section("sandbox started again before a test")
+        for line in REVIVED:
+            terminalreporter.line(line)
+
+
 @pytest.fixture
 def settings(sandbox, tmp_path: Path, request) -> Settings:
     """Settings for the app under test; `@pytest.mark.policy("...")` appends TOML to the
     test policy (a later key in the same table wins)."""
     instance, state = sandbox
     if revived := instance.revive():  # an earlier test stopped it and failed before restarting
+        REVIVED.append(f"{request.node.nodeid}: {', '.join(revived)}")
         print(f"sandbox: started again before this test: {', '.join(revived)}")
         _wait_phones_registered(instance)
     policy = tmp_path / "policy.toml"

@@ -133,6 +133,12 @@ async def signed_in(page_shots, browser, base_url: str, user: str):
     return page
 
 
+async def activity_is(page, text: str, timeout: float = 5000) -> None:
+    """The page says the operator's state is `text` (it renders a moment after the event)."""
+    await page.wait_for_function(
+        f"document.getElementById('activity').textContent === {text!r}", timeout=timeout)
+
+
 async def countdown(page) -> int:
     """The seconds the page shows until the next check-in ("Next check-in in N s"), once
     there are at least 2 left (so the next second is still a countdown)."""
@@ -151,7 +157,7 @@ async def test_given_operator_signed_in_when_call_answered_then_page_shows_it_an
     await app[customers_key].note("+12125550123", "callback requested", name="Test Caller",
                                   source="web", topic="my invoice")
     page = await signed_in(page_shots, browser, app_runner.base_url, "operator1")
-    assert await page.inner_text("#activity") == "ready"
+    await activity_is(page, "ready")  # the operator's state comes on the stream once it is live
 
     ours, call_id = await callers.dial_local("100")
     await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=20)
@@ -162,7 +168,7 @@ async def test_given_operator_signed_in_when_call_answered_then_page_shows_it_an
     assert await page.inner_text("#call-number") == "+12125550123"
     assert await page.inner_text("#call-name") == "Test Caller"
     assert "my invoice" in await page.inner_text("#card .card-callbacks")
-    assert await page.inner_text("#activity") == "in a call"
+    await activity_is(page, "in a call")
 
     # hold with a reason: the hold timer and the check-in countdown move, second by second
     await page.select_option("#hold-reason", "lookup")
