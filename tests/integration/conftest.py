@@ -34,7 +34,8 @@ from ari_app.ari.operations import Op
 from ari_app.callback.keys import callback_calls_key
 from ari_app.inbound.keys import inbound_key
 from ari_app.policy import load_policy
-from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts, sweep_stale
+from ari_app.sandbox.instance import (PHONE_APP, SandboxInstance, SandboxPorts, SandboxState,
+                                      sweep_stale)
 from ari_app.settings import Settings
 from ari_app.staff.accounts import Account, hash_password, render as render_staff
 from ari_app.voicemail.away import AWAY_FOLDER, voicemail_id
@@ -154,11 +155,12 @@ def _wait_phones_registered(instance: SandboxInstance, timeout: float = 20.0) ->
     phone that is not online yet is qualified at once."""
     deadline = time.monotonic() + timeout
     phones = ("operator1", "operator2", "supervisor1")
+    state = instance.load_state()
     out = ""
     while time.monotonic() < deadline:
         out = instance.cli("pjsip show contacts")
         if all(f"{p}/sip:{p}@" in out for p in phones):
-            offline = [p for p in phones if _endpoint_state(instance, p) != "online"]
+            offline = [p for p in phones if _endpoint_state(state, p) != "online"]
             if not offline:
                 return
             for phone in offline:
@@ -168,12 +170,13 @@ def _wait_phones_registered(instance: SandboxInstance, timeout: float = 20.0) ->
     raise RuntimeError(f"simulated desk phones did not register:\n{out}")
 
 
-def _endpoint_state(instance: SandboxInstance, phone: str) -> str:
+def _endpoint_state(state: SandboxState, phone: str) -> str:
+    """The phone's endpoint state in ARI, read without an event loop (this runs in sync
+    fixtures and executor threads)."""
     import base64
     import json
     import urllib.request
 
-    state = instance.load_state()
     auth = base64.b64encode(f"{state.ari_user}:{state.ari_password}".encode()).decode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{state.ports.http}/ari/endpoints/PJSIP/{phone}",
@@ -205,9 +208,9 @@ def settings(sandbox, tmp_path: Path, request) -> Settings:
     """Settings for the app under test; `@pytest.mark.policy("...")` appends TOML to the
     test policy (a later key in the same table wins)."""
     instance, state = sandbox
-    if revived := instance.revive():  # an earlier test stopped it and failed before restarting
-        REVIVED.append(f"{request.node.nodeid}: {', '.join(revived)}")
-        print(f"sandbox: started again before this test: {', '.join(revived)}")
+    if revived := ", ".join(instance.revive()):  # an earlier test stopped it and failed
+        REVIVED.append(f"{request.node.nodeid}: {revived}")  # before it started it again
+        print(f"sandbox: started again before this test: {revived}")
         _wait_phones_registered(instance)
     policy = tmp_path / "policy.toml"
     text = TEST_POLICY
