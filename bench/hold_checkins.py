@@ -12,7 +12,16 @@ check-in's PlaybackStarted (start to start), but not before the previous prompt'
 PlaybackFinished + 2 s of music (after the announcement: its PlaybackFinished + the interval;
 ari_app/calls/pacing.py). A missed check-in is one more than 1 s past due.
 The app runs as its own process (`ari-etiquette run`); its CPU and memory and Asterisk's CPU
-are read from /proc. Not a test: prints figures and writes JSON to bench/results/.
+are read from /proc, and Redis's own count of the commands run meanwhile (INFO commandstats).
+Not a test: prints figures and writes JSON to bench/results/.
+
+    bench/hold_checkins.py --calls 300 --interval 25 --measure 75 --spread --naive --rounds 2
+
+`--naive`: each N also runs bench/naive_hold.py in the app's place, on the same callers and
+operators: a check-in's ARI work (the prompt, the operator's nudge, the music back) and a
+plain SET per step, nothing else; the ratio of the app's CPU per check-in to its is printed.
+`BENCH_CPROFILE=FILE` runs the app under cProfile (two runs of different `--measure`,
+subtracted, give what the extra check-ins cost, call by call).
 """
 
 from __future__ import annotations
@@ -21,12 +30,15 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
+from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,6 +89,17 @@ def system_cpu() -> dict[str, int]:
     return {"user": f[0] + f[1], "system": f[2] + f[5] + f[6], "idle": f[3] + f[4], "steal": f[7]}
 
 
+async def redis_commands(url: str) -> dict[str, int]:
+    """Redis's own count of each command it has run (INFO commandstats): what the app asks of
+    Redis, read before and after the measured window."""
+    client = Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
 async def ping_probe(ari: AriClient, out: list[float]) -> None:
     """Ten bare ARI pings a second, timed: how long Asterisk itself takes to answer."""
     while True:
@@ -119,8 +142,14 @@ async def wait_healthy(base_url: str, app: asyncio.subprocess.Process, log_path,
     raise SystemExit(f"the app did not answer /healthz within {timeout:g} s: see {log_path}")
 
 
+NAIVE = "naive"  # the tree name of the reference handler (bench/naive_hold.py)
+
+
 async def run_one(n: int, args, instance: SandboxInstance, env: dict,
-                  tree: Path = ROOT) -> dict:
+                  tree: Path | str = ROOT) -> dict:
+    """One run of N held callers: this tree's app, another checkout's, or (tree NAIVE) the
+    reference handler in its place."""
+    naive = tree == NAIVE
     interval = args.interval
     policy = instance.dir / f"bench-hold-{n}.toml"
     operators = ", ".join(f'"Local/bop{i}@sandbox-phones"' for i in range(n))
@@ -134,9 +163,20 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
                "ETIQUETTE_LOG_FORMAT": "json"}
     log = open(f"/tmp/bench-hold-app-{n}.log", "wb")
     # `-m` from the tree's own directory: its ari_app comes first on the path
-    app = await asyncio.create_subprocess_exec(sys.executable, "-m", "ari_app.cli", "run",
-                                               env={**app_env, "PYTHONPATH": str(tree)},
-                                               cwd=tree, stdout=log, stderr=log)
+    # BENCH_CPROFILE=FILE: the app under cProfile (every call counted, written when it exits)
+    profiled = (["-m", "cProfile", "-o", os.environ["BENCH_CPROFILE"]]
+                if os.environ.get("BENCH_CPROFILE") else [])
+    if naive:
+        app = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "bench" / "naive_hold.py"),
+            "--ari", f"{env['ETIQUETTE_ARI_URL']}/ari",
+            "--password", env["ETIQUETTE_ARI_PASSWORD"], "--redis", env["ETIQUETTE_REDIS_URL"],
+            "--interval", str(interval), *(["--spread"] if args.spread else []),
+            stdout=asyncio.subprocess.PIPE, stderr=log)
+    else:
+        app = await asyncio.create_subprocess_exec(sys.executable, *profiled, "-m", "ari_app.cli",
+                                                   "run", env={**app_env, "PYTHONPATH": str(tree)},
+                                                   cwd=tree, stdout=log, stderr=log)
     ari = AriClient(env["ETIQUETTE_ARI_URL"], "etiquette", env["ETIQUETTE_ARI_PASSWORD"])
     prompts: dict[str, list[tuple[str, str, float]]] = {}
     connected: set[str] = set()
@@ -161,7 +201,11 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
     callers = EventStream(ari, "bench-caller", lambda e: None)
     tasks = [asyncio.create_task(s.run()) for s in (observer, phones, callers)]
     await asyncio.gather(*(s.connected.wait() for s in (observer, phones, callers)))
-    await wait_healthy(f"http://127.0.0.1:{port}", app, "the app's output")
+    if naive:  # it says so once its events WebSocket is up
+        if await asyncio.wait_for(app.stdout.readline(), 15) != b"ready\n":
+            raise SystemExit(f"the naive handler did not start: see {log.name}")
+    else:
+        await wait_healthy(f"http://127.0.0.1:{port}", app, "the app's output")
     async with aiohttp.ClientSession() as http:
         rss0 = proc_rss_mb(app.pid)
         tags = [uuid.uuid4().hex[:10] for _ in range(n)]
@@ -189,7 +233,11 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
         # --spread: holds start evenly over one interval, as independent calls would, so the
         # check-ins arrive at a steady rate; without it all N start at once (worst case)
         pause = interval / n if args.spread else 0.0
-        for tag in tags:
+        if naive:  # it spreads its holds itself, over the same interval
+            app.send_signal(signal.SIGUSR1)
+            held = n
+            await asyncio.sleep(pause * n)
+        for tag in tags if not naive else ():
             async with http.post(f"http://127.0.0.1:{port}/api/calls/call-{tag}/hold",
                                  json={"reason": "lookup"}, headers=headers) as r:
                 held += r.status == 202
@@ -198,6 +246,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
         cpu0, ast_pid = proc_cpu(app.pid), asterisk_pid(instance.load_state().asterisk_pid)
         ast_cpu0 = proc_cpu(ast_pid)
         stat0 = system_cpu()
+        redis0 = await redis_commands(env["ETIQUETTE_REDIS_URL"])
         pings: list[float] = []
         probe = asyncio.create_task(ping_probe(ari, pings))
         profiler = None
@@ -217,6 +266,10 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
         app_cpu = (proc_cpu(app.pid) - cpu0) / elapsed
         ast_cpu = (proc_cpu(ast_pid) - ast_cpu0) / elapsed
         rss1 = proc_rss_mb(app.pid)
+        redis1 = await redis_commands(env["ETIQUETTE_REDIS_URL"])
+        # the bench's own two reads (INFO, and its client's hello) are not the app's
+        asked = Counter({name: calls - redis0.get(name, 0) for name, calls in redis1.items()
+                         if not name.startswith(("info", "client", "hello"))})
 
     lateness, missed = [], 0
     for tag in tags:
@@ -249,6 +302,11 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
             "app_cpu_pct_talking": round(talk_cpu * 100, 1),
             "app_cpu_ms_per_check_in_over_talking": round(
                 (app_cpu - talk_cpu) * elapsed * 1000 / max(1, len(lateness)), 2),
+            # what the app asked of Redis per check-in (the bench itself sends nothing to it
+            # meanwhile): every command, and the busiest ones
+            "redis_commands_per_check_in": round(sum(asked.values()) / max(1, len(lateness)), 2),
+            "redis_busiest_per_check_in": {name: round(calls / max(1, len(lateness)), 2)
+                                           for name, calls in asked.most_common(6)},
             "app_rss_mb": round(rss1, 1), "app_rss_per_call_kb": round((rss1 - rss0) * 1024 / n, 1),
             "asterisk_cpu_pct_of_core": round(ast_cpu * 100, 1),
             # Asterisk's own answer time to a bare GET /asterisk/ping while under this load: a
@@ -329,6 +387,9 @@ async def main() -> None:
     parser.add_argument("--against", metavar="TREE", type=Path,
                         help="another checkout of the app (git worktree add /tmp/before REV): "
                              "each N runs this tree's app, then that one's, `--rounds` times")
+    parser.add_argument("--naive", action="store_true",
+                        help="each N also runs bench/naive_hold.py in the app's place (the "
+                             "reference: a check-in's ARI work and a plain SET per step)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--baseline", type=float, default=10.0,
                         help="seconds the connected callers talk, measured, before the holds")
@@ -344,7 +405,8 @@ async def main() -> None:
         for n in args.calls:
             for round_ in range(args.rounds):
                 trees = {"this tree": ROOT, **({str(args.against): args.against}
-                                                if args.against else {})}
+                                                if args.against else {}),
+                         **({NAIVE: NAIVE} if args.naive else {})}
                 pair = {}
                 for name, tree in trees.items():
                     result = {"tree": name, "round": round_ + 1,
@@ -352,10 +414,10 @@ async def main() -> None:
                     print(json.dumps(result), flush=True)
                     results.append(result)
                     pair[name] = result["app_cpu_ms_per_check_in"]
-                if args.against:
-                    ratio = pair["this tree"] / max(1e-9, pair[str(args.against)])
-                    print(json.dumps({"calls": n, "round": round_ + 1,
-                                      "cpu_per_check_in_this_over_against": round(ratio, 2)}),
+                for other in [name for name in trees if name != "this tree"]:
+                    ratio = pair["this tree"] / max(1e-9, pair[other])
+                    print(json.dumps({"calls": n, "round": round_ + 1, "against": other,
+                                      "cpu_per_check_in_this_over_that": round(ratio, 2)}),
                           flush=True)
     finally:
         instance.destroy()
