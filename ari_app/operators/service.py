@@ -157,17 +157,21 @@ class OperatorService:
         """Give the operator back, only if this call still holds them. `after` a call they
         talked in, their wrap-up starts; after a call they let ring out, they are paused as
         missed (only if this call still held them: a late release changes nothing)."""
+        pool = self.pool if after != UNUSED else None
+        now = pool.clock() if pool is not None else 0.0
+        if pool is not None and after == AFTER_CALL:
+            # the wrap-up on record before the reservation goes: never a moment in which
+            # they show free without it (a call offered then would skip their wrap-up)
+            await pool.change(endpoint, CallEnded(now, call_id))
         released = await self.redis.eval(_RELEASE, 1, self._key(endpoint), call_id)
-        if self.pool is None or after == UNUSED:
+        if pool is None:
             if released:
                 self._freed(endpoint)
             return
-        now = self.pool.clock()
         if after == AFTER_CALL:
-            await self.pool.change(endpoint, CallEnded(now, call_id))
-            self._freed(endpoint, self.pool.settings.wrap_up)
+            self._freed(endpoint, pool.settings.wrap_up)
         elif after == AFTER_MISSED and released:
-            await self.pool.change(endpoint, Missed(now, call_id))
+            await pool.change(endpoint, Missed(now, call_id))
 
     # --- the operators' own requests (desk phone, REST) ------------------------------------
     def member(self, name: str) -> str:

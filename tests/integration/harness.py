@@ -182,9 +182,13 @@ async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path)
 
 
 async def record_heard_since(party: Party, channel_id: str, seconds: int,
-                             spool: Path, spy: str = "in") -> tuple[list[int], float]:
+                             spool: Path, spy: str = "in",
+                             recording: asyncio.Event | None = None,
+                             stop: asyncio.Event | None = None) -> tuple[list[int], float]:
     """record_heard, plus the wall-clock time the recording started (to line it up with
-    Playback events)."""
+    Playback events); `recording` is set once this recording has started (run it as a task,
+    wait for that, then make the sound); `stop`, once set, ends it before its `seconds` (what
+    was to be heard has played: a long upper bound needs no guess of when it starts)."""
     """What a channel hears, as RMS levels per 100 ms window, from a recording of a snoop on
     it (events alone have reported "played" for audio nobody heard). `spy="out"`: what is
     written to the channel (the app's own caller channel, whose far side is the caller)."""
@@ -198,9 +202,21 @@ async def record_heard_since(party: Party, channel_id: str, seconds: int,
                    maxDurationSeconds=seconds)
     started = await party.wait_for(lambda e: e.get("type") == "RecordingStarted"
                                    and e["recording"]["name"] == name, what="recording started")
-    await party.wait_for(lambda e: e.get("type") in ("RecordingFinished", "RecordingFailed")
-                         and e["recording"]["name"] == name, timeout=seconds + 10,
-                         what="recording finished")
+    if recording is not None:
+        recording.set()
+    finished = asyncio.create_task(party.wait_for(
+        lambda e: e.get("type") in ("RecordingFinished", "RecordingFailed")
+        and e["recording"]["name"] == name, timeout=seconds + 10, what="recording finished"))
+    if stop is not None:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({finished, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not finished.done():
+            try:
+                await ari.call(ops.STOP_RECORDING, recordingName=name)
+            except AriNotFound:
+                pass  # it ended meanwhile
+    await finished
     try:
         await ari.hangup(snoop_id)
     except AriNotFound:

@@ -49,19 +49,36 @@ async def gone(observer, channel: str, timeout: float = 10.0) -> dict:
                                    what=f"{channel} hung up")
 
 
-async def recording(observer, channel: str, seconds: int, spool, spy: str = "in"
+async def recording(observer, channel: str, spool, stop: asyncio.Event, spy: str = "in"
                     ) -> asyncio.Task:
-    """What `channel` hears from now on, once its recording has started."""
-    before = len(observer.of_type("RecordingStarted"))
-    task = asyncio.create_task(record_heard_since(observer, channel, seconds, spool, spy=spy))
-    await observer.wait_for(lambda e: len(observer.of_type("RecordingStarted")) > before,
-                            what=f"{channel} recorded")
+    """What `channel` hears from now on, once its own recording has started, until `stop` is
+    set (at most 20 s). Not a fixed few seconds: the operator's recording once took 5.3 s to
+    start after the caller's had, and the caller's 5 s had ended before the prompt began."""
+    started = asyncio.Event()
+    task = asyncio.create_task(record_heard_since(observer, channel, 20, spool, spy=spy,
+                                                  recording=started, stop=stop))
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiting}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if task.done():
+        task.result()  # the recording failed before it started: say why
+    assert started.is_set(), f"{channel}'s recording did not start within 15 s"
     return task
 
 
 def spoken(levels: list[int]) -> int:
     """100 ms windows louder than music: a prompt was heard."""
     return sum(lv >= MUSIC[1] for lv in levels)
+
+
+def when_played(observer, leg: str, prompt: str, levels: list[int], since: float) -> str:
+    """What a failed hearing check says: the levels, and when the prompt's playback started
+    and finished on `leg`, counted from the recording's start (a CI run once recorded only
+    silence while both playbacks were reported: was the prompt outside the recording?)."""
+    times = {e["type"]: round(e["_t"] - since, 2) for e in observer.events
+             if e.get("type") in ("PlaybackStarted", "PlaybackFinished")
+             and prompt_of(e) == prompt and e["playback"]["target_uri"] == f"channel:{leg}"}
+    return f"{prompt} on {leg}, seconds after the recording started: {times}; levels {levels}"
 
 
 async def warning_steps(app, call_id: str) -> list[dict]:
@@ -111,26 +128,32 @@ async def test_given_talk_when_warned_twice_over_rest_then_warned_then_the_call_
     ours, call_id, operator_leg, phone = await talking(parties, ari)
 
     # first: a polite warning, heard by the caller and by the operator
-    caller_heard = await recording(observer, call_id, 5, spool, spy="out")
-    operator_heard = await recording(observer, phone, 5, spool)
+    played = asyncio.Event()  # the warning played out on both legs: the recordings stop
+    caller_heard = await recording(observer, call_id, spool, played, spy="out")
+    operator_heard = await recording(observer, phone, spool, played)
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/warn")
     assert (status, body["status"]) == (202, "warning"), body
     await heard_out(observer, call_id, operator_leg, "warning-abuse")
-    caller_levels, _ = await caller_heard
-    operator_levels, _ = await operator_heard
-    assert spoken(caller_levels) >= 10, caller_levels
-    assert spoken(operator_levels) >= 10, operator_levels
+    played.set()
+    caller_levels, caller_since = await caller_heard
+    operator_levels, operator_since = await operator_heard
+    assert spoken(caller_levels) >= 10, when_played(observer, call_id, "warning-abuse",
+                                                    caller_levels, caller_since)
+    assert spoken(operator_levels) >= 10, when_played(observer, operator_leg, "warning-abuse",
+                                                      operator_levels, operator_since)
     await until_connected(app_runner, call_id)  # they talk again
     [warned] = await warning_steps(app, call_id)
     assert (warned["step"], warned["count"], warned["operator"]) == ("warning:warned", 1, OP1)
 
     # second: a polite goodbye on the caller's leg, then the caller is let go
-    caller_heard = await recording(observer, call_id, 4, spool, spy="out")
+    said = asyncio.Event()
+    caller_heard = await recording(observer, call_id, spool, said, spy="out")
     status, body = await app_runner.api("POST", f"/api/calls/{call_id}/warn")
     assert status == 202, body
     finished = await observer.wait_for(
         lambda e: e.get("type") == "PlaybackFinished" and prompt_of(e) == "warning-goodbye"
         and e["playback"]["target_uri"] == f"channel:{call_id}", what="the goodbye played")
+    said.set()
     caller_gone = await gone(observer, call_id)
     assert caller_gone["_t"] >= finished["_t"]  # the goodbye was said to the end first
     await gone(observer, operator_leg)
