@@ -116,6 +116,9 @@ class CallbackDialer:
                 continue
             if not await self._may_ring(request, now):
                 continue
+            number = await self._checked(request, now)
+            if number is None:
+                continue  # refused: closed without an operator kept or anybody rung
             # never more callback dials than free operators, whichever party rings first
             endpoint = await self._reserve(self._who_calls(request), request_id)
             if endpoint is None:
@@ -124,8 +127,8 @@ class CallbackDialer:
                     await self.requests.save(request)
                 await self._unlock(request_id)
                 continue  # nobody free for this one (others may be for someone else)
-            if await self._start(request, endpoint, now):
-                started += 1
+            await self._start(request, number, endpoint, now)
+            started += 1
         if not started:  # nothing could start: the next round waits its tick (no spinning)
             self._round_was_full = False
         return started
@@ -144,11 +147,14 @@ class CallbackDialer:
             return "left"
         if not await self._may_ring(request, now):
             return "left"
+        number = await self._checked(request, now)
+        if number is None:
+            return "left"
         endpoint = await self._reserve(operators, request_id)
         if endpoint is None:
             await self._unlock(request_id)
             return "no-operator"
-        await self._start(request, endpoint, now)
+        await self._start(request, number, endpoint, now)
         return "started"
 
     async def _reserve(self, operators: OperatorService, request_id: str) -> str | None:
@@ -173,13 +179,18 @@ class CallbackDialer:
         await self._unlock(request.id)
         return False
 
-    async def _start(self, request: CallbackRequest, operator: str, now: float) -> bool:
-        try:  # defence in depth: the number was checked when accepted; again before dialling,
-            # and what is dialled is the checked E.164 form, never the stored text
-            number = check_number(request.number, self.requests.rules)
+    async def _checked(self, request: CallbackRequest, now: float) -> str | None:
+        """Defence in depth: the number was checked when accepted; again before an operator
+        is kept for it, and what is dialled is the checked E.164 form, never the stored text.
+        None: refused, and the request is closed saying why."""
+        try:
+            return check_number(request.number, self.requests.rules)
         except RefusedNumber as refused:
-            await self._refuse(request, operator, refused, now)
-            return False
+            await self._refuse(request, refused, now)
+            return None
+
+    async def _start(self, request: CallbackRequest, number: str, operator: str,
+                     now: float) -> None:
         if request.latest_at and now > request.latest_at and not any(
                 h["event"] == "promise missed" for h in request.history):
             # the window the customer was told is a commitment: a late call is on the record
@@ -203,15 +214,13 @@ class CallbackDialer:
                                   attempt=request.attempts)
         await self.calls.start(machine, k.Started(
             now, self.policy.callback.dialing == "customer-first", "callback-about-request"))
-        return True
 
-    async def _refuse(self, request: CallbackRequest, operator: str, refused: RefusedNumber,
+    async def _refuse(self, request: CallbackRequest, refused: RefusedNumber,
                       now: float) -> None:
         """A number that must never be dialled (stored before the check, or the policy changed):
-        closed as failed, saying why; the operator reserved for it is free again."""
+        closed as failed, saying why, whether or not an operator is free."""
         logger.warning("callback number refused before dialling", request=request.id,
                        why=refused.message)
-        await self.operators.release(operator, f"{PREFIX}{request.id}")
         request.status, request.outcome = "failed", f"refused number: {refused.message}"
         request.history.append({"t": round(now, 3), "event": "refused", "why": refused.message})
         await self.requests.save(request)

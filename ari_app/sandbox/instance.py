@@ -467,8 +467,17 @@ contact = sip:127.0.0.1:{p.sip}
         self._wait_redis(state)
 
     def pause_redis(self, paused: bool = True) -> None:
-        """SIGSTOP (or SIGCONT): Redis accepts connections but never answers."""
-        os.kill(self._state().redis_pid, signal.SIGSTOP if paused else signal.SIGCONT)
+        """SIGSTOP (or SIGCONT): Redis accepts connections but never answers. Returns once
+        /proc shows it stopped (or running): the signal lands a moment after kill() under
+        load, and a check in that moment (revive's) would read it as still running."""
+        pid = self._state().redis_pid
+        os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+        deadline = time.monotonic() + 5.0
+        while _paused(pid) != paused and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if _paused(pid) != paused:
+            raise SandboxError(f"redis (pid {pid}) not {'stopped' if paused else 'running'} "
+                               "5 s after the signal")
 
     def restart_asterisk(self, crash: bool = False) -> None:
         """Stop Asterisk at once (calls are lost) and start it again with the same config:
@@ -496,7 +505,7 @@ contact = sip:127.0.0.1:{p.sip}
         state = self._state()
         revived = []
         if _paused(state.redis_pid):
-            os.kill(state.redis_pid, signal.SIGCONT)
+            self.pause_redis(False)
             revived.append("redis (paused)")
         if not _alive(state.redis_pid):
             self.start_redis()

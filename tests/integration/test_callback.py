@@ -162,12 +162,18 @@ async def test_given_bad_number_when_posted_then_422_names_the_field_and_nothing
 
 
 @pytest.mark.dialer
+@pytest.mark.parametrize("operators_busy", [False, True], ids=["operators-free", "operators-busy"])
 async def test_given_stored_request_for_a_refused_number_when_dialer_runs_then_failed_never_dialled(
-        app_runner, settings, redis, parties):
+        app_runner, settings, redis, parties, operators_busy):
     """Defence in depth: a request stored without the check (before it existed, or by hand)
-    is closed by the dialer just before the originate; nobody is rung, no operator is kept."""
+    is closed by the dialer before an operator is kept for it: nobody is rung, no operator is
+    kept, and it does not wait for a free operator to be refused."""
     callers, phones, observer = parties
     callback_policy(settings)
+    operators = [KEYS.operator("PJSIP/operator1"), KEYS.operator("PJSIP/operator2")]
+    if operators_busy:  # both reserved by other calls: nobody is free for it
+        for key in operators:
+            await redis.set(key, "another-call")
     app = await app_runner.start()
     bad = CallbackRequest(number="+19005550100", source="web", earliest_at=time.time() - 1)
     bad.next_attempt_at = bad.earliest_at
@@ -184,8 +190,10 @@ async def test_given_stored_request_for_a_refused_number_when_dialer_runs_then_f
     await asyncio.sleep(1.5)
     created = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")]
     assert not [c for c in created if c.startswith("cb-")], "nothing may be dialled"
-    assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
-    assert not await redis.exists(KEYS.operator("PJSIP/operator2"))
+    held = [await redis.get(key) for key in operators]
+    assert held == ([b"another-call"] * 2 if operators_busy else [None, None]), held
+    for key in operators:
+        await redis.delete(key)
 
 
 @pytest.mark.policy("[callback]\nrequests_per_ip_per_hour = 2\n")

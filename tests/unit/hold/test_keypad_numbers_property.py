@@ -277,7 +277,7 @@ class Fakes:
     stored request, due now, and a free operator."""
 
     def __init__(self, request: CallbackRequest, rules: NumberRules) -> None:
-        self.stored, self.started, self.released = request, [], []
+        self.stored, self.started, self.reserved, self.released = request, [], [], []
         self.requests = SimpleNamespace(
             rules=rules, index_key="callbacks", keys=SimpleNamespace(callback_lock=str),
             due=self._due, get=self._get, save=self._save)
@@ -296,6 +296,7 @@ class Fakes:
         self.stored = request
 
     async def _reserve(self, owner):
+        self.reserved.append("PJSIP/op1")
         return "PJSIP/op1"
 
     async def _release(self, operator, owner, after="unused"):
@@ -343,15 +344,16 @@ def test_given_a_stored_request_with_any_number_when_due_then_dialled_only_if_it
         number, rules):
     """A request stored before the check existed, or edited in Redis, reaches the dialer with
     whatever number: the dialer checks it again, and one it must not call never starts an
-    attempt (no DialCustomer, no originate); the request fails and its operator is freed."""
+    attempt (no DialCustomer, no originate); the request fails before an operator is kept."""
     fakes = dial(number, rules)
 
     if passes(number, rules) is None:
         assert fakes.started == []
         assert fakes.stored.status == "failed" and fakes.stored.outcome.startswith("refused")
-        assert fakes.released == ["PJSIP/op1"]
+        assert fakes.reserved == [] and fakes.released == []
     else:
         [(machine, actions)] = fakes.started
+        assert fakes.reserved == ["PJSIP/op1"]
         assert k.DialOperator() in actions  # agent-first: the customer is dialled next
         assert passes(machine.number, rules) is not None
 
