@@ -31,7 +31,8 @@ from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.settings import Settings  # noqa: E402
 
 POLICY = """
@@ -174,4 +175,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

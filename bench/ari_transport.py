@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from ari_app.ari import AriClient  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 
 APP, PARKED = "bench-transport", "ari-etiquette"  # the callers' side, the inbound side
 
@@ -163,4 +164,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

@@ -52,7 +52,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from hold_checkins import wait_healthy  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.sandbox.ports import free_port  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
 
@@ -339,4 +340,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

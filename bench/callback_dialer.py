@@ -46,7 +46,8 @@ from ari_app.customers.service import Customers  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.operators.service import OperatorService  # noqa: E402
 from ari_app.policy import load_policy  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.storage import Keyspace  # noqa: E402
 
 KEYS = Keyspace()  # the app's own key names
@@ -307,4 +308,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

@@ -52,7 +52,8 @@ from hold_checkins import (_quiet, asterisk_pid, free_port, pct, ping_probe,  # 
 from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    PHONE_APP, SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 
 TOKEN = uuid.uuid4().hex
 FALLBACK_AFTER = 180  # s: the holds' way out; every window ends before it
@@ -374,4 +375,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

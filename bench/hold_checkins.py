@@ -48,7 +48,8 @@ from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.calls.pacing import next_check_in  # noqa: E402
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import PHONE_APP, SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    PHONE_APP, SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.sandbox.ports import free_port  # noqa: E402,F401 (other benches import it from here)
 
 TOKEN = uuid.uuid4().hex
@@ -429,4 +430,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

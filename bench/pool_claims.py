@@ -77,7 +77,7 @@ from queue_checkins import POLICY, all_processes, wait_quiet  # noqa: E402
 
 from ari_app.ari import AriClient, AriError, EventStream  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance, interrupt_on_sigterm  # noqa: E402
 from ari_app.storage.keyspace import Keyspace  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
@@ -538,4 +538,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

@@ -65,7 +65,7 @@ from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
 from ari_app.calls.pacing import next_check_in  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance  # noqa: E402
+from ari_app.sandbox.instance import SandboxInstance, interrupt_on_sigterm  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
 INTERVAL = 25.0     # the check-in / periodic-announce interval, both sides
@@ -626,4 +626,5 @@ def print_table(results: list[dict], pairs: list[dict]) -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

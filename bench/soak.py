@@ -46,7 +46,7 @@ from ari_app.ari import AriClient, EventStream  # noqa: E402
 from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.ari.operations import Op  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
-from ari_app.sandbox.instance import PHONE_APP  # noqa: E402
+from ari_app.sandbox.instance import PHONE_APP, interrupt_on_sigterm  # noqa: E402
 from hold_checkins import (_quiet, asterisk_pid, command_line, free_port, proc_cpu,  # noqa: E402
                            proc_rss_mb, wait_healthy)
 
@@ -286,4 +286,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())

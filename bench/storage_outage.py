@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from ari_app.log import configure_logging  # noqa: E402
 from ari_app.prompts.install import install_prompts  # noqa: E402
-from ari_app.sandbox.instance import SandboxInstance, SandboxPorts  # noqa: E402
+from ari_app.sandbox.instance import (  # noqa: E402
+    SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from bench.callback_api import free_port, pct  # noqa: E402
 
 TOKEN = uuid.uuid4().hex
@@ -135,4 +136,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    interrupt_on_sigterm()  # a killed bench still destroys its sandbox
     asyncio.run(main())
