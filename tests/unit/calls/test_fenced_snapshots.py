@@ -5,7 +5,6 @@ nothing, and the step's actions never run; a call nobody claimed is written plai
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,23 +12,7 @@ from ari_app.calls.ownership import CallOwnership, LeaseLost
 from ari_app.storage import Keyspace
 from ari_app.storage.snapshots import SnapshotStore
 
-from redis.asyncio import Redis
-
-from test_ownership import REDIS_SERVER, RedisServer  # a redis-server of the test's own
-
 KEYS = Keyspace()
-
-
-@pytest.fixture
-async def redis(tmp_path):
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    client = Redis(port=server.port, socket_timeout=2, socket_connect_timeout=1)
-    yield client
-    await client.aclose()
-    server.stop()
 
 
 class Machine:

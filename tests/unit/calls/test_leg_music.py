@@ -2,7 +2,6 @@
 puts it back at once, and the machine's next step takes it off again unless that step says
 what the music does itself (calls/legs.py)."""
 
-from ari_app.ari import operations as ops
 from ari_app.calls import ids
 from ari_app.calls.legs import LegActions
 from ari_app.calls.rule import CallLegs

@@ -7,12 +7,8 @@ leaves nothing behind, and every key of one call's scripts is in one Cluster slo
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -23,70 +19,6 @@ from ari_app.calls.ownership import CallOwnership, LeaseLost
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server process of the test's own; `stop` then `start` keeps port and data."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir, self.port = directory, _free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--daemonize", "no", "--protected-mode", "no"],
-            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not self._pong():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {self.dir / 'redis.log'}")
-            time.sleep(0.01)
-
-    def _pong(self) -> bool:
-        """A raw PING (redis-py's client would back off between refused connections)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")  # -LOADING while the AOF loads
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-
-@pytest.fixture
-def server(tmp_path: Path):
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server not installed")
-    srv = RedisServer(tmp_path)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-async def redis(server: RedisServer):
-    client = Redis(port=server.port, socket_timeout=2, socket_connect_timeout=1)
-    yield client
-    await client.aclose()
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
