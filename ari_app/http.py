@@ -108,14 +108,27 @@ class InternalError(ApiError):
 
 def field(body: dict, name: str, kind: type | tuple[type, ...], what: str) -> Any:
     """body[name] when it is absent, null or of `kind` (never a bool for int), else a 422
-    naming the field: `field(body, "reason", str, "a text")`."""
+    naming the field: `field(body, "reason", str, "a text")`. For int, a whole float (5.0)
+    is that int: JSON has one number type, and JSON Schema's integer includes it."""
     value = body.get(name)
     if value is None:
         return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, float) and int in kinds and float not in kinds and value.is_integer():
+        value = int(value)
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (
             kind if isinstance(kind, tuple) else (kind,))):
         raise InvalidRequest(f'"{name}" must be {what}', name)
     return value
+
+
+def query(request: web.Request, name: str, default: str = "") -> str:
+    """One query parameter's value; given twice it is a 422 naming it (which of the two was
+    meant is not ours to guess)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise InvalidRequest(f'"{name}" is given {len(values)} times; give it once', name)
+    return values[0] if values else default
 
 
 def shown(value: object, limit: int = 40) -> str:

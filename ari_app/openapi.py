@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from ari_app.http import public
+from ari_app.keys import policy_key
+from ari_app.policy import Policy
 
 __all__ = ["document", "routes"]
 
@@ -48,9 +50,9 @@ def _ok(status: int, what: str, schema: dict | None = None, example: Any = None,
 
 
 def _op(summary: str, *responses: tuple[str, dict], body: dict | None = None,
-        params: tuple[tuple[str, str, str], ...] = (), secured: bool = True) -> dict:
-    """One operation: `params` are (name, in, description); two errors of one status are one
-    answer naming both error ids."""
+        params: tuple[tuple, ...] = (), secured: bool = True) -> dict:
+    """One operation: `params` are (name, in, description) and, where a value is not any
+    text, its schema; two errors of one status are one answer naming both error ids."""
     answers: dict = {}
     for status, answer in responses + (BODY_ERRORS if body is not None else ()):
         if status in answers:
@@ -62,18 +64,36 @@ def _op(summary: str, *responses: tuple[str, dict], body: dict | None = None,
         op["security"] = []
     if params:
         op["parameters"] = [{"name": n, "in": where, "required": where == "path",
-                             "description": d, "schema": TEXT} for n, where, d in params]
+                             "description": d, "schema": schema[0] if schema else TEXT}
+                            for n, where, d, *schema in params]
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": body}}}
     return op
 
 
-def _body(**fields: tuple[str, str]) -> dict:
-    """A JSON object: name -> (type, description); none required unless marked '!'."""
-    required = [n for n, (t, _) in fields.items() if t.endswith("!")]
+def _body(**fields: tuple) -> dict:
+    """A JSON object: name -> (type, description) and, where it says more, the rest of the
+    field's schema (an enum of the policy's keys, a range); none required unless marked '!'."""
+    required = [n for n, (t, *_) in fields.items() if t.endswith("!")]
     return {"type": "object", "required": required, "properties": {
-        n: {"type": t.rstrip("!"), "description": d} for n, (t, d) in fields.items()}}
+        n: {"type": t.rstrip("!"), "description": d, **(more[0] if more else {})}
+        for n, (t, d, *more) in fields.items()}}
+
+
+def _one_of(values: Any) -> dict:
+    """An enum of the policy's keys (hold reasons, ...): schema-valid is then acceptable; none
+    without a policy (the unit tests' document)."""
+    return {"enum": list(values)} if values is not None else {}
+
+
+def _both(answer: tuple[str, dict], other: tuple[str, dict]) -> tuple[str, dict]:
+    """One status answered in two media types (JSON, or CSV when asked)."""
+    status, one = answer
+    return status, {**one, "content": {**one["content"], **other[1]["content"]}}
+
+
+SOME = {"minLength": 1}  # an empty one is never a name, an id or a code
 
 
 _FILE_KINDS = {"html": ("the page", "text/html"), "js": ("JavaScript", "text/javascript"),
@@ -91,7 +111,14 @@ VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
 NOT_YOURS = _error(403, "not-your-voicemail")  # an operator's session: another's message
 
 
-def document() -> dict:
+def document(policy: Policy | None = None) -> dict:
+    """The API as this app serves it; with its `policy`, the values the policy decides (hold
+    and transfer reasons, pause reasons) are enums, so that schema-valid input is accepted."""
+    hold_reasons = list(policy.hold.reasons) if policy else None
+    transfer_reasons = list(policy.transfer.reasons) if policy else None
+    pause_reasons = list(policy.operators.pause_reasons) if policy else None
+    operators = ([name for e in policy.operators.endpoints for name in (e, e.split("/", 1)[-1])]
+                 if policy else None)
     paths: dict[str, dict] = {
         "/healthz": {"get": _op(
             "Whether every part works (Redis, ARI, the events WebSocket, background tasks)",
@@ -120,8 +147,10 @@ def document() -> dict:
         "/api/calls/{call_id}/hold": {
             "post": _op("Put the caller on hold (the reason is said to them)",
                         _ok(202, "on hold"), NO_CALL, STATE, BAD, AUTH, STORAGE, params=CALL,
-                        body=_body(reason=("string", "a key of the policy's hold reasons"),
-                                   expected_minutes=("integer", "1-30, said to the caller"))),
+                        body=_body(reason=("string", "a key of the policy's hold reasons",
+                                           _one_of(hold_reasons)),
+                                   expected_minutes=("integer", "1-30, said to the caller",
+                                                     {"minimum": 1, "maximum": 30}))),
             "delete": _op("Take the caller off hold", _ok(202, "resuming"), NO_CALL, STATE,
                           AUTH, STORAGE, params=CALL)},
         "/api/calls/{call_id}/transfer": {
@@ -129,9 +158,11 @@ def document() -> dict:
                         NO_CALL, STATE, BAD, _error(404, "no-such-transfer-target"),
                         _error(409, "transfer-target-not-available"), AUTH, STORAGE,
                         params=CALL, body=_body(
-                            target=("string!", "a directory entry's id, code or number"),
-                            mode=("string", '"announced" or "attended"'),
-                            reason=("string", "a key of the policy's reasons"))),
+                            target=("string!", "a directory entry's id, code or number", SOME),
+                            mode=("string", '"announced" or "attended"',
+                                  {"enum": ["announced", "attended"]}),
+                            reason=("string", "a key of the policy's reasons",
+                                    _one_of(transfer_reasons)))),
             "delete": _op("Cancel the transfer", _ok(202, "cancelled"), NO_CALL, STATE, AUTH,
                           STORAGE, params=CALL)},
         "/api/calls/{call_id}/transfer/complete": {"post": _op(
@@ -173,7 +204,8 @@ def document() -> dict:
             "Voice messages (an operator's session: only theirs)", _ok(200, "the messages"),
             _error(422, "invalid-request"), AUTH, STORAGE,
             params=(("for", "query", "an operator endpoint or a directory id"),
-                    ("heard", "query", "true or false")))},
+                    ("heard", "query", "true or false (any case); empty: either",
+                     {**TEXT, "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])?$"})))},
         "/api/voicemails/{voicemail_id}": {
             "get": _op("One voice message", _ok(200, "the message"),
                        _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE,
@@ -199,19 +231,26 @@ def document() -> dict:
             _ok(200, "the operator after it"), _error(404, "no-such-operator"),
             _error(409, "wrong-operator-state"), BAD, AUTH, STORAGE,
             params=(("operator", "path", "the endpoint (PJSIP/operator1) or its resource"),
-                    ("action", "path", "login | logout | pause | unpause")),
-            body=_body(reason=("string", "pause only: one of the policy's pause_reasons")))},
+                    ("action", "path", "login | logout | pause | unpause",
+                     {"enum": ["login", "logout", "pause", "unpause"]})),
+            body=_body(reason=("string", "pause only: one of the policy's pause_reasons",
+                               _one_of(pause_reasons))))},
         "/api/reports/compliance": {"get": _op(
             "The compliance report per operator for a UTC day: figures and a 0-100 score "
             "(supervisors and admins)",
-            _ok(200, "every operator's figures (JSON), or with format=csv one row each",
-                example={"day": "2026-12-03", "score_formula": "score = 100 − ...",
-                         "operators": [{"operator": "PJSIP/operator1", "calls": 6,
-                                        "score": 45}]}),
+            _both(_ok(200, "every operator's figures (JSON), or with format=csv one row each",
+                      example={"day": "2026-12-03", "score_formula": "score = 100 − ...",
+                               "operators": [{"operator": "PJSIP/operator1", "calls": 6,
+                                              "score": 45}]}),
+                  _ok(200, "", TEXT, kind="text/csv")),
             _error(422, "invalid-request"), _error(403, "forbidden"), AUTH, STORAGE,
-            params=(("day", "query", "YYYY-MM-DD (UTC); today when left out"),
-                    ("operator", "query", "one operator (PJSIP/operator1 or operator1)"),
-                    ("format", "query", "json (default) or csv")))},
+            params=(("day", "query", "YYYY-MM-DD (UTC); today when left out or empty",
+                     {**TEXT, "anyOf": [{"format": "date"}, {"maxLength": 0}]}),
+                    ("operator", "query", "one operator (PJSIP/operator1 or operator1); "
+                     "every one when left out or empty",
+                     {**TEXT, **_one_of(operators and ["", *operators])}),
+                    ("format", "query", "json (default, also when empty) or csv",
+                     {"enum": ["", "json", "csv"]})))},
         "/reports": _file("The compliance report page (HTML; signs in through the API)",
                           "/reports"),
         "/api/session": {
@@ -222,8 +261,8 @@ def document() -> dict:
                         _error(401, "wrong-credentials"),
                         _error(429, "too-many-sign-in-attempts"),
                         _error(503, "sign-in-not-configured"), BAD, STORAGE, secured=False,
-                        body=_body(user=("string!", "the staff file's user name"),
-                                   password=("string!", "their password"))),
+                        body=_body(user=("string!", "the staff file's user name", SOME),
+                                   password=("string!", "their password", SOME))),
             "get": _op("The signed-in session (who, role, their CSRF token)",
                        _ok(200, "the session"), _error(401, "not-signed-in", "session-expired"),
                        STORAGE, secured=False),
@@ -277,4 +316,4 @@ def document() -> dict:
 @routes.get("/api/openapi.json")
 @public
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return web.json_response(document(request.app[policy_key]))

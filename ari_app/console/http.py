@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ari_app.console.keys import console_key
 from ari_app.http import (
-    ApiError, InvalidRequest, browser_files, for_operators, principal_of, shown,
+    ApiError, InvalidRequest, browser_files, for_operators, principal_of, query, shown,
 )
 from ari_app.operators.keys import operators_key
 from ari_app.operators.service import NoSuchOperator
@@ -40,7 +40,7 @@ class NotYourConsole(ApiError):
 @for_operators
 async def console(request: web.Request) -> web.Response:
     who = principal_of(request)
-    wanted = request.query.get("operator") or None
+    wanted = query(request, "operator") or None
     if who.role == "operator":
         endpoint = who.operator or ""
         if wanted is not None and wanted not in (endpoint, endpoint.partition("/")[2]):

@@ -22,7 +22,7 @@ from importlib import resources
 from aiohttp import web
 
 from ari_app.callback.keys import callbacks_key
-from ari_app.http import InvalidRequest, public, shown
+from ari_app.http import InvalidRequest, public, query, shown
 from ari_app.keys import etiquette_log_key, policy_key
 from ari_app.reports.compliance import (
     CSV_COLUMNS, SCORE_FORMULA, compliance, csv_row, promised_requests)
@@ -36,7 +36,7 @@ _PAGE = resources.files("ari_app.reports").joinpath("page.html").read_text(encod
 
 
 def _day(request: web.Request, now: float) -> str:
-    value = request.query.get("day", "")
+    value = query(request, "day")
     if not value:
         return time.strftime("%Y-%m-%d", time.gmtime(now))
     try:
@@ -51,7 +51,7 @@ def _day(request: web.Request, now: float) -> str:
 
 def _operators(request: web.Request) -> list[str]:
     endpoints = list(request.app[policy_key].operators.endpoints)
-    name = request.query.get("operator", "")
+    name = query(request, "operator")
     if not name:
         return endpoints
     for endpoint in endpoints:
@@ -62,7 +62,7 @@ def _operators(request: web.Request) -> list[str]:
 
 
 def _format(request: web.Request) -> str:
-    kind = request.query.get("format", "") or "json"
+    kind = query(request, "format") or "json"
     if kind not in FORMATS:
         raise InvalidRequest(f'"format" must be "json" or "csv", not {shown(kind)}', "format")
     return kind

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
-from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, shown
+from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, query, shown
 from ari_app.keys import ari_key, ari_nodes_key, policy_key
 from ari_app.operators.scope import Scope
 from ari_app.voicemail.keys import voicemails_key
@@ -72,10 +72,10 @@ async def _found(request: web.Request):
 @routes.get("/api/voicemails")
 @for_operators
 async def listing(request: web.Request) -> web.Response:
-    heard = request.query.get("heard") or None  # empty (a form's blank filter): no filter
+    heard = query(request, "heard") or None  # empty (a form's blank filter): no filter
     if heard is not None and heard.lower() not in ("true", "false"):
         raise InvalidRequest(f'"heard" must be true or false, not {shown(heard)}', "heard")
-    for_whom = request.query.get("for") or None
+    for_whom = query(request, "for") or None
     if for_whom is not None and len(for_whom) > MAX_FOR:
         raise InvalidRequest(f'"for" must be an operator\'s endpoint or a directory id '
                              f"(at most {MAX_FOR} characters)", "for")

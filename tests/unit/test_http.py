@@ -10,7 +10,7 @@ import logging
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from redis import exceptions as redis_errors
 from structlog.testing import capture_logs
 
@@ -196,3 +196,21 @@ def test_given_value_of_wrong_type_when_field_then_422_names_it():
         assert error.value.body()["field"] == "reason" and error.value.status == 422
     with pytest.raises(api.InvalidRequest):
         api.field({"n": True}, "n", int, "a number")  # a bool is not a number
+
+
+def test_given_a_whole_float_when_field_of_int_then_that_int():
+    """JSON has one number type: 5.0 is 5 (JSON Schema's integer includes it); 5.5 is not."""
+    assert api.field({"n": 5.0}, "n", int, "a number") == 5
+    assert type(api.field({"n": 5.0}, "n", int, "a number")) is int
+    for bad in (5.5, float("inf"), float("nan")):
+        with pytest.raises(api.InvalidRequest):
+            api.field({"n": bad}, "n", int, "a number")
+    assert api.field({"n": 5.0}, "n", (int, float), "a number") == 5.0
+
+
+def test_given_a_query_parameter_twice_when_read_then_422_names_it():
+    assert api.query(make_mocked_request("GET", "/x?heard=true"), "heard") == "true"
+    assert api.query(make_mocked_request("GET", "/x"), "heard") == ""
+    with pytest.raises(api.InvalidRequest) as error:
+        api.query(make_mocked_request("GET", "/x?heard=true&heard=false"), "heard")
+    assert error.value.body()["field"] == "heard" and "2 times" in error.value.message
