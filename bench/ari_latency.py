@@ -34,6 +34,7 @@ from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import (  # noqa: E402
     SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.settings import Settings  # noqa: E402
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 POLICY = """
 company = "Example Corp"
@@ -166,12 +167,8 @@ async def main() -> None:
         await app.wait()
         await ari.close()
         instance.destroy()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"ari_latency-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    report.write("ari_latency", result)
 
 
 if __name__ == "__main__":

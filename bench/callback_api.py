@@ -56,6 +56,7 @@ from ari_app.sandbox.instance import (  # noqa: E402
     SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.sandbox.ports import free_port  # noqa: E402
 from ari_app.storage import Keyspace  # noqa: E402
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 KEYS = Keyspace()  # the app's own key names
 SERVER_LIMIT = 100_000  # requests_per_server_per_hour: the policy's maximum
@@ -332,11 +333,7 @@ async def main() -> None:
     finally:
         instance.destroy()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"callback_api-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    report.write("callback_api", result)
 
 
 if __name__ == "__main__":

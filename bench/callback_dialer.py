@@ -49,6 +49,7 @@ from ari_app.policy import load_policy  # noqa: E402
 from ari_app.sandbox.instance import (  # noqa: E402
     SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.storage import Keyspace  # noqa: E402
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 KEYS = Keyspace()  # the app's own key names
 
@@ -300,11 +301,7 @@ async def main() -> None:
     finally:
         instance.destroy()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"callback_dialer-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    report.write("callback_dialer", result)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import (  # noqa: E402
     PHONE_APP, SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from ari_app.sandbox.ports import free_port  # noqa: E402,F401 (other benches import it from here)
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 TOKEN = uuid.uuid4().hex
 
@@ -422,11 +423,7 @@ async def main() -> None:
                           flush=True)
     finally:
         instance.destroy()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"hold_checkins-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(f"written to {path}")
+    report.write("hold_checkins", results)
 
 
 if __name__ == "__main__":

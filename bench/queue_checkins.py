@@ -66,6 +66,7 @@ from ari_app.ari import operations as ops  # noqa: E402
 from ari_app.calls.ids import read_playback  # noqa: E402
 from ari_app.calls.pacing import next_check_in  # noqa: E402
 from ari_app.sandbox.instance import SandboxInstance, interrupt_on_sigterm  # noqa: E402
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 TOKEN = uuid.uuid4().hex
 INTERVAL = 25.0     # the check-in / periodic-announce interval, both sides
@@ -587,11 +588,8 @@ async def main() -> None:
         await ari.close()
         instance.destroy()
     print_table(results, pairs)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"queue_checkins-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({"command": command, "runs": results, "pairs": pairs}, indent=2))
-    print(f"written to {path}")
+    report.write("queue_checkins", {"command": command, "runs": results, "pairs": pairs},
+                 rows=results + pairs)
 
 
 def _or(value) -> str:

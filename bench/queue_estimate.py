@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from ari_app.queue.estimate import (EstimateSettings, HandleTimes, estimate_error,  # noqa: E402
                                     estimate_wait)
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 SCENARIOS = {  # name: operators, mean gap between callers (s), mean handle time (s)
     "15 operators, 90% busy": (15, 13.3, 180.0),
@@ -114,10 +113,8 @@ def main() -> None:
         print(f"{name:42} {row['mean_wait']:8.0f}s {row['ours_p50']:6.0f}/{row['ours_p90']:<5.0f}s "
               f"{row['app_queue_p50']:9.0f}/{row['app_queue_p90']:<5.0f}s "
               f"{row['ours_p50'] / max(row['app_queue_p50'], 1e-9):9.2f}")
-    out = ROOT / "bench" / "results" / f"queue_estimate-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out.relative_to(ROOT)}")
+    report.write("queue_estimate", results,
+                 rows=[{"scenario": name, **row} for name, row in results["scenarios"].items()])
 
 
 if __name__ == "__main__":

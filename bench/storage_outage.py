@@ -33,6 +33,7 @@ from ari_app.prompts.install import install_prompts  # noqa: E402
 from ari_app.sandbox.instance import (  # noqa: E402
     SandboxInstance, SandboxPorts, interrupt_on_sigterm)
 from bench.callback_api import free_port, pct  # noqa: E402
+import report  # noqa: E402 (bench/report.py: the results as JSON and Markdown)
 
 TOKEN = uuid.uuid4().hex
 ROUTES = [("POST", "/api/callbacks", {"number": "+12125550143"}), ("GET", "/api/calls", None),
@@ -128,11 +129,7 @@ async def main() -> None:
     finally:
         instance.destroy()
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"storage_outage-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    report.write("storage_outage", result)
 
 
 if __name__ == "__main__":
