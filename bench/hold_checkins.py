@@ -328,9 +328,7 @@ async def _quiet(coro) -> None:
 
 def command_line() -> str:
     """The command that produced a run, printed and written beside its figures."""
-    cache = os.environ.get("ETIQUETTE_CACHE_DIR")
-    command = " ".join([*([f"ETIQUETTE_CACHE_DIR={cache}"] if cache else []), sys.executable,
-                        *sys.argv])
+    command = report.command()
     print("command:", command, flush=True)
     return command
 
