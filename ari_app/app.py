@@ -375,7 +375,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             on_finished=lambda machine, finish: dialer.finished(machine, finish))
         dialer = served.dialer = CallbackDialer(
             redis, app[callbacks_key], operators, app[customers_key], policy,
-            supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None)
+            supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None,
+            ready=lambda: served.events.connected.is_set())
 
         def on_event(event: dict) -> None:  # callback calls have ids of their own
             if desk_codes.on_event(event):  # an operator's desk code: theirs alone
@@ -387,6 +388,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             metrics.ari_connected()
             await inbound.reconcile()
             await desk_codes.reconcile()
+            await callback_calls.reconcile()
 
         runner.fence(ownership)
         if settings.pool():  # several instances share callers (pool/)
@@ -394,6 +396,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 metrics.ari_connected()
                 await inbound.reconcile(shard, takeover=takeover, pool=True)
                 await desk_codes.reconcile()
+                if shard == settings.ari_app:  # callback attempts are dialled into it
+                    await callback_calls.reconcile()
 
             inbound.also_allowed = POOL_EVENTS
             served.events = served.keeper = ShardKeeper(

@@ -40,6 +40,7 @@ __all__ = ["CallbackDialer"]
 logger = structlog.get_logger()
 NO_OPERATOR_RETRY = 15.0
 ROUND = 50  # requests looked at per round
+RING_MARGIN = 15.0  # past a leg's ring timeout without a word from Asterisk: the leg is lost
 LEASE = 600  # seconds a claimed request stays ours without news (a crashed instance frees it)
 
 
@@ -54,7 +55,11 @@ class CallbackDialer:
                  customers: Customers, policy: Policy, *, tick: float = 1.0,
                  supervisors: OperatorService | None = None,
                  clock: Callable[[], float] = time.time, owner: str | None = None,
-                 calls: "AttemptCalls", other_nodes: bool = False) -> None:
+                 calls: "AttemptCalls", other_nodes: bool = False,
+                 ready: Callable[[], bool] = lambda: True) -> None:
+        """`ready()`: the app takes the calls it dials (its events socket is connected and
+        resynced). Until then an attempt is not started: Asterisk would ring the operator and
+        hang the leg up when it enters an app nobody listens to, and no event would say so."""
         self.redis, self.requests, self.operators = redis, requests, operators
         # several Asterisk nodes: our operators are this node's only, another node's dialer
         # may have one free now, so a request nobody here can take is not put off
@@ -64,6 +69,7 @@ class CallbackDialer:
         self.customers, self.policy, self.tick, self.clock = customers, policy, tick, clock
         self.owner = owner or uuid.uuid4().hex[:12]
         self.calls = calls  # where an attempt is dialed (callback/stasis.py)
+        self.ready = ready
 
     def _who_calls(self, request: CallbackRequest) -> OperatorService:
         """The people who owe this callback: a supervisor's promise is kept by a supervisor,
@@ -160,6 +166,11 @@ class CallbackDialer:
     async def _reserve(self, operators: OperatorService, request_id: str) -> str | None:
         """A free operator for a locked request; with Asterisk away, the lock is given back
         (the request is due again, at once, when it is back) before the error goes up."""
+        if not self.ready():
+            await self._unlock(request_id)
+            raise AriUnavailable(0, "GET", "/events",
+                                 "the app's ARI events are not connected (Asterisk restarting?): "
+                                 "no callback is dialled before they are")
         try:
             return await operators.reserve_free(f"{PREFIX}{request_id}")
         except AriUnavailable:
@@ -209,7 +220,11 @@ class CallbackDialer:
         call_id = f"{PREFIX}{request.id[:16]}{request.attempts}"
         machine = k.CallbackCallMachine(call_id, request_id=request.id, number=number,
                                         operator=operator, language=request.language,
-                                        answer_timeout=self.policy.callback.answer_timeout)
+                                        answer_timeout=self.policy.callback.answer_timeout,
+                                        operator_ring_guard=(self.policy.operators.ring_timeout
+                                                             + RING_MARGIN),
+                                        customer_ring_guard=(self.policy.callback.ring_timeout
+                                                             + RING_MARGIN))
         await self.customers.note(request.number, "callback attempt", request=request.id,
                                   attempt=request.attempts)
         await self.calls.start(machine, k.Started(

@@ -9,7 +9,10 @@ Decided here:
   now, 2 another time; no key means a machine or a voicemail answered: not reached;
 - the operator hears that a callback is being placed (their card for the customer is on the
   operator page: GET /api/customers/{number});
-- every way it can end is one outcome, for the dialer to retry, reschedule or close.
+- every way it can end is one outcome, for the dialer to retry, reschedule or close;
+- a leg that rings longer than its ring guard (its ring timeout and a margin) without a word
+  from Asterisk is lost (Asterisk restarted, or the leg entered the app while it was not
+  connected): hung up and failed, so no attempt keeps its operator and its request forever.
 """
 
 from __future__ import annotations
@@ -136,6 +139,10 @@ class CallbackCallMachine(RuleMachine):
     operator: str = ""          # the endpoint reserved for this attempt
     language: str = "en"        # the customer's
     answer_timeout: float = 8.0
+    # Asterisk ends a ringing leg at its ring timeout, with an event; these are that and a
+    # margin (the dialer sets them from the policy)
+    operator_ring_guard: float = 30.0
+    customer_ring_guard: float = 40.0
     menu_repeat_after: float = 4.0  # no key by then: the menu is said once more
     menu_repeated: bool = False
     state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
@@ -156,12 +163,14 @@ class CallbackCallMachine(RuleMachine):
         self.customer_first, self.reason_prompt = ev.customer_first, ev.reason_prompt
         if ev.customer_first:
             self._set_state(CallbackCallState.DIALING_CUSTOMER)
-            return [Note("customer dialed", (("order", "customer-first"),)), self._dial(CUSTOMER)]
-        return [Note("operator dialed", (("order", "agent-first"),)), self._dial(OPERATOR)]
+            return [Note("customer dialed", (("order", "customer-first"),)),
+                    self._dial(CUSTOMER, ev.now)]
+        return [Note("operator dialed", (("order", "agent-first"),)), self._dial(OPERATOR, ev.now)]
 
     def _on_OperatorAnswered(self, ev: OperatorAnswered) -> list[object]:
         if OPERATOR in self.ringing:
             self.ringing.remove(OPERATOR)
+            self.deadline = None  # its ring guard
         self.up.append(OPERATOR)
         intro = self._play(OPERATOR, "operator-callback-intro")
         if self.state is CallbackCallState.JOINING_OPERATOR:
@@ -170,7 +179,7 @@ class CallbackCallMachine(RuleMachine):
             return [HangUp(OPERATOR)]
         self._set_state(CallbackCallState.DIALING_CUSTOMER)
         return [Note("operator answered", ()), intro, Note("customer dialed", ()),
-                self._dial(CUSTOMER)]
+                self._dial(CUSTOMER, ev.now)]
 
     def _on_OperatorFailed(self, ev: OperatorFailed) -> list[object]:
         if OPERATOR in self.ringing:
@@ -188,6 +197,7 @@ class CallbackCallMachine(RuleMachine):
             return [HangUp(CUSTOMER)]
         if CUSTOMER in self.ringing:
             self.ringing.remove(CUSTOMER)
+        self.deadline = None  # its ring guard
         self.up.append(CUSTOMER)
         self._set_state(CallbackCallState.INTRODUCING)
         media = (prompt_media("callback-intro"),
@@ -224,7 +234,8 @@ class CallbackCallMachine(RuleMachine):
             note = Note("customer chose", (("choice", "talk now"),))
             if self.customer_first:
                 self._set_state(CallbackCallState.JOINING_OPERATOR)
-                return [note, self._play(CUSTOMER, "callback-connecting"), self._dial(OPERATOR)]
+                return [note, self._play(CUSTOMER, "callback-connecting"),
+                        self._dial(OPERATOR, ev.now)]
             return [note, *self._connect()]
         if ev.digit == "2":
             self.deadline = None
@@ -237,6 +248,12 @@ class CallbackCallMachine(RuleMachine):
         if self.deadline is None or ev.now < self.deadline:
             return []
         self.deadline = None
+        lost = "no word from Asterisk on the ringing leg past its ring timeout"
+        if OPERATOR in self.ringing and self.state in (CallbackCallState.DIALING_OPERATOR,
+                                                       CallbackCallState.JOINING_OPERATOR):
+            return [HangUp(OPERATOR), *self._on_OperatorFailed(OperatorFailed(ev.now, lost))]
+        if CUSTOMER in self.ringing and self.state is CallbackCallState.DIALING_CUSTOMER:
+            return [HangUp(CUSTOMER), *self._on_CustomerFailed(CustomerFailed(ev.now, lost))]
         if self.state is CallbackCallState.INTRODUCING and not self.menu_repeated:
             self.menu_repeated = True
             return [Note("menu repeated", (("prompt", "callback-menu"),)),
@@ -269,13 +286,15 @@ class CallbackCallMachine(RuleMachine):
 
     def _close_with(self, party: str, prompt: str, outcome: str, detail: str) -> list[object]:
         self._set_state(CallbackCallState.CLOSING)
-        self.outcome = outcome
+        self.outcome, self.deadline = outcome, None
         hang = [HangUp(OPERATOR)] if OPERATOR in self.up else []
         return [*hang, Note("closing", (("outcome", outcome), ("detail", detail))),
                 self._play(party, prompt, (prompt_media(prompt), prompt_media("goodbye")))]
 
-    def _dial(self, party: str) -> object:
+    def _dial(self, party: str, now: float) -> object:
         self.ringing.append(party)
+        self.deadline = now + (self.operator_ring_guard if party == OPERATOR
+                               else self.customer_ring_guard)
         return DialOperator() if party == OPERATOR else DialCustomer()
 
     def _play(self, party: str, prompt: str, media: tuple[str, ...] = ()) -> Play:

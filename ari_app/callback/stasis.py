@@ -44,6 +44,7 @@ class CallbackStasis:
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, "tick"), clock)
         self._playing: dict[str, dict[str, str]] = {}  # attempt -> party -> last playback id
+        self._attempts: set[str] = set()  # the attempts this process drives, till they end
 
     @staticmethod
     def owns(resource_id: str) -> bool:
@@ -56,7 +57,26 @@ class CallbackStasis:
             self.lanes.submit(ids.call_of(resource), event)
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None:
+        self._attempts.add(machine.call_id)
         self.lanes.submit(machine.call_id, (machine, started))
+
+    async def reconcile(self) -> None:
+        """After a reconnect: Asterisk says nothing of a leg lost while we were away (it
+        restarted), so each attempt this process drives hears of its answered legs that are
+        gone, and ends (its operator freed, its request retried or closed). A ringing leg is
+        left to its ring guard: it may yet be created by an originate under way."""
+        attempts = [(call, await self.store.load(call)) for call in sorted(self._attempts)]
+        live = frozenset(c["id"] for c in await self.ari.call(ops.CHANNELS))  # read after
+        for call, machine in attempts:
+            if machine is None:
+                self._attempts.discard(call)
+                continue
+            for party in machine.up:
+                leg = ids.part(call, "op" if party == k.OPERATOR else "cust")
+                if leg not in live:
+                    logger.warning("callback leg lost while Asterisk was away", call_id=call,
+                                   party=party)
+                    self.lanes.submit(call, {"type": "StasisEnd", "channel": {"id": leg}})
 
     # --- one attempt's events, in order --------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
@@ -87,6 +107,7 @@ class CallbackStasis:
                         events.append(follow)
             if machine.state in k.END_STATES:
                 self.timers.cancel(call_id)
+                self._attempts.discard(call_id)
             else:
                 self.timers.arm(call_id, (machine.get_timer(),))
 

@@ -109,6 +109,35 @@ async def test_asterisk_restart_with_a_callback_due_then_dialed_once_it_is_back(
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
 
+@pytest.mark.dialer
+async def test_asterisk_restart_with_a_callback_talking_then_closed_and_its_operator_freed(
+        app_runner, settings, redis, parties, ari, sandbox):
+    """A callback whose operator and customer are talking when Asterisk crashes: Asterisk
+    says nothing of the lost legs, so the reconnected app asks which are gone and ends the
+    attempt (they talked: done, connected), its operator free and nothing of it in Redis."""
+    instance, _ = sandbox
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+    call = await callback_put_through(observer, ari, phones, timeout=30)
+
+    await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(instance.restart_asterisk, crash=True))
+
+    async def done() -> dict | None:
+        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
+        return record if record["status"] == "done" else None
+    record = await until(done, 30, "the lost callback closed by the reconnected app")
+    assert (record["outcome"], record["attempts"]) == ("connected", 1)
+    await until(lambda: _free(redis, "PJSIP/operator1"), 15, "operator1 free again")
+    assert not await redis.exists(KEYS.snapshot("callback-call", call))
+    await asyncio.get_running_loop().run_in_executor(None, _wait_phones_registered, instance)
+    for party in parties:
+        await asyncio.wait_for(party.stream.connected.wait(), 30)
+
+
 async def _down(ari) -> bool:
     try:
         await ari.ping()

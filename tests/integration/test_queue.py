@@ -16,7 +16,6 @@ import pytest
 
 from ari_app.callback.keys import callback_calls_key
 from ari_app.inbound.keys import store_key
-from ari_app.queue.keys import queues_key
 from ari_app.storage import Keyspace
 
 from ari_app.ari import operations as ops

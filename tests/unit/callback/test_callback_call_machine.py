@@ -59,6 +59,9 @@ INTRO_END = 20.0
 DEADLINE = INTRO_END + 4.0  # no key: the menu is said once more (calls/pacing.py)
 KEY_AT = 22.0
 OPERATOR_JOINS = 25.0
+OPERATOR_RING_GUARD = 30.0  # a ringing leg with no word from Asterisk past these is lost
+CUSTOMER_RING_GUARD = 40.0
+LOST = "no word from Asterisk on the ringing leg past its ring timeout"
 
 
 def m(*prompts: str) -> tuple[str, ...]:
@@ -68,7 +71,9 @@ def m(*prompts: str) -> tuple[str, ...]:
 
 def make() -> CallbackCallMachine:
     return CallbackCallMachine(CALL, request_id="req1", number=NUMBER, operator="PJSIP/6001",
-                               answer_timeout=ANSWER_TIMEOUT)
+                               answer_timeout=ANSWER_TIMEOUT,
+                               operator_ring_guard=OPERATOR_RING_GUARD,
+                               customer_ring_guard=CUSTOMER_RING_GUARD)
 
 
 def finished(outcome: str, detail: str = "", *hung_up: str) -> list[object]:
@@ -175,7 +180,7 @@ def test_given_new_attempt_when_started_then_operator_dialed_first():
 
     assert actions == [Note("operator dialed", (("order", "agent-first"),)), DialOperator()]
     assert machine.state is CallbackCallState.DIALING_OPERATOR
-    assert machine.get_timer() is None
+    assert machine.get_timer() == OPERATOR_RING_GUARD
 
 
 def test_given_operator_ringing_when_operator_answers_then_told_of_the_callback_and_customer_dialed():
@@ -191,7 +196,7 @@ def test_given_operator_ringing_when_operator_answers_then_told_of_the_callback_
     ]
     assert machine.state is CallbackCallState.DIALING_CUSTOMER
     assert machine.up == [OPERATOR]
-    assert machine.get_timer() is None
+    assert machine.get_timer() == OPERATOR_ANSWERS + CUSTOMER_RING_GUARD
 
 
 def test_given_operator_ringing_when_operator_fails_then_operator_unavailable_and_nobody_hung_up():
@@ -515,7 +520,7 @@ def test_given_customer_first_intro_heard_when_customer_presses_1_then_connectin
                        Play("callback-connecting", m("callback-connecting"), party=CUSTOMER),
                        DialOperator()]
     assert machine.state is CallbackCallState.JOINING_OPERATOR
-    assert machine.get_timer() is None
+    assert machine.get_timer() == KEY_AT + OPERATOR_RING_GUARD
 
 
 def test_given_operator_ringing_for_customer_when_operator_answers_then_connected():
@@ -765,3 +770,53 @@ def test_given_customer_ringing_when_operator_hangs_up_then_customer_leg_cancell
 
     assert HangUp(CUSTOMER) in actions, "nobody may answer into an attempt that is over"
     assert actions[-1] == Finish("operator-unavailable", {"detail": "the operator hung up"})
+
+
+# --- a ringing leg Asterisk never says a word about (restarted, or the app not connected) -----
+def test_given_operator_ringing_when_no_word_past_its_ring_guard_then_hung_up_and_unavailable():
+    machine = dialing_operator()
+
+    assert machine.handle(TimerFired(OPERATOR_RING_GUARD - 1)) == []
+    actions = machine.handle(TimerFired(OPERATOR_RING_GUARD))
+
+    assert actions == [HangUp(OPERATOR), *finished("operator-unavailable", LOST)]
+    assert machine.state is CallbackCallState.ENDED and machine.get_timer() is None
+
+
+def test_given_customer_ringing_when_no_word_past_its_ring_guard_then_no_answer_and_both_hung_up():
+    machine = dialing_customer()
+
+    actions = machine.handle(TimerFired(OPERATOR_ANSWERS + CUSTOMER_RING_GUARD))
+
+    assert actions == [HangUp(CUSTOMER), *finished("no-answer", LOST, OPERATOR)]
+    assert machine.state is CallbackCallState.ENDED
+
+
+def test_given_customer_first_operator_ringing_when_no_word_past_its_guard_then_customer_told():
+    machine = joining_operator()
+
+    actions = machine.handle(TimerFired(KEY_AT + OPERATOR_RING_GUARD))
+
+    assert actions == [
+        HangUp(OPERATOR),
+        Note("closing", (("outcome", "operator-unavailable"), ("detail", LOST))),
+        Play("callback-operator-busy", m("callback-operator-busy", "goodbye"), party=CUSTOMER),
+    ]
+    assert machine.state is CallbackCallState.CLOSING and machine.get_timer() is None
+
+
+def test_given_customer_answered_when_the_ring_guard_would_have_fired_then_nothing_happens():
+    machine = introducing()
+
+    assert machine.get_timer() is None
+    assert machine.handle(TimerFired(OPERATOR_ANSWERS + CUSTOMER_RING_GUARD)) == []
+    assert machine.state is CallbackCallState.INTRODUCING
+
+
+def test_given_a_snapshot_from_before_ring_guards_when_restored_then_default_guards():
+    data = dialing_operator().to_dict()
+    del data["operator_ring_guard"], data["customer_ring_guard"]
+
+    restored = CallbackCallMachine.from_dict(data)
+
+    assert restored.operator_ring_guard > 0 and restored.customer_ring_guard > 0
