@@ -372,7 +372,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             ring_timeout=policy.callback.ring_timeout,
             operator_ring_timeout=policy.operators.ring_timeout,
             company_id=f'"{policy.company}"',
-            on_finished=lambda machine, finish: dialer.finished(machine, finish))
+            on_finished=lambda machine, finish: dialer.finished(machine, finish),
+            on_adopted=lambda machine: dialer.adopted(machine))
         dialer = served.dialer = CallbackDialer(
             redis, app[callbacks_key], operators, app[customers_key], policy,
             supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None,
@@ -388,7 +389,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             metrics.ari_connected()
             await inbound.reconcile()
             await desk_codes.reconcile()
-            await callback_calls.reconcile()
+            await callback_calls.reconcile(adopt=node is None)
 
         runner.fence(ownership)
         if settings.pool():  # several instances share callers (pool/)

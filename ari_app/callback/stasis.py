@@ -7,6 +7,7 @@ own lane; the attempt's end goes to the dialer (`on_finished`), which decides wh
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,12 +36,13 @@ class CallbackStasis:
                  events: CallEvents, *, app: str, dial_template: str, ring_timeout: int,
                  operator_ring_timeout: int, company_id: str,
                  on_finished: Callable[[k.CallbackCallMachine, k.Finish], Awaitable[None]],
+                 on_adopted: Callable[[k.CallbackCallMachine], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store = ari, store
         self.events = events.for_rule("callback")  # `callback:operator_dialed`, ...
         self.app, self.dial_template, self.ring_timeout = app, dial_template, ring_timeout
         self.operator_ring_timeout, self.company_id = operator_ring_timeout, company_id
-        self.on_finished, self.clock = on_finished, clock
+        self.on_finished, self.on_adopted, self.clock = on_finished, on_adopted, clock
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, "tick"), clock)
         self._playing: dict[str, dict[str, str]] = {}  # attempt -> party -> last playback id
@@ -60,17 +62,30 @@ class CallbackStasis:
         self._attempts.add(machine.call_id)
         self.lanes.submit(machine.call_id, (machine, started))
 
-    async def reconcile(self) -> None:
-        """After a reconnect: Asterisk says nothing of a leg lost while we were away (it
-        restarted), so each attempt this process drives hears of its answered legs that are
-        gone, and ends (its operator freed, its request retried or closed). A ringing leg is
-        left to its ring guard: it may yet be created by an originate under way."""
+    async def reconcile(self, *, adopt: bool = False) -> None:
+        """After a (re)connect: Asterisk says nothing of a leg lost while we were away (it
+        restarted, or a leg hung up while this process was down), so each attempt this process
+        drives hears of its answered legs that are gone, and ends (its operator freed, its
+        request retried or closed). A ringing leg is left to its ring guard: it may yet be
+        created by an originate under way. `adopt`: the only dialer on this Asterisk (no pool,
+        no other node) takes up the attempts Redis holds, those a process before it drove."""
+        known = set(self._attempts)
+        if adopt:
+            pattern = re.sub(r"([*?\[\]\\])", r"\\\1",
+                             self.store.keys.snapshot(self.store.kind, "\0"))
+            pattern = pattern.replace("\0", f"{PREFIX}*")  # the key prefix taken literally
+            async for key in self.store.redis.scan_iter(match=pattern, count=500):
+                key = key.decode() if isinstance(key, bytes) else key
+                self._attempts.add(key[key.index("{") + 1:key.index("}")])
         attempts = [(call, await self.store.load(call)) for call in sorted(self._attempts)]
         live = frozenset(c["id"] for c in await self.ari.call(ops.CHANNELS))  # read after
         for call, machine in attempts:
             if machine is None:
                 self._attempts.discard(call)
                 continue
+            if call not in known and self.on_adopted is not None:
+                await self.on_adopted(machine)  # its request's lock is ours now
+            self.timers.arm(call, (machine.get_timer(),))  # a process before ours armed it
             for party in machine.up:
                 leg = ids.part(call, "op" if party == k.OPERATOR else "cust")
                 if leg not in live:

@@ -4,14 +4,19 @@ dropped events WebSocket reconnects and reconciles with the channels that still 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 
+from ari_app.callback.keys import callbacks_key
+from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
+from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
 from test_first_call import prompt_of, talk_bridge_with
+from test_storage_faults import until
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -78,6 +83,42 @@ async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_res
     await app[inbound_key].lanes.join()
     assert not await redis.sismember(KEYS.live_calls(), call_id)
     assert not await redis.exists(KEYS.operator("PJSIP/operator1"))
+
+
+@pytest.mark.dialer
+async def test_given_callback_talking_when_customer_hangs_up_while_app_down_then_restart_closes_it(
+        app_runner, settings, parties, ari, redis):
+    """The attempt's snapshot is all that is left of it: the restarted app takes it up, hears
+    that the customer's leg is gone, hangs up the operator's and closes the request (they
+    talked: done, connected), the operator free again."""
+    callers, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+    call = await callback_put_through(observer, ari, phones, timeout=30)
+
+    await app_runner.stop()
+    await ari.hangup(phones.answered[PHONE])
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call}~cust", what="customer gone")
+    assert f"{call}~op" in {c["id"] for c in await ari.channels()}
+
+    await app_runner.start()
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == f"{call}~op", timeout=15,
+                            what="the operator's leg hung up by the restarted app")
+
+    async def done() -> dict | None:
+        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
+        return record if record["status"] == "done" else None
+    record = await until(done, 15, "the callback closed as done")
+    assert (record["outcome"], record["attempts"]) == ("connected", 1)
+
+    async def operator_free() -> bool:
+        return not await redis.exists(KEYS.operator("PJSIP/operator1"))
+    await until(operator_free, 15, "operator1 free again")
+    assert not await redis.exists(KEYS.snapshot("callback-call", call))
 
 
 async def test_given_connected_call_when_websocket_drops_and_caller_hangs_up_then_resync_cleans(
