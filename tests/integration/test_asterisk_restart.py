@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import signal
 import time
@@ -19,7 +18,8 @@ from ari_app.callback.keys import callbacks_key
 from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import store_key
 from conftest import _wait_phones_registered
-from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
+from test_callback import (CUSTOMER, PHONE, callback_done, callback_policy,
+                           callback_put_through)
 from test_first_call import talk_bridge_with
 from test_storage_faults import _healthy, _operators_online, until
 from ari_app.storage import Keyspace
@@ -102,10 +102,7 @@ async def test_asterisk_restart_with_a_callback_due_then_dialed_once_it_is_back(
     await callback_put_through(observer, ari, phones, timeout=45)
     await ari.hangup(phones.answered[PHONE])
 
-    async def done() -> dict | None:
-        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
-        return record if record["status"] == "done" else None
-    record = await until(done, 15, "the callback closed as done")
+    record = await until(callback_done(redis, accepted.request.id), 15, "the callback closed as done")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
 
@@ -126,10 +123,7 @@ async def test_asterisk_restart_with_a_callback_talking_then_closed_and_its_oper
     await asyncio.get_running_loop().run_in_executor(
         None, functools.partial(instance.restart_asterisk, crash=True))
 
-    async def done() -> dict | None:
-        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
-        return record if record["status"] == "done" else None
-    record = await until(done, 30, "the lost callback closed by the reconnected app")
+    record = await until(callback_done(redis, accepted.request.id), 30, "the lost callback closed by the reconnected app")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
     await until(lambda: _free(redis, "PJSIP/operator1"), 15, "operator1 free again")
     assert not await redis.exists(KEYS.snapshot("callback-call", call))

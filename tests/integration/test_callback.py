@@ -88,6 +88,14 @@ async def callback_put_through(observer, ari, phones, *, prefix: str = "",
     return call
 
 
+def callback_done(redis, request_id: str):
+    """For `until`: the request's record once it is closed as done, else None."""
+    async def done() -> dict | None:
+        record = json.loads(await redis.get(KEYS.record("callback", request_id)))
+        return record if record["status"] == "done" else None
+    return done
+
+
 async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_and_status_readable(
         app_runner, settings, redis):
     callback_policy(settings)

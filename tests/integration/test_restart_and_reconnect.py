@@ -4,7 +4,6 @@ dropped events WebSocket reconnects and reconciles with the channels that still 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -14,7 +13,8 @@ from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
-from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
+from test_callback import (CUSTOMER, PHONE, callback_done, callback_policy,
+                           callback_put_through)
 from test_first_call import prompt_of, talk_bridge_with
 from test_storage_faults import until
 from ari_app.storage import Keyspace
@@ -109,10 +109,7 @@ async def test_given_callback_talking_when_customer_hangs_up_while_app_down_then
                             and e["channel"]["id"] == f"{call}~op", timeout=15,
                             what="the operator's leg hung up by the restarted app")
 
-    async def done() -> dict | None:
-        record = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
-        return record if record["status"] == "done" else None
-    record = await until(done, 15, "the callback closed as done")
+    record = await until(callback_done(redis, accepted.request.id), 15, "the callback closed as done")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
     async def operator_free() -> bool:
