@@ -19,7 +19,7 @@ from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import store_key
 from conftest import _wait_phones_registered
 from test_callback import (CUSTOMER, PHONE, callback_done, callback_policy,
-                           callback_put_through)
+                           callback_put_through, callback_talking)
 from test_first_call import talk_bridge_with
 from test_storage_faults import _healthy, _operators_online, until
 from ari_app.storage import Keyspace
@@ -102,7 +102,8 @@ async def test_asterisk_restart_with_a_callback_due_then_dialed_once_it_is_back(
     await callback_put_through(observer, ari, phones, timeout=45)
     await ari.hangup(phones.answered[PHONE])
 
-    record = await until(callback_done(redis, accepted.request.id), 15, "the callback closed as done")
+    record = await until(callback_done(redis, accepted.request.id), 15,
+                         "the callback closed as done")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
 
@@ -113,17 +114,13 @@ async def test_asterisk_restart_with_a_callback_talking_then_closed_and_its_oper
     says nothing of the lost legs, so the reconnected app asks which are gone and ends the
     attempt (they talked: done, connected), its operator free and nothing of it in Redis."""
     instance, _ = sandbox
-    callers, phones, observer = parties
-    callback_policy(settings)
-    app = await app_runner.start()
-    accepted = await app[callbacks_key].accept(CallbackRequest(
-        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
-    call = await callback_put_through(observer, ari, phones, timeout=30)
+    request_id, call = await callback_talking(app_runner, settings, parties, ari)
 
     await asyncio.get_running_loop().run_in_executor(
         None, functools.partial(instance.restart_asterisk, crash=True))
 
-    record = await until(callback_done(redis, accepted.request.id), 30, "the lost callback closed by the reconnected app")
+    record = await until(callback_done(redis, request_id), 30,
+                         "the lost callback closed by the reconnected app")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
     await until(lambda: _free(redis, "PJSIP/operator1"), 15, "operator1 free again")
     assert not await redis.exists(KEYS.snapshot("callback-call", call))

@@ -88,6 +88,17 @@ async def callback_put_through(observer, ari, phones, *, prefix: str = "",
     return call
 
 
+async def callback_talking(app_runner, settings, parties, ari) -> tuple[str, str]:
+    """The app started with the callback policy, a request due now, and its attempt put
+    through: operator and customer talking. The request's id and the attempt's call id."""
+    _, phones, observer = parties
+    callback_policy(settings)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+    return accepted.request.id, await callback_put_through(observer, ari, phones, timeout=30)
+
+
 def callback_done(redis, request_id: str):
     """For `until`: the request's record once it is closed as done, else None."""
     async def done() -> dict | None:

@@ -8,13 +8,10 @@ import time
 
 import pytest
 
-from ari_app.callback.keys import callbacks_key
-from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
-from test_callback import (CUSTOMER, PHONE, callback_done, callback_policy,
-                           callback_put_through)
+from test_callback import PHONE, callback_done, callback_talking
 from test_first_call import prompt_of, talk_bridge_with
 from test_storage_faults import until
 from ari_app.storage import Keyspace
@@ -91,12 +88,8 @@ async def test_given_callback_talking_when_customer_hangs_up_while_app_down_then
     """The attempt's snapshot is all that is left of it: the restarted app takes it up, hears
     that the customer's leg is gone, hangs up the operator's and closes the request (they
     talked: done, connected), the operator free again."""
-    callers, phones, observer = parties
-    callback_policy(settings)
-    app = await app_runner.start()
-    accepted = await app[callbacks_key].accept(CallbackRequest(
-        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
-    call = await callback_put_through(observer, ari, phones, timeout=30)
+    _, phones, observer = parties
+    request_id, call = await callback_talking(app_runner, settings, parties, ari)
 
     await app_runner.stop()
     await ari.hangup(phones.answered[PHONE])
@@ -109,7 +102,7 @@ async def test_given_callback_talking_when_customer_hangs_up_while_app_down_then
                             and e["channel"]["id"] == f"{call}~op", timeout=15,
                             what="the operator's leg hung up by the restarted app")
 
-    record = await until(callback_done(redis, accepted.request.id), 15, "the callback closed as done")
+    record = await until(callback_done(redis, request_id), 15, "the callback closed as done")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
     async def operator_free() -> bool:

@@ -14,7 +14,6 @@ clock: each event comes 0.7 s after the previous one; "tick" is the machine's ow
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import phonenumbers
 import pytest
@@ -23,13 +22,12 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType, shortnumberinfo
 
 from ari_app.callback import machine as k
-from ari_app.callback.dialer import CallbackDialer
 from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
 from ari_app.callback.service import CallbackRequest
 from ari_app.hold import machine as h
-from ari_app.policy import Policy
 from ari_app.queue import machine as q
 from ari_app.queue.estimate import WaitEstimate
+from dialer_fakes import DialerFakes, dialer
 
 US = NumberRules(("US",), ("+1900", "+1976"))
 RULES = st.sampled_from([
@@ -272,58 +270,9 @@ def test_given_any_keys_and_caller_id_when_in_queue_way_out_then_only_callable_n
 
 
 # --- the dialer ------------------------------------------------------------------------------
-class Fakes:
-    """Redis, the requests, the operators, the customers and the attempts, in memory: one
-    stored request, due now, and a free operator."""
-
-    def __init__(self, request: CallbackRequest, rules: NumberRules) -> None:
-        self.stored, self.started, self.reserved, self.released = request, [], [], []
-        self.requests = SimpleNamespace(
-            rules=rules, index_key="callbacks", keys=SimpleNamespace(callback_lock=str),
-            due=self._due, get=self._get, save=self._save)
-        self.operators = SimpleNamespace(reserve_free=self._reserve, release=self._release)
-        self.redis = SimpleNamespace(set=self._true, zrem=self._true, eval=self._true)
-        self.customers = SimpleNamespace(note=self._true)
-        self.calls = SimpleNamespace(start=self._start)
-
-    async def _due(self, now, limit):
-        return [self.stored.id]
-
-    async def _get(self, request_id):
-        return self.stored
-
-    async def _save(self, request):
-        self.stored = request
-
-    async def _reserve(self, owner):
-        self.reserved.append("PJSIP/op1")
-        return "PJSIP/op1"
-
-    async def _release(self, operator, owner, after="unused"):
-        self.released.append(operator)
-
-    async def _true(self, *args, **kwargs):
-        return True
-
-    async def _start(self, machine, started):
-        self.started.append((machine, machine.handle(started)))
-
-
-POLICY = Policy(company="X")  # agent-first; the rules are the requests' (`Fakes`)
-
-
-class AlwaysOpen(CallbackDialer):
-    """Quiet hours and business hours are not what is tested here: every moment may ring."""
-
-    async def _may_ring(self, request, now):
-        return True
-
-
-def dial(number: str, rules: NumberRules) -> Fakes:
-    fakes = Fakes(CallbackRequest(number=number, source="hold-fallback"), rules)
-    dialer = AlwaysOpen(fakes.redis, fakes.requests, fakes.operators, fakes.customers, POLICY,
-                        clock=lambda: 1_000_000.0, calls=fakes.calls)
-    asyncio.run(dialer.dial_due())
+def dial(number: str, rules: NumberRules) -> DialerFakes:
+    fakes = DialerFakes(CallbackRequest(number=number, source="hold-fallback"), rules)
+    asyncio.run(dialer(fakes).dial_due())
     return fakes
 
 
