@@ -373,7 +373,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             operator_ring_timeout=policy.operators.ring_timeout,
             company_id=f'"{policy.company}"',
             on_finished=lambda machine, finish: dialer.finished(machine, finish),
-            on_adopted=lambda machine: dialer.adopted(machine))
+            on_adopted=lambda machine: dialer.adopted(machine), node=node)
         dialer = served.dialer = CallbackDialer(
             redis, app[callbacks_key], operators, app[customers_key], policy,
             supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None,
@@ -389,7 +389,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             metrics.ari_connected()
             await inbound.reconcile()
             await desk_codes.reconcile()
-            await callback_calls.reconcile(adopt=node is None)
+            await callback_calls.reconcile(adopt=settings.ari_app)
 
         runner.fence(ownership)
         if settings.pool():  # several instances share callers (pool/)
@@ -397,15 +397,17 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 metrics.ari_connected()
                 await inbound.reconcile(shard, takeover=takeover, pool=True)
                 await desk_codes.reconcile()
-                if shard == settings.ari_app:  # callback attempts are dialled into it
-                    await callback_calls.reconcile()
+                # callback attempts are dialled into the home shard; a dead instance's, into
+                # its own: whoever holds the shard now drives them
+                await callback_calls.reconcile(adopt=shard)
 
             inbound.also_allowed = POOL_EVENTS
             served.events = served.keeper = ShardKeeper(
                 ari, redis, keys=keys, instance=settings.instance(), home=settings.ari_app,
                 apps=settings.pool(), lease=settings.pool_lease, on_event=on_event,
                 on_connected=shard_connected, events=call_events.for_rule("pool", POOL_STEPS),
-                node=node)
+                node=node, on_stopped=callback_calls.let_go)
+            callback_calls.holds = served.keeper.holds
         else:
             served.events = EventStream(ari, settings.ari_app, on_event, on_connected=connected,
                                         outage=storage_away)  # Redis away: a warning

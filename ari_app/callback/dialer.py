@@ -244,9 +244,9 @@ class CallbackDialer:
         await self._unlock(request.id)
 
     async def adopted(self, machine: k.CallbackCallMachine) -> None:
-        """An attempt a process before this one started is driven here now (one dialer on
-        this Asterisk): its request's lock passes to this dialer, which gives it back when the
-        attempt ends."""
+        """An attempt another process started is driven here now (this one holds the app its
+        legs were dialled into): its request's lock passes to this dialer, which gives it back
+        when the attempt ends."""
         await self.redis.set(self._lock(machine.request_id), self.owner, ex=LEASE)
 
     async def finished(self, machine: k.CallbackCallMachine, finish: k.Finish) -> None:

@@ -144,6 +144,10 @@ class CallbackCallMachine(RuleMachine):
     operator_ring_guard: float = 30.0
     customer_ring_guard: float = 40.0
     menu_repeat_after: float = 4.0  # no key by then: the menu is said once more
+    # the Stasis app (and Asterisk node) its legs were dialled into: whoever holds that app's
+    # events drives the attempt, after a crash too (callback/stasis.py `reconcile`)
+    app: str = ""
+    node: str = ""
     menu_repeated: bool = False
     state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
     customer_first: bool = False

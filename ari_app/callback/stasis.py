@@ -37,16 +37,21 @@ class CallbackStasis:
                  operator_ring_timeout: int, company_id: str,
                  on_finished: Callable[[k.CallbackCallMachine, k.Finish], Awaitable[None]],
                  on_adopted: Callable[[k.CallbackCallMachine], Awaitable[None]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 node: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store = ari, store
         self.events = events.for_rule("callback")  # `callback:operator_dialed`, ...
         self.app, self.dial_template, self.ring_timeout = app, dial_template, ring_timeout
         self.operator_ring_timeout, self.company_id = operator_ring_timeout, company_id
         self.on_finished, self.on_adopted, self.clock = on_finished, on_adopted, clock
+        self.node = node or ""
+        # whether this process holds an app's events now (pool/: its lease); a single instance
+        # always holds its own
+        self.holds: Callable[[str], bool] = lambda app: True
         self.lanes = Lanes(self._handle, retry_on=STORAGE_ERRORS)
         self.timers = CallTimers(lambda call_id: self.lanes.submit(call_id, "tick"), clock)
         self._playing: dict[str, dict[str, str]] = {}  # attempt -> party -> last playback id
-        self._attempts: set[str] = set()  # the attempts this process drives, till they end
+        # the attempts this process drives, till they end, and the app each was dialled into
+        self._attempts: dict[str, str] = {}
 
     @staticmethod
     def owns(resource_id: str) -> bool:
@@ -59,32 +64,47 @@ class CallbackStasis:
             self.lanes.submit(ids.call_of(resource), event)
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None:
-        self._attempts.add(machine.call_id)
+        machine.app, machine.node = self.app, self.node  # its legs' events come to this app
+        self._attempts[machine.call_id] = self.app
         self.lanes.submit(machine.call_id, (machine, started))
 
-    async def reconcile(self, *, adopt: bool = False) -> None:
+    async def reconcile(self, *, adopt: str | None = None) -> None:
         """After a (re)connect: Asterisk says nothing of a leg lost while we were away (it
         restarted, or a leg hung up while this process was down), so each attempt this process
         drives hears of its answered legs that are gone, and ends (its operator freed, its
         request retried or closed). A ringing leg is left to its ring guard: it may yet be
-        created by an originate under way. `adopt`: the only dialer on this Asterisk (no pool,
-        no other node) takes up the attempts Redis holds, those a process before it drove."""
+        created by an originate under way.
+
+        `adopt`: an app name whose events this process now holds (its own, after a restart; a
+        dead pool instance's, taken over): the attempts Redis holds that were dialled into it
+        on this node are driven here from now on, those a process before this one drove. Only
+        the holder of an app name hears its legs, so no live process's attempt is taken."""
         known = set(self._attempts)
-        if adopt:
+        found: list[str] = []
+        if adopt is not None:
             pattern = re.sub(r"([*?\[\]\\])", r"\\\1",
                              self.store.keys.snapshot(self.store.kind, "\0"))
             pattern = pattern.replace("\0", f"{PREFIX}*")  # the key prefix taken literally
             async for key in self.store.redis.scan_iter(match=pattern, count=500):
                 key = key.decode() if isinstance(key, bytes) else key
-                self._attempts.add(key[key.index("{") + 1:key.index("}")])
-        attempts = [(call, await self.store.load(call)) for call in sorted(self._attempts)]
+                call = key[key.index("{") + 1:key.index("}")]
+                if call not in known:
+                    found.append(call)
+        attempts = [(call, await self.store.load(call)) for call in sorted({*known, *found})]
         live = frozenset(c["id"] for c in await self.ari.call(ops.CHANNELS))  # read after
         for call, machine in attempts:
             if machine is None:
-                self._attempts.discard(call)
+                self._attempts.pop(call, None)
                 continue
-            if call not in known and self.on_adopted is not None:
-                await self.on_adopted(machine)  # its request's lock is ours now
+            if call not in known:
+                if adopt is None or not self._dialled_into(machine, adopt):
+                    self.store.forget(call)  # another app's attempt: its holder drives it
+                    continue
+                self._attempts[call] = adopt
+                logger.info("callback attempt taken up", call_id=call, app=adopt,
+                            request=machine.request_id)
+                if self.on_adopted is not None:
+                    await self.on_adopted(machine)  # its request's lock is ours now
             self.timers.arm(call, (machine.get_timer(),))  # a process before ours armed it
             for party in machine.up:
                 leg = ids.part(call, "op" if party == k.OPERATOR else "cust")
@@ -92,6 +112,21 @@ class CallbackStasis:
                     logger.warning("callback leg lost while Asterisk was away", call_id=call,
                                    party=party)
                     self.lanes.submit(call, {"type": "StasisEnd", "channel": {"id": leg}})
+
+    def _dialled_into(self, machine: k.CallbackCallMachine, app: str) -> bool:
+        if not machine.app:  # written before attempts said where: one dialer per Asterisk then
+            return app == self.app and not self.node
+        return (machine.app, machine.node) == (app, self.node)
+
+    def let_go(self, app: str) -> None:
+        """This process no longer holds `app`'s events (its pool lease lost, cut off from
+        Redis, or handed back): the attempts dialled into it are for its next holder to take
+        up; nothing of them is kept or timed here."""
+        for call in [c for c, held in self._attempts.items() if held == app]:
+            del self._attempts[call]
+            self.timers.cancel(call)
+            self.store.forget(call)
+            self._playing.pop(call, None)
 
     # --- one attempt's events, in order --------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
@@ -103,6 +138,8 @@ class CallbackStasis:
             machine = await self.store.load(call_id)
             if machine is None:
                 return
+            if machine.app and not self.holds(machine.app):
+                return  # paused past its app's lease: its next holder drives it (let_go)
             events = [k.TimerFired(now)] if item == "tick" else self._translate(machine, item, now)
         with structlog.contextvars.bound_contextvars(call_id=call_id, rule="callback"):
             while events:
@@ -122,7 +159,7 @@ class CallbackStasis:
                         events.append(follow)
             if machine.state in k.END_STATES:
                 self.timers.cancel(call_id)
-                self._attempts.discard(call_id)
+                self._attempts.pop(call_id, None)
             else:
                 self.timers.arm(call_id, (machine.get_timer(),))
 

@@ -41,7 +41,8 @@ STEPS = {"claimed": "claimed", "claim lost": "claim_lost", "taken over": "taken_
 class ShardKeeper:
     """`on_event(event)` gets every event of every shard held (CallBroadcast excepted);
     `on_connected(app, takeover)` runs after each (re)connect of a shard's socket, before its
-    events are read: the calls in it are resumed there."""
+    events are read: the calls in it are resumed there; `on_stopped(app)` when its socket is
+    closed for good (lease lost, cut off, handed back, shutdown): its next holder drives them."""
 
     def __init__(self, ari: AriClient, redis: Redis, *, keys: Keyspace, instance: str,
                  home: str, apps: list[str], lease: float,
@@ -49,12 +50,14 @@ class ShardKeeper:
                  on_connected: Callable[[str, bool], Awaitable[None]],
                  events: RuleEvents, may_claim: Callable[[], bool] = lambda: True,
                  node: str | None = None,
+                 on_stopped: Callable[[str], None] = lambda app: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if home not in apps:
             raise ValueError(f"the home app {home!r} is not one of the pool's apps {apps}")
         self.ari, self.redis, self.keys = ari, redis, keys.shards(node)
         self.instance, self.home, self.apps, self.lease = instance, home, list(apps), lease
         self.on_event, self.on_connected, self.events = on_event, on_connected, events
+        self.on_stopped = on_stopped
         self.may_claim, self.clock = may_claim, clock
         self.leases = CallOwnership(redis, instance, lease, keys=self.keys,
                                     on_lost=self._lost)
@@ -84,6 +87,12 @@ class ShardKeeper:
 
     def held(self) -> list[str]:
         return sorted(self._streams)
+
+    def holds(self, app: str) -> bool:
+        """Ours to act on now: its socket open and its lease renewed within most of its ttl.
+        A process paused past that may have been replaced, and must not act (a timer due at
+        its resumption) before its next round finds out."""
+        return app in self._streams and self.clock() - self._renewed_at <= self.lease * 0.8
 
     def status(self) -> dict:
         """For /healthz: what this instance holds, waits for, and how its claims went."""
@@ -188,6 +197,7 @@ class ShardKeeper:
         self._takeover.discard(app)
         if stream is not None:
             stream[1].cancel()
+            self.on_stopped(app)
 
     async def close(self) -> None:
         """Shutting down: claim nothing more, close the sockets. A shard with callers in it is

@@ -18,7 +18,10 @@ import pytest
 
 from conftest import API_TOKEN
 from harness import AppProcess, log_errors, pool_cli
+from test_callback import (PHONE, callback_done, callback_policy, callback_put_through,
+                           page_session, post_form)
 from test_first_call import prompt_of, talk_bridge_with
+from test_storage_faults import until
 from test_queue import QUEUE, started, wait_prompt
 from ari_app.calls.pacing import MIN_MUSIC
 from ari_app.storage import Keyspace
@@ -40,10 +43,10 @@ def _policy(settings) -> None:
     settings.policy_file.write_text(text)
 
 
-def _instance(settings, tmp_path, app: str) -> AppProcess:
+def _instance(settings, tmp_path, app: str, **env: str) -> AppProcess:
     return AppProcess(settings, tmp_path, app, API_TOKEN,
                       ETIQUETTE_POOL_APPS=",".join(APPS), ETIQUETTE_POOL_LEASE=str(LEASE),
-                      ETIQUETTE_INSTANCE_ID=f"test/{app}")
+                      ETIQUETTE_INSTANCE_ID=f"test/{app}", **env)
 
 
 async def _metric(instance: AppProcess, name: str) -> dict[str, float]:
@@ -221,6 +224,49 @@ async def _until_released(redis, app: str, timeout: float = 3 * LEASE) -> None:
     while await redis.exists(key):  # polling Redis, bounded
         assert time.monotonic() < deadline, f"{app} was never handed back"
         await asyncio.sleep(0.1)
+
+
+async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_customer_hangs_up_then_the_survivor_closes_it(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """The attempt's legs are in the dead instance's app: the survivor that takes that app
+    name over takes the attempt up, hears that the customer's leg ended while nobody held
+    it, hangs up the operator's and closes the request (they talked: done), the operator
+    free, the request's lock given back, the app name handed back once empty."""
+    _, phones, observer = parties
+    _policy(settings)
+    callback_policy(settings)
+    one = _instance(settings, tmp_path, APPS[0])  # the only dialer: the attempt is in its app
+    two = _instance(settings, tmp_path, APPS[1], ETIQUETTE_CALLBACK_DIALER="false")
+    try:
+        await asyncio.gather(one.start(), two.start())
+        session, token = await page_session(one.base_url)
+        async with session:
+            status, body = await post_form(session, one.base_url, token,
+                                           {"number": "+1 212 555 0100"})
+        assert status == 201, body
+        call = await callback_put_through(observer, ari, phones, timeout=30)
+
+        one.proc.send_signal(signal.SIGKILL)
+        await one.proc.wait()
+        await ari.hangup(phones.answered[PHONE])  # while nobody holds the attempt's app
+        await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == f"{call}~cust", what="customer gone")
+        await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == f"{call}~op", timeout=TAKEOVER + 10,
+                                what="the operator's leg hung up by the survivor")
+
+        record = await until(callback_done(redis, body["id"]), 15, "the callback closed as done")
+        assert (record["outcome"], record["attempts"]) == ("connected", 1)
+
+        async def all_let_go() -> bool:
+            return not any([await redis.exists(KEYS.operator("PJSIP/operator1")),
+                            await redis.exists(KEYS.callback_lock(body["id"])),
+                            await redis.exists(KEYS.snapshot("callback-call", call))])
+        await until(all_let_go, 15, "operator1 free, the request unlocked, no snapshot left")
+        await _until_released(redis, APPS[0])  # emptied: handed back for its own instance
+    finally:
+        await _stop_all(one, two)
+    assert two.error_lines() == [], two.error_lines()
 
 
 async def test_given_an_instance_paused_past_its_lease_when_it_resumes_then_it_no_longer_acts(

@@ -1,0 +1,155 @@
+"""Who drives a callback attempt after the process that dialled it is gone: the holder of the
+app its legs were dialled into, on that node, and nobody else.
+
+A pool survivor that takes over a dead instance's app name hears that app's legs; the dead
+instance's own attempts would otherwise keep their operator and their request's lock until
+the lock's lease ran out. An instance on another app (or another node's app of the same name)
+must leave them alone: it would be a second driver of a live process's attempt. Real Redis
+(the snapshots are found by SCAN); Asterisk's side is what it answers.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ari_app.callback import machine as k
+from ari_app.callback.machine import CallbackCallMachine, CallbackCallState
+from ari_app.callback.stasis import CallbackStasis
+from ari_app.storage import Keyspace
+from ari_app.storage.snapshots import SnapshotStore
+
+
+class Asterisk:
+    """The channels Asterisk has, and what the adapter asked of it."""
+
+    def __init__(self, channels: list[str]) -> None:
+        self.channels, self.hung_up = channels, []
+
+    async def call(self, operation, **params):
+        return [{"id": c} for c in self.channels]
+
+    async def hangup(self, channel: str) -> None:
+        self.hung_up.append(channel)
+
+    async def destroy_bridge(self, bridge: str) -> None:
+        pass
+
+
+def talking(call: str, app: str, node: str = "") -> CallbackCallMachine:
+    return CallbackCallMachine(call, request_id=f"req-{call}", number="+12125550100",
+                               operator="PJSIP/op1", app=app, node=node,
+                               state=CallbackCallState.CONNECTED, up=[k.OPERATOR, k.CUSTOMER])
+
+
+def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None):
+    adopted, finished = [], []
+
+    async def on_adopted(machine):
+        adopted.append(machine.call_id)
+
+    async def on_finished(machine, finish):
+        finished.append((machine.call_id, finish.outcome))
+
+    events = SimpleNamespace(for_rule=lambda rule: SimpleNamespace(
+        transition=lambda *a, **kw: None, note=lambda *a, **kw: None))
+    store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace())
+    calls = CallbackStasis(asterisk, store, events, app=app, dial_template="Local/{number}",
+                           ring_timeout=25, operator_ring_timeout=15, company_id='"X"',
+                           on_finished=on_finished, on_adopted=on_adopted, node=node)
+    return calls, adopted, finished
+
+
+async def given_in_redis(redis, *machines: CallbackCallMachine) -> None:
+    store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace())
+    for machine in machines:
+        await store.save(machine)
+
+
+async def test_given_a_dead_instances_app_taken_over_then_only_its_attempts_on_this_node_are_taken_up(
+        redis):
+    await given_in_redis(redis, talking("cb-dead1", "pool-1"), talking("cb-live1", "pool-2"),
+                         talking("cb-nodeb1", "pool-1", node="b"))
+    asterisk = Asterisk(["cb-dead1~op", "cb-dead1~cust", "cb-live1~op", "cb-live1~cust",
+                         "cb-nodeb1~op", "cb-nodeb1~cust"])
+    survivor, adopted, finished = stasis(redis, asterisk, app="pool-3")
+
+    await survivor.reconcile(adopt="pool-1")
+    await survivor.lanes.join()
+
+    assert adopted == ["cb-dead1"]  # not pool-2's (alive), not node b's pool-1
+    assert survivor._attempts == {"cb-dead1": "pool-1"}
+    assert asterisk.hung_up == [] and finished == []  # both its legs are up: it goes on
+    await survivor.close()
+
+
+async def test_given_a_leg_gone_while_nobody_held_the_app_then_the_taker_ends_the_attempt(redis):
+    await given_in_redis(redis, talking("cb-dead1", "pool-1"))
+    asterisk = Asterisk(["cb-dead1~op"])  # the customer hung up before the takeover
+    survivor, adopted, finished = stasis(redis, asterisk, app="pool-2")
+
+    await survivor.reconcile(adopt="pool-1")
+    await survivor.lanes.join()
+
+    assert adopted == ["cb-dead1"]
+    assert asterisk.hung_up == ["cb-dead1~op"]
+    assert finished == [("cb-dead1", "connected")]  # they talked: the request is done
+    assert survivor._attempts == {}
+    assert not await redis.exists(Keyspace().snapshot("callback-call", "cb-dead1"))
+    await survivor.close()
+
+
+async def test_given_an_attempt_written_before_attempts_said_where_then_its_own_apps_restart_takes_it(
+        redis):
+    await given_in_redis(redis, talking("cb-old1", ""))
+    asterisk = Asterisk(["cb-old1~op", "cb-old1~cust"])
+    other, adopted_by_other, _ = stasis(redis, asterisk, app="pool-2")
+    await other.reconcile(adopt="pool-1")
+    restarted, adopted, _ = stasis(redis, asterisk, app="etiquette")
+
+    await restarted.reconcile(adopt="etiquette")
+
+    assert adopted_by_other == [] and adopted == ["cb-old1"]
+    await other.close()
+    await restarted.close()
+
+
+async def test_given_the_app_let_go_then_its_attempts_are_not_timed_or_kept_here(redis):
+    machine = talking("cb-dead1", "pool-1")
+    machine.deadline = 1e12
+    await given_in_redis(redis, machine)
+    asterisk = Asterisk(["cb-dead1~op", "cb-dead1~cust"])
+    survivor, adopted, _ = stasis(redis, asterisk, app="pool-2")
+    await survivor.reconcile(adopt="pool-1")
+    assert survivor.pending_timers == 1
+
+    survivor.let_go("pool-1")
+    await survivor.reconcile()  # a reconnect of its own app: nothing of pool-1's
+
+    assert survivor._attempts == {} and survivor.pending_timers == 0
+    assert survivor.store.cached("cb-dead1") is None
+    assert adopted == ["cb-dead1"]
+    await survivor.close()
+
+
+async def test_given_its_app_no_longer_held_when_a_timer_falls_due_then_nothing_is_done(redis):
+    """A process paused past its app's lease wakes to timers already due; its next round
+    finds the lease gone, but until then it must not act on an attempt another drives."""
+    machine = CallbackCallMachine("cb-ring1", request_id="req-1", number="+12125550100",
+                                  operator="PJSIP/op1", app="pool-1", ringing=[k.OPERATOR],
+                                  deadline=1.0)  # its ring guard long past
+    await given_in_redis(redis, machine)
+    asterisk = Asterisk([])
+    paused, _, finished = stasis(redis, asterisk, app="pool-1")
+    held = [False]
+    paused.holds = lambda app: held[0]
+
+    paused.lanes.submit("cb-ring1", "tick")
+    await paused.lanes.join()
+    assert asterisk.hung_up == [] and finished == []
+
+    held[0] = True  # the holder of pool-1, by contrast, hangs the lost leg up
+    paused.lanes.submit("cb-ring1", "tick")
+    await paused.lanes.join()
+    assert asterisk.hung_up == ["cb-ring1~op"]
+    assert finished == [("cb-ring1", "operator-unavailable")]
+    await paused.close()
