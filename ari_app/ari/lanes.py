@@ -92,6 +92,10 @@ class Lanes:
             del self._tasks[key]
             self._stalled.pop(key, None)
 
+    def busy(self, key: str) -> bool:
+        """Whether call `key` has items queued or being handled."""
+        return key in self._tasks
+
     def stalled(self, key: str) -> Exception | None:
         """Why call `key`'s lane is waiting (storage away), or None when it is not."""
         return self._stalled.get(key)

@@ -93,8 +93,9 @@ class CallbackStasis:
         attempts = [(call, await self.store.load(call)) for call in sorted({*known, *found})]
         live = frozenset(c["id"] for c in await self.ari.call(ops.CHANNELS))  # read after
         for call, machine in attempts:
-            if machine is None:
-                self._attempts.pop(call, None)
+            if machine is None:  # ended; or just started, its first snapshot not written yet
+                if not self.lanes.busy(call):
+                    self._attempts.pop(call, None)
                 continue
             if call not in known:
                 if adopt is None or not self._dialled_into(machine, adopt):
@@ -237,6 +238,11 @@ class CallbackStasis:
                 case _:
                     raise TypeError(f"no ARI mapping for {action!r}")
         return None
+
+    @property
+    def attempts(self) -> dict[str, str]:
+        """The attempts this process drives, and the app each was dialled into."""
+        return dict(self._attempts)
 
     @property
     def pending_timers(self) -> int:

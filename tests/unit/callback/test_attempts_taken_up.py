@@ -10,6 +10,8 @@ must leave them alone: it would be a second driver of a live process's attempt. 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from types import SimpleNamespace
 
 from ari_app.callback import machine as k
@@ -77,7 +79,7 @@ async def test_given_a_dead_instances_app_taken_over_then_only_its_attempts_on_t
     await survivor.lanes.join()
 
     assert adopted == ["cb-dead1"]  # not pool-2's (alive), not node b's pool-1
-    assert survivor._attempts == {"cb-dead1": "pool-1"}
+    assert survivor.attempts == {"cb-dead1": "pool-1"}
     assert asterisk.hung_up == [] and finished == []  # both its legs are up: it goes on
     await survivor.close()
 
@@ -93,7 +95,7 @@ async def test_given_a_leg_gone_while_nobody_held_the_app_then_the_taker_ends_th
     assert adopted == ["cb-dead1"]
     assert asterisk.hung_up == ["cb-dead1~op"]
     assert finished == [("cb-dead1", "connected")]  # they talked: the request is done
-    assert survivor._attempts == {}
+    assert survivor.attempts == {}
     assert not await redis.exists(Keyspace().snapshot("callback-call", "cb-dead1"))
     await survivor.close()
 
@@ -125,7 +127,7 @@ async def test_given_the_app_let_go_then_its_attempts_are_not_timed_or_kept_here
     survivor.let_go("pool-1")
     await survivor.reconcile()  # a reconnect of its own app: nothing of pool-1's
 
-    assert survivor._attempts == {} and survivor.pending_timers == 0
+    assert survivor.attempts == {} and survivor.pending_timers == 0
     assert survivor.store.cached("cb-dead1") is None
     assert adopted == ["cb-dead1"]
     await survivor.close()
@@ -153,3 +155,33 @@ async def test_given_its_app_no_longer_held_when_a_timer_falls_due_then_nothing_
     assert asterisk.hung_up == ["cb-ring1~op"]
     assert finished == [("cb-ring1", "operator-unavailable")]
     await paused.close()
+
+
+async def test_given_an_attempt_just_started_when_a_reconnect_reconciles_then_it_stays_ours(redis):
+    """Its first step (and snapshot) is still queued in its lane when another app's takeover
+    reconciles: it is not taken for an attempt that ended."""
+    asterisk = Asterisk([])
+    calls, _, _ = stasis(redis, asterisk, app="pool-1")
+    gate = asyncio.Event()
+    handle = calls._handle
+
+    async def slow_first_step(call_id, item):
+        await gate.wait()
+        await handle(call_id, item)
+    calls.lanes._handler = slow_first_step  # the lane's first step held up till the gate
+    machine = CallbackCallMachine("cb-new1", request_id="req-1", number="+12125550100",
+                                  operator="PJSIP/op1")
+    asterisk.originate = _noop
+
+    await calls.start(machine, k.Started(time.time()))
+    await calls.reconcile(adopt="pool-2")
+    gate.set()
+    await calls.lanes.join()
+
+    assert calls.attempts == {"cb-new1": "pool-1"}
+    assert calls.pending_timers == 1  # its operator's ring guard
+    await calls.close()
+
+
+async def _noop(*args, **kwargs):
+    return None
