@@ -246,14 +246,18 @@ async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_cust
         assert status == 201, body
         call = await callback_put_through(observer, ari, phones, timeout=30)
 
+        killed_at = time.time()
         one.proc.send_signal(signal.SIGKILL)
         await one.proc.wait()
         await ari.hangup(phones.answered[PHONE])  # while nobody holds the attempt's app
         await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                                 and e["channel"]["id"] == f"{call}~cust", what="customer gone")
-        await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
-                                and e["channel"]["id"] == f"{call}~op", timeout=TAKEOVER + 10,
-                                what="the operator's leg hung up by the survivor")
+        freed = await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                        and e["channel"]["id"] == f"{call}~op",
+                                        timeout=TAKEOVER + 10,
+                                        what="the operator's leg hung up by the survivor")
+        print(f"the operator's leg hung up {freed['_t'] - killed_at:.1f} s after the kill "
+              f"(lease {LEASE:g} s)")
 
         record = await until(callback_done(redis, body["id"]), 15, "the callback closed as done")
         assert (record["outcome"], record["attempts"]) == ("connected", 1)
