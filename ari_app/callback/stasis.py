@@ -7,7 +7,6 @@ own lane; the attempt's end goes to the dialer (`on_finished`), which decides wh
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,9 @@ __all__ = ["CallbackStasis", "PREFIX"]
 
 logger = structlog.get_logger()
 PREFIX = "cb-"
+# an attempt in the index without a snapshot this long after it started: its process died
+# before writing one (an attempt's snapshot is written at its first step)
+STALE = 600.0
 ROLE = {"op": k.OPERATOR, "cust": k.CUSTOMER}
 
 
@@ -52,6 +54,7 @@ class CallbackStasis:
         self._playing: dict[str, dict[str, str]] = {}  # attempt -> party -> last playback id
         # the attempts this process drives, till they end, and the app each was dialled into
         self._attempts: dict[str, str] = {}
+        self._index = store.keys.callback_attempts()
 
     @staticmethod
     def owns(resource_id: str) -> bool:
@@ -65,6 +68,7 @@ class CallbackStasis:
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None:
         machine.app, machine.node = self.app, self.node  # its legs' events come to this app
+        await self.store.redis.zadd(self._index, {machine.call_id: started.now})
         self._attempts[machine.call_id] = self.app
         self.lanes.submit(machine.call_id, (machine, started))
 
@@ -76,26 +80,23 @@ class CallbackStasis:
         created by an originate under way.
 
         `adopt`: an app name whose events this process now holds (its own, after a restart; a
-        dead pool instance's, taken over): the attempts Redis holds that were dialled into it
-        on this node are driven here from now on, those a process before this one drove. Only
-        the holder of an app name hears its legs, so no live process's attempt is taken."""
+        dead pool instance's, taken over): the attempts under way (Redis' index of them) that
+        were dialled into it on this node are driven here from now on, those a process before
+        this one drove. Only the holder of an app name hears its legs, so no live process's
+        attempt is taken."""
         known = set(self._attempts)
-        found: list[str] = []
+        started: dict[str, float] = {}  # the attempts under way anywhere, when each started
         if adopt is not None:
-            pattern = re.sub(r"([*?\[\]\\])", r"\\\1",
-                             self.store.keys.snapshot(self.store.kind, "\0"))
-            pattern = pattern.replace("\0", f"{PREFIX}*")  # the key prefix taken literally
-            async for key in self.store.redis.scan_iter(match=pattern, count=500):
-                key = key.decode() if isinstance(key, bytes) else key
-                call = key[key.index("{") + 1:key.index("}")]
-                if call not in known:
-                    found.append(call)
-        attempts = [(call, await self.store.load(call)) for call in sorted({*known, *found})]
+            started = {(c.decode() if isinstance(c, bytes) else c): score for c, score in
+                       await self.store.redis.zrange(self._index, 0, -1, withscores=True)}
+        attempts = [(call, await self.store.load(call)) for call in sorted({*known, *started})]
         live = frozenset(c["id"] for c in await self.ari.call(ops.CHANNELS))  # read after
         for call, machine in attempts:
             if machine is None:  # ended; or just started, its first snapshot not written yet
                 if not self.lanes.busy(call):
                     self._attempts.pop(call, None)
+                if call not in known and started[call] < self.clock() - STALE:
+                    await self.store.redis.zrem(self._index, call)  # its process died early
                 continue
             if call not in known:
                 if adopt is None or not self._dialled_into(machine, adopt):
@@ -115,8 +116,6 @@ class CallbackStasis:
                     self.lanes.submit(call, {"type": "StasisEnd", "channel": {"id": leg}})
 
     def _dialled_into(self, machine: k.CallbackCallMachine, app: str) -> bool:
-        if not machine.app:  # written before attempts said where: one dialer per Asterisk then
-            return app == self.app and not self.node
         return (machine.app, machine.node) == (app, self.node)
 
     def let_go(self, app: str) -> None:
@@ -149,6 +148,7 @@ class CallbackStasis:
                 actions = machine.handle(event)
                 if machine.state in k.END_STATES:
                     await self.store.delete(call_id)
+                    await self.store.redis.zrem(self._index, call_id)
                 else:
                     await self.store.save(machine)
                 # a callback's trace is its request's: every attempt of it in one place

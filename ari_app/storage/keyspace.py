@@ -183,3 +183,8 @@ class Keyspace:
     def callback_lock(self, request_id: str) -> str:
         """The dialer instance working on a request (callback/dialer.py)."""
         return self._tagged(CALLBACK, f"lock:{request_id}")
+
+    def callback_attempts(self) -> str:
+        """The callback attempts under way, scored by when each started: what the process
+        that next holds an attempt's app takes up (callback/stasis.py), without a SCAN."""
+        return self._tagged(CALLBACK, "attempts")

@@ -402,6 +402,8 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
         leaks["queue offers"] = offers
     if locks := [k async for k in redis.scan_iter(KEYS.callback_lock("*"))]:
         leaks["callback locks"] = locks
+    if attempts := await redis.zrange(KEYS.callback_attempts(), 0, -1):
+        leaks["callback attempts under way"] = attempts
     if unfiled := await _away_unfiled(ari, redis):
         leaks["away messages not filed"] = unfiled
     return leaks

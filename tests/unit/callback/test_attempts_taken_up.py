@@ -20,6 +20,8 @@ from ari_app.callback.stasis import CallbackStasis
 from ari_app.storage import Keyspace
 from ari_app.storage.snapshots import SnapshotStore
 
+KEYS = Keyspace()
+
 
 class Asterisk:
     """The channels Asterisk has, and what the adapter asked of it."""
@@ -62,8 +64,10 @@ def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None):
 
 
 async def given_in_redis(redis, *machines: CallbackCallMachine) -> None:
+    """Attempts under way, as the process that started them left them."""
     store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace())
     for machine in machines:
+        await redis.zadd(KEYS.callback_attempts(), {machine.call_id: time.time()})
         await store.save(machine)
 
 
@@ -100,19 +104,21 @@ async def test_given_a_leg_gone_while_nobody_held_the_app_then_the_taker_ends_th
     await survivor.close()
 
 
-async def test_given_an_attempt_written_before_attempts_said_where_then_its_own_apps_restart_takes_it(
-        redis):
-    await given_in_redis(redis, talking("cb-old1", ""))
-    asterisk = Asterisk(["cb-old1~op", "cb-old1~cust"])
-    other, adopted_by_other, _ = stasis(redis, asterisk, app="pool-2")
-    await other.reconcile(adopt="pool-1")
-    restarted, adopted, _ = stasis(redis, asterisk, app="etiquette")
+async def test_given_an_attempt_ended_or_never_written_then_it_leaves_the_index(redis):
+    """An attempt's end takes it out of the index; an entry whose process died before its
+    first snapshot goes after a while (a fresh one may be another process's just started)."""
+    await given_in_redis(redis, talking("cb-dead1", "pool-1"))
+    await redis.zadd(KEYS.callback_attempts(), {"cb-early1": time.time() - 3600,
+                                                "cb-fresh1": time.time()})
+    asterisk = Asterisk(["cb-dead1~op"])  # the customer gone: the attempt ends
+    survivor, _, finished = stasis(redis, asterisk, app="pool-2")
 
-    await restarted.reconcile(adopt="etiquette")
+    await survivor.reconcile(adopt="pool-1")
+    await survivor.lanes.join()
 
-    assert adopted_by_other == [] and adopted == ["cb-old1"]
-    await other.close()
-    await restarted.close()
+    assert finished == [("cb-dead1", "connected")]
+    assert await redis.zrange(KEYS.callback_attempts(), 0, -1) == [b"cb-fresh1"]
+    await survivor.close()
 
 
 async def test_given_the_app_let_go_then_its_attempts_are_not_timed_or_kept_here(redis):
