@@ -3,6 +3,10 @@
 Each attempt is a call of its own, `cb-<attempt>`: the operator's leg `cb-<attempt>~op`, the
 customer's `cb-<attempt>~cust`, their bridge `cb-<attempt>~talk`. Events run in the attempt's
 own lane; the attempt's end goes to the dialer (`on_finished`), which decides what next.
+
+An attempt's legs are dialled into this process's Stasis app, and only the process holding an
+app name hears its legs: so that process drives the attempt, and when it dies, whoever holds
+the app name next (the same instance restarted, a pool survivor) takes it up from Redis.
 """
 
 from __future__ import annotations
