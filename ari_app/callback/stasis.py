@@ -103,7 +103,7 @@ class CallbackStasis:
                     await self.store.redis.zrem(self._index, call)  # its process died early
                 continue
             if call not in known:
-                if adopt is None or not self._dialled_into(machine, adopt):
+                if (machine.app, machine.node) != (adopt, self.node):
                     self.store.forget(call)  # another app's attempt: its holder drives it
                     continue
                 self._attempts[call] = adopt
@@ -118,9 +118,6 @@ class CallbackStasis:
                     logger.warning("callback leg lost while Asterisk was away", call_id=call,
                                    party=party)
                     self.lanes.submit(call, {"type": "StasisEnd", "channel": {"id": leg}})
-
-    def _dialled_into(self, machine: k.CallbackCallMachine, app: str) -> bool:
-        return (machine.app, machine.node) == (app, self.node)
 
     def let_go(self, app: str) -> None:
         """This process no longer holds `app`'s events (its pool lease lost, cut off from

@@ -92,7 +92,11 @@ class ShardKeeper:
         """Ours to act on now: its socket open and its lease renewed within most of its ttl.
         A process paused past that may have been replaced, and must not act (a timer due at
         its resumption) before its next round finds out."""
-        return app in self._streams and self.clock() - self._renewed_at <= self.lease * 0.8
+        return app in self._streams and not self._overdue()
+
+    def _overdue(self) -> bool:
+        """Not renewed for most of the lease: another instance may hold our shards by now."""
+        return self.clock() - self._renewed_at > self.lease * 0.8
 
     def status(self) -> dict:
         """For /healthz: what this instance holds, waits for, and how its claims went."""
@@ -160,9 +164,9 @@ class ShardKeeper:
             return 0
 
     def _cut_off(self) -> None:
-        """Not renewed for most of the lease: another instance may hold our shards by now, so
-        stop using them before it can (renewals take them back if nobody did)."""
-        if self._streams and self.clock() - self._renewed_at > self.lease * 0.8:
+        """Overdue: stop using our shards before another instance can (renewals take them
+        back if nobody did)."""
+        if self._streams and self._overdue():
             for app in list(self._streams):
                 logger.warning("shard lease not renewed in time: its socket is closed",
                                app=app, instance=self.instance)
