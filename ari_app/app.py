@@ -249,7 +249,9 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         # a call's state is written only while this process holds its lease (a stale
         # instance's write lands nowhere), and a call taken over is dropped here at once
         app[store_key].fence = ownership
-        ownership.on_lost = lambda call_id: [s.inbound.moved(call_id) for s in nodes.values()]
+        ownership.on_lost = lambda call_id: [(s.inbound.moved(call_id),
+                                              s.callback_calls.moved(call_id))
+                                             for s in nodes.values()]
         app[callback_calls_key] = home.callback_calls
         app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
                                        operators=home.operators, callbacks=callbacks,
@@ -366,14 +368,16 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 node=node))
         # an attempt's end goes to the dialer, which decides what next
         callback_calls = served.callback_calls = CallbackStasis(
-            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=keys),
+            ari, SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=keys,
+                               fence=ownership),
             call_events,
             app=settings.ari_app, dial_template=policy.callback.dial,
             ring_timeout=policy.callback.ring_timeout,
             operator_ring_timeout=policy.operators.ring_timeout,
             company_id=f'"{policy.company}"',
             on_finished=lambda machine, finish: dialer.finished(machine, finish),
-            on_adopted=lambda machine: dialer.adopted(machine), node=node)
+            on_adopted=lambda machine: dialer.adopted(machine), node=node,
+            ownership=ownership)
         dialer = served.dialer = CallbackDialer(
             redis, app[callbacks_key], operators, app[customers_key], policy,
             supervisors=desk.supervisors, calls=callback_calls, other_nodes=node is not None,

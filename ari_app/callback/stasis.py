@@ -7,6 +7,9 @@ own lane; the attempt's end goes to the dialer (`on_finished`), which decides wh
 An attempt's legs are dialled into this process's Stasis app, and only the process holding an
 app name hears its legs: so that process drives the attempt, and when it dies, whoever holds
 the app name next (the same instance restarted, a pool survivor) takes it up from Redis.
+Each attempt holds a lease of its own (calls/ownership.py, as an inbound call does): the
+taker draws a new fencing token, so a process paused in the middle of a step, resumed after
+the takeover, writes nothing and acts no further (LeaseLost).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ari_app.storage.snapshots import SnapshotStore
 from ari_app.storage import STORAGE_ERRORS
 from ari_app.calls import ids
 from ari_app.calls.events import CallEvents
+from ari_app.calls.ownership import CallOwnership, LeaseLost
 from ari_app.calls.timers import CallTimers
 
 __all__ = ["CallbackStasis", "PREFIX"]
@@ -43,8 +47,9 @@ class CallbackStasis:
                  operator_ring_timeout: int, company_id: str,
                  on_finished: Callable[[k.CallbackCallMachine, k.Finish], Awaitable[None]],
                  on_adopted: Callable[[k.CallbackCallMachine], Awaitable[None]] | None = None,
-                 node: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.ari, self.store = ari, store
+                 node: str | None = None, ownership: CallOwnership | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ari, self.store, self.ownership = ari, store, ownership
         self.events = events.for_rule("callback")  # `callback:operator_dialed`, ...
         self.app, self.dial_template, self.ring_timeout = app, dial_template, ring_timeout
         self.operator_ring_timeout, self.company_id = operator_ring_timeout, company_id
@@ -72,6 +77,8 @@ class CallbackStasis:
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None:
         machine.app, machine.node = self.app, self.node  # its legs' events come to this app
+        if self.ownership is not None:  # a fresh id: nobody else can hold it
+            await self.ownership.claim(machine.call_id)
         await self.store.redis.zadd(self._index, {machine.call_id: started.now})
         self._attempts[machine.call_id] = self.app
         self.lanes.submit(machine.call_id, (machine, started))
@@ -106,6 +113,8 @@ class CallbackStasis:
                 if (machine.app, machine.node) != (adopt, self.node):
                     self.store.forget(call)  # another app's attempt: its holder drives it
                     continue
+                if self.ownership is not None:  # the process before ours is fenced off
+                    await self.ownership.claim(call, take=True)
                 self._attempts[call] = adopt
                 logger.info("callback attempt taken up", call_id=call, app=adopt,
                             request=machine.request_id)
@@ -124,13 +133,27 @@ class CallbackStasis:
         Redis, or handed back): the attempts dialled into it are for its next holder to take
         up; nothing of them is kept or timed here."""
         for call in [c for c, held in self._attempts.items() if held == app]:
-            del self._attempts[call]
-            self.timers.cancel(call)
-            self.store.forget(call)
-            self._playing.pop(call, None)
+            if self.ownership is not None:  # a write of ours still under way is refused
+                self.ownership.drop(call)
+            self.moved(call)
+
+    def moved(self, call_id: str) -> None:
+        """Another process drives the attempt now: nothing of it is kept or timed here."""
+        self._attempts.pop(call_id, None)
+        self.timers.cancel(call_id)
+        self.store.forget(call_id)
+        self._playing.pop(call_id, None)
 
     # --- one attempt's events, in order --------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
+        try:
+            await self._step(call_id, item)
+        except LeaseLost:  # taken over while this process was paused: nothing was written
+            logger.warning("callback attempt moved to another process; this one stops driving it",
+                           call_id=call_id)
+            self.moved(call_id)
+
+    async def _step(self, call_id: str, item: object) -> None:
         now = self.clock()
         if isinstance(item, tuple):
             machine, event = item
@@ -150,6 +173,8 @@ class CallbackStasis:
                 if machine.state in k.END_STATES:
                     await self.store.delete(call_id)
                     await self.store.redis.zrem(self._index, call_id)
+                    if self.ownership is not None:
+                        await self.ownership.release(call_id)
                 else:
                     await self.store.save(machine)
                 # a callback's trace is its request's: every attempt of it in one place

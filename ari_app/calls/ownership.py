@@ -304,6 +304,13 @@ class CallOwnership:
             return False
         return bool(await self._abandon(keys=self._keys(call_id), args=self._argv(token)))
 
+    def drop(self, call_id: str) -> None:
+        """Stop driving the call without a word to Redis (this process no longer hears it, or
+        cannot reach Redis): the lease runs out or its next holder takes it, and a write of
+        ours still under way is refused (LeaseLost), never made plainly."""
+        if self._tokens.pop(call_id, None) is not None:
+            self._lost_calls[call_id] = None
+
     # --- what we know -----------------------------------------------------------------------
     def owns(self, call_id: str) -> bool:
         """We hold the call's lease as far as this process knows (no Redis round trip);

@@ -392,6 +392,10 @@ async def _leaks(ari: AriClient, redis: Redis, app: web.Application | None,
              async for k in redis.scan_iter(KEYS.snapshot(kind, "*"))]
     if rules:
         leaks["rule snapshots"] = rules
+    # an attempt's end lets go of its lease (callback/stasis.py)
+    if leases := [k for what in (KEYS.lease, KEYS.fencing_counter)
+                  async for k in redis.scan_iter(what("cb-*"))]:
+        leaks["callback attempt leases"] = leases
     # a caller who left is out of line (a kept callback stays in line on purpose: its test
     # checks it); an offer is taken up or undone
     in_line = [e async for k in redis.scan_iter(KEYS.queue_entries("*"))

@@ -4,8 +4,9 @@ app its legs were dialled into, on that node, and nobody else.
 A pool survivor that takes over a dead instance's app name hears that app's legs; the dead
 instance's own attempts would otherwise keep their operator and their request's lock until
 the lock's lease ran out. An instance on another app (or another node's app of the same name)
-must leave them alone: it would be a second driver of a live process's attempt. Real Redis
-(the snapshots are found by SCAN); Asterisk's side is what it answers.
+must leave them alone: it would be a second driver of a live process's attempt. The taker
+fences the process before it off (each attempt's lease, calls/ownership.py). Real Redis;
+Asterisk's side is what it answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from ari_app.callback import machine as k
 from ari_app.callback.machine import CallbackCallMachine, CallbackCallState
 from ari_app.callback.stasis import CallbackStasis
+from ari_app.calls.ownership import CallOwnership
 from ari_app.storage import Keyspace
 from ari_app.storage.snapshots import SnapshotStore
 
@@ -27,7 +29,7 @@ class Asterisk:
     """The channels Asterisk has, and what the adapter asked of it."""
 
     def __init__(self, channels: list[str]) -> None:
-        self.channels, self.hung_up = channels, []
+        self.channels, self.hung_up, self.dialled, self.played = channels, [], [], []
 
     async def call(self, operation, **params):
         return [{"id": c} for c in self.channels]
@@ -38,6 +40,12 @@ class Asterisk:
     async def destroy_bridge(self, bridge: str) -> None:
         pass
 
+    async def originate(self, endpoint: str, **params) -> None:
+        self.dialled.append(params["channel_id"])
+
+    async def play(self, channel: str, media, playback_id: str, **params) -> None:
+        self.played.append(channel)
+
 
 def talking(call: str, app: str, node: str = "") -> CallbackCallMachine:
     return CallbackCallMachine(call, request_id=f"req-{call}", number="+12125550100",
@@ -45,7 +53,8 @@ def talking(call: str, app: str, node: str = "") -> CallbackCallMachine:
                                state=CallbackCallState.CONNECTED, up=[k.OPERATOR, k.CUSTOMER])
 
 
-def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None):
+def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None,
+           ownership: CallOwnership | None = None):
     adopted, finished = [], []
 
     async def on_adopted(machine):
@@ -56,10 +65,12 @@ def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None):
 
     events = SimpleNamespace(for_rule=lambda rule: SimpleNamespace(
         transition=lambda *a, **kw: None, note=lambda *a, **kw: None))
-    store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace())
+    store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace(),
+                          fence=ownership)
     calls = CallbackStasis(asterisk, store, events, app=app, dial_template="Local/{number}",
                            ring_timeout=25, operator_ring_timeout=15, company_id='"X"',
-                           on_finished=on_finished, on_adopted=on_adopted, node=node)
+                           on_finished=on_finished, on_adopted=on_adopted, node=node,
+                           ownership=ownership)
     return calls, adopted, finished
 
 
@@ -91,7 +102,8 @@ async def test_given_a_dead_instances_app_taken_over_then_only_its_attempts_on_t
 async def test_given_a_leg_gone_while_nobody_held_the_app_then_the_taker_ends_the_attempt(redis):
     await given_in_redis(redis, talking("cb-dead1", "pool-1"))
     asterisk = Asterisk(["cb-dead1~op"])  # the customer hung up before the takeover
-    survivor, adopted, finished = stasis(redis, asterisk, app="pool-2")
+    survivor, adopted, finished = stasis(redis, asterisk, app="pool-2",
+                                         ownership=CallOwnership(redis, "b", keys=KEYS))
 
     await survivor.reconcile(adopt="pool-1")
     await survivor.lanes.join()
@@ -100,7 +112,8 @@ async def test_given_a_leg_gone_while_nobody_held_the_app_then_the_taker_ends_th
     assert asterisk.hung_up == ["cb-dead1~op"]
     assert finished == [("cb-dead1", "connected")]  # they talked: the request is done
     assert survivor.attempts == {}
-    assert not await redis.exists(Keyspace().snapshot("callback-call", "cb-dead1"))
+    assert not await redis.exists(KEYS.snapshot("callback-call", "cb-dead1"),
+                                  KEYS.lease("cb-dead1"), KEYS.fencing_counter("cb-dead1"))
     await survivor.close()
 
 
@@ -187,6 +200,39 @@ async def test_given_an_attempt_just_started_when_a_reconnect_reconciles_then_it
     assert calls.attempts == {"cb-new1": "pool-1"}
     assert calls.pending_timers == 1  # its operator's ring guard
     await calls.close()
+
+
+async def test_given_a_process_paused_mid_attempt_when_it_resumes_after_the_takeover_then_it_writes_and_does_nothing(
+        redis):
+    """Paused (a long GC, a stopped VM) past its app's lease while the operator's phone rang:
+    the survivor took the attempt up. The paused process resumes with the operator's answer in
+    hand and its app still held as far as it knows: its step is refused by the attempt's
+    lease, so it neither overwrites the survivor's snapshot nor dials the customer."""
+    asterisk = Asterisk([])
+    paused, _, _ = stasis(redis, asterisk, app="pool-1",
+                          ownership=CallOwnership(redis, "a", keys=KEYS))
+    await paused.start(CallbackCallMachine("cb-new1", request_id="req-1", number="+12125550100",
+                                           operator="PJSIP/op1"), k.Started(time.time()))
+    await paused.lanes.join()
+    assert asterisk.dialled == ["cb-new1~op"]
+    survivor, adopted, _ = stasis(redis, asterisk, app="pool-2",
+                                  ownership=CallOwnership(redis, "b", keys=KEYS))
+    await survivor.reconcile(adopt="pool-1")
+    assert adopted == ["cb-new1"]
+    taken = await redis.get(KEYS.snapshot("callback-call", "cb-new1"))
+
+    paused.on_event({"type": "StasisStart", "channel": {"id": "cb-new1~op"}})
+    await paused.lanes.join()
+
+    assert asterisk.dialled == ["cb-new1~op"] and asterisk.played == []  # nothing more done
+    assert await redis.get(KEYS.snapshot("callback-call", "cb-new1")) == taken
+    assert paused.attempts == {} and paused.pending_timers == 0
+    assert (await redis.get(KEYS.lease("cb-new1"))).startswith(b"b:")
+    survivor.on_event({"type": "StasisStart", "channel": {"id": "cb-new1~op"}})
+    await survivor.lanes.join()  # the survivor's own step goes through
+    assert await redis.get(KEYS.snapshot("callback-call", "cb-new1")) != taken
+    await paused.close()
+    await survivor.close()
 
 
 async def _noop(*args, **kwargs):

@@ -284,3 +284,17 @@ async def test_given_lease_abandoned_when_other_claims_then_taken_and_counter_ke
     assert await b.claim("shard-1") == 2
     assert not await a.abandon("shard-1")  # not ours any more: nothing done
     assert await b.owner_of("shard-1") == "app-b"
+
+
+async def test_given_a_call_dropped_without_redis_then_its_writes_are_refused_not_made_plainly(
+        redis):
+    """A process that stops hearing a call (its app name let go) keeps no lease of it, and a
+    write of it still under way raises LeaseLost instead of landing unfenced."""
+    a = CallOwnership(redis, "app-a", keys=KEYS)
+    await a.claim("call-1")
+    a.drop("call-1")
+    assert not a.owns("call-1") and a.guards("call-1")
+    with pytest.raises(LeaseLost):
+        await a.fenced_set("call-1", "etq:{call-1}:snapshot:hold", "stale")
+    assert not await redis.exists("etq:{call-1}:snapshot:hold")
+    assert await a.renew_all() == set()  # nothing renewed: the lease runs out
