@@ -98,6 +98,7 @@ class CallbackStasis:
         known = set(self._attempts)
         started: dict[str, float] = {}  # the attempts under way anywhere, when each started
         if adopt is not None:
+            await self._index_from_before()
             started = {(c.decode() if isinstance(c, bytes) else c): score for c, score in
                        await self.store.redis.zrange(self._index, 0, -1, withscores=True)}
         attempts = [(call, await self.store.load(call)) for call in sorted({*known, *started})]
@@ -127,6 +128,23 @@ class CallbackStasis:
                     logger.warning("callback leg lost while Asterisk was away", call_id=call,
                                    party=party)
                     self.lanes.submit(call, {"type": "StasisEnd", "channel": {"id": leg}})
+
+    async def _index_from_before(self) -> None:
+        """An upgrade from a version without the index may leave attempts under way that are
+        not in it: listed once per Redis (a marker), by the only SCAN attempts ever need."""
+        redis, marker = self.store.redis, self.store.keys.callback_attempts_indexed()
+        if await redis.exists(marker):
+            return
+        pattern = self.store.keys.snapshot("callback-call", "*")
+        head, tail = pattern.split("*")
+        found = {}
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            key = key.decode() if isinstance(key, bytes) else key
+            found[key[len(head):len(key) - len(tail)]] = self.clock()
+        if found:  # a snapshot was written: never pruned as stale
+            await redis.zadd(self._index, found, nx=True)
+            logger.info("callback attempts from before the index listed", attempts=len(found))
+        await redis.set(marker, "1")
 
     def let_go(self, app: str) -> None:
         """This process no longer holds `app`'s events (its pool lease lost, cut off from

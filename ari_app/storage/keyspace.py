@@ -188,3 +188,7 @@ class Keyspace:
         """The callback attempts under way, scored by when each started: what the process
         that next holds an attempt's app takes up (callback/stasis.py), without a SCAN."""
         return self._tagged(CALLBACK, "attempts")
+
+    def callback_attempts_indexed(self) -> str:
+        """Set once the attempts a version before the index left under way were listed in it."""
+        return self._tagged(CALLBACK, "attempts-indexed")

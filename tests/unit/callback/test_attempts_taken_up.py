@@ -235,5 +235,24 @@ async def test_given_a_process_paused_mid_attempt_when_it_resumes_after_the_take
     await survivor.close()
 
 
+async def test_given_an_attempt_a_version_before_the_index_left_when_its_app_is_taken_then_it_is_taken_up(
+        redis):
+    """An upgrade while an attempt was under way: its snapshot is in Redis, the index (a later
+    version's) does not name it. The first take-up lists it, once per Redis."""
+    store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace())
+    await store.save(talking("cb-old1", "pool-1"))  # no index entry
+    asterisk = Asterisk(["cb-old1~op", "cb-old1~cust"])
+    survivor, adopted, _ = stasis(redis, asterisk, app="pool-2")
+
+    await survivor.reconcile(adopt="pool-1")
+
+    assert adopted == ["cb-old1"] and survivor.attempts == {"cb-old1": "pool-1"}
+    assert await redis.zrange(KEYS.callback_attempts(), 0, -1) == [b"cb-old1"]
+    await store.save(talking("cb-old2", "pool-3"))
+    await survivor.reconcile(adopt="pool-3")
+    assert adopted == ["cb-old1"]  # listed once: a later version's attempts are all indexed
+    await survivor.close()
+
+
 async def _noop(*args, **kwargs):
     return None
