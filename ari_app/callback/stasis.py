@@ -180,8 +180,11 @@ class CallbackStasis:
             machine = await self.store.load(call_id)
             if machine is None:
                 return
-            if machine.app and not self.holds(machine.app):
-                return  # paused past its app's lease: its next holder drives it (let_go)
+            if machine.app and not self.holds(machine.app):  # paused past its app's lease
+                logger.info("callback step left to the app's next holder", call_id=call_id,
+                            app=machine.app, item=item if isinstance(item, str)
+                            else item.get("type"))
+                return
             events = [k.TimerFired(now)] if item == "tick" else self._translate(machine, item, now)
         with structlog.contextvars.bound_contextvars(call_id=call_id, rule="callback"):
             while events:

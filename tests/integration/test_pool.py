@@ -273,6 +273,60 @@ async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_cust
     assert two.error_lines() == [], two.error_lines()
 
 
+async def test_given_a_callback_talking_when_its_instance_is_paused_past_its_lease_then_on_waking_it_does_nothing_of_it(
+        settings, redis, ari, parties, app_runner, tmp_path):
+    """Fencing, for callbacks: the dialling instance is paused (SIGSTOP) while operator and
+    customer talk, and the customer hangs up meanwhile. The survivor takes the attempt up and
+    closes it; the paused instance, woken still believing it drives the attempt, acts on
+    none of it: no leg dialled, the request not touched again, no error (which of its guards
+    stops it, the app's lease or the attempt's own, depends on what it reads first)."""
+    _, phones, observer = parties
+    _policy(settings)
+    callback_policy(settings)
+    one = _instance(settings, tmp_path, APPS[0])
+    two = _instance(settings, tmp_path, APPS[1], ETIQUETTE_CALLBACK_DIALER="false")
+    try:
+        await asyncio.gather(one.start(), two.start())
+        session, token = await page_session(one.base_url)
+        async with session:
+            status, body = await post_form(session, one.base_url, token,
+                                           {"number": "+1 212 555 0100"})
+        assert status == 201, body
+        call = await callback_put_through(observer, ari, phones, timeout=30)
+
+        one.proc.send_signal(signal.SIGSTOP)
+        await ari.hangup(phones.answered[PHONE])  # while the app's holder is paused
+        await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == f"{call}~op", timeout=TAKEOVER + 10,
+                                what="the operator's leg hung up by the survivor")
+        record = await until(callback_done(redis, body["id"]), 15, "the callback closed as done")
+        one.proc.send_signal(signal.SIGCONT)
+        resumed_at = time.time()
+        deadline = time.monotonic() + 6 * LEASE
+        while True:  # polling its /healthz, bounded: woken, it holds its own app name again
+            async with aiohttp.ClientSession() as s:
+                async with s.get(one.base_url + "/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            assert time.monotonic() < deadline, "the woken instance never got its app back"
+            await asyncio.sleep(0.2)
+
+        assert await until(callback_done(redis, body["id"]), 1, "still done") == record
+        assert (record["outcome"], record["attempts"]) == ("connected", 1)
+        since = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")
+                 if e["channel"]["id"].startswith(call) and e["_t"] > resumed_at]
+        assert since == [], f"the woken instance dialled again: {since}"
+        log = one.log.read_text()
+        assert "shard lease lost" in log or "shard lease not renewed in time" in log, log[-2000:]
+        assert not await redis.exists(KEYS.operator("PJSIP/operator1"),
+                                      KEYS.callback_lock(body["id"]),
+                                      KEYS.snapshot("callback-call", call), KEYS.lease(call))
+    finally:
+        await _stop_all(one, two)
+    for instance in (one, two):
+        assert instance.error_lines() == [], instance.error_lines()
+
+
 async def test_given_an_instance_paused_past_its_lease_when_it_resumes_then_it_no_longer_acts(
         settings, redis, ari, parties, app_runner, tmp_path):
     """Fencing: the paused instance's due check-ins, when it wakes up, land nowhere (its
