@@ -226,6 +226,40 @@ async def _until_released(redis, app: str, timeout: float = 3 * LEASE) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _until_serving(instance: AppProcess) -> None:
+    """A woken instance holds its own app name again: its /healthz answers 200."""
+    deadline = time.monotonic() + 6 * LEASE
+    while True:  # polling its /healthz, bounded
+        async with aiohttp.ClientSession() as s:
+            async with s.get(instance.base_url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        assert time.monotonic() < deadline, "the woken instance never got its app back"
+        await asyncio.sleep(0.2)
+
+
+def _dialler_and_other(settings, tmp_path) -> tuple[AppProcess, AppProcess]:
+    """Two instances, the callback policy; the first the only dialer: its attempts are in
+    its app."""
+    _policy(settings)
+    callback_policy(settings)
+    return (_instance(settings, tmp_path, APPS[0]),
+            _instance(settings, tmp_path, APPS[1], ETIQUETTE_CALLBACK_DIALER="false"))
+
+
+async def _callback_talking(one: AppProcess, two: AppProcess, observer, ari,
+                            phones) -> tuple[str, str]:
+    """Both up, a request from the form, its attempt put through by `one`: operator and
+    customer talking. The request's id and the attempt's call id."""
+    await asyncio.gather(one.start(), two.start())
+    session, token = await page_session(one.base_url)
+    async with session:
+        status, body = await post_form(session, one.base_url, token,
+                                       {"number": "+1 212 555 0100"})
+    assert status == 201, body
+    return body["id"], await callback_put_through(observer, ari, phones, timeout=30)
+
+
 async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_customer_hangs_up_then_the_survivor_closes_it(
         settings, redis, ari, parties, app_runner, tmp_path):
     """The attempt's legs are in the dead instance's app: the survivor that takes that app
@@ -233,18 +267,9 @@ async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_cust
     it, hangs up the operator's and closes the request (they talked: done), the operator
     free, the request's lock given back, the app name handed back once empty."""
     _, phones, observer = parties
-    _policy(settings)
-    callback_policy(settings)
-    one = _instance(settings, tmp_path, APPS[0])  # the only dialer: the attempt is in its app
-    two = _instance(settings, tmp_path, APPS[1], ETIQUETTE_CALLBACK_DIALER="false")
+    one, two = _dialler_and_other(settings, tmp_path)
     try:
-        await asyncio.gather(one.start(), two.start())
-        session, token = await page_session(one.base_url)
-        async with session:
-            status, body = await post_form(session, one.base_url, token,
-                                           {"number": "+1 212 555 0100"})
-        assert status == 201, body
-        call = await callback_put_through(observer, ari, phones, timeout=30)
+        request, call = await _callback_talking(one, two, observer, ari, phones)
 
         killed_at = time.time()
         one.proc.send_signal(signal.SIGKILL)
@@ -259,12 +284,12 @@ async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_cust
         print(f"the operator's leg hung up {freed['_t'] - killed_at:.1f} s after the kill "
               f"(lease {LEASE:g} s)")
 
-        record = await until(callback_done(redis, body["id"]), 15, "the callback closed as done")
+        record = await until(callback_done(redis, request), 15, "the callback closed as done")
         assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
         async def all_let_go() -> bool:
             return not any([await redis.exists(KEYS.operator("PJSIP/operator1")),
-                            await redis.exists(KEYS.callback_lock(body["id"])),
+                            await redis.exists(KEYS.callback_lock(request)),
                             await redis.exists(KEYS.snapshot("callback-call", call))])
         await until(all_let_go, 15, "operator1 free, the request unlocked, no snapshot left")
         await _until_released(redis, APPS[0])  # emptied: handed back for its own instance
@@ -281,37 +306,21 @@ async def test_given_a_callback_talking_when_its_instance_is_paused_past_its_lea
     none of it: no leg dialled, the request not touched again, no error (which of its guards
     stops it, the app's lease or the attempt's own, depends on what it reads first)."""
     _, phones, observer = parties
-    _policy(settings)
-    callback_policy(settings)
-    one = _instance(settings, tmp_path, APPS[0])
-    two = _instance(settings, tmp_path, APPS[1], ETIQUETTE_CALLBACK_DIALER="false")
+    one, two = _dialler_and_other(settings, tmp_path)
     try:
-        await asyncio.gather(one.start(), two.start())
-        session, token = await page_session(one.base_url)
-        async with session:
-            status, body = await post_form(session, one.base_url, token,
-                                           {"number": "+1 212 555 0100"})
-        assert status == 201, body
-        call = await callback_put_through(observer, ari, phones, timeout=30)
+        request, call = await _callback_talking(one, two, observer, ari, phones)
 
         one.proc.send_signal(signal.SIGSTOP)
         await ari.hangup(phones.answered[PHONE])  # while the app's holder is paused
         await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                                 and e["channel"]["id"] == f"{call}~op", timeout=TAKEOVER + 10,
                                 what="the operator's leg hung up by the survivor")
-        record = await until(callback_done(redis, body["id"]), 15, "the callback closed as done")
+        record = await until(callback_done(redis, request), 15, "the callback closed as done")
         one.proc.send_signal(signal.SIGCONT)
         resumed_at = time.time()
-        deadline = time.monotonic() + 6 * LEASE
-        while True:  # polling its /healthz, bounded: woken, it holds its own app name again
-            async with aiohttp.ClientSession() as s:
-                async with s.get(one.base_url + "/healthz") as resp:
-                    if resp.status == 200:
-                        break
-            assert time.monotonic() < deadline, "the woken instance never got its app back"
-            await asyncio.sleep(0.2)
+        await _until_serving(one)  # woken, it holds its own app name again
 
-        assert await until(callback_done(redis, body["id"]), 1, "still done") == record
+        assert await until(callback_done(redis, request), 1, "still done") == record
         assert (record["outcome"], record["attempts"]) == ("connected", 1)
         since = [e["channel"]["id"] for e in observer.of_type("ChannelCreated")
                  if e["channel"]["id"].startswith(call) and e["_t"] > resumed_at]
@@ -319,7 +328,7 @@ async def test_given_a_callback_talking_when_its_instance_is_paused_past_its_lea
         log = one.log.read_text()
         assert "shard lease lost" in log or "shard lease not renewed in time" in log, log[-2000:]
         assert not await redis.exists(KEYS.operator("PJSIP/operator1"),
-                                      KEYS.callback_lock(body["id"]),
+                                      KEYS.callback_lock(request),
                                       KEYS.snapshot("callback-call", call), KEYS.lease(call))
     finally:
         await _stop_all(one, two)
@@ -362,15 +371,7 @@ async def test_given_an_instance_paused_past_its_lease_when_it_resumes_then_it_n
         assert "shard lease lost" in log or "shard lease not renewed in time" in log, log[-2000:]
         await callers.hang_up(calls[0][0])
         await _until_forgotten(redis, [call_id])
-        # the woken instance gets its own app name back once the survivor has emptied it
-        deadline = time.monotonic() + 6 * LEASE
-        while True:  # polling its /healthz, bounded
-            async with aiohttp.ClientSession() as s:
-                async with s.get(one.base_url + "/healthz") as resp:
-                    if resp.status == 200:
-                        break
-            assert time.monotonic() < deadline, "the woken instance never got its app back"
-            await asyncio.sleep(0.2)
+        await _until_serving(one)  # its own app name back once the survivor emptied it
     finally:
         await _stop_all(one, two)
     for instance in (one, two):
