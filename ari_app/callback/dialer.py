@@ -259,9 +259,14 @@ class CallbackDialer:
         request = await self.requests.get(machine.request_id)
         if request is None:
             return
+        if any(h.get("event") == "attempt ended" and h.get("call") == machine.call_id
+               for h in request.history):  # told twice (its end tried again): once is all
+            await self._unlock(request.id)
+            return
         outcome = finish.outcome
         request.history.append({"t": round(now, 3), "event": "attempt ended",
-                                "outcome": outcome, "detail": finish.data.get("detail", "")})
+                                "outcome": outcome, "detail": finish.data.get("detail", ""),
+                                "call": machine.call_id})
         if outcome == "connected":
             request.status, request.outcome = "done", "connected"
         elif outcome == "rescheduled":

@@ -9,7 +9,8 @@ app name hears its legs: so that process drives the attempt, and when it dies, w
 the app name next (the same instance restarted, a pool survivor) takes it up from Redis.
 Each attempt holds a lease of its own (calls/ownership.py, as an inbound call does): the
 taker draws a new fencing token, so a process paused in the middle of a step, resumed after
-the takeover, writes nothing and acts no further (LeaseLost).
+the takeover, writes nothing and acts no further (LeaseLost). An attempt's snapshot goes only
+once its end is carried out, so storage failing in the middle of an end never skips it.
 """
 
 from __future__ import annotations
@@ -174,11 +175,14 @@ class CallbackStasis:
     async def _step(self, call_id: str, item: object) -> None:
         now = self.clock()
         if isinstance(item, tuple):
-            machine, event = item
+            started, event = item  # a copy: a try again (storage away) starts from the same
+            machine = k.CallbackCallMachine.from_dict(started.to_dict())
             events: list[object] = [event]
         else:
             machine = await self.store.load(call_id)
             if machine is None:
+                if self.ownership is not None and self.ownership.owns(call_id):
+                    await self._ended(call_id)  # its end was cut short after its snapshot went
                 return
             if machine.app and not self.holds(machine.app):  # paused past its app's lease
                 logger.info("callback step left to the app's next holder", call_id=call_id,
@@ -192,10 +196,10 @@ class CallbackStasis:
                 before = machine.state
                 actions = machine.handle(event)
                 if machine.state in k.END_STATES:
-                    await self.store.delete(call_id)
-                    await self.store.redis.zrem(self._index, call_id)
-                    if self.ownership is not None:
-                        await self.ownership.release(call_id)
+                    # the snapshot before this step stays till the end is carried out: should
+                    # storage fail meanwhile, the step is tried again from it, the hang-ups and
+                    # the dialer's part done again (both idempotent), never skipped
+                    self.store.forget(call_id)
                 else:
                     await self.store.save(machine)
                 # a callback's trace is its request's: every attempt of it in one place
@@ -207,9 +211,17 @@ class CallbackStasis:
                         events.append(follow)
             if machine.state in k.END_STATES:
                 self.timers.cancel(call_id)
-                self._attempts.pop(call_id, None)
+                await self.store.delete(call_id)
+                await self._ended(call_id)
             else:
                 self.timers.arm(call_id, (machine.get_timer(),))
+
+    async def _ended(self, call_id: str) -> None:
+        """The attempt is over and its snapshot gone: out of the index, its lease let go."""
+        await self.store.redis.zrem(self._index, call_id)
+        if self.ownership is not None:
+            await self.ownership.release(call_id)
+        self._attempts.pop(call_id, None)
 
     def _translate(self, machine: k.CallbackCallMachine, event: dict, now: float) -> list[object]:
         kind = event.get("type")
