@@ -254,5 +254,29 @@ async def test_given_an_attempt_a_version_before_the_index_left_when_its_app_is_
     await survivor.close()
 
 
+async def test_given_a_process_paused_mid_attempt_when_it_resumes_with_its_end_then_it_ends_nothing(
+        redis):
+    """The paused process resumes with the customer's hang-up in hand, after the survivor took
+    the attempt up: it hangs nobody up and tells its dialer nothing (the survivor does)."""
+    await given_in_redis(redis, talking("cb-end1", "pool-1"))
+    asterisk = Asterisk(["cb-end1~op", "cb-end1~cust"])
+    paused, _, paused_finished = stasis(redis, asterisk, app="pool-1",
+                                        ownership=CallOwnership(redis, "a", keys=KEYS))
+    await paused.reconcile(adopt="pool-1")
+    survivor, adopted, _ = stasis(redis, asterisk, app="pool-2",
+                                  ownership=CallOwnership(redis, "b", keys=KEYS))
+    await survivor.reconcile(adopt="pool-1")
+    assert adopted == ["cb-end1"]
+
+    paused.on_event({"type": "StasisEnd", "channel": {"id": "cb-end1~cust"}})
+    await paused.lanes.join()
+
+    assert asterisk.hung_up == [] and paused_finished == []
+    assert paused.attempts == {}
+    assert await redis.exists(KEYS.snapshot("callback-call", "cb-end1"))  # the survivor's
+    await paused.close()
+    await survivor.close()
+
+
 async def _noop(*args, **kwargs):
     return None
