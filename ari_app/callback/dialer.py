@@ -261,6 +261,8 @@ class CallbackDialer:
             return
         if any(h.get("event") == "attempt ended" and h.get("call") == machine.call_id
                for h in request.history):  # told twice (its end tried again): once is all
+            if not await self.customers.noted(request.number, call=machine.call_id):
+                await self._card_line(request, machine, finish)  # Redis went away before it
             await self._unlock(request.id)
             return
         outcome = finish.outcome
@@ -282,10 +284,15 @@ class CallbackDialer:
             request.status = "pending"
             request.next_attempt_at = now + cb.retry_backoff * request.attempts
         await self.requests.save(request)
+        await self._card_line(request, machine, finish)
+        await self._unlock(request.id)
+
+    async def _card_line(self, request: CallbackRequest, machine: k.CallbackCallMachine,
+                         finish: k.Finish) -> None:
+        """The attempt on the customer's card: the request's new status, and the call."""
         await self.customers.note(request.number, "callback " + (
             request.status if request.status != "pending" else "retry"), request=request.id,
-            outcome=outcome)
-        await self._unlock(request.id)
+            outcome=finish.outcome, call=machine.call_id)
 
     async def _unlock(self, request_id: str) -> None:
         await self.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then "

@@ -201,7 +201,7 @@ class CallbackStasis:
                     # the dialer's part done again (both idempotent), never skipped
                     self.store.forget(call_id)
                     if self.ownership is not None and self.ownership.guards(call_id):
-                        await self.ownership.fenced_delete(call_id)  # still ours? (deletes none)
+                        await self.ownership.confirm(call_id)  # still ours?
                 else:
                     await self.store.save(machine)
                 # a callback's trace is its request's: every attempt of it in one place

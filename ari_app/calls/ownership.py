@@ -356,6 +356,11 @@ class CallOwnership:
             self._lost(call_id, token)
             raise LeaseLost(call_id)
 
+    async def confirm(self, call_id: str) -> None:
+        """Raises LeaseLost unless the call's lease still holds our token (a fenced write of
+        nothing): a step about to act on a call checks it has not been taken over meanwhile."""
+        await self.fenced_delete(call_id)
+
     async def fenced_delete(self, call_id: str, *keys: str) -> int:
         """DEL `keys` only while the call's lease holds our token: how many were deleted.
         Raises LeaseLost (nothing deleted) otherwise."""

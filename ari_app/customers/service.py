@@ -45,6 +45,13 @@ class Customers:
             keys=[self._key(number), self.keys.customer_history(number)],
             args=[name or "", repr(entry["t"]), json.dumps(entry), HISTORY_KEPT]))
 
+    async def noted(self, number: str, recent: int = 50, **match: object) -> bool:
+        """Whether one of the card's last `recent` entries has these fields: a step tried
+        again after storage failed asks it before noting what it may have noted already."""
+        raw = await self.redis.lrange(self.keys.customer_history(number), -recent, -1)
+        return any(all(entry.get(k) == v for k, v in match.items())
+                   for entry in map(json.loads, raw))
+
     async def card(self, number: str) -> dict | None:
         info = await self.redis.hgetall(self._key(number))
         if not info:

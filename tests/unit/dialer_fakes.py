@@ -27,7 +27,8 @@ class DialerFakes:
             due=self._due, get=self._get, save=self._save)
         self.operators = SimpleNamespace(reserve_free=self._reserve, release=self._release)
         self.redis = SimpleNamespace(set=self._set, eval=self._eval, zrem=self._nothing)
-        self.customers = SimpleNamespace(note=self._nothing)
+        self.card: list[dict] = []  # the customer card's lines
+        self.customers = SimpleNamespace(note=self._note, noted=self._noted)
         self.calls = SimpleNamespace(start=self._start)
 
     async def _due(self, now, limit):
@@ -57,6 +58,12 @@ class DialerFakes:
 
     async def _release(self, operator, owner, after="unused"):
         self.released.append(operator)
+
+    async def _note(self, number, event, name=None, **data):
+        self.card.append({"event": event, **data})
+
+    async def _noted(self, number, **match):
+        return any(all(line.get(k) == v for k, v in match.items()) for line in self.card)
 
     async def _nothing(self, *args, **kwargs):
         return None

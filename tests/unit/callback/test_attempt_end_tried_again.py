@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ari_app.callback import machine as k
 from ari_app.callback.service import CallbackRequest
 from ari_app.calls.ownership import CallOwnership
+from ari_app.customers.service import Customers
 from ari_app.storage import Keyspace
 from dialer_fakes import DialerFakes, dialer
 from test_attempts_taken_up import Asterisk, given_in_redis, stasis, talking
@@ -67,3 +68,37 @@ def test_given_an_attempts_end_told_twice_then_its_request_changes_once():
     assert [h["call"] for h in ended] == [machine.call_id]
     assert fakes.stored.status == "pending" and fakes.stored.attempts == 1
     assert fakes.locks == {}
+    assert fakes.card[1:] == [{"event": "callback retry", "request": fakes.stored.id,
+                               "outcome": "no-answer", "call": machine.call_id}]
+
+
+async def test_given_redis_away_between_the_requests_save_and_its_card_line_then_the_end_tried_again_writes_the_line_once(  # noqa: E501
+        redis):
+    request = CallbackRequest(number="+12125550100", source="web")
+    fakes = DialerFakes(request, US)
+    customers = Customers(redis, keys=KEYS)
+    away = [True]
+
+    async def redis_away_once(number, event, **data):
+        if event != "callback attempt" and (away.pop() if away else False):
+            raise RedisConnectionError("Connection refused")  # the request already saved
+        await Customers.note(customers, number, event, **data)
+    customers.note = redis_away_once
+    fakes.customers = customers
+    calls = dialer(fakes)
+    assert await calls.dial_due() == 1
+    [(machine, _)] = fakes.started
+    finish = k.Finish("connected", {})
+
+    try:
+        await calls.finished(machine, finish)
+    except RedisConnectionError:
+        pass  # the lane tries the end again
+    assert fakes.stored.status == "done" and fakes.locks != {}
+    await calls.finished(machine, finish)
+    await calls.finished(machine, finish)  # and once more: the line is there already
+
+    card = await customers.card(request.number)
+    assert [(e["event"], e.get("call")) for e in card["history"]] == [
+        ("callback attempt", None), ("callback done", machine.call_id)]
+    assert fakes.stored.status == "done" and fakes.locks == {}
