@@ -57,7 +57,7 @@ class Customers:
         if not info:
             return None
         history = [json.loads(x) for x in
-                   await self.redis.lrange(f"{self._key(number)}:history", 0, -1)]
+                   await self.redis.lrange(self.keys.customer_history(number), 0, -1)]
         info = {k.decode(): v.decode() for k, v in info.items()}
         return {"number": number, "name": info.get("name", ""),
                 "first_seen": float(info["first_seen"]), "history": history,
