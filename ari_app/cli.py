@@ -42,16 +42,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     app = build_app(settings, policy)
     app.on_shutdown.insert(0, _bounded_shutdown)
+    listening = _tell_systemd(app)
     _use_event_loop(settings.event_loop)
     try:
         # keepalive_timeout also bounds a connection that never finishes its headers (aiohttp
         # arms it at connect); a stalled body is cut by read_json's BODY_TIMEOUT.
-        web.run_app(app, host=settings.http_host, port=settings.http_port, print=None,
+        web.run_app(app, host=settings.http_host, port=settings.http_port, print=listening,
                     access_log=None, keepalive_timeout=15, shutdown_timeout=SHUTDOWN_GRACE)
     except StartupError as exc:
         print(f"ari-etiquette cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _tell_systemd(app):
+    """Under systemd (`Type=notify`, config/systemd/): ready once the port listens, then the
+    /healthz verdict as its status and the watchdog's pings till SIGTERM says stopping. The
+    returned callable is run_app's `print`, which aiohttp calls once every site listens; None
+    (nothing printed) when no service manager listens."""
+    from ari_app.http import health_line, health_report
+    from ari_app.systemd import ServiceManager
+
+    manager = ServiceManager()
+    if not manager.enabled:
+        return None
+    informing: list[asyncio.Task] = []
+
+    async def report() -> str:
+        return health_line(await health_report(app))
+
+    def listening(*_: object) -> None:
+        manager.ready("serving: ARI events connected, calls taken back")
+        informing.append(asyncio.get_running_loop().create_task(manager.keep_informed(report)))
+
+    async def stopping(app) -> None:
+        manager.stopping("stopping: the calls stay up in Asterisk and Redis for whoever "
+                         "takes them back")
+        for task in informing:
+            task.cancel()
+        await asyncio.gather(*informing, return_exceptions=True)
+        manager.close()
+
+    app.on_shutdown.insert(0, stopping)
+    return listening
 
 
 def cmd_intake(args: argparse.Namespace) -> int:

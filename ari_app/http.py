@@ -27,7 +27,8 @@ from ari_app.storage import STORAGE_ERRORS, storage_away as storage_failure
 
 __all__ = ["ApiError", "BODY_TIMEOUT", "COOKIE", "browser_files", "Forbidden", "InvalidRequest", "MAX_BODY",
            "MAX_JSON_DEPTH", "Principal", "SessionFinder", "StorageUnavailable",
-           "auth_middleware", "error_middleware", "field", "for_operators", "principal_of",
+           "auth_middleware", "error_middleware", "field", "for_operators", "health_line",
+           "health_report", "principal_of",
            "public", "read_json", "routes", "same_secret", "storage_failure"]
 
 MAX_BODY = 64 * 1024        # bytes; aiohttp's client_max_size (build_app)
@@ -389,23 +390,38 @@ def _from_aiohttp(exc: web.HTTPException) -> ApiError:
 async def health(request: web.Request) -> web.Response:
     """200 when every part works; 503 naming each part that does not (for a load balancer,
     and for the admin reading it)."""
-    events, calls = request.app[events_key], request.app[calls_key]
+    report = await health_report(request.app)
+    return web.json_response(report, status=503 if report["problems"] else 200)
+
+
+async def health_report(app: web.Application) -> dict:
+    """What /healthz answers (and systemd's status line says): each part's state, and the
+    problems by name, none when all is well."""
+    events, calls = app[events_key], app[calls_key]
     problems: list[str] = []
     if not events.connected.is_set():
         problems.append("ari events: " + (events.last_error or "reconnecting"))
     try:
-        await request.app[redis_key].ping()
+        await app[redis_key].ping()
         redis = "ok"
     except STORAGE_ERRORS as exc:
         redis = f"unavailable: {exc or type(exc).__name__}"
         problems.append(f"redis: {redis}")
-    tasks = request.app[watchdog_key].status()
+    tasks = app[watchdog_key].status()
     problems += [f"{name}: not running" for name, task in tasks.items() if not task["running"]]
-    return web.json_response({
+    return {
         "status": "degraded" if problems else "ok", "problems": problems,
         "ari_events": "connected" if events.connected.is_set() else "reconnecting",
         "redis": redis, "tasks": tasks, "active_call_lanes": len(calls.lanes),
         "calls_waiting_for_storage": calls.lanes.stalled_count,
         "asyncio_tasks": len(asyncio.all_tasks()),  # grows with calls, never without (a leak)
         **({"pool": events.status()} if hasattr(events, "status") else {}),
-    }, status=503 if problems else 200)
+    }
+
+
+def health_line(report: dict) -> str:
+    """The report in one line, for `systemctl status`."""
+    if report["problems"]:
+        return "degraded: " + "; ".join(report["problems"])
+    return (f"serving: ARI events connected, Redis ok, {report['active_call_lanes']} calls "
+            "in hand")

@@ -4,7 +4,8 @@
 CACHE="${ETIQUETTE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ari-etiquette}"
 VENV="$CACHE/venv"
 APT_PACKAGES=(debootstrap sip-tester redis-server festival festvox-us-slt-hts festvox-ru sox
-              espeak-ng python3-venv python3-pip util-linux ca-certificates docker-compose chromium)
+              espeak-ng python3-venv python3-pip util-linux ca-certificates docker-compose chromium
+              systemd)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
