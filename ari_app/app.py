@@ -521,8 +521,9 @@ def _greeting_offers(policy: Policy) -> tuple[tuple[str, ...], ...]:
                        f"sound:etiquette/{names[department]}",
                        "sound:etiquette/greeting-key-press", f"digits:{digit}"))
     for digit, language in sorted(policy.greeting.language_keys.items()):
+        # the digit in that language too: `digits:` would say it in the caller's
         offers.append((digit, "language", language, f"sound:{language}/etiquette/language-offer",
-                       f"digits:{digit}"))
+                       f"sound:{language}/digits/{digit}"))
     return tuple(offers)
 
 

@@ -42,12 +42,26 @@ NO_OPERATOR_RETRY = 15.0
 ROUND = 50  # requests looked at per round
 RING_MARGIN = 15.0  # past a leg's ring timeout without a word from Asterisk: the leg is lost
 LEASE = 600  # seconds a claimed request stays ours without news (a crashed instance frees it)
+# "tomorrow at about this time" holds when the first moment the customer may be called after
+# 24 h is within this (s); later than that, they are told "in our working hours"
+ABOUT_THIS_TIME = 3600
 
 
 class AttemptCalls(Protocol):
     """Dials one attempt and reports its end to `CallbackDialer.finished`."""
 
     async def start(self, machine: k.CallbackCallMachine, started: k.Started) -> None: ...
+
+
+# why the customer is called, said after who calls: where they asked for it
+ABOUT = {"supervisor": "callback-about-complaint", "hold-fallback": "callback-about-wait",
+         "queue": "callback-about-wait", "transfer-fallback": "callback-about-transfer"}
+
+
+def about_prompt(request: CallbackRequest) -> str:
+    """The customer's own request, in words they recognise: the complaint they left, the wait
+    they gave up, the person they could not reach; a form from the web page, their request."""
+    return ABOUT.get(request.source, "callback-about-request")
 
 
 class CallbackDialer:
@@ -227,8 +241,22 @@ class CallbackDialer:
                                                              + RING_MARGIN))
         await self.customers.note(request.number, "callback attempt", request=request.id,
                                   attempt=request.attempts)
+        _, another_time = self._another_time(request, now)
         await self.calls.start(machine, k.Started(
-            now, self.policy.callback.dialing == "customer-first", "callback-about-request"))
+            now, self.policy.callback.dialing == "customer-first", about_prompt(request),
+            another_time))
+
+    def _another_time(self, request: CallbackRequest, now: float) -> tuple[float, str]:
+        """When the customer who chose "another time" is called again, and what they are told:
+        tomorrow at about this time when they may be called then; else the first moment after
+        it when they may (closed, or their night), told as "in our working hours"."""
+        tomorrow = now + 86400
+        later = next_callable(datetime.fromtimestamp(tomorrow, timezone.utc),
+                              request_zone(request, self.policy), self.policy.business_hours,
+                              self.policy.quiet_hours)
+        if later is None or later.timestamp() - tomorrow < ABOUT_THIS_TIME:
+            return (later.timestamp() if later else tomorrow), "callback-rescheduled"
+        return later.timestamp(), "callback-rescheduled-later"
 
     async def _refuse(self, request: CallbackRequest, refused: RefusedNumber,
                       now: float) -> None:
@@ -272,7 +300,11 @@ class CallbackDialer:
         if outcome == "connected":
             request.status, request.outcome = "done", "connected"
         elif outcome == "rescheduled":
-            request.status, request.next_attempt_at = "pending", now + 86400
+            # a new time, agreed with the customer: the window promised moves with it (the
+            # old one is no longer the promise, so a call at the new one is not late)
+            at, _ = self._another_time(request, now)
+            request.status, request.next_attempt_at = "pending", at
+            request.earliest_at, request.latest_at = at, at + 60 * cb.window_minutes
         elif outcome == "operator-unavailable":
             request.attempts -= 1  # not the customer's failure
             request.status, request.next_attempt_at = "pending", now + NO_OPERATOR_RETRY

@@ -33,7 +33,8 @@ __all__ = [
     "CallbackCallState", "CallbackCallMachine", "InvalidCallbackEvent",
     "Started", "OperatorAnswered", "OperatorFailed", "CustomerAnswered", "CustomerFailed",
     "PromptFinished", "DigitPressed", "TimerFired", "HungUp",
-    "DialOperator", "DialCustomer", "Play", "Connect", "HangUp", "Note", "Finish",
+    "DialOperator", "DialCustomer", "Play", "Connect", "WaitingMusic", "StopWaitingMusic",
+    "HangUp", "Note", "Finish",
     "OPERATOR", "CUSTOMER",
 ]
 
@@ -60,6 +61,9 @@ class Started:
     now: float
     customer_first: bool = False
     reason_prompt: str | None = None
+    # what 2 ("another time") says: tomorrow at about this time, or, when the customer may not
+    # be called then (closed, their night), the next time they may (the dialer knows which)
+    another_time_prompt: str = "callback-rescheduled"
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,18 @@ class Connect:
 
 
 @dataclass(frozen=True)
+class WaitingMusic:
+    """Music for a party who waits for the other (customer-first: the customer, once told they
+    are being connected, while the operator's phone rings): never silence on their line."""
+    party: str
+
+
+@dataclass(frozen=True)
+class StopWaitingMusic:
+    party: str
+
+
+@dataclass(frozen=True)
 class HangUp:
     party: str
 
@@ -152,6 +168,7 @@ class CallbackCallMachine(RuleMachine):
     state: CallbackCallState = CallbackCallState.DIALING_OPERATOR
     customer_first: bool = False
     reason_prompt: str | None = None
+    another_time_prompt: str = "callback-rescheduled"
     up: list[str] = field(default_factory=list)   # parties whose leg is up
     ringing: list[str] = field(default_factory=list)  # parties being dialled
     playing: dict[str, str] = field(default_factory=dict)
@@ -165,6 +182,7 @@ class CallbackCallMachine(RuleMachine):
 
     def _on_Started(self, ev: Started) -> list[object]:
         self.customer_first, self.reason_prompt = ev.customer_first, ev.reason_prompt
+        self.another_time_prompt = ev.another_time_prompt
         if ev.customer_first:
             self._set_state(CallbackCallState.DIALING_CUSTOMER)
             return [Note("customer dialed", (("order", "customer-first"),)),
@@ -178,7 +196,8 @@ class CallbackCallMachine(RuleMachine):
         self.up.append(OPERATOR)
         intro = self._play(OPERATOR, "operator-callback-intro")
         if self.state is CallbackCallState.JOINING_OPERATOR:
-            return [Note("operator answered", ()), intro, *self._connect()]
+            music = [StopWaitingMusic(CUSTOMER)] if CUSTOMER not in self.playing else []
+            return [Note("operator answered", ()), intro, *music, *self._connect()]
         if self.state is not CallbackCallState.DIALING_OPERATOR:
             return [HangUp(OPERATOR)]
         self._set_state(CallbackCallState.DIALING_CUSTOMER)
@@ -190,8 +209,9 @@ class CallbackCallMachine(RuleMachine):
             self.ringing.remove(OPERATOR)
         if self.state is CallbackCallState.JOINING_OPERATOR:
             # the customer wanted to talk: never drop them silently, promise another call
-            return self._close_with(CUSTOMER, "callback-operator-busy", "operator-unavailable",
-                                    ev.cause)
+            music = [StopWaitingMusic(CUSTOMER)] if CUSTOMER not in self.playing else []
+            return [*music, *self._close_with(CUSTOMER, "callback-operator-busy",
+                                              "operator-unavailable", ev.cause)]
         if self.state is not CallbackCallState.DIALING_OPERATOR:
             return []
         return self._finish("operator-unavailable", ev.cause)
@@ -228,6 +248,8 @@ class CallbackCallMachine(RuleMachine):
                                                self.answer_timeout)
         elif ev.party == CUSTOMER and self.state is CallbackCallState.CLOSING:
             return self._finish(self.outcome or "rescheduled")
+        elif ev.party == CUSTOMER and self.state is CallbackCallState.JOINING_OPERATOR:
+            return [WaitingMusic(CUSTOMER)]  # told they are being connected; the phone rings
         return []
 
     def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
@@ -244,7 +266,7 @@ class CallbackCallMachine(RuleMachine):
         if ev.digit == "2":
             self.deadline = None
             return [Note("customer chose", (("choice", "another time"),)),
-                    *self._close_with(CUSTOMER, "callback-rescheduled", "rescheduled",
+                    *self._close_with(CUSTOMER, self.another_time_prompt, "rescheduled",
                                       "the customer chose another time")]
         return []
 

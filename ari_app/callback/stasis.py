@@ -286,6 +286,10 @@ class CallbackStasis:
                     for channel in leg.values():
                         await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=ids.part(call, "talk"),
                                             channel=channel, absorbDTMF=True)
+                case k.WaitingMusic(party=party):
+                    await self.ari.start_moh(leg[party])
+                case k.StopWaitingMusic(party=party):
+                    await unless_gone(self.ari.call(ops.STOP_MOH, channelId=leg[party]))
                 case k.HangUp(party=party):
                     await unless_gone(self.ari.hangup(leg[party]))
                 case k.Note(event=event, data=data):

@@ -12,7 +12,7 @@ from ari_app.callback.numbers import RefusedNumber, check_number
 from ari_app.calls.pacing import menu_wait
 from ari_app.calls.vocabulary import Note, Play, StopPlayback, prompt_media
 
-__all__ = ["Asking", "MAX_NUMBER_DIGITS", "MAX_NUMBER_TRIES", "TakingANumber"]
+__all__ = ["Asking", "MAX_NUMBER_DIGITS", "MAX_NUMBER_TRIES", "OWN_NUMBER_PAUSE", "TakingANumber"]
 
 
 class Asking:
@@ -49,13 +49,18 @@ class Asking:
 
 MAX_NUMBER_DIGITS = 15  # E.164
 MAX_NUMBER_TRIES = 3    # a refused typed number is asked again twice, then a message instead
+# s after a lone 1 before it counts as "my own number": a number typed with its country code
+# starts with 1 too (+1 212 ...), and its next digit comes well within this
+OWN_NUMBER_PAUSE = 2.0
 
 
 class TakingANumber(Asking):
     """The number to call the caller back on: 1 for their caller ID (offered only when it may
-    be called back), or digits then #. Every number passes the one check
-    (callback/numbers.py); a refused one is said so and asked again, twice, then the machine's
-    `_no_number`. A number taken goes to the machine's `_number_taken`."""
+    be called back), or digits then #. A 1 is their own number once nothing follows it for
+    OWN_NUMBER_PAUSE s (or # follows it): a typed number may start with 1 too. Every number
+    passes the one check (callback/numbers.py); a refused one is said so and asked again,
+    twice, then the machine's `_no_number`. A number taken goes to the machine's
+    `_number_taken`; the machine's timer calls `_number_pause_over` first at its deadline."""
     caller_number: str
     digits: str
     refusals: int
@@ -81,9 +86,8 @@ class TakingANumber(Asking):
     def _number_digit(self, digit: str, now: float) -> list[object]:
         stop = self._stop_playing()
         self.choice_deadline = now + self._menu_wait()
-        own = self._own_number() if digit == "1" and not self.digits else None
-        if own:
-            return [*stop, *self._number_taken(own, True, now)]
+        if digit == "#" and self.digits == "1" and self._own_number():
+            return [*stop, *self._own_number_taken(now)]
         if digit == "#" and self.digits:
             try:
                 number = check_number(self.digits, self.settings.numbers)
@@ -92,7 +96,20 @@ class TakingANumber(Asking):
             return [*stop, *self._number_taken(number, False, now)]
         if digit.isdigit() and len(self.digits) < MAX_NUMBER_DIGITS:
             self.digits += digit
+            if self.digits == "1" and self._own_number():  # theirs, unless a digit follows
+                self.choice_deadline = now + OWN_NUMBER_PAUSE
         return stop
+
+    def _number_pause_over(self, now: float) -> list[object] | None:
+        """At the deadline: a lone 1 that nothing followed is the caller's own number; None
+        when the deadline is the question's own (said again, or the default)."""
+        if self.digits == "1" and self._own_number():
+            return self._own_number_taken(now)
+        return None
+
+    def _own_number_taken(self, now: float) -> list[object]:
+        self.digits = ""
+        return self._number_taken(self._own_number() or "", True, now)
 
     def _refused(self, refused: RefusedNumber, now: float) -> list[object]:
         """A typed number we may not call: said why, asked again; the third time, no number."""

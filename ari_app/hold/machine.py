@@ -296,6 +296,10 @@ class HoldMachine(TakingANumber, RuleMachine):
             if self.fallback_at is not None and ev.now >= self.fallback_at:
                 return [StopMusic(), *self._offer(ev.now)]
             return self._check_in(ev.now)
+        if self.state is HoldState.CALLBACK_NUMBER:
+            taken = self._number_pause_over(ev.now)  # a lone 1: their own number
+            if taken is not None:
+                return taken
         self.choice_deadline = None
         if not self.menu_repeated:  # no key yet: the question once more, never silence
             return self._repeat()

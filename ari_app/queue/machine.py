@@ -68,6 +68,9 @@ class QueueState(Enum):
 END_STATES = frozenset({QueueState.ENDED})
 CHECK_INS = {  # varied, in turn; never the same one twice in a row
     "moved": ("queue-checkin-moved-1", "queue-checkin-moved-2"),
+    # a place later than the one said (a caller whose operator rang out is put back ahead,
+    # a returning caller rejoins): said plainly, never as moving up
+    "place": ("queue-checkin-place-1", "queue-checkin-place-2"),
     "next": ("queue-checkin-next-1", "queue-checkin-next-2"),
     "still": ("queue-checkin-still-1", "queue-checkin-still-2", "queue-checkin-still-3"),
 }
@@ -385,6 +388,10 @@ class QueueMachine(TakingANumber, RuleMachine):
             self._set_state(QueueState.CHECKING_IN)
             self.checking_in = True
             return [LookUpPosition()]
+        if self.state is QueueState.CALLBACK_NUMBER:
+            taken = self._number_pause_over(ev.now)  # a lone 1: their own number
+            if taken is not None:
+                return taken
         self.choice_deadline = None
         if not self.menu_repeated:
             return self._repeat()
@@ -412,7 +419,8 @@ class QueueMachine(TakingANumber, RuleMachine):
         if position != self.told_position and position <= 1:
             kind, media = "next", ()
         elif position != self.told_position:
-            kind, media = "moved", (f"number:{position}",)
+            moved_up = self.told_position is None or position < self.told_position
+            kind, media = "moved" if moved_up else "place", (f"number:{position}",)
         else:
             kind, media = "still", ()
         choices = [p for p in CHECK_INS[kind] if p != self.last_check_in]

@@ -38,7 +38,6 @@ from ari_app.calls.vocabulary import (CALLER, OPERATOR, TARGET, CallerHungUp, De
                                       Finish, Note, OperatorHungUp, Play, PromptFinished,
                                       ReattachCaller, StartMusic, StopMusic, StopPlayback,
                                       TimerFired, prompt_media)
-from ari_app.hold.machine import CHECK_INS
 
 __all__ = [
     "TransferState", "TransferMachine", "TransferSettings", "TransferTarget", "InvalidTransferEvent",
@@ -65,6 +64,9 @@ class TransferState(Enum):
 
 
 END_STATES = frozenset({TransferState.ENDED})
+# while the caller waits for the target: varied, in turn, and true at every step (the operator
+# may be free already: announced mode lets them go once the target rings)
+CHECK_INS = ("transfer-checkin-1", "transfer-checkin-2", "transfer-checkin-3")
 
 
 @dataclass(frozen=True)

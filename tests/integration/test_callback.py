@@ -24,8 +24,9 @@ from ari_app.operators.service import OperatorService
 from ari_app.policy import load_policy
 
 from conftest import API_TOKEN, _merge_toml
-from harness import AppProcess
+from harness import AppProcess, assert_music, record_heard_since
 from test_first_call import talk_bridge_with
+from test_storage_faults import until
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -320,6 +321,42 @@ async def test_given_due_request_when_dialer_runs_then_operator_first_customer_p
         await asyncio.sleep(0.2)
     assert (done["status"], done["outcome"], done["attempts"]) == ("done", "connected", 1)
     assert not await redis.exists(KEYS.callback_open(CUSTOMER))
+    await app[callback_calls_key].lanes.join()
+
+
+@pytest.mark.dialer
+async def test_given_customer_first_when_customer_presses_1_then_music_while_the_operator_rings(
+        app_runner, settings, redis, parties, ari, spool):
+    """Customer-first: after "Connecting you to an operator" the customer hears music, not
+    silence, while the operator's phone rings (here 7 s), then talks with the operator."""
+    callers, phones, observer = parties
+    callback_policy(settings, extra='dialing = "customer-first"\n')
+    settings.policy_file.write_text(_merge_toml(settings.policy_file.read_text(),
+                                                "[operators]\nring_timeout = 15\n"))
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
+
+    intro = await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                    and e["playback"]["target_uri"].endswith("~cust"),
+                                    timeout=20, what="the customer hears who calls")
+    assert intro["playback"]["media_uri"] == "sound:etiquette/callback-intro"
+    leg = intro["playback"]["target_uri"].split(":", 1)[1]
+    call = leg.split("~")[0]
+    phones.answer_delay = 7.0  # the operator takes a while to pick up
+    await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
+    await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                            and e["playback"]["target_uri"] == f"channel:{leg}"
+                            and e["playback"]["media_uri"] == "sound:etiquette/callback-connecting",
+                            timeout=15, what="told they are being connected")
+    assert not any(c["id"] == f"{call}~op" and c["state"] == "Up" for c in await ari.channels())
+    levels, _ = await record_heard_since(observer, leg, 3, spool, spy="out")
+    assert_music(levels, "the customer while the operator's phone rings")
+
+    await talk_bridge_with(ari, f"{call}~op", leg, timeout=15)
+    await ari.hangup(phones.answered[PHONE])  # the conversation ends
+    done = await until(callback_done(redis, accepted.request.id), 10, "the request done")
+    assert (done["status"], done["outcome"]) == ("done", "connected"), done
     await app[callback_calls_key].lanes.join()
 
 

@@ -496,6 +496,7 @@ async def test_given_greeting_keys_when_caller_presses_2_then_the_departments_qu
     assert key["queue"] == "billing"
     said = [e["playback"]["media_uri"] for e in started(observer, call_id, "greeting-offers")]
     assert "sound:ru/etiquette/language-offer" in said  # Russian offered in Russian
+    assert "sound:ru/digits/9" in said  # its key too ("девять", not "nine")
     await callers.hang_up(ours)
 
 

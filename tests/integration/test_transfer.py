@@ -114,9 +114,9 @@ async def test_given_announced_transfer_when_caller_waits_and_target_accepts_the
 
     heard = heard_in_order(observer, call_id)
     assert heard[:2] == ["greeting", "recording-notice"] and heard[-1] == "transfer-connecting"
-    middle = heard[2:-1]  # the hold rule's check-ins while the target's phone rang
+    middle = heard[2:-1]  # the transfer's check-ins while the target's phone rang
     assert middle[:3] == ["transfer-announce", "transfer-announce", "transfer-expect"], heard
-    assert all(p.startswith("checkin-") for p in middle[3:]), heard
+    assert all(p.startswith("transfer-checkin-") for p in middle[3:]), heard
     await app[inbound_key].lanes.join()
     call = json.loads(await redis.get(KEYS.call(call_id)))
     assert (call["state"], call["operator_channel"], call["operator"]) == (

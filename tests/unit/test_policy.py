@@ -732,9 +732,16 @@ def test_given_menu_repeat_after_when_app_builds_the_rules_settings_then_each_ru
 QUEUE_OPERATORS = '[operators]\nendpoints = ["PJSIP/operator1", "PJSIP/operator2"]\n'
 
 
-def test_given_no_queues_when_load_then_none_and_the_example_ships_none():
-    assert load_policy(EXAMPLE).queues == ()
+def test_given_no_queues_when_load_then_none():
     assert Policy(company="Acme").queues == ()
+
+
+def test_given_the_example_when_load_then_one_queue_for_every_number_at_the_shipped_defaults():
+    """A caller the example's deployment cannot put through waits in line with check-ins and
+    the way out, not on music alone."""
+    [general] = load_policy(EXAMPLE).queues
+    assert (general.name, general.extensions, general.department) == ("general", (), None)
+    assert (general.check_in_interval, general.threshold, general.max_wait) == (25, 90, 600)
 
 
 def test_given_a_queue_with_only_a_name_when_load_then_the_shipped_defaults(tmp_path):

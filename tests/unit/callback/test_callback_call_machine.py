@@ -45,7 +45,9 @@ from ari_app.callback.machine import (
     Play,
     PromptFinished,
     Started,
+    StopWaitingMusic,
     TimerFired,
+    WaitingMusic,
 )
 from ari_app.hold.machine import DigitPressed as HoldDigitPressed
 
@@ -534,6 +536,37 @@ def test_given_operator_ringing_for_customer_when_operator_answers_then_connecte
                        Note("connected", ()), Connect()]
     assert machine.state is CallbackCallState.CONNECTED
     assert machine.up == [CUSTOMER, OPERATOR]
+
+
+def test_given_connecting_said_when_operator_still_rings_then_the_customer_hears_music():
+    machine = joining_operator()
+
+    assert machine.handle(PromptFinished(KEY_AT + 3, "callback-connecting",
+                                         party=CUSTOMER)) == [WaitingMusic(CUSTOMER)]
+    assert machine.state is CallbackCallState.JOINING_OPERATOR
+
+
+def test_given_music_while_operator_rang_when_operator_answers_then_music_stops_and_connected():
+    machine = joining_operator()
+    machine.handle(PromptFinished(KEY_AT + 3, "callback-connecting", party=CUSTOMER))
+
+    actions = machine.handle(OperatorAnswered(OPERATOR_JOINS))
+
+    assert actions == [Note("operator answered", ()),
+                       Play("operator-callback-intro", m("operator-callback-intro"),
+                            party=OPERATOR),
+                       StopWaitingMusic(CUSTOMER), Note("connected", ()), Connect()]
+
+
+def test_given_music_while_operator_rang_when_nobody_answers_then_music_stops_for_the_apology():
+    machine = joining_operator()
+    machine.handle(PromptFinished(KEY_AT + 3, "callback-connecting", party=CUSTOMER))
+
+    actions = machine.handle(OperatorFailed(40.0, "no answer"))
+
+    assert actions[0] == StopWaitingMusic(CUSTOMER)
+    assert actions[-1].prompt == "callback-operator-busy"
+    assert machine.state is CallbackCallState.CLOSING
 
 
 def test_given_customer_first_connected_when_operator_hangs_up_then_connected():

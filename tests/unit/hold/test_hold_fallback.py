@@ -163,11 +163,12 @@ def test_given_fallback_menu_heard_when_callback_chosen_then_own_number_saved():
         Note("fallback choice", (("choice", "callback"),)),
         Play("callback-own-number", m("callback-own-number"), "h2")]
     machine.handle(PromptFinished(12.0, "callback-own-number", "h2"))
-    actions = machine.handle(DigitPressed(13.0, "1"))
+    assert machine.handle(DigitPressed(13.0, "1")) == []
+    actions = machine.handle(TimerFired(15.0))  # nothing after the 1: their own number
 
     assert actions == [
         SaveCallback(NUMBER, True, "caller"),
-        Note("hold ended", (("outcome", "callback"), ("held_for", 13), ("chosen", "caller"))),
+        Note("hold ended", (("outcome", "callback"), ("held_for", 15), ("chosen", "caller"))),
     ]
     assert machine.handle(CallbackSaved(99.0)) == [
         Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h3")]

@@ -616,9 +616,11 @@ def test_given_menu_heard_when_caller_chooses_callback_to_own_number_then_saved_
     assert machine.handle(PromptFinished(72.0, "callback-own-number")) == []
     assert machine.get_timer() == 76.0  # a new question: said once more after 4 s
 
-    assert machine.handle(DigitPressed(73.0, "1")) == [
+    assert machine.handle(DigitPressed(73.0, "1")) == []
+    assert machine.get_timer() == 75.0  # a 1 that nothing follows is their own number
+    assert machine.handle(TimerFired(75.0)) == [
         SaveCallback(NUMBER, True, "caller"),
-        Note("hold ended", (("outcome", "callback"), ("held_for", 73), ("chosen", "caller"))),
+        Note("hold ended", (("outcome", "callback"), ("held_for", 75), ("chosen", "caller"))),
     ]
     assert machine.handle(CallbackSaved(99.0)) == [
         Note("callback requested", ()), Play("callback-confirmed", m("callback-confirmed", "goodbye"), "h6")]
@@ -635,10 +637,30 @@ def test_given_callback_prompt_playing_when_caller_presses_1_then_prompt_stopped
     machine = menu_heard()
     machine.handle(DigitPressed(68.0, "3"))
 
-    actions = machine.handle(DigitPressed(69.0, "1"))
+    assert machine.handle(DigitPressed(69.0, "1")) == [StopPlayback("callback-own-number", "h5")]
+    actions = machine.handle(DigitPressed(69.5, "#"))  # 1# says so at once
 
-    assert actions[:2] == [StopPlayback("callback-own-number", "h5"),
-                           SaveCallback(NUMBER, True, "caller")]
+    assert actions[0] == SaveCallback(NUMBER, True, "caller")
+
+
+def test_given_callback_chosen_when_caller_types_1_and_a_number_then_the_number_typed_is_saved():
+    """+1 212 555 0142 keyed with its country code: it starts with 1, and is not the caller's
+    own number for it."""
+    machine = callback_number()
+
+    for i, digit in enumerate("12125550142"):
+        assert machine.handle(DigitPressed(73.0 + i * 0.5, digit)) == []
+    actions = machine.handle(DigitPressed(79.0, "#"))
+
+    assert actions[0] == SaveCallback("+12125550142", False, "caller")
+
+
+def test_given_a_1_then_a_pause_when_more_digits_would_come_later_then_own_number_already_taken():
+    machine = callback_number()
+    machine.handle(DigitPressed(73.0, "1"))
+
+    assert machine.handle(TimerFired(74.9)) == []  # not yet: a digit may still follow
+    assert machine.handle(TimerFired(75.0))[0] == SaveCallback(NUMBER, True, "caller")
 
 
 def test_given_callback_chosen_when_caller_types_number_then_hash_then_typed_number_saved():

@@ -205,8 +205,10 @@ def test_given_any_keys_and_caller_id_when_on_hold_way_out_then_only_callable_nu
        case=CASES)
 def test_given_a_number_typed_then_hash_when_hold_asks_then_saved_only_as_its_checked_form(
         typed, case):
-    """The typed number itself (not 1 for the caller ID): saved exactly when the one check
-    takes it, and then as the check's E.164 answer; refused, it is asked again, never saved."""
+    """The typed number itself (not a lone 1, the caller ID): saved exactly when the one check
+    takes it, and then as the check's E.164 answer; refused, it is asked again, never saved.
+    A number typed with its country code starts with 1 and is the number typed, not the
+    caller ID."""
     rules, caller = case
     machine = h.HoldMachine("call-1", caller_number=caller, settings=h.HoldSettings(numbers=rules))
 
@@ -215,9 +217,9 @@ def test_given_a_number_typed_then_hash_when_hold_asks_then_saved_only_as_its_ch
 
     saves = [a for a in actions if isinstance(a, h.SaveCallback)]
     own = passes(caller, rules)
-    if typed[0] == "1" and own:  # a first 1 is "my own number", offered as it may be called
+    if typed == "1" and own:  # 1 alone is "my own number", offered as it may be called
         assert saves == [h.SaveCallback(own, True, "caller")]
-    else:
+    else:  # any other digits, those after a first 1 too (1 212 ...): the number typed
         expected = passes(typed, rules)
         assert saves == ([h.SaveCallback(expected, False, "caller")] if expected else [])
 

@@ -273,7 +273,7 @@ def test_given_queued_when_snapshot_restored_then_the_queue_still_has_the_caller
 # --- keys offered after the greeting ----------------------------------------------------------
 OFFERS = [["2", "queue", "billing", "sound:etiquette/greeting-key-queue",
            "sound:etiquette/directory-billing", "sound:etiquette/greeting-key-press", "digits:2"],
-          ["9", "language", "ru", "sound:ru/etiquette/language-offer", "digits:9"]]
+          ["9", "language", "ru", "sound:ru/etiquette/language-offer", "sound:ru/digits/9"]]
 
 
 def offered(machine: InboundMachine, language: str = "en") -> list[object]:

@@ -115,6 +115,12 @@ def connecting(m: QueueMachine, t: float, operator: str = OP1, **found) -> list[
     return actions
 
 
+def own_number(m: QueueMachine, t: float) -> list[object]:
+    """1 then # at `t`: "the number I am calling from", said at once."""
+    m.handle(DigitPressed(t, "1"))
+    return m.handle(DigitPressed(t, "#"))
+
+
 def at_menu() -> QueueMachine:
     m = waiting()
     for t in (26.0, 46.0):
@@ -222,6 +228,16 @@ def test_given_position_changed_when_check_in_then_new_place_said_once():
     assert again.prompt.startswith("queue-checkin-still")
 
 
+def test_given_the_place_later_twice_when_check_ins_then_said_plainly_in_turn():
+    m = waiting()  # 3rd when entering
+
+    first = play(check_in(m, 26.0, 4))
+    finish(m, now=30.0)
+    second = play(check_in(m, 50.0, 5))
+    assert {first.prompt, second.prompt} == {"queue-checkin-place-1", "queue-checkin-place-2"}
+    assert (first.media[-1], second.media[-1]) == ("number:4", "number:5")
+
+
 def test_given_first_in_line_when_check_in_then_next_in_line():
     m = waiting()
 
@@ -232,7 +248,8 @@ def test_given_first_in_line_when_check_in_then_next_in_line():
     (2, "moved", ("number:2",)),
     (1, "next", ()),
     (3, "still", ()),
-], ids=["moved", "next", "still"])
+    (4, "place", ("number:4",)),  # put behind someone: never "you have moved up"
+], ids=["moved", "next", "still", "moved back"])
 def test_given_a_check_in_due_when_the_place_is_answered_then_that_place_is_said(
         answered, kind, said):
     m = waiting()  # 3rd when entering
@@ -371,10 +388,12 @@ def test_given_key_3_and_1_when_menu_then_place_kept_for_the_caller_id():
     assert play(ask).prompt == "callback-own-number"
     finish(m, now=70.0)
 
-    actions = m.handle(DigitPressed(71.0, "1"))
+    assert m.handle(DigitPressed(71.0, "1")) == []
+    assert m.get_timer() == 73.0  # a 1 that nothing follows is their own number
+    actions = m.handle(TimerFired(73.0))
     assert of(actions, KeepPlace) == [KeepPlace(CALLER, True, "caller")]
 
-    said = m.handle(PlaceKept(71.5, ("sound:etiquette/callback-window-prefix",)))
+    said = m.handle(PlaceKept(73.5, ("sound:etiquette/callback-window-prefix",)))
     assert play(said).media == ("sound:etiquette/queue-place-kept",
                                 "sound:etiquette/callback-window-prefix",
                                 "sound:etiquette/goodbye")
@@ -399,7 +418,7 @@ def test_given_a_typed_number_refused_when_hash_then_said_and_asked_again():
 def test_given_a_refused_callback_when_the_queue_answers_then_voicemail():
     m = at_menu()
     m.handle(DigitPressed(67.0, "3"))
-    m.handle(DigitPressed(68.0, "1"))
+    own_number(m, 68.0)
 
     actions = m.handle(PlaceNotKept(69.0, "number refused"))
 
@@ -505,7 +524,8 @@ def test_given_an_operator_ringing_when_callback_chosen_then_let_go_before_the_p
     finish(m, now=67.4)  # "1 for the number you are calling from"
     offered(m, 67.5)
 
-    actions = m.handle(DigitPressed(68.0, "1"))
+    assert m.handle(DigitPressed(68.0, "1")) == []
+    actions = m.handle(DigitPressed(68.2, "#"))
 
     assert actions == [HangUpOperator("qop1"), ReleaseOperator(OP1),
                        KeepPlace(CALLER, True, "caller")]
@@ -519,7 +539,7 @@ def test_given_no_more_waiting_when_operator_offered_then_released(state):
     if state == "keeping_place":
         m = at_menu()
         m.handle(DigitPressed(67.0, "3"))
-        m.handle(DigitPressed(68.0, "1"))
+        own_number(m, 68.0)
     else:
         m = waiting()
         connecting(m, 68.0)
@@ -671,7 +691,7 @@ def test_given_the_whisper_playing_when_caller_hangs_up_then_operator_leg_hung_u
 def test_given_place_kept_when_caller_hangs_up_then_not_an_abandon():
     m = at_menu()
     m.handle(DigitPressed(67.0, "3"))
-    m.handle(DigitPressed(68.0, "1"))
+    own_number(m, 68.0)
 
     actions = m.handle(CallerHungUp(69.0))
 

@@ -182,12 +182,12 @@ def waiting(mode: str = "announced", **settings) -> TransferMachine:
 
 
 def checking_in(**settings) -> TransferMachine:
-    """Announced, ring timeout 60 s: checkin-1 (t4) playing to the caller since 40.0."""
+    """Announced, ring timeout 60 s: transfer-checkin-1 (t4) playing to the caller since 40.0."""
     settings.setdefault("ring_timeout", 60.0)
     machine = waiting(**settings)
     assert machine.get_timer() == FIRST_CHECK_IN
     machine.handle(TimerFired(FIRST_CHECK_IN))
-    assert machine.playing[CALLER] == ["checkin-1", "t4"]
+    assert machine.playing[CALLER] == ["transfer-checkin-1", "t4"]
     return machine
 
 
@@ -559,8 +559,8 @@ def test_given_long_ring_when_check_in_due_then_music_stopped_and_caller_checked
 
     actions = machine.handle(TimerFired(now))
 
-    assert actions == [StopMusic(), Play("checkin-1", m("checkin-1"), "t4", CALLER),
-                       Note("check-in", (("prompt", "checkin-1"), ("waited", 40),
+    assert actions == [StopMusic(), Play("transfer-checkin-1", m("transfer-checkin-1"), "t4", CALLER),
+                       Note("check-in", (("prompt", "transfer-checkin-1"), ("waited", 40),
                                           ("due_at", FIRST_CHECK_IN)))]
     assert machine.music is False
     assert machine.get_timer() == CHOSE_AT + 62.0  # only the ring deadline is left
@@ -569,7 +569,7 @@ def test_given_long_ring_when_check_in_due_then_music_stopped_and_caller_checked
 def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_check_in_25s_after_it_started():
     machine = checking_in()
 
-    assert machine.handle(PromptFinished(44.0, "checkin-1", "t4", CALLER)) == [StartMusic()]
+    assert machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t4", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.RINGING
     assert machine.get_timer() == FIRST_CHECK_IN + 25.0  # start to start, not 44.0 + 25
 
@@ -577,7 +577,7 @@ def test_given_check_in_playing_when_it_finishes_then_music_resumes_and_next_che
 def test_given_check_in_longer_than_the_interval_when_it_finishes_then_next_one_after_2s_of_music():
     machine = checking_in()
 
-    assert machine.handle(PromptFinished(FIRST_CHECK_IN + 27.0, "checkin-1", "t4", CALLER)) == [
+    assert machine.handle(PromptFinished(FIRST_CHECK_IN + 27.0, "transfer-checkin-1", "t4", CALLER)) == [
         StartMusic()]
     assert machine.get_timer() == FIRST_CHECK_IN + 27.0 + 2.0  # never before it finished
 
@@ -600,9 +600,9 @@ def test_given_check_in_playing_when_old_prompt_finish_arrives_then_ignored():
     machine = checking_in()
 
     assert machine.handle(PromptFinished(41.0, "transfer-expect", "t2", CALLER)) == []
-    assert machine.handle(PromptFinished(41.0, "checkin-1", "t1", CALLER)) == []  # an old tag
+    assert machine.handle(PromptFinished(41.0, "transfer-checkin-1", "t1", CALLER)) == []  # an old tag
     assert machine.music is False
-    assert machine.playing[CALLER] == ["checkin-1", "t4"]
+    assert machine.playing[CALLER] == ["transfer-checkin-1", "t4"]
 
 
 def test_given_very_long_ring_when_check_ins_come_then_prompts_vary_in_turn_and_wait_grows():
@@ -618,7 +618,7 @@ def test_given_very_long_ring_when_check_ins_come_then_prompts_vary_in_turn_and_
         assert machine.handle(PromptFinished(now + 4.0, play.prompt, play.tag, CALLER)) == [
             StartMusic()]
 
-    assert prompts == ["checkin-1", "checkin-2", "checkin-3", "checkin-1", "checkin-2"]
+    assert prompts == ["transfer-checkin-1", "transfer-checkin-2", "transfer-checkin-3", "transfer-checkin-1", "transfer-checkin-2"]
     assert waited == [40, 65, 90, 115, 140]  # every 25 s, start to start
 
 
@@ -800,7 +800,7 @@ def test_given_check_in_playing_when_target_accepts_then_check_in_stopped_before
 
     actions = machine.handle(DigitPressed(46.0, TARGET, "1"))
 
-    assert actions == [Note("target accepted", ()), StopPlayback("checkin-1", "t4", CALLER),
+    assert actions == [Note("target accepted", ()), StopPlayback("transfer-checkin-1", "t4", CALLER),
                        Play("transfer-connecting", m("transfer-connecting"), "t6", CALLER)]
 
 
@@ -808,7 +808,7 @@ def test_given_check_in_ended_while_introducing_then_music_resumes():
     machine = checking_in()
     machine.handle(TargetAnswered(41.0, LEG))
 
-    assert machine.handle(PromptFinished(44.0, "checkin-1", "t4", CALLER)) == [StartMusic()]
+    assert machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t4", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.INTRODUCING
 
 
@@ -1002,8 +1002,8 @@ def test_given_consultation_when_check_in_due_then_caller_checked_on():
 
     actions = machine.handle(TimerFired(machine.get_timer()))
 
-    assert actions[:2] == [StopMusic(), Play("checkin-1", m("checkin-1"), "t3", CALLER)]
-    assert machine.handle(PromptFinished(44.0, "checkin-1", "t3", CALLER)) == [StartMusic()]
+    assert actions[:2] == [StopMusic(), Play("transfer-checkin-1", m("transfer-checkin-1"), "t3", CALLER)]
+    assert machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t3", CALLER)) == [StartMusic()]
     assert machine.state is TransferState.CONSULTING
 
 
