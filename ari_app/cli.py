@@ -25,6 +25,9 @@ def _settings(args: argparse.Namespace):
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            if not err["loc"]:  # a check across settings: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             key = "ETIQUETTE_" + "_".join(str(p) for p in err["loc"]).upper()
             problems.append(f"{key}: {'is not set' if err['type'] == 'missing' else err['msg']}")
         sys.exit("settings: " + "; ".join(problems))

@@ -31,6 +31,9 @@ REQUIRED_MODULES = (
     "res_http_websocket.so", "chan_pjsip.so", "res_musiconhold.so", "bridge_holding.so",
     "bridge_simple.so", "bridge_softmix.so", "chan_bridge_media.so", "format_wav.so",
     "format_gsm.so", "codec_ulaw.so", "codec_gsm.so", "codec_resample.so",
+    # res_ari's own WebSocket needs it since 22; the phone's transfer button (a SIP REFER the
+    # app is told of); CHANNEL(endpoint), which names the desk phone a code came from
+    "res_websocket_client.so", "res_pjsip_refer.so", "func_channel.so",
 )
 # several instances sharing one Asterisk's callers need them (app_record: the message of a
 # caller no instance took, dialplan etiquette-away); one instance runs without
@@ -267,6 +270,9 @@ async def _check_operators(ari: AriClient, policy: Policy | None, checks: list[C
             online += info.get("state") == "online"
         if problems:
             checks.append(Check(label, False, "; ".join(problems)))
+        elif label == "operators" and not endpoints:
+            checks.append(Check(label, False, "none in the policy ([operators] endpoints): no "
+                                "caller could ever be put through to anyone"))
         else:
             checks.append(Check(label, True, f"{len(endpoints)} configured, "
                                 f"{online} with a phone registered now"))

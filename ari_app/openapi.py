@@ -37,8 +37,12 @@ BAD = _error(422, "invalid-request")
 # what read_json answers for any body (ari_app/http.py), on every operation that takes one
 BODY_ERRORS = (_error(400, "invalid-json"), _error(408, "request-timeout"),
                _error(413, "request-too-large"))
-NO_CALL = _error(404, "no-such-call")
-STATE = _error(409, "wrong-call-state", "call-busy")
+# what every call-control route may answer besides its own (calls/control.py): no such call,
+# another operator's (a session's), a state it cannot change, the call driven by another
+# instance, Asterisk refusing, the call's steps busy (Retry-After)
+CALL_ERRORS = (_error(404, "no-such-call"), _error(403, "not-your-call"),
+               _error(409, "wrong-call-state", "call-on-another-instance"),
+               _error(502, "call-control-failed"), _error(503, "call-busy"))
 
 
 def _ok(status: int, what: str, schema: dict | None = None, example: Any = None,
@@ -146,16 +150,16 @@ def document(policy: Policy | None = None) -> dict:
                        "operator": None, "started_at": 1796298214.2}]}), AUTH, STORAGE)},
         "/api/calls/{call_id}/hold": {
             "post": _op("Put the caller on hold (the reason is said to them)",
-                        _ok(202, "on hold"), NO_CALL, STATE, BAD, AUTH, STORAGE, params=CALL,
+                        _ok(202, "on hold"), *CALL_ERRORS, BAD, AUTH, STORAGE, params=CALL,
                         body=_body(reason=("string", "a key of the policy's hold reasons",
                                            _one_of(hold_reasons)),
                                    expected_minutes=("integer", "1-30, said to the caller",
                                                      {"minimum": 1, "maximum": 30}))),
-            "delete": _op("Take the caller off hold", _ok(202, "resuming"), NO_CALL, STATE,
+            "delete": _op("Take the caller off hold", _ok(202, "resuming"), *CALL_ERRORS,
                           AUTH, STORAGE, params=CALL)},
         "/api/calls/{call_id}/transfer": {
             "post": _op("Transfer the caller (announced or attended)", _ok(202, "started"),
-                        NO_CALL, STATE, BAD, _error(404, "no-such-transfer-target"),
+                        *CALL_ERRORS, BAD, _error(404, "no-such-transfer-target"),
                         _error(409, "transfer-target-not-available"), AUTH, STORAGE,
                         params=CALL, body=_body(
                             target=("string!", "a directory entry's id, code or number", SOME),
@@ -163,20 +167,20 @@ def document(policy: Policy | None = None) -> dict:
                                   {"enum": ["announced", "attended"]}),
                             reason=("string", "a key of the policy's reasons",
                                     _one_of(transfer_reasons)))),
-            "delete": _op("Cancel the transfer", _ok(202, "cancelled"), NO_CALL, STATE, AUTH,
+            "delete": _op("Cancel the transfer", _ok(202, "cancelled"), *CALL_ERRORS, AUTH,
                           STORAGE, params=CALL)},
         "/api/calls/{call_id}/transfer/complete": {"post": _op(
-            "Complete an attended transfer", _ok(202, "completing"), NO_CALL, STATE, AUTH,
+            "Complete an attended transfer", _ok(202, "completing"), *CALL_ERRORS, AUTH,
             STORAGE, params=CALL)},
         "/api/calls/{call_id}/escalate": {"post": _op(
             "A supervisor for the caller (or their complaint recorded)", _ok(202, "started"),
-            NO_CALL, STATE, AUTH, STORAGE, params=CALL)},
+            *CALL_ERRORS, AUTH, STORAGE, params=CALL)},
         "/api/calls/{call_id}/warn": {"post": _op(
             "Warn an abusive caller: the first time a polite warning both hear, the second "
             "time a polite goodbye, then the call ends (the operator goes to wrap-up)",
             _ok(202, "warning (the prompt plays)", example={"call_id": "1796298214.23",
                                                             "status": "warning"}),
-            NO_CALL, STATE, AUTH, STORAGE, params=CALL)},
+            *CALL_ERRORS, AUTH, STORAGE, params=CALL)},
         "/api/callbacks": {"post": _op(
             "Ask to be called back (the web page; CSRF token from its cookie)",
             _ok(200, "joined the number's open request (merged)"),

@@ -132,11 +132,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _home_in_pool(self) -> "Settings":
         if self.pool_apps is not None and self.ari_app not in self.pool():
-            raise ValueError(f"ari_app {self.ari_app!r} must be one of pool_apps "
-                             f"({self.pool_apps}): it is this instance's own app name")
+            raise ValueError(f"ETIQUETTE_ARI_APP {self.ari_app!r} must be one of "
+                             f"ETIQUETTE_POOL_APPS ({self.pool_apps}): it is this instance's "
+                             "own app name")
         if self.nodes is not None and self.node is not None and self.node not in dict(
                 node_urls(self.nodes)):
-            raise ValueError(f"node {self.node!r} is not one of nodes ({self.nodes})")
+            raise ValueError(f"ETIQUETTE_NODE {self.node!r} is not one of ETIQUETTE_NODES "
+                             f"({self.nodes})")
         return self
 
     def pool(self) -> list[str]:

@@ -10,7 +10,8 @@ that day, the timelines of those requests (`EtiquetteLog.read(request_id)`: the 
   are not calls of theirs, are left out);
 - holds: `hold:started` .. `hold:ended` of one call is one hold; its length is the end's
   `held_for`; a call with more than one hold is flagged; a hold with a `hold:breach` "hold
-  without a reason" counts as without a reason; one with a `hold:fallback_offered` reached the
+  without a reason" counts as without a reason, one with "caller put on hold again" as beyond
+  the policy's limit (`hold.max_holds_per_call`, the score's extra holds); one with a `hold:fallback_offered` reached the
   way out (a way out offered without a hold, after a failed transfer, is not a hold);
 - check-ins: `hold:check_in_played` and `transfer:check_in_played`, on time when played at most
   `ON_TIME_SLACK` seconds after they were due (`due_at`);
@@ -20,8 +21,10 @@ that day, the timelines of those requests (`EtiquetteLog.read(request_id)`: the 
   again), not brought back otherwise (a message or a callback for the target);
 - callback promises: `hold:callback_promised` (its `window`) and `escalation:complaint_saved`
   with a `callback` (its `callback_by`): kept when the request's timeline has a
-  `callback:connected` by the window's end; missed when connected later, when the request
-  failed, or when the window is over without a connection; else pending;
+  `callback:connected` by the window's end, or the customer reached by then chose another
+  time (`callback:customer_chose`: a new time agreed with them, not a promise broken); missed
+  when reached later, when the request failed, or when the window is over without either;
+  else pending;
 - escalations: `inbound:supervisor_requested` (of which complaints: `escalation:complaint_started`);
 - warnings: `warning:warned`, calls ended after a warning `warning:call_ended`;
 - survey: `survey:answered` (its `score`) and `survey:skipped`.
@@ -39,7 +42,7 @@ ON_TIME_SLACK = 1.0  # s a check-in may come after it was due and still be on ti
 
 # the score's penalties, per occurrence in the day (`score_of` applies them)
 PENALTIES = (
-    ("extra_holds", 10, "holds beyond a call's first"),
+    ("extra_holds", 10, "holds beyond the policy's per-call limit"),
     ("holds_without_reason", 5, "holds without a reason"),
     ("late_check_ins", 5, "check-ins played late"),
     ("holds_reached_way_out", 10, "holds that reached the way out"),
@@ -61,6 +64,7 @@ class _Hold:
     started_at: float
     reason_given: bool = True
     reached_way_out: bool = False
+    beyond_limit: bool = False  # a hold:breach "caller put on hold again" (max_holds_per_call)
     length: float | None = None
 
 
@@ -98,9 +102,10 @@ class OperatorDay:
 
     def figures(self) -> dict[str, int]:
         """The counts the score is made of."""
-        per_call = self.holds_per_call()
         return {
-            "extra_holds": sum(n - 1 for n in per_call.values() if n > 1),
+            # the machine says which holds went past the policy's limit (1 by default: every
+            # hold after a call's first), so the score follows the policy the call ran under
+            "extra_holds": sum(h.beyond_limit for h in self.holds),
             "holds_without_reason": sum(not h.reason_given for h in self.holds),
             "late_check_ins": sum(late > ON_TIME_SLACK for late in self.check_ins),
             "holds_reached_way_out": sum(h.reached_way_out for h in self.holds),
@@ -188,9 +193,11 @@ def _number(value: object) -> float | None:
 
 def _outcome(latest: float | None, timeline: Iterable[Mapping], status: str | None,
              now: float) -> tuple[str, float | None]:
-    """kept / missed / pending, and when the customer was reached."""
-    reached = min((float(e["t"]) for e in timeline if e.get("step") == "callback:connected"),
-                  default=None)
+    """kept / missed / pending, and when the customer was reached: connected, or answered and
+    chose another time (the window they then agreed on is the request's, not this promise)."""
+    reached = min((float(e["t"]) for e in timeline if e.get("step") == "callback:connected"
+                   or (e.get("step") == "callback:customer_chose"
+                       and e.get("choice") == "another time")), default=None)
     if reached is not None:
         return ("kept" if latest is None or reached <= latest else "missed"), reached
     if status == "failed" or (latest is not None and now > latest):
@@ -222,6 +229,9 @@ def compliance(operator: str, day: str, entries: Iterable[Mapping], *,
             case "hold:breach" if entry.get("what") == "hold without a reason":
                 if call in open_holds:
                     open_holds[call].reason_given = False
+            case "hold:breach" if entry.get("what") == "caller put on hold again":
+                if call in open_holds:
+                    open_holds[call].beyond_limit = True
             case "hold:fallback_offered":
                 if call in open_holds:  # a way out offered without a hold is no hold's
                     open_holds[call].reached_way_out = True

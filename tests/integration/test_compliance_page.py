@@ -63,7 +63,7 @@ async def test_given_a_day_with_a_call_held_twice_when_supervisor_signs_in_then_
     assert float(await score.get_attribute("height")) > 0
     assert await page.locator("#chart rect").count() == 4
     formula = await page.locator("#formula").inner_text()
-    assert formula.startswith("score = 100 − 10 × holds beyond a call's first"), formula
+    assert formula.startswith("score = 100 − 10 × holds beyond the policy's per-call limit"), formula
 
     # the CSV link, with the session's cookie, as the supervisor downloads it
     href = await page.locator("#csv").get_attribute("href")

@@ -57,6 +57,20 @@ async def test_given_stopped_asterisk_and_redis_when_doctor_then_both_named_unre
     assert "not reachable" in failed["Redis"]
 
 
+async def test_given_no_operators_in_the_policy_when_doctor_then_it_says_nobody_could_answer(
+        settings, tmp_path):
+    """A policy with no `[operators] endpoints` is valid TOML, but no caller could ever be put
+    through: doctor fails it, naming the key."""
+    policy = tmp_path / "no-operators.toml"
+    policy.write_text('company = "Example Corp"\nlanguages = ["en", "ru"]\n'
+                      '[callback]\nallowed_countries = ["US"]\n')
+    checks = await run_doctor(settings.model_copy(update={"policy_file": policy,
+                                                          "staff_file": None}))
+    failed = {c.name: c.detail for c in checks if c.ok is False}
+    assert set(failed) == {"operators"}, "\n".join(c.line() for c in checks)
+    assert "[operators] endpoints" in failed["operators"]
+
+
 def test_given_wrong_password_when_doctor_cli_then_exit_1_and_message(settings, tmp_path):
     env = tmp_path / "bad.env"
     env.write_text(f"ETIQUETTE_ARI_URL={settings.ari_url}\nETIQUETTE_ARI_PASSWORD=wrong\n"

@@ -47,3 +47,16 @@ def test_given_the_document_when_read_then_openapi_31_with_errors_auth_and_publi
             if int(status) >= 400 and "application/json" in answer.get("content", {}):
                 assert answer["content"]["application/json"]["schema"] == {
                     "$ref": "#/components/schemas/Error"}
+
+
+def test_given_a_call_control_route_when_read_then_every_error_it_may_answer_is_listed():
+    """calls/control.py's errors, each under its own status: a client told 409 for `call-busy`
+    (a 503 with Retry-After) would not try again."""
+    hold = document()["paths"]["/api/calls/{call_id}/hold"]["post"]["responses"]
+
+    listed = {status: answer["description"] for status, answer in hold.items()}
+    assert "call-busy" in listed["503"] and "storage-unavailable" in listed["503"]
+    assert "call-busy" not in listed["409"]
+    assert "call-on-another-instance" in listed["409"] and "wrong-call-state" in listed["409"]
+    assert listed["403"] == "not-your-call" and listed["502"] == "call-control-failed"
+    assert listed["404"] == "no-such-call"

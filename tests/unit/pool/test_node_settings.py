@@ -36,7 +36,7 @@ def test_a_broken_list_says_what_is_wrong(bad, says):
 
 
 def test_node_must_be_one_of_the_nodes():
-    with pytest.raises(ValidationError, match="'c' is not one of nodes"):
+    with pytest.raises(ValidationError, match="'c' is not one of ETIQUETTE_NODES"):
         _settings(nodes="a=http://x:1,b=http://y:2", node="c")
 
 

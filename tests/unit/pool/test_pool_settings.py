@@ -19,7 +19,7 @@ def test_given_no_pool_when_loaded_then_one_instance():
 
 @pytest.mark.parametrize("apps, says", [
     ("etq-1,etq 2", "'etq 2'"), ("etq-1,,etq-2", "''"), ("etq-1,etq-1", "listed twice"),
-    ("etq-3,etq-4", "must be one of pool_apps")])
+    ("etq-3,etq-4", "must be one of ETIQUETTE_POOL_APPS")])
 def test_given_bad_pool_when_loaded_then_clear_error(apps, says):
     with pytest.raises(ValidationError) as error:
         Settings(ari_password="x", ari_app="etq-1", pool_apps=apps, _env_file=None)

@@ -121,6 +121,21 @@ def test_given_promises_when_joined_with_their_requests_then_kept_by_the_window_
     assert promised_requests(DAY_OF_CALLS) == ["r-kept", "r-late"]
 
 
+def test_given_the_customer_reached_in_the_window_chose_another_time_then_the_promise_is_kept():
+    """They answered in time and agreed a new time: the request's window moved there, and the
+    operator's promise was kept, however long after the old window the call then comes."""
+    chose = {"r-kept": [e(900, "callback:customer_chose", call="r-kept", choice="another time",
+                          attempt="cb-r-kept1"),
+                        e(905, "callback:attempt_ended", call="r-kept", outcome="rescheduled")],
+             "r-late": [e(500, "callback:customer_chose", call="r-late", choice="talk now",
+                          attempt="cb-r-late1")]}
+    promises = report(now=T0 + 90_000, requests=chose)["callback_promises"]
+
+    kept, late = promises["promises"]
+    assert (kept["outcome"], kept["reached_at"]) == ("kept", T0 + 900)
+    assert (late["outcome"], late["reached_at"]) == ("missed", None)  # "talk now", no connect
+
+
 def test_given_a_promise_not_yet_called_when_reported_then_pending_until_its_window_ends():
     before = report(now=T0 + 550, requests={})["callback_promises"]
     after = report(now=T0 + 2500, requests={})["callback_promises"]
@@ -147,7 +162,7 @@ def test_given_a_scripted_day_when_scored_then_by_the_written_formula():
     assert r["score"] == 100 - 10 - 5 - 5 - 10 - 10 - 15 == 45
     assert r["score_formula"] == SCORE_FORMULA
     assert SCORE_FORMULA.startswith(
-        "score = 100 − 10 × holds beyond a call's first − 5 × holds without a reason − 5 × "
+        "score = 100 − 10 × holds beyond the policy's per-call limit − 5 × holds without a reason − 5 × "
         "check-ins played late − 10 × holds that reached the way out − 10 × failed transfers "
         "not brought back − 15 × callback promises missed; at least 0.")
 
@@ -159,10 +174,24 @@ def test_given_no_calls_when_reported_then_zeros_and_no_score():
         0, 0, 0.0, None)
 
 
+def test_given_a_second_hold_the_policy_allows_when_scored_then_it_costs_nothing():
+    """max_holds_per_call = 2: the second hold is no breach (the machine says none), so the
+    score does not take it off either; the call is still listed with more than one hold."""
+    two = [e(0, "hold:started", reason="lookup"), e(5, "hold:ended", held_for=5.0),
+           e(10, "hold:started", reason="lookup"), e(15, "hold:ended", held_for=5.0)]
+
+    r = compliance(OP, DAY, two, now=T0).to_dict()
+
+    assert (r["score"], r["holds"]["calls_with_more_than_one"]) == (100, ["c1"])
+
+
 def test_given_many_faults_when_scored_then_never_below_zero():
-    holds = [x for i in range(12) for x in (e(i * 10, "hold:started", reason=None),
-                                             e(i * 10, "hold:breach", what="hold without a reason"),
-                                             e(i * 10 + 5, "hold:ended", held_for=5.0))]
+    holds = [x for i in range(12) for x in (
+        e(i * 10, "hold:started", reason=None),
+        e(i * 10, "hold:breach", what="hold without a reason"),
+        *([e(i * 10, "hold:breach", what="caller put on hold again", hold_number=i + 1)]
+          if i else []),
+        e(i * 10 + 5, "hold:ended", held_for=5.0))]
 
     assert compliance(OP, DAY, holds, now=T0).to_dict()["score"] == 0
 
