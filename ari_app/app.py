@@ -37,6 +37,8 @@ from ari_app.dashboard import http as dashboard_http
 from ari_app.dashboard.keys import dashboard_key, today_key
 from ari_app.dashboard.service import Dashboard
 from ari_app.dashboard.today import TodayFigures
+from ari_app.escalation import http as escalation_http
+from ari_app.escalation.keys import complaints_key
 from ari_app.escalation.service import Complaints, SupervisorDesk
 from ari_app.escalation.stasis import ComplaintRule
 from ari_app.escalation.store import ComplaintStore
@@ -142,6 +144,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
     app.add_routes(transfer_http.routes)
     app.add_routes(callback_http.routes)
     app.add_routes(voicemail_http.routes)
+    app.add_routes(escalation_http.routes)
     app.add_routes(calls_http.routes)
     app.add_routes(operators_http.routes)
     app.add_routes(queue_http.routes)
@@ -199,6 +202,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 notifier(voicemail)
 
         app[voicemails_key] = Voicemails(redis, keys=keys, on_created=voicemail_left)
+        app[complaints_key] = Complaints(redis, keys=keys)  # the API's and the dashboard's
         if accounts_key in app:
             app[staff_sessions_key] = app[sessions_key] = Sessions(
                 redis, keys=keys, idle=settings.session_idle, longest=settings.session_longest)
@@ -255,7 +259,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
         app[callback_calls_key] = home.callback_calls
         app[dashboard_key] = Dashboard(redis, keys=keys, today=app[today_key],
                                        operators=home.operators, callbacks=callbacks,
-                                       complaints=Complaints(redis, keys=keys),
+                                       complaints=app[complaints_key],
                                        queues=home.queues)
         app[operators_key] = home.operators
         if home.queues is not None:

@@ -113,6 +113,8 @@ def _file(summary: str, path: str) -> dict:
 CALL = (("call_id", "path", "the call's id (the caller's channel id)"),)
 VOICEMAIL = (("voicemail_id", "path", "the voice message's id"),)
 NOT_YOURS = _error(403, "not-your-voicemail")  # an operator's session: another's message
+COMPLAINT = (("complaint_id", "path", "the complaint's id"),)
+FORBIDDEN = _error(403, "forbidden")  # an operator's session on a supervisors' route
 
 
 def document(policy: Policy | None = None) -> dict:
@@ -219,11 +221,34 @@ def document(policy: Policy | None = None) -> dict:
         "/api/voicemails/{voicemail_id}/audio": {"get": _op(
             "The recording (WAV)", _ok(200, "audio", {"type": "string", "format": "binary"},
                                        kind="audio/wav"),
-            _error(404, "no-such-voicemail", "voicemail-recording-gone"), NOT_YOURS, AUTH,
-            STORAGE, params=VOICEMAIL)},
+            _error(404, "no-such-voicemail"), _error(410, "voicemail-recording-gone"),
+            NOT_YOURS, AUTH, STORAGE, params=VOICEMAIL)},
         "/api/voicemails/{voicemail_id}/heard": {"post": _op(
             "Mark the message heard", _ok(200, "the message"),
             _error(404, "no-such-voicemail"), NOT_YOURS, AUTH, STORAGE, params=VOICEMAIL)},
+        "/api/complaints": {"get": _op(
+            "Complaints left when no supervisor could take the caller, newest first "
+            "(supervisors; an operator's session: 403)", _ok(200, "the complaints"),
+            _error(422, "invalid-request"), FORBIDDEN, AUTH, STORAGE,
+            params=(("status", "query", "open or closed; empty: both",
+                     {**TEXT, "pattern": "^(open|closed)?$"}),))},
+        "/api/complaints/{complaint_id}": {"get": _op(
+            "One complaint", _ok(200, "the complaint"), _error(404, "no-such-complaint"),
+            FORBIDDEN, AUTH, STORAGE, params=COMPLAINT)},
+        "/api/complaints/{complaint_id}/audio": {"get": _op(
+            "What the caller said (WAV)", _ok(200, "audio", {"type": "string",
+                                                             "format": "binary"},
+                                               kind="audio/wav"),
+            _error(404, "no-such-complaint", "complaint-not-recorded"),
+            _error(410, "complaint-recording-gone"), FORBIDDEN, AUTH, STORAGE,
+            params=COMPLAINT)},
+        "/api/complaints/{complaint_id}/close": {"post": _op(
+            "Handled: off the open list, with who, when and what was done",
+            _ok(200, "the complaint, closed"), _error(404, "no-such-complaint"),
+            _error(409, "complaint-closed"), _error(422, "invalid-request"), FORBIDDEN, AUTH,
+            STORAGE, params=COMPLAINT,
+            body=_body(resolution=("string", "what was done (at most 500 characters)",
+                                   {"maxLength": 500})))},
         "/api/events": {"get": _op(
             "The live call events (server-sent events, one JSON event each)",
             _ok(200, "the stream", TEXT, kind="text/event-stream"), AUTH)},

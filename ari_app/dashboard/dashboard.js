@@ -169,17 +169,37 @@
     });
   }
 
+  // drawn again only when the open complaints change: a redraw on every snapshot would stop
+  // a recording being played and wipe a resolution being typed
+  var shownComplaints = null;
   function drawComplaints(complaints) {
+    var key = JSON.stringify(complaints.map(function (c) { return [c.id, c.recorded]; }));
+    if (key === shownComplaints) return;
+    shownComplaints = key;
     if (!complaints.length) {
       replace("complaints", [el("li", {cls: "empty"}, "None open.")]);
       return;
     }
     replace("complaints", complaints.map(function (c) {
+      var resolution = el("input", {type: "text", maxlength: "500", cls: "resolution",
+                                    placeholder: "what was done", "aria-label": "what was done"});
+      var close = el("button", {type: "button", cls: "close-complaint"}, "Close");
+      close.addEventListener("click", function () {
+        close.disabled = true;
+        Staff.api("POST", "/api/complaints/" + c.id + "/close", {resolution: resolution.value})
+          .then(function () { problem(""); refetch(); }, function (err) {
+            close.disabled = false;
+            problem("Could not close the complaint: " + err.message);
+          });
+      });
       return el("li", {"data-complaint": c.id},
         (c.caller_name || c.caller_number || "unknown caller") +
         (c.operator ? " about " + c.operator : "") + " · ",
         since(c.created_at), " ago",
-        c.recorded ? " · recorded" : "", c.callback_id ? " · callback promised" : "");
+        c.recorded ? " · recorded" : "", c.callback_id ? " · callback promised" : "",
+        c.recorded ? el("audio", {controls: true, preload: "none",
+                                  src: "/api/complaints/" + c.id + "/audio"}) : null,
+        resolution, close);
     }));
   }
 

@@ -8,20 +8,22 @@ like an operator, so two calls never get the same supervisor).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from ari_app.operators.service import OperatorService
 from ari_app.policy import BusinessHours, SupervisorPolicy
 from ari_app.storage.keyspace import Keyspace
 from ari_app.storage.records import DurableRecords
 
-__all__ = ["Complaint", "Complaints", "SupervisorDesk", "OnDuty"]
+__all__ = ["Complaint", "ComplaintClosed", "Complaints", "SupervisorDesk", "OnDuty"]
 
 
 @dataclass
@@ -36,13 +38,52 @@ class Complaint:
     window_minutes: int = 60
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: float = field(default_factory=time.time)
-    status: str = "open"
+    status: str = "open"            # open | closed (a supervisor handled it)
+    closed_at: float | None = None
+    closed_by: str | None = None    # the supervisor's user, or "api-token"
+    resolution: str = ""            # what was done, in their words
+
+
+class ComplaintClosed(Exception):
+    """Closed already (by someone else, most likely): nothing is changed."""
+
+    def __init__(self, complaint: Complaint) -> None:
+        super().__init__(f"complaint {complaint.id} was closed by {complaint.closed_by}")
+        self.complaint = complaint
 
 
 class Complaints(DurableRecords[Complaint]):
     def __init__(self, redis: Redis, *, keys: Keyspace,
                  on_created: Callable[[Complaint], Awaitable[None]] | None = None) -> None:
         super().__init__(redis, "complaint", Complaint, keys=keys, on_created=on_created)
+
+    async def listing(self, status: str | None = None) -> list[Complaint]:
+        """Newest first; `status` open or closed, or both."""
+        found = [c for c in await self.all() if status is None or c.status == status]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)
+
+    async def close(self, complaint_id: str, *, by: str, resolution: str,
+                    now: float) -> Complaint | None:
+        """A supervisor handled it: off the open list (the dashboard), saying who, when and
+        what was done. None: no such complaint; ComplaintClosed: closed already. Two closing
+        at once: one wins, the other is told (the record is written only if still open)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            key = self._key(complaint_id)
+            await pipe.watch(key)
+            complaint = await self.get(complaint_id)
+            if complaint is None:
+                return None
+            if complaint.status != "open":
+                raise ComplaintClosed(complaint)
+            complaint.status, complaint.closed_at = "closed", now
+            complaint.closed_by, complaint.resolution = by, resolution
+            pipe.multi()
+            pipe.set(key, json.dumps(asdict(complaint)))
+            try:
+                await pipe.execute()
+            except WatchError:
+                raise ComplaintClosed(await self.get(complaint_id) or complaint) from None
+        return complaint
 
 
 @dataclass(frozen=True)

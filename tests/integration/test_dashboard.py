@@ -14,10 +14,14 @@ import time
 
 import pytest
 
+from ari_app.escalation.keys import complaints_key
+from ari_app.escalation.service import Complaint
+from ari_app.storage import Keyspace
 from test_queue import QUEUE, busy_operator, queued, wait_prompt
 from test_first_call import talk_bridge_with
 
 pytestmark = pytest.mark.integration
+KEYS = Keyspace()
 
 
 async def snapshot(app_runner) -> dict:
@@ -169,3 +173,33 @@ async def test_given_operator_session_when_dashboard_asked_then_refused(
     assert await page.locator("#board").is_hidden()
     status = await page.evaluate("fetch('/api/dashboard').then(r => r.status)")
     assert status == 403
+    # nor the complaints, which are often about them
+    status = await page.evaluate("fetch('/api/complaints').then(r => r.status)")
+    assert status == 403
+
+
+@pytest.mark.timeout(60)
+async def test_given_an_open_complaint_when_the_supervisor_closes_it_then_gone_with_what_was_done(
+        app, app_runner, redis, browser, page_shots):
+    """The complaint a caller left is on the dashboard until a supervisor closes it, saying
+    what was done; the record keeps who and when."""
+    complaint = await app[complaints_key].create(Complaint(
+        "call-complaint-1", caller_number="+12125550177", caller_name="Ann Lee",
+        operator="PJSIP/operator1"))
+    page = await page_shots.new_page(browser)
+    await page.goto(app_runner.base_url + "/dashboard")
+    await sign_in(page, "supervisor1")
+    shown = page.locator(f'#complaints li[data-complaint="{complaint.id}"]')
+    await shown.wait_for(timeout=10_000)
+    assert "Ann Lee about PJSIP/operator1" in await shown.inner_text()
+
+    await shown.locator("input.resolution").fill("called back, apologised")
+    await shown.locator("button.close-complaint").click()
+    await shown.wait_for(state="detached", timeout=5000)
+    await page.locator("#complaints li.empty").wait_for(timeout=5000)
+    closed = await app[complaints_key].get(complaint.id)
+    assert (closed.status, closed.closed_by, closed.resolution) == (
+        "closed", "supervisor1", "called back, apologised")
+    assert closed.closed_at is not None
+    await redis.delete(KEYS.record("complaint", complaint.id))
+    await redis.zrem(KEYS.record_index("complaint"), complaint.id)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import pytest
 
 from ari_app.ari import operations as ops
 from ari_app.callback.window import spoken_window
 from ari_app.inbound.keys import inbound_key
 
+from conftest import API_TOKEN
 from harness import SILENCE, rms_windows
 from test_first_call import prompt_of, talk_bridge_with
 from test_hold import connected_call, media_of, played, timeline, wait_prompt
@@ -376,7 +378,22 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     assert path.exists() and path.stat().st_size > 8000, path
     levels = rms_windows(path)
     assert sum(level > SILENCE for level in levels) >= 5, f"no voice in the complaint: {levels}"
+    # a supervisor lists it, listens to it, and closes it with what was done
+    status, listed = await app_runner.api("GET", "/api/complaints?status=open")
+    assert status == 200 and [c["id"] for c in listed["complaints"]] == [complaint_id], listed
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_TOKEN}"}) as http:
+        async with http.get(f"{app_runner.base_url}/api/complaints/{complaint_id}/audio") as r:
+            assert (r.status, r.content_type) == (200, "audio/wav")
+            assert (await r.read()) == path.read_bytes()  # what the caller said, as recorded
     path.unlink()
+    status, closed = await app_runner.api("POST", f"/api/complaints/{complaint_id}/close",
+                                          {"resolution": "called back, sorted out"})
+    assert (status, closed["status"], closed["closed_by"], closed["resolution"]) == (
+        200, "closed", "api-token", "called back, sorted out"), closed
+    status, again = await app_runner.api("POST", f"/api/complaints/{complaint_id}/close", {})
+    assert (status, again["error_id"]) == (409, "complaint-closed"), again
+    status, board = await app_runner.api("GET", "/api/dashboard")
+    assert status == 200 and complaint_id not in [c["id"] for c in board["complaints"]]
     callback = json.loads(await redis.get(KEYS.record("callback", complaint['callback_id'])))
     assert (callback["for_whom"], callback["number"], callback["source"]) == (
         "supervisor", "+12125550123", "supervisor")
