@@ -75,6 +75,11 @@ def figures_of(event: CallEvent) -> dict[str, float]:
                 return {}
             return {"holds": 1, "hold_sum": held,
                     f"hold_bucket_{bucket_of(held, HOLD_BUCKETS)}": 1}
+        case "inbound", "put_through" if isinstance(d.get("queue"), str) and d.get("queue"):
+            # straight to a free operator of the queue: answered (the hour counts it from the
+            # transition above), and within the service level, for the queue's own tiles
+            return {f"queue:{d['queue']}:answered": 1,
+                    f"queue:{d['queue']}:within_service_level": 1}
         case "queue", "entered" if (d.get("operators") or 0) > 0:
             return _per_queue(d, {"queued": 1})
         case "queue", end if end in QUEUE_ENDS:

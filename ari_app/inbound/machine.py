@@ -160,9 +160,16 @@ class InboundMachine(HandOffs):
         if self.state is not InboundState.RINGING_OPERATOR:
             return [HangUp(OPERATOR, ev.channel)]  # answered after we gave up on that leg
         self.operator_channel = ev.channel
+        first = self.answered_at is None
         self.answered_at = self.answered_at or ev.now
         self._set_state(InboundState.CONNECTED)
         actions: list[object] = self._stop_ringing()
+        if first and self.queue is not None:
+            # an operator of the queue was free: answered without waiting in line, which the
+            # queue's own figures (answered, service level) must count too
+            waited = ev.now - self.started_at if self.started_at is not None else 0.0
+            actions.append(Note("put through", (("queue", self.queue),
+                                                ("waited", round(waited, 1)))))
         actions += [CreateBridge(TALK_BRIDGE, "mixing"),
                     AddToBridge(TALK_BRIDGE, CALLER), AddToBridge(TALK_BRIDGE, OPERATOR)]
         self.bridges.append(TALK_BRIDGE)

@@ -201,3 +201,12 @@ def test_given_a_call_put_through_at_once_then_answered_but_not_after_a_hold():
                         old="held", new="connected")
     assert figures_of(direct) == {"answered": 1}
     assert figures_of(resumed) == {}
+
+
+def test_given_a_caller_of_a_queue_put_through_at_once_then_the_queue_counts_them_answered_in_time():
+    """A free operator of the queue took them: no wait in line, so within the service level;
+    the hour's own answered comes from the transition (counted once)."""
+    put = event("inbound:put_through", queue="sales", waited=6.5)
+
+    assert figures_of(put) == {"queue:sales:answered": 1, "queue:sales:within_service_level": 1}
+    assert figures_of(event("inbound:put_through", queue=None, waited=1.0)) == {}

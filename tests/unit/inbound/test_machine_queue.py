@@ -28,6 +28,8 @@ from ari_app.inbound.machine import (
     InboundMachine,
     InboundState,
     NoOperatorFree,
+    Note,
+    OperatorAnswered,
     OperatorFailed,
     OperatorFound,
     OperatorHungUp,
@@ -85,6 +87,22 @@ def test_given_a_queue_when_nobody_free_after_the_greeting_then_handed_to_the_qu
     assert machine.state is InboundState.QUEUED and machine.rule == "queue"
     assert machine.bridges == [] and machine.get_timer() is None
     assert machine.to_public_dict()["status"] == "queued"
+
+
+def test_given_a_queue_when_an_operator_is_free_then_put_through_and_the_queue_told():
+    """Nobody waits and an operator of the queue is free: straight to them (no line), and
+    the queue's figures hear of it (answered, in the service level)."""
+    machine = make()
+    now = greeted(machine)
+    machine.handle(OperatorFound(now, OP1))
+
+    actions = machine.handle(OperatorAnswered(now + 3.0, "call-1~op1"))
+
+    assert actions[:2] == [StopRinging(), Note("put through", (("queue", QUEUE),
+                                                                ("waited", 12.0)))]
+    assert machine.state is InboundState.CONNECTED
+    # answered again later (back from a hold or a transfer): not put through again
+    assert not [a for a in machine.handle(OperatorAnswered(now + 60, "x")) if isinstance(a, Note)]
 
 
 def test_given_a_queue_when_the_only_operator_fails_then_ringback_stops_and_queue_has_them():
