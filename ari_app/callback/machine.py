@@ -33,7 +33,8 @@ __all__ = [
     "CallbackCallState", "CallbackCallMachine", "InvalidCallbackEvent",
     "Started", "OperatorAnswered", "OperatorFailed", "CustomerAnswered", "CustomerFailed",
     "PromptFinished", "DigitPressed", "TimerFired", "HungUp",
-    "DialOperator", "DialCustomer", "Play", "Connect", "WaitingMusic", "StopWaitingMusic",
+    "DialOperator", "DialCustomer", "Play", "StopPrompt", "Connect", "WaitingMusic",
+    "StopWaitingMusic",
     "HangUp", "Note", "Finish",
     "OPERATOR", "CUSTOMER",
 ]
@@ -115,6 +116,12 @@ class DialCustomer:
 @dataclass(frozen=True)
 class Connect:
     """Operator and customer in one bridge."""
+
+
+@dataclass(frozen=True)
+class StopPrompt:
+    """The party's prompt stops: a key answered it (the menu is not said to its end first)."""
+    party: str
 
 
 @dataclass(frozen=True)
@@ -255,17 +262,20 @@ class CallbackCallMachine(RuleMachine):
     def _on_DigitPressed(self, ev: DigitPressed) -> list[object]:
         if ev.party != CUSTOMER or self.state is not CallbackCallState.INTRODUCING:
             return []
+        # a key said while the introduction plays answers it: the menu stops there, so what
+        # follows is heard at once, not after the menu's end
+        stop = [StopPrompt(CUSTOMER)] if CUSTOMER in self.playing else []
         if ev.digit == "1":
             self.deadline = None
             note = Note("customer chose", (("choice", "talk now"),))
             if self.customer_first:
                 self._set_state(CallbackCallState.JOINING_OPERATOR)
-                return [note, self._play(CUSTOMER, "callback-connecting"),
+                return [note, *stop, self._play(CUSTOMER, "callback-connecting"),
                         self._dial(OPERATOR, ev.now)]
-            return [note, *self._connect()]
+            return [note, *self._connect()]  # Connect stops what plays
         if ev.digit == "2":
             self.deadline = None
-            return [Note("customer chose", (("choice", "another time"),)),
+            return [Note("customer chose", (("choice", "another time"),)), *stop,
                     *self._close_with(CUSTOMER, self.another_time_prompt, "rescheduled",
                                       "the customer chose another time")]
         return []

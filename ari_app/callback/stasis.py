@@ -286,6 +286,10 @@ class CallbackStasis:
                     for channel in leg.values():
                         await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=ids.part(call, "talk"),
                                             channel=channel, absorbDTMF=True)
+                case k.StopPrompt(party=party):
+                    playing = self._playing.get(call, {}).pop(party, None)
+                    if playing:
+                        await unless_gone(self.ari.stop_playback(playing))
                 case k.WaitingMusic(party=party):
                     await self.ari.start_moh(leg[party])
                 case k.StopWaitingMusic(party=party):

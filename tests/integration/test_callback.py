@@ -26,7 +26,6 @@ from ari_app.policy import load_policy
 from conftest import API_TOKEN, _merge_toml
 from harness import AppProcess, assert_music, record_heard_since
 from test_first_call import talk_bridge_with
-from test_storage_faults import until
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -349,13 +348,19 @@ async def test_given_customer_first_when_customer_presses_1_then_music_while_the
                             and e["playback"]["target_uri"] == f"channel:{leg}"
                             and e["playback"]["media_uri"] == "sound:etiquette/callback-connecting",
                             timeout=15, what="told they are being connected")
-    assert not any(c["id"] == f"{call}~op" and c["state"] == "Up" for c in await ari.channels())
+    async def talking() -> bool:
+        return any(b["id"] == f"{call}~talk" for b in await ari.bridges())
+    assert not await talking()
     levels, _ = await record_heard_since(observer, leg, 3, spool, spy="out")
+    assert not await talking(), "the operator answered before the wait was heard"
     assert_music(levels, "the customer while the operator's phone rings")
 
     await talk_bridge_with(ari, f"{call}~op", leg, timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
-    done = await until(callback_done(redis, accepted.request.id), 10, "the request done")
+    deadline = time.monotonic() + 10
+    while (done := await callback_done(redis, accepted.request.id)()) is None:
+        assert time.monotonic() < deadline, "the request not done within 10 s"
+        await asyncio.sleep(0.2)  # polling the record until the attempt's end is written
     assert (done["status"], done["outcome"]) == ("done", "connected"), done
     await app[callback_calls_key].lanes.join()
 

@@ -45,6 +45,7 @@ from ari_app.callback.machine import (
     Play,
     PromptFinished,
     Started,
+    StopPrompt,
     StopWaitingMusic,
     TimerFired,
     WaitingMusic,
@@ -536,6 +537,22 @@ def test_given_operator_ringing_for_customer_when_operator_answers_then_connecte
                        Note("connected", ()), Connect()]
     assert machine.state is CallbackCallState.CONNECTED
     assert machine.up == [CUSTOMER, OPERATOR]
+
+
+@pytest.mark.parametrize("first, digit, then", [
+    (False, "2", "callback-rescheduled"), (True, "1", "callback-connecting")])
+def test_given_the_introduction_playing_when_a_key_answers_it_then_it_stops_and_the_answer_is_heard(
+        first, digit, then):
+    machine = make()
+    machine.handle(Started(0.0, customer_first=first, reason_prompt=REASON))
+    if not first:
+        machine.handle(OperatorAnswered(OPERATOR_ANSWERS))
+    machine.handle(CustomerAnswered(CUSTOMER_ANSWERS))
+
+    actions = machine.handle(DigitPressed(CUSTOMER_ANSWERS + 1, CUSTOMER, digit))
+
+    stop = actions.index(StopPrompt(CUSTOMER))
+    assert [a.prompt for a in actions[stop:] if isinstance(a, Play)][0] == then
 
 
 def test_given_connecting_said_when_operator_still_rings_then_the_customer_hears_music():
