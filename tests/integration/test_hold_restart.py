@@ -180,9 +180,9 @@ async def test_given_attended_transfer_in_consultation_when_app_killed_and_resta
         app = await _start_app(settings, port, tmp_path / "app-2.log")
         assert await redis.exists(KEYS.snapshot("transfer", call_id))
         restarted = time.time()
-        # the caller still hears check-ins while the operator consults
+        # the caller still hears the transfer's check-ins while the operator consults
         await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
-                                and prompt_of(e).startswith("checkin")
+                                and prompt_of(e).startswith("transfer-checkin")
                                 and e["playback"]["target_uri"] == f"channel:{call_id}"
                                 and e["_t"] > restarted, timeout=20,
                                 what="a check-in after the restart")
