@@ -7,7 +7,7 @@ route to it, also after a restart.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -17,7 +17,7 @@ from ari_app.calls import ids
 from ari_app.calls.rule import Instead
 from ari_app.calls.vocabulary import RecordingFinished
 
-__all__ = ["CallerMessage"]
+__all__ = ["CallerMessage", "stored_recording"]
 
 logger = structlog.get_logger()
 ENDED = ("RecordingFinished", "RecordingFailed")
@@ -86,3 +86,14 @@ class CallerMessage:
     def snoop_gone(self, call_id: str, live: frozenset[str], now: float) -> list[object]:
         """After a restart: a recording whose snoop is gone has ended while we were away."""
         return [] if self.snoop(call_id) in live else [RecordingFinished(now, 0.0, False)]
+
+
+async def stored_recording(nodes: Iterable[AriClient], name: str) -> bytes | None:
+    """What the caller said (a voice message, a complaint), as Asterisk stored it: from the
+    first node that has it (it was recorded on the caller's); None when none has it any more."""
+    for ari in nodes:
+        try:
+            return await ari.call(ops.STORED_RECORDING_FILE, recordingName=name)
+        except AriNotFound:
+            continue
+    return None

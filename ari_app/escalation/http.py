@@ -19,8 +19,7 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from ari_app.ari import AriNotFound
-from ari_app.ari import operations as ops
+from ari_app.calls.recording import stored_recording
 from ari_app.escalation.keys import complaints_key
 from ari_app.escalation.service import ComplaintClosed
 from ari_app.http import (ApiError, InvalidRequest, field, principal_of, query, read_json,
@@ -84,13 +83,8 @@ async def audio(request: web.Request) -> web.Response:
     if not complaint.recording:
         raise NothingRecorded(f"the caller of complaint {complaint.id} said nothing")
     nodes = list(request.app.get(ari_nodes_key, {}).values()) or [request.app[ari_key]]
-    for ari in nodes:  # recorded on the caller's node: the first that has it
-        try:
-            data = await ari.call(ops.STORED_RECORDING_FILE, recordingName=complaint.recording)
-            break
-        except AriNotFound:
-            continue
-    else:
+    data = await stored_recording(nodes, complaint.recording)
+    if data is None:
         raise RecordingGone(f"Asterisk no longer has recording {complaint.recording}")
     return web.Response(body=data, content_type="audio/wav", headers={
         "Content-Disposition": f'attachment; filename="complaint-{complaint.id}.wav"'})

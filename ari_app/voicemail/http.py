@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ari_app.ari import AriNotFound
 from ari_app.ari import operations as ops
+from ari_app.calls.recording import stored_recording
 from ari_app.http import ApiError, InvalidRequest, for_operators, principal_of, query, shown
 from ari_app.keys import ari_key, ari_nodes_key, policy_key
 from ari_app.operators.scope import Scope
@@ -97,13 +98,8 @@ async def one(request: web.Request) -> web.Response:
 @for_operators
 async def audio(request: web.Request) -> web.Response:
     voicemail = await _found(request)
-    for ari in _nodes(request):  # recorded on the caller's node: the first that has it
-        try:
-            data = await ari.call(ops.STORED_RECORDING_FILE, recordingName=voicemail.recording)
-            break
-        except AriNotFound:
-            continue
-    else:
+    data = await stored_recording(_nodes(request), voicemail.recording)
+    if data is None:
         raise RecordingGone(f"Asterisk no longer has recording {voicemail.recording}")
     return web.Response(body=data, content_type="audio/wav", headers={
         "Content-Disposition": f'attachment; filename="voicemail-{voicemail.id}.wav"'})
