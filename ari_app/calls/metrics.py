@@ -28,8 +28,10 @@ ERROR_BUCKETS = (5, 15, 30, 60, 120, 300, 600)
 QUEUE_OUTCOMES = frozenset({"connected", "abandoned", "voicemail", "callback"})
 
 FALLBACK_CHOICES = frozenset({"keep_holding", "voicemail", "callback"})
-TRANSFER_OUTCOMES = frozenset({"connected", "declined", "message", "failed", "operator_gone",
-                               "caller_hung_up", "cancelled"})
+# the transfer rule's outcomes (transfer/machine.py): a failed or cancelled transfer ends
+# `returned` (back with the operator) or `unavailable` (the way out, the operator gone)
+TRANSFER_OUTCOMES = frozenset({"connected", "declined", "message", "returned", "unavailable",
+                               "operator_gone", "caller_left", "caller_hung_up"})
 CALLBACK_STATES = frozenset({"promised", "connected", "busy", "no_answer", "not_reached",
                              "rescheduled", "operator_unavailable"})
 OPERATOR_STATES = frozenset({"logged_in", "paused", "logged_out"})
@@ -146,6 +148,11 @@ class CallMetrics:
                 self.fallbacks.labels(choice=bounded(d.get("choice"), FALLBACK_CHOICES)).inc()
             case "transfer:ended":
                 self.transfers.labels(outcome=bounded(d.get("outcome"), TRANSFER_OUTCOMES)).inc()
+            case "inbound:put_through" if isinstance(d.get("queue"), str) and d.get("queue"):
+                # straight to a free operator of the queue: answered with no wait in line,
+                # within its service level (the dashboard counts it the same way)
+                self.queue_waits.labels(queue=d["queue"], outcome="connected").observe(0.0)
+                self.queue_within_sla.labels(queue=d["queue"]).inc()
             case "hold:callback_promised":
                 self.callbacks.labels(state="promised").inc()
             case "escalation:complaint_saved" if d.get("callback"):

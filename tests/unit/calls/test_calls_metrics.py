@@ -76,8 +76,15 @@ def test_given_fallbacks_transfers_callbacks_when_counted_then_by_bounded_label(
     metrics.on_event(ev("callback:attempt_ended", outcome="no-answer"))
     metrics.on_event(ev("transfer:ended", outcome="caller hung up"))
     metrics.on_event(ev("transfer:ended", outcome="connected"))
+    # every end the transfer rule has (transfer/machine.py's Finish) has its own label
+    for outcome in ("declined", "message", "returned", "unavailable", "operator-gone",
+                    "caller-left"):
+        metrics.on_event(ev("transfer:ended", outcome=outcome))
 
     s = samples(metrics)
+    for label in ("declined", "message", "returned", "unavailable", "operator_gone",
+                  "caller_left"):
+        assert s[("etiquette_transfers_total", (("outcome", label),))] == 1, label
     assert s[("etiquette_fallbacks_offered_total", ())] == 1
     assert s[("etiquette_fallbacks_total", (("choice", "keep_holding"),))] == 1
     assert s[("etiquette_fallbacks_total", (("choice", "callback"),))] == 1
@@ -144,3 +151,21 @@ def test_given_survey_answers_when_counted_then_by_queue_and_score_and_skips_not
     assert got[("etiquette_survey_answers_total", (("queue", "sales"), ("score", "4")))] == 2
     assert got[("etiquette_survey_answers_total", (("queue", "sales"), ("score", "1")))] == 1
     assert ("etiquette_survey_answers_total", (("queue", "sales"), ("score", "9"))) not in got
+
+
+def test_given_a_caller_put_straight_through_when_counted_then_answered_in_time_by_queue():
+    """A free operator of the queue answered at once: the service level counts them as the
+    dashboard does (connected after 0 s in line, within the level); a call of no queue not."""
+    metrics = CallMetrics()
+    metrics.on_event(ev("inbound:put_through", queue="sales", waited=6.5))
+    metrics.on_event(ev("queue:connected", queue="sales", waited=40.0, within_service_level=False))
+    metrics.on_event(ev("inbound:put_through", queue=None, waited=1.0))
+
+    s = samples(metrics)
+    assert s[("etiquette_queue_answered_within_service_level_total", (("queue", "sales"),))] == 1
+    assert s[("etiquette_queue_wait_seconds_count",
+              (("outcome", "connected"), ("queue", "sales")))] == 2
+    assert s[("etiquette_queue_wait_seconds_bucket",
+              (("le", "5.0"), ("outcome", "connected"), ("queue", "sales")))] == 1
+    assert not any(labels and dict(labels).get("queue") in (None, "None", "")
+                   for name, labels in s if name.startswith("etiquette_queue_"))
