@@ -510,6 +510,7 @@ def _transfer_settings(policy: Policy) -> TransferSettings:
                             accept_timeout=moves.accept_timeout,
                             menu_repeat_after=moves.menu_repeat_after,
                             check_in_interval=policy.hold.check_in_interval,
+                            way_out_after=policy.hold.fallback_after,
                             recording_notice=policy.recording.enabled,
                             complete_code=codes.transfer, cancel_code=codes.resume)
 
@@ -524,6 +525,8 @@ def _greeting_offers(policy: Policy) -> tuple[tuple[str, ...], ...]:
         offers.append((digit, "queue", queue, "sound:etiquette/greeting-key-queue",
                        f"sound:etiquette/{names[department]}",
                        "sound:etiquette/greeting-key-press", f"digits:{digit}"))
+    if offers:  # a menu of departments: 0 is a person, as on every phone menu
+        offers.append(("0", "operator", "any", "sound:etiquette/press-0-for-operator"))
     for digit, language in sorted(policy.greeting.language_keys.items()):
         # the digit in that language too: `digits:` would say it in the caller's
         offers.append((digit, "language", language, f"sound:{language}/etiquette/language-offer",

@@ -102,7 +102,7 @@ class FallbackRequested:
     now: float
     intro: tuple[str, ...] = ()
     for_whom: str | None = None     # whom a message or callback is for (default: the operator)
-    preselect: str | None = None    # "voicemail": straight to the message
+    preselect: str | None = None    # "voicemail" or "callback": that choice, no menu
     operator_present: bool = False
     why: str = ""
 
@@ -254,6 +254,8 @@ class HoldMachine(TakingANumber, RuleMachine):
         if ev.preselect == "voicemail":
             return [note, *self._voicemail(ev.now, chosen="caller", intro=ev.intro)]
         self._set_state(HoldState.OFFERING)
+        if ev.preselect == "callback":  # chosen already (a consultation's way out): the number
+            return [note, *self._choose("3", ev.now)]
         return [note, self._ask("hold-fallback-menu", (*ev.intro, *self._menu_media()))]
 
     # --- prompts ending ---------------------------------------------------------------------

@@ -185,9 +185,11 @@ class HandOffs(RuleMachine):
         self._set_state(InboundState.HELD)
         self.fallback_for = for_whom
         message = ev.outcome == "message"  # the caller chose it: the operator is still there
+        # caller-left: a message or a callback, chosen during a long consultation
+        preselect = "voicemail" if message else ev.data.get("preselect")
         return [*released, self._hand_to("hold", {
             "way_out": True, "intro": tuple(ev.data.get("intro") or ()), "for_whom": for_whom,
-            "preselect": "voicemail" if message else None, "why": f"transfer {ev.outcome}",
+            "preselect": preselect, "why": f"transfer {ev.outcome}",
             "operator_present": message})]
 
     # --- supervisor and complaint -------------------------------------------------------------

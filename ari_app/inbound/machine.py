@@ -20,7 +20,7 @@ import structlog
 from ari_app.calls.machine import RuleMachine
 from ari_app.calls.vocabulary import (CALLER, OPERATOR, Ask, CallerHungUp, Finish, HandTo,
                                       Note, OperatorHungUp, Play, PromptFinished, RuleEnded,
-                                      TimerFired)
+                                      StopPlayback, TimerFired)
 from ari_app.inbound import words
 from ari_app.inbound.feature_codes import (REASON_WAIT, FeatureCodes, caller_key, operator_key,
                                            waits_for_reason)
@@ -40,12 +40,13 @@ __all__ = [
     "InboundMachine", "FeatureCodes", "REASON_WAIT", "CALLER", "OPERATOR",
     # the words every rule shares, as the call reads and speaks them
     "CallerHungUp", "OperatorHungUp", "TimerFired", "PromptFinished", "RuleEnded",
-    "Play", "Finish", "HandTo", "Ask",
+    "Play", "StopPlayback", "Finish", "HandTo", "Ask",
     *words.__all__,
 ]
 
 logger = structlog.get_logger()
 OFFERS = "greeting-offers"  # the keys offered after the greeting, said as one prompt
+OFFERS_TAG = "offers"       # its playback's tag: a key stops it
 
 
 @dataclass
@@ -123,7 +124,8 @@ class InboundMachine(HandOffs):
                 prompt = self.prompts.pop(0)
                 if prompt == OFFERS:
                     self.playing = prompt
-                    return [Play(prompt, tuple(m for o in self._offered() for m in o[3:]))]
+                    return [Play(prompt, tuple(m for o in self._offered() for m in o[3:]),
+                                 OFFERS_TAG)]
                 return [self._play(prompt)]
             self._set_state(InboundState.SEEKING_OPERATOR)
             return [FindOperator(tuple(self.tried))]
@@ -237,18 +239,28 @@ class InboundMachine(HandOffs):
         return []
 
     def _greeting_key(self, digit: str) -> list[object]:
-        """A key offered after the greeting: the queue or the language from now on (once)."""
-        if self.chosen is not None:
-            return []
+        """A key offered after the greeting: the queue or the language from now on (once),
+        or 0, an operator as usual. It ends the offers at once: nobody hears the rest of a
+        menu they have answered (a key during the greeting skips them)."""
+        if self.chosen is not None or self.returning:
+            return []  # one key, no maze; a returning caller keeps their place, not offered
         for key, kind, value in ((o[0], o[1], o[2]) for o in self._offered()):
             if key != digit:
                 continue
             self.chosen = digit
             if kind == "queue":
                 self.queue = value
-            else:
+            elif kind == "language":
                 self.language = value
-            return [Note("greeting key", (("key", digit), (kind, value)))]
+            note = Note("greeting key", (("key", digit), (kind, value)))
+            if OFFERS in self.prompts:
+                self.prompts.remove(OFFERS)  # the notice still comes; the offers not
+                return [note]
+            if self.playing != OFFERS:
+                return [note]
+            self.playing = None
+            self._set_state(InboundState.SEEKING_OPERATOR)
+            return [note, StopPlayback(OFFERS, OFFERS_TAG), FindOperator(tuple(self.tried))]
         return []
 
     def _offered(self) -> list[list[str]]:

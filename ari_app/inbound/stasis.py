@@ -575,8 +575,11 @@ class InboundStasis:
                     return _first(await self.rules.ask(rule, self._legs(machine), what, data))
                 case m.Answer():
                     await self.ari.answer(call_id)
-                case m.Play(prompt=prompt, media=media):
-                    await self._play(machine, call_id, prompt, CALLER, media)
+                case m.Play(prompt=prompt, media=media, tag=tag):
+                    await self._play(machine, call_id, prompt, CALLER, media, tag)
+                case m.StopPlayback(prompt=prompt, tag=tag, party=party):
+                    await unless_gone(self.ari.stop_playback(
+                        ids.playback(call_id, f"{OWN_TAG}{tag}", prompt, party)))
                 case Note(event=event, data=data):
                     self.events.note(call_id, event, dict(data), operator=machine.operator)
                 case m.PlayToOperator(prompt=prompt):
@@ -636,11 +639,12 @@ class InboundStasis:
         return None
 
     async def _play(self, machine: m.InboundMachine, channel: str | None, prompt: str,
-                    party: str, media: tuple[str, ...] = ()) -> None:
+                    party: str, media: tuple[str, ...] = (), tag: str = "") -> None:
+        """A tagged prompt (the greeting's offers) has an id its StopPlayback can name."""
         if channel:
             await self.ari.play(channel, list(media) or f"sound:etiquette/{prompt}",
                                 playback_id=ids.playback(machine.call_id,
-                                                         f"{OWN_TAG}{uuid.uuid4().hex[:8]}",
+                                                         f"{OWN_TAG}{tag or uuid.uuid4().hex[:8]}",
                                                          prompt, party),
                                 lang=machine.language)
 

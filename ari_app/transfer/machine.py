@@ -16,6 +16,14 @@ The five steps, decided here:
    hold rule's voicemail-or-callback offer (outcome `unavailable`).
 A transfer the caller accepts is thanked ("thank you for your patience") before connecting.
 
+A consultation has no time limit of its own, so the hold rule's way out holds there too: once
+the caller has waited `way_out_after` seconds since the target was dialed, they hear that the
+operator is still speaking with the target and that 2 leaves a message, 3 a callback (for the
+target); no key is staying on the line, and every check-in after it says the keys again. On
+2 or 3 the consultation ends, the operator and the target each hear that the caller chose not
+to wait and are then let go, and the call goes on in the hold rule's voicemail or callback
+(outcome `caller-left`), the caller on music meanwhile.
+
 While the caller waits on music, check-ins come as on hold: `check_in_interval` seconds after
 the music started, then start to start (calls/pacing.py). The caller's menu (step 1) and the
 target's (step 4) are never followed by long silence: no key within `menu_repeat_after`
@@ -59,6 +67,7 @@ class TransferState(Enum):
     INTRODUCING = "introducing"  # announced: the target hears who and why, 1 accept / 2 decline
     CONSULTING = "consulting"    # attended: the operator talks with the target
     CONNECTING = "connecting"    # caller: "thank you for your patience", then the target
+    LEAVING = "leaving"          # the caller chose not to wait: operator and target are told
     RETURNING = "returning"      # caller: not available, back to your operator
     ENDED = "ended"
 
@@ -67,6 +76,9 @@ END_STATES = frozenset({TransferState.ENDED})
 # while the caller waits for the target: varied, in turn, and true at every step (the operator
 # may be free already: announced mode lets them go once the target rings)
 CHECK_INS = ("transfer-checkin-1", "transfer-checkin-2", "transfer-checkin-3")
+WAY_OUT = "transfer-way-out"  # a long consultation: a message or a callback instead
+WAY_OUT_KEYS = {"2": "voicemail", "3": "callback"}  # the hold rule's keys for the same choice
+LEAVE_WITHIN = 15.0            # s the operator's and the target's goodbyes may take, at most
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class TransferSettings:
     menu_repeat_after: float = 4.0  # either menu, no key: said once more (then the timeouts
     #                                 above count, at most 5 s: calls/pacing.py)
     check_in_interval: float = 25.0  # the hold rule's cadence, while the caller waits
+    way_out_after: float = 150.0   # the hold rule's way out, counted from the target's dial
     recording_notice: bool = True  # repeat the disclosure to the new pair
     complete_code: str = "*2"      # attended: the operator completes (the transfer code again)
     cancel_code: str = "*8"        # attended: the operator takes the caller back (resume code)
@@ -182,8 +195,9 @@ class AnnounceRecording:
 
 
 # Finish(outcome, data): connected | declined | returned | unavailable | operator-gone |
-# message | caller-hung-up; data holds only what is set of "intro" (said before the hold
-# rule's way out) and "for_whom" (the target: a message or callback is for them)
+# message | caller-left | caller-hung-up; data holds only what is set of "intro" (said before
+# the hold rule's way out), "for_whom" (the target: a message or callback is for them) and
+# "preselect" (caller-left: "voicemail" or "callback", already chosen)
 
 
 class InvalidTransferEvent(Exception):
@@ -216,18 +230,27 @@ class TransferMachine(RuleMachine):
     next_check_in: float | None = None
     check_ins: int = 0
     check_in_at: float | None = None   # when the last check-in started (start to start)
+    waiting_since: float | None = None  # the target was dialed: the caller waits from here
+    way_out_at: float | None = None    # consulting: the caller's way out is due
+    way_out_offered: bool = False
     menu_repeated: bool = False        # the menu waiting for a key was said once more
     deadline: float | None = None      # choice, ring or accept timeout (wall clock)
     keys: str = ""                     # operator's keys during a consultation
     failure: str | None = None
     outcome: str | None = None
+    leaving_choice: str | None = None  # the caller's way out of a consultation
     plays: int = 0
 
 
     def get_timer(self) -> float | None:
-        times = [t for t in (self.deadline, self.next_check_in if self.music else None)
-                 if t is not None]
+        times = [t for t in (self.deadline, self.next_check_in if self.music else None,
+                             self._way_out_due()) if t is not None]
         return min(times) if times else None
+
+    def _way_out_due(self) -> float | None:
+        """Only while the caller is on music: a check-in playing says itself to its end."""
+        return (self.way_out_at if self.music and self.state is TransferState.CONSULTING
+                and not self.way_out_offered else None)
 
 
     # --- step 1 and 2: tell the caller, let them decline -----------------------------------------
@@ -272,6 +295,7 @@ class TransferMachine(RuleMachine):
         assert self.target is not None
         self._set_state(TransferState.RINGING)
         self.deadline = now + self.settings.ring_timeout + 2.0  # Asterisk's own timeout first
+        self.waiting_since = now
         actions: list[object] = [
             self._play(CALLER, "transfer-expect",
                        (prompt_media("transfer-expect"), prompt_media("transfer-thanks"))),
@@ -294,6 +318,8 @@ class TransferMachine(RuleMachine):
         if self.mode == "attended" and self.operator_present:
             self._set_state(TransferState.CONSULTING)
             self.keys = ""
+            self.way_out_at = (ev.now if self.waiting_since is None
+                               else self.waiting_since) + self.settings.way_out_after
             return [note, StartConsultation()]
         # step 4, announced: who is calling and why, then 1 accept / 2 decline
         self._set_state(TransferState.INTRODUCING)
@@ -313,6 +339,9 @@ class TransferMachine(RuleMachine):
 
     def _on_TargetHungUp(self, ev: TargetHungUp) -> list[object]:
         self.target_channel = None
+        if self.state is TransferState.LEAVING:
+            self.playing.pop(TARGET, None)
+            return self._left_when_told()
         if self.state is TransferState.CONNECTING:
             return self._failed(ev.now, "target hung up before connecting", hang_up=False)
         if self.state in (TransferState.INTRODUCING, TransferState.CONSULTING):
@@ -338,7 +367,8 @@ class TransferMachine(RuleMachine):
                 HangUpOperator(), *self._connect(ev.now)]
 
     def _on_CancelRequested(self, ev: CancelRequested) -> list[object]:
-        if self.state in (TransferState.CONNECTING, TransferState.RETURNING):
+        if self.state in (TransferState.CONNECTING, TransferState.RETURNING,
+                          TransferState.LEAVING):
             raise InvalidTransferEvent(f"too late to cancel: the transfer is {self.state.value}")
         actions: list[object] = [Note("transfer cancelled", (("source", ev.source),))]
         if self.state is TransferState.CONSULTING:
@@ -386,10 +416,16 @@ class TransferMachine(RuleMachine):
             return []  # an old or stopped playback
         del self.playing[ev.party]
         if ev.party == OPERATOR:
+            if self.state is TransferState.LEAVING:
+                self.operator_present = False
+                return [HangUpOperator(), *self._left_when_told()]
             if ev.prompt == "operator-freed-transfer":
                 return [HangUpOperator()]
             return []
         if ev.party == TARGET:
+            if self.state is TransferState.LEAVING:
+                self.target_channel = None
+                return [HangUpTarget(), *self._left_when_told()]
             if self.state is TransferState.INTRODUCING:
                 self.deadline = ev.now + self._menu_wait(self.settings.accept_timeout)
             return []
@@ -397,8 +433,11 @@ class TransferMachine(RuleMachine):
             case TransferState.ANNOUNCING:
                 self.deadline = ev.now + self._menu_wait(self.settings.choice_timeout)
                 return []
+            case TransferState.CONSULTING if self._way_out_now(ev.now):
+                return self._offer_way_out(ev.now)
             case TransferState.RINGING | TransferState.INTRODUCING | TransferState.CONSULTING:
-                return self._start_music(ev.now, after_check_in=ev.prompt in CHECK_INS)
+                return self._start_music(ev.now,
+                                         after_check_in=ev.prompt in (*CHECK_INS, WAY_OUT))
             case TransferState.CONNECTING:
                 actions: list[object] = [ConnectTarget(), ReattachCaller()]
                 if self.settings.recording_notice:
@@ -415,6 +454,9 @@ class TransferMachine(RuleMachine):
             return self._caller_choice(ev.digit, ev.now)
         if ev.party == TARGET and self.state is TransferState.INTRODUCING:
             return self._target_choice(ev.digit, ev.now)
+        if (ev.party == CALLER and self.state is TransferState.CONSULTING
+                and self.way_out_offered and ev.digit in WAY_OUT_KEYS):
+            return self._caller_leaves(WAY_OUT_KEYS[ev.digit], ev.now)
         if ev.party == OPERATOR and self.state is TransferState.CONSULTING:
             self.keys = (self.keys + ev.digit)[-4:]
             if self.keys.endswith(self.settings.complete_code):
@@ -438,6 +480,10 @@ class TransferMachine(RuleMachine):
                                         "transfer-target-menu")
                 case TransferState.INTRODUCING:  # nobody pressed a key: not verified
                     return [*self._stop(TARGET), *self._failed(ev.now, "not verified (no key)")]
+                case TransferState.LEAVING:  # a goodbye that never ended: let them go anyway
+                    return self._caller_left()
+        if self.music and self._way_out_now(ev.now):
+            return self._offer_way_out(ev.now)
         if self.music and self.next_check_in is not None and ev.now >= self.next_check_in:
             return self._check_in(ev.now)
         return []
@@ -448,15 +494,72 @@ class TransferMachine(RuleMachine):
         due = self.next_check_in  # when it was due: played at `now` (metrics: the lateness)
         self.music, self.next_check_in, self.check_in_at = False, None, now
         started = now if self.started_at is None else self.started_at  # 0.0 is a start time
-        return [StopMusic(), self._play(CALLER, prompt),
+        media = (prompt_media(prompt), prompt_media("operator-gone-menu")) \
+            if self._keys_still_offered() else ()
+        return [StopMusic(), self._play(CALLER, prompt, media),
                 Note("check-in", (("prompt", prompt), ("waited", int(now - started)),
                                   ("due_at", due)))]
+
+    # --- the caller's way out of a long consultation -----------------------------------------
+    def _way_out_now(self, now: float) -> bool:
+        return (self.state is TransferState.CONSULTING and not self.way_out_offered
+                and self.way_out_at is not None and now >= self.way_out_at)
+
+    def _keys_still_offered(self) -> bool:
+        """After the offer, every check-in says the keys again (a menu is never said once)."""
+        return self.way_out_offered and self.state is TransferState.CONSULTING
+
+    def _offer_way_out(self, now: float) -> list[object]:
+        """Music stops for the offer, which counts as a check-in for the next one's time."""
+        self.way_out_offered, self.way_out_at = True, None
+        stop = self._stop_music()
+        self.check_in_at = now
+        waited = int(now - (self.waiting_since if self.waiting_since is not None else now))
+        media = (prompt_media(WAY_OUT), prompt_media("operator-gone-menu"))
+        return [*stop, self._play(CALLER, WAY_OUT, media),
+                Note("way out offered", (("waited", waited),))]
+
+    def _caller_leaves(self, choice: str, now: float) -> list[object]:
+        """The consultation ends; the operator and the target each hear why, and are let go
+        when that ends (`_left_when_told`); the caller has music until the hold rule takes
+        them."""
+        self._set_state(TransferState.LEAVING)
+        self.deadline = now + LEAVE_WITHIN
+        self.failure = None
+        self.leaving_choice = choice
+        actions: list[object] = [Note("transfer choice", (("choice", choice),
+                                                          ("during", "consultation"))),
+                                 *self._stop(CALLER), EndConsultation(False)]
+        if not self.music:
+            actions.append(StartMusic())
+        self.music, self.next_check_in = True, None
+        actions += [self._play(OPERATOR, "transfer-caller-left-operator")]
+        if self.target_channel:
+            actions.append(self._play(TARGET, "transfer-caller-left-target"))
+        return actions
+
+    def _left_when_told(self) -> list[object]:
+        if OPERATOR in self.playing or TARGET in self.playing:
+            return []
+        return self._caller_left()
+
+    def _caller_left(self) -> list[object]:
+        """Whoever is still there is let go (their goodbye cut short only by LEAVE_WITHIN)."""
+        actions: list[object] = []
+        if self.playing.pop(OPERATOR, None) and self.operator_present:
+            actions.append(HangUpOperator())
+        if self.playing.pop(TARGET, None) and self.target_channel:
+            actions.append(HangUpTarget())
+        self.operator_present, self.target_channel = False, None
+        return self._finish("caller-left", *actions, preselect=self.leaving_choice)
 
     # --- hang-ups -------------------------------------------------------------------------------
     def _on_CallerHungUp(self, ev: CallerHungUp) -> list[object]:
         actions: list[object] = [Note("transfer ended", (("outcome", "caller hung up"),))]
         if self.state is TransferState.CONSULTING:
             actions.append(EndConsultation())
+        if self.state is TransferState.LEAVING and self.operator_present:
+            actions.append(HangUpOperator())  # out of every bridge, hearing why: let them go
         if self.target_channel or self.state is TransferState.RINGING:
             actions.append(HangUpTarget())  # caller gone while the target rings: cancel it
         self.target_channel = None
@@ -470,6 +573,8 @@ class TransferMachine(RuleMachine):
             return []
         self.operator_present = False
         self.playing.pop(OPERATOR, None)
+        if self.state is TransferState.LEAVING:
+            return [Note("operator left", (("during", "leaving"),)), *self._left_when_told()]
         if self.state is TransferState.CONSULTING:
             # the operator hung up while consulting: as on any PBX, that completes the transfer
             return [Note("operator left", (("during", "consultation"),)), EndConsultation(False),
@@ -520,7 +625,8 @@ class TransferMachine(RuleMachine):
     def _tell_operator(self, prompt: str) -> list[object]:
         return [self._play(OPERATOR, prompt)] if self.operator_present else []
 
-    def _finish(self, outcome: str, *actions: object) -> list[object]:
+    def _finish(self, outcome: str, *actions: object, preselect: str | None = None
+                ) -> list[object]:
         self._set_state(TransferState.ENDED)
         self.outcome = outcome
         self.deadline = None
@@ -536,7 +642,8 @@ class TransferMachine(RuleMachine):
         elif outcome == "operator-gone":
             intro = (prompt_media("operator-gone"),)
         for_whom = self.target.id if self.target else None
-        data = {k: v for k, v in (("intro", intro), ("for_whom", for_whom)) if v}
+        data = {k: v for k, v in (("intro", intro), ("for_whom", for_whom),
+                                  ("preselect", preselect)) if v}
         return [*actions, Note("transfer ended", (("outcome", outcome), ("cause", self.failure))),
                 Finish(outcome, data)]
 

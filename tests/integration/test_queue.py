@@ -480,23 +480,60 @@ language_keys = {"9" = "ru"}
 """
 
 
+def offers_said(observer, call_id: str) -> list[str]:
+    """The media of the greeting's offers the caller actually heard begin."""
+    return [e["playback"]["media_uri"] for e in started(observer, call_id, "greeting-offers")]
+
+
+async def offers_stopped(observer, call_id: str, since: float) -> dict:
+    return await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackFinished" and e["_t"] >= since
+        and e["playback"]["id"].startswith(call_id + "~")
+        and prompt_of(e) == "greeting-offers", timeout=5, what="the offers stopped")
+
+
 @pytest.mark.policy(GREETING_KEYS)
-async def test_given_greeting_keys_when_caller_presses_2_then_the_departments_queue_takes_them(
+async def test_given_greeting_keys_when_caller_presses_2_then_the_offers_stop_and_the_departments_queue_takes_them(
         app, app_runner, parties, ari):
     """The keys are offered once after the recording notice; 2 picks Billing's queue, so its
-    operator (operator2) rings, though sales' operator1 is free too."""
+    operator (operator2) rings, though sales' operator1 is free too. The key ends the offers
+    at once: the caller does not hear the rest of a menu they answered."""
     callers, phones, observer = parties
     ours, call_id = await callers.dial_local("100", number="+12125550101")
     offers = await wait_prompt(observer, call_id, "greeting-offers", timeout=20)
     assert offers["playback"]["media_uri"] == "sound:etiquette/greeting-key-queue"
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2")
+    stopped = await offers_stopped(observer, call_id, offers["_t"])
     await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=25)
     assert list(phones.answered) == ["operator2"], phones.answered
     [key] = [e for e in await timeline(app, call_id) if e["event"] == "greeting key"]
     assert key["queue"] == "billing"
-    said = [e["playback"]["media_uri"] for e in started(observer, call_id, "greeting-offers")]
-    assert "sound:ru/etiquette/language-offer" in said  # Russian offered in Russian
-    assert "sound:ru/digits/9" in said  # its key too ("девять", not "nine")
+    said = offers_said(observer, call_id)
+    assert "sound:etiquette/press-0-for-operator" not in said, said
+    assert "sound:ru/etiquette/language-offer" not in said, said
+    assert stopped["_t"] - key["t"] < 1.5, stopped["_t"] - key["t"]
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy(GREETING_KEYS)
+async def test_given_greeting_keys_when_caller_presses_0_then_an_operator_without_the_rest_of_the_menu(
+        app, app_runner, parties, ari):
+    """0 is a person, as on every phone menu: said after the departments, it ends the offers
+    and the caller goes on as without a key (the number's queue, sales: operator1)."""
+    callers, phones, observer = parties
+    ours, call_id = await callers.dial_local("100", number="+12125550101")
+    zero = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted"
+        and e["playback"]["id"].startswith(call_id + "~")
+        and e["playback"]["media_uri"] == "sound:etiquette/press-0-for-operator",
+        timeout=30, what="press 0 offered")
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="0")
+    await offers_stopped(observer, call_id, zero["_t"])
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1", timeout=25)
+    assert list(phones.answered) == ["operator1"], phones.answered
+    [key] = [e for e in await timeline(app, call_id) if e["event"] == "greeting key"]
+    assert (key["key"], key["operator"]) == ("0", "any")
+    assert "sound:ru/etiquette/language-offer" not in offers_said(observer, call_id)
     await callers.hang_up(ours)
 
 
@@ -508,8 +545,16 @@ async def test_given_greeting_keys_when_caller_presses_9_then_the_call_goes_on_i
         status, _ = await app_runner.api("POST", f"/api/operators/{operator}/pause")
         assert status == 200
     ours, call_id = await callers.dial_local("100", number="+12125550101")
-    await wait_prompt(observer, call_id, "greeting-offers", timeout=20)
+    # the last offer, after the departments and 0: Russian, said in Russian
+    russian = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted"
+        and e["playback"]["id"].startswith(call_id + "~")
+        and e["playback"]["media_uri"] == "sound:ru/etiquette/language-offer", timeout=30,
+        what="Russian offered")
+    assert offers_said(observer, call_id)[-2:] == [
+        "sound:etiquette/press-0-for-operator", "sound:ru/etiquette/language-offer"]
     await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="9")
+    await offers_stopped(observer, call_id, russian["_t"])
     menu = await wait_prompt(observer, call_id, "queue-way-out-menu", timeout=25)
     assert menu["playback"]["language"] == "ru"
     await callers.hang_up(ours)

@@ -321,6 +321,93 @@ async def test_given_consultation_when_operator_completes_by_rest_then_caller_co
     await callers.hang_up(ours)
 
 
+async def consulting_long(app_runner, parties, ari) -> tuple[str, str, str, dict]:
+    """Attended: the target answered and the operator consults them, the caller on music
+    until the way out (the test policy's fallback_after, 7 s from the target's dial) is
+    offered: the caller, the call, the target's leg, and the offer's start."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    await talk_bridge_with(ari, f"{call_id}~op1", leg)  # consulting
+    offer = await wait_prompt(observer, call_id, "transfer-way-out", "PlaybackStarted",
+                              timeout=30)
+    await wait_prompt(observer, call_id, "transfer-way-out", after=offer["_t"])  # said to its end
+    assert media_of(observer, offer["playback"]["id"]) == [
+        "sound:etiquette/transfer-way-out", "sound:etiquette/operator-gone-menu"]
+    return ours, call_id, leg, offer
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_a_long_consultation_when_caller_chooses_a_callback_then_staff_told_and_let_go_and_the_callback_is_for_the_target(
+        app, app_runner, parties, ari, redis):
+    """The hold rule's way out after 2-3 minutes holds while an operator consults, too: the
+    caller chooses 3, the operator and the target each hear why and are let go, and the
+    caller gives their number for a callback from the target."""
+    callers, phones, observer = parties
+    ours, call_id, leg, offer = await consulting_long(app_runner, parties, ari)
+    await app[inbound_key].lanes.join()
+    dialed = next(e for e in await timeline(app, call_id) if e["event"] == "target dialed")
+    # due 7 s after the dial; a check-in playing then is said to its end first
+    assert 6.5 < offer["_t"] - dialed["t"] < 16.0, offer["_t"] - dialed["t"]
+    await press(ari, ours, "3")
+
+    told_operator = await wait_prompt(observer, f"{call_id}~op1", "transfer-caller-left-operator")
+    await wait_prompt(observer, leg, "transfer-caller-left-target")
+    for channel in (f"{call_id}~op1", leg):
+        await observer.wait_for(lambda e, c=channel: e.get("type") == "ChannelDestroyed"
+                                and e["channel"]["id"] == c, what=f"{channel} let go")
+    assert not [b for b in await ari.bridges() if b["id"] == f"{call_id}~consult"]
+    # the caller chose already: straight to the number, no menu again
+    own = await wait_prompt(observer, call_id, "callback-own-number", "PlaybackStarted",
+                            timeout=15)
+    assert own["_t"] >= told_operator["_t"] - 1.0
+    await press(ari, ours, "1")
+    await wait_prompt(observer, call_id, "callback-confirmed", timeout=15)
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller released")
+    await app[inbound_key].lanes.join()
+
+    heard = heard_in_order(observer, call_id)
+    assert "hold-fallback-menu" not in heard and heard.count("transfer-way-out") == 1, heard
+    [request_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("callback"), 0, -1)]
+    request = json.loads(await redis.get(KEYS.record("callback", request_id)))
+    assert (request["number"], request["for_whom"], request["call_id"]) == (
+        "+12125550123", "billing", call_id)
+    events = await timeline(app, call_id)
+    [choice] = [e for e in events if e["event"] == "transfer choice"
+                and e.get("during") == "consultation"]
+    assert choice["choice"] == "callback"
+    ended = [e for e in events if e["event"] == "transfer ended"][-1]
+    assert ended["outcome"] == "caller-left"
+
+
+@pytest.mark.policy(ATTENDED)
+async def test_given_a_long_consultation_when_caller_presses_no_key_then_keys_said_again_and_the_transfer_completes(
+        app, app_runner, parties, ari, redis):
+    """No key is staying on the line: the next check-in says the keys again, and the
+    operator's completion still connects the caller with the target."""
+    callers, phones, observer = parties
+    ours, call_id, leg, offer = await consulting_long(app_runner, parties, ari)
+
+    check_in = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted" and e["_t"] > offer["_t"]
+        and prompt_of(e).startswith("transfer-checkin")
+        and e["playback"]["target_uri"] == f"channel:{call_id}", timeout=30,
+        what="a check-in after the offer")
+    await wait_prompt(observer, call_id, prompt_of(check_in), after=check_in["_t"])
+    assert media_of(observer, check_in["playback"]["id"])[-1] == \
+        "sound:etiquette/operator-gone-menu"
+    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
+    assert status == 202
+    await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
+    assert ended["outcome"] == "connected"
+    await callers.hang_up(ours)
+
+
 async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_announced_transfer_to_supervisor(
         app, parties, ari, redis):
     callers, phones, observer = parties

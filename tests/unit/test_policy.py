@@ -836,6 +836,27 @@ def test_given_greeting_keys_when_queue_or_language_unknown_then_named(tmp_path)
         assert any(wrong in p for p in problems_of(path)), (keys, problems_of(path))
 
 
+def test_given_greeting_keys_when_the_app_builds_the_offers_then_departments_then_0_then_languages(
+        tmp_path):
+    """What the caller hears after the greeting: each department by name and its key, then 0
+    for an operator (only with a department menu: 0 is a person), then each language said in
+    that language, its key too ("девять", not "nine")."""
+    from ari_app.app import _greeting_offers
+
+    queues = ('[[directory]]\nid = "billing"\nkind = "department"\nname = "Billing"\n'
+              'endpoint = "PJSIP/b"\ndirect_number = "4100"\n'
+              '[[queues]]\nname = "billing"\ndepartment = "billing"\n')
+    both = write_policy(tmp_path, 'company = "X"\n[greeting]\nqueue_keys = {"2" = "billing"}\n'
+                        'language_keys = {"9" = "ru"}\n' + queues)
+    assert _greeting_offers(load_policy(both)) == (
+        ("2", "queue", "billing", "sound:etiquette/greeting-key-queue",
+         "sound:etiquette/directory-billing", "sound:etiquette/greeting-key-press", "digits:2"),
+        ("0", "operator", "any", "sound:etiquette/press-0-for-operator"),
+        ("9", "language", "ru", "sound:ru/etiquette/language-offer", "sound:ru/digits/9"))
+    languages = write_policy(tmp_path, 'company = "X"\n[greeting]\nlanguage_keys = {"9" = "ru"}\n')
+    assert [o[0] for o in _greeting_offers(load_policy(languages))] == ["9"]
+
+
 # --- the post-call survey and the abusive-caller warning ---------------------------------------
 
 

@@ -284,6 +284,22 @@ def test_given_message_preselected_when_fallback_requested_then_straight_to_voic
     assert machine.get_timer() is None
 
 
+def test_given_callback_preselected_when_fallback_requested_then_the_number_asked_at_once():
+    """A caller who chose a callback while their transfer's consultation lasted is not asked
+    to choose again: straight to their number (the own-number offer first)."""
+    machine = make()
+
+    actions = machine.handle(fallback(0.0, intro=(), preselect="callback",
+                                      why="transfer caller-left"))
+
+    assert actions == [
+        Note("fallback offered", (("why", "transfer caller-left"), ("for", "billing"))),
+        Note("fallback choice", (("choice", "callback"),)),
+        Play("callback-own-number", m("callback-own-number"), "h1"),
+    ]
+    assert machine.state is HoldState.CALLBACK_NUMBER and machine.for_whom == "billing"
+
+
 def test_given_message_preselected_when_tone_ends_then_recording_and_message_saved():
     machine = message()
 

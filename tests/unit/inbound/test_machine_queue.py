@@ -38,6 +38,7 @@ from ari_app.inbound.machine import (
     ReleaseOperator,
     RuleEnded,
     StartBridgeMoh,
+    StopPlayback,
     StopRinging,
     TimerFired,
 )
@@ -291,7 +292,9 @@ def test_given_queued_when_snapshot_restored_then_the_queue_still_has_the_caller
 # --- keys offered after the greeting ----------------------------------------------------------
 OFFERS = [["2", "queue", "billing", "sound:etiquette/greeting-key-queue",
            "sound:etiquette/directory-billing", "sound:etiquette/greeting-key-press", "digits:2"],
+          ["0", "operator", "any", "sound:etiquette/press-0-for-operator"],
           ["9", "language", "ru", "sound:ru/etiquette/language-offer", "sound:ru/digits/9"]]
+STOP_OFFERS = StopPlayback("greeting-offers", "offers")
 
 
 def offered(machine: InboundMachine, language: str = "en") -> list[object]:
@@ -305,7 +308,8 @@ def test_given_greeting_keys_when_greeted_then_offered_once_after_the_notice():
 
     [play] = offered(machine)
 
-    assert play == Play("greeting-offers", tuple(OFFERS[0][3:]) + tuple(OFFERS[1][3:]))
+    assert play == Play("greeting-offers", tuple(OFFERS[0][3:]) + tuple(OFFERS[1][3:])
+                        + tuple(OFFERS[2][3:]), "offers")
     assert machine.state is InboundState.GREETING
     assert machine.handle(PromptFinished(14.0, "greeting-offers")) == [FindOperator(())]
 
@@ -316,18 +320,42 @@ def test_given_offers_when_caller_presses_queue_key_then_that_queue_and_noted():
 
     actions = machine.handle(CallerDigit(11.0, "2"))
 
-    assert [a.event for a in actions] == ["greeting key"] and machine.queue == "billing"
+    # the rest of the offers is not said: the caller answered them
+    assert actions == [Note("greeting key", (("key", "2"), ("queue", "billing"))), STOP_OFFERS,
+                       FindOperator(())]
+    assert machine.queue == "billing" and machine.state is InboundState.SEEKING_OPERATOR
     assert machine.handle(CallerDigit(11.5, "9")) == []  # one key: no maze
-    machine.handle(PromptFinished(14.0, "greeting-offers"))
-    assert machine.handle(NoOperatorFree(14.0)) == [
+    assert machine.handle(PromptFinished(11.6, "greeting-offers")) == []  # the stopped one
+    assert machine.handle(NoOperatorFree(12.0)) == [
         HandTo("queue", {"queue": "billing", "returning": False})]
+
+
+def test_given_offers_when_caller_presses_0_then_an_operator_at_once_in_the_callers_queue():
+    machine = make(offers=OFFERS)
+    offered(machine)
+
+    actions = machine.handle(CallerDigit(10.0, "0"))
+
+    assert actions == [Note("greeting key", (("key", "0"), ("operator", "any"))), STOP_OFFERS,
+                       FindOperator(())]
+    assert (machine.queue, machine.language) == (QUEUE, "en")
+
+
+def test_given_a_key_during_the_greeting_then_the_notice_still_said_and_the_offers_not():
+    machine = make(offers=OFFERS)
+    machine.handle(CallerArrived(0.0, NUMBER, "Ada", "en", QUEUE))
+
+    assert [a.event for a in machine.handle(CallerDigit(2.0, "2"))] == ["greeting key"]
+    assert machine.handle(PromptFinished(4.0, "greeting")) == [Play("recording-notice")]
+    assert machine.handle(PromptFinished(9.0, "recording-notice")) == [FindOperator(())]
+    assert machine.queue == "billing"
 
 
 def test_given_offers_when_caller_presses_language_key_then_the_call_goes_on_in_it():
     machine = make(offers=OFFERS)
     offered(machine)
 
-    machine.handle(CallerDigit(11.0, "9"))
+    assert machine.handle(CallerDigit(11.0, "9"))[1:] == [STOP_OFFERS, FindOperator(())]
 
     assert machine.language == "ru" and machine.queue == QUEUE
 
@@ -337,8 +365,16 @@ def test_given_caller_already_in_that_language_when_greeted_then_not_offered_it(
 
     [play] = offered(machine, language="ru")
 
-    assert play.media == tuple(OFFERS[0][3:])
+    assert play.media == tuple(OFFERS[0][3:]) + tuple(OFFERS[1][3:])
     assert machine.handle(CallerDigit(11.0, "9")) == []
+
+
+def test_given_a_returning_caller_when_they_press_an_offered_key_then_their_place_is_kept():
+    machine = make(offers=OFFERS)
+    machine.handle(CallerArrived(0.0, NUMBER, "Ada", "en", QUEUE, returning=True))
+
+    assert machine.handle(CallerDigit(2.0, "2")) == []
+    assert machine.queue == QUEUE and machine.chosen is None
 
 
 def test_given_a_key_nobody_offered_when_pressed_then_nothing():

@@ -300,6 +300,19 @@ def test_given_caller_chose_a_message_when_transfer_ends_then_straight_to_voicem
     assert machine.operator_channel == OP1_CHANNEL
 
 
+def test_given_caller_left_a_long_consultation_when_transfer_ends_then_their_choice_without_operator():
+    """The caller chose a callback (3) during a long consultation: the hold rule takes the
+    number at once, for the target; the operator was let go by the transfer rule."""
+    machine = make()
+    now = transferring(machine) + 160.0
+
+    actions = machine.handle(RuleEnded(now, "transfer", "caller-left",
+                                       {"for_whom": "billing", "preselect": "callback"}))
+
+    assert actions == [way_out((), "billing", "callback", "transfer caller-left", False)]
+    assert machine.state is InboundState.HELD
+
+
 def test_given_message_for_target_when_voicemail_left_then_operator_told_message_not_voicemail():
     machine = make()
     now = transferring(machine) + 12.0

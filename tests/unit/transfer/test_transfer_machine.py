@@ -1015,6 +1015,164 @@ def test_given_consultation_when_caller_or_target_keys_then_ignored():
     assert machine.state is TransferState.CONSULTING
 
 
+# --- a long consultation: the caller's way out ---------------------------------------------------
+WAY_OUT_AT = 72.0  # way_out_after 60 s from the target's dial at 12.0
+WAY_OUT_MEDIA = m("transfer-way-out", "operator-gone-menu")
+LEFT_OPERATOR = Play("transfer-caller-left-operator", m("transfer-caller-left-operator"), "t6",
+                     OPERATOR)
+LEFT_TARGET = Play("transfer-caller-left-target", m("transfer-caller-left-target"), "t7", TARGET)
+
+
+def offered_way_out(**settings) -> TransferMachine:
+    """Consulting since 20.0, way out after 60 s: check-ins at 40.0 (t3) and 65.0 (t4), each
+    4 s; on music again at 69.0, the offer (t5) at 72.0, ended at 80.0."""
+    settings.setdefault("way_out_after", 60.0)
+    machine = consulting(**settings)
+    for start, prompt, tag in ((FIRST_CHECK_IN, "transfer-checkin-1", "t3"),
+                               (65.0, "transfer-checkin-2", "t4")):
+        assert machine.get_timer() == start
+        assert machine.handle(TimerFired(start))[1] == Play(prompt, m(prompt), tag, CALLER)
+        assert machine.handle(PromptFinished(start + 4.0, prompt, tag, CALLER)) == [StartMusic()]
+    assert machine.get_timer() == WAY_OUT_AT
+
+    assert machine.handle(TimerFired(WAY_OUT_AT)) == [
+        StopMusic(), Play("transfer-way-out", WAY_OUT_MEDIA, "t5", CALLER),
+        Note("way out offered", (("waited", 60),))]
+    assert machine.state is TransferState.CONSULTING and machine.get_timer() is None
+    assert machine.handle(PromptFinished(80.0, "transfer-way-out", "t5", CALLER)) == [StartMusic()]
+    return machine
+
+
+def leaving(digit: str = "3") -> TransferMachine:
+    """The caller pressed `digit` at 85.0: the operator (t6) and the target (t7) are told."""
+    machine = offered_way_out()
+    machine.handle(DigitPressed(85.0, CALLER, digit))
+    assert machine.state is TransferState.LEAVING
+    return machine
+
+
+def caller_left(choice: str) -> list[object]:
+    return [ended_note("caller-left"),
+            Finish("caller-left", {"for_whom": "billing", "preselect": choice})]
+
+
+def test_given_a_long_consultation_when_the_way_out_is_due_then_offered_and_no_key_keeps_waiting():
+    machine = offered_way_out()
+
+    # no key: the caller keeps waiting; the next check-in, start to start from the offer,
+    # says the keys again (a menu never said once and forgotten)
+    assert machine.get_timer() == WAY_OUT_AT + 25.0
+    actions = machine.handle(TimerFired(WAY_OUT_AT + 25.0))
+    assert actions[:2] == [StopMusic(), Play("transfer-checkin-3", m(
+        "transfer-checkin-3", "operator-gone-menu"), "t6", CALLER)]
+    assert machine.handle(PromptFinished(101.0, "transfer-checkin-3", "t6", CALLER)) == [
+        StartMusic()]
+    assert machine.state is TransferState.CONSULTING and machine.way_out_offered
+
+
+def test_given_the_way_out_due_during_a_check_in_then_offered_when_it_ends():
+    machine = consulting(way_out_after=30.0)  # due at 42.0, the check-in plays 40.0-44.0
+    machine.handle(TimerFired(FIRST_CHECK_IN))
+    assert machine.get_timer() is None  # the check-in is said to its end
+
+    assert machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t3", CALLER)) == [
+        Play("transfer-way-out", WAY_OUT_MEDIA, "t4", CALLER),
+        Note("way out offered", (("waited", 32),))]
+
+
+def test_given_no_offer_yet_when_caller_keys_2_or_3_then_ignored():
+    machine = consulting(way_out_after=60.0)
+
+    assert machine.handle(DigitPressed(30.0, CALLER, "3")) == []
+    assert machine.handle(DigitPressed(30.0, CALLER, "2")) == []
+    assert machine.state is TransferState.CONSULTING
+
+
+@pytest.mark.parametrize("digit, choice", [("2", "voicemail"), ("3", "callback")])
+def test_given_the_offer_when_caller_chooses_then_consultation_ends_and_both_staff_told(digit,
+                                                                                      choice):
+    machine = offered_way_out()
+
+    actions = machine.handle(DigitPressed(85.0, CALLER, digit))
+
+    assert actions == [
+        Note("transfer choice", (("choice", choice), ("during", "consultation"))),
+        EndConsultation(False), LEFT_OPERATOR, LEFT_TARGET]
+    assert machine.state is TransferState.LEAVING
+    assert machine.get_timer() == 100.0  # at most 15 s for the two goodbyes
+    assert machine.handle(PromptFinished(90.0, "transfer-caller-left-operator", "t6",
+                                         OPERATOR)) == [HangUpOperator()]
+    assert machine.handle(PromptFinished(91.0, "transfer-caller-left-target", "t7",
+                                         TARGET)) == [HangUpTarget(), *caller_left(choice)]
+    assert machine.state is TransferState.ENDED and machine.outcome == "caller-left"
+
+
+def test_given_the_offer_playing_when_caller_chooses_then_it_stops_and_music_plays():
+    machine = consulting(way_out_after=30.0)
+    machine.handle(TimerFired(FIRST_CHECK_IN))
+    machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t3", CALLER))  # the offer, t4
+
+    actions = machine.handle(DigitPressed(46.0, CALLER, "2"))
+
+    assert actions[1:4] == [StopPlayback("transfer-way-out", "t4", CALLER),
+                            EndConsultation(False), StartMusic()]
+    assert machine.handle(PromptFinished(46.1, "transfer-way-out", "t4", CALLER)) == []
+
+
+def test_given_leaving_when_staff_hang_up_first_then_the_caller_left_all_the_same():
+    machine = leaving()
+
+    assert machine.handle(OperatorHungUp(86.0)) == [
+        Note("operator left", (("during", "leaving"),))]
+    assert machine.handle(TargetHungUp(87.0)) == caller_left("callback")
+
+
+def test_given_leaving_when_a_goodbye_never_ends_then_let_go_at_the_deadline():
+    machine = leaving("2")
+    machine.handle(PromptFinished(90.0, "transfer-caller-left-operator", "t6", OPERATOR))
+
+    assert machine.handle(TimerFired(100.0)) == [HangUpTarget(), *caller_left("voicemail")]
+
+
+def test_given_leaving_when_caller_hangs_up_then_both_staff_let_go():
+    machine = leaving()
+
+    actions = machine.handle(CallerHungUp(86.0))
+
+    assert HangUpOperator() in actions and HangUpTarget() in actions
+    assert actions[-1] == Finish("caller-hung-up")
+
+
+def test_given_leaving_when_operator_cancels_then_too_late():
+    machine = leaving()
+
+    with pytest.raises(InvalidTransferEvent):
+        machine.handle(CancelRequested(86.0))
+    assert operator_keys(machine, 86.0, "*8") == []
+    assert machine.state is TransferState.LEAVING
+
+
+def test_given_leaving_when_restored_from_a_snapshot_then_it_goes_on():
+    machine = leaving()
+
+    again = TransferMachine.from_dict(json.loads(json.dumps(machine.to_dict())))
+
+    assert again.state is TransferState.LEAVING and again.leaving_choice == "callback"
+    again.handle(PromptFinished(90.0, "transfer-caller-left-operator", "t6", OPERATOR))
+    assert again.handle(PromptFinished(91.0, "transfer-caller-left-target", "t7", TARGET))[-1] \
+        == Finish("caller-left", {"for_whom": "billing", "preselect": "callback"})
+
+
+def test_given_an_announced_transfer_then_no_way_out_while_the_target_rings():
+    """Ringing is bounded by ring_timeout and an introduction by accept_timeout: the way out
+    is for a consultation only, whose length nobody bounds."""
+    machine = checking_in(way_out_after=30.0)
+
+    assert machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t4", CALLER)) == [
+        StartMusic()]
+    assert machine.get_timer() == 65.0
+
+
 # --- step 5, attended: back to the operator ------------------------------------------------------
 def test_given_attended_ringing_when_target_fails_then_operator_told_and_caller_hears_why_and_the_number():
     machine = waiting("attended")
