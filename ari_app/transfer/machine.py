@@ -525,7 +525,6 @@ class TransferMachine(RuleMachine):
         them."""
         self._set_state(TransferState.LEAVING)
         self.deadline = now + LEAVE_WITHIN
-        self.failure = None
         self.leaving_choice = choice
         actions: list[object] = [Note("transfer choice", (("choice", choice),
                                                           ("during", "consultation"))),
