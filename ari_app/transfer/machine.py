@@ -231,7 +231,6 @@ class TransferMachine(RuleMachine):
     check_ins: int = 0
     check_in_at: float | None = None   # when the last check-in started (start to start)
     waiting_since: float | None = None  # the target was dialed: the caller waits from here
-    way_out_at: float | None = None    # consulting: the caller's way out is due
     way_out_offered: bool = False
     menu_repeated: bool = False        # the menu waiting for a key was said once more
     deadline: float | None = None      # choice, ring or accept timeout (wall clock)
@@ -249,8 +248,13 @@ class TransferMachine(RuleMachine):
 
     def _way_out_due(self) -> float | None:
         """Only while the caller is on music: a check-in playing says itself to its end."""
-        return (self.way_out_at if self.music and self.state is TransferState.CONSULTING
+        return (self._way_out_at() if self.music and self.state is TransferState.CONSULTING
                 and not self.way_out_offered else None)
+
+    def _way_out_at(self) -> float | None:
+        """The caller's way out is due `way_out_after` from the target's dial."""
+        return (None if self.waiting_since is None
+                else self.waiting_since + self.settings.way_out_after)
 
 
     # --- step 1 and 2: tell the caller, let them decline -----------------------------------------
@@ -318,8 +322,8 @@ class TransferMachine(RuleMachine):
         if self.mode == "attended" and self.operator_present:
             self._set_state(TransferState.CONSULTING)
             self.keys = ""
-            self.way_out_at = (ev.now if self.waiting_since is None
-                               else self.waiting_since) + self.settings.way_out_after
+            if self.waiting_since is None:
+                self.waiting_since = ev.now
             return [note, StartConsultation()]
         # step 4, announced: who is calling and why, then 1 accept / 2 decline
         self._set_state(TransferState.INTRODUCING)
@@ -502,8 +506,9 @@ class TransferMachine(RuleMachine):
 
     # --- the caller's way out of a long consultation -----------------------------------------
     def _way_out_now(self, now: float) -> bool:
+        due = self._way_out_at()
         return (self.state is TransferState.CONSULTING and not self.way_out_offered
-                and self.way_out_at is not None and now >= self.way_out_at)
+                and due is not None and now >= due)
 
     def _keys_still_offered(self) -> bool:
         """After the offer, every check-in says the keys again (a menu is never said once)."""
@@ -511,7 +516,7 @@ class TransferMachine(RuleMachine):
 
     def _offer_way_out(self, now: float) -> list[object]:
         """Music stops for the offer, which counts as a check-in for the next one's time."""
-        self.way_out_offered, self.way_out_at = True, None
+        self.way_out_offered = True
         stop = self._stop_music()
         self.check_in_at = now
         waited = int(now - (self.waiting_since if self.waiting_since is not None else now))
@@ -651,6 +656,7 @@ class TransferMachine(RuleMachine):
     @classmethod
     def from_dict(cls, data: dict) -> "TransferMachine":
         data = dict(data)
+        data.pop("way_out_at", None)  # stored by 52c55c1 and before: now worked out
         data["state"] = TransferState(data["state"])
         data["settings"] = TransferSettings(**data["settings"])
         data["target"] = TransferTarget(**data["target"]) if data.get("target") else None

@@ -1107,6 +1107,22 @@ def test_given_the_offer_when_caller_chooses_then_consultation_ends_and_both_sta
     assert machine.state is TransferState.ENDED and machine.outcome == "caller-left"
 
 
+def test_given_a_snapshot_that_stored_the_way_out_time_when_restored_then_it_is_still_due():
+    """Snapshots written before the way out's time was worked out carry `way_out_at`."""
+    data = json.loads(json.dumps(consulting(way_out_after=60.0).to_dict()))
+    data["way_out_at"] = WAY_OUT_AT
+
+    machine = TransferMachine.from_dict(data)
+
+    assert machine.get_timer() == FIRST_CHECK_IN
+    machine.handle(TimerFired(FIRST_CHECK_IN))
+    machine.handle(PromptFinished(44.0, "transfer-checkin-1", "t3", CALLER))
+    assert machine.get_timer() == 65.0  # the next check-in comes first, then the way out
+    machine.handle(TimerFired(65.0))
+    machine.handle(PromptFinished(69.0, "transfer-checkin-2", "t4", CALLER))
+    assert machine.get_timer() == WAY_OUT_AT
+
+
 def test_given_the_offer_playing_when_caller_chooses_then_it_stops_and_music_plays():
     machine = consulting(way_out_after=30.0)
     machine.handle(TimerFired(FIRST_CHECK_IN))
