@@ -322,6 +322,12 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_music(args: argparse.Namespace) -> int:
+    from ari_app.prompts.music import main as music_main
+
+    return music_main([args.folder])
+
+
 def cmd_staff(args: argparse.Namespace) -> int:
     """Set, list or remove who may sign in to the console and the dashboard."""
     import getpass
@@ -462,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("out", help="Asterisk's sounds folder, e.g. /usr/share/asterisk/sounds")
     prompts.add_argument("--policy", default="config/policy.example.toml")
     prompts.set_defaults(func=cmd_prompts)
+
+    music = sub.add_parser("music", help="cut the quiet start and end off music-on-hold files "
+                           "(heard as dead air each time music begins and between tracks)")
+    music.add_argument("action", choices=["trim"])
+    music.add_argument("folder", help="the music class's folder, e.g. /usr/share/asterisk/moh")
+    music.set_defaults(func=cmd_music)
 
     staff = sub.add_parser("staff", help="who may sign in to the console and the dashboard")
     staff.add_argument("action", choices=["set", "list", "remove"])

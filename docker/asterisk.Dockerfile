@@ -41,7 +41,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       festival festvox-us-slt-hts festvox-ru sox \
-      python3 python3-pip python3-venv \
+      python3 python3-pip python3-venv asterisk-moh-opsound-wav \
  && rm -rf /var/lib/apt/lists/*
 
 # The policy whose transfer directory names are spoken ("directory-<id>" prompts); rebuild after
@@ -60,6 +60,10 @@ RUN set -eu; \
     if [ -n "${COMPANY_RU}" ]; then set -- "$@" --value "company.ru=${COMPANY_RU}"; fi; \
     /opt/render/bin/python -m ari_app.prompts.render /prompts "$@"; \
     ls /prompts/*/etiquette/*.wav > /dev/null
+
+# Music on hold without its quiet ends (up to 1 s at a track's start, 11 s at its end: dead air
+# each time music begins and between tracks); bookworm's opsound is the same 2.03 as sid's.
+RUN /opt/render/bin/python -m ari_app.prompts.music /usr/share/asterisk/moh
 
 # ---- stage 2: Asterisk 22 -------------------------------------------------------------------------
 FROM debian:${ASTERISK_SUITE}-slim
@@ -94,6 +98,7 @@ RUN printf '%s\n' \
 # Debian's sounds/<lang> are alternatives symlinks (sounds/en -> /etc/alternatives/... ->
 # sounds/en_US_f_Allison): resolve them with readlink -f so the link lands in the real folder.
 COPY --from=prompts /prompts/ /usr/share/asterisk/etiquette-prompts/
+COPY --from=prompts /usr/share/asterisk/moh/ /usr/share/asterisk/moh/
 RUN set -eu; \
     for dir in /usr/share/asterisk/etiquette-prompts/*/etiquette; do \
       lang="$(basename "$(dirname "$dir")")"; \

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import structlog
 
+from ari_app.prompts.music import trim_music
 from ari_app.staff.accounts import Account, hash_password, new_password
 from ari_app.staff.accounts import render as render_staff
 from ari_app.sandbox.ports import free_port
@@ -171,6 +172,7 @@ class SandboxInstance:
         self._install_config(state)
         if prompts_dir_hook is not None:
             self._install_prompts(prompts_dir_hook)
+        self._install_music()
         self._save_state(state)
         if not _alive(state.redis_pid):
             state.redis_pid = self._start_redis(state)
@@ -266,6 +268,14 @@ defaultlanguage = en
                 link.unlink()
             if not link.exists():
                 link.symlink_to(target)
+
+    def _install_music(self) -> None:
+        """Debian's music on hold without its quiet ends, as the docker image and an admin's
+        `ari-etiquette music trim` have it (a rerun on trimmed files writes nothing)."""
+        report = trim_music(self.root / "usr/share/asterisk/moh")
+        if report.trimmed or report.skipped:
+            logger.info("sandbox music trimmed", trimmed=sorted(report.trimmed),
+                        left=report.skipped)
 
     def _sandbox_dialplan(self, state: SandboxState) -> str:
         if state.phones == "stasis":

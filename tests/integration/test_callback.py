@@ -24,7 +24,8 @@ from ari_app.operators.service import OperatorService
 from ari_app.policy import load_policy
 
 from conftest import API_TOKEN, _merge_toml
-from harness import AppProcess, assert_music, record_heard_since
+from harness import (DEAD_AIR_WINDOWS, AppProcess, assert_music, longest_silence,
+                     record_heard_since)
 from test_first_call import talk_bridge_with
 from ari_app.storage import Keyspace
 
@@ -343,18 +344,29 @@ async def test_given_customer_first_when_customer_presses_1_then_music_while_the
     leg = intro["playback"]["target_uri"].split(":", 1)[1]
     call = leg.split("~")[0]
     phones.answer_delay = 9.0  # the operator takes a while to pick up
+    # heard from the introduction on: the key stops it, "connecting you", then the music
+    recording = asyncio.Event()
+    heard = asyncio.create_task(record_heard_since(observer, leg, 7, spool, spy="out",
+                                                   recording=recording))
+    await recording.wait()
     await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
-    await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
-                            and e["playback"]["target_uri"] == f"channel:{leg}"
-                            and e["playback"]["media_uri"] == "sound:etiquette/callback-connecting",
-                            timeout=15, what="told they are being connected")
+    connecting = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackFinished"
+        and e["playback"]["target_uri"] == f"channel:{leg}"
+        and e["playback"]["media_uri"] == "sound:etiquette/callback-connecting",
+        timeout=15, what="told they are being connected")
+
     async def talking() -> bool:
         return any(b["id"] == f"{call}~talk" for b in await ari.bridges())
     assert not await talking()
-    levels, _ = await record_heard_since(observer, leg, 4, spool, spy="out")
+    levels, started = await heard
     assert not await talking(), "the operator answered before the wait was heard"
-    # the first second is the snoop's own start and the music's (as the hold's tests skip)
-    assert_music(levels[10:], "the customer while the operator's phone rings")
+    ended = int((connecting["_t"] - started) * 10)  # the window "connecting" ended in
+    assert ended + 15 < len(levels), f"too little heard after the prompt: {levels}"
+    assert_music(levels[ended + 5:], "the customer while the operator's phone rings")
+    # no dead air from the key on: prompt -> prompt -> music (the snoop's first 0.5 s aside)
+    silent = longest_silence(levels[5:])
+    assert silent <= DEAD_AIR_WINDOWS, f"{silent * 100} ms of dead air: {levels}"
 
     await talk_bridge_with(ari, f"{call}~op", leg, timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
