@@ -308,21 +308,23 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
-    await wait_prompt(observer, call_id, "hold-intro")
-    # what the caller hears from the end of the intro: ~10 s music, the 6.4 s check-in, music
-    # (the next check-in is due 10 s after this one started: after the recording)
-    levels, t0 = await record_heard_since(callers, ours, 19, spool)
+    await wait_prompt(observer, call_id, "hold-intro", "PlaybackStarted")
+    # what the caller hears from the intro on: why they wait, ~10 s of music (the first on this
+    # call: a track from its start), the 6.4 s check-in, music (the next check-in is due 10 s
+    # after this one started, near the recording's end)
+    levels, t0 = await record_heard_since(callers, ours, 30, spool)
+    intro = await wait_prompt(observer, call_id, "hold-intro")
     start = await wait_prompt(observer, call_id, "checkin-1", "PlaybackStarted")
     end = await wait_prompt(observer, call_id, "checkin-1")
-    i, j = int((start["_t"] - t0) * 10), int((end["_t"] - t0) * 10)  # 100 ms windows
-    assert 20 < i < j < len(levels) - 20, (i, j, len(levels))
+    h, i, j = (int((e["_t"] - t0) * 10) for e in (intro, start, end))  # 100 ms windows
+    assert 5 < h < i - 80 and i < j and j + 28 <= len(levels), (h, i, j, len(levels))
 
-    assert_music(levels[5:i - 2], "before the check-in")
+    assert_music(levels[h + 2:i - 2], "before the check-in")
     checkin = sorted(levels[i + 2:j - 2])
     assert checkin[len(checkin) // 2] > MUSIC[1], f"the check-in was not heard: {levels[i:j]}"
-    assert_music(levels[j + 8:], "after the check-in (music must come back)")
-    # and no dead air anywhere, the switches music -> prompt -> music included: the whole
-    # recording as one sequence (from its first 0.5 s, while the snoop's audio starts)
+    assert_music(levels[j + 8:j + 28], "after the check-in (music must come back)")
+    # and no dead air anywhere, the switches prompt -> music -> prompt -> music included: the
+    # whole recording as one sequence (from its first 0.5 s, while the snoop's audio starts)
     silent = longest_silence(levels[5:])
     assert silent <= DEAD_AIR_WINDOWS, f"{silent * 100} ms of dead air: {levels}"
     await callers.hang_up(ours)
