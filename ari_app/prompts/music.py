@@ -11,8 +11,8 @@ windows whose RMS is under `QUIET_RMS`, the level the integration tests call sil
 ends are read, so a rerun on trimmed files costs milliseconds and writes nothing; a file is
 replaced atomically (Asterisk may be playing it). Anything else (another format, a file that is
 quiet throughout) is left as it is and reported. The sandbox and the docker image run it on
-the music they ship; an admin runs it on their own folder (`ari-etiquette music trim DIR`).
-Standard library only: the docker image runs this file with a bare python3.
+the music they ship; an admin runs it on their own folder (`ari-etiquette music trim DIR`, or
+`python3 music.py DIR` where the app is not installed: it needs the standard library only).
 """
 
 from __future__ import annotations
