@@ -579,7 +579,7 @@ class InboundStasis:
                     await self._play(machine, call_id, prompt, CALLER, media, tag)
                 case m.StopPlayback(prompt=prompt, tag=tag, party=party):
                     await unless_gone(self.ari.stop_playback(
-                        ids.playback(call_id, f"{OWN_TAG}{tag}", prompt, party)))
+                        _playback_id(call_id, tag, prompt, party)))
                 case Note(event=event, data=data):
                     self.events.note(call_id, event, dict(data), operator=machine.operator)
                 case m.PlayToOperator(prompt=prompt):
@@ -643,9 +643,9 @@ class InboundStasis:
         """A tagged prompt (the greeting's offers) has an id its StopPlayback can name."""
         if channel:
             await self.ari.play(channel, list(media) or f"sound:etiquette/{prompt}",
-                                playback_id=ids.playback(machine.call_id,
-                                                         f"{OWN_TAG}{tag or uuid.uuid4().hex[:8]}",
-                                                         prompt, party),
+                                playback_id=_playback_id(machine.call_id,
+                                                         tag or uuid.uuid4().hex[:8], prompt,
+                                                         party),
                                 lang=machine.language)
 
     def _look_up(self, machine: m.InboundMachine, code: str, mode: str) -> object:
@@ -752,6 +752,11 @@ def _entered_inbound(dialplan: dict, app: str) -> bool:
         parts = data.split(",")
         return len(parts) > 2 and parts[2].split(":")[0] == "inbound"
     return data.startswith(f"{app},inbound")
+
+
+def _playback_id(call_id: str, tag: str, prompt: str, party: str) -> str:
+    """The call's own playback: a tagged one is stopped by the same id it was started with."""
+    return ids.playback(call_id, f"{OWN_TAG}{tag}", prompt, party)
 
 
 def _ended(ended: RuleEnded | None) -> list[object]:

@@ -248,13 +248,14 @@ class TransferMachine(RuleMachine):
 
     def _way_out_due(self) -> float | None:
         """Only while the caller is on music: a check-in playing says itself to its end."""
-        return (self._way_out_at() if self.music and self.state is TransferState.CONSULTING
-                and not self.way_out_offered else None)
+        return self._way_out_at() if self.music else None
 
     def _way_out_at(self) -> float | None:
-        """The caller's way out is due `way_out_after` from the target's dial."""
-        return (None if self.waiting_since is None
-                else self.waiting_since + self.settings.way_out_after)
+        """Once per consultation, `way_out_after` from the target's dial."""
+        if (self.state is not TransferState.CONSULTING or self.way_out_offered
+                or self.waiting_since is None):
+            return None
+        return self.waiting_since + self.settings.way_out_after
 
 
     # --- step 1 and 2: tell the caller, let them decline -----------------------------------------
@@ -507,8 +508,7 @@ class TransferMachine(RuleMachine):
     # --- the caller's way out of a long consultation -----------------------------------------
     def _way_out_now(self, now: float) -> bool:
         due = self._way_out_at()
-        return (self.state is TransferState.CONSULTING and not self.way_out_offered
-                and due is not None and now >= due)
+        return due is not None and now >= due
 
     def _keys_still_offered(self) -> bool:
         """After the offer, every check-in says the keys again (a menu is never said once)."""
