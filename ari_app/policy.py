@@ -130,6 +130,19 @@ def _in_range(
     return AfterValidator(_InRange(low, high, unit, test_low))
 
 
+def _zero_or(check: AfterValidator) -> AfterValidator:
+    """0 (the feature is off), else the range `check` enforces."""
+    def zero_or(value: int, info: ValidationInfo) -> int:
+        if value == 0:
+            return value
+        try:
+            return check.func(value, info)  # type: ignore[call-arg]
+        except PydanticCustomError as error:
+            raise _problem(f"{error.context['reason']}, or 0 (off)") from None
+
+    return AfterValidator(zero_or)
+
+
 def _matching(pattern: str, expected: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
@@ -279,6 +292,10 @@ def _check_pause_reasons(reasons: tuple[str, ...]) -> tuple[str, ...]:
 class OperatorsPolicy(_Section):
     endpoints: EndpointList = ()
     ring_timeout: Annotated[StrictInt, _in_range(5, 60, "seconds", test_low=1)] = 15
+    # A free operator's phone that rings this long (the caller hearing ringback since the
+    # greeting) gets the caller "an operator will be with you shortly", once (0: never).
+    connecting_prompt_after: Annotated[StrictInt, _zero_or(_in_range(5, 60, "seconds",
+                                                                     test_low=1))] = 10
     # false: an operator the app has never seen is logged in (calls come as before).
     login_required: StrictBool = False
     # After each call the operator gets this long before the next one is offered (0: none).

@@ -3,7 +3,9 @@ with music until one is free. Pure: events in (each with `now`), actions out, on
 
 Etiquette decided here: the caller is greeted before anything else (company name, then the
 recording notice when calls are recorded), is never left in silence while an operator is
-sought (ringback while dialing, music while waiting), and is told why they wait.
+sought (ringback while dialing, music while waiting), and is told why they wait. A free
+operator's phone that rings on gets the caller a word (`connecting_after`): ringback alone for
+long sounds like nobody is there.
 
 This module is the call's life; what it hands to the hold, transfer and complaint rules is in
 `handoffs.py`, the operator's keys are read by `feature_codes.py`, and its own words are in
@@ -47,6 +49,8 @@ __all__ = [
 logger = structlog.get_logger()
 OFFERS = "greeting-offers"  # the keys offered after the greeting, said as one prompt
 OFFERS_TAG = "offers"       # its playback's tag: a key stops it
+CONNECTING = "connecting-operator"  # said once when a free operator's phone rings on
+CONNECTING_TAG = "connecting"       # its playback's tag: an answer stops it
 
 
 @dataclass
@@ -60,6 +64,8 @@ class InboundMachine(HandOffs):
     recording_notice: bool = True
     seek_retry: float = 3.0  # while waiting, look for a free operator this often (seconds)
     operator_count: int = 1  # how many operators the policy lists: one round tries each once
+    connecting_after: float = 0.0  # seconds of ringback before "an operator will be with you
+                                   # shortly" (once; 0: never)
     state: InboundState = InboundState.GREETING
     number: str = ""
     name: str = ""
@@ -75,6 +81,7 @@ class InboundMachine(HandOffs):
     tried: list[str] = field(default_factory=list)
     told_busy: bool = False
     ringing: bool = False
+    connecting_at: float | None = None   # when the ringback gives way to CONNECTING
     deadline: float | None = None        # wall-clock epoch seconds
     codes: FeatureCodes = field(default_factory=FeatureCodes)
     keys: str = ""                       # operator's feature-code digits so far
@@ -98,7 +105,8 @@ class InboundMachine(HandOffs):
     asterisk_started: str | None = None  # when that Asterisk had started (it may restart)
 
     def get_timer(self) -> float | None:
-        return self.deadline
+        times = [t for t in (self.deadline, self.connecting_at) if t is not None]
+        return min(times) if times else None
 
     # --- greeting and seeking an operator -----------------------------------------------------
     def _on_CallerArrived(self, ev: CallerArrived) -> list[object]:
@@ -129,6 +137,9 @@ class InboundMachine(HandOffs):
                 return [self._play(prompt)]
             self._set_state(InboundState.SEEKING_OPERATOR)
             return [FindOperator(tuple(self.tried))]
+        if ev.prompt == CONNECTING:  # the phone still rings (else _stop_ringing stopped it)
+            self.ringing = True
+            return [Ring()]
         if self.told_busy and HOLD_BRIDGE not in self.bridges and self.state in (
                 InboundState.WAITING, InboundState.RINGING_OPERATOR):
             return self._music()  # told why they wait: music now, also while a phone rings
@@ -141,9 +152,12 @@ class InboundMachine(HandOffs):
         self.attempt += 1
         self.deadline = None
         actions: list[object] = []
-        if self.state is InboundState.SEEKING_OPERATOR and not self.ringing:
+        if (self.state is InboundState.SEEKING_OPERATOR and not self.ringing
+                and self.playing != CONNECTING):
             self.ringing = True  # ringback while the phone rings: no dead air
             actions.append(Ring())
+            if self.connecting_after > 0:  # counted from the ringback's start
+                self.connecting_at = ev.now + self.connecting_after
         self._set_state(InboundState.RINGING_OPERATOR)
         return [*actions, DialOperator(ev.endpoint, self.attempt)]
 
@@ -198,6 +212,8 @@ class InboundMachine(HandOffs):
         return [*actions, *self._stop_ringing(), *self._wait(ev.now)]
 
     def _on_TimerFired(self, ev: TimerFired) -> list[object]:
+        if self.connecting_at is not None and ev.now >= self.connecting_at:
+            return self._say_connecting()
         if self.deadline is None or ev.now < self.deadline:
             return []
         self.deadline = None
@@ -311,7 +327,20 @@ class InboundMachine(HandOffs):
         self.playing = prompt
         return Play(prompt)
 
+    def _say_connecting(self) -> list[object]:
+        """The ringback gives way to a word, once; it rings on after it (PromptFinished)."""
+        self.connecting_at = None
+        if not self.ringing or self.playing is not None:
+            return []
+        self.ringing, self.playing = False, CONNECTING
+        return [StopRinging(), Play(CONNECTING, tag=CONNECTING_TAG)]
+
     def _stop_ringing(self) -> list[object]:
+        """The ringback ends (answered, or nobody free), and the word said in its place."""
+        self.connecting_at = None
+        if self.playing == CONNECTING:
+            self.playing = None
+            return [StopPlayback(CONNECTING, CONNECTING_TAG)]
         if not self.ringing:
             return []
         self.ringing = False

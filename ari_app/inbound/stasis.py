@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
+from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback.intake import to_e164
 from ari_app.calls import ids
@@ -128,6 +128,7 @@ class InboundSettings:
     recording_notice: bool = True
     codes: m.FeatureCodes = field(default_factory=m.FeatureCodes)
     seek_retry: float = 3.0
+    connecting_after: float = 0.0  # ringback before "an operator will be with you shortly"
     number_region: str | None = None  # national caller IDs are read in this country
     request_timeout: float = 10.0
     # keys offered after the greeting (inbound/machine.py `offers`)
@@ -293,6 +294,7 @@ class InboundStasis:
                 machine = m.InboundMachine(
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
+                    connecting_after=self.settings.connecting_after,
                     operator_count=len(self.services.operators.endpoints), codes=self.codes,
                     offers=[list(o) for o in self.settings.offers],
                     survey_queues=list(self.settings.survey_queues), node=self.settings.node,
@@ -302,7 +304,8 @@ class InboundStasis:
         elif isinstance(item, Tick):
             # only what is due is fed: a rule's tick (a hold's check-in) leaves the call's own
             # machine out, and its snapshot is not built just to be found unchanged
-            due = machine.deadline is not None and machine.deadline <= now
+            own = machine.get_timer()
+            due = own is not None and own <= now
             events = [TimerFired(now)] if due else []
             rule_due = await self.rules.deadline(machine.rule, call_id)
             if rule_due is not None and rule_due <= now:
@@ -560,6 +563,9 @@ class InboundStasis:
         if (machine.state is m.InboundState.RINGING_OPERATOR
                 and self._operator_channel_id(machine) not in live):
             return [m.OperatorFailed(now, "lost while the app was away")]
+        if machine.playing == m.CONNECTING and not await self._still_playing(
+                call_id, m.CONNECTING_TAG, m.CONNECTING):  # it ended: the ringback again
+            return [PromptFinished(now, m.CONNECTING, f"{OWN_TAG}{m.CONNECTING_TAG}", CALLER)]
         if rule is not None:  # pick the rule up where it was: timers, a prompt that ended
             return _ended(await self.rules.resync(rule, self._legs(machine), live))
         return []
@@ -647,6 +653,15 @@ class InboundStasis:
                                                          tag or uuid.uuid4().hex[:8], prompt,
                                                          party),
                                 lang=machine.language)
+
+    async def _still_playing(self, call_id: str, tag: str, prompt: str) -> bool:
+        """The call's own tagged playback is still on (after a restart: it may have ended)."""
+        try:
+            await self.ari.call(ops.PLAYBACK, playbackId=_playback_id(call_id, tag, prompt,
+                                                                      CALLER))
+        except AriNotFound:
+            return False
+        return True
 
     def _look_up(self, machine: m.InboundMachine, code: str, mode: str) -> object:
         directory = self.services.directory

@@ -62,6 +62,8 @@ languages = ["en", "ru"]
 [operators]
 endpoints = ["PJSIP/operator1", "PJSIP/operator2"]
 ring_timeout = 4
+# past any test's ringing (two phones ringing out: 8 s): only the tests of it hear the word
+connecting_prompt_after = 30
 
 [recording]
 enabled = true

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from ari_app.inbound.keys import inbound_key, store_key
 
-from harness import assert_music, record_heard
+from harness import SILENCE, assert_music, record_heard, record_heard_since
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -170,6 +170,87 @@ async def test_given_sip_caller_when_dials_inbound_then_hears_greeting_and_talks
     await callers.hang_up(ours)
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == call_id, what="PBX leg gone")
+
+
+RINGING_ON = "[operators]\nring_timeout = 12\nconnecting_prompt_after = 2\n"
+
+
+def _inbound_prompt(observer, call_id: str, prompt: str, kind: str, timeout: float = 20.0):
+    return observer.wait_for(lambda e: e.get("type") == kind and prompt_of(e) == prompt
+                             and e["playback"]["target_uri"] == f"channel:{call_id}",
+                             timeout=timeout, what=f"{kind} {prompt}")
+
+
+async def _operator_took(observer, call_id: str, timeout: float = 20.0) -> dict:
+    return await observer.wait_for(
+        lambda e: e.get("type") == "ChannelEnteredBridge"
+        and e["bridge"]["id"] == f"{call_id}~talk" and e["channel"]["id"] == f"{call_id}~op1",
+        timeout=timeout, what="the operator in the talk bridge")
+
+
+@pytest.mark.policy(RINGING_ON)
+async def test_given_a_free_operators_phone_ringing_on_then_ringback_a_word_in_its_place_and_ringback_again(
+        app, parties, ari, spool):
+    """A SIP caller (in-band ringback on an answered call): the ringback from the first ring,
+    at 2 s "an operator will be with you shortly" in its place, then the ringback again until
+    the operator answers at 8 s, all recorded on the caller's side."""
+    callers, phones, observer = parties
+    phones.answer_delay = 8.0
+    ours = await callers.dial_sip("100")
+    greeting = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e) == "greeting",
+        timeout=15, what="greeting started")
+    call_id = greeting["playback"]["target_uri"].split(":", 1)[1]
+    talking = asyncio.Event()
+    heard = asyncio.create_task(record_heard_since(callers, ours, 25, spool, stop=talking))
+
+    rang = await _inbound_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackStarted")
+    said = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    took = await _operator_took(observer, call_id)
+    talking.set()
+    levels, t0 = await heard
+
+    assert 1.8 <= word["_t"] - rang["_t"] <= 3.0, word["_t"] - rang["_t"]
+    assert said["playback"]["state"] == "done", "said to its end while the phone rang on"
+    assert took["_t"] - rang["_t"] >= 7.5, "the word does not hurry the operator's answer"
+
+    def heard_from(t: float, seconds: float) -> list[int]:
+        start = round((t - t0) * 10)
+        return levels[start:start + round(seconds * 10)]
+
+    # the ringback tone's first 2 s on, before the word and again after it (0.3 s in: the
+    # events' own lag), and the word itself in between
+    before = heard_from(rang["_t"] + 0.3, 1.4)
+    after = heard_from(said["_t"] + 0.3, 1.4)
+    assert len(before) == len(after) == 14 and min(before) > SILENCE and min(after) > SILENCE, (
+        before, after, levels)
+    assert max(heard_from(word["_t"] + 0.3, 2.5)) > 1000, levels
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy("[operators]\nring_timeout = 15\nconnecting_prompt_after = 10\n")
+async def test_given_shipped_ring_times_when_the_phone_rings_10_s_then_the_word_and_an_answer_cuts_it_short(
+        app, parties, ari):
+    """The shipped times (ring 15 s, the word at 10 s): the operator answers at 12 s, in the
+    middle of the word, which stops at once: the caller talks to them without waiting for it."""
+    callers, phones, observer = parties
+    phones.answer_delay = 12.0
+    ours, call_id = await callers.dial_local("100")
+    rang = await _inbound_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackStarted",
+                                 timeout=15)
+    stopped = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    took = await _operator_took(observer, call_id)
+
+    assert 9.8 <= word["_t"] - rang["_t"] <= 11.0, word["_t"] - rang["_t"]
+    assert stopped["_t"] - word["_t"] < 3.0, "cut short (it is 3.5 s long)"
+    assert abs(took["_t"] - stopped["_t"]) < 1.0, (took["_t"], stopped["_t"])
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    timeline = await app[store_key].timeline(call_id)
+    assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
+        "greeting", "recording-notice", "connecting-operator"]
+    await callers.hang_up(ours)
 
 
 async def test_given_unknown_extension_when_dialed_then_caller_hears_no_service_and_app_untouched(

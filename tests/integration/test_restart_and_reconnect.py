@@ -12,6 +12,7 @@ from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
 from test_callback import PHONE, callback_done, callback_talking
+from harness import SILENCE, record_heard_since
 from test_first_call import prompt_of, talk_bridge_with
 from test_storage_faults import until
 from ari_app.storage import Keyspace
@@ -55,6 +56,38 @@ async def test_given_caller_waiting_when_app_restarts_then_call_resumed_and_conn
         assert time.monotonic() < deadline + 10, "the holding bridge was left behind"
         await asyncio.sleep(0.1)
     await callers.hang_up(ours)
+
+
+@pytest.mark.policy("[operators]\nring_timeout = 30\nconnecting_prompt_after = 2\n")
+async def test_given_the_word_in_place_of_the_ringback_when_it_ends_while_the_app_is_down_then_the_ringback_comes_back(
+        app_runner, parties, ari, spool):
+    """The app stops while a SIP caller hears "an operator will be with you shortly" (the
+    operator's phone rings on) and the word ends while it is away: the restarted app finds the
+    playback gone and puts the ringback back, never silence until the phone is answered."""
+    callers, phones, observer = parties
+    phones.mode["operator1"] = "ignore"
+    await app_runner.start()
+    ours = await callers.dial_sip("100")
+    word = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e) == "connecting-operator",
+        timeout=25, what="the word in place of the ringback")
+    call_id = word["playback"]["target_uri"].split(":", 1)[1]
+
+    await app_runner.stop()
+    stopped_at = time.time()
+    said = await observer.wait_for(
+        lambda e: e.get("type") == "PlaybackFinished" and prompt_of(e) == "connecting-operator",
+        timeout=10, what="the word's end")
+    assert said["_t"] > stopped_at, "the word ended before the app was away: nothing to resync"
+
+    app = await app_runner.start()
+    await app[inbound_key].lanes.join()
+    # a full ring cadence (2 s on, 4 s off): the ringback's tone is on again
+    levels, _ = await record_heard_since(callers, ours, 7, spool)
+    assert sum(level > SILENCE for level in levels) >= 15, levels
+    await callers.hang_up(ours)
+    await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                            and e["channel"]["id"] == call_id, what="PBX leg gone")
 
 
 async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_restart_cleans_up(
