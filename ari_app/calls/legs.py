@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ari_app.ari import AriClient
+from ari_app.ari import AriClient, AriNotFound
 from ari_app.ari import operations as ops
 from ari_app.calls import ids
 from ari_app.calls.rule import CallLegs
@@ -42,6 +42,14 @@ class LegActions:
         # the music is not paused)
         self._paused: dict[str, set[str]] = {}
         self.resumed: set[str] = set()  # calls whose music resume_music put back
+
+    async def still_playing(self, playback_id: str) -> bool:
+        """Asterisk still has the playback (after a restart: it may have ended while away)."""
+        try:
+            await self.ari.call(ops.PLAYBACK, playbackId=playback_id)
+        except AriNotFound:
+            return False
+        return True
 
     async def resume_music(self, call_id: str, playback_id: str) -> bool:
         """A prompt that paused the caller's music ended while the call waits for storage:

@@ -15,8 +15,7 @@ from typing import Any
 
 import structlog
 
-from ari_app.ari import AriNotFound, tolerated
-from ari_app.ari import operations as ops
+from ari_app.ari import tolerated
 from ari_app.calls import ids
 from ari_app.calls.events import CallEvents, RuleEvents
 from ari_app.calls.legs import SHARED, LegActions
@@ -198,10 +197,7 @@ class RuleRunner:
         if isinstance(playing, str):
             playing = {CALLER: (playing, getattr(machine, "playing_tag", ""))}
         for party, (prompt, tag) in (playing or {}).items():
-            try:
-                await self.legs.ari.call(ops.PLAYBACK, playbackId=ids.playback(
-                    legs.call_id, tag, prompt, party))
-            except AriNotFound:
+            if not await self.legs.still_playing(ids.playback(legs.call_id, tag, prompt, party)):
                 return [PromptFinished(self.clock(), prompt, tag, party)]
         return []
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from ari_app.ari import AriClient, AriError, AriNotFound, Lanes, tolerated, unless_gone
+from ari_app.ari import AriClient, AriError, Lanes, tolerated, unless_gone
 from ari_app.ari import operations as ops
 from ari_app.callback.intake import to_e164
 from ari_app.calls import ids
@@ -563,8 +563,8 @@ class InboundStasis:
         if (machine.state is m.InboundState.RINGING_OPERATOR
                 and self._operator_channel_id(machine) not in live):
             return [m.OperatorFailed(now, "lost while the app was away")]
-        if machine.playing == m.CONNECTING and not await self._still_playing(
-                call_id, m.CONNECTING_TAG, m.CONNECTING):  # it ended: the ringback again
+        if machine.playing == m.CONNECTING and not await self.rules.legs.still_playing(
+                _playback_id(call_id, m.CONNECTING_TAG, m.CONNECTING, CALLER)):  # ringback again
             return [PromptFinished(now, m.CONNECTING, f"{OWN_TAG}{m.CONNECTING_TAG}", CALLER)]
         if rule is not None:  # pick the rule up where it was: timers, a prompt that ended
             return _ended(await self.rules.resync(rule, self._legs(machine), live))
@@ -653,15 +653,6 @@ class InboundStasis:
                                                          tag or uuid.uuid4().hex[:8], prompt,
                                                          party),
                                 lang=machine.language)
-
-    async def _still_playing(self, call_id: str, tag: str, prompt: str) -> bool:
-        """The call's own tagged playback is still on (after a restart: it may have ended)."""
-        try:
-            await self.ari.call(ops.PLAYBACK, playbackId=_playback_id(call_id, tag, prompt,
-                                                                      CALLER))
-        except AriNotFound:
-            return False
-        return True
 
     def _look_up(self, machine: m.InboundMachine, code: str, mode: str) -> object:
         directory = self.services.directory

@@ -25,6 +25,14 @@ def prompt_of(event: dict) -> str:
     return event["playback"]["id"].rsplit("~", 1)[-1]
 
 
+async def wait_prompt(observer, channel: str, prompt: str, kind: str = "PlaybackFinished",
+                      timeout: float = 20.0, after: float = 0.0) -> dict:
+    return await observer.wait_for(
+        lambda e: e.get("type") == kind and prompt_of(e) == prompt and e["_t"] >= after
+        and e["playback"]["target_uri"] == f"channel:{channel}", timeout=timeout,
+        what=f"{kind} {prompt}")
+
+
 async def talk_bridge_with(ari, *channel_ids: str, timeout: float = 10.0) -> dict:
     """Wait until one bridge holds exactly these channels; return it."""
     wanted = set(channel_ids)
@@ -175,10 +183,6 @@ async def test_given_sip_caller_when_dials_inbound_then_hears_greeting_and_talks
 RINGING_ON = "[operators]\nring_timeout = 12\nconnecting_prompt_after = 2\n"
 
 
-def _inbound_prompt(observer, call_id: str, prompt: str, kind: str, timeout: float = 20.0):
-    return observer.wait_for(lambda e: e.get("type") == kind and prompt_of(e) == prompt
-                             and e["playback"]["target_uri"] == f"channel:{call_id}",
-                             timeout=timeout, what=f"{kind} {prompt}")
 
 
 async def _operator_took(observer, call_id: str, timeout: float = 20.0) -> dict:
@@ -204,9 +208,9 @@ async def test_given_a_free_operators_phone_ringing_on_then_ringback_a_word_in_i
     talking = asyncio.Event()
     heard = asyncio.create_task(record_heard_since(callers, ours, 25, spool, stop=talking))
 
-    rang = await _inbound_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
-    word = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackStarted")
-    said = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    rang = await wait_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackStarted")
+    said = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
     took = await _operator_took(observer, call_id)
     talking.set()
     levels, t0 = await heard
@@ -237,10 +241,10 @@ async def test_given_shipped_ring_times_when_the_phone_rings_10_s_then_the_word_
     callers, phones, observer = parties
     phones.answer_delay = 12.0
     ours, call_id = await callers.dial_local("100")
-    rang = await _inbound_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
-    word = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackStarted",
+    rang = await wait_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackStarted",
                                  timeout=15)
-    stopped = await _inbound_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    stopped = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
     took = await _operator_took(observer, call_id)
 
     assert 9.8 <= word["_t"] - rang["_t"] <= 11.0, word["_t"] - rang["_t"]

@@ -18,7 +18,7 @@ from ari_app.inbound.machine import PutOnHold
 
 from harness import (DEAD_AIR_WINDOWS, MUSIC, assert_music, longest_silence,
                      record_heard_since)
-from test_first_call import prompt_of, talk_bridge_with
+from test_first_call import prompt_of, talk_bridge_with, wait_prompt
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -46,14 +46,6 @@ def media_of(observer, playback_id: str) -> list[str]:
 def played(observer, channel: str, kind: str = "PlaybackStarted") -> list[tuple[str, float, dict]]:
     return [(prompt_of(e), e["_t"], e) for e in observer.of_type(kind)
             if e["playback"]["target_uri"] == f"channel:{channel}"]
-
-
-async def wait_prompt(observer, channel: str, prompt: str, kind: str = "PlaybackFinished",
-                      timeout: float = 20.0, after: float = 0.0) -> dict:
-    return await observer.wait_for(
-        lambda e: e.get("type") == kind and prompt_of(e) == prompt and e["_t"] >= after
-        and e["playback"]["target_uri"] == f"channel:{channel}", timeout=timeout,
-        what=f"{kind} {prompt}")
 
 
 async def timeline(app, call_id: str) -> list[dict]:
