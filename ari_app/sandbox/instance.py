@@ -712,8 +712,10 @@ def sweep_stale(prefix: str = "test-") -> list[str]:
     for d in base.iterdir():
         if d.name.startswith(prefix) and d.is_dir():
             inst = SandboxInstance(d.name)
-            # a test instance belongs to the pytest process that made it: the name carries its pid
-            owner = d.name.rsplit("-", 1)[-1]
+            # a test instance belongs to the pytest process that made it: the name carries its
+            # pid (`test-<pid>`, or `test-<pid>-<what>` for a second one), and test workers run
+            # side by side, so only a dead pid's are stale
+            owner = d.name[len(prefix):].split("-", 1)[0]
             if owner.isdigit() and _alive(int(owner)) and int(owner) != os.getpid():
                 continue
             inst.destroy()

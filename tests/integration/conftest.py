@@ -20,6 +20,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,8 @@ def settings(sandbox, tmp_path: Path, request) -> Settings:
     instance, state = sandbox
     if revived := ", ".join(instance.revive()):  # an earlier test stopped it and failed
         REVIVED.append(f"{request.node.nodeid}: {revived}")  # before it started it again
+        # the summary above is this process's: test workers (xdist) pass warnings on instead
+        warnings.warn(f"sandbox started again before this test: {revived}", pytest.PytestWarning)
         print(f"sandbox: started again before this test: {revived}")
         _wait_phones_registered(instance)
     policy = tmp_path / "policy.toml"
