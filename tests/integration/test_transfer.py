@@ -22,7 +22,7 @@ from ari_app.inbound.keys import inbound_key
 from conftest import API_TOKEN
 from harness import SILENCE, rms_windows
 from test_first_call import prompt_of, talk_bridge_with
-from test_hold import connected_call, media_of, played, timeline, wait_prompt
+from test_hold import SHIPPED_HOLD, connected_call, media_of, played, timeline, wait_prompt
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -407,6 +407,52 @@ async def test_given_a_long_consultation_when_caller_presses_no_key_then_keys_sa
     assert ended["outcome"] == "connected"
     await callers.hang_up(ours)
 
+
+SHIPPED_TRANSFER = ('[transfer]\nmode = "attended"\nring_timeout = 20\nchoice_timeout = 6\n'
+                    'accept_timeout = 10\nmenu_repeat_after = 4\n')
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.policy(SHIPPED_HOLD + SHIPPED_TRANSFER)
+async def test_given_shipped_times_when_a_consultation_runs_long_then_a_check_in_every_25_s_and_the_way_out_at_150_s(
+        app, app_runner, parties, ari):
+    """The shipped times as they are (about 2.5 minutes): a caller waiting while the operator
+    consults the target hears what a caller on hold hears, check-ins 25 s apart, start to
+    start, each unlike the one before, and 150 s after the target was dialed the way out (a
+    check-in being said then is said to its end first). The operator still completes."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    leg = await target_answers(phones, observer, call_id)
+    await talk_bridge_with(ari, f"{call_id}~op1", leg)  # consulting
+    offer = await wait_prompt(observer, call_id, "transfer-way-out", "PlaybackStarted",
+                              timeout=170)
+    dialed = next(e for e in await timeline(app, call_id) if e["event"] == "target dialed")
+    due = dialed["t"] + 150.0
+    check_ins = sorted((e for e in observer.of_type("PlaybackStarted")
+                        if prompt_of(e).startswith("transfer-checkin") and e["_t"] < offer["_t"]
+                        and e["playback"]["target_uri"] == f"channel:{call_id}"),
+                       key=lambda e: e["_t"])
+    starts = [e["_t"] for e in check_ins]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(check_ins) >= 5 and all(24.5 <= g <= 25.5 for g in gaps), gaps
+    heard = [prompt_of(e) for e in check_ins]
+    assert all(a != b for a, b in zip(heard, heard[1:])), heard
+    last_end = await wait_prompt(observer, call_id, heard[-1], after=starts[-1])
+    if last_end["_t"] > due - 0.5:  # the last check-in was being said when the way out fell due
+        assert 0 <= offer["_t"] - last_end["_t"] < 1.0, offer["_t"] - last_end["_t"]
+    else:
+        assert 149.5 <= offer["_t"] - dialed["t"] <= 151.5, offer["_t"] - dialed["t"]
+    assert offer["_t"] - starts[-1] <= 25.5, "no more than a check-in's interval without a word"
+    await wait_prompt(observer, call_id, "transfer-way-out", after=offer["_t"])  # said to its end
+    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
+    assert status == 202
+    await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
+    assert ended["outcome"] == "connected"
+    await callers.hang_up(ours)
 
 async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_announced_transfer_to_supervisor(
         app, parties, ari, redis):
