@@ -46,13 +46,17 @@ def quiet_hours_away_from_now(zone: str = "America/New_York", inside: bool = Fal
     return f'[quiet_hours]\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"\n'
 
 
-def callback_policy(settings, *, inside_quiet: bool = False, extra: str = "") -> None:
+SHRUNK_TIMES = "ring_timeout = 4\nanswer_timeout = 3\nretry_backoff = 1\nmax_attempts = 2\n"
+SHIPPED_TIMES = "ring_timeout = 25\nanswer_timeout = 8\nretry_backoff = 300\nmax_attempts = 3\n"
+
+
+def callback_policy(settings, *, inside_quiet: bool = False, extra: str = "",
+                    times: str = SHRUNK_TIMES) -> None:
     """Rewrite the test policy before the app starts: open all week, quiet hours around now or
     away from it, customers dialled as simulated phones."""
     text = "[business_hours]\ntime_zone = \"UTC\"\n" + OPEN_ALL_WEEK
     text += quiet_hours_away_from_now(inside=inside_quiet)
-    text += ('[callback]\ndial = "Local/{number}@sandbox-phones"\nring_timeout = 4\n'
-             "answer_timeout = 3\nretry_backoff = 1\nmax_attempts = 2\n" + extra)
+    text += '[callback]\ndial = "Local/{number}@sandbox-phones"\n' + times + extra
     settings.policy_file.write_text(_merge_toml(settings.policy_file.read_text(), text))  # by key
 
 
@@ -419,6 +423,82 @@ async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_cl
     assert [a["outcome"] for a in attempts] == ["busy", "busy"]
     await app[callback_calls_key].lanes.join()
 
+
+
+async def first_attempt(app_runner, settings, parties) -> tuple[object, str, dict, dict]:
+    """At the shipped times: a request due now, its attempt's operator answered and the
+    customer's phone dialled. The app, the attempt's call id, and the two legs' first events."""
+    callers, phones, observer = parties
+    callback_policy(settings, times=SHIPPED_TIMES)
+    app = await app_runner.start()
+    accepted = await app[callbacks_key].accept(CallbackRequest(
+        number=CUSTOMER, source="web", earliest_at=time.time() - 1))
+    operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"
+                                       and e["channel"]["id"].endswith("~op")
+                                       and e["channel"]["state"] == "Up", timeout=15,
+                                       what="operator answered")
+    call = operator["channel"]["id"].split("~")[0]
+    rung = await observer.wait_for(lambda e: e.get("channel", {}).get("id") == f"{call}~cust",
+                                   timeout=15, what="the customer's phone dialled")
+    return app, accepted.request.id, call, rung
+
+
+async def attempt_ended(redis, request_id: str) -> tuple[dict, dict]:
+    """The request once its first attempt ended, and that attempt's history entry."""
+    for _ in range(300):
+        request = json.loads(await redis.get(KEYS.record("callback", request_id)))
+        ended = [h for h in request["history"] if h["event"] == "attempt ended"]
+        if ended and request["status"] == "pending":
+            return request, ended[0]
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the attempt never ended: {request}")
+
+
+@pytest.mark.dialer
+async def test_given_shipped_times_when_the_customer_never_answers_then_25_s_of_ringing_and_again_5_minutes_later(
+        app_runner, settings, redis, parties):
+    """The shipped times as they are: the customer's phone rings 25 s (ring_timeout), the
+    attempt ends as not answered, and the next is due retry_backoff (300 s) later, one of
+    three (max_attempts)."""
+    callers, phones, observer = parties
+    phones.mode[PHONE] = "ignore"
+    app, request_id, call, rung = await first_attempt(app_runner, settings, parties)
+    gone = await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                   and e["channel"]["id"] == f"{call}~cust", timeout=40,
+                                   what="the customer's phone stopped ringing")
+    assert 24.5 < gone["_t"] - rung["_t"] < 27.5, gone["_t"] - rung["_t"]
+    request, ended = await attempt_ended(redis, request_id)
+    assert ended["outcome"] == "no-answer", ended
+    assert (request["status"], request["attempts"]) == ("pending", 1)
+    assert 299.0 < request["next_attempt_at"] - ended["t"] < 301.0, request
+    await app[callback_calls_key].lanes.join()
+
+
+@pytest.mark.dialer
+async def test_given_shipped_times_when_the_customer_answers_and_presses_no_key_then_menu_again_at_4_s_and_not_reached_5_s_later(
+        app_runner, settings, redis, parties):
+    """The shipped times as they are: no key after the introduction, the menu is said once
+    more 4 s after it ended, then 5 s (answer_timeout is 8, but silence never lasts more than
+    5 s) and the attempt ends as not reached (a machine?): again 300 s later."""
+    callers, phones, observer = parties
+    app, request_id, call, rung = await first_attempt(app_runner, settings, parties)
+    intro = await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                    and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                                    timeout=30, what="the introduction said")
+    again = await observer.wait_for(lambda e: e.get("type") == "PlaybackStarted"
+                                    and e["_t"] > intro["_t"]
+                                    and e["playback"]["target_uri"] == f"channel:{call}~cust",
+                                    timeout=10, what="the menu again")
+    assert 3.5 < again["_t"] - intro["_t"] < 4.8, again["_t"] - intro["_t"]
+    assert again["playback"]["media_uri"] == "sound:etiquette/callback-menu"
+    again_end = await observer.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                                        and e["playback"]["id"] == again["playback"]["id"],
+                                        timeout=15, what="the menu's end")
+    request, ended = await attempt_ended(redis, request_id)
+    assert ended["outcome"] == "not-reached", ended
+    assert 4.5 < ended["t"] - again_end["_t"] < 6.0, ended["t"] - again_end["_t"]
+    assert 299.0 < request["next_attempt_at"] - ended["t"] < 301.0, request
+    await app[callback_calls_key].lanes.join()
 
 @pytest.mark.timeout(240)
 async def test_given_two_dialers_when_they_run_together_then_no_request_is_dialled_twice(

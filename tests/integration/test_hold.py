@@ -358,8 +358,8 @@ async def test_given_shipped_hold_times_when_on_hold_then_a_check_in_every_25_s_
     """The shipped times as they are (no shrunk times; about 2.5 minutes): callers and admins
     read "every 25 s" start to start, each check-in unlike the one before, and at 150 s on hold
     (the guides' 2-3 minutes, before most callers would have hung up) the way out: keep
-    holding, a message or a callback. Counted from the end of each 6 s check-in, they came
-    31-32 s apart."""
+    holding, a message or a callback, said once more after 4 s without a key, then the
+    default. Counted from the end of each 6 s check-in, they came 31-32 s apart."""
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
@@ -386,7 +386,20 @@ async def test_given_shipped_hold_times_when_on_hold_then_a_check_in_every_25_s_
     assert menu["_t"] - starts[-1] <= 25.5, "no more than a check-in's interval without a word"
     notes = [e for e in await timeline(app, call_id) if e["event"] == "check-in"]
     assert [n["prompt"] for n in notes] == heard
-    await callers.hang_up(ours)
+    # no key: the menu once more 4 s after it ended, then at most 5 s (the choice timeout is
+    # 8) before the default, a callback to the number they call from
+    menu_end = await wait_prompt(observer, call_id, "hold-fallback-menu", after=menu["_t"],
+                                 timeout=20)
+    again = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              after=menu_end["_t"])
+    assert 3.5 < again["_t"] - menu_end["_t"] < 4.8, again["_t"] - menu_end["_t"]
+    again_end = await wait_prompt(observer, call_id, "hold-fallback-menu", after=again["_t"],
+                                  timeout=20)
+    await wait_prompt(observer, call_id, "callback-confirmed", timeout=20, after=again_end["_t"])
+    [ended] = [e for e in await timeline(app, call_id) if e["event"] == "hold ended"]
+    assert 4.5 < ended["t"] - again_end["_t"] < 6.0, ended["t"] - again_end["_t"]
+    await callers.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                           and e["channel"]["id"] == ours, what="caller released")
 
 
 async def test_given_fallback_menu_when_caller_presses_1_then_music_and_check_ins_go_on(

@@ -220,6 +220,81 @@ async def test_given_announced_transfer_when_target_presses_no_key_then_menu_sai
     await callers.hang_up(ours)
 
 
+SHIPPED_ANNOUNCED = ('[transfer]\nmode = "announced"\nring_timeout = 20\nchoice_timeout = 6\n'
+                     'accept_timeout = 10\nmenu_repeat_after = 4\n')
+
+
+@pytest.mark.policy(SHIPPED_ANNOUNCED)
+async def test_given_shipped_times_when_nobody_presses_a_key_then_each_menu_said_again_at_4_s_and_at_most_5_s_more(
+        app, app_runner, parties, ari, redis):
+    """The shipped times as they are: the caller's 1/2/3 is said once more 4 s after it ended,
+    then no key for 5 s (choice_timeout 6, but silence never lasts more than 5 s) continues the
+    transfer; the target's 1/2 likewise (accept_timeout 10), then not verified: the caller
+    hears the person is not available and the way out."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    announce = await wait_prompt(observer, call_id, "transfer-announce", timeout=40)
+    again = await wait_prompt(observer, call_id, "transfer-announce", "PlaybackStarted",
+                              after=announce["_t"])
+    assert 3.5 < again["_t"] - announce["_t"] < 4.8, again["_t"] - announce["_t"]
+    assert media_of(observer, again["playback"]["id"]) == ["sound:etiquette/transfer-menu"]
+    again_end = await wait_prompt(observer, call_id, "transfer-announce", after=again["_t"])
+    expect = await wait_prompt(observer, call_id, "transfer-expect", "PlaybackStarted",
+                               after=again_end["_t"])
+    assert 4.5 < expect["_t"] - again_end["_t"] < 6.0, expect["_t"] - again_end["_t"]
+
+    leg = await target_answers(phones, observer, call_id)
+    intro = await wait_prompt(observer, leg, "transfer-intro-to-target")
+    repeat = await wait_prompt(observer, leg, "transfer-intro-to-target", "PlaybackStarted",
+                               after=intro["_t"])
+    assert 3.5 < repeat["_t"] - intro["_t"] < 4.8, repeat["_t"] - intro["_t"]
+    assert repeat["playback"]["media_uri"] == "sound:etiquette/transfer-target-menu"
+    repeat_end = await wait_prompt(observer, leg, "transfer-intro-to-target", after=repeat["_t"])
+    offer = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              timeout=20, after=repeat_end["_t"])
+    await wait_prompt(observer, call_id, "hold-fallback-menu", after=offer["_t"])  # to its end
+    assert media_of(observer, offer["playback"]["id"])[:3] == [
+        "sound:etiquette/transfer-unavailable", "sound:etiquette/transfer-direct-number-again",
+        "digits:4100"]
+    await app[inbound_key].lanes.join()
+    failed = [e for e in await timeline(app, call_id) if e["event"] == "transfer failed"][0]
+    assert failed["cause"] == "not verified (no key)"
+    assert 4.5 < failed["t"] - repeat_end["_t"] < 6.0, failed["t"] - repeat_end["_t"]
+    repeats = [(r["party"], r["prompt"]) for r in await timeline(app, call_id)
+               if r["event"] == "menu repeated"]
+    assert repeats == [("caller", "transfer-announce"), ("target", "transfer-intro-to-target")]
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy(SHIPPED_ANNOUNCED)
+async def test_given_shipped_times_when_the_target_never_answers_then_20_s_of_ringing_and_the_caller_hears_so(
+        app, app_runner, parties, ari, redis):
+    """The target's phone rings the shipped 20 s (Asterisk's own timeout, the app's guard 2 s
+    behind it), then the caller hears at once that the person is not available, their direct
+    number, and the way out: under 25 s after "what to expect" ended, on music meanwhile."""
+    callers, phones, observer = parties
+    phones.mode["operator2"] = "ignore"
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
+    await continue_transfer(ari, observer, ours, call_id)
+    offer = await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted",
+                              timeout=40)
+    await app[inbound_key].lanes.join()
+    events = await timeline(app, call_id)
+    dialed = next(e for e in events if e["event"] == "target dialed")
+    failed = next(e for e in events if e["event"] == "transfer failed")
+    assert 19.5 < failed["t"] - dialed["t"] < 22.5, failed["t"] - dialed["t"]
+    assert offer["_t"] - failed["t"] < 1.0, "said at once"
+    await wait_prompt(observer, call_id, "hold-fallback-menu", after=offer["_t"])  # to its end
+    assert media_of(observer, offer["playback"]["id"])[:3] == [
+        "sound:etiquette/transfer-unavailable", "sound:etiquette/transfer-direct-number-again",
+        "digits:4100"]
+    # what to expect and thanks, then music: the next word (the offer) within 25 s of its end
+    expect_end = await wait_prompt(observer, call_id, "transfer-expect", after=dialed["t"] - 1)
+    assert offer["_t"] - expect_end["_t"] < 25.0, offer["_t"] - expect_end["_t"]
+    await callers.hang_up(ours)
+
 @pytest.mark.policy(ATTENDED)
 async def test_given_attended_transfer_when_target_does_not_answer_then_caller_back_with_operator(
         app, app_runner, parties, ari, redis):
