@@ -424,10 +424,10 @@ async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_cl
     await app[callback_calls_key].lanes.join()
 
 
-
 async def first_attempt(app_runner, settings, parties) -> tuple[object, str, dict, dict]:
     """At the shipped times: a request due now, its attempt's operator answered and the
-    customer's phone dialled. The app, the attempt's call id, and the two legs' first events."""
+    customer's phone dialled. The app, the request's id, the attempt's call id, and the first
+    event of the customer's leg (when it was dialled)."""
     callers, phones, observer = parties
     callback_policy(settings, times=SHIPPED_TIMES)
     app = await app_runner.start()
@@ -499,6 +499,7 @@ async def test_given_shipped_times_when_the_customer_answers_and_presses_no_key_
     assert 4.5 < ended["t"] - again_end["_t"] < 6.0, ended["t"] - again_end["_t"]
     assert 299.0 < request["next_attempt_at"] - ended["t"] < 301.0, request
     await app[callback_calls_key].lanes.join()
+
 
 @pytest.mark.timeout(240)
 async def test_given_two_dialers_when_they_run_together_then_no_request_is_dialled_twice(

@@ -220,8 +220,10 @@ async def test_given_announced_transfer_when_target_presses_no_key_then_menu_sai
     await callers.hang_up(ours)
 
 
-SHIPPED_ANNOUNCED = ('[transfer]\nmode = "announced"\nring_timeout = 20\nchoice_timeout = 6\n'
-                     'accept_timeout = 10\nmenu_repeat_after = 4\n')
+SHIPPED_TIMES = ("ring_timeout = 20\nchoice_timeout = 6\naccept_timeout = 10\n"
+                 "menu_repeat_after = 4\n")
+SHIPPED_ANNOUNCED = '[transfer]\nmode = "announced"\n' + SHIPPED_TIMES
+SHIPPED_ATTENDED = '[transfer]\nmode = "attended"\n' + SHIPPED_TIMES
 
 
 @pytest.mark.policy(SHIPPED_ANNOUNCED)
@@ -294,6 +296,7 @@ async def test_given_shipped_times_when_the_target_never_answers_then_20_s_of_ri
     expect_end = await wait_prompt(observer, call_id, "transfer-expect", after=dialed["t"] - 1)
     assert offer["_t"] - expect_end["_t"] < 25.0, offer["_t"] - expect_end["_t"]
     await callers.hang_up(ours)
+
 
 @pytest.mark.policy(ATTENDED)
 async def test_given_attended_transfer_when_target_does_not_answer_then_caller_back_with_operator(
@@ -483,12 +486,8 @@ async def test_given_a_long_consultation_when_caller_presses_no_key_then_keys_sa
     await callers.hang_up(ours)
 
 
-SHIPPED_TRANSFER = ('[transfer]\nmode = "attended"\nring_timeout = 20\nchoice_timeout = 6\n'
-                    'accept_timeout = 10\nmenu_repeat_after = 4\n')
-
-
 @pytest.mark.timeout(240)
-@pytest.mark.policy(SHIPPED_HOLD + SHIPPED_TRANSFER)
+@pytest.mark.policy(SHIPPED_HOLD + SHIPPED_ATTENDED)
 async def test_given_shipped_times_when_a_consultation_runs_long_then_a_check_in_every_25_s_and_the_way_out_at_150_s(
         app, app_runner, parties, ari):
     """The shipped times as they are (about 2.5 minutes): a caller waiting while the operator
