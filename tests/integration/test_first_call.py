@@ -257,6 +257,36 @@ async def test_given_shipped_ring_times_when_the_phone_rings_10_s_then_the_word_
     await callers.hang_up(ours)
 
 
+@pytest.mark.policy("[operators]\nring_timeout = 15\nconnecting_prompt_after = 10\n")
+async def test_given_shipped_ring_times_when_the_first_phone_rings_out_then_15_s_with_the_word_once_then_the_next_operator(
+        app, app_runner, parties, ari):
+    """The shipped times (ring 15 s, the word at 10 s): operator1's phone rings out, the
+    caller hears the word once, said to its end, and is put through to operator2; operator1
+    is paused as missed, so the next caller does not ring them."""
+    callers, phones, observer = parties
+    phones.mode["operator1"] = "ignore"
+    ours, call_id = await callers.dial_local("100")
+    rang = await wait_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackStarted",
+                             timeout=15)
+    said = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    rung_out = await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
+                                       and e["channel"]["id"] == f"{call_id}~op1",
+                                       timeout=20, what="operator1's phone rang out")
+    await talk_bridge_with(ari, call_id, f"{call_id}~op2", timeout=15)
+
+    assert 9.8 <= word["_t"] - rang["_t"] <= 11.0, word["_t"] - rang["_t"]
+    assert said["playback"]["state"] == "done" and said["_t"] < rung_out["_t"]
+    assert 14.5 <= rung_out["_t"] - rang["_t"] <= 16.5, rung_out["_t"] - rang["_t"]
+    timeline = await app[store_key].timeline(call_id)
+    assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
+        "greeting", "recording-notice", "connecting-operator"], "the word once"
+    status, body = await app_runner.api("GET", "/api/operators")
+    listed = {o["endpoint"]: o for o in body["operators"]}
+    assert (listed["PJSIP/operator1"]["state"], listed["PJSIP/operator1"]["reason"]) == (
+        "paused", "missed")
+    await callers.hang_up(ours)
+
 async def test_given_unknown_extension_when_dialed_then_caller_hears_no_service_and_app_untouched(
         app, parties, ari, redis):
     callers, phones, observer = parties
