@@ -399,10 +399,11 @@ async def test_given_consultation_when_operator_completes_by_rest_then_caller_co
     await callers.hang_up(ours)
 
 
-async def consulting_long(app_runner, parties, ari) -> tuple[str, str, str, dict]:
+async def consulting_long(app_runner, parties, ari, timeout: float = 30
+                          ) -> tuple[str, str, str, dict]:
     """Attended: the target answered and the operator consults them, the caller on music
-    until the way out (the test policy's fallback_after, 7 s from the target's dial) is
-    offered: the caller, the call, the target's leg, and the offer's start."""
+    until the way out (fallback_after from the target's dial: 7 s in the test policy) is
+    offered and said: the caller, the call, the target's leg, and the offer's start."""
     callers, phones, observer = parties
     ours, call_id = await connected_call(callers, ari)
     await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
@@ -410,7 +411,7 @@ async def consulting_long(app_runner, parties, ari) -> tuple[str, str, str, dict
     leg = await target_answers(phones, observer, call_id)
     await talk_bridge_with(ari, f"{call_id}~op1", leg)  # consulting
     offer = await wait_prompt(observer, call_id, "transfer-way-out", "PlaybackStarted",
-                              timeout=30)
+                              timeout=timeout)
     await wait_prompt(observer, call_id, "transfer-way-out", after=offer["_t"])  # said to its end
     assert media_of(observer, offer["playback"]["id"]) == [
         "sound:etiquette/transfer-way-out", "sound:etiquette/operator-gone-menu"]
@@ -495,13 +496,7 @@ async def test_given_shipped_times_when_a_consultation_runs_long_then_a_check_in
     start, each unlike the one before, and 150 s after the target was dialed the way out (a
     check-in being said then is said to its end first). The operator still completes."""
     callers, phones, observer = parties
-    ours, call_id = await connected_call(callers, ari)
-    await app_runner.api("POST", f"/api/calls/{call_id}/transfer", {"target": "billing"})
-    await continue_transfer(ari, observer, ours, call_id)
-    leg = await target_answers(phones, observer, call_id)
-    await talk_bridge_with(ari, f"{call_id}~op1", leg)  # consulting
-    offer = await wait_prompt(observer, call_id, "transfer-way-out", "PlaybackStarted",
-                              timeout=170)
+    ours, call_id, leg, offer = await consulting_long(app_runner, parties, ari, timeout=170)
     dialed = next(e for e in await timeline(app, call_id) if e["event"] == "target dialed")
     due = dialed["t"] + 150.0
     check_ins = sorted((e for e in observer.of_type("PlaybackStarted")
@@ -519,7 +514,6 @@ async def test_given_shipped_times_when_a_consultation_runs_long_then_a_check_in
     else:
         assert 149.5 <= offer["_t"] - dialed["t"] <= 151.5, offer["_t"] - dialed["t"]
     assert offer["_t"] - starts[-1] <= 25.5, "no more than a check-in's interval without a word"
-    await wait_prompt(observer, call_id, "transfer-way-out", after=offer["_t"])  # said to its end
     status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
     assert status == 202
     await talk_bridge_with(ari, call_id, leg)
