@@ -418,6 +418,16 @@ async def consulting_long(app_runner, parties, ari, timeout: float = 30
     return ours, call_id, leg, offer
 
 
+async def operator_completes(app, app_runner, ari, call_id: str, leg: str) -> None:
+    """The operator completes the consultation by REST: the caller talks with the target."""
+    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
+    assert status == 202
+    await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()
+    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
+    assert ended["outcome"] == "connected"
+
+
 @pytest.mark.policy(ATTENDED)
 async def test_given_a_long_consultation_when_caller_chooses_a_callback_then_staff_told_and_let_go_and_the_callback_is_for_the_target(
         app, app_runner, parties, ari, redis):
@@ -478,12 +488,7 @@ async def test_given_a_long_consultation_when_caller_presses_no_key_then_keys_sa
     await wait_prompt(observer, call_id, prompt_of(check_in), after=check_in["_t"])
     assert media_of(observer, check_in["playback"]["id"])[-1] == \
         "sound:etiquette/operator-gone-menu"
-    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
-    assert status == 202
-    await talk_bridge_with(ari, call_id, leg)
-    await app[inbound_key].lanes.join()
-    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
-    assert ended["outcome"] == "connected"
+    await operator_completes(app, app_runner, ari, call_id, leg)
     await callers.hang_up(ours)
 
 
@@ -514,13 +519,9 @@ async def test_given_shipped_times_when_a_consultation_runs_long_then_a_check_in
     else:
         assert 149.5 <= offer["_t"] - dialed["t"] <= 151.5, offer["_t"] - dialed["t"]
     assert offer["_t"] - starts[-1] <= 25.5, "no more than a check-in's interval without a word"
-    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/transfer/complete")
-    assert status == 202
-    await talk_bridge_with(ari, call_id, leg)
-    await app[inbound_key].lanes.join()
-    ended = [e for e in await timeline(app, call_id) if e["event"] == "transfer ended"][-1]
-    assert ended["outcome"] == "connected"
+    await operator_completes(app, app_runner, ari, call_id, leg)
     await callers.hang_up(ours)
+
 
 async def test_given_escalation_allowed_when_operator_keys_supervisor_code_then_announced_transfer_to_supervisor(
         app, parties, ari, redis):
