@@ -296,6 +296,12 @@ class AppRunner:
                                        headers=headers) as resp:
                 return resp.status, await resp.json()
 
+    async def operators(self) -> dict[str, dict]:
+        """The operators as `GET /api/operators` lists them, by endpoint."""
+        status, body = await self.api("GET", "/api/operators")
+        assert status == 200, body
+        return {o["endpoint"]: o for o in body["operators"]}
+
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()

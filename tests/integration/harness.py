@@ -176,6 +176,25 @@ class Phones(Party):
             pass
 
 
+async def until(condition, timeout: float, what: str, step: float = 0.1):
+    """Poll `condition` (returns, or returns an awaitable of, a truthy value when met) for at
+    most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if asyncio.iscoroutine(last):
+                last = await last
+        except Exception as exc:  # the thing polled may itself be down for a moment
+            last = exc
+        else:
+            if last:
+                return last
+        await asyncio.sleep(step)
+    raise AssertionError(f"{what} not within {timeout} s (last: {last!r})")
+
+
 async def record_heard(party: Party, channel_id: str, seconds: int, spool: Path) -> list[int]:
     levels, _ = await record_heard_since(party, channel_id, seconds, spool)
     return levels

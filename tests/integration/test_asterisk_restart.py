@@ -18,10 +18,11 @@ from ari_app.callback.keys import callbacks_key
 from ari_app.callback.service import CallbackRequest
 from ari_app.inbound.keys import store_key
 from conftest import _wait_phones_registered
-from test_callback import (CUSTOMER, PHONE, callback_done, callback_policy,
+from harness import until
+from test_callback import (CUSTOMER, PHONE, callback_done, callback_let_go, callback_policy,
                            callback_put_through, callback_talking)
 from test_first_call import talk_bridge_with
-from test_storage_faults import _healthy, _operators_online, until
+from test_storage_faults import _healthy, _operators_online
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -122,8 +123,8 @@ async def test_asterisk_restart_with_a_callback_talking_then_closed_and_its_oper
     record = await until(callback_done(redis, request_id), 30,
                          "the lost callback closed by the reconnected app")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
-    await until(lambda: _free(redis, "PJSIP/operator1"), 15, "operator1 free again")
-    assert not await redis.exists(KEYS.snapshot("callback-call", call))
+    await until(callback_let_go(redis, request_id, call), 15,
+                "operator1 free, the request unlocked, no snapshot left")
     await asyncio.get_running_loop().run_in_executor(None, _wait_phones_registered, instance)
     for party in parties:
         await asyncio.wait_for(party.stream.connected.wait(), 30)

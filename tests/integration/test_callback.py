@@ -25,7 +25,7 @@ from ari_app.policy import load_policy
 
 from conftest import API_TOKEN, _merge_toml
 from harness import (DEAD_AIR_WINDOWS, AppProcess, assert_music, longest_silence,
-                     record_heard_since)
+                     record_heard_since, until)
 from test_first_call import talk_bridge_with
 from ari_app.storage import Keyspace
 
@@ -104,12 +104,27 @@ async def callback_talking(app_runner, settings, parties, ari) -> tuple[str, str
     return accepted.request.id, await callback_put_through(observer, ari, phones, timeout=30)
 
 
+def callback_request(redis, request_id: str, met):
+    """For `until`: the request's stored record once `met(record)` holds, else None."""
+    async def read() -> dict | None:
+        record = json.loads(await redis.get(KEYS.record("callback", request_id)))
+        return record if met(record) else None
+    return read
+
+
 def callback_done(redis, request_id: str):
     """For `until`: the request's record once it is closed as done, else None."""
-    async def done() -> dict | None:
-        record = json.loads(await redis.get(KEYS.record("callback", request_id)))
-        return record if record["status"] == "done" else None
-    return done
+    return callback_request(redis, request_id, lambda r: r["status"] == "done")
+
+
+def callback_let_go(redis, request_id: str, call: str, operator: str = "PJSIP/operator1"):
+    """For `until`: true once the attempt's last step is through (it saves the request as done
+    first): the operator free, the request unlocked, the attempt's snapshot gone."""
+    async def let_go() -> bool:
+        return not any([await redis.exists(KEYS.operator(operator)),
+                        await redis.exists(KEYS.callback_lock(request_id)),
+                        await redis.exists(KEYS.snapshot("callback-call", call))])
+    return let_go
 
 
 async def test_given_web_form_when_posted_then_window_promised_merged_on_repeat_and_status_readable(
@@ -202,11 +217,8 @@ async def test_given_stored_request_for_a_refused_number_when_dialer_runs_then_f
     bad = CallbackRequest(number="+19005550100", source="web", earliest_at=time.time() - 1)
     bad.next_attempt_at = bad.earliest_at
     await app[callbacks_key].save(bad)  # written as a stored request, not through accept()
-    for _ in range(50):
-        stored = json.loads(await redis.get(KEYS.record("callback", bad.id)))
-        if stored["status"] == "failed":
-            break
-        await asyncio.sleep(0.2)
+    stored = await until(callback_request(redis, bad.id, lambda r: r["status"] == "failed"),
+                         10, "the request closed as failed")
     assert stored["status"] == "failed" and "premium-rate" in stored["outcome"], stored
     assert stored["attempts"] == 0 and await redis.zcard(KEYS.record_index("callback")) == 0
     # a fixed wait on purpose: another dialer round (one a second) must not dial it either;
@@ -318,11 +330,7 @@ async def test_given_due_request_when_dialer_runs_then_operator_first_customer_p
     await ari.call(ops.SEND_DTMF, channelId=phones.answered[PHONE], dtmf="1")
     await talk_bridge_with(ari, f"{call}~op", f"{call}~cust", timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
-    for _ in range(50):
-        done = json.loads(await redis.get(KEYS.record("callback", request_id)))
-        if done["status"] == "done":
-            break
-        await asyncio.sleep(0.2)
+    done = await until(callback_done(redis, request_id), 10, "the callback closed as done")
     assert (done["status"], done["outcome"], done["attempts"]) == ("done", "connected", 1)
     assert not await redis.exists(KEYS.callback_open(CUSTOMER))
     await app[callback_calls_key].lanes.join()
@@ -374,10 +382,8 @@ async def test_given_customer_first_when_customer_presses_1_then_music_while_the
 
     await talk_bridge_with(ari, f"{call}~op", leg, timeout=15)
     await ari.hangup(phones.answered[PHONE])  # the conversation ends
-    deadline = time.monotonic() + 10
-    while (done := await callback_done(redis, accepted.request.id)()) is None:
-        assert time.monotonic() < deadline, "the request not done within 10 s"
-        await asyncio.sleep(0.2)  # polling the record until the attempt's end is written
+    done = await until(callback_done(redis, accepted.request.id), 10,
+                       "the callback closed as done")
     assert (done["status"], done["outcome"]) == ("done", "connected"), done
     await app[callback_calls_key].lanes.join()
 
@@ -389,11 +395,10 @@ async def test_given_quiet_hours_in_customer_zone_when_due_then_not_dialled_and_
     app = await app_runner.start()
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", earliest_at=time.time() - 1))
-    for _ in range(50):  # the dialer's round looks at it and leaves it waiting
-        request = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
-        if any(h["event"] == "waiting" for h in request["history"]):
-            break
-        await asyncio.sleep(0.1)
+    request = await until(  # the dialer's round looks at it and leaves it waiting
+        callback_request(redis, accepted.request.id,
+                         lambda r: any(h["event"] == "waiting" for h in r["history"])),
+        5, "the request left waiting")
     assert request["history"][-1]["why"] == "quiet or closed hours"
     assert request["attempts"] == 0 and request["status"] == "pending"
     assert request["next_attempt_at"] > time.time() + 3600, "waits for the end of quiet hours"
@@ -412,11 +417,9 @@ async def test_given_customer_busy_when_every_attempt_fails_then_retried_then_cl
     app = await app_runner.start()
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", earliest_at=time.time() - 1))
-    for _ in range(150):
-        request = json.loads(await redis.get(KEYS.record("callback", accepted.request.id)))
-        if request["status"] == "failed":
-            break
-        await asyncio.sleep(0.2)
+    request = await until(
+        callback_request(redis, accepted.request.id, lambda r: r["status"] == "failed"),
+        30, "the request closed as failed")
     assert request["status"] == "failed" and request["attempts"] == 2
     assert request["outcome"].startswith("busy after 2 attempts"), request["outcome"]
     attempts = [h for h in request["history"] if h["event"] == "attempt ended"]
@@ -445,13 +448,11 @@ async def first_attempt(app_runner, settings, parties) -> tuple[object, str, dic
 
 async def attempt_ended(redis, request_id: str) -> tuple[dict, dict]:
     """The request once its first attempt ended, and that attempt's history entry."""
-    for _ in range(300):
-        request = json.loads(await redis.get(KEYS.record("callback", request_id)))
-        ended = [h for h in request["history"] if h["event"] == "attempt ended"]
-        if ended and request["status"] == "pending":
-            return request, ended[0]
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the attempt never ended: {request}")
+    request = await until(callback_request(
+        redis, request_id, lambda r: r["status"] == "pending"
+        and any(h["event"] == "attempt ended" for h in r["history"])),
+        60, "the first attempt ended")
+    return request, next(h for h in request["history"] if h["event"] == "attempt ended")
 
 
 @pytest.mark.dialer

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from ari_app.customers.keys import customers_key
+from ari_app.inbound.keys import inbound_key
 from ari_app.keys import policy_key
 from ari_app.voicemail.keys import voicemails_key
 from ari_app.voicemail.service import Voicemail
@@ -101,6 +102,7 @@ async def test_given_call_answered_when_console_read_then_call_card_hold_timers_
     await wait_prompt(observer, leg, "transfer-intro-to-target")
     await press(ari, phones.answered["operator2"], "1")
     await talk_bridge_with(ari, call_id, leg)
+    await app[inbound_key].lanes.join()  # the step that bridged them then hands the call over
     assert (await console(app_runner))["calls"] == []
     [theirs] = (await console(app_runner, "operator2"))["calls"]
     assert theirs["call_id"] == call_id and theirs["shown_status"] == "talking"

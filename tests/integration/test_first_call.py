@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from ari_app.inbound.keys import inbound_key, store_key
 
-from harness import SILENCE, assert_music, record_heard, record_heard_since
+from harness import SILENCE, assert_music, record_heard, record_heard_since, until
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -80,15 +80,20 @@ async def test_given_free_operator_when_caller_dials_in_then_greeted_and_bridged
     bridge = await talk_bridge_with(ari, call_id, operator_leg)
     assert bridge["bridge_type"] == "mixing"
 
-    timeline = await app[store_key].timeline(call_id)
+    async def both_entered() -> list[dict] | None:
+        """The timeline once the app has heard both parties enter (Asterisk may show the
+        bridge over REST before the app has the operator's ChannelEnteredBridge)."""
+        timeline = await app[store_key].timeline(call_id)
+        entered = {e["party"] for e in timeline if e["event"] == "ChannelEnteredBridge"
+                   and e["bridge"] == bridge["id"]}
+        return timeline if entered == {"caller", "operator"} else None
+
+    timeline = await until(both_entered, 5, "both parties noted in the talk bridge")
     events = [e["event"] for e in timeline]
     assert events[0] == "call started"
     assert "operator dialed" in events
     assert [e["prompt"] for e in timeline if e["event"] == "PlaybackFinished"] == [
         "greeting", "recording-notice"]
-    entered = {e["party"] for e in timeline if e["event"] == "ChannelEnteredBridge"
-               and e["bridge"] == bridge["id"]}
-    assert entered == {"caller", "operator"}
     assert await redis.get(KEYS.operator("PJSIP/operator1")) == call_id.encode()
 
     # the caller hangs up: the operator's leg goes too, and the call is forgotten
@@ -281,8 +286,7 @@ async def test_given_shipped_ring_times_when_the_first_phone_rings_out_then_15_s
     timeline = await app[store_key].timeline(call_id)
     assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
         "greeting", "recording-notice", "connecting-operator"], "the word once"
-    status, body = await app_runner.api("GET", "/api/operators")
-    listed = {o["endpoint"]: o for o in body["operators"]}
+    listed = await app_runner.operators()
     assert (listed["PJSIP/operator1"]["state"], listed["PJSIP/operator1"]["reason"]) == (
         "paused", "missed")
     await callers.hang_up(ours)

@@ -20,12 +20,6 @@ pytestmark = pytest.mark.integration
 OP1, OP2 = "PJSIP/operator1", "PJSIP/operator2"
 
 
-async def operators(app_runner) -> dict[str, dict]:
-    status, body = await app_runner.api("GET", "/api/operators")
-    assert status == 200, body
-    return {o["endpoint"]: o for o in body["operators"]}
-
-
 def heard(observer, prompt: str, since: float) -> bool:
     """The prompt played to its end (to the desk phone, or a caller) after `since`."""
     return any(prompt_of(e) == prompt and e["playback"]["state"] == "done" and e["_t"] > since
@@ -67,8 +61,8 @@ async def hang_up_and_settle(parties, app_runner, ours: str, endpoint: str) -> N
     callers, _, _ = parties
     await callers.hang_up(ours)
     deadline = time.monotonic() + 10
-    while (await operators(app_runner))[endpoint]["last_call_ended_at"] is None or \
-            (await operators(app_runner))[endpoint]["in_call"]:
+    while (await app_runner.operators())[endpoint]["last_call_ended_at"] is None or \
+            (await app_runner.operators())[endpoint]["in_call"]:
         assert time.monotonic() < deadline, f"{endpoint} never freed"
         await asyncio.sleep(0.1)  # polling the app's listing until the deadline
 
@@ -78,10 +72,10 @@ async def test_given_login_required_when_operator_logs_out_by_desk_code_then_no_
         app_runner, parties, ari, redis):
     callers, phones, observer = parties
     await app_runner.start()
-    assert {o["state"] for o in (await operators(app_runner)).values()} == {"logged_out"}
+    assert {o["state"] for o in (await app_runner.operators()).values()} == {"logged_out"}
 
     await desk_code(parties, "operator1", "*41", "operator-logged-in")
-    listed = await operators(app_runner)
+    listed = await app_runner.operators()
     assert (listed[OP1]["state"], listed[OP1]["registered"]) == ("logged_in", True)
     assert listed[OP2]["state"] == "logged_out"
     ours, call_id, phone = await call_and_answer(parties, ari)
@@ -89,7 +83,7 @@ async def test_given_login_required_when_operator_logs_out_by_desk_code_then_no_
     await hang_up_and_settle(parties, app_runner, ours, OP1)
 
     await desk_code(parties, "operator1", "*42", "operator-logged-out")
-    assert (await operators(app_runner))[OP1]["state"] == "logged_out"
+    assert (await app_runner.operators())[OP1]["state"] == "logged_out"
     since = time.time()
     ours, call_id = await callers.dial_local("100")
     # nobody logged in: the caller is told why they wait, and waits on music; no phone rings
@@ -112,7 +106,7 @@ async def test_given_pause_with_reason_by_rest_when_listed_then_shown_and_calls_
                                         {"reason": "break"})
     assert status == 200, body
     assert (body["endpoint"], body["state"], body["reason"]) == (OP1, "paused", "break")
-    listed = await operators(app_runner)
+    listed = await app_runner.operators()
     assert (listed[OP1]["state"], listed[OP1]["reason"], listed[OP1]["free"]) == (
         "paused", "break", False)
     assert listed[OP1]["since"] == pytest.approx(time.time(), abs=5)
@@ -121,12 +115,12 @@ async def test_given_pause_with_reason_by_rest_when_listed_then_shown_and_calls_
 
     ours, call_id, phone = await call_and_answer(parties, ari)
     assert phone == "operator2"  # operator1 is first in the policy, but paused
-    assert (await operators(app_runner))[OP2]["in_call"] is True
+    assert (await app_runner.operators())[OP2]["in_call"] is True
     await hang_up_and_settle(parties, app_runner, ours, OP2)
 
     # a pause reason by desk code: the digit is the policy's second reason
     await desk_code(parties, "operator1", "*432", "operator-paused")
-    assert (await operators(app_runner))[OP1]["reason"] == "after-call-work"
+    assert (await app_runner.operators())[OP1]["reason"] == "after-call-work"
     status, body = await app_runner.api("POST", "/api/operators/operator1/unpause")
     assert (status, body["state"], body["reason"]) == (200, "logged_in", None)
 
@@ -158,11 +152,11 @@ async def test_given_bad_operator_requests_when_posted_then_clear_4xx_and_nothin
                                     "Content-Type": "application/json"}) as resp:
             assert resp.status == 400
             assert (await resp.json())["error_id"] == "invalid-json"
-    listed = await operators(app_runner)
+    listed = await app_runner.operators()
     assert (listed[OP1]["state"], listed[OP1]["reason"]) == ("logged_out", None)
     # a desk code the policy does not have, and a reason digit it does not list
     await desk_code(parties, "operator2", "*439", "operator-code-unknown")
-    assert (await operators(app_runner))[OP2]["state"] == "logged_in"
+    assert (await app_runner.operators())[OP2]["state"] == "logged_in"
 
 
 @pytest.mark.policy("[operators]\nwrap_up = 0\n")
@@ -184,7 +178,7 @@ async def test_given_wrap_up_when_next_caller_comes_at_once_then_offered_only_af
     callers, phones, observer = parties
     ours, call_id, phone = await call_and_answer(parties, ari)
     await hang_up_and_settle(parties, app_runner, ours, OP1)
-    listed = (await operators(app_runner))[OP1]
+    listed = (await app_runner.operators())[OP1]
     ended, until = listed["last_call_ended_at"], listed["wrap_up_until"]
     assert until == pytest.approx(ended + 6)
     assert listed["free"] is False  # registered, not in a call, logged in: but wrapping up
@@ -206,7 +200,7 @@ async def test_given_phone_rings_out_when_caller_waits_then_operator_paused_miss
     phones.mode["operator1"] = "ignore"  # rings, nobody picks up (ring_timeout 4 s)
     ours, call_id, phone = await call_and_answer(parties, ari)
     assert phone == "operator2"
-    listed = await operators(app_runner)
+    listed = await app_runner.operators()
     assert (listed[OP1]["state"], listed[OP1]["reason"], listed[OP1]["free"]) == (
         "paused", "missed", False)
     # their day's etiquette log says which call they missed
@@ -219,7 +213,7 @@ async def test_given_phone_rings_out_when_caller_waits_then_operator_paused_miss
     phones.mode["operator1"] = "answer"
     await hang_up_and_settle(parties, app_runner, ours, OP2)
     await desk_code(parties, "operator1", "*44", "operator-unpaused")
-    assert (await operators(app_runner))[OP1]["state"] == "logged_in"
+    assert (await app_runner.operators())[OP1]["state"] == "logged_in"
 
 
 async def test_given_operator_paused_when_app_restarts_then_still_paused_and_skipped(
@@ -228,11 +222,11 @@ async def test_given_operator_paused_when_app_restarts_then_still_paused_and_ski
     status, _ = await app_runner.api("POST", "/api/operators/operator1/pause",
                                      {"reason": "meeting"})
     assert status == 200
-    before = (await operators(app_runner))[OP1]
+    before = (await app_runner.operators())[OP1]
 
     await app_runner.stop()
     await app_runner.start()
-    after = (await operators(app_runner))[OP1]
+    after = (await app_runner.operators())[OP1]
     assert (after["state"], after["reason"], after["since"]) == (
         "paused", "meeting", before["since"])
     ours, call_id, phone = await call_and_answer(parties, ari)

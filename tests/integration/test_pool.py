@@ -17,11 +17,10 @@ import aiohttp
 import pytest
 
 from conftest import API_TOKEN
-from harness import AppProcess, log_errors, pool_cli
-from test_callback import (PHONE, callback_done, callback_policy, callback_put_through,
-                           page_session, post_form)
+from harness import AppProcess, log_errors, pool_cli, until
+from test_callback import (PHONE, callback_done, callback_let_go, callback_policy,
+                           callback_put_through, page_session, post_form)
 from test_first_call import prompt_of, talk_bridge_with
-from test_storage_faults import until
 from test_queue import QUEUE, started, wait_prompt
 from ari_app.calls.pacing import MIN_MUSIC
 from ari_app.storage import Keyspace
@@ -99,12 +98,17 @@ async def test_given_two_instances_when_callers_enter_the_pool_then_each_is_clai
             assert len(claimed) == 1, (call_id, claimed)  # claimed once, by one instance
             by_app[claimed[0]["app"]] += 1
         # every instance was offered every caller: one claim won, the other told 409
-        won = [await _metric(i, 'etiquette_pool_claims_total{outcome="won"}') for i in (one, two)]
-        lost = [await _metric(i, 'etiquette_pool_claims_total{outcome="lost"}') for i in (one, two)]
-        total_won = sum(sum(m.values()) for m in won)
-        total_lost = sum(sum(m.values()) for m in lost)
-        assert total_won == len(calls), (won, lost)
-        assert total_lost == len(calls), (won, lost)
+        async def claims_counted() -> tuple[float, float] | None:
+            """(won, lost) over both instances, once the losers have counted theirs too:
+            an instance counts its lost claim in its own time, unordered with the greeting."""
+            won = [await _metric(i, 'etiquette_pool_claims_total{outcome="won"}')
+                   for i in (one, two)]
+            lost = [await _metric(i, 'etiquette_pool_claims_total{outcome="lost"}')
+                    for i in (one, two)]
+            counted = tuple(sum(sum(m.values()) for m in side) for side in (won, lost))
+            return counted if counted[1] >= len(calls) else None
+        assert await until(claims_counted, 5, "every lost claim counted") == (
+            len(calls), len(calls))
         print(f"claims by instance: {by_app}")
         for ours, _ in calls:
             await callers.hang_up(ours)
@@ -287,11 +291,8 @@ async def test_given_a_callback_talking_when_its_instance_is_killed_and_the_cust
         record = await until(callback_done(redis, request), 15, "the callback closed as done")
         assert (record["outcome"], record["attempts"]) == ("connected", 1)
 
-        async def all_let_go() -> bool:
-            return not any([await redis.exists(KEYS.operator("PJSIP/operator1")),
-                            await redis.exists(KEYS.callback_lock(request)),
-                            await redis.exists(KEYS.snapshot("callback-call", call))])
-        await until(all_let_go, 15, "operator1 free, the request unlocked, no snapshot left")
+        await until(callback_let_go(redis, request, call), 15,
+                    "operator1 free, the request unlocked, no snapshot left")
         await _until_released(redis, APPS[0])  # emptied: handed back for its own instance
     finally:
         await _stop_all(one, two)

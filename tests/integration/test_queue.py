@@ -15,13 +15,13 @@ import time
 import pytest
 
 from ari_app.callback.keys import callback_calls_key
-from ari_app.inbound.keys import store_key
+from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.storage import Keyspace
 
 from ari_app.ari import operations as ops
 
 from conftest import API_TOKEN
-from harness import MUSIC, SILENCE, AppProcess, longest_silence, record_heard_since
+from harness import MUSIC, SILENCE, AppProcess, longest_silence, record_heard_since, until
 from test_callback import CUSTOMER, PHONE, callback_policy, callback_put_through
 from test_first_call import prompt_of, talk_bridge_with
 
@@ -55,6 +55,13 @@ async def timeline(app, call_id: str) -> list[dict]:
 
 async def steps(app, call_id: str, rule: str = "queue") -> list[dict]:
     return [e for e in await timeline(app, call_id) if e.get("rule") == rule]
+
+
+def noted(app, call_id: str, event: str):
+    """For `until`: the queue's steps named `event` in the call's timeline, once there are any."""
+    async def read() -> list[dict]:
+        return [e for e in await steps(app, call_id) if e["event"] == event]
+    return read
 
 
 def started(observer, call_id: str, prompt: str, since: float = 0.0) -> list[dict]:
@@ -150,14 +157,10 @@ async def test_given_operator_rings_out_when_offered_then_paused_missed_and_call
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == f"{call_id}~qop1", timeout=20,
                             what="operator2's phone rang out")
-    for _ in range(50):
-        missed = [e for e in await steps(app, call_id) if e["event"] == "operator missed"]
-        if missed:
-            break
-        await asyncio.sleep(0.1)  # polling the etiquette log until the deadline
-    assert missed and missed[0]["operator"] == "PJSIP/operator2" and missed[0]["missed"]
-    operators = {o["endpoint"]: o for o in (await app_runner.api("GET", "/api/operators"))[1][
-        "operators"]}
+    missed = await until(noted(app, call_id, "operator missed"), 5, "the missed ring noted")
+    assert missed[0]["operator"] == "PJSIP/operator2" and missed[0]["missed"]
+    await app[inbound_key].lanes.join()  # the rest of that step: paused, back in line
+    operators = await app_runner.operators()
     assert (operators["PJSIP/operator2"]["state"], operators["PJSIP/operator2"]["reason"]) == (
         "paused", "missed")
     assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [call_id]
@@ -254,12 +257,9 @@ async def test_given_caller_hangs_up_while_waiting_when_calls_again_then_abandon
     before, before_id = await queued(parties, "+12125550101", 1)
     ours, call_id = await queued(parties, "+12125550102", 2)
     await callers.hang_up(ours)
-    for _ in range(50):
-        abandoned = [e for e in await steps(app, call_id) if e["event"] == "abandoned"]
-        if abandoned:
-            break
-        await asyncio.sleep(0.1)  # polling the etiquette log until the deadline
+    abandoned = await until(noted(app, call_id, "abandoned"), 5, "the hang-up noted")
     assert abandoned[0]["position"] == 2 and abandoned[0]["waited"] >= 0
+    await app[inbound_key].lanes.join()  # the rest of that step: out of the line
     assert [w["id"] for w in (await listed(app_runner))["waiting"]] == [before_id]
     after, after_id = await queued(parties, "+12125550103", 2)
 

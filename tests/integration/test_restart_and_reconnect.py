@@ -11,10 +11,9 @@ import pytest
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
-from test_callback import PHONE, callback_done, callback_talking
-from harness import SILENCE, record_heard_since
+from test_callback import PHONE, callback_done, callback_let_go, callback_talking
+from harness import SILENCE, record_heard_since, until
 from test_first_call import prompt_of, talk_bridge_with
-from test_storage_faults import until
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -137,11 +136,8 @@ async def test_given_callback_talking_when_customer_hangs_up_while_app_down_then
 
     record = await until(callback_done(redis, request_id), 15, "the callback closed as done")
     assert (record["outcome"], record["attempts"]) == ("connected", 1)
-
-    async def operator_free() -> bool:
-        return not await redis.exists(KEYS.operator("PJSIP/operator1"))
-    await until(operator_free, 15, "operator1 free again")
-    assert not await redis.exists(KEYS.snapshot("callback-call", call))
+    await until(callback_let_go(redis, request_id, call), 15,
+                "operator1 free, the request unlocked, no snapshot left")
 
 
 async def test_given_connected_call_when_websocket_drops_and_caller_hangs_up_then_resync_cleans(

@@ -22,7 +22,7 @@ import pytest
 
 from ari_app.keys import events_key
 from conftest import API_TOKEN, _wait_phones_registered
-from harness import assert_music, record_heard_since
+from harness import assert_music, record_heard_since, until
 from test_first_call import talk_bridge_with
 from test_hold import connected_call, wait_prompt
 from ari_app.storage import Keyspace
@@ -44,25 +44,6 @@ async def timed(method: str, url: str, **kwargs) -> tuple[int, dict, float, str]
         async with session.request(method, url, **kwargs) as resp:
             body = await resp.json(content_type=None)
             return resp.status, body, time.monotonic() - started, resp.content_type
-
-
-async def until(condition, timeout: float, what: str, step: float = 0.1):
-    """Poll `condition` (returns, or returns an awaitable of, a truthy value when met) for at
-    most `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = condition()
-            if asyncio.iscoroutine(last):
-                last = await last
-        except Exception as exc:  # the thing polled may itself be down for a moment
-            last = exc
-        else:
-            if last:
-                return last
-        await asyncio.sleep(step)
-    raise AssertionError(f"{what} not within {timeout} s (last: {last!r})")
 
 
 async def hold_snapshot(redis, call_id: str) -> dict | None:

@@ -114,9 +114,7 @@ async def operator_freed(app_runner, timeout: float = 5.0) -> dict:
     """operator1's listing once no call holds them (their wrap-up has started)."""
     deadline = time.monotonic() + timeout
     while True:
-        status, body = await app_runner.api("GET", "/api/operators")
-        assert status == 200, body
-        [entry] = [o for o in body["operators"] if o["endpoint"] == OP1]
+        entry = (await app_runner.operators())[OP1]
         if entry["in_call"] is False or time.monotonic() > deadline:
             return entry
         await asyncio.sleep(0.1)  # polling the API until the deadline, not a fixed wait
