@@ -470,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts.set_defaults(func=cmd_prompts)
 
     music = sub.add_parser("music", help="cut the quiet start and end off music-on-hold files "
-                           "(heard as dead air each time music begins and between tracks)")
+                           "(heard as dead air each time music begins and between tracks) and "
+                           "shorten their long pauses")
     music.add_argument("action", choices=["trim"])
     music.add_argument("folder", help="the music class's folder, e.g. /usr/share/asterisk/moh")
     music.set_defaults(func=cmd_music)

@@ -270,8 +270,8 @@ defaultlanguage = en
                 link.symlink_to(target)
 
     def _install_music(self) -> None:
-        """Debian's music on hold without its quiet ends, as the docker image and an admin's
-        `ari-etiquette music trim` have it (a rerun on trimmed files writes nothing)."""
+        """Debian's music on hold without its quiet ends and long pauses, as the docker image
+        and an admin's `ari-etiquette music trim` have it (a rerun writes nothing)."""
         report = trim_music(self.root / "usr/share/asterisk/moh")
         if report.trimmed or report.skipped:
             logger.info("sandbox music trimmed", trimmed=sorted(report.trimmed),

@@ -16,8 +16,8 @@ from ari_app.ari import operations as ops
 from ari_app.inbound.keys import inbound_key, store_key
 from ari_app.inbound.machine import PutOnHold
 
-from harness import (DEAD_AIR_WINDOWS, MUSIC, assert_music, longest_silence,
-                     record_heard_since)
+from harness import (DEAD_AIR_WINDOWS, MUSIC, SILENCE, assert_music, longest_silence,
+                     record_heard_since, rms_windows)
 from test_first_call import prompt_of, talk_bridge_with, wait_prompt
 from ari_app.storage import Keyspace
 
@@ -320,6 +320,22 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
     silent = longest_silence(levels[5:])
     assert silent <= DEAD_AIR_WINDOWS, f"{silent * 100} ms of dead air: {levels}"
     await callers.hang_up(ours)
+
+
+def test_given_the_music_the_sandbox_plays_when_read_as_a_caller_hears_it_then_no_track_has_dead_air(
+        sandbox):
+    """Every track Asterisk plays on hold, as the sandbox installed it (trimmed as an admin's
+    `ari-etiquette music trim` does): sound in its first and last 100 ms, and nowhere a quiet
+    passage as long as the dead air the recordings of callers are checked for. Asterisk plays
+    a track from its start and one after another, so a track's quiet is the caller's."""
+    instance, _ = sandbox
+    tracks = sorted((instance.root / "usr/share/asterisk/moh").glob("*.wav"))
+    assert len(tracks) == 5, tracks  # Debian's asterisk-moh-opsound-wav
+    for track in tracks:
+        levels = rms_windows(track)
+        assert levels[0] >= SILENCE, (track.name, levels[:5])
+        quiet = longest_silence(levels)
+        assert quiet < DEAD_AIR_WINDOWS, f"{track.name}: {quiet * 100} ms quiet"
 
 
 @pytest.mark.policy('[hold]\ncheck_in_interval = 10\nfallback_after = 60\n')

@@ -1,5 +1,6 @@
 """Music on hold trimmed of its quiet ends: what Asterisk plays from a file's start (the first
-music on a channel, the next track) must be sound, never the track's silent lead-in or tail."""
+music on a channel, the next track) must be sound, never the track's silent lead-in or tail;
+and a quiet passage inside a track is cut to a short pause."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ari_app.cli import main as cli_main
-from ari_app.prompts.music import QUIET_RMS, trim_music, trim_track
+from ari_app.prompts.music import MAX_PAUSE_S, QUIET_RMS, trim_music, trim_track
 
 RATE = 8000
 
@@ -48,12 +49,38 @@ def test_given_a_quiet_lead_in_and_fade_out_when_trimmed_then_sound_from_first_t
     # 0.8 s silence, 0.3 s too quiet to hear, 2 s of music, 1 s faint, 3 s of zeros
     write_track(track, [(0.8, 0), (0.3, 100), (2.0, 8000), (1.0, 60), (3.0, 0)])
 
-    assert trim_track(track) == pytest.approx((1.1, 4.0))
+    assert trim_track(track) == pytest.approx((1.1, 4.0, 0.0))
 
     heard = levels(track)
     assert len(heard) == 20 and min(heard) > QUIET_RMS
     with wave.open(str(track), "rb") as again:
         assert (again.getnchannels(), again.getsampwidth(), again.getframerate()) == (1, 2, RATE)
+
+
+def test_given_quiet_passages_inside_when_trimmed_then_each_cut_to_a_short_pause_and_the_music_kept(
+        tmp_path):
+    track = tmp_path / "song.wav"
+    # music, a 1.9 s gap (as in macroform-the_simplicity's last notes), music, a 0.2 s breath,
+    # music, 0.65 s faint (under what a caller hears), music
+    write_track(track, [(1.0, 8000), (1.9, 0), (0.5, 6000), (0.2, 0), (1.0, 8000),
+                        (0.65, 80), (0.7, 5000)])
+    music = sum(1 for level in levels(track) if level >= QUIET_RMS)
+
+    cut = trim_track(track)
+
+    assert (cut.head, cut.tail) == (0.0, 0.0)
+    assert cut.inside == pytest.approx(1.6 + 0.3)  # 1.9 -> 0.3 s, 0.7 (6.5 windows) -> 0.3 s
+    heard = levels(track)
+    quiet_runs, run = [], 0
+    for level in heard + [QUIET_RMS]:
+        if level < QUIET_RMS:
+            run += 1
+        elif run:
+            quiet_runs, run = quiet_runs + [run], 0
+    assert quiet_runs == [3, 2, 3], heard  # never more than MAX_PAUSE_S of quiet
+    assert max(quiet_runs) / 10 <= MAX_PAUSE_S
+    assert sum(1 for level in heard if level >= QUIET_RMS) == music, "every window of music kept"
+    assert trim_track(track) == (0.0, 0.0, 0.0)  # a rerun cuts nothing more
 
 
 def test_given_a_folder_when_trimmed_twice_then_the_second_run_writes_nothing(tmp_path):
@@ -86,4 +113,9 @@ def test_given_no_folder_when_trimmed_from_the_command_line_then_a_clear_error(t
 
     write_track(tmp_path / "a.wav", [(0.3, 0), (1.0, 5000)])
     assert cli_main(["music", "trim", str(tmp_path)]) == 0
-    assert "a.wav: 0.30 s quiet at the start, 0.00 s at the end" in capsys.readouterr().out
+    assert "a.wav: 0.30 s quiet at the start, 0.00 s at the end\n" in capsys.readouterr().out
+
+    write_track(tmp_path / "b.wav", [(1.0, 5000), (2.0, 0), (1.0, 5000)])
+    assert cli_main(["music", "trim", str(tmp_path)]) == 0
+    assert ("b.wav: 0.00 s quiet at the start, 0.00 s at the end, 1.70 s of long pauses "
+            "inside") in capsys.readouterr().out
