@@ -14,9 +14,10 @@ windows whose RMS is under `QUIET_RMS`, the level the integration tests call sil
 with each quiet passage inside cut to its first `MAX_PAUSE_S` (the music's own breath, not a
 gap a caller notices). A rerun on trimmed files reads them (about 0.1 s a track) and writes
 nothing; a file is replaced atomically (Asterisk may be playing it). Anything else (another
-format, a file that is quiet throughout) is left as it is and reported. The sandbox and the docker image run it on
-the music they ship; an admin runs it on their own folder (`ari-etiquette music trim DIR`, or
-`python3 music.py DIR` where the app is not installed: it needs the standard library only).
+format, a file that is quiet throughout) is left as it is and reported. The sandbox and the
+docker image run it on the music they ship; an admin runs it on their own folder
+(`ari-etiquette music trim DIR`, or `python3 music.py DIR` where the app is not installed: it
+needs the standard library only).
 """
 
 from __future__ import annotations

@@ -325,9 +325,9 @@ async def test_given_hold_when_check_in_plays_then_caller_hears_music_prompt_mus
 def test_given_the_music_the_sandbox_plays_when_read_as_a_caller_hears_it_then_no_track_has_dead_air(
         sandbox):
     """Every track Asterisk plays on hold, as the sandbox installed it (trimmed as an admin's
-    `ari-etiquette music trim` does): sound in its first and last 100 ms, and nowhere a quiet
-    passage as long as the dead air the recordings of callers are checked for. Asterisk plays
-    a track from its start and one after another, so a track's quiet is the caller's."""
+    `ari-etiquette music trim` does): sound in its first 100 ms, and nowhere a quiet passage
+    as long as the dead air the recordings of callers are checked for. Asterisk plays a track
+    from its start and one after another, so a track's quiet is the caller's."""
     instance, _ = sandbox
     tracks = sorted((instance.root / "usr/share/asterisk/moh").glob("*.wav"))
     assert len(tracks) == 5, tracks  # Debian's asterisk-moh-opsound-wav

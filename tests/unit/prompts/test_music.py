@@ -69,7 +69,7 @@ def test_given_quiet_passages_inside_when_trimmed_then_each_cut_to_a_short_pause
     cut = trim_track(track)
 
     assert (cut.head, cut.tail) == (0.0, 0.0)
-    assert cut.inside == pytest.approx(1.6 + 0.3)  # 1.9 -> 0.3 s, 0.7 (6.5 windows) -> 0.3 s
+    assert cut.inside == pytest.approx(1.6 + 0.3)  # 1.9 s -> 0.3 s; the faint 6 windows -> 3
     heard = levels(track)
     quiet_runs, run = [], 0
     for level in heard + [QUIET_RMS]:
