@@ -13,6 +13,7 @@ import pytest
 from ari_app.keys import etiquette_log_key
 from ari_app.calls.etiquette_log import operator_day
 
+from harness import until
 from test_first_call import prompt_of, talk_bridge_with
 
 pytestmark = pytest.mark.integration
@@ -60,11 +61,11 @@ async def hang_up_and_settle(parties, app_runner, ours: str, endpoint: str) -> N
     """The caller hangs up; wait until the app has let the operator go."""
     callers, _, _ = parties
     await callers.hang_up(ours)
-    deadline = time.monotonic() + 10
-    while (await app_runner.operators())[endpoint]["last_call_ended_at"] is None or \
-            (await app_runner.operators())[endpoint]["in_call"]:
-        assert time.monotonic() < deadline, f"{endpoint} never freed"
-        await asyncio.sleep(0.1)  # polling the app's listing until the deadline
+
+    async def freed() -> bool:
+        listed = (await app_runner.operators())[endpoint]  # one listing read per poll
+        return listed["last_call_ended_at"] is not None and not listed["in_call"]
+    await until(freed, 10, f"{endpoint} freed")
 
 
 @pytest.mark.policy("[operators]\nlogin_required = true\nwrap_up = 0\n")
