@@ -145,8 +145,11 @@ async def read_json(request: web.Request) -> dict:
     if not request.can_read_body:
         return {}
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):  # no task per body, as wait_for makes
+        if request.content.is_eof():  # all in with the headers: nothing to wait for
             raw = await request.read()
+        else:
+            async with asyncio.timeout(BODY_TIMEOUT):  # no task per body, as wait_for makes
+                raw = await request.read()
     except asyncio.TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
     except web.HTTPRequestEntityTooLarge:

@@ -64,8 +64,11 @@ def _text(body: dict, field: str, limit: int) -> str:
     if not isinstance(value, str):
         raise InvalidField(field, f"{field} must be text")
     # control characters (NUL, escape sequences, bidi overrides) are never stored: a name or
-    # topic is shown to operators and in logs, where they would hide or reorder text
-    value = " ".join("".join(_printable(c) for c in value).split())
+    # topic is shown to operators and in logs, where they would hide or reorder text. A text
+    # isprintable() has none, and no space but " " (the one pass most forms need).
+    if not value.isprintable():
+        value = "".join(_printable(c) for c in value)
+    value = " ".join(value.split())
     if len(value) > limit:
         raise InvalidField(field, f"{field} is too long (at most {limit} characters)")
     return value

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, shortnumberinfo
+from phonenumbers import timezone as number_zones
 
 if TYPE_CHECKING:
     from ari_app.policy import CallbackPolicy
 
-__all__ = ["HIGH_COST", "NumberRules", "RefusedNumber", "check_number"]
+__all__ = ["HIGH_COST", "NumberFacts", "NumberRules", "RefusedNumber", "check_number",
+           "number_facts"]
 
 # where a short number is checked for being an emergency one when the rules name no country
 EMERGENCY_REGIONS = ("US", "CA", "GB", "IE", "RU", "DE", "FR", "ES", "IT", "IN", "AU", "NZ")
@@ -86,6 +88,51 @@ class NumberRules:
                    tuple(data.get("refused_prefixes") or ()))
 
 
+@dataclass(frozen=True)
+class NumberFacts:
+    """What the metadata says of one number, looked up once: the lookups are what a web
+    form's request costs most (check_number reads them, then the request's time zone)."""
+    e164: str
+    country: str                # ISO 3166, "001" for a non-geographic number, "" unknown
+    kind: int                   # a PhoneNumberType; UNKNOWN: not a valid number
+    zones: tuple[str, ...]      # its time zones, none when the metadata knows none
+
+    @classmethod
+    def of(cls, number: phonenumbers.PhoneNumber) -> NumberFacts:
+        country = phonenumbers.region_code_for_number(number) or ""
+        kind = phonenumbers.number_type(number)  # UNKNOWN exactly when not is_valid_number
+        if kind == PhoneNumberType.UNKNOWN:
+            zones: tuple[str, ...] = ()
+        elif phonenumbers.is_number_type_geographical(kind, number.country_code):
+            zones = tuple(number_zones.time_zones_for_geographical_number(number))
+        else:  # a mobile or toll-free number of a country without geographic mobiles
+            zones = tuple(number_zones.time_zones_for_number(number))
+        return cls(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                   country, kind, tuple(z for z in zones if z != "Etc/Unknown"))
+
+
+_FACTS: dict[str, NumberFacts] = {}  # by E.164, the last _FACTS_KEPT looked up
+_FACTS_KEPT = 4096
+
+
+def number_facts(e164: str) -> NumberFacts | None:
+    """The facts of an E.164 number (None: not one), kept from its check when it had one."""
+    facts = _FACTS.get(e164)
+    if facts is None:
+        try:
+            facts = _remember(NumberFacts.of(phonenumbers.parse(e164)))
+        except phonenumbers.NumberParseException:
+            return None
+    return facts
+
+
+def _remember(facts: NumberFacts) -> NumberFacts:
+    if len(_FACTS) >= _FACTS_KEPT:
+        _FACTS.pop(next(iter(_FACTS), ""), None)  # the oldest
+    _FACTS[facts.e164] = facts
+    return facts
+
+
 def check_number(raw: str, rules: NumberRules) -> str:
     """`raw` (as typed or sent) -> the E.164 number to dial, or RefusedNumber saying why not.
     Pure, so the last answers are kept: a web form's number is checked by check_form, then
@@ -116,18 +163,17 @@ def _check(raw: str, rules: NumberRules) -> str:
     except phonenumbers.NumberParseException:
         raise RefusedNumber("This is not a phone number. Please enter it with the country "
                             "code, for example +1 212 555 0100.", "invalid-number") from None
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    country = phonenumbers.region_code_for_number(number) or ""
+    facts = _remember(NumberFacts.of(number))
+    e164, country = facts.e164, facts.country
     if _emergency(raw, (country or rules.region or "US",), prefix_too=True):
         raise RefusedNumber("We cannot call emergency numbers.")
-    if not phonenumbers.is_valid_number(number):
+    if facts.kind == PhoneNumberType.UNKNOWN:  # not a valid number
         if country == "001" or phonenumbers.region_code_for_country_code(
                 number.country_code) == "001":
             raise RefusedNumber("We cannot call satellite or international service numbers.")
         raise RefusedNumber("This phone number is not valid. Please check it.", "invalid-number")
-    kind = phonenumbers.number_type(number)
-    if kind in REFUSED_TYPES:
-        raise RefusedNumber(f"We cannot call {REFUSED_TYPES[kind]}.")
+    if facts.kind in REFUSED_TYPES:
+        raise RefusedNumber(f"We cannot call {REFUSED_TYPES[facts.kind]}.")
     if country == "001":  # +800 +808 +870 +881 +882 +883 +979: no country, high cost
         raise RefusedNumber("We cannot call satellite or international service numbers.")
     for prefix in rules.refused_prefixes:
@@ -147,6 +193,9 @@ def _check(raw: str, rules: NumberRules) -> str:
 
 def _emergency(raw: str, regions: tuple[str, ...], prefix_too: bool = False) -> bool:
     """An emergency number as dialled ("911", "112"; with prefix_too also "9111" that would
-    reach it). A "+" number is never one: it names its country."""
+    reach it). A "+" number is never one: it names its country (phonenumbers says so too,
+    after reading it: the web form's numbers mostly start with "+")."""
+    if raw.startswith("+"):
+        return False
     return any(r and r != "001" and (shortnumberinfo.is_emergency_number(raw, r) or (
         prefix_too and shortnumberinfo.connects_to_emergency_number(raw, r))) for r in regions)

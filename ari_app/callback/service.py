@@ -16,13 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from phonenumbers import timezone as number_zones
 import structlog
 from redis.asyncio import Redis
 
 from ari_app.callback.intake import Counted, RateLimits
-from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number
+from ari_app.callback.numbers import NumberRules, RefusedNumber, check_number, number_facts
 from ari_app.callback.window import customer_zone, promise_window
 from ari_app.customers.service import Customers
 from ari_app.policy import Policy
@@ -256,15 +254,10 @@ def intake_services(redis: Redis, policy: Policy, keys: Keyspace
 def request_zone(request: CallbackRequest, policy: Policy) -> ZoneInfo:
     """The customer's zone: given, else their number's (inside the number's own country: the
     metadata gives the whole +1 area for +1 876 Jamaica), else the company's."""
-    candidates: tuple[str, ...] = ()
-    try:
-        number = phonenumbers.parse(request.number)
-        candidates = tuple(z for z in number_zones.time_zones_for_number(number)
-                           if z != "Etc/Unknown")
-        own = zones_of_country(phonenumbers.region_code_for_number(number) or "")
-        if len(candidates) > 1 and own:
-            candidates = tuple(z for z in candidates if z in own) or tuple(own)
-    except phonenumbers.NumberParseException:
-        pass
+    facts = number_facts(request.number)  # kept from the number's check: no lookup again
+    candidates = facts.zones if facts is not None else ()
+    own = zones_of_country(facts.country) if facts is not None and facts.country else ()
+    if len(candidates) > 1 and own:
+        candidates = tuple(z for z in candidates if z in own) or tuple(own)
     return customer_zone(candidates, request.time_zone, policy.business_hours.zone,
                          business=policy.business_hours, quiet=policy.quiet_hours)

@@ -1,9 +1,12 @@
 """intake.check_form: a submitted "call me back" form -> a request that may be dialled, or
 InvalidField naming the field and the problem. Real phonenumbers metadata, fixed `now`."""
 
+import unicodedata
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ari_app.callback.intake import CallbackForm, InvalidField, check_form
 from ari_app.policy import CallbackPolicy
@@ -232,6 +235,18 @@ def test_given_control_characters_in_name_and_topic_when_check_form_then_strippe
     assert form.name in ("AnnLee", "Ann[31mLee") and form.topic == form.name
     assert all(c.isprintable() for c in form.name + form.topic)
 
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.text(max_size=60))
+def test_given_any_text_when_check_form_then_each_character_kept_dropped_or_a_space(text):
+    """A text isprintable() takes one pass; the others go character by character: both give
+    the one answer (controls and format characters dropped, but the two joiners; any space a
+    space; spaces squeezed)."""
+    kept = "".join(" " if c.isspace() else "" if unicodedata.category(c)[0] == "C"
+                   and c not in "\u200c\u200d" else c for c in text)
+    form = check({"number": US_NUMBER, "name": text[:80], "topic": text})
+    assert form.topic == " ".join(kept.split())
 
 # --- preferred time --------------------------------------------------------------------------
 def test_given_preferred_time_tomorrow_when_check_form_then_epoch():

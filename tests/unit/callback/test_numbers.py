@@ -7,8 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType, shortnumberinfo
+from phonenumbers import timezone as number_zones
 
-from ari_app.callback.numbers import HIGH_COST, NumberRules, RefusedNumber, check_number
+from ari_app.callback.numbers import (
+    HIGH_COST, NumberFacts, NumberRules, RefusedNumber, check_number, number_facts)
 
 US = NumberRules(("US",), ("+1900", "+1976"))
 US_RU = NumberRules(("US", "RU"), ("+1900", "+1976"))
@@ -141,3 +143,32 @@ def test_given_emergency_number_when_typed_in_any_way_then_never_passes(emergenc
        rest=st.text("0123456789", min_size=4, max_size=12))
 def test_given_satellite_premium_or_scam_prefix_when_checked_then_never_passes(prefix, rest):
     assert _passes(prefix + rest, US_RU) is None
+
+
+# --- the facts a check looks up once ------------------------------------------------------------
+@settings(max_examples=2000, deadline=None)
+@given(code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+       rest=st.text("0123456789", min_size=4, max_size=12))
+def test_given_any_number_when_its_facts_are_read_once_then_they_are_what_phonenumbers_says(
+        code, rest):
+    """One region lookup, one type lookup and the zones' table, in place of is_valid_number,
+    number_type and time_zones_for_number each looking them up again."""
+    try:
+        number = phonenumbers.parse(f"+{code}{rest}")
+    except phonenumbers.NumberParseException:
+        return
+    facts = NumberFacts.of(number)
+    assert (facts.kind != PhoneNumberType.UNKNOWN) == phonenumbers.is_valid_number(number)
+    assert facts.kind == phonenumbers.number_type(number)
+    assert facts.country == (phonenumbers.region_code_for_number(number) or "")
+    assert facts.zones == tuple(z for z in number_zones.time_zones_for_number(number)
+                                if z != "Etc/Unknown")
+    assert facts.e164 == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_given_a_checked_number_when_its_facts_are_asked_then_they_are_the_checks_own():
+    e164 = check_number("(212) 555-0177", US)
+    facts = number_facts(e164)
+    assert facts is number_facts(e164)  # kept, not looked up again
+    assert (facts.country, facts.zones) == ("US", ("America/New_York",))
+    assert number_facts("anonymous") is None and number_facts("") is None
