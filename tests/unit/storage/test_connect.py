@@ -4,11 +4,16 @@ addresses are checked when the settings load (not at the first failover)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from pydantic import ValidationError
+from redis.asyncio.connection import Connection
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import DataError
 
 from ari_app.settings import Settings
-from ari_app.storage.connect import redacted, storage_client, where
+from ari_app.storage.connect import _hiredis_packing, redacted, storage_client, where
 
 
 def settings(**kw) -> Settings:
@@ -59,3 +64,23 @@ def test_given_sentinels_empty_in_the_environment_then_the_one_redis(monkeypatch
 
 def test_given_url_without_password_then_unchanged():
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+@settings_hypothesis(max_examples=500, deadline=None)
+@given(values=st.lists(st.one_of(st.text(), st.binary(), st.integers(), st.floats(),
+                                 st.binary().map(bytearray), st.binary().map(memoryview)),
+                       max_size=12))
+def test_given_any_command_when_packed_by_hiredis_then_the_bytes_redis_py_would_send(values):
+    """The client's connections pack with hiredis alone (redis-py encodes each argument in
+    Python first): the same bytes for every value Redis takes, the same error for the rest."""
+    for client in (storage_client(settings()),
+                   storage_client(settings(redis_sentinels="127.0.0.1:26379"))):
+        assert client.connection_pool.connection_class.__name__.startswith("Hiredis")
+    plain, packed = Connection(), _hiredis_packing(Connection)()
+    for command in (("EVALSHA", "ab12", 1, *values), ("CONFIG GET", *values)):
+        assert b"".join(packed.pack_command(*command)) == b"".join(plain.pack_command(*command))
+    for refused in (True, None, object()):
+        with pytest.raises(DataError):
+            plain.pack_command("SET", "k", refused)
+        with pytest.raises(DataError):
+            packed.pack_command("SET", "k", refused)
