@@ -236,7 +236,6 @@ def test_given_control_characters_in_name_and_topic_when_check_form_then_strippe
     assert all(c.isprintable() for c in form.name + form.topic)
 
 
-
 @settings(max_examples=1000, deadline=None)
 @given(text=st.text(max_size=60))
 def test_given_any_text_when_check_form_then_each_character_kept_dropped_or_a_space(text):
@@ -247,6 +246,7 @@ def test_given_any_text_when_check_form_then_each_character_kept_dropped_or_a_sp
                    and c not in "\u200c\u200d" else c for c in text)
     form = check({"number": US_NUMBER, "name": text[:80], "topic": text})
     assert form.topic == " ".join(kept.split())
+
 
 # --- preferred time --------------------------------------------------------------------------
 def test_given_preferred_time_tomorrow_when_check_form_then_epoch():
