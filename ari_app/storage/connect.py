@@ -36,7 +36,9 @@ except ImportError:  # pragma: no cover - redis[hiredis] brings it
 
 from ari_app.settings import Settings
 
-__all__ = ["redacted", "storage_client", "where"]
+__all__ = ["MAX_CONNECTIONS", "redacted", "storage_client", "where"]
+
+MAX_CONNECTIONS = 10_000  # Redis' own maxclients: the server's limit, not the pool's
 
 
 def redacted(url: str) -> str:
@@ -55,6 +57,9 @@ def storage_client(settings: Settings, *, timeout: float | None = None) -> Redis
     bounded: dict[str, Any] = dict(
         socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
         protocol=2,  # RESP2's replies, as every reader here expects (redis-py 8 asks RESP3)
+        # redis-py 8 caps a pool at 100 connections and fails the next command at once ("Too
+        # many connections"): 100 callers hanging up together need more, as 7 allowed
+        max_connections=MAX_CONNECTIONS,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1,
                     supported_errors=(RedisConnectionError,)))
     sentinels = settings.sentinels()

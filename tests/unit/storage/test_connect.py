@@ -13,7 +13,8 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import DataError
 
 from ari_app.settings import Settings
-from ari_app.storage.connect import _hiredis_packing, redacted, storage_client, where
+from ari_app.storage.connect import (
+    MAX_CONNECTIONS, _hiredis_packing, redacted, storage_client, where)
 
 
 def settings(**kw) -> Settings:
@@ -88,3 +89,11 @@ def test_given_any_command_when_packed_by_hiredis_then_the_bytes_redis_py_would_
             plain.pack_command("SET", "k", refused)
         with pytest.raises(DataError):
             packed.pack_command("SET", "k", refused)
+
+
+def test_given_either_client_then_its_pool_is_not_capped_below_a_burst_of_calls():
+    """redis-py 8 caps a pool at 100 connections and fails the 101st command at once: 100
+    callers hanging up together failed their last step ("Too many connections")."""
+    for client in (storage_client(settings()),
+                   storage_client(settings(redis_sentinels="127.0.0.1:26379"))):
+        assert client.connection_pool.max_connections == MAX_CONNECTIONS >= 1000
