@@ -171,6 +171,11 @@ class CallbackStasis:
             logger.warning("callback attempt moved to another process; this one stops driving it",
                            call_id=call_id)
             self.moved(call_id)
+        except STORAGE_ERRORS:
+            self.store.rewind(call_id)  # tried again from where the item began
+            raise
+        finally:
+            self.store.settle(call_id)
 
     async def _step(self, call_id: str, item: object) -> None:
         now = self.clock()

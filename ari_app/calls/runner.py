@@ -144,6 +144,16 @@ class RuleRunner:
         for rule in self.rules.values():
             rule.store.forget(call_id)
 
+    def rewind(self, call_id: str) -> None:
+        """The call's lane item failed for storage: every rule's snapshot of the call is put
+        back as it was before the item, so that its retry carries out every step again."""
+        for rule in self.rules.values():
+            rule.store.rewind(call_id)
+
+    def settle(self, call_id: str) -> None:
+        for rule in self.rules.values():
+            rule.store.settle(call_id)
+
     def fence(self, fence: Fence) -> None:
         """Every rule's snapshot of a call this process holds the lease of is written fenced."""
         for rule in self.rules.values():

@@ -23,7 +23,16 @@ from ari_app.policy import BusinessHours, SupervisorPolicy
 from ari_app.storage.keyspace import Keyspace
 from ari_app.storage.records import DurableRecords
 
-__all__ = ["Complaint", "ComplaintClosed", "Complaints", "SupervisorDesk", "OnDuty"]
+__all__ = ["Complaint", "ComplaintClosed", "Complaints", "SupervisorDesk", "OnDuty",
+           "complaint_id"]
+
+_NAMESPACE = uuid.UUID("9c1e5d2a-3f47-4b8e-a6d0-7e2c4b9f1a58")
+
+
+def complaint_id(call_id: str, started_at: float | None) -> str:
+    """The id of the complaint a call's escalation takes: the same on every try of its step
+    (storage failing part way files it once), another for a second escalation of the call."""
+    return uuid.uuid5(_NAMESPACE, f"{call_id}/{started_at!r}").hex
 
 
 @dataclass

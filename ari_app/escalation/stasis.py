@@ -20,7 +20,7 @@ from ari_app.callback.numbers import RefusedNumber, check_number
 from ari_app.callback.service import CallbackRequest, CallbackRequests
 from ari_app.callback.window import spoken_window
 from ari_app.escalation import machine as c
-from ari_app.escalation.service import Complaint, Complaints
+from ari_app.escalation.service import Complaint, Complaints, complaint_id
 from ari_app.escalation.store import ComplaintStore
 
 __all__ = ["ComplaintRule"]
@@ -101,11 +101,13 @@ class ComplaintRule(RuleBase):
                     for_whom="supervisor", latest_at=now + minutes * 60))
             except RefusedNumber:  # the complaint is kept whatever the number
                 pass
-        complaint = await self.complaints.create(Complaint(
+        complaint = Complaint(
             call_id=caller, caller_number=legs.number, caller_name=legs.name,
             operator=legs.operator, duration=duration,
             recording=self.message.name(caller) if recorded else None,
-            callback_id=callback.id if callback else None, window_minutes=minutes))
+            callback_id=callback.id if callback else None, window_minutes=minutes,
+            id=complaint_id(caller, machine.started_at))
+        await self.complaints.create_once(complaint)  # the step may be tried again
         await unless_gone(self.ari.hangup(self.message.snoop(caller)))  # recording done
         # "within N minutes (or hours)", as the callback service really promised it
         said = (spoken_window(callback.latest_at, now, legs.language)[2:]

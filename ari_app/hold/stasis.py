@@ -21,7 +21,7 @@ from ari_app.callback.service import CallbackRequest, CallbackRequests, RefusedN
 from ari_app.callback.window import spoken_window
 from ari_app.hold import machine as h
 from ari_app.hold.store import HoldStore
-from ari_app.voicemail.service import Voicemail, Voicemails
+from ari_app.voicemail.service import Voicemail, Voicemails, voicemail_id
 
 __all__ = ["HoldRule"]
 
@@ -98,11 +98,13 @@ class HoldRule(RuleBase):
             case h.StopVoicemail():
                 await self.message.stop(caller)
             case h.SaveVoicemail(duration=duration):
-                vm = await self.voicemails.create(Voicemail(
-                    recording=self.message.name(caller),
-                    for_whom=machine.for_whom or legs.operator or "",
+                recording = self.message.name(caller)
+                vm = Voicemail(
+                    recording=recording, for_whom=machine.for_whom or legs.operator or "",
                     caller_number=legs.number, caller_name=legs.name, call_id=caller,
-                    reason=machine.reason, duration=duration))
+                    reason=machine.reason, duration=duration, id=voicemail_id(recording))
+                # once: the step may be tried again after storage failed part way
+                await self.voicemails.create_once(vm)
                 return Note("voicemail saved", (("voicemail", vm.id),))
             case h.SaveCallback(number=number, own_number=own, chosen=chosen):
                 try:

@@ -255,6 +255,9 @@ class InboundStasis:
                 if isinstance(item, Request) and not item.answer.done():
                     item.answer.set_exception(exc)
             except BaseException as exc:
+                if isinstance(exc, STORAGE_ERRORS):  # tried again (a request: answered 503)
+                    self.store.rewind(call_id)        # from where the item began
+                    self.rules.rewind(call_id)
                 if not isinstance(item, Request):
                     raise
                 if not item.answer.done():  # the API caller always gets an answer
@@ -265,6 +268,9 @@ class InboundStasis:
                 if isinstance(exc, STORAGE_ERRORS):
                     return  # answered (503): a request is never retried behind the caller's back
                 raise
+            finally:
+                self.store.settle(call_id)
+                self.rules.settle(call_id)
 
     async def _while_stalled(self, call_id: str, item: object) -> None:
         """The call waits for storage: a prompt that paused the caller's music and has ended

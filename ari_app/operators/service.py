@@ -35,6 +35,15 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# reserve a free operator, or confirm one this call already holds: a call's step tried again
+# after storage failed part way (its reservation may have landed) gets the same operator back
+# instead of leaving them reserved for hours by a call that moved on to another
+_RESERVE = """
+local held = redis.call('get', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'ex', ARGV[2])
+return 1
+"""
 # how a reservation ends for the operator (ReleaseOperator.after)
 AFTER_CALL, AFTER_MISSED, UNUSED = "call", "missed", "unused"
 
@@ -149,7 +158,7 @@ class OperatorService:
         for endpoint in candidates:
             if not await self.is_available(endpoint):
                 continue
-            if await self.redis.set(self._key(endpoint), call_id, nx=True, ex=self.ttl):
+            if await self.redis.eval(_RESERVE, 1, self._key(endpoint), call_id, self.ttl):
                 return endpoint
         return None
 

@@ -97,7 +97,8 @@ class _HiredisPacking:
             args = (*args[0].split(), *args[1:])
         try:
             return [hiredis.pack_command(args)]
-        except TypeError:  # a bytearray is bytes to redis-py; anything else is refused
+        except TypeError:  # a bytearray is taken as bytes (as redis-py 8 does; 7 refuses
+            # it, and nothing of ours sends one); anything else is refused
             args = tuple(bytes(a) if isinstance(a, bytearray) else a for a in args)
         try:
             return [hiredis.pack_command(args)]

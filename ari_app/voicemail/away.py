@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-import uuid
 from dataclasses import dataclass
 
 import structlog
@@ -24,7 +23,7 @@ from ari_app.ari import AriClient, AriError, AriNotFound, AriUnavailable
 from ari_app.ari import operations as ops
 from ari_app.policy import Policy
 from ari_app.storage import storage_away
-from ari_app.voicemail.service import Voicemail, Voicemails
+from ari_app.voicemail.service import Voicemail, Voicemails, voicemail_id
 
 __all__ = ["AWAY_FOLDER", "AwayMessage", "AwayMessages", "away_for_whom", "voicemail_id",
            "wav_seconds"]
@@ -40,16 +39,9 @@ SHORTEST = 1.0
 # whom a message is for when the policy has no queue: nobody in particular, the whole team
 TEAM = "team"
 # fixed: the same recording name gives the same voice message id in every instance, forever
-_NAMESPACE = uuid.UUID("5b0f2c9e-6d1a-4c55-9a8e-2f4b7c1d0a3e")
 _NAME = re.compile(
     rf"{AWAY_FOLDER}/(?P<at>[0-9]{{1,12}})-(?P<number>[0-9+]{{1,32}}|unknown)"
     r"-(?P<exten>[0-9]{0,20})-(?P<channel>[^/]{1,128})")
-
-
-def voicemail_id(recording: str) -> str:
-    """The voice message id of an away recording: 32 hex digits like every voice message id,
-    the same in every instance."""
-    return uuid.uuid5(_NAMESPACE, recording).hex
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from redis.asyncio import Redis
 from ari_app.storage.keyspace import Keyspace
 from ari_app.storage.records import DurableRecords
 
-__all__ = ["Voicemail", "Voicemails"]
+__all__ = ["Voicemail", "Voicemails", "voicemail_id"]
+
+_NAMESPACE = uuid.UUID("5b0f2c9e-6d1a-4c55-9a8e-2f4b7c1d0a3e")
+
+
+def voicemail_id(recording: str) -> str:
+    """The voice message id of a recording: 32 hex digits like every voice message id, the
+    same in every instance and on every try (one recording is one message)."""
+    return uuid.uuid5(_NAMESPACE, recording).hex
 
 
 @dataclass

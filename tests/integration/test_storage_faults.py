@@ -20,11 +20,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 from conftest import API_TOKEN, _wait_phones_registered
 from harness import assert_music, record_heard_since, until
 from test_first_call import talk_bridge_with
-from test_hold import connected_call, wait_prompt
+from test_hold import connected_call, wait_prompt as wait_hold_prompt
+from test_queue import QUEUE, busy_operator, queued, started, wait_prompt
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -61,7 +63,7 @@ async def held_caller_in_music(app_runner, redis, observer, callers, ari):
     ours, call_id = await connected_call(callers, ari)
     status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
     assert status == 202
-    await wait_prompt(observer, call_id, "checkin-1", timeout=30)
+    await wait_hold_prompt(observer, call_id, "checkin-1", timeout=30)
     await until(lambda: _holding_after(redis, call_id, 1), 10, "music back after check-in 1")
     return ours, call_id
 
@@ -120,8 +122,10 @@ async def test_redis_killed_mid_call(app, app_runner, parties, ari, redis, sandb
     back = time.time()
 
     # Redis back: the check-in that was due plays (late, not never), then the usual cadence
-    await wait_prompt(observer, call_id, "checkin-2", "PlaybackStarted", timeout=15, after=back)
-    await wait_prompt(observer, call_id, "checkin-3", "PlaybackStarted", timeout=20, after=back)
+    await wait_hold_prompt(observer, call_id, "checkin-2", "PlaybackStarted", timeout=15,
+                           after=back)
+    await wait_hold_prompt(observer, call_id, "checkin-3", "PlaybackStarted", timeout=20,
+                           after=back)
     status, health, _, _ = await timed("GET", app_runner.base_url + "/healthz")
     assert (status, health["redis"]) == (200, "ok"), health
     # nothing acknowledged before the outage is lost
@@ -147,14 +151,15 @@ async def test_redis_stopped_mid_call(app, app_runner, parties, ari, redis, sand
     finally:
         instance.pause_redis(False)
     back = time.time()
-    await wait_prompt(observer, call_id, "checkin-2", "PlaybackStarted", timeout=15, after=back)
+    await wait_hold_prompt(observer, call_id, "checkin-2", "PlaybackStarted", timeout=15,
+                           after=back)
     # and the caller is still served: resume brings them back to the operator. Redis works
     # through what piled up while it was stopped, so the first answers may still be a 503
     # with Retry-After: a client retries, as it is told to.
     await until(lambda: _healthy(app_runner.base_url), 10, "Redis answering again")
     status, body = await until(lambda: _resumed(app_runner, call_id), 10, "resume accepted")
     assert (status, body["status"]) == (202, "held"), body
-    await wait_prompt(observer, call_id, "hold-resume-thanks", timeout=15)
+    await wait_hold_prompt(observer, call_id, "hold-resume-thanks", timeout=15)
     await talk_bridge_with(ari, call_id, f"{call_id}~op1")
     await callers.hang_up(ours)
 
@@ -164,6 +169,91 @@ async def _resumed(app_runner, call_id: str):
     if status == 503 and body.get("error_id") == "storage-unavailable":
         return None
     return status, body
+
+
+def stop_redis_after(instance, what: str):
+    """Wrap an awaitable step so that Redis is stopped (SIGSTOP) right after it, once: the
+    fault lands inside a call's step, after its snapshot was saved and before its actions'
+    own Redis work."""
+    def wrap(real, wanted):
+        fired = []
+
+        async def then_stop(*args, **kwargs):
+            result = await real(*args, **kwargs)
+            if not fired and wanted(*args, **kwargs):
+                fired.append(what)
+                instance.pause_redis()
+            return result
+        return then_stop, fired
+    return wrap
+
+
+async def stalled_then_resumed(app, instance, call_id: str, timeout: float) -> float:
+    """Once the call's lane waits for storage, Redis goes on; when it did."""
+    lanes = app[inbound_key].lanes
+    try:
+        await until(lambda: lanes.stalled(call_id), timeout, "the call waiting for storage")
+    finally:
+        instance.pause_redis(False)
+    return time.time()
+
+
+@pytest.mark.policy(QUEUE)
+async def test_given_redis_stops_inside_a_check_in_when_back_then_the_check_in_plays(
+        app, parties, ari, sandbox):
+    """The check-in's step saved "checking in", then its position lookup met a stopped Redis.
+    Its retry used to find the machine already checking in, to which the timer meant nothing:
+    the caller never heard a check-in again. Now the retry starts from the snapshot before the
+    step, and the check-in plays once, then the usual cadence."""
+    instance, _ = sandbox
+    callers, _, observer = parties
+    first, _ = await busy_operator(parties, ari)
+    ours, call_id = await queued(parties, "+12125550101", 1)
+    store = app[inbound_key].rules.rule("queue").store
+    store.save, fired = stop_redis_after(instance, "check-in saved")(
+        store.save, lambda machine: machine.call_id == call_id
+        and machine.state.value == "checking_in")
+
+    back = await stalled_then_resumed(app, instance, call_id, timeout=15)
+    assert fired, "Redis stopped inside the check-in's step"
+    checkin = await wait_prompt(observer, call_id, "queue-checkin-", timeout=15, since=back)
+    await wait_prompt(observer, call_id, "queue-checkin-", timeout=10, since=checkin["_t"] + 0.5)
+    assert len(started(observer, call_id, "queue-checkin-", since=back)) == 2, \
+        "each check-in once, none twice"
+    await callers.hang_up(ours)
+    await callers.hang_up(first)
+
+
+@pytest.mark.policy(QUEUE)
+async def test_given_redis_stops_inside_a_calls_end_when_back_then_bridge_gone_and_operator_free(
+        app, parties, ari, redis, sandbox):
+    """The caller hung up; the call's end hung up the operator, then met a stopped Redis
+    freeing them. Its retry used to find the call ended, so the talk bridge stayed and the
+    call's key too. Now the end runs again whole: the operator is freed (the next caller
+    is put through to them), the bridge is destroyed, nothing of the call stays in Redis."""
+    instance, _ = sandbox
+    callers, _, _ = parties
+    ours, call_id = await busy_operator(parties, ari)
+    operators = app[inbound_key].services.operators
+    operators.release, fired = stop_redis_after(instance, "operator freed")(
+        operators.release, lambda endpoint, call, after: call == call_id)
+
+    await callers.hang_up(ours)
+    await stalled_then_resumed(app, instance, call_id, timeout=15)
+    assert fired, "Redis stopped inside the call's end"
+    await until(lambda: _bridges_gone(ari, call_id), 15, "the call's bridges destroyed")
+    await until(lambda: _call_gone(redis, call_id), 10, "the call's snapshot deleted")
+    after, after_id = await callers.dial_local("100", number="+12125550109")
+    await talk_bridge_with(ari, after_id, f"{after_id}~op1", timeout=20)
+    await callers.hang_up(after)
+
+
+async def _bridges_gone(ari, call_id: str) -> bool:
+    return not [b for b in await ari.bridges() if b["id"].startswith(call_id)]
+
+
+async def _call_gone(redis, call_id: str) -> bool:
+    return not await redis.exists(KEYS.call(call_id))
 
 
 async def test_sandbox_up_after_partial_stop_keeps_secrets(app, app_runner, sandbox):
