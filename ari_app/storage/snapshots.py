@@ -6,8 +6,9 @@ Its key carries the call's hash tag (`Keyspace.snapshot`).
 A read cache keeps the snapshots this process wrote, so a step costs one Redis write and no
 read; it is dropped on every (re)connect, when another process may have moved on.
 
-What the cache knows, and what to put back after a failure, is `SnapshotMemory`'s, shared with
-the inbound call's own store (inbound/store.py).
+`SnapshotMemory` is that logic once, for the rules' stores here and the inbound call's own
+(inbound/store.py): the cache, and what to put back after a write failed or an event was cut
+short by storage going away.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ is done (`settle`), what it wrote stays. Real Redis: a redis-server of the test'
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,16 +16,19 @@ from ari_app.storage.snapshots import SnapshotStore
 KEYS = Keyspace()
 
 
+@dataclass
 class Machine:
-    def __init__(self, call_id: str, state: str) -> None:
-        self.call_id, self.state = call_id, state
+    """The least a store keeps: a call and a state, to and from JSON."""
+
+    call_id: str
+    state: str
 
     def to_dict(self) -> dict:
-        return {"call_id": self.call_id, "state": self.state}
+        return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Machine":
-        return cls(d["call_id"], d["state"])
+    def from_dict(cls, data: dict) -> "Machine":
+        return cls(**data)
 
 
 async def held(redis, call_id: str) -> str | None:
