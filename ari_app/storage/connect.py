@@ -57,8 +57,8 @@ def storage_client(settings: Settings, *, timeout: float | None = None) -> Redis
     bounded: dict[str, Any] = dict(
         socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30,
         protocol=2,  # RESP2's replies, as every reader here expects (redis-py 8 asks RESP3)
-        # a pool's cap is a command failed at once ("Too many connections"; redis-py 8 caps
-        # at 100): 100 callers hanging up together need more
+        # redis-py 8 caps a pool at 100 connections and fails the next command at once ("Too
+        # many connections"): 100 callers hanging up together need more, as 7 allowed
         max_connections=MAX_CONNECTIONS,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.2), retries=1,
                     supported_errors=(RedisConnectionError,)))
@@ -74,9 +74,9 @@ def storage_client(settings: Settings, *, timeout: float | None = None) -> Redis
 
 
 def _packed_in_c(client: Redis) -> Redis:
-    """Commands packed by hiredis alone: redis-py's asyncio connections pack each argument in
-    Python (8.2 hands hiredis only the joining), a tenth of a web form's CPU (two scripts of
-    10-20 arguments). The same bytes (str, int, float, bytes); any other value is a DataError, as
+    """Commands packed by hiredis alone: redis-py encodes each argument in Python first (8.2
+    hands hiredis only the joining), a tenth of a web form's CPU (two scripts of 10-20
+    arguments). The same bytes (str, int, float, bytes); any other value is a DataError, as
     before. The pool's own class (plain, TLS, socket, Sentinel's) is kept underneath."""
     if hiredis is not None:
         pool = client.connection_pool
@@ -97,8 +97,7 @@ class _HiredisPacking:
             args = (*args[0].split(), *args[1:])
         try:
             return [hiredis.pack_command(args)]
-        except TypeError:  # a bytearray is taken as bytes (as redis-py 8 does; 7 refuses
-            # it, and nothing of ours sends one); anything else is refused
+        except TypeError:  # a bytearray is bytes to redis-py; anything else is refused
             args = tuple(bytes(a) if isinstance(a, bytearray) else a for a in args)
         try:
             return [hiredis.pack_command(args)]

@@ -76,7 +76,7 @@ def test_given_either_client_then_its_connections_pack_with_hiredis_over_their_o
 
 @settings_hypothesis(max_examples=500, deadline=None)
 @given(values=st.lists(st.one_of(st.text(), st.binary(), st.integers(), st.floats(),
-                                 st.binary().map(memoryview)),
+                                 st.binary().map(bytearray), st.binary().map(memoryview)),
                        max_size=12))
 def test_given_any_command_when_packed_by_hiredis_then_the_bytes_redis_py_would_send(values):
     """The client's connections pack with hiredis alone (redis-py encodes each argument in
