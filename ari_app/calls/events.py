@@ -64,11 +64,42 @@ class CallEvents:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._consumers: list[Consumer] = []
+        self._item: dict[str, list[CallEvent]] = {}  # call -> what its lane item published
+        self._repeats: dict[str, list[tuple]] = {}   # call -> what a cut-short item published
 
     def subscribe(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
 
+    # --- a call's lane item (one event), tried again when storage cut it short ---------------
+    def begin(self, call_id: str) -> None:
+        self._item[call_id] = []
+
+    def cut_short(self, call_id: str) -> None:
+        """The item failed for storage and is tried again from the snapshots before it: what
+        it published stays published (its actions ran), and the retry's same steps are not
+        published again (each step once)."""
+        published = self._item.pop(call_id, None)
+        if published:
+            self._repeats.setdefault(call_id, []).extend(map(_same, published))
+
+    def settle(self, call_id: str) -> None:
+        """The item is over; one that was done (not cut short) ends the retry's repeats."""
+        if self._item.pop(call_id, None) is not None:
+            self._repeats.pop(call_id, None)
+
+    def forget(self, call_id: str) -> None:
+        """Another instance drives the call now: its retries are not ours."""
+        self._item.pop(call_id, None)
+        self._repeats.pop(call_id, None)
+
     def publish(self, event: CallEvent) -> None:
+        item = self._item.get(event.call_id)
+        if item is not None:
+            item.append(event)
+            repeats = self._repeats.get(event.call_id)
+            if repeats and (same := _same(event)) in repeats:
+                repeats.remove(same)  # published by the try that was cut short
+                return
         for consumer in self._consumers:
             try:
                 consumer.on_event(event)
@@ -78,6 +109,11 @@ class CallEvents:
 
     def for_rule(self, rule: str, steps: Mapping[str, str] | None = None) -> RuleEvents:
         return RuleEvents(self, rule, steps or {})
+
+
+def _same(event: CallEvent) -> tuple:
+    """What makes a retried step's event the one already published (not when it was)."""
+    return event.name, event.old, event.new, event.operator, dict(event.data)
 
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")

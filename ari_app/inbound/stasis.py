@@ -236,6 +236,7 @@ class InboundStasis:
         self.timers.cancel(call_id)
         self.store.forget(call_id)
         self.rules.forget(call_id)
+        self.events.events.forget(call_id)
 
     async def _claim(self, call_id: str, take: bool = False) -> bool:
         """The call's lease: ours, or free to take (its owner is gone); `take`: whoever held
@@ -245,6 +246,8 @@ class InboundStasis:
 
     # --- one call's items, in order -------------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
+        published = self.events.events
+        published.begin(call_id)
         with structlog.contextvars.bound_contextvars(rule="inbound"):
             try:
                 await self._handle_item(call_id, item)
@@ -258,6 +261,7 @@ class InboundStasis:
                 if isinstance(exc, STORAGE_ERRORS):  # tried again (a request: answered 503)
                     self.store.rewind(call_id)        # from where the item began
                     self.rules.rewind(call_id)
+                    published.cut_short(call_id)
                 if not isinstance(item, Request):
                     raise
                 if not item.answer.done():  # the API caller always gets an answer
@@ -271,6 +275,7 @@ class InboundStasis:
             finally:
                 self.store.settle(call_id)
                 self.rules.settle(call_id)
+                published.settle(call_id)
 
     async def _while_stalled(self, call_id: str, item: object) -> None:
         """The call waits for storage: a prompt that paused the caller's music and has ended

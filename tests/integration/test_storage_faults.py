@@ -188,6 +188,17 @@ def stop_redis_after(instance, what: str):
     return wrap
 
 
+class Published:
+    """The call events of one call, as the dashboard and the metrics get them."""
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id, self.events = call_id, []
+
+    def on_event(self, event) -> None:
+        if event.call_id == self.call_id:
+            self.events.append(event)
+
+
 async def stalled_then_resumed(app, instance, call_id: str, timeout: float) -> float:
     """Once the call's lane waits for storage, Redis goes on; when it did."""
     lanes = app[inbound_key].lanes
@@ -209,6 +220,8 @@ async def test_given_redis_stops_inside_a_check_in_when_back_then_the_check_in_p
     callers, _, observer = parties
     first, _ = await busy_operator(parties, ari)
     ours, call_id = await queued(parties, "+12125550101", 1)
+    published = Published(call_id)
+    app[inbound_key].events.events.subscribe(published)
     store = app[inbound_key].rules.rule("queue").store
     store.save, fired = stop_redis_after(instance, "check-in saved")(
         store.save, lambda machine: machine.call_id == call_id
@@ -220,6 +233,9 @@ async def test_given_redis_stops_inside_a_check_in_when_back_then_the_check_in_p
     await wait_prompt(observer, call_id, "queue-checkin-", timeout=10, since=checkin["_t"] + 0.5)
     assert len(started(observer, call_id, "queue-checkin-", since=back)) == 2, \
         "each check-in once, none twice"
+    # the step cut short and its retry are one step: its state change is published once
+    assert [e.at <= checkin["_t"] for e in published.events
+            if (e.name, e.new) == ("queue:state_changed", "checking_in")] == [True, False]
     await callers.hang_up(ours)
     await callers.hang_up(first)
 

@@ -94,3 +94,47 @@ def test_given_broken_consumer_when_published_then_logged_and_the_others_still_g
     assert len(first.events) == len(last.events) == 1
     assert [(e["event"], e["log_level"], e["consumer"]) for e in logs] == [
         ("call event consumer failed", "error", "Broken")]
+
+
+def test_given_item_cut_short_by_storage_when_retried_then_each_step_published_once():
+    events, recorder = service()
+    queue = events.for_rule("queue")
+    events.begin("call-1")
+    queue.transition("call-1", "waiting", "checking_in")   # saved, then its lookup failed
+    events.cut_short("call-1")
+    events.settle("call-1")
+
+    events.begin("call-1")  # the retry: from the snapshot before, every step again
+    queue.transition("call-1", "waiting", "checking_in")
+    queue.note("call-1", "check-in", {"position": 1})
+    events.settle("call-1")
+    events.begin("call-1")  # the next check-in is published as always
+    queue.transition("call-1", "waiting", "checking_in")
+    events.settle("call-1")
+
+    assert [(e.name, e.new, dict(e.data)) for e in recorder.events] == [
+        ("queue:state_changed", "checking_in", {}),
+        ("queue:check_in", None, {"position": 1}),
+        ("queue:state_changed", "checking_in", {})]
+
+
+def test_given_retry_cut_short_again_when_retried_then_still_once():
+    events, recorder = service()
+    queue = events.for_rule("queue")
+    for _ in range(2):  # the first try, and a retry that storage cut short too
+        events.begin("call-1")
+        queue.transition("call-1", "waiting", "checking_in")
+        events.cut_short("call-1")
+        events.settle("call-1")
+    events.begin("call-1")
+    queue.transition("call-1", "waiting", "checking_in")
+    events.settle("call-1")
+
+    assert len(recorder.events) == 1
+
+
+def test_given_no_lane_item_when_published_then_every_event_reaches_consumers():
+    events, recorder = service()
+    events.for_rule("operators").note("", "logged in")
+    events.for_rule("operators").note("", "logged in")
+    assert len(recorder.events) == 2
