@@ -145,8 +145,9 @@ class RuleRunner:
             rule.store.forget(call_id)
 
     def rewind(self, call_id: str) -> None:
-        """The call's lane item failed for storage: every rule's snapshot of the call is put
-        back as it was before the item, so that its retry carries out every step again."""
+        """The call's lane item failed for storage: every rule's snapshot of the call that
+        the item touched is put back as it was before it, so that its retry carries out every
+        step again."""
         for rule in self.rules.values():
             rule.store.rewind(call_id)
 

@@ -117,6 +117,7 @@ class OperatorService:
         self.ari, self.redis = ari, redis
         self.endpoints = list(endpoints)
         self.keys, self.ttl, self.pool = keys, reservation_ttl, pool
+        self._reserve = redis.register_script(_RESERVE)  # EVALSHA: its text sent once
         # who waits for an operator to become free (the queues): shared by every view
         self.listeners: list[FreedListener] = listeners if listeners is not None else []
 
@@ -158,7 +159,7 @@ class OperatorService:
         for endpoint in candidates:
             if not await self.is_available(endpoint):
                 continue
-            if await self.redis.eval(_RESERVE, 1, self._key(endpoint), call_id, self.ttl):
+            if await self._reserve(keys=[self._key(endpoint)], args=[call_id, self.ttl]):
                 return endpoint
         return None
 

@@ -158,10 +158,11 @@ class SnapshotMemory(Generic[M]):
     def rewind(self, call_id: str) -> None:
         """The lane item failed for storage: its retry starts from the snapshot before it,
         written back first when the item wrote anything since (the machine in memory may
-        have moved on even where nothing was written: an end state is not saved)."""
-        self._owned.pop(call_id, None)
+        have moved on even where nothing was written: an end state is not saved). A call
+        the item never loaded nor wrote here keeps its machine in memory."""
         if call_id not in self._before:
             return
+        self._owned.pop(call_id, None)
         before = self._before.pop(call_id)
         if call_id in self._unsure or self._written.get(call_id) != before:
             self._unsure[call_id] = before
