@@ -52,6 +52,10 @@ class CallbackStasis:
                  clock: Callable[[], float] = time.time) -> None:
         self.ari, self.store, self.ownership = ari, store, ownership
         self.events = events.for_rule("callback")  # `callback:operator_dialed`, ...
+        self._published = events
+        # attempt -> its request, which names its call events: a lane item cut short by
+        # storage publishes each step once over its tries (`CallEvents.cut_short`)
+        self._requests: dict[str, str] = {}
         self.app, self.dial_template, self.ring_timeout = app, dial_template, ring_timeout
         self.operator_ring_timeout, self.company_id = operator_ring_timeout, company_id
         self.on_finished, self.on_adopted, self.clock = on_finished, on_adopted, clock
@@ -159,6 +163,8 @@ class CallbackStasis:
     def moved(self, call_id: str) -> None:
         """Another process drives the attempt now: nothing of it is kept or timed here."""
         self._attempts.pop(call_id, None)
+        if (request := self._requests.pop(call_id, None)) is not None:
+            self._published.forget(request)
         self.timers.cancel(call_id)
         self.store.forget(call_id)
         self._playing.pop(call_id, None)
@@ -173,9 +179,15 @@ class CallbackStasis:
             self.moved(call_id)
         except STORAGE_ERRORS:
             self.store.rewind(call_id)  # tried again from where the item began
+            if (request := self._requests.get(call_id)) is not None:
+                self._published.cut_short(request)
             raise
         finally:
             self.store.settle(call_id)
+            if (request := self._requests.get(call_id)) is not None:
+                self._published.settle(request)
+                if call_id not in self._attempts:  # over
+                    del self._requests[call_id]
 
     async def _step(self, call_id: str, item: object) -> None:
         now = self.clock()
@@ -195,6 +207,8 @@ class CallbackStasis:
                             else item.get("type"))
                 return
             events = [k.TimerFired(now)] if item == "tick" else self._translate(machine, item, now)
+        self._requests[call_id] = machine.request_id
+        self._published.begin(machine.request_id)
         with structlog.contextvars.bound_contextvars(call_id=call_id, rule="callback"):
             while events:
                 event = events.pop(0)

@@ -1,7 +1,7 @@
 """The one module that makes and reads the ids of a call's resources.
 
 The caller's channel id is the call id; every other resource of the call is `<call>~<what>`
-(an operator's leg `~op1`, a bridge `~talk`, a recording `~voicemail`), and a playback is
+(an operator's leg `~op1`, a bridge `~talk`, a recording `~voicemail-<take>`), and a playback is
 `<call>~<tag>-<party>~<prompt>`: any event routes to its call without a lookup table, also
 after a restart, and a playback's end says which prompt ended, for whom.
 """

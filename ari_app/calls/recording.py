@@ -1,7 +1,8 @@
 """A message the caller leaves in a rule (a voicemail, a complaint): recorded from a snoop on
 the caller's channel (spy=in), never from the channel itself, whose keys would then arrive
-late. The snoop and the recording are named after the call (`<call>~<what>`), so their events
-route to it, also after a restart.
+late. The snoop and the recording are named after the call and the rule's take
+(`<call>~<what>-<take>`), so their events route to it, also after a restart, and a second
+complaint in the same call is a file of its own instead of overwriting the first one's.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from ari_app.calls import ids
 from ari_app.calls.rule import Instead
 from ari_app.calls.vocabulary import RecordingFinished
 
-__all__ = ["CallerMessage", "stored_recording"]
+__all__ = ["CallerMessage", "stored_recording", "take_of"]
 
 logger = structlog.get_logger()
 ENDED = ("RecordingFinished", "RecordingFailed")
 
 
+def take_of(started_at: float | None) -> str:
+    """A recording's take: when its rule started in the call (ms), the same on every try of a
+    step and after a restart, another for the rule's next start in the same call."""
+    return "" if started_at is None else str(int(round(started_at * 1000)))
+
+
 class CallerMessage:
     """One rule's recording of the caller: `what` names the recording, `role` is the snoop's
-    app argument (how its StasisStart is told apart from other legs)."""
+    app argument (how its StasisStart is told apart from other legs), and `take` (`take_of`)
+    which of the rule's recordings in the call it is."""
 
     def __init__(self, ari: AriClient, *, app: str, what: str, snoop: str, role: str,
                  max_seconds: int, clock: Callable[[], float] = time.time) -> None:
@@ -33,17 +41,22 @@ class CallerMessage:
         self._snoop = snoop
         self.max_seconds, self.clock = max_seconds, clock
 
-    def name(self, call_id: str) -> str:
-        return ids.part(call_id, self.what)
+    def name(self, call_id: str, take: str) -> str:
+        return ids.part(call_id, f"{self.what}-{take}" if take else self.what)
 
-    def snoop(self, call_id: str) -> str:
-        return ids.part(call_id, self._snoop)
+    def snoop(self, call_id: str, take: str) -> str:
+        return ids.part(call_id, f"{self._snoop}-{take}" if take else self._snoop)
 
-    async def start(self, caller: str) -> None:
+    def take_in(self, snoop: str) -> str:
+        """The take a snoop's channel id names (`snoop`'s inverse)."""
+        what = ids.what_of(snoop)
+        return what[len(self._snoop) + 1:] if what.startswith(f"{self._snoop}-") else ""
+
+    async def start(self, caller: str, take: str) -> None:
         """Snoop on the caller; the snoop's StasisStart (`record`) starts the recording."""
         try:
             await self.ari.call(ops.SNOOP, channelId=caller, spy="in", app=self.app,
-                                appArgs=self.role, snoopId=self.snoop(caller))
+                                appArgs=self.role, snoopId=self.snoop(caller, take))
         except AriNotFound:
             raise
         except AriError as exc:
@@ -58,34 +71,38 @@ class CallerMessage:
             raise Instead(RecordingFinished(self.clock(), 0.0, False)) from exc
 
     async def record(self, call_id: str, channel: str, role: str) -> bool:
-        """A leg of the call reached Stasis: when it is this snoop, record it."""
+        """A leg of the call reached Stasis: when it is this snoop, record it (the take is in
+        the snoop's name)."""
         if role != self.role:
             return False
-        await self.ari.call(ops.RECORD, channelId=channel, name=self.name(call_id),
+        await self.ari.call(ops.RECORD, channelId=channel,
+                            name=self.name(call_id, self.take_in(channel)),
                             format="wav", ifExists="overwrite", beep=False,
                             maxDurationSeconds=self.max_seconds, maxSilenceSeconds=5,
                             terminateOn="#")
         return True
 
-    async def stop(self, call_id: str) -> None:
-        await self.ari.call(ops.STOP_RECORDING, recordingName=self.name(call_id))
+    async def stop(self, call_id: str, take: str) -> None:
+        await self.ari.call(ops.STOP_RECORDING, recordingName=self.name(call_id, take))
 
-    async def ended(self, call_id: str, event: dict, now: float) -> list[object]:
-        """The recording's end as the rule's event (saved only with sound in it); the snoop
-        is hung up, its work done."""
+    async def ended(self, call_id: str, take: str, event: dict, now: float) -> list[object]:
+        """The end of this take's recording as the rule's event (saved only with sound in
+        it); the snoop is hung up, its work done."""
         if event.get("type") not in ENDED:
             return []
         rec = event["recording"]
-        if rec.get("name") != self.name(call_id):
+        if rec.get("name") != self.name(call_id, take):
             return []
-        await unless_gone(self.ari.hangup(self.snoop(call_id)))
+        await unless_gone(self.ari.hangup(self.snoop(call_id, take)))
         duration = float(rec.get("duration") or 0)
         return [RecordingFinished(now, duration,
                                   event["type"] == "RecordingFinished" and duration > 0)]
 
-    def snoop_gone(self, call_id: str, live: frozenset[str], now: float) -> list[object]:
+    def snoop_gone(self, call_id: str, take: str, live: frozenset[str], now: float
+                   ) -> list[object]:
         """After a restart: a recording whose snoop is gone has ended while we were away."""
-        return [] if self.snoop(call_id) in live else [RecordingFinished(now, 0.0, False)]
+        return ([] if self.snoop(call_id, take) in live
+                else [RecordingFinished(now, 0.0, False)])
 
 
 async def stored_recording(nodes: Iterable[AriClient], name: str) -> bytes | None:

@@ -2,8 +2,9 @@
 the complaint record with its promised callback. The shared steps are the runner's.
 
 The complaint is recorded from a snoop on the caller (spy=in), never from the caller's channel
-itself, whose keys would then arrive late; the recording is `<call>~complaint`, so its events
-route to the call.
+itself, whose keys would then arrive late; the recording is `<call>~complaint-<take>` (the
+escalation's start), so its events route to the call and a second complaint in the call keeps
+its own file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ari_app.ari import AriClient, unless_gone
-from ari_app.calls.recording import CallerMessage
+from ari_app.calls.recording import CallerMessage, take_of
 from ari_app.calls.rule import CallLegs, RuleBase
 from ari_app.calls.vocabulary import Note
 from ari_app.callback.numbers import RefusedNumber, check_number
@@ -40,7 +41,7 @@ class ComplaintRule(RuleBase):
         self.ari, self.store, self.app = ari, store, app
         self.complaints, self.callbacks = complaints, callbacks
         self.window_minutes, self.max_seconds, self.clock = window_minutes, max_seconds, clock
-        # what the caller says: `<call>~complaint`, from the snoop `<call>~cpsnoop`
+        # what the caller says: `<call>~complaint-<take>`, from the snoop `<call>~cpsnoop-<take>`
         self.message = CallerMessage(ari, app=app, what="complaint", snoop="cpsnoop",
                                      role="complaint", max_seconds=max_seconds, clock=clock)
 
@@ -62,7 +63,7 @@ class ComplaintRule(RuleBase):
         kind = event.get("type")
         if kind == "ChannelDtmfReceived" and event["channel"]["id"] == legs.call_id:
             return [c.DigitPressed(now, event["digit"])]
-        return await self.message.ended(legs.call_id, event, now)
+        return await self.message.ended(legs.call_id, take_of(machine.started_at), event, now)
 
     async def leg_entered(self, legs: CallLegs, channel: str, role: str) -> bool:
         """The snoop on the caller is in Stasis: record what they say."""
@@ -71,17 +72,18 @@ class ComplaintRule(RuleBase):
     async def resync(self, legs: CallLegs, machine: c.ComplaintMachine, live: frozenset[str],
                      now: float) -> list[object]:
         if machine.state is c.ComplaintState.RECORDING:
-            return self.message.snoop_gone(legs.call_id, live, now)
+            return self.message.snoop_gone(legs.call_id, take_of(machine.started_at), live,
+                                           now)
         return []
 
     async def do(self, legs: CallLegs, machine: c.ComplaintMachine, action: object
                  ) -> object | None:
-        caller = legs.call_id
+        caller, take = legs.call_id, take_of(machine.started_at)
         match action:
             case c.StartRecording():
-                await self.message.start(caller)
+                await self.message.start(caller, take)
             case c.StopRecording():
-                await self.message.stop(caller)
+                await self.message.stop(caller, take)
             case c.SaveComplaint(duration=duration, recorded=recorded, window_minutes=minutes,
                                  callback=wanted):
                 return await self._save(legs, machine, duration, recorded, minutes, wanted)
@@ -91,7 +93,7 @@ class ComplaintRule(RuleBase):
 
     async def _save(self, legs: CallLegs, machine: c.ComplaintMachine, duration: float,
                     recorded: bool, minutes: int, wanted: bool) -> object:
-        caller, now = legs.call_id, self.clock()
+        caller, now, take = legs.call_id, self.clock(), take_of(machine.started_at)
         callback = None
         if wanted:
             try:
@@ -104,11 +106,11 @@ class ComplaintRule(RuleBase):
         complaint = Complaint(
             call_id=caller, caller_number=legs.number, caller_name=legs.name,
             operator=legs.operator, duration=duration,
-            recording=self.message.name(caller) if recorded else None,
+            recording=self.message.name(caller, take) if recorded else None,
             callback_id=callback.id if callback else None, window_minutes=minutes,
             id=complaint_id(caller, machine.started_at))
         await self.complaints.create_once(complaint)  # the step may be tried again
-        await unless_gone(self.ari.hangup(self.message.snoop(caller)))  # recording done
+        await unless_gone(self.ari.hangup(self.message.snoop(caller, take)))  # recording done
         # "within N minutes (or hours)", as the callback service really promised it
         said = (spoken_window(callback.latest_at, now, legs.language)[2:]
                 if callback and callback.latest_at else ())

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ari_app.ari import AriClient
 from ari_app.calls import ids
-from ari_app.calls.recording import CallerMessage
+from ari_app.calls.recording import CallerMessage, take_of
 from ari_app.calls.rule import CallLegs, Instead, RuleBase
 from ari_app.calls.vocabulary import Note
 from ari_app.callback.service import CallbackRequest, CallbackRequests, RefusedNumber
@@ -46,7 +46,8 @@ class HoldRule(RuleBase):
         self.ari, self.store, self.app = ari, store, app
         self.callbacks, self.voicemails = callbacks, voicemails
         self.settings, self.reason_prompts, self.clock = settings, reason_prompts, clock
-        # the caller's voice message: `<call>~voicemail`, from the snoop `<call>~vmsnoop`
+        # the caller's voice message: `<call>~voicemail-<take>` (the hold's start), from the
+        # snoop `<call>~vmsnoop-<take>`
         self.message = CallerMessage(ari, app=app, what="voicemail", snoop="vmsnoop",
                                      role="voicemail", max_seconds=settings.voicemail_max,
                                      clock=clock)
@@ -76,7 +77,7 @@ class HoldRule(RuleBase):
         kind = event.get("type")
         if kind == "ChannelDtmfReceived" and event["channel"]["id"] == legs.call_id:
             return [h.DigitPressed(now, event["digit"])]
-        return await self.message.ended(legs.call_id, event, now)
+        return await self.message.ended(legs.call_id, take_of(machine.started_at), event, now)
 
     async def leg_entered(self, legs: CallLegs, channel: str, role: str) -> bool:
         """The snoop on the caller is in Stasis: record what the caller says."""
@@ -84,7 +85,7 @@ class HoldRule(RuleBase):
 
     # --- the hold's own actions ---------------------------------------------------------------
     async def do(self, legs: CallLegs, machine: h.HoldMachine, action: object) -> object | None:
-        caller = legs.call_id
+        caller, take = legs.call_id, take_of(machine.started_at)
         match action:
             case h.NudgeOperator(held_for=held):
                 if legs.operator_channel:  # only the operator hears it: the caller is detached
@@ -94,11 +95,11 @@ class HoldRule(RuleBase):
                                         ids.playback(caller, f"nudge{len(machine.check_ins)}",
                                                      "nudge", "operator"))
             case h.StartVoicemail():
-                await self.message.start(caller)
+                await self.message.start(caller, take)
             case h.StopVoicemail():
-                await self.message.stop(caller)
+                await self.message.stop(caller, take)
             case h.SaveVoicemail(duration=duration):
-                recording = self.message.name(caller)
+                recording = self.message.name(caller, take)
                 vm = Voicemail(
                     recording=recording, for_whom=machine.for_whom or legs.operator or "",
                     caller_number=legs.number, caller_name=legs.name, call_id=caller,

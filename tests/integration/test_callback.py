@@ -93,15 +93,22 @@ async def callback_put_through(observer, ari, phones, *, prefix: str = "",
     return call
 
 
-async def callback_talking(app_runner, settings, parties, ari) -> tuple[str, str]:
-    """The app started with the callback policy, a request due now, and its attempt put
-    through: operator and customer talking. The request's id and the attempt's call id."""
-    _, phones, observer = parties
+async def callback_due(app_runner, settings):
+    """The app started with the callback policy and a request due now: the app and the
+    request's id."""
     callback_policy(settings)
     app = await app_runner.start()
     accepted = await app[callbacks_key].accept(CallbackRequest(
         number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
-    return accepted.request.id, await callback_put_through(observer, ari, phones, timeout=30)
+    return app, accepted.request.id
+
+
+async def callback_talking(app_runner, settings, parties, ari) -> tuple[str, str]:
+    """The app started with the callback policy, a request due now, and its attempt put
+    through: operator and customer talking. The request's id and the attempt's call id."""
+    _, phones, observer = parties
+    _, request_id = await callback_due(app_runner, settings)
+    return request_id, await callback_put_through(observer, ari, phones, timeout=30)
 
 
 def callback_request(redis, request_id: str, met):
@@ -306,11 +313,7 @@ async def test_given_20_requests_for_one_number_at_once_when_posted_then_one_cal
 async def test_given_due_request_when_dialer_runs_then_operator_first_customer_presses_1_and_connected(
         app_runner, settings, redis, parties, ari):
     callers, phones, observer = parties
-    callback_policy(settings)
-    app = await app_runner.start()
-    accepted = await app[callbacks_key].accept(CallbackRequest(
-        number=CUSTOMER, source="web", name="Ann Lee", earliest_at=time.time() - 1))
-    request_id = accepted.request.id
+    app, request_id = await callback_due(app_runner, settings)
 
     # agent-first: the operator's phone answers before the customer's rings
     operator = await observer.wait_for(lambda e: e.get("type") == "ChannelStateChange"

@@ -20,10 +20,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from ari_app.callback.keys import callback_calls_key
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 from conftest import API_TOKEN, _wait_phones_registered
 from harness import assert_music, record_heard_since, until
+from test_callback import (PHONE, callback_done, callback_due, callback_let_go,
+                           callback_put_through)
 from test_first_call import talk_bridge_with
 from test_hold import connected_call, wait_prompt as wait_hold_prompt
 from test_queue import QUEUE, busy_operator, queued, started, wait_prompt
@@ -262,6 +265,37 @@ async def test_given_redis_stops_inside_a_calls_end_when_back_then_bridge_gone_a
     after, after_id = await callers.dial_local("100", number="+12125550109")
     await talk_bridge_with(ari, after_id, f"{after_id}~op1", timeout=20)
     await callers.hang_up(after)
+
+
+@pytest.mark.dialer
+async def test_given_redis_stops_inside_a_callbacks_end_when_back_then_closed_once_and_its_end_published_once(
+        app_runner, settings, parties, ari, redis, sandbox):
+    """The customer hung up a callback; its end step was published, then met a stopped Redis
+    closing the request. The retry runs the end again whole from the snapshot before it (the
+    request closed as done, the operator let go), and the dashboard and the metrics get the
+    end once, not once per try."""
+    instance, _ = sandbox
+    _, phones, observer = parties
+    app, request_id = await callback_due(app_runner, settings)
+    call = await callback_put_through(observer, ari, phones, timeout=30)
+    published = Published(request_id)
+    app[inbound_key].events.events.subscribe(published)
+    attempts = app[callback_calls_key]
+    attempts.ownership.confirm, fired = stop_redis_after(instance, "callback's end confirmed")(
+        attempts.ownership.confirm, lambda call_id: call_id == call)
+
+    await ari.hangup(phones.answered[PHONE])  # the conversation ends
+    try:
+        await until(lambda: attempts.lanes.stalled(call), 15, "the attempt waiting for storage")
+    finally:
+        instance.pause_redis(False)
+    assert fired, "Redis stopped inside the callback's end"
+    done = await until(callback_done(redis, request_id), 15, "the callback closed as done")
+    assert (done["status"], done["outcome"], done["attempts"]) == ("done", "connected", 1)
+    await until(callback_let_go(redis, request_id, call), 10, "the attempt let go")
+    await attempts.lanes.join()
+    ends = [e for e in published.events if (e.name, e.new) == ("callback:state_changed", "ended")]
+    assert len(ends) == 1, [(e.name, e.old, e.new) for e in published.events]
 
 
 async def _bridges_gone(ari, call_id: str) -> bool:

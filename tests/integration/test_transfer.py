@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import pytest
@@ -557,8 +558,8 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
         "sound:etiquette/supervisor-unavailable", "sound:etiquette/complaint-record",
         "sound:etiquette/voicemail-intro", "sound:beep"]
     await observer.wait_for(lambda e: e.get("type") == "RecordingStarted"
-                            and e["recording"]["name"] == f"{call_id}~complaint", timeout=15,
-                            what="the complaint's recording started")
+                            and e["recording"]["name"].startswith(f"{call_id}~complaint-"),
+                            timeout=15, what="the complaint's recording started")
     # the caller speaks (a recorded voice played into their own leg), then presses #
     await ari.play(ours, "sound:queue-thankyou", playback_id=f"speak-{ours}")
     await callers.wait_for(lambda e: e.get("type") == "PlaybackFinished"
@@ -574,7 +575,7 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
     [complaint_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
     complaint = json.loads(await redis.get(KEYS.record("complaint", complaint_id)))
     # what the caller said is kept: the recording exists and has their voice in it
-    assert complaint["recording"] == f"{call_id}~complaint", complaint
+    assert complaint["recording"].startswith(f"{call_id}~complaint-"), complaint
     assert complaint["duration"] >= 1, complaint
     path = spool / f"{complaint['recording']}.wav"
     assert path.exists() and path.stat().st_size > 8000, path
@@ -612,6 +613,45 @@ async def test_given_escalation_not_allowed_when_requested_then_complaint_record
                                                          0, -1)]
     [noted] = [e for e in history if e["event"] == "complaint recorded"]
     assert (noted["complaint"], noted["callback"]) == (complaint_id, complaint["callback_id"])
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy("[supervisor]\nescalation_allowed = false\n")
+async def test_given_a_second_complaint_in_the_same_call_when_recorded_then_the_first_ones_recording_is_kept(
+        app, app_runner, parties, ari, redis, spool):
+    """After a complaint the caller is back with the operator and may complain again: the
+    second recording is a file of its own, never written over the first one's words."""
+    callers, phones, observer = parties
+    ours, call_id = await connected_call(callers, ari)
+    names: list[str] = []
+    for said in ("sound:queue-thankyou", "sound:etiquette/goodbye"):
+        since = time.time()
+        status, body = await app_runner.api("POST", f"/api/calls/{call_id}/escalate")
+        assert status == 202, body
+        started = await observer.wait_for(
+            lambda e: e.get("type") == "RecordingStarted" and e["_t"] >= since
+            and e["recording"]["name"].startswith(f"{call_id}~complaint-"), timeout=15,
+            what="the complaint's recording started")
+        names.append(started["recording"]["name"])
+        spoke = f"speak{len(names)}-{ours}"
+        await ari.play(ours, said, playback_id=spoke)
+        await callers.wait_for(lambda e: e.get("type") == "PlaybackFinished"
+                               and e["playback"]["id"] == spoke, what="caller spoke")
+        await press(ari, ours, "#")
+        await wait_prompt(observer, call_id, "complaint-saved", timeout=15, after=since)
+        await wait_prompt(observer, f"{call_id}~op1", "operator-complaint-recorded", after=since)
+        await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    await app[inbound_key].lanes.join()
+    assert names[0] != names[1], names
+    complaints = [json.loads(await redis.get(KEYS.record("complaint", i.decode())))
+                  for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
+    assert sorted(c["recording"] for c in complaints) == sorted(names), complaints
+    files = [(spool / f"{name}.wav").read_bytes() for name in names]
+    assert files[0] != files[1], "the second complaint was recorded over the first"
+    for name in names:  # each still has the caller's words in it
+        levels = rms_windows(spool / f"{name}.wav")
+        assert sum(level > SILENCE for level in levels) >= 3, f"no voice in {name}: {levels}"
+        (spool / f"{name}.wav").unlink()
     await callers.hang_up(ours)
 
 

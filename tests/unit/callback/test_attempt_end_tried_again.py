@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ari_app.callback import machine as k
 from ari_app.callback.service import CallbackRequest
+from ari_app.calls.events import CallEvents
 from ari_app.calls.ownership import CallOwnership
 from ari_app.customers.service import Customers
 from ari_app.storage import Keyspace
@@ -29,8 +30,10 @@ async def test_given_redis_away_while_an_attempt_ends_then_its_end_is_carried_ou
         redis):
     await given_in_redis(redis, talking("cb-end1", "pool-1"))
     asterisk = Asterisk(["cb-end1~op", "cb-end1~cust"])
+    events, published = CallEvents(), []
+    events.subscribe(type("Consumer", (), {"on_event": staticmethod(published.append)})())
     calls, _, finished = stasis(redis, asterisk, app="pool-1",
-                                ownership=CallOwnership(redis, "a", keys=KEYS))
+                                ownership=CallOwnership(redis, "a", keys=KEYS), events=events)
     calls.lanes._backoff = (0.01, 0.01)
     await calls.reconcile(adopt="pool-1")
     told = calls.on_finished
@@ -46,6 +49,9 @@ async def test_given_redis_away_while_an_attempt_ends_then_its_end_is_carried_ou
     await calls.lanes.join()
 
     assert finished == [("cb-end1", "connected")]  # told once it could be written
+    # the end's step is published once over its two tries (the dashboard counts it once)
+    assert [(e.name, e.new) for e in published if e.call_id == "req-cb-end1"] == [
+        ("callback:state_changed", "ended"), ("callback:attempt_ended", None)]
     assert set(asterisk.hung_up) == {"cb-end1~op"}
     assert calls.attempts == {} and calls.pending_timers == 0
     assert not await redis.exists(KEYS.snapshot("callback-call", "cb-end1"),

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 
 from ari_app.callback import machine as k
 from ari_app.callback.machine import CallbackCallMachine, CallbackCallState
 from ari_app.callback.stasis import CallbackStasis
+from ari_app.calls.events import CallEvents
 from ari_app.calls.ownership import CallOwnership
 from ari_app.storage import Keyspace
 from ari_app.storage.snapshots import SnapshotStore
@@ -54,7 +54,7 @@ def talking(call: str, app: str, node: str = "") -> CallbackCallMachine:
 
 
 def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None,
-           ownership: CallOwnership | None = None):
+           ownership: CallOwnership | None = None, events: CallEvents | None = None):
     adopted, finished = [], []
 
     async def on_adopted(machine):
@@ -63,8 +63,7 @@ def stasis(redis, asterisk: Asterisk, *, app: str, node: str | None = None,
     async def on_finished(machine, finish):
         finished.append((machine.call_id, finish.outcome))
 
-    events = SimpleNamespace(for_rule=lambda rule: SimpleNamespace(
-        transition=lambda *a, **kw: None, note=lambda *a, **kw: None))
+    events = events or CallEvents()
     store = SnapshotStore(redis, "callback-call", CallbackCallMachine, keys=Keyspace(),
                           fence=ownership)
     calls = CallbackStasis(asterisk, store, events, app=app, dial_template="Local/{number}",
