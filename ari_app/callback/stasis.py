@@ -112,6 +112,7 @@ class CallbackStasis:
             if machine is None:  # ended; or just started, its first snapshot not written yet
                 if not self.lanes.busy(call):
                     self._attempts.pop(call, None)
+                    self._forget_request(call)
                 if call not in known and started[call] < self.clock() - STALE:
                     await self.store.redis.zrem(self._index, call)  # its process died early
                 continue
@@ -163,11 +164,15 @@ class CallbackStasis:
     def moved(self, call_id: str) -> None:
         """Another process drives the attempt now: nothing of it is kept or timed here."""
         self._attempts.pop(call_id, None)
-        if (request := self._requests.pop(call_id, None)) is not None:
-            self._published.forget(request)
+        self._forget_request(call_id)
         self.timers.cancel(call_id)
         self.store.forget(call_id)
         self._playing.pop(call_id, None)
+
+    def _forget_request(self, call_id: str) -> None:
+        """The attempt is no longer driven here: nothing of its call events is kept."""
+        if (request := self._requests.pop(call_id, None)) is not None:
+            self._published.forget(request)
 
     # --- one attempt's events, in order --------------------------------------------------------
     async def _handle(self, call_id: str, item: object) -> None:
