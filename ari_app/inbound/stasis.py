@@ -261,8 +261,9 @@ class InboundStasis:
                 if isinstance(exc, STORAGE_ERRORS):  # tried again (a request: answered 503)
                     self.store.rewind(call_id)        # from where the item began
                     self.rules.rewind(call_id)
-                    published.cut_short(call_id)
                 if not isinstance(item, Request):
+                    if isinstance(exc, STORAGE_ERRORS):  # the lane tries this item again
+                        published.cut_short(call_id)
                     raise
                 if not item.answer.done():  # the API caller always gets an answer
                     if isinstance(exc, asyncio.CancelledError):
