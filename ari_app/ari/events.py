@@ -9,11 +9,11 @@ that still exist before new events are applied to them.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import orjson
 import structlog
 
 from ari_app.ari.client import AriClient, AriError, AriUnauthorized, AriUnavailable
@@ -124,7 +124,7 @@ class EventStream:
         async for msg in ws:
             if msg.type is aiohttp.WSMsgType.TEXT:
                 try:
-                    event = json.loads(msg.data)
+                    event = orjson.loads(msg.data)
                 except ValueError:
                     logger.error("ari event is not JSON", data=msg.data[:200])
                     continue

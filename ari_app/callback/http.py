@@ -18,6 +18,7 @@ import re
 import secrets
 from importlib import resources
 
+import orjson
 from aiohttp import web
 
 from ari_app.callback.intake import InvalidField, RateLimited, check_form
@@ -125,7 +126,7 @@ async def create(request: web.Request) -> web.Response:
     callback = accepted.request
     return web.json_response({**callback.to_public_dict(), "id": accepted.submission_id,
                               "merged": accepted.merged},
-                             status=200 if accepted.merged else 201)
+                             status=200 if accepted.merged else 201, dumps=_json_text)
 
 
 @routes.get("/api/callbacks/{request_id}")
@@ -149,6 +150,11 @@ async def card(request: web.Request) -> web.Response:
     if found is None:
         raise NoSuchCustomer(f"no customer card for {number}")
     return web.json_response(found)
+
+
+def _json_text(data: object) -> str:
+    """The form's answer by orjson: at thousands of forms a second, json.dumps showed."""
+    return orjson.dumps(data).decode()
 
 
 def _escape(text: str) -> str:

@@ -9,13 +9,13 @@ dialer (callback/dialer.py) is held to.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from zoneinfo import ZoneInfo
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -180,14 +180,14 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
             keys=[self._open_key(request.number), self._key(request.id), self.index_key,
                   self._submission_key(request.id), *keys],
             # vars, not asdict: every field is JSON already, and asdict deep-copies them all
-            args=[json.dumps(vars(request)), due, request.id, json.dumps(request.history[-1]),
+            args=[orjson.dumps(vars(request)), due, request.id, orjson.dumps(request.history[-1]),
                   self._key(""), len(keys), *windows, *limits]))
         what, merged, backlog = reply
         self._backlog = (int(backlog), time.monotonic())
         if what == b"limited" and counted is not None:
             counted.refuse(int(merged) - 1)
         if what == b"merged":
-            return Accepted(CallbackRequest(**json.loads(merged)), True, request.id)
+            return Accepted(CallbackRequest(**orjson.loads(merged)), True, request.id)
         return Accepted(request, False, request.id)
 
     async def create(self, request: CallbackRequest) -> CallbackRequest:
@@ -228,7 +228,7 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
     async def save(self, request: CallbackRequest) -> None:
         """Write back a request the dialer changed; due again at `next_attempt_at` while open."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(request.id), json.dumps(asdict(request)))
+            pipe.set(self._key(request.id), orjson.dumps(asdict(request)))
             if request.status in OPEN and request.next_attempt_at is not None:
                 pipe.zadd(self.index_key, {request.id: request.next_attempt_at})
             else:

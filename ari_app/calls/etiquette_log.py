@@ -20,6 +20,7 @@ import json
 import time
 from collections import deque
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -74,11 +75,11 @@ class EtiquetteLog(BackgroundWriter):
     def on_event(self, event: CallEvent) -> None:
         if event.label == STATE_CHANGED:
             return
-        raw = json.dumps(entry_of(event))
+        raw = orjson.dumps(entry_of(event), option=orjson.OPT_NON_STR_KEYS).decode()
         if event.call_id:  # an operator's own step (logged in, paused) belongs to no call
             self._push(self.call_key(event.call_id), raw)
-            # the same entry and its call: `{..., "call_id": "<call>"}`
-            raw = f'{raw[:-1]}, "call_id": {json.dumps(event.call_id)}}}'
+            # the same entry and its call: `{...,"call_id":"<call>"}`
+            raw = f'{raw[:-1]},"call_id":{orjson.dumps(event.call_id).decode()}}}'
         if event.operator:
             self._push(self.operator_key(event.operator, operator_day(event.at)), raw)
         self._queued()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+import orjson
 from redis.asyncio import Redis
 
 from ari_app.storage.batch import Batched
@@ -43,7 +44,7 @@ class Customers:
                  **{k: v for k, v in data.items() if v is not None}}
         await self.batch.send(self._note.call(
             keys=[self._key(number), self.keys.customer_history(number)],
-            args=[name or "", repr(entry["t"]), json.dumps(entry), HISTORY_KEPT]))
+            args=[name or "", repr(entry["t"]), orjson.dumps(entry), HISTORY_KEPT]))
 
     async def noted(self, number: str, recent: int = 50, **match: object) -> bool:
         """Whether one of the card's last `recent` entries has these fields: a step tried

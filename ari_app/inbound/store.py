@@ -4,8 +4,7 @@ writes it from the call events."""
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from redis.asyncio import Redis
 
 from ari_app.inbound.machine import InboundMachine
@@ -32,7 +31,7 @@ class CallStore(SnapshotMemory[InboundMachine]):
         return self.keys.call(call_id)
 
     def _decode(self, text: str) -> InboundMachine:
-        return InboundMachine.from_dict(json.loads(text))
+        return InboundMachine.from_dict(orjson.loads(text))
 
     async def _put(self, call_id: str, text: str | None) -> None:
         if self.fence is not None and self.fence.guards(call_id):
@@ -64,7 +63,7 @@ class CallStore(SnapshotMemory[InboundMachine]):
         raws: list = []
         if missing:
             raws = await get_each(self.redis, [self._key(c) for c in missing])
-        read = {c: InboundMachine.from_dict(json.loads(raw)) for c, raw in zip(missing, raws)
+        read = {c: InboundMachine.from_dict(orjson.loads(raw)) for c, raw in zip(missing, raws)
                 if raw}
         return [read.get(c) if c in read or c in missing else self._owned.get(c)
                 for c in call_ids]

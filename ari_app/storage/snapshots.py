@@ -13,14 +13,18 @@ short by storage going away.
 
 from __future__ import annotations
 
-import json
 from typing import Generic, Protocol, TypeVar
 
+import orjson
 from redis.asyncio import Redis
 
 from ari_app.storage.keyspace import CALL_STATE_TTL, Keyspace
 
 __all__ = ["Fence", "SnapshotMemory", "SnapshotStore", "fenced_set", "fenced_delete"]
+
+# a snapshot is written at each step of each call: orjson takes a sixth of json's time; a machine's
+# int keys become text, as json.dumps made them
+_KEYS_AS_TEXT = orjson.OPT_NON_STR_KEYS
 
 
 class Fence(Protocol):
@@ -109,7 +113,8 @@ class SnapshotMemory(Generic[M]):
     async def save(self, machine: M) -> None:
         """Write the snapshot, unless Redis already holds exactly this one (a step that
         changed nothing: a stale prompt end, an early timer) costs no Redis write."""
-        text, call_id = json.dumps(machine.to_dict()), machine.call_id
+        text = orjson.dumps(machine.to_dict(), option=_KEYS_AS_TEXT).decode()
+        call_id = machine.call_id
         if call_id not in self._unsure and self._written.get(call_id) == text:
             self._owned[call_id] = machine
             return
@@ -203,7 +208,7 @@ class SnapshotStore(SnapshotMemory[M]):
         return self.keys.snapshot(self.kind, call_id)
 
     def _decode(self, text: str) -> M:
-        return self.machine.from_dict(json.loads(text))  # type: ignore[attr-defined]
+        return self.machine.from_dict(orjson.loads(text))  # type: ignore[attr-defined]
 
     async def _put(self, call_id: str, text: str | None) -> None:
         if text is None:
