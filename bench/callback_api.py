@@ -17,12 +17,16 @@ to ours: the policy sets it to its maximum and the bench deletes the counter
 (etq:rate:server:127.0.0.1:<hour>) before it is reached, holding the clients at a gate
 meanwhile (a 429 would show in the error counts).
 
+`--against TREE`: also the app of another checkout (its `python -m ari_app.cli run`), loaded
+after ours in each round: a change's before and after, side by side with the naive handler.
+
 `--intake-workers 1 2`: also `ari-etiquette intake --workers N` (the form on processes of its
 own, sharing one port), loaded the same way after ours; its CPU is its processes' together.
 
 Reported per round and side: requests/s, latency p50/p99/max, responses by status, the
-server's and Redis's CPU, and the durability check (every 201's id is in its index, ZMSCORE,
-with its record; the index grew by the number of 201s); ours / naive for requests/s and p99.
+server's and Redis's CPU, the server's CPU per request (ms), and the durability check (every
+201's id is in its index, ZMSCORE, with its record; the index grew by the number of 201s);
+ours / naive for requests/s, p99 and CPU per request.
 Redis is the sandbox's (appendonly yes, appendfsync everysec). The clients share the machine
 with the servers: on 2 cores, client CPU is part of what limits the figure. Not a test: prints
 figures and writes JSON to bench/results/.
@@ -221,16 +225,19 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
                   "ids_missing_from_index": missing_index,
                   "ids_missing_record": missing_record},
         "app_cpu_pct_of_core": round(app_cpu * 100, 1),
+        # what a form costs the server, whether or not it was the limit (a server idle while
+        # Redis or the clients are the limit answers fewer requests a second for the same cost)
+        "app_cpu_ms_per_request": round(app_cpu * elapsed * 1000 / max(1, total), 3),
         "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
         "clients_cpu_pct_of_core": round(clients_cpu * 100, 1),  # this bench's own process
         "load_avg_1m": os.getloadavg()[0],
     }
 
 
-async def start(command: list[str], env: dict, port: int, name: str):
-    log_path = Path(f"/tmp/bench-callback-api-{name}-{os.getpid()}.log")
+async def start(command: list[str], env: dict, port: int, name: str, tree: Path = ROOT):
+    log_path = Path(f"/tmp/bench-callback-api-{name.replace('/', '_')}-{os.getpid()}.log")
     log = open(log_path, "wb")
-    process = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT, stdout=log,
+    process = await asyncio.create_subprocess_exec(*command, env=env, cwd=tree, stdout=log,
                                                    stderr=log)
     await wait_healthy(f"http://127.0.0.1:{port}", process, log_path)
     return process, log
@@ -264,15 +271,18 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
         rounds: list[dict] = []
         for n in range(args.rounds):  # alternately, so every side sees the same machine
             sides: dict[str, dict] = {}
-            for loop in args.loops:  # ours, one process at a time (one ARI app name)
+            apps = [(f"ours_{loop}", loop, ROOT) for loop in args.loops] + (
+                [(f"against_{args.loops[0]}", args.loops[0], args.against)] if args.against else [])
+            for side, loop, tree in apps:  # ours, one process at a time (one ARI app name)
                 app = await start([sys.executable, "-m", "ari_app.cli", "run"],
-                                  {**app_env, "ETIQUETTE_EVENT_LOOP": loop}, port, f"app-{loop}")
+                                  {**app_env, "ETIQUETTE_EVENT_LOOP": loop,
+                                   "PYTHONPATH": str(tree)}, port, f"app-{loop}-{side}", tree)
                 try:
-                    sides[f"ours_{loop}"] = await load(
+                    sides[side] = await load(
                         args, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"},
                         redis, pool, KEYS.record_index("callback"),
                         lambda i: KEYS.record("callback", i), True, app[0].pid, redis_pid,
-                        f"{args.profile}-{loop}-{n + 1}.txt" if args.profile else None)
+                        f"{args.profile}-{side}-{n + 1}.txt" if args.profile else None)
                 finally:
                     await stop(*app)
             for workers in args.intake_workers:  # the form on processes of its own
@@ -294,8 +304,17 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
                 lambda i: f"naive:record:{i}", False, naive[0].pid, redis_pid)
             ratios = {f"{side}_over_naive": {
                 "requests_per_s": round(f["requests_per_s"] / reference["requests_per_s"], 2),
-                "p99": round(f["latency_p99_ms"] / reference["latency_p99_ms"], 2)}
+                "p99": round(f["latency_p99_ms"] / reference["latency_p99_ms"], 2),
+                "cpu_per_request": round(f["app_cpu_ms_per_request"]
+                                         / reference["app_cpu_ms_per_request"], 2)}
                 for side, f in sides.items() if side != "naive"}
+            if args.against:  # the change itself: this tree's app over the other's
+                ours, other = sides[f"ours_{args.loops[0]}"], sides[f"against_{args.loops[0]}"]
+                ratios["ours_over_against"] = {
+                    "requests_per_s": round(ours["requests_per_s"] / other["requests_per_s"], 2),
+                    "p99": round(ours["latency_p99_ms"] / other["latency_p99_ms"], 2),
+                    "cpu_per_request": round(ours["app_cpu_ms_per_request"]
+                                             / other["app_cpu_ms_per_request"], 2)}
             rounds.append({"round": n + 1, **sides, "ratios": ratios})
         return {"command": " ".join(["bench/callback_api.py", *sys.argv[1:]]),
                 "clients": args.clients, "seconds": args.seconds, "rounds": rounds,
@@ -317,8 +336,12 @@ async def main() -> None:
     parser.add_argument("--intake-workers", type=int, nargs="*", default=[],
                         help="also `ari-etiquette intake --workers N` for each N (the form on "
                              "processes of its own, one port), on the first of --loops")
+    parser.add_argument("--against", metavar="TREE", type=Path,
+                        help="another checkout of the app (git worktree add /tmp/before REV): "
+                             "its app is loaded after ours in each round, on the first of "
+                             "--loops (`against_<loop>` in the figures)")
     parser.add_argument("--profile", metavar="PREFIX",
-                        help="py-spy samples ours over each load: PREFIX-<loop>-<round>.txt "
+                        help="py-spy samples ours over each load: PREFIX-<side>-<round>.txt "
                              "(collapsed stacks)")
     args = parser.parse_args()
     if not 1 <= args.clients <= 1000:
