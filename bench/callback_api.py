@@ -182,6 +182,7 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
                 if status == 201:
                     created.append(json.loads(answer)["id"])
 
+    await redis.config_resetstat()  # Redis's time per command, this load's only
     cpu0, redis_cpu0, clients_cpu0 = tree_cpu(app_pid), proc_cpu(redis_pid), proc_cpu(os.getpid())
     t0 = time.perf_counter()
     end = t0 + args.seconds
@@ -199,6 +200,7 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
     app_cpu = (tree_cpu(app_pid) - cpu0) / elapsed
     redis_cpu = (proc_cpu(redis_pid) - redis_cpu0) / elapsed
     clients_cpu = (proc_cpu(os.getpid()) - clients_cpu0) / elapsed
+    commands = await redis.info("commandstats")
 
     # durability: every 201 is in the index, with its record
     added = await redis.zcard(index) - before
@@ -229,9 +231,51 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
         # Redis or the clients are the limit answers fewer requests a second for the same cost)
         "app_cpu_ms_per_request": round(app_cpu * elapsed * 1000 / max(1, total), 3),
         "redis_cpu_pct_of_core": round(redis_cpu * 100, 1),
+        # what a form costs Redis (its commands, scripts and append-only file), the CPU the
+        # servers and the clients share on a small machine
+        "redis_cpu_us_per_request": round(redis_cpu * elapsed * 1e6 / max(1, total), 1),
+        # the commands' own time in Redis a request, the most first (a script's commands are
+        # counted both in it and on their own); the rest of Redis's CPU is reading requests,
+        # writing replies and the append-only file
+        "redis_command_us_per_request": dict(sorted(
+            ((name.removeprefix("cmdstat_"), round(stat["usec"] / max(1, total), 1))
+             for name, stat in commands.items()), key=lambda kv: -kv[1])[:8]),
         "clients_cpu_pct_of_core": round(clients_cpu * 100, 1),  # this bench's own process
         "load_avg_1m": os.getloadavg()[0],
     }
+
+
+def ratio(side: dict, reference: dict) -> dict:
+    """One side's figures over another's, in the same round."""
+    def over(figure: str) -> float:
+        return round(side[figure] / reference[figure], 2) if reference[figure] else None
+    return {"requests_per_s": over("requests_per_s"), "p99": over("latency_p99_ms"),
+            "cpu_per_request": over("app_cpu_ms_per_request"),
+            "redis_cpu_per_request": over("redis_cpu_us_per_request")}
+
+
+def rows(result: dict) -> list[dict]:
+    """The Markdown table: a row per round and side, then a row per ratio."""
+    table = []
+    for r in result["rounds"]:
+        for side, f in r.items():
+            if side in ("round", "ratios"):
+                continue
+            table.append({
+                "round": r["round"], "side": side, "requests/s": f["requests_per_s"],
+                "p50 ms": f["latency_p50_ms"], "p99 ms": f["latency_p99_ms"],
+                "not 201": f["errors"], "all kept": f["redis"]["index_added_equals_201s"]
+                and not f["redis"]["ids_missing_record"],
+                "app % of a core": f["app_cpu_pct_of_core"],
+                "app ms/request": f["app_cpu_ms_per_request"],
+                "Redis % of a core": f["redis_cpu_pct_of_core"],
+                "Redis µs/request": f["redis_cpu_us_per_request"],
+                "clients % of a core": f["clients_cpu_pct_of_core"]})
+        for name, q in r["ratios"].items():
+            table.append({"round": r["round"], "side": name, "requests/s": q["requests_per_s"],
+                          "p99 ms": q["p99"], "app ms/request": q["cpu_per_request"],
+                          "Redis µs/request": q["redis_cpu_per_request"]})
+    return table
 
 
 async def start(command: list[str], env: dict, port: int, name: str, tree: Path = ROOT):
@@ -302,19 +346,11 @@ async def run(args, env: dict, instance: SandboxInstance) -> dict:
             sides["naive"] = reference = await load(
                 args, f"http://127.0.0.1:{naive_port}", {}, redis, pool, "naive:index",
                 lambda i: f"naive:record:{i}", False, naive[0].pid, redis_pid)
-            ratios = {f"{side}_over_naive": {
-                "requests_per_s": round(f["requests_per_s"] / reference["requests_per_s"], 2),
-                "p99": round(f["latency_p99_ms"] / reference["latency_p99_ms"], 2),
-                "cpu_per_request": round(f["app_cpu_ms_per_request"]
-                                         / reference["app_cpu_ms_per_request"], 2)}
-                for side, f in sides.items() if side != "naive"}
+            ratios = {f"{side}_over_naive": ratio(f, reference)
+                      for side, f in sides.items() if side != "naive"}
             if args.against:  # the change itself: this tree's app over the other's
-                ours, other = sides[f"ours_{args.loops[0]}"], sides[f"against_{args.loops[0]}"]
-                ratios["ours_over_against"] = {
-                    "requests_per_s": round(ours["requests_per_s"] / other["requests_per_s"], 2),
-                    "p99": round(ours["latency_p99_ms"] / other["latency_p99_ms"], 2),
-                    "cpu_per_request": round(ours["app_cpu_ms_per_request"]
-                                             / other["app_cpu_ms_per_request"], 2)}
+                ratios["ours_over_against"] = ratio(sides[f"ours_{args.loops[0]}"],
+                                                    sides[f"against_{args.loops[0]}"])
             rounds.append({"round": n + 1, **sides, "ratios": ratios})
         return {"command": " ".join(["bench/callback_api.py", *sys.argv[1:]]),
                 "clients": args.clients, "seconds": args.seconds, "rounds": rounds,
@@ -356,7 +392,7 @@ async def main() -> None:
     finally:
         instance.destroy()
     print(json.dumps(result, indent=2))
-    report.write("callback_api", result)
+    report.write("callback_api", result, rows(result))
 
 
 if __name__ == "__main__":

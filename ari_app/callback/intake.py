@@ -127,6 +127,20 @@ def _preferred(value: object, now: float) -> float | None:
     return at
 
 
+# One count on each counter (KEYS[i], its window ARGV[i] seconds), as the form's own script
+# counts them (callback/service.py). A counter gets its ttl from the count that creates it, in
+# the same script, so it always has one, and each later count is one write, not two: its key
+# names its window, so it is gone when the window is.
+_COUNT = """
+local counts = {}
+for i = 1, #KEYS do
+  counts[i] = redis.call('incr', KEYS[i])
+  if counts[i] == 1 then redis.call('expire', KEYS[i], ARGV[i]) end
+end
+return counts
+"""
+
+
 class RateLimits:
     """Fixed-window counters in Redis, so every app instance counts together. A form's two
     counters (its sender's and its number's) are counted by the script that stores it
@@ -151,7 +165,7 @@ class RateLimits:
         """Count one request on each counter (one round trip); RateLimited names the first
         one past its limit."""
         counted = Counted(self.keys, counters, time.time())
-        counted.check(await self.batch.send(*counted.commands()))
+        counted.check(await self.batch.send(counted.command(self.batch)))
 
     def for_form(self, ip: str, number: str, *, server: bool = False) -> Counted:
         """A form that passed check_form: its sender's and its number's counters, to be
@@ -174,10 +188,10 @@ class Counted:
     def _keys(self) -> list[str]:
         return [self.keys.rate(key, int(self.now // window)) for key, _, window, _ in self.counters]
 
-    def commands(self) -> list[tuple]:
-        """INCR and EXPIRE per counter, for `check`."""
-        return [command for full, (_, _, window, _) in zip(self._keys(), self.counters)
-                for command in (("INCR", full), ("EXPIRE", full, window))]
+    def command(self, batch: Batched) -> tuple:
+        """The script that counts them, for `check`."""
+        keys, windows, _ = self.parts()
+        return batch.script(_COUNT).call(keys=keys, args=windows)
 
     def parts(self) -> tuple[list[str], list[int], list[int]]:
         """The counters' keys, windows and limits, for a script that counts them."""
@@ -185,7 +199,9 @@ class Counted:
                 [limit for _, limit, _, _ in self.counters])
 
     def check(self, replies: list) -> None:
-        for i, (count, (_, limit, _, _)) in enumerate(zip(replies[::2], self.counters)):
+        """`replies`: one reply, the script's counts, as `Batched.send` gives it."""
+        counts, = replies
+        for i, (count, (_, limit, _, _)) in enumerate(zip(counts, self.counters)):
             if count > limit:
                 self.refuse(i)
 

@@ -46,7 +46,7 @@ local counters = tonumber(ARGV[6])
 local limited = 0
 for i = 1, counters do
   local count = redis.call('incr', KEYS[4 + i])
-  redis.call('expire', KEYS[4 + i], ARGV[6 + i])
+  if count == 1 then redis.call('expire', KEYS[4 + i], ARGV[6 + i]) end  -- as intake.py's
   if limited == 0 and count > tonumber(ARGV[6 + counters + i]) then limited = i end
 end
 if limited > 0 then return {'limited', tostring(limited), redis.call('zcard', KEYS[3])} end
@@ -149,7 +149,7 @@ class CallbackRequests(DurableRecords[CallbackRequest]):
             self._promise(request, preferred, await self._pending_count())
             if request.earliest_at is None and require_window:
                 if counted is not None:  # refused all the same: it counts (RateLimited first)
-                    counted.check(await self.batch.send(*counted.commands()))
+                    counted.check(await self.batch.send(counted.command(self.batch)))
                 raise NoCallbackWindow("no time to call back in the next 8 days: the business "
                                        "hours and the customer's quiet hours never overlap")
         request.history.append({"t": round(self.clock(), 3), "event": "requested",

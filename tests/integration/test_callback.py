@@ -283,6 +283,14 @@ async def test_given_limits_when_bad_input_and_repeats_come_then_each_counted_an
     assert "for this number" in statuses[-1][1]["message"]
     assert await redis.zcard(KEYS.record_index("callback")) == 3  # 100, 101, 103
 
+    # each counter ends with its window: its ttl is set by the count that creates it, by the
+    # bad input's count and by the form's script alike
+    counters = [key async for key in redis.scan_iter(match=KEYS.rate("*", "*"))]
+    windows = {key: 86400 if b":number:" in key else 3600 for key in counters}
+    ttls = {key: await redis.ttl(key) for key in counters}
+    assert len(counters) == 6, counters  # this address, the server's, 100 to 103
+    assert all(0 < ttls[key] <= windows[key] for key in counters), ttls
+
 
 @pytest.mark.policy("[callback]\nrequests_per_number_per_day = 5\n")
 async def test_given_20_requests_for_one_number_at_once_when_posted_then_one_callback_five_counted(
