@@ -365,6 +365,7 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
                 app=settings.ari_app, moh_class=rules.moh_class,
                 ring_timeout=policy.operators.ring_timeout,
                 connecting_after=policy.operators.connecting_prompt_after,
+                connecting_every=policy.operators.connecting_prompt_every,
                 recording_notice=policy.recording.enabled,
                 codes=_feature_codes(policy), offers=_greeting_offers(policy),
                 survey_queues=tuple(q.name for q in policy.queues if q.survey),

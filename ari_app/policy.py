@@ -293,9 +293,13 @@ class OperatorsPolicy(_Section):
     endpoints: EndpointList = ()
     ring_timeout: Annotated[StrictInt, _in_range(5, 60, "seconds", test_low=1)] = 15
     # A free operator's phone that rings this long (the caller hearing ringback since the
-    # greeting) gets the caller "an operator will be with you shortly", once (0: never).
+    # greeting) gets the caller "an operator will be with you shortly" (0: never) ...
     connecting_prompt_after: Annotated[StrictInt, _zero_or(_in_range(5, 60, "seconds",
                                                                      test_low=1))] = 10
+    # ... and, while the phones ring on, "we are still calling an operator" and that again in
+    # turn, a word this often, start to start, as the hold's check-ins (0: the first only).
+    connecting_prompt_every: Annotated[StrictInt, _zero_or(_in_range(20, 30, "seconds",
+                                                                     test_low=1))] = 25
     # false: an operator the app has never seen is logged in (calls come as before).
     login_required: StrictBool = False
     # After each call the operator gets this long before the next one is offered (0: none).

@@ -152,6 +152,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
     """One run of N held callers: this tree's app, another checkout's, or (tree NAIVE) the
     reference handler in its place."""
     naive = tree == NAIVE
+    side = "naive" if naive else "ours" if tree == ROOT else "against"  # a profile's name
     interval = args.interval
     policy = instance.dir / f"bench-hold-{n}.toml"
     operators = ", ".join(f'"Local/bop{i}@sandbox-phones"' for i in range(n))
@@ -255,7 +256,7 @@ async def run_one(n: int, args, instance: SandboxInstance, env: dict,
         if args.profile:  # py-spy (pip install py-spy) samples the app over the measured window
             profiler = await asyncio.create_subprocess_exec(
                 str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(app.pid), "-d", str(int(args.measure) - 1),
-                "-r", "250", "-f", "raw", "-o", f"{args.profile}-{n}.txt", "--nonblocking",
+                "-r", "250", "-f", "raw", "-o", f"{args.profile}-{side}-{n}.txt", "--nonblocking",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await asyncio.sleep(args.measure)
         if profiler is not None:
@@ -382,7 +383,8 @@ async def main() -> None:
     parser.add_argument("--spread", action="store_true",
                         help="start the holds evenly over one interval instead of all at once")
     parser.add_argument("--profile", metavar="PREFIX",
-                        help="sample the app with py-spy over the measured window into PREFIX-N.txt")
+                        help="sample the app with py-spy over the measured window into "
+                             "PREFIX-<ours|against|naive>-N.txt")
     parser.add_argument("--rate", type=float, default=25.0, help="callers dialing in per second")
     parser.add_argument("--against", metavar="TREE", type=Path,
                         help="another checkout of the app (git worktree add /tmp/before REV): "

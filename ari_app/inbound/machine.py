@@ -4,8 +4,9 @@ with music until one is free. Pure: events in (each with `now`), actions out, on
 Etiquette decided here: the caller is greeted before anything else (company name, then the
 recording notice when calls are recorded), is never left in silence while an operator is
 sought (ringback while dialing, music while waiting), and is told why they wait. A free
-operator's phone that rings on gets the caller a word (`connecting_after`): ringback alone for
-long sounds like nobody is there.
+operator's phone that rings on gets the caller a word (`connecting_after`), and another every
+`connecting_every` while it rings on, never the same twice in a row: ringback alone for long
+sounds like nobody is there.
 
 This module is the call's life; what it hands to the hold, transfer and complaint rules is in
 `handoffs.py`, the operator's keys are read by `feature_codes.py`, and its own words are in
@@ -49,8 +50,10 @@ __all__ = [
 logger = structlog.get_logger()
 OFFERS = "greeting-offers"  # the keys offered after the greeting, said as one prompt
 OFFERS_TAG = "offers"       # its playback's tag: a key stops it
-CONNECTING = "connecting-operator"  # said once when a free operator's phone rings on
-CONNECTING_TAG = "connecting"       # its playback's tag: an answer stops it
+CONNECTING = "connecting-operator"  # said when a free operator's phone rings on
+CONNECTING_AGAIN = "connecting-operator-again"  # ... and in turn with it while it rings on
+CONNECTING_WORDS = (CONNECTING, CONNECTING_AGAIN)
+CONNECTING_TAG = "connecting"       # their playbacks' tag: an answer stops them
 
 
 @dataclass
@@ -65,7 +68,8 @@ class InboundMachine(HandOffs):
     seek_retry: float = 3.0  # while waiting, look for a free operator this often (seconds)
     operator_count: int = 1  # how many operators the policy lists: one round tries each once
     connecting_after: float = 0.0  # seconds of ringback before "an operator will be with you
-                                   # shortly" (once; 0: never)
+                                   # shortly" (0: never)
+    connecting_every: float = 0.0  # then a word this often, start to start (0: that one only)
     state: InboundState = InboundState.GREETING
     number: str = ""
     name: str = ""
@@ -81,7 +85,8 @@ class InboundMachine(HandOffs):
     tried: list[str] = field(default_factory=list)
     told_busy: bool = False
     ringing: bool = False
-    connecting_at: float | None = None   # when the ringback gives way to CONNECTING
+    connecting_at: float | None = None   # when the ringback gives way to a word
+    connecting_said: int = 0             # words said since the phones began to ring
     deadline: float | None = None        # wall-clock epoch seconds
     codes: FeatureCodes = field(default_factory=FeatureCodes)
     keys: str = ""                       # operator's feature-code digits so far
@@ -137,7 +142,7 @@ class InboundMachine(HandOffs):
                 return [self._play(prompt)]
             self._set_state(InboundState.SEEKING_OPERATOR)
             return [FindOperator(tuple(self.tried))]
-        if ev.prompt == CONNECTING:  # the phone still rings (else _stop_ringing stopped it)
+        if ev.prompt in CONNECTING_WORDS:  # the phone still rings (else _stop_ringing stopped it)
             self.ringing = True
             return [Ring()]
         if self.told_busy and HOLD_BRIDGE not in self.bridges and self.state in (
@@ -153,9 +158,10 @@ class InboundMachine(HandOffs):
         self.deadline = None
         actions: list[object] = []
         if (self.state is InboundState.SEEKING_OPERATOR and not self.ringing
-                and self.playing != CONNECTING):
+                and self.playing not in CONNECTING_WORDS):
             self.ringing = True  # ringback while the phone rings: no dead air
             actions.append(Ring())
+            self.connecting_said = 0
             if self.connecting_after > 0:  # counted from the ringback's start
                 self.connecting_at = ev.now + self.connecting_after
         self._set_state(InboundState.RINGING_OPERATOR)
@@ -213,7 +219,7 @@ class InboundMachine(HandOffs):
 
     def _on_TimerFired(self, ev: TimerFired) -> list[object]:
         if self.connecting_at is not None and ev.now >= self.connecting_at:
-            return self._say_connecting()
+            return self._say_connecting(ev.now)
         if self.deadline is None or ev.now < self.deadline:
             return []
         self.deadline = None
@@ -327,20 +333,25 @@ class InboundMachine(HandOffs):
         self.playing = prompt
         return Play(prompt)
 
-    def _say_connecting(self) -> list[object]:
-        """The ringback gives way to a word, once; it rings on after it (PromptFinished)."""
+    def _say_connecting(self, now: float) -> list[object]:
+        """The ringback gives way to a word; it rings on after it (PromptFinished), and the
+        next word, the other one, is due `connecting_every` after this one began."""
         self.connecting_at = None
         if not self.ringing or self.playing is not None:
             return []
-        self.ringing, self.playing = False, CONNECTING
-        return [StopRinging(), Play(CONNECTING, tag=CONNECTING_TAG)]
+        if self.connecting_every > 0:
+            self.connecting_at = now + self.connecting_every
+        word = CONNECTING_WORDS[self.connecting_said % 2]
+        self.connecting_said += 1
+        self.ringing, self.playing = False, word
+        return [StopRinging(), Play(word, tag=CONNECTING_TAG)]
 
     def _stop_ringing(self) -> list[object]:
         """The ringback ends (answered, or nobody free), and the word said in its place."""
         self.connecting_at = None
-        if self.playing == CONNECTING:
-            self.playing = None
-            return [StopPlayback(CONNECTING, CONNECTING_TAG)]
+        if self.playing in CONNECTING_WORDS:
+            word, self.playing = self.playing, None
+            return [StopPlayback(word, CONNECTING_TAG)]
         if not self.ringing:
             return []
         self.ringing = False

@@ -129,6 +129,7 @@ class InboundSettings:
     codes: m.FeatureCodes = field(default_factory=m.FeatureCodes)
     seek_retry: float = 3.0
     connecting_after: float = 0.0  # ringback before "an operator will be with you shortly"
+    connecting_every: float = 0.0  # ... and a word this often while it rings on
     number_region: str | None = None  # national caller IDs are read in this country
     request_timeout: float = 10.0
     # keys offered after the greeting (inbound/machine.py `offers`)
@@ -307,6 +308,7 @@ class InboundStasis:
                     call_id, recording_notice=self.settings.recording_notice,
                     seek_retry=self.settings.seek_retry,
                     connecting_after=self.settings.connecting_after,
+                    connecting_every=self.settings.connecting_every,
                     operator_count=len(self.services.operators.endpoints), codes=self.codes,
                     offers=[list(o) for o in self.settings.offers],
                     survey_queues=list(self.settings.survey_queues), node=self.settings.node,
@@ -575,9 +577,9 @@ class InboundStasis:
         if (machine.state is m.InboundState.RINGING_OPERATOR
                 and self._operator_channel_id(machine) not in live):
             return [m.OperatorFailed(now, "lost while the app was away")]
-        if machine.playing == m.CONNECTING and not await self.rules.legs.still_playing(
-                _playback_id(call_id, m.CONNECTING_TAG, m.CONNECTING, CALLER)):  # ringback again
-            return [PromptFinished(now, m.CONNECTING, f"{OWN_TAG}{m.CONNECTING_TAG}", CALLER)]
+        if machine.playing in m.CONNECTING_WORDS and not await self.rules.legs.still_playing(
+                _playback_id(call_id, m.CONNECTING_TAG, machine.playing, CALLER)):  # ringback again
+            return [PromptFinished(now, machine.playing, f"{OWN_TAG}{m.CONNECTING_TAG}", CALLER)]
         if rule is not None:  # pick the rule up where it was: timers, a prompt that ended
             return _ended(await self.rules.resync(rule, self._legs(machine), live))
         return []

@@ -185,9 +185,8 @@ async def test_given_sip_caller_when_dials_inbound_then_hears_greeting_and_talks
                             and e["channel"]["id"] == call_id, what="PBX leg gone")
 
 
-RINGING_ON = "[operators]\nring_timeout = 12\nconnecting_prompt_after = 2\n"
-
-
+RINGING_ON = ("[operators]\nring_timeout = 25\nconnecting_prompt_after = 2\n"
+              "connecting_prompt_every = 9\n")
 
 
 async def _operator_took(observer, call_id: str, timeout: float = 20.0) -> dict:
@@ -201,40 +200,48 @@ async def _operator_took(observer, call_id: str, timeout: float = 20.0) -> dict:
 async def test_given_a_free_operators_phone_ringing_on_then_ringback_a_word_in_its_place_and_ringback_again(
         app, parties, ari, spool):
     """A SIP caller (in-band ringback on an answered call): the ringback from the first ring,
-    at 2 s "an operator will be with you shortly" in its place, then the ringback again until
-    the operator answers at 8 s, all recorded on the caller's side."""
+    at 2 s "an operator will be with you shortly" in its place, the ringback again, at 11 s
+    (9 s from the first word's start) "we are still calling an operator", the ringback again
+    until the operator answers at 19.5 s, all recorded on the caller's side."""
     callers, phones, observer = parties
-    phones.answer_delay = 8.0
+    phones.answer_delay = 19.5
     ours = await callers.dial_sip("100")
     greeting = await observer.wait_for(
         lambda e: e.get("type") == "PlaybackStarted" and prompt_of(e) == "greeting",
         timeout=15, what="greeting started")
     call_id = greeting["playback"]["target_uri"].split(":", 1)[1]
     talking = asyncio.Event()
-    heard = asyncio.create_task(record_heard_since(callers, ours, 25, spool, stop=talking))
+    heard = asyncio.create_task(record_heard_since(callers, ours, 35, spool, stop=talking))
 
     rang = await wait_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
     word = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackStarted")
     said = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    again = await wait_prompt(observer, call_id, "connecting-operator-again", "PlaybackStarted")
+    said_again = await wait_prompt(observer, call_id, "connecting-operator-again",
+                                   "PlaybackFinished")
     took = await _operator_took(observer, call_id)
     talking.set()
     levels, t0 = await heard
 
     assert 1.8 <= word["_t"] - rang["_t"] <= 3.0, word["_t"] - rang["_t"]
-    assert said["playback"]["state"] == "done", "said to its end while the phone rang on"
-    assert took["_t"] - rang["_t"] >= 7.5, "the word does not hurry the operator's answer"
+    assert 8.8 <= again["_t"] - word["_t"] <= 9.5, "start to start"
+    assert said["playback"]["state"] == said_again["playback"]["state"] == "done", (
+        "each said to its end while the phone rang on")
+    assert took["_t"] - rang["_t"] >= 19.0, "the words do not hurry the operator's answer"
 
     def heard_from(t: float, seconds: float) -> list[int]:
         start = round((t - t0) * 10)
         return levels[start:start + round(seconds * 10)]
 
-    # the ringback tone's first 2 s on, before the word and again after it (0.3 s in: the
-    # events' own lag), and the word itself in between
-    before = heard_from(rang["_t"] + 0.3, 1.4)
-    after = heard_from(said["_t"] + 0.3, 1.4)
-    assert len(before) == len(after) == 14 and min(before) > SILENCE and min(after) > SILENCE, (
-        before, after, levels)
+    # the ringback tone's first 2 s on, before the first word, between the two and after the
+    # second (0.3 s in: the events' own lag), and each word in between
+    stretches = [heard_from(at["_t"] + 0.3, 1.4) for at in (rang, said, said_again)]
+    assert all(len(s) == 14 and min(s) > SILENCE for s in stretches), (stretches, levels)
     assert max(heard_from(word["_t"] + 0.3, 2.5)) > 1000, levels
+    assert max(heard_from(again["_t"] + 0.3, 2.5)) > 1000, levels
+    timeline = await app[store_key].timeline(call_id)
+    assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
+        "greeting", "recording-notice", "connecting-operator", "connecting-operator-again"]
     await callers.hang_up(ours)
 
 
@@ -259,6 +266,37 @@ async def test_given_shipped_ring_times_when_the_phone_rings_10_s_then_the_word_
     timeline = await app[store_key].timeline(call_id)
     assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
         "greeting", "recording-notice", "connecting-operator"]
+    await callers.hang_up(ours)
+
+
+@pytest.mark.policy("[operators]\nring_timeout = 40\nconnecting_prompt_after = 10\n"
+                    "connecting_prompt_every = 25\n")
+async def test_given_shipped_word_times_when_a_phone_rings_40_s_then_a_word_at_10_s_and_another_at_35_s(
+        app, parties, ari):
+    """The words' shipped times (the first at 10 s, then every 25 s, start to start) on a phone
+    that may ring 40 s: "an operator will be with you shortly" at 10 s, "we are still calling
+    an operator" at 35 s, and the operator answering at 38 s cuts that one short."""
+    callers, phones, observer = parties
+    phones.answer_delay = 38.0
+    ours, call_id = await callers.dial_local("100")
+    rang = await wait_prompt(observer, call_id, "recording-notice", "PlaybackFinished")
+    word = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackStarted",
+                             timeout=15)
+    said = await wait_prompt(observer, call_id, "connecting-operator", "PlaybackFinished")
+    again = await wait_prompt(observer, call_id, "connecting-operator-again", "PlaybackStarted",
+                              timeout=30)
+    stopped = await wait_prompt(observer, call_id, "connecting-operator-again",
+                                "PlaybackFinished", timeout=15)
+    took = await _operator_took(observer, call_id, timeout=15)
+
+    assert 9.8 <= word["_t"] - rang["_t"] <= 11.0, word["_t"] - rang["_t"]
+    assert said["playback"]["state"] == "done"
+    assert 24.8 <= again["_t"] - word["_t"] <= 25.5, again["_t"] - word["_t"]
+    assert abs(took["_t"] - stopped["_t"]) < 1.0, "cut short by the answer"
+    await talk_bridge_with(ari, call_id, f"{call_id}~op1")
+    timeline = await app[store_key].timeline(call_id)
+    assert [e["prompt"] for e in timeline if e["event"] == "PlaybackStarted"] == [
+        "greeting", "recording-notice", "connecting-operator", "connecting-operator-again"]
     await callers.hang_up(ours)
 
 

@@ -116,6 +116,7 @@ def test_given_check_in_45_when_load_then_error_names_key_and_range(tmp_path):
 RANGES = [
     ("operators", "ring_timeout", "5-60 (seconds)", 4, 61),
     ("operators", "connecting_prompt_after", "5-60 (seconds), or 0 (off)", 4, 61),
+    ("operators", "connecting_prompt_every", "20-30 (seconds), or 0 (off)", 19, 31),
     ("hold", "check_in_interval", "20-30 (seconds)", 19, 31),
     ("hold", "fallback_after", "120-180 (seconds)", 119, 181),
     ("hold", "fallback_choice_timeout", "3-20 (seconds)", 2, 21),
@@ -216,6 +217,14 @@ def test_given_connecting_prompt_after_when_load_then_0_is_off_and_tests_may_shr
     assert load_policy(short, test_time_ranges=True).operators.connecting_prompt_after == 1
     assert problems_of(short) == [f"{short}: operators.connecting_prompt_after = 1 is outside "
                                   "the allowed range 5-60 (seconds), or 0 (off)"]
+
+
+def test_given_connecting_prompt_every_when_load_then_25_shipped_0_is_the_first_word_only(tmp_path):
+    assert load_policy(EXAMPLE).operators.connecting_prompt_every == 25
+    plain = write_policy(tmp_path, 'company = "X"\n')
+    assert load_policy(plain).operators.connecting_prompt_every == 25
+    off = write_policy(tmp_path, 'company = "X"\n[operators]\nconnecting_prompt_every = 0\n')
+    assert load_policy(off).operators.connecting_prompt_every == 0
 
 
 def test_given_1s_transfer_timeouts_when_load_with_test_time_ranges_then_loaded(tmp_path):

@@ -1,5 +1,6 @@
 """InboundMachine: a free operator's phone that rings on gets the caller a word in place of the
-ringback ("an operator will be with you shortly"), once, then the ringback again.
+ringback ("an operator will be with you shortly"), then the ringback again, and while it rings
+on another word every `connecting_every`, the two in turn.
 
 Fake clock: `now` is moved by hand and the timer fired by jumping to `get_timer()`.
 """
@@ -8,6 +9,7 @@ import pytest
 
 from ari_app.inbound.machine import (
     CONNECTING,
+    CONNECTING_AGAIN,
     CONNECTING_TAG,
     CallerHungUp,
     DialOperator,
@@ -31,7 +33,9 @@ from ari_app.inbound.machine import (
 from test_machine import OP1, OP1_CHANNEL, OP2, TALK, greeted
 
 AFTER = 10.0
+EVERY = 25.0
 WORD = Play(CONNECTING, tag=CONNECTING_TAG)
+AGAIN = Play(CONNECTING_AGAIN, tag=CONNECTING_TAG)
 
 
 def ringing_since(now: float = 0.0, **kwargs) -> tuple[InboundMachine, float]:
@@ -50,7 +54,7 @@ def test_given_a_phone_ringing_on_when_connecting_after_passes_then_the_word_the
     assert machine.get_timer() is None and machine.state is InboundState.RINGING_OPERATOR
 
     assert machine.handle(PromptFinished(rang + AFTER + 4.0, CONNECTING)) == [Ring()]
-    assert machine.get_timer() is None  # once: no second word however long it rings
+    assert machine.get_timer() is None  # connecting_every 0: no second word however long
 
     assert machine.handle(OperatorAnswered(rang + 14.0, OP1_CHANNEL)) == [StopRinging(), *TALK]
 
@@ -140,7 +144,7 @@ def test_given_the_caller_hangs_up_during_the_word_then_the_call_ends():
 def test_given_a_snapshot_from_before_the_word_then_it_restores_without_one():
     machine, rang = ringing_since()
     data = machine.to_dict()
-    for key in ("connecting_after", "connecting_at"):
+    for key in ("connecting_after", "connecting_at", "connecting_every", "connecting_said"):
         data.pop(key)
 
     restored = InboundMachine.from_dict(data)
@@ -153,3 +157,45 @@ def test_given_the_word_due_then_the_snapshot_keeps_it():
     restored = InboundMachine.from_dict(machine.to_dict())
     assert restored.get_timer() == rang + AFTER
     assert restored.handle(TimerFired(rang + AFTER)) == [StopRinging(), WORD]
+
+
+def test_given_connecting_every_when_the_phones_ring_on_then_a_word_every_25_s_the_two_in_turn():
+    """Start to start: 10 s, 35 s, 60 s after the first ring, across the operators rung in
+    turn; ringback between the words; never the same word twice in a row."""
+    machine, rang = ringing_since(connecting_every=EVERY)
+    said = []
+    for n, at in enumerate((AFTER, AFTER + EVERY, AFTER + 2 * EVERY)):
+        assert machine.get_timer() == rang + at
+        actions = machine.handle(TimerFired(rang + at))
+        assert actions[0] == StopRinging() and actions[1].tag == CONNECTING_TAG
+        said.append(actions[1].prompt)
+        assert machine.get_timer() == rang + at + EVERY  # due from the word's start
+        assert machine.handle(PromptFinished(rang + at + 4.0, actions[1].prompt)) == [Ring()]
+        if n == 0:  # the first phone rings out: the next one rings on, the count goes on
+            machine.handle(OperatorFailed(rang + 15.0, "no answer", missed=True))
+            assert machine.handle(OperatorFound(rang + 15.0, OP2)) == [DialOperator(OP2, 2)]
+    assert said == [CONNECTING, CONNECTING_AGAIN, CONNECTING]
+
+    assert machine.handle(OperatorAnswered(rang + 70.0, OP1_CHANNEL)) == [StopRinging(), *TALK]
+    assert machine.get_timer() is None
+
+
+def test_given_the_second_word_playing_when_the_operator_answers_then_it_stops():
+    machine, rang = ringing_since(connecting_every=EVERY)
+    machine.handle(TimerFired(rang + AFTER))
+    machine.handle(PromptFinished(rang + AFTER + 4.0, CONNECTING))
+    assert machine.handle(TimerFired(rang + AFTER + EVERY)) == [StopRinging(), AGAIN]
+
+    assert machine.handle(OperatorAnswered(rang + AFTER + EVERY + 1.0, OP1_CHANNEL)) == [
+        StopPlayback(CONNECTING_AGAIN, CONNECTING_TAG), *TALK]
+    assert machine.get_timer() is None and machine.playing is None
+
+
+def test_given_the_second_word_due_then_the_snapshot_keeps_which_comes_next():
+    machine, rang = ringing_since(connecting_every=EVERY)
+    machine.handle(TimerFired(rang + AFTER))
+    machine.handle(PromptFinished(rang + AFTER + 4.0, CONNECTING))
+
+    restored = InboundMachine.from_dict(machine.to_dict())
+    assert restored.get_timer() == rang + AFTER + EVERY
+    assert restored.handle(TimerFired(rang + AFTER + EVERY)) == [StopRinging(), AGAIN]
