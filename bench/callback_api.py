@@ -247,7 +247,7 @@ async def load(args, base: str, headers: dict, redis, pool, index: str, record, 
 
 def ratio(side: dict, reference: dict) -> dict:
     """One side's figures over another's, in the same round."""
-    def over(figure: str) -> float:
+    def over(figure: str) -> float | None:
         return round(side[figure] / reference[figure], 2) if reference[figure] else None
     return {"requests_per_s": over("requests_per_s"), "p99": over("latency_p99_ms"),
             "cpu_per_request": over("app_cpu_ms_per_request"),
