@@ -299,6 +299,8 @@ def build_app(settings: Settings, policy: Policy) -> web.Application:
             raise
         logger.info("app ready", ari=[s.ari.base_url for s in nodes.values()],
                     app_name=settings.ari_app, operators=list(policy.operators.endpoints))
+        for shortfall in policy.shortfalls():
+            logger.warning("policy leaves callers without etiquette", why=shortfall)
         yield
         await watchdog.stop()
         for served in nodes.values():

@@ -169,8 +169,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(check.line())
     failed = [c for c in checks if c.ok is False]
     passed = [c for c in checks if c.ok]
-    print(f"\ndoctor: {len(passed)} ok, {len(failed)} failing, "
-          f"{len(checks) - len(passed) - len(failed)} not checked")
+    warned = sum(c.warn for c in checks)
+    print(f"\ndoctor: {len(passed)} ok" + (f" ({warned} with a warning)" if warned else "")
+          + f", {len(failed)} failing, {len(checks) - len(passed) - len(failed)} not checked")
     return 1 if failed else 0
 
 

@@ -21,7 +21,7 @@ from ari_app.storage.connect import storage_client, where
 from ari_app.storage.keyspace import Keyspace
 from ari_app.transfer.directory import Directory
 
-__all__ = ["Check", "POOL_MODULES", "REQUIRED_MODULES", "run_doctor"]
+__all__ = ["Check", "POOL_MODULES", "REQUIRED_MODULES", "run_doctor", "waiting_check"]
 
 REQUIRED_MODULES = (
     "res_ari.so", "res_ari_channels.so", "res_ari_bridges.so", "res_ari_playbacks.so",
@@ -46,9 +46,11 @@ class Check:
     name: str
     ok: bool | None  # None: skipped
     detail: str
+    # it works, but callers get less etiquette than they could (said, never a failure)
+    warn: bool = False
 
     def line(self) -> str:
-        tag = {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
+        tag = "WARN" if self.warn else {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
         return f"{tag} {self.name}: {self.detail}"
 
 
@@ -134,7 +136,17 @@ def _check_policy(settings: Settings, checks: list[Check]) -> Policy | None:
         f"no number will be called back: business_hours.time_zone "
         f"{policy.business_hours.time_zone!r} is in no country; set callback.allowed_countries "
         f'(e.g. ["US"]; README "Toll fraud")')))
+    checks.append(waiting_check(policy))
     return policy
+
+
+def waiting_check(policy: Policy) -> Check:
+    """Where a caller who finds nobody free waits: a WARN for what the policy leaves out."""
+    if shortfalls := policy.shortfalls():
+        return Check("waiting callers", True, "; ".join(shortfalls), warn=True)
+    return Check("waiting callers", True, "callers who find nobody free wait in "
+                 + ", ".join(q.name for q in policy.queues)
+                 + " (check-ins, their place in line, the way out)")
 
 
 def _check_staff(settings: Settings, policy: Policy | None, checks: list[Check]) -> None:

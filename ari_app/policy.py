@@ -606,9 +606,18 @@ class Policy(_Section):
     supervisor: SupervisorPolicy = Field(default_factory=SupervisorPolicy)
     etiquette_log: EtiquetteLogPolicy = Field(default_factory=EtiquetteLogPolicy)
     directory: tuple[DirectoryEntry, ...] = ()
-    # Optional: none configured, callers wait for an operator as before.
+    # Optional: none configured, callers wait for an operator on music alone (`shortfalls`).
     queues: tuple[QueuePolicy, ...] = ()
     greeting: GreetingPolicy = Field(default_factory=GreetingPolicy)
+
+    def shortfalls(self) -> list[str]:
+        """What this valid policy leaves callers without: said by `doctor` (WARN) and logged
+        as a warning when the app starts, never refused (a lab may want it)."""
+        if self.queues:
+            return []
+        return ["no [[queues]] in the policy: a caller who finds nobody free waits on music "
+                "with no check-in, no place in line and no way out (voicemail, a callback); "
+                'add one (config/policy.example.toml ships "general"; README "Queues")']
 
     @field_validator("languages")
     @classmethod

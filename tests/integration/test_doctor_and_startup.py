@@ -10,6 +10,7 @@ import sys
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from ari_app.app import StartupError, build_app
 from ari_app.doctor import run_doctor
@@ -34,7 +35,9 @@ async def test_given_sandbox_when_doctor_then_every_check_is_green(settings):
     names = {c.name for c in checks}
     assert {"ARI reachable", "ARI credentials", "Asterisk modules", "ARI events WebSocket",
             "sound files", "operators", "Redis", "policy", "callback countries",
-            "staff sign-in", "several instances (StasisBroadcast)"} <= names
+            "staff sign-in", "several instances (StasisBroadcast)", "waiting callers"} <= names
+    # the tests' policy has no queue (callers wait on music, as most tests want): said, not failed
+    assert [c.name for c in checks if c.warn] == ["waiting callers"]
 
 
 async def test_given_wrong_ari_password_when_doctor_then_credentials_named(settings):
@@ -136,3 +139,14 @@ def test_given_broken_policy_when_run_then_exit_2_naming_key_and_range(settings,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "hold.check_in_interval = 45 is outside the allowed range 20-30" in proc.stderr
+
+
+async def test_given_a_policy_without_queues_when_the_app_starts_then_it_warns_what_callers_miss(
+        app_runner):
+    """It runs (a lab may want music alone), and says once, at start, in its log, what a caller
+    who finds nobody free will not get, and what to add."""
+    with capture_logs() as logs:
+        await app_runner.start()
+    warned = [e for e in logs if e["event"] == "policy leaves callers without etiquette"]
+    assert [e["log_level"] for e in warned] == ["warning"], warned
+    assert "no [[queues]]" in warned[0]["why"] and "no way out" in warned[0]["why"]

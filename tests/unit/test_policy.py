@@ -908,3 +908,29 @@ def test_given_no_warn_code_when_load_then_star_5_and_a_clash_is_named(tmp_path)
 
     assert problems_of(path) == [
         f'{path}: feature_codes.warn = "*9" is already used by feature_codes.supervisor']
+
+
+# --- what a valid policy leaves callers without ---------------------------------------------
+
+
+def test_given_the_example_policy_then_it_leaves_callers_nothing_short():
+    assert load_policy(EXAMPLE).shortfalls() == []
+
+
+def test_given_no_queues_when_doctor_then_waiting_callers_warned_with_the_fix(tmp_path):
+    """Valid, so the app runs, but a caller who finds nobody free would hear music alone:
+    doctor says WARN (never FAIL: its exit code stays 0) and names what to add."""
+    from ari_app.doctor import waiting_check
+
+    bare = load_policy(write_policy(tmp_path, 'company = "X"\n'))
+    [shortfall] = bare.shortfalls()
+    assert "no [[queues]]" in shortfall and "no check-in" in shortfall
+
+    check = waiting_check(bare)
+    assert (check.ok, check.warn) == (True, True)
+    assert check.line().startswith("WARN waiting callers: no [[queues]] in the policy")
+    assert 'config/policy.example.toml ships "general"' in check.line()
+
+    queued = waiting_check(load_policy(EXAMPLE))
+    assert queued.line() == ("OK   waiting callers: callers who find nobody free wait in general "
+                             "(check-ins, their place in line, the way out)")
