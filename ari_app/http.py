@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import structlog
 from aiohttp import web
 
+from ari_app.ari.client import json_text  # our answers as ARI's requests: by orjson
 from ari_app.keys import (
     calls_key, events_key, redis_key, sessions_key, settings_key, watchdog_key,
 )
@@ -28,7 +29,7 @@ from ari_app.storage import STORAGE_ERRORS, storage_away as storage_failure
 __all__ = ["ApiError", "BODY_TIMEOUT", "COOKIE", "browser_files", "Forbidden", "InvalidRequest", "MAX_BODY",
            "MAX_JSON_DEPTH", "Principal", "SessionFinder", "StorageUnavailable",
            "auth_middleware", "error_middleware", "field", "for_operators", "health_line",
-           "health_report", "principal_of",
+           "health_report", "json_text", "principal_of",
            "public", "read_json", "routes", "same_secret", "storage_failure"]
 
 MAX_BODY = 64 * 1024        # bytes; aiohttp's client_max_size (build_app)

@@ -41,13 +41,18 @@ class Batched:
         self.redis, self.most = redis, most  # `most` commands in one round trip
         self._waiting: list[tuple[tuple[Command, ...], asyncio.Future]] = []
         self._sender: asyncio.Task | None = None
-        self._scripts: dict[str, str] = {}
+        self._scripts: dict[str, str] = {}   # digest -> text, to load again
+        self._digests: dict[str, BatchedScript] = {}
         self.round_trips = 0  # how many went out, for the benches
 
     def script(self, text: str) -> BatchedScript:
-        sha = hashlib.sha1(text.encode()).hexdigest()
-        self._scripts[sha] = text
-        return BatchedScript(sha)
+        """`text` by its digest, hashed once: a form's script is named thousands of times a
+        second."""
+        known = self._digests.get(text)
+        if known is None:
+            known = self._digests[text] = BatchedScript(hashlib.sha1(text.encode()).hexdigest())
+            self._scripts[known.sha] = text
+        return known
 
     async def send(self, *commands: Command) -> list:
         """Each command's reply, in order, once Redis has answered them all; the first

@@ -130,8 +130,9 @@ class TransferRule(RuleBase):
                 # them meanwhile (why the caller left) was lost, never started
                 for channel in (legs.operator_channel, machine.target_channel):
                     if channel:
-                        await _left(self.ari.call(ops.REMOVE_FROM_BRIDGE, bridgeId=consult,
-                                                  channel=channel))
+                        await unless_gone(self.ari.call(ops.REMOVE_FROM_BRIDGE,
+                                                        bridgeId=consult, channel=channel),
+                                          also=(422,))
                 await unless_gone(self.ari.destroy_bridge(consult))
                 if back and legs.operator_channel:
                     await self.ari.call(ops.ADD_TO_BRIDGE, bridgeId=talk,
@@ -153,12 +154,3 @@ class TransferRule(RuleBase):
                 raise TypeError(f"no ARI mapping for {action!r}")
         return None
 
-
-async def _left(removal) -> None:
-    """A channel taken out of a bridge, or already out of it (hung up, never added: Asterisk
-    answers 404 or 422, which is what was wanted)."""
-    try:
-        await removal
-    except AriError as exc:
-        if exc.status not in (404, 422):
-            raise
