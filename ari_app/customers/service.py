@@ -17,12 +17,14 @@ __all__ = ["Customers"]
 
 HISTORY_KEPT = 200
 # One entry on the card, at once: the name (when given), the first contact, the history
-# (capped). The card and its history share the number's hash tag (one Cluster slot).
+# (capped). The card and its history share the number's hash tag (one Cluster slot). The
+# first contact is written by the card's first entry and the history trimmed once it is over
+# its cap, not at every entry: a web form notes one, thousands a second at a campaign's peak.
 _NOTE = """
 if ARGV[1] ~= '' then redis.call('hset', KEYS[1], 'name', ARGV[1]) end
-redis.call('hsetnx', KEYS[1], 'first_seen', ARGV[2])
-redis.call('rpush', KEYS[2], ARGV[3])
-redis.call('ltrim', KEYS[2], -tonumber(ARGV[4]), -1)
+local entries = redis.call('rpush', KEYS[2], ARGV[3])
+if entries == 1 then redis.call('hsetnx', KEYS[1], 'first_seen', ARGV[2]) end
+if entries > tonumber(ARGV[4]) then redis.call('ltrim', KEYS[2], -tonumber(ARGV[4]), -1) end
 return 1
 """
 

@@ -265,9 +265,13 @@ defaultlanguage = en
             if link.is_symlink() and os.readlink(link) == target:
                 continue
             if link.is_symlink():
-                link.unlink()
+                link.unlink(missing_ok=True)
             if not link.exists():
-                link.symlink_to(target)
+                try:
+                    link.symlink_to(target)
+                except FileExistsError:  # another sandbox on this rootfs (a test worker) was
+                    if os.readlink(link) != target:  # first, as this one would have made it
+                        raise
 
     def _install_music(self) -> None:
         """Debian's music on hold without its quiet ends and long pauses, as the docker image

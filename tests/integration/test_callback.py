@@ -18,7 +18,7 @@ from ari_app.ari import operations as ops
 from ari_app.callback.dialer import CallbackDialer
 from ari_app.callback.keys import callback_calls_key, callbacks_key
 from ari_app.callback.service import CallbackRequest, CallbackRequests
-from ari_app.customers.service import Customers
+from ari_app.customers.service import HISTORY_KEPT, Customers
 from ari_app.inbound.keys import inbound_key
 from ari_app.operators.service import OperatorService
 from ari_app.policy import load_policy
@@ -625,4 +625,22 @@ async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_
     assert len(missed) == 1 and missed[0]["late_by"] >= 600
     card = await customers.card(CUSTOMER)
     assert "callback promise missed" in [e["event"] for e in card["history"]]
+    await redis.flushdb()
+
+
+async def test_given_a_card_noted_past_its_cap_then_first_contact_kept_name_the_latest_and_the_last_entries_only(
+        redis):
+    """The card's first contact is its first entry's time and stays; the name is the last one
+    given; the history keeps its last HISTORY_KEPT entries (trimmed only once over the cap)."""
+    customers = Customers(redis, keys=KEYS)
+    await customers.note(CUSTOMER, "called in")
+    first = await customers.card(CUSTOMER)
+    await asyncio.gather(*(customers.note(CUSTOMER, "callback requested", name=f"Ann {i}",
+                                          request=str(i)) for i in range(HISTORY_KEPT + 4)))
+    card = await customers.card(CUSTOMER)
+    assert first["first_seen"] == card["first_seen"] and first["name"] == ""
+    assert card["name"] == f"Ann {HISTORY_KEPT + 3}"
+    kept = await redis.lrange(KEYS.customer_history(CUSTOMER), 0, -1)
+    assert [json.loads(e)["request"] for e in kept] == [
+        str(i) for i in range(4, HISTORY_KEPT + 4)]
     await redis.flushdb()
