@@ -63,5 +63,7 @@ class Customers:
                    await self.redis.lrange(self.keys.customer_history(number), 0, -1)]
         info = {k.decode(): v.decode() for k, v in info.items()}
         return {"number": number, "name": info.get("name", ""),
-                "first_seen": float(info["first_seen"]), "history": history,
+                # a card whose hash was cleared but not its history: its first entry's time
+                "first_seen": float(info.get("first_seen") or (history[0]["t"] if history else 0)),
+                "history": history,
                 "callback_requests": sum(e["event"] == "callback requested" for e in history)}

@@ -631,7 +631,8 @@ async def test_given_window_already_past_when_dialled_then_promise_missed_is_on_
 async def test_given_a_card_noted_past_its_cap_then_first_contact_kept_name_the_latest_and_the_last_entries_only(
         redis):
     """The card's first contact is its first entry's time and stays; the name is the last one
-    given; the history keeps its last HISTORY_KEPT entries (trimmed only once over the cap)."""
+    given; the history keeps its last HISTORY_KEPT entries (trimmed only once over the cap);
+    a card whose hash was cleared, not its history, shows its first kept entry's time."""
     customers = Customers(redis, keys=KEYS)
     await customers.note(CUSTOMER, "called in")
     first = await customers.card(CUSTOMER)
@@ -643,4 +644,8 @@ async def test_given_a_card_noted_past_its_cap_then_first_contact_kept_name_the_
     kept = await redis.lrange(KEYS.customer_history(CUSTOMER), 0, -1)
     assert [json.loads(e)["request"] for e in kept] == [
         str(i) for i in range(4, HISTORY_KEPT + 4)]
+    await redis.delete(KEYS.customer(CUSTOMER))  # the card's hash cleared, not its history
+    await customers.note(CUSTOMER, "called in", name="Ann Lee")
+    again = await customers.card(CUSTOMER)
+    assert (again["name"], again["first_seen"]) == ("Ann Lee", json.loads(kept[1])["t"])
     await redis.flushdb()
