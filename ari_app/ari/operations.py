@@ -72,6 +72,7 @@ BRIDGE_PLAY = Op("POST", "/bridges/{bridgeId}/play", ("media", "lang", "playback
 
 PLAYBACK = Op("GET", "/playbacks/{playbackId}")
 STOP_PLAYBACK = Op("DELETE", "/playbacks/{playbackId}")
+LIVE_RECORDING = Op("GET", "/recordings/live/{recordingName}")
 STOP_RECORDING = Op("POST", "/recordings/live/{recordingName}/stop")
 STORED_RECORDINGS = Op("GET", "/recordings/stored")
 STORED_RECORDING_FILE = Op("GET", "/recordings/stored/{recordingName}/file", binary=True)

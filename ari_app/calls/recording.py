@@ -7,7 +7,9 @@ complaint in the same call is a file of its own instead of overwriting the first
 
 from __future__ import annotations
 
+import io
 import time
+import wave
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -98,11 +100,39 @@ class CallerMessage:
         return [RecordingFinished(now, duration,
                                   event["type"] == "RecordingFinished" and duration > 0)]
 
-    def snoop_gone(self, call_id: str, take: str, live: frozenset[str], now: float
-                   ) -> list[object]:
-        """After a restart: a recording whose snoop is gone has ended while we were away."""
-        return ([] if self.snoop(call_id, take) in live
-                else [RecordingFinished(now, 0.0, False)])
+    async def ended_while_away(self, call_id: str, take: str, live: frozenset[str],
+                               now: float) -> list[object]:
+        """After a restart: this take's recording, if it ended while we were away, as the
+        rule's event, with what Asterisk stored of it (the caller hung up, or it stopped on its
+        own: the caller's silence, its longest length; its end was never heard). A recording
+        still under way ends as usual; a snoop whose recording never started (its StasisStart
+        came while we were away) records now: the caller is still there to be heard."""
+        name, snoop = self.name(call_id, take), self.snoop(call_id, take)
+        if snoop in live:
+            try:
+                await self.ari.call(ops.LIVE_RECORDING, recordingName=name)
+                return []
+            except AriNotFound:
+                pass
+        seconds = await self._stored_seconds(name)
+        if snoop in live:
+            if seconds is None:
+                await self.record(call_id, snoop, self.role)
+                return []
+            await unless_gone(self.ari.hangup(snoop))
+        return [RecordingFinished(now, seconds or 0.0, bool(seconds))]
+
+    async def _stored_seconds(self, name: str) -> float | None:
+        """How long the stored recording `name` is (None: Asterisk has none of that name)."""
+        try:
+            data = await self.ari.call(ops.STORED_RECORDING_FILE, recordingName=name)
+        except AriNotFound:
+            return None
+        try:
+            with wave.open(io.BytesIO(data)) as wav:
+                return round(wav.getnframes() / wav.getframerate(), 1)
+        except (wave.Error, EOFError, ZeroDivisionError):
+            return 0.0
 
 
 async def stored_recording(nodes: Iterable[AriClient], name: str) -> bytes | None:

@@ -72,8 +72,8 @@ class ComplaintRule(RuleBase):
     async def resync(self, legs: CallLegs, machine: c.ComplaintMachine, live: frozenset[str],
                      now: float) -> list[object]:
         if machine.state is c.ComplaintState.RECORDING:
-            return self.message.snoop_gone(legs.call_id, take_of(machine.started_at), live,
-                                           now)
+            return await self.message.ended_while_away(legs.call_id,
+                                                       take_of(machine.started_at), live, now)
         return []
 
     async def do(self, legs: CallLegs, machine: c.ComplaintMachine, action: object

@@ -83,6 +83,14 @@ class HoldRule(RuleBase):
         """The snoop on the caller is in Stasis: record what the caller says."""
         return await self.message.record(legs.call_id, channel, role)
 
+    async def resync(self, legs: CallLegs, machine: h.HoldMachine, live: frozenset[str],
+                     now: float) -> list[object]:
+        """A voice message whose recording ended while we were away is saved with it."""
+        if machine.state is h.HoldState.VOICEMAIL and machine.recording_since is not None:
+            return await self.message.ended_while_away(legs.call_id,
+                                                       take_of(machine.started_at), live, now)
+        return []
+
     # --- the hold's own actions ---------------------------------------------------------------
     async def do(self, legs: CallLegs, machine: h.HoldMachine, action: object) -> object | None:
         caller, take = legs.call_id, take_of(machine.started_at)

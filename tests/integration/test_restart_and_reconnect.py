@@ -4,16 +4,19 @@ dropped events WebSocket reconnects and reconciles with the channels that still 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
 
+from ari_app.ari import operations as ops
 from ari_app.inbound.keys import inbound_key
 from ari_app.keys import events_key
 
 from test_callback import PHONE, callback_done, callback_let_go, callback_talking
-from harness import SILENCE, record_heard_since, until
-from test_first_call import prompt_of, talk_bridge_with
+from harness import SILENCE, record_heard_since, rms_windows, until
+from test_first_call import prompt_of, talk_bridge_with, wait_prompt
+from test_hold import connected_call
 from ari_app.storage import Keyspace
 
 KEYS = Keyspace()  # the app's own key names
@@ -87,6 +90,85 @@ async def test_given_the_word_in_place_of_the_ringback_when_it_ends_while_the_ap
     await callers.hang_up(ours)
     await observer.wait_for(lambda e: e.get("type") == "ChannelDestroyed"
                             and e["channel"]["id"] == call_id, what="PBX leg gone")
+
+
+async def _recording_ended_while_away(app_runner, callers, ari, observer, call_id: str,
+                                      ours: str, what: str) -> str:
+    """The caller's message (`what`: complaint, voicemail) is being recorded; the app goes
+    away; the caller speaks, then is silent, and the recording stops on that silence with
+    nobody to hear its end. Its name."""
+    started = await observer.wait_for(
+        lambda e: e.get("type") == "RecordingStarted"
+        and e["recording"]["name"].startswith(f"{call_id}~{what}-"), timeout=30,
+        what=f"the {what}'s recording started")
+    name = started["recording"]["name"]
+    # the caller speaks (a voice played into their own leg, about 2 s), then is silent: the
+    # recording stops 5 s into the silence, by when the app is away
+    await ari.play(ours, "sound:queue-thankyou", playback_id=f"speak-{ours}")
+    await app_runner.stop()
+    stopped_at = time.time()
+    ended = await observer.wait_for(lambda e: e.get("type") == "RecordingFinished"
+                                    and e["recording"]["name"] == name, timeout=30,
+                                    what="the recording stopped on the caller's silence")
+    assert ended["_t"] > stopped_at, "it stopped before the app was away: nothing to resync"
+    return name
+
+
+def _assert_voice(spool, name: str) -> None:
+    levels = rms_windows(spool / f"{name}.wav")
+    assert sum(level > SILENCE for level in levels) >= 5, f"no voice in {name}: {levels}"
+    (spool / f"{name}.wav").unlink()
+
+
+@pytest.mark.policy("[supervisor]\nescalation_allowed = false\n")
+async def test_given_a_complaint_being_recorded_when_it_stops_while_the_app_is_down_then_saved_with_it_and_the_caller_told(
+        app_runner, parties, ari, redis, spool):
+    """An upgrade while a caller records a complaint, and the recording stops on their
+    silence meanwhile: the restarted app finds it in Asterisk's store, files the complaint
+    with it and tells the caller, never leaves them waiting for an end it missed."""
+    callers, phones, observer = parties
+    await app_runner.start()
+    ours, call_id = await connected_call(callers, ari)
+    status, _ = await app_runner.api("POST", f"/api/calls/{call_id}/escalate")
+    assert status == 202
+    name = await _recording_ended_while_away(app_runner, callers, ari, observer, call_id, ours,
+                                             "complaint")
+
+    restarted_at = time.time()
+    app = await app_runner.start()
+    await wait_prompt(observer, call_id, "complaint-saved", timeout=15, after=restarted_at)
+    await app[inbound_key].lanes.join()
+    [complaint_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
+    complaint = json.loads(await redis.get(KEYS.record("complaint", complaint_id)))
+    assert (complaint["recording"], complaint["duration"] >= 1) == (name, True), complaint
+    assert not [c for c in await ari.channels() if "~cpsnoop-" in c["id"]], "snoop left"
+    _assert_voice(spool, name)
+    await callers.hang_up(ours)
+
+
+async def test_given_a_voice_message_being_recorded_when_it_stops_while_the_app_is_down_then_saved_with_it_and_the_caller_told(
+        app_runner, parties, ari, redis, spool):
+    """The same for a voice message left from the hold's way out (2): saved with what the
+    caller said, "your message has been saved" said to them."""
+    callers, phones, observer = parties
+    await app_runner.start()
+    ours, call_id = await connected_call(callers, ari)
+    await app_runner.api("POST", f"/api/calls/{call_id}/hold", {"reason": "lookup"})
+    await wait_prompt(observer, call_id, "hold-fallback-menu", "PlaybackStarted", timeout=30)
+    await ari.call(ops.SEND_DTMF, channelId=ours, dtmf="2")
+    name = await _recording_ended_while_away(app_runner, callers, ari, observer, call_id, ours,
+                                             "voicemail")
+
+    restarted_at = time.time()
+    app = await app_runner.start()
+    await wait_prompt(observer, call_id, "voicemail-saved", timeout=15, after=restarted_at)
+    await app[inbound_key].lanes.join()
+    [vm_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("voicemail"), 0, -1)]
+    vm = json.loads(await redis.get(KEYS.record("voicemail", vm_id)))
+    assert (vm["recording"], vm["duration"] >= 1) == (name, True), vm
+    assert not [c for c in await ari.channels() if "~vmsnoop-" in c["id"]], "snoop left"
+    _assert_voice(spool, name)
+    await callers.hang_up(ours)
 
 
 async def test_given_connected_call_when_caller_hangs_up_while_app_down_then_restart_cleans_up(
