@@ -114,7 +114,18 @@ async def _recording_ended_while_away(app_runner, callers, ari, observer, call_i
     return name
 
 
-def _assert_voice(spool, name: str) -> None:
+async def _saved_after_the_restart(app_runner, observer, ari, redis, spool, call_id: str,
+                                   name: str, what: str, *, told: str, snoop: str) -> None:
+    """The app starts again: the caller hears `told`, the one `what` record (complaint,
+    voicemail) has the recording `name` with the caller's voice in it, the snoop is gone."""
+    restarted_at = time.time()
+    app = await app_runner.start()
+    await wait_prompt(observer, call_id, told, timeout=15, after=restarted_at)
+    await app[inbound_key].lanes.join()
+    [record_id] = [i.decode() for i in await redis.zrange(KEYS.record_index(what), 0, -1)]
+    record = json.loads(await redis.get(KEYS.record(what, record_id)))
+    assert (record["recording"], record["duration"] >= 1) == (name, True), record
+    assert not [c for c in await ari.channels() if f"~{snoop}-" in c["id"]], "snoop left"
     levels = rms_windows(spool / f"{name}.wav")
     assert sum(level > SILENCE for level in levels) >= 5, f"no voice in {name}: {levels}"
     (spool / f"{name}.wav").unlink()
@@ -134,15 +145,8 @@ async def test_given_a_complaint_being_recorded_when_it_stops_while_the_app_is_d
     name = await _recording_ended_while_away(app_runner, callers, ari, observer, call_id, ours,
                                              "complaint")
 
-    restarted_at = time.time()
-    app = await app_runner.start()
-    await wait_prompt(observer, call_id, "complaint-saved", timeout=15, after=restarted_at)
-    await app[inbound_key].lanes.join()
-    [complaint_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("complaint"), 0, -1)]
-    complaint = json.loads(await redis.get(KEYS.record("complaint", complaint_id)))
-    assert (complaint["recording"], complaint["duration"] >= 1) == (name, True), complaint
-    assert not [c for c in await ari.channels() if "~cpsnoop-" in c["id"]], "snoop left"
-    _assert_voice(spool, name)
+    await _saved_after_the_restart(app_runner, observer, ari, redis, spool, call_id, name,
+                                   "complaint", told="complaint-saved", snoop="cpsnoop")
     await callers.hang_up(ours)
 
 
@@ -159,15 +163,8 @@ async def test_given_a_voice_message_being_recorded_when_it_stops_while_the_app_
     name = await _recording_ended_while_away(app_runner, callers, ari, observer, call_id, ours,
                                              "voicemail")
 
-    restarted_at = time.time()
-    app = await app_runner.start()
-    await wait_prompt(observer, call_id, "voicemail-saved", timeout=15, after=restarted_at)
-    await app[inbound_key].lanes.join()
-    [vm_id] = [i.decode() for i in await redis.zrange(KEYS.record_index("voicemail"), 0, -1)]
-    vm = json.loads(await redis.get(KEYS.record("voicemail", vm_id)))
-    assert (vm["recording"], vm["duration"] >= 1) == (name, True), vm
-    assert not [c for c in await ari.channels() if "~vmsnoop-" in c["id"]], "snoop left"
-    _assert_voice(spool, name)
+    await _saved_after_the_restart(app_runner, observer, ari, redis, spool, call_id, name,
+                                   "voicemail", told="voicemail-saved", snoop="vmsnoop")
     await callers.hang_up(ours)
 
 
