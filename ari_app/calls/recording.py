@@ -108,31 +108,32 @@ class CallerMessage:
         still under way ends as usual; a snoop whose recording never started (its StasisStart
         came while we were away) records now: the caller is still there to be heard."""
         name, snoop = self.name(call_id, take), self.snoop(call_id, take)
+        if snoop in live and await self._still_recording(name):
+            return []
+        data = await stored_recording((self.ari,), name)
         if snoop in live:
-            try:
-                await self.ari.call(ops.LIVE_RECORDING, recordingName=name)
-                return []
-            except AriNotFound:
-                pass
-        seconds = await self._stored_seconds(name)
-        if snoop in live:
-            if seconds is None:
+            if data is None:
                 await self.record(call_id, snoop, self.role)
                 return []
             await unless_gone(self.ari.hangup(snoop))
-        return [RecordingFinished(now, seconds or 0.0, bool(seconds))]
+        seconds = _seconds(data) if data is not None else 0.0
+        return [RecordingFinished(now, seconds, seconds > 0)]
 
-    async def _stored_seconds(self, name: str) -> float | None:
-        """How long the stored recording `name` is (None: Asterisk has none of that name)."""
+    async def _still_recording(self, name: str) -> bool:
         try:
-            data = await self.ari.call(ops.STORED_RECORDING_FILE, recordingName=name)
+            await self.ari.call(ops.LIVE_RECORDING, recordingName=name)
         except AriNotFound:
-            return None
-        try:
-            with wave.open(io.BytesIO(data)) as wav:
-                return round(wav.getnframes() / wav.getframerate(), 1)
-        except (wave.Error, EOFError, ZeroDivisionError):
-            return 0.0
+            return False
+        return True
+
+
+def _seconds(data: bytes) -> float:
+    """How long a stored WAV recording is (0: not one that can be read)."""
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            return round(wav.getnframes() / wav.getframerate(), 1)
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0.0
 
 
 async def stored_recording(nodes: Iterable[AriClient], name: str) -> bytes | None:
